@@ -1,0 +1,142 @@
+// Tensor: a typed, shaped view of a ref-counted, 64-byte-aligned buffer.
+//
+// Copying a Tensor is cheap (it shares the buffer); Slice() returns a view of a range of the
+// first dimension that shares storage too. Element access goes through zero-copy Eigen maps.
+// Thread-safety: a Tensor object is a value; concurrent readers of one buffer are fine, and
+// writers must own the buffer exclusively (see RefCountIsOne()).
+//
+//   Tensor t(DType::kFloat32, TensorShape({2, 3}));
+//   t.matrix<float>().setZero();
+//   Tensor row = t.Slice(1, 2);          // shape [1,3], same storage
+//   Tensor v = Tensor::FromVector<float>({1, 2, 3}, TensorShape({3}));
+#ifndef SLUICE_CORE_TENSOR_H_
+#define SLUICE_CORE_TENSOR_H_
+
+#include <cstdint>
+#include <cstring>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "core/dtype.h"
+#include "core/tensor_shape.h"
+#include "unsupported/Eigen/CXX11/Tensor"
+
+namespace sluice {
+
+inline constexpr size_t kTensorAlignment = 64;
+
+// Owns one aligned allocation. Shared between tensors through std::shared_ptr.
+class TensorBuffer {
+ public:
+  explicit TensorBuffer(size_t bytes);
+  ~TensorBuffer();
+  TensorBuffer(const TensorBuffer&) = delete;
+  TensorBuffer& operator=(const TensorBuffer&) = delete;
+
+  void* data() const { return data_; }
+  size_t size() const { return size_; }
+
+ private:
+  void* data_;
+  size_t size_;
+};
+
+template <typename T, int N>
+using TensorMapT = Eigen::TensorMap<Eigen::Tensor<T, N, Eigen::RowMajor, Eigen::DenseIndex>>;
+template <typename T, int N>
+using ConstTensorMapT =
+    Eigen::TensorMap<Eigen::Tensor<const T, N, Eigen::RowMajor, Eigen::DenseIndex>>;
+
+class Tensor {
+ public:
+  // An empty float32 scalar with no buffer (IsInitialized() is false).
+  Tensor() = default;
+  // Allocates an uninitialised buffer; `shape` must be fully defined.
+  Tensor(DType dtype, const TensorShape& shape);
+
+  template <typename T>
+  static Tensor Scalar(T value) {
+    Tensor t(DTypeOf<T>::value, TensorShape());
+    *t.data<T>() = value;
+    return t;
+  }
+  template <typename T>
+  static Tensor FromVector(const std::vector<T>& values, const TensorShape& shape);
+  template <typename T>
+  static Tensor FromVector(const std::vector<T>& values) {
+    return FromVector(values, TensorShape({static_cast<int64_t>(values.size())}));
+  }
+
+  bool IsInitialized() const { return buffer_ != nullptr || num_elements() == 0; }
+  DType dtype() const { return dtype_; }
+  const TensorShape& shape() const { return shape_; }
+  int rank() const { return shape_.rank(); }
+  int64_t dim(int i) const { return shape_.dim(i); }
+  int64_t num_elements() const { return num_elements_; }
+  size_t TotalBytes() const { return num_elements_ * DTypeSize(dtype_); }
+
+  template <typename T>
+  T* data() const {
+    return reinterpret_cast<T*>(raw_data());
+  }
+  void* raw_data() const {
+    return buffer_ ? static_cast<char*>(buffer_->data()) + offset_ : nullptr;
+  }
+
+  template <typename T>
+  TensorMapT<T, 1> flat() const {
+    return TensorMapT<T, 1>(data<T>(), num_elements_);
+  }
+  template <typename T>
+  TensorMapT<T, 2> matrix() const {
+    return TensorMapT<T, 2>(data<T>(), shape_.dim(0), shape_.dim(1));
+  }
+  template <typename T, int N>
+  TensorMapT<T, N> tensor() const {
+    Eigen::array<Eigen::DenseIndex, N> dims;
+    for (int i = 0; i < N; ++i) dims[i] = shape_.dim(i);
+    return TensorMapT<T, N>(data<T>(), dims);
+  }
+  template <typename T>
+  T scalar() const {
+    return *data<T>();
+  }
+
+  // Rows [begin, end) of the first dimension, sharing storage.
+  Tensor Slice(int64_t begin, int64_t end) const;
+  // Same buffer viewed with another shape of equal element count.
+  absl::StatusOr<Tensor> Reshaped(const TensorShape& shape) const;
+  // A copy with its own buffer.
+  Tensor DeepCopy() const;
+  // True when no other Tensor shares this buffer, so it may be written in place.
+  bool RefCountIsOne() const { return buffer_ != nullptr && buffer_.use_count() == 1; }
+  bool SharesBufferWith(const Tensor& other) const { return buffer_ == other.buffer_; }
+
+  // True when dtype, shape and every element are equal.
+  bool BitwiseEquals(const Tensor& other) const;
+  // "float32[2,3] {1, 2, 3, ...}" showing at most `max_elements` values.
+  std::string DebugString(int max_elements = 8) const;
+
+ private:
+  DType dtype_ = DType::kFloat32;
+  TensorShape shape_;
+  int64_t num_elements_ = 1;
+  std::shared_ptr<TensorBuffer> buffer_;
+  size_t offset_ = 0;  // Bytes from buffer start; non-zero only for slices.
+};
+
+template <typename T>
+Tensor Tensor::FromVector(const std::vector<T>& values, const TensorShape& shape) {
+  Tensor t(DTypeOf<T>::value, shape);
+  T* out = t.data<T>();
+  for (size_t i = 0; i < values.size() && static_cast<int64_t>(i) < t.num_elements(); ++i) {
+    out[i] = values[i];
+  }
+  return t;
+}
+
+}  // namespace sluice
+
+#endif  // SLUICE_CORE_TENSOR_H_
