@@ -1,0 +1,49 @@
+// Array ops: change the shape, layout or dtype of tensors without arithmetic.
+//   Reshape    same elements, new shape (one -1 dimension is inferred); shares the input buffer
+//   Transpose  permutes dimensions
+//   Concat     joins tensors along an axis
+//   Split      cuts a tensor into equal parts along an axis
+//   Slice      a box of a tensor given begin and size (-1: to the end)
+//   Cast       converts element dtype (bool <-> numeric: nonzero is true, true is 1)
+//   Fill       a tensor of a given shape with every element equal to a scalar
+//   ZerosLike, OnesLike
+// Shape functions use constant inputs (shapes, axes, perms from Const nodes) so output shapes
+// are known when the graph is built; otherwise they return what can be known.
+//
+//   Output y = ops::Reshape(s, x, Tensor::FromVector<int64_t>({-1, 3}));
+//   std::vector<Output> parts = ops::Split(s, /*axis=*/1, y, /*num_split=*/3);
+#ifndef SLUICE_OPS_ARRAY_OPS_H_
+#define SLUICE_OPS_ARRAY_OPS_H_
+
+#include <vector>
+
+#include "graph/op_def.h"
+#include "graph/scope.h"
+#include "runtime/kernel.h"
+
+namespace sluice {
+
+absl::Status RegisterArrayOps(OpRegistry* ops, KernelRegistry* kernels);
+
+namespace ops {
+
+Output Reshape(const Scope& scope, Input x, Input shape,
+               SourceLocation loc = SourceLocation::Current());
+Output Transpose(const Scope& scope, Input x, Input perm,
+                 SourceLocation loc = SourceLocation::Current());
+Output Concat(const Scope& scope, const std::vector<Output>& values, Input axis,
+              SourceLocation loc = SourceLocation::Current());
+std::vector<Output> Split(const Scope& scope, Input axis, Input value, int num_split,
+                          SourceLocation loc = SourceLocation::Current());
+Output Slice(const Scope& scope, Input x, Input begin, Input size,
+             SourceLocation loc = SourceLocation::Current());
+Output Cast(const Scope& scope, Input x, DType dst, SourceLocation loc = SourceLocation::Current());
+Output Fill(const Scope& scope, Input dims, Input value,
+            SourceLocation loc = SourceLocation::Current());
+Output ZerosLike(const Scope& scope, Input x, SourceLocation loc = SourceLocation::Current());
+Output OnesLike(const Scope& scope, Input x, SourceLocation loc = SourceLocation::Current());
+
+}  // namespace ops
+}  // namespace sluice
+
+#endif  // SLUICE_OPS_ARRAY_OPS_H_

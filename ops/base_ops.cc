@@ -1,0 +1,133 @@
+#include "ops/base_ops.h"
+
+#include "absl/strings/str_cat.h"
+#include "core/status.h"
+#include "graph/shape_inference.h"
+#include "ops/op_builder.h"
+
+namespace sluice {
+namespace {
+
+// Const: the tensor in attribute "value".
+class ConstOp : public OpKernel {
+ public:
+  explicit ConstOp(const Node& node)
+      : OpKernel(node), value_(*node.attrs().find("value")->second.get_if<Tensor>()) {}
+  absl::Status Compute(OpKernelContext* ctx) override {
+    ctx->set_output(0, value_);
+    return absl::OkStatus();
+  }
+  bool IsExpensive() const override { return false; }
+
+ private:
+  Tensor value_;
+};
+
+absl::StatusOr<std::unique_ptr<OpKernel>> MakeConst(const Node& node) {
+  ASSIGN_OR_RETURN(Tensor value, node.GetAttr<Tensor>("value"));
+  ASSIGN_OR_RETURN(DType dtype, node.GetAttr<DType>("dtype"));
+  if (value.dtype() != dtype) {
+    return absl::InvalidArgumentError(absl::StrCat(node.DebugName(), ": value has dtype ",
+                                                   DTypeName(value.dtype()),
+                                                   " but attribute dtype is ", DTypeName(dtype)));
+  }
+  return std::unique_ptr<OpKernel>(new ConstOp(node));
+}
+
+// Placeholder: runs only when the caller did not feed it, which is an error.
+class PlaceholderOp : public OpKernel {
+ public:
+  using OpKernel::OpKernel;
+  absl::Status Compute(OpKernelContext* ctx) override {
+    return absl::InvalidArgumentError(
+        absl::StrCat("placeholder '", node().name(), "' must be fed a value of dtype ",
+                     DTypeName(node().output_type(0)), " and shape ",
+                     node().output_shape(0).DebugString()));
+  }
+  bool IsExpensive() const override { return false; }
+};
+
+class IdentityOp : public OpKernel {
+ public:
+  using OpKernel::OpKernel;
+  absl::Status Compute(OpKernelContext* ctx) override {
+    ctx->set_output(0, ctx->release_input(0));
+    return absl::OkStatus();
+  }
+  bool IsExpensive() const override { return false; }
+};
+
+class NoOpOp : public OpKernel {
+ public:
+  using OpKernel::OpKernel;
+  absl::Status Compute(OpKernelContext* ctx) override { return absl::OkStatus(); }
+  bool IsExpensive() const override { return false; }
+};
+
+}  // namespace
+
+absl::Status RegisterBaseOps(OpRegistry* ops, KernelRegistry* kernels) {
+  RETURN_IF_ERROR(ops->Register(
+      OpDefBuilder("Const")
+          .Output("output: dtype")
+          .Attr("value: tensor")
+          .Attr("dtype: type")
+          .Doc("A constant tensor, the value of attribute `value`.")
+          .SetShapeFn([](InferenceContext* c) -> absl::Status {
+            ASSIGN_OR_RETURN(Tensor value, c->GetAttr<Tensor>("value"));
+            c->set_output(0, value.shape());
+            return absl::OkStatus();
+          })));
+  RETURN_IF_ERROR(kernels->Register("Const", kDeviceCpu, DType::kInvalid, MakeConst));
+
+  RETURN_IF_ERROR(ops->Register(
+      OpDefBuilder("Placeholder")
+          .Output("output: dtype")
+          .Attr("dtype: type")
+          .Attr("shape: shape = <unknown>")
+          .Doc("A value the caller must feed at run time; `shape` may be partially known.")
+          .SetShapeFn([](InferenceContext* c) -> absl::Status {
+            ASSIGN_OR_RETURN(TensorShape shape, c->GetAttr<TensorShape>("shape"));
+            c->set_output(0, shape);
+            return absl::OkStatus();
+          })));
+  RETURN_IF_ERROR(
+      kernels->Register("Placeholder", kDeviceCpu, DType::kInvalid, MakeKernel<PlaceholderOp>));
+
+  RETURN_IF_ERROR(ops->Register(OpDefBuilder("Identity")
+                                    .Input("input: T")
+                                    .Output("output: T")
+                                    .Attr("T: type")
+                                    .Doc("Forwards its input unchanged, without a copy.")
+                                    .SetShapeFn(UnchangedShape)));
+  RETURN_IF_ERROR(
+      kernels->Register("Identity", kDeviceCpu, DType::kInvalid, MakeKernel<IdentityOp>));
+
+  RETURN_IF_ERROR(ops->Register(
+      OpDefBuilder("NoOp").Doc("Does nothing; groups control dependencies as a target.")));
+  RETURN_IF_ERROR(kernels->Register("NoOp", kDeviceCpu, DType::kInvalid, MakeKernel<NoOpOp>));
+  return absl::OkStatus();
+}
+
+namespace ops {
+
+Output Const(const Scope& scope, const Tensor& value, SourceLocation loc) {
+  return BuildOp(scope, "Const", {}, {{"value", AttrValue(value)}, {"dtype", AttrValue(value.dtype())}},
+                 loc);
+}
+
+Output Placeholder(const Scope& scope, DType dtype, TensorShape shape, SourceLocation loc) {
+  return BuildOp(scope, "Placeholder", {},
+                 {{"dtype", AttrValue(dtype)}, {"shape", AttrValue(std::move(shape))}}, loc);
+}
+
+Output Identity(const Scope& scope, Input x, SourceLocation loc) {
+  return BuildOp(scope, "Identity", {x}, {}, loc);
+}
+
+const Node* NoOp(const Scope& scope, SourceLocation loc) {
+  return BuildNode(scope, "NoOp", {}, {}, loc);
+}
+
+}  // namespace ops
+}  // namespace sluice

@@ -1,0 +1,30 @@
+// Base ops: the graph plumbing every other family relies on.
+//   Const        a constant tensor (attribute "value")
+//   Placeholder  a value the caller feeds at run time ("dtype", "shape")
+//   Identity     forwards its input unchanged (no copy)
+//   NoOp         does nothing; a target that groups control dependencies
+#ifndef SLUICE_OPS_BASE_OPS_H_
+#define SLUICE_OPS_BASE_OPS_H_
+
+#include "graph/op_def.h"
+#include "graph/scope.h"
+#include "runtime/kernel.h"
+
+namespace sluice {
+
+absl::Status RegisterBaseOps(OpRegistry* ops, KernelRegistry* kernels);
+
+namespace ops {
+
+Output Const(const Scope& scope, const Tensor& value,
+             SourceLocation loc = SourceLocation::Current());
+Output Placeholder(const Scope& scope, DType dtype, TensorShape shape = TensorShape::UnknownRank(),
+                   SourceLocation loc = SourceLocation::Current());
+Output Identity(const Scope& scope, Input x, SourceLocation loc = SourceLocation::Current());
+// Returns the NoOp node (no outputs); use it as a target or control dependency.
+const Node* NoOp(const Scope& scope, SourceLocation loc = SourceLocation::Current());
+
+}  // namespace ops
+}  // namespace sluice
+
+#endif  // SLUICE_OPS_BASE_OPS_H_

@@ -1,0 +1,145 @@
+#include "runtime/session.h"
+
+#include "absl/strings/str_cat.h"
+#include "core/status.h"
+#include "ops/register.h"
+
+namespace sluice {
+
+absl::StatusOr<std::unique_ptr<Session>> Session::Create(std::shared_ptr<const Graph> graph,
+                                                         const SessionOptions& options) {
+  RegisterAllOps();
+  if (graph == nullptr) return absl::InvalidArgumentError("Session::Create needs a graph");
+  if (!graph->finalized()) {
+    return absl::FailedPreconditionError(
+        "Session::Create needs a finalized graph (call Scope::Finalize or Graph::Finalize)");
+  }
+  return std::unique_ptr<Session>(
+      new Session(std::move(graph), std::make_unique<CpuDevice>(options.device)));
+}
+
+Session::Session(std::shared_ptr<const Graph> graph, std::unique_ptr<CpuDevice> device)
+    : graph_(std::move(graph)), device_(std::move(device)) {}
+
+Session::~Session() = default;
+
+absl::Status Session::Run(const std::vector<std::pair<std::string, Tensor>>& feeds,
+                          const std::vector<std::string>& fetches,
+                          const std::vector<std::string>& targets, std::vector<Tensor>* outputs,
+                          const RunOptions& options) {
+  std::vector<Endpoint> feed_points, fetch_points;
+  std::vector<Tensor> feed_values;
+  std::vector<const Node*> target_nodes;
+  for (const auto& [name, value] : feeds) {
+    ASSIGN_OR_RETURN(Endpoint e, graph_->ParseEndpoint(name));
+    feed_points.push_back(e);
+    feed_values.push_back(value);
+  }
+  for (const std::string& name : fetches) {
+    ASSIGN_OR_RETURN(Endpoint e, graph_->ParseEndpoint(name));
+    fetch_points.push_back(e);
+  }
+  for (const std::string& name : targets) {
+    const Node* n = graph_->FindNode(name);
+    if (n == nullptr) {
+      return absl::NotFoundError(absl::StrCat("target '", name, "' is not a node of the graph"));
+    }
+    target_nodes.push_back(n);
+  }
+  return RunEndpoints(feed_points, std::move(feed_values), fetch_points, target_nodes, outputs,
+                      options);
+}
+
+absl::Status Session::Run(const std::vector<std::pair<Output, Tensor>>& feeds,
+                          const std::vector<Output>& fetches, std::vector<Tensor>* outputs,
+                          const std::vector<Output>& targets, const RunOptions& options) {
+  auto check = [this](const Output& o, absl::string_view what) -> absl::Status {
+    if (!o.valid() || graph_->FindNode(o.node()->name()) != o.node()) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          what, " ", o.valid() ? o.name() : "<invalid output>", " is not in the session's graph"));
+    }
+    return absl::OkStatus();
+  };
+  std::vector<Endpoint> feed_points, fetch_points;
+  std::vector<Tensor> feed_values;
+  std::vector<const Node*> target_nodes;
+  for (const auto& [out, value] : feeds) {
+    RETURN_IF_ERROR(check(out, "feed"));
+    feed_points.push_back(out.endpoint());
+    feed_values.push_back(value);
+  }
+  for (const Output& out : fetches) {
+    RETURN_IF_ERROR(check(out, "fetch"));
+    fetch_points.push_back(out.endpoint());
+  }
+  for (const Output& out : targets) {
+    RETURN_IF_ERROR(check(out, "target"));
+    target_nodes.push_back(out.node());
+  }
+  return RunEndpoints(feed_points, std::move(feed_values), fetch_points, target_nodes, outputs,
+                      options);
+}
+
+absl::Status Session::RunEndpoints(const std::vector<Endpoint>& feeds,
+                                   std::vector<Tensor> feed_values,
+                                   const std::vector<Endpoint>& fetches,
+                                   const std::vector<const Node*>& targets,
+                                   std::vector<Tensor>* outputs, const RunOptions& options) {
+  for (size_t i = 0; i < feeds.size(); ++i) {
+    const Endpoint& f = feeds[i];
+    const Tensor& v = feed_values[i];
+    DType want = f.node->output_type(f.index);
+    if (v.dtype() != want) {
+      return absl::InvalidArgumentError(absl::StrCat("feed for '", f.DebugString(),
+                                                     "' has dtype ", DTypeName(v.dtype()),
+                                                     " but the graph expects ", DTypeName(want)));
+    }
+    if (!v.shape().IsCompatibleWith(f.node->output_shape(f.index))) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "feed for '", f.DebugString(), "' has shape ", v.shape().DebugString(),
+          ", incompatible with the graph's ", f.node->output_shape(f.index).DebugString()));
+    }
+    for (size_t j = 0; j < i; ++j) {
+      if (feeds[j] == f) {
+        return absl::InvalidArgumentError(
+            absl::StrCat("'", f.DebugString(), "' is fed more than once"));
+      }
+    }
+  }
+  ASSIGN_OR_RETURN(Executor * exec, GetOrCreateExecutor(feeds, fetches, targets));
+  StepArgs args;
+  args.step_id = next_step_id_.fetch_add(1, std::memory_order_relaxed);
+  args.feed_values = std::move(feed_values);
+  args.cancellation = options.cancellation;
+  std::vector<Tensor> fetched;
+  RETURN_IF_ERROR(exec->Run(std::move(args), &fetched));
+  if (outputs != nullptr) *outputs = std::move(fetched);
+  return absl::OkStatus();
+}
+
+absl::StatusOr<Executor*> Session::GetOrCreateExecutor(const std::vector<Endpoint>& feeds,
+                                                       const std::vector<Endpoint>& fetches,
+                                                       const std::vector<const Node*>& targets) {
+  // Node ids identify nodes within the one graph, so the key can be built from numbers.
+  std::string key;
+  for (const Endpoint& e : feeds) absl::StrAppend(&key, e.node->id(), ":", e.index, ",");
+  key += "|";
+  for (const Endpoint& e : fetches) absl::StrAppend(&key, e.node->id(), ":", e.index, ",");
+  key += "|";
+  for (const Node* n : targets) absl::StrAppend(&key, n->id(), ",");
+  absl::MutexLock lock(&mu_);
+  auto it = executors_.find(key);
+  if (it != executors_.end()) return it->second.get();
+  ExecutorParams params;
+  params.graph = graph_.get();
+  params.device = device_.get();
+  params.feeds = feeds;
+  params.fetches = fetches;
+  params.targets = targets;
+  ASSIGN_OR_RETURN(std::unique_ptr<Executor> exec, Executor::Create(params));
+  Executor* raw = exec.get();
+  executors_.emplace(std::move(key), std::move(exec));
+  return raw;
+}
+
+}  // namespace sluice

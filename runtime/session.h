@@ -1,0 +1,75 @@
+// Session: runs a finalised graph in this process. Each Run names feeds, fetches and targets;
+// the session prunes the graph to what they need and caches the prepared executor per
+// (feeds, fetches, targets) signature, so repeated runs only execute. Variables live on the
+// session's device and persist across runs. Thread-safe: Run may be called concurrently.
+//
+//   ASSIGN_OR_RETURN(auto session, Session::Create(graph));
+//   std::vector<Tensor> out;
+//   RETURN_IF_ERROR(session->Run({{"x", x_value}}, {"logits"}, {}, &out));
+//   RETURN_IF_ERROR(session->Run({{x, x_value}}, {logits}, &out));   // with DSL handles
+#ifndef SLUICE_RUNTIME_SESSION_H_
+#define SLUICE_RUNTIME_SESSION_H_
+
+#include <atomic>
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/status/statusor.h"
+#include "graph/graph.h"
+#include "graph/scope.h"
+#include "runtime/cancellation.h"
+#include "runtime/device.h"
+#include "runtime/executor.h"
+
+namespace sluice {
+
+struct SessionOptions {
+  DeviceOptions device;
+};
+
+struct RunOptions {
+  // Cancel this to abort the run; it then fails with the cancellation's reason.
+  CancellationManager* cancellation = nullptr;
+};
+
+class Session {
+ public:
+  static absl::StatusOr<std::unique_ptr<Session>> Create(std::shared_ptr<const Graph> graph,
+                                                         const SessionOptions& options = {});
+  ~Session();
+
+  // Feeds and fetches are "node" or "node:index"; targets are node names.
+  absl::Status Run(const std::vector<std::pair<std::string, Tensor>>& feeds,
+                   const std::vector<std::string>& fetches, const std::vector<std::string>& targets,
+                   std::vector<Tensor>* outputs, const RunOptions& options = {});
+  // The same with DSL handles.
+  absl::Status Run(const std::vector<std::pair<Output, Tensor>>& feeds,
+                   const std::vector<Output>& fetches, std::vector<Tensor>* outputs,
+                   const std::vector<Output>& targets = {}, const RunOptions& options = {});
+
+  const Graph& graph() const { return *graph_; }
+  CpuDevice* device() { return device_.get(); }
+
+ private:
+  Session(std::shared_ptr<const Graph> graph, std::unique_ptr<CpuDevice> device);
+  absl::StatusOr<Executor*> GetOrCreateExecutor(const std::vector<Endpoint>& feeds,
+                                                const std::vector<Endpoint>& fetches,
+                                                const std::vector<const Node*>& targets);
+  absl::Status RunEndpoints(const std::vector<Endpoint>& feeds, std::vector<Tensor> feed_values,
+                            const std::vector<Endpoint>& fetches,
+                            const std::vector<const Node*>& targets, std::vector<Tensor>* outputs,
+                            const RunOptions& options);
+
+  std::shared_ptr<const Graph> graph_;
+  std::unique_ptr<CpuDevice> device_;
+  absl::Mutex mu_;
+  absl::flat_hash_map<std::string, std::unique_ptr<Executor>> executors_ ABSL_GUARDED_BY(mu_);
+  std::atomic<int64_t> next_step_id_{1};
+};
+
+}  // namespace sluice
+
+#endif  // SLUICE_RUNTIME_SESSION_H_

@@ -1,0 +1,79 @@
+#include "tests/util/test_util.h"
+
+#include <cmath>
+
+#include "absl/strings/str_cat.h"
+
+namespace sluice {
+namespace test {
+
+absl::StatusOr<std::vector<Tensor>> RunScope(const Scope& scope,
+                                             const std::vector<Output>& fetches,
+                                             const std::vector<std::pair<Output, Tensor>>& feeds) {
+  absl::StatusOr<std::shared_ptr<const Graph>> graph = scope.Finalize();
+  if (!graph.ok()) return graph.status();
+  absl::StatusOr<std::unique_ptr<Session>> session = Session::Create(*graph);
+  if (!session.ok()) return session.status();
+  std::vector<Tensor> out;
+  absl::Status s = (*session)->Run(feeds, fetches, &out);
+  if (!s.ok()) return s;
+  return out;
+}
+
+absl::StatusOr<Tensor> RunScope1(const Scope& scope, Output fetch,
+                                 const std::vector<std::pair<Output, Tensor>>& feeds) {
+  absl::StatusOr<std::vector<Tensor>> out = RunScope(scope, {fetch}, feeds);
+  if (!out.ok()) return out.status();
+  return (*out)[0];
+}
+
+namespace {
+
+double ElementAsDouble(const Tensor& t, int64_t i) {
+  double v = 0;
+  SLUICE_SWITCH_DTYPE(t.dtype(), T, { v = static_cast<double>(t.data<T>()[i]); }, {});
+  return v;
+}
+
+}  // namespace
+
+::testing::AssertionResult TensorNear(const Tensor& actual, const Tensor& expected, double atol,
+                                      double rtol) {
+  if (actual.dtype() != expected.dtype()) {
+    return ::testing::AssertionFailure() << "dtype " << DTypeName(actual.dtype()) << " != "
+                                         << DTypeName(expected.dtype());
+  }
+  if (actual.shape() != expected.shape()) {
+    return ::testing::AssertionFailure() << "shape " << actual.shape().DebugString()
+                                         << " != " << expected.shape().DebugString();
+  }
+  for (int64_t i = 0; i < actual.num_elements(); ++i) {
+    double a = ElementAsDouble(actual, i), e = ElementAsDouble(expected, i);
+    bool both_nan = std::isnan(a) && std::isnan(e);
+    if (!both_nan && !(std::fabs(a - e) <= atol + rtol * std::fabs(e))) {
+      return ::testing::AssertionFailure()
+             << "element " << i << ": " << a << " vs expected " << e << "\nactual   "
+             << actual.DebugString(16) << "\nexpected " << expected.DebugString(16);
+    }
+  }
+  return ::testing::AssertionSuccess();
+}
+
+::testing::AssertionResult TensorEq(const Tensor& actual, const Tensor& expected) {
+  if (actual.BitwiseEquals(expected)) return ::testing::AssertionSuccess();
+  return ::testing::AssertionFailure() << "\nactual   " << actual.DebugString(16)
+                                       << "\nexpected " << expected.DebugString(16);
+}
+
+::testing::AssertionResult StatusHas(const absl::Status& status, absl::StatusCode code,
+                                     absl::string_view substring) {
+  if (status.code() == code && status.message().find(substring) != absl::string_view::npos) {
+    return ::testing::AssertionSuccess();
+  }
+  return ::testing::AssertionFailure()
+         << "expected " << absl::StatusCodeToString(code) << " containing \"" << substring
+         << "\", got " << status.ToString();
+}
+
+}  // namespace test
+}  // namespace sluice

@@ -1,0 +1,41 @@
+// Helpers shared by tests: run a DSL-built graph in a local Session, and compare tensors
+// against reference values.
+#ifndef SLUICE_TESTS_UTIL_TEST_UTIL_H_
+#define SLUICE_TESTS_UTIL_TEST_UTIL_H_
+
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "core/tensor.h"
+#include "graph/scope.h"
+#include "gtest/gtest.h"
+#include "runtime/session.h"
+
+namespace sluice {
+namespace test {
+
+// Finalises the scope's graph, creates a Session and fetches `fetches` with `feeds`.
+absl::StatusOr<std::vector<Tensor>> RunScope(const Scope& scope,
+                                             const std::vector<Output>& fetches,
+                                             const std::vector<std::pair<Output, Tensor>>& feeds = {});
+// The same for a single fetch.
+absl::StatusOr<Tensor> RunScope1(const Scope& scope, Output fetch,
+                                 const std::vector<std::pair<Output, Tensor>>& feeds = {});
+
+// gtest assertion: same dtype and shape, and every element within atol + rtol*|expected|.
+::testing::AssertionResult TensorNear(const Tensor& actual, const Tensor& expected,
+                                      double atol = 1e-5, double rtol = 1e-5);
+// gtest assertion: bitwise equal dtype, shape and values.
+::testing::AssertionResult TensorEq(const Tensor& actual, const Tensor& expected);
+
+// "expected status containing <substring>" check.
+::testing::AssertionResult StatusHas(const absl::Status& status, absl::StatusCode code,
+                                     absl::string_view substring);
+
+}  // namespace test
+}  // namespace sluice
+
+#endif  // SLUICE_TESTS_UTIL_TEST_UTIL_H_
