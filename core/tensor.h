@@ -21,6 +21,8 @@
 #include "absl/status/statusor.h"
 #include "core/dtype.h"
 #include "core/tensor_shape.h"
+// Kernels evaluate on Eigen::ThreadPoolDevice; the define must precede every Eigen include.
+#define EIGEN_USE_THREADS
 #include "unsupported/Eigen/CXX11/Tensor"
 
 namespace sluice {

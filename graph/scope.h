@@ -62,6 +62,9 @@ class Input {
   Input(int32_t v) : value_(Tensor::Scalar<int32_t>(v)), is_constant_(true) {}
   Input(int64_t v) : value_(Tensor::Scalar<int64_t>(v)), is_constant_(true) {}
   Input(std::initializer_list<float> v) : value_(Tensor::FromVector<float>(v)), is_constant_(true) {}
+  // Integer literals such as {2, 3} (shapes, axes) become int32 tensors.
+  Input(std::initializer_list<int> v)
+      : value_(Tensor::FromVector<int32_t>(std::vector<int32_t>(v))), is_constant_(true) {}
   Input(std::initializer_list<int64_t> v)
       : value_(Tensor::FromVector<int64_t>(v)), is_constant_(true) {}
 

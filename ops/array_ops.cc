@@ -37,9 +37,12 @@ struct TypeTag {
 template <typename F>
 absl::Status SwitchByElementSize(DType dtype, F&& f) {
   switch (DTypeSize(dtype)) {
-    case 1: return f(TypeTag<uint8_t>{});
-    case 4: return f(TypeTag<uint32_t>{});
-    case 8: return f(TypeTag<uint64_t>{});
+    case 1:
+      return f(TypeTag<uint8_t>{});
+    case 4:
+      return f(TypeTag<uint32_t>{});
+    case 8:
+      return f(TypeTag<uint64_t>{});
     default:
       return absl::InvalidArgumentError(absl::StrCat("unsupported dtype ", DTypeName(dtype)));
   }
@@ -49,14 +52,22 @@ absl::Status SwitchByElementSize(DType dtype, F&& f) {
 template <typename F>
 absl::Status SwitchByRank(int rank, F&& f) {
   switch (rank) {
-    case 1: return f(std::integral_constant<int, 1>{});
-    case 2: return f(std::integral_constant<int, 2>{});
-    case 3: return f(std::integral_constant<int, 3>{});
-    case 4: return f(std::integral_constant<int, 4>{});
-    case 5: return f(std::integral_constant<int, 5>{});
-    case 6: return f(std::integral_constant<int, 6>{});
-    case 7: return f(std::integral_constant<int, 7>{});
-    case 8: return f(std::integral_constant<int, 8>{});
+    case 1:
+      return f(std::integral_constant<int, 1>{});
+    case 2:
+      return f(std::integral_constant<int, 2>{});
+    case 3:
+      return f(std::integral_constant<int, 3>{});
+    case 4:
+      return f(std::integral_constant<int, 4>{});
+    case 5:
+      return f(std::integral_constant<int, 5>{});
+    case 6:
+      return f(std::integral_constant<int, 6>{});
+    case 7:
+      return f(std::integral_constant<int, 7>{});
+    case 8:
+      return f(std::integral_constant<int, 8>{});
     default:
       return absl::UnimplementedError(
           absl::StrCat("tensors of rank ", rank, " are not supported (at most ", kMaxRank, ")"));
@@ -72,8 +83,8 @@ TensorMapT<S, 2> AsMatrix(const Tensor& t, int64_t rows, int64_t cols) {
 absl::StatusOr<int> CanonicalAxis(int64_t axis, int rank) {
   if (axis < -rank || axis >= rank) {
     return absl::InvalidArgumentError(absl::StrCat("axis ", axis, " is out of range for rank ",
-                                                   rank, " (expected ", -rank, " <= axis < ",
-                                                   rank, ")"));
+                                                   rank, " (expected ", -rank, " <= axis < ", rank,
+                                                   ")"));
   }
   return static_cast<int>(axis < 0 ? axis + rank : axis);
 }
@@ -151,9 +162,9 @@ absl::StatusOr<TensorShape> ResolveReshape(const TensorShape& in,
   const int64_t n = in.num_elements();
   if (n < 0) return out;
   auto mismatch = [&](const std::string& count) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "cannot reshape a tensor of shape ", in.DebugString(), " (", n, " elements) into shape ",
-        VecString(requested), " (", count, ")"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("cannot reshape a tensor of shape ", in.DebugString(), " (", n,
+                     " elements) into shape ", VecString(requested), " (", count, ")"));
   };
   if (unknown_index < 0) {
     if (known_product != n) return mismatch(absl::StrCat(known_product, " elements"));
@@ -340,10 +351,12 @@ absl::StatusOr<TensorShape> ConcatShapes(const std::vector<TensorShape>& shapes,
       if (d == ax) continue;
       int64_t a = out.dim(d), b = s.dim(d);
       if (a >= 0 && b >= 0 && a != b) {
-        return absl::InvalidArgumentError(absl::StrCat(
-            "inputs to concatenate along axis ", ax, " must match in every other dimension: "
-            "input ", first, " has shape ", shapes[first].DebugString(), ", input ", i,
-            " has shape ", s.DebugString()));
+        return absl::InvalidArgumentError(absl::StrCat("inputs to concatenate along axis ", ax,
+                                                       " must match in every other dimension: "
+                                                       "input ",
+                                                       first, " has shape ",
+                                                       shapes[first].DebugString(), ", input ", i,
+                                                       " has shape ", s.DebugString()));
       }
       if (a < 0) out.set_dim(d, b);
     }
@@ -407,8 +420,7 @@ class ConcatOp : public OpKernel {
         const int64_t inner = x.num_elements() / outer;
         Eigen::array<Eigen::DenseIndex, 2> offsets = {0, offset};
         Eigen::array<Eigen::DenseIndex, 2> extents = {outer, inner};
-        EvalSized(*ctx, out.slice(offsets, extents), AsMatrix<S>(x, outer, inner),
-                  outer * inner);
+        EvalSized(*ctx, out.slice(offsets, extents), AsMatrix<S>(x, outer, inner), outer * inner);
         offset += inner;
       }
       return absl::OkStatus();
@@ -443,9 +455,9 @@ absl::StatusOr<TensorShape> SplitPieceShape(const TensorShape& value, int64_t ax
   const int64_t d = value.dim(axis);
   if (d >= 0) {
     if (d % num_split != 0) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "dimension ", axis, " of shape ", value.DebugString(), " (size ", d,
-          ") cannot be split into ", num_split, " equal parts"));
+      return absl::InvalidArgumentError(
+          absl::StrCat("dimension ", axis, " of shape ", value.DebugString(), " (size ", d,
+                       ") cannot be split into ", num_split, " equal parts"));
     }
     piece.set_dim(axis, d / num_split);
   }
@@ -532,16 +544,16 @@ absl::StatusOr<std::vector<int64_t>> ResolveSlice(const TensorShape& x,
                                                   const std::vector<int64_t>& size) {
   const int rank = x.rank();
   if (static_cast<int>(begin.size()) != rank || static_cast<int>(size.size()) != rank) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "begin ", VecString(begin), " and size ", VecString(size), " must each have ", rank,
-        " entries for an input of shape ", x.DebugString()));
+    return absl::InvalidArgumentError(
+        absl::StrCat("begin ", VecString(begin), " and size ", VecString(size), " must each have ",
+                     rank, " entries for an input of shape ", x.DebugString()));
   }
   std::vector<int64_t> out(rank);
   for (int i = 0; i < rank; ++i) {
     const int64_t b = begin[i], dim = x.dim(i);
     if (size[i] < -1) {
-      return absl::InvalidArgumentError(absl::StrCat("size ", size[i], " of dimension ", i,
-                                                     " is invalid (sizes must be >= -1)"));
+      return absl::InvalidArgumentError(
+          absl::StrCat("size ", size[i], " of dimension ", i, " is invalid (sizes must be >= -1)"));
     }
     if (dim < 0) {  // Shape inference with an unknown dimension.
       out[i] = size[i];
@@ -578,9 +590,8 @@ absl::Status SliceShape(InferenceContext* c) {
     c->set_output(0, TensorShape(absl::Span<const int64_t>(size)));
     return absl::OkStatus();
   }
-  c->set_output(0, x.unknown_rank()
-                       ? TensorShape::UnknownRank()
-                       : TensorShape(std::vector<int64_t>(x.rank(), kUnknownDim)));
+  c->set_output(0, x.unknown_rank() ? TensorShape::UnknownRank()
+                                    : TensorShape(std::vector<int64_t>(x.rank(), kUnknownDim)));
   return absl::OkStatus();
 }
 
@@ -771,7 +782,8 @@ absl::Status RegisterFillLike(OpRegistry* ops, KernelRegistry* kernels) {
           .Doc("A tensor of shape `dims` (a vector) with every element equal to the scalar "
                "`value`.")
           .SetShapeFn(FillShape)));
-  RETURN_IF_ERROR((RegisterCpuKernels<FillOp, float, double, int32_t, int64_t, bool>(kernels, "Fill")));
+  RETURN_IF_ERROR(
+      (RegisterCpuKernels<FillOp, float, double, int32_t, int64_t, bool>(kernels, "Fill")));
   RETURN_IF_ERROR(ops->Register(OpDefBuilder("ZerosLike")
                                     .Input("x: T")
                                     .Output("y: T")
@@ -786,8 +798,7 @@ absl::Status RegisterFillLike(OpRegistry* ops, KernelRegistry* kernels) {
                                     .Attr("T: type")
                                     .Doc("Ones (true for bool) with the shape and dtype of x.")
                                     .SetShapeFn(UnchangedShape)));
-  return RegisterCpuKernels<OnesLikeOp, float, double, int32_t, int64_t, bool>(kernels,
-                                                                              "OnesLike");
+  return RegisterCpuKernels<OnesLikeOp, float, double, int32_t, int64_t, bool>(kernels, "OnesLike");
 }
 
 }  // namespace

@@ -32,8 +32,7 @@ absl::StatusOr<std::vector<int64_t>> TensorToInt64s(const Tensor& t, absl::strin
 absl::StatusOr<Tensor*> ForwardInputOrAllocateOutput(OpKernelContext* ctx, int input, int output,
                                                      const TensorShape& shape) {
   const Tensor& in = ctx->input(input);
-  if (in.RefCountIsOne() && in.dtype() == ctx->node().output_type(output) &&
-      in.shape() == shape) {
+  if (in.RefCountIsOne() && in.dtype() == ctx->node().output_type(output) && in.shape() == shape) {
     ctx->set_output(output, in);
     return &ctx->outputs()[output];
   }

@@ -67,8 +67,9 @@ template <typename T, typename F>
 class UnaryElementwiseOp : public OpKernel {
  public:
   explicit UnaryElementwiseOp(const Node& node)
-      : OpKernel(node), cheap_(node.output_shape(0).IsFullyDefined() &&
-                               node.output_shape(0).num_elements() <= kInlineEvalElements) {}
+      : OpKernel(node),
+        cheap_(node.output_shape(0).IsFullyDefined() &&
+               node.output_shape(0).num_elements() <= kInlineEvalElements) {}
 
   absl::Status Compute(OpKernelContext* ctx) override {
     const Tensor& x = ctx->input(0);

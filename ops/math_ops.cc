@@ -2,6 +2,7 @@
 // cheapest evaluation: plain elementwise, scalar against tensor, an Eigen broadcast on the
 // collapsed rank (1 to 5), or a strided loop beyond that. The scalar functions are Eigen's own
 // vectorised functors, so every path computes the same values.
+
 // Kernels evaluate on Eigen::ThreadPoolDevice, which needs this before any Eigen header.
 #define EIGEN_USE_THREADS
 
@@ -51,8 +52,8 @@ absl::Status RegisterUnaryDef(OpRegistry* ops, absl::string_view name, absl::str
 }
 
 absl::Status RegisterUnaryOps(OpRegistry* ops, KernelRegistry* kernels) {
-  RETURN_IF_ERROR(RegisterUnaryDef(ops, "Neg", "float32, float64, int32, int64",
-                                   "y = -x elementwise."));
+  RETURN_IF_ERROR(
+      RegisterUnaryDef(ops, "Neg", "float32, float64, int32, int64", "y = -x elementwise."));
   RETURN_IF_ERROR((RegisterCpuKernels<NegOp, float, double, int32_t, int64_t>(kernels, "Neg")));
 
   RETURN_IF_ERROR(RegisterUnaryDef(ops, "Exp", "float32, float64", "y = e^x elementwise."));
@@ -62,13 +63,13 @@ absl::Status RegisterUnaryOps(OpRegistry* ops, KernelRegistry* kernels) {
                                    "y = ln(x) elementwise; -inf at 0, NaN below."));
   RETURN_IF_ERROR((RegisterCpuKernels<LogOp, float, double>(kernels, "Log")));
 
-  RETURN_IF_ERROR(RegisterUnaryDef(ops, "Square", "float32, float64, int32, int64",
-                                   "y = x * x elementwise."));
+  RETURN_IF_ERROR(
+      RegisterUnaryDef(ops, "Square", "float32, float64, int32, int64", "y = x * x elementwise."));
   RETURN_IF_ERROR(
       (RegisterCpuKernels<SquareOp, float, double, int32_t, int64_t>(kernels, "Square")));
 
-  RETURN_IF_ERROR(RegisterUnaryDef(ops, "Sqrt", "float32, float64",
-                                   "y = sqrt(x) elementwise; NaN below 0."));
+  RETURN_IF_ERROR(
+      RegisterUnaryDef(ops, "Sqrt", "float32, float64", "y = sqrt(x) elementwise; NaN below 0."));
   RETURN_IF_ERROR((RegisterCpuKernels<SqrtOp, float, double>(kernels, "Sqrt")));
   return absl::OkStatus();
 }
@@ -78,8 +79,8 @@ absl::Status RegisterUnaryOps(OpRegistry* ops, KernelRegistry* kernels) {
 
 // Eigen broadcast of the collapsed views, for a compile-time rank N.
 template <typename T, typename F, int N>
-void BroadcastEval(OpKernelContext* ctx, const BroadcastPlan& p, const Tensor& x,
-                   const Tensor& y, Tensor* z) {
+void BroadcastEval(OpKernelContext* ctx, const BroadcastPlan& p, const Tensor& x, const Tensor& y,
+                   Tensor* z) {
   Eigen::DSizes<DenseIndex, N> xd, yd, zd;
   Eigen::array<DenseIndex, N> xb, yb;
   for (int i = 0; i < N; ++i) {

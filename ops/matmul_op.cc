@@ -5,6 +5,7 @@
 // one core; transposes are folded into GEMM's packing, never materialised. With more threads it
 // evaluates an Eigen tensor contraction on the device's thread pool, which splits the product
 // into blocks across the pool.
+
 // Kernels evaluate on Eigen::ThreadPoolDevice, which needs this before any Eigen header.
 #define EIGEN_USE_THREADS
 
@@ -42,8 +43,8 @@ absl::Status MatMulShape(InferenceContext* c) {
   const TensorShape& b = c->input_shape(1);
   for (const auto& [name, s] : {std::make_pair("a", &a), std::make_pair("b", &b)}) {
     if (!s->unknown_rank() && s->rank() != 2) {
-      return InferenceContext::Error(absl::StrCat("MatMul requires rank-2 inputs: ", name,
-                                                  " has shape ", s->DebugString()));
+      return InferenceContext::Error(
+          absl::StrCat("MatMul requires rank-2 inputs: ", name, " has shape ", s->DebugString()));
     }
   }
   int64_t m = kUnknownDim, ka = kUnknownDim, kb = kUnknownDim, n = kUnknownDim;

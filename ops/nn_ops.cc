@@ -3,6 +3,7 @@
 // its max / exp-sum / normalise passes and uses Eigen's vectorised exp. Rows are split across
 // the device's thread pool when there is enough work. Every softmax subtracts the row maximum
 // first, so exp never overflows.
+
 // Kernels evaluate on Eigen::ThreadPoolDevice, which needs this before any Eigen header.
 #define EIGEN_USE_THREADS
 
@@ -98,8 +99,9 @@ void ForEachRowRange(const OpKernelContext& ctx, int64_t rows, int64_t cols,
   }
   const double c = static_cast<double>(cols);
   ctx.eigen_device().parallelFor(
-      rows, Eigen::TensorOpCost(bytes_per_element * c / 2, bytes_per_element * c / 2,
-                                cycles_per_element * c),
+      rows,
+      Eigen::TensorOpCost(bytes_per_element * c / 2, bytes_per_element * c / 2,
+                          cycles_per_element * c),
       fn);
 }
 
@@ -140,8 +142,7 @@ class SoftmaxOp : public OpKernel {
     const T* x = logits.data<T>();
     T* y = out->data<T>();
     // Element i of a row is read before it is written, so `out` may share `logits`' buffer.
-    ForEachRowRange(*ctx, rows, cols, 3 * sizeof(T), kExpCycles, [=](Eigen::Index b,
-                                                                      Eigen::Index e) {
+    auto rows_fn = [=](Eigen::Index b, Eigen::Index e) {
       for (Eigen::Index i = b; i < e; ++i) {
         ConstRow<T> xr(x + i * cols, cols);
         Row<T> yr(y + i * cols, cols);
@@ -154,7 +155,8 @@ class SoftmaxOp : public OpKernel {
           yr /= yr.sum();
         }
       }
-    });
+    };
+    ForEachRowRange(*ctx, rows, cols, 3 * sizeof(T), kExpCycles, rows_fn);
     return absl::OkStatus();
   }
 };
@@ -197,8 +199,8 @@ std::string ShapeMismatch(const TensorShape& features, const TensorShape& labels
 absl::Status CheckRankOf(const TensorShape& s, int rank, absl::string_view op,
                          absl::string_view what) {
   if (!s.unknown_rank() && s.rank() != rank) {
-    return absl::InvalidArgumentError(absl::StrCat(op, " requires rank-", rank, " ", what,
-                                                   ", got shape ", s.DebugString()));
+    return absl::InvalidArgumentError(
+        absl::StrCat(op, " requires rank-", rank, " ", what, ", got shape ", s.DebugString()));
   }
   return absl::OkStatus();
 }
@@ -245,8 +247,7 @@ class SoftmaxXentOp : public OpKernel {
     const T* l = labels.data<T>();
     T* lp = loss->data<T>();
     T* bp = backprop->data<T>();
-    ForEachRowRange(*ctx, batch, classes, 3 * sizeof(T), kExpCycles + 4, [=](Eigen::Index b,
-                                                                              Eigen::Index e) {
+    auto rows_fn = [=](Eigen::Index b, Eigen::Index e) {
       for (Eigen::Index i = b; i < e; ++i) {
         ConstRow<T> xr(x + i * classes, classes);
         ConstRow<T> lr(l + i * classes, classes);
@@ -259,7 +260,8 @@ class SoftmaxXentOp : public OpKernel {
         lp[i] = (lr * (log_sum - (xr - max))).sum();
         br = br / sum - lr;
       }
-    });
+    };
+    ForEachRowRange(*ctx, batch, classes, 3 * sizeof(T), kExpCycles + 4, rows_fn);
     return absl::OkStatus();
   }
 };
@@ -319,8 +321,7 @@ class SparseSoftmaxXentOp : public OpKernel {
     const int64_t* lab = labels.data();
     T* lp = loss->data<T>();
     T* bp = backprop->data<T>();
-    ForEachRowRange(*ctx, batch, classes, 2 * sizeof(T), kExpCycles + 2, [=](Eigen::Index b,
-                                                                              Eigen::Index e) {
+    auto rows_fn = [=](Eigen::Index b, Eigen::Index e) {
       for (Eigen::Index i = b; i < e; ++i) {
         ConstRow<T> xr(x + i * classes, classes);
         Row<T> br(bp + i * classes, classes);
@@ -331,7 +332,8 @@ class SparseSoftmaxXentOp : public OpKernel {
         br /= sum;
         br[lab[i]] -= T(1);
       }
-    });
+    };
+    ForEachRowRange(*ctx, batch, classes, 2 * sizeof(T), kExpCycles + 2, rows_fn);
     return absl::OkStatus();
   }
 };
@@ -349,8 +351,8 @@ absl::Status RegisterCrossEntropy(OpRegistry* ops, KernelRegistry* kernels) {
                "softmax(features) - labels (the gradient of loss with respect to features). "
                "features and labels are [batch, classes]; each labels row should sum to 1.")
           .SetShapeFn(XentShape)));
-  RETURN_IF_ERROR((RegisterCpuKernels<SoftmaxXentOp, float, double>(
-      kernels, "SoftmaxCrossEntropyWithLogits")));
+  RETURN_IF_ERROR(
+      (RegisterCpuKernels<SoftmaxXentOp, float, double>(kernels, "SoftmaxCrossEntropyWithLogits")));
 
   RETURN_IF_ERROR(ops->Register(
       OpDefBuilder("SparseSoftmaxCrossEntropyWithLogits")
@@ -394,15 +396,14 @@ Output Softmax(const Scope& scope, Input logits, SourceLocation loc) {
 Output LogSoftmax(const Scope& scope, Input logits, SourceLocation loc) {
   return BuildOp(scope, "LogSoftmax", {logits}, {}, loc);
 }
-std::vector<Output> SoftmaxCrossEntropyWithLogits(const Scope& scope, Input features,
-                                                  Input labels, SourceLocation loc) {
-  return AllOutputs(BuildNode(scope, "SoftmaxCrossEntropyWithLogits", {features, labels}, {},
-                              loc));
+std::vector<Output> SoftmaxCrossEntropyWithLogits(const Scope& scope, Input features, Input labels,
+                                                  SourceLocation loc) {
+  return AllOutputs(BuildNode(scope, "SoftmaxCrossEntropyWithLogits", {features, labels}, {}, loc));
 }
 std::vector<Output> SparseSoftmaxCrossEntropyWithLogits(const Scope& scope, Input features,
                                                         Input labels, SourceLocation loc) {
-  return AllOutputs(BuildNode(scope, "SparseSoftmaxCrossEntropyWithLogits", {features, labels},
-                              {}, loc));
+  return AllOutputs(
+      BuildNode(scope, "SparseSoftmaxCrossEntropyWithLogits", {features, labels}, {}, loc));
 }
 
 }  // namespace ops

@@ -29,12 +29,10 @@ Output Relu(const Scope& scope, Input features, SourceLocation loc = SourceLocat
 Output Sigmoid(const Scope& scope, Input x, SourceLocation loc = SourceLocation::Current());
 Output Tanh(const Scope& scope, Input x, SourceLocation loc = SourceLocation::Current());
 Output Softmax(const Scope& scope, Input logits, SourceLocation loc = SourceLocation::Current());
-Output LogSoftmax(const Scope& scope, Input logits,
-                  SourceLocation loc = SourceLocation::Current());
+Output LogSoftmax(const Scope& scope, Input logits, SourceLocation loc = SourceLocation::Current());
 
 // Returns {loss, backprop}, or an empty vector after an error.
-std::vector<Output> SoftmaxCrossEntropyWithLogits(const Scope& scope, Input features,
-                                                  Input labels,
+std::vector<Output> SoftmaxCrossEntropyWithLogits(const Scope& scope, Input features, Input labels,
                                                   SourceLocation loc = SourceLocation::Current());
 std::vector<Output> SparseSoftmaxCrossEntropyWithLogits(
     const Scope& scope, Input features, Input labels,

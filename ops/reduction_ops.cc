@@ -4,6 +4,7 @@
 // dimensions dropped), so every reduction becomes one or more passes of "reduce the middle
 // dimension of [outer, r, inner]"; each pass is one Eigen reduction evaluated on the device's
 // thread pool. Mean is a Sum divided by the number of reduced elements.
+
 // Kernels evaluate on Eigen::ThreadPoolDevice, which needs this before any Eigen header.
 #define EIGEN_USE_THREADS
 
@@ -37,8 +38,7 @@ absl::StatusOr<std::vector<bool>> ReducedDims(const std::vector<int64_t>& axes,
   return reduced;
 }
 
-TensorShape ReducedShape(const TensorShape& in, const std::vector<bool>& reduced,
-                         bool keep_dims) {
+TensorShape ReducedShape(const TensorShape& in, const std::vector<bool>& reduced, bool keep_dims) {
   TensorShape out;
   for (int i = 0; i < in.rank(); ++i) {
     if (!reduced[i]) {
@@ -148,8 +148,7 @@ class ReductionOp : public OpKernel {
         dims.erase(dims.begin() + j);
         is_reduced.erase(is_reduced.begin() + j);
       }
-      const bool last =
-          std::find(is_reduced.begin(), is_reduced.end(), true) == is_reduced.end();
+      const bool last = std::find(is_reduced.begin(), is_reduced.end(), true) == is_reduced.end();
       Tensor dst = last ? *y : Tensor(x.dtype(), TensorShape({outer * inner}));
       ReduceMiddle<T, Reducer>(*ctx, src.data<T>(), dst.data<T>(), outer, r, inner);
       if (last) break;
@@ -173,8 +172,8 @@ using MeanOp = ReductionOp<T, Eigen::internal::SumReducer<T>, true>;
 template <typename T>
 using MaxOp = ReductionOp<T, Eigen::internal::MaxReducer<T>, false>;
 
-absl::Status RegisterReductionDef(OpRegistry* ops, absl::string_view name,
-                                  absl::string_view types, absl::string_view doc) {
+absl::Status RegisterReductionDef(OpRegistry* ops, absl::string_view name, absl::string_view types,
+                                  absl::string_view doc) {
   return ops->Register(OpDefBuilder(std::string(name))
                            .Input("input: T")
                            .Input("axis: Tidx")
@@ -229,8 +228,8 @@ Input AxesInput(const std::vector<int64_t>& axes) {
 Output ReduceSum(const Scope& scope, Input x, Input axis, bool keep_dims, SourceLocation loc) {
   return Reduce(scope, "Sum", x, axis, keep_dims, loc);
 }
-Output ReduceSum(const Scope& scope, Input x, std::initializer_list<int64_t> axes,
-                 bool keep_dims, SourceLocation loc) {
+Output ReduceSum(const Scope& scope, Input x, std::initializer_list<int64_t> axes, bool keep_dims,
+                 SourceLocation loc) {
   return Reduce(scope, "Sum", x, AxesInput(axes), keep_dims, loc);
 }
 Output ReduceSum(const Scope& scope, Input x, const std::vector<int64_t>& axes, bool keep_dims,
@@ -241,8 +240,8 @@ Output ReduceSum(const Scope& scope, Input x, const std::vector<int64_t>& axes, 
 Output ReduceMean(const Scope& scope, Input x, Input axis, bool keep_dims, SourceLocation loc) {
   return Reduce(scope, "Mean", x, axis, keep_dims, loc);
 }
-Output ReduceMean(const Scope& scope, Input x, std::initializer_list<int64_t> axes,
-                  bool keep_dims, SourceLocation loc) {
+Output ReduceMean(const Scope& scope, Input x, std::initializer_list<int64_t> axes, bool keep_dims,
+                  SourceLocation loc) {
   return Reduce(scope, "Mean", x, AxesInput(axes), keep_dims, loc);
 }
 Output ReduceMean(const Scope& scope, Input x, const std::vector<int64_t>& axes, bool keep_dims,
@@ -253,8 +252,8 @@ Output ReduceMean(const Scope& scope, Input x, const std::vector<int64_t>& axes,
 Output ReduceMax(const Scope& scope, Input x, Input axis, bool keep_dims, SourceLocation loc) {
   return Reduce(scope, "Max", x, axis, keep_dims, loc);
 }
-Output ReduceMax(const Scope& scope, Input x, std::initializer_list<int64_t> axes,
-                 bool keep_dims, SourceLocation loc) {
+Output ReduceMax(const Scope& scope, Input x, std::initializer_list<int64_t> axes, bool keep_dims,
+                 SourceLocation loc) {
   return Reduce(scope, "Max", x, AxesInput(axes), keep_dims, loc);
 }
 Output ReduceMax(const Scope& scope, Input x, const std::vector<int64_t>& axes, bool keep_dims,

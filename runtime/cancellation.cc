@@ -1,5 +1,6 @@
 #include "runtime/cancellation.h"
 
+#include <thread>
 #include <vector>
 
 namespace sluice {
@@ -10,6 +11,7 @@ void CancellationManager::StartCancel(absl::Status reason) {
     absl::MutexLock lock(&mu_);
     if (cancelled_.load(std::memory_order_relaxed)) return;
     reason_ = std::move(reason);
+    cancelling_thread_ = std::this_thread::get_id();
     cancelled_.store(true, std::memory_order_release);
     callbacks.swap(callbacks_);
   }
@@ -35,7 +37,9 @@ std::optional<CancellationManager::Token> CancellationManager::RegisterCallback(
 void CancellationManager::DeregisterCallback(Token token) {
   absl::MutexLock lock(&mu_);
   if (callbacks_.erase(token) > 0 || !cancelled_.load(std::memory_order_relaxed)) return;
-  // Cancellation took the callback and may be running it: wait until all have returned.
+  // Cancellation took the callback and may be running it: wait until all have returned, unless
+  // this is a callback deregistering from inside cancellation (waiting would deadlock).
+  if (cancelling_thread_ == std::this_thread::get_id()) return;
   mu_.Await(absl::Condition(&callbacks_done_));
 }
 

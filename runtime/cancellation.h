@@ -15,6 +15,7 @@
 #include <functional>
 #include <map>
 #include <optional>
+#include <thread>
 
 #include "absl/base/thread_annotations.h"
 #include "absl/status/status.h"
@@ -33,7 +34,8 @@ class CancellationManager {
 
   // Registers `callback`; nullopt when already cancelled (the caller should stop at once).
   std::optional<Token> RegisterCallback(std::function<void()> callback);
-  // Removes a callback. If cancellation is running it, waits until it has returned.
+  // Removes a callback. If cancellation is running it on another thread, waits until it has
+  // returned (so the callback's captures may be destroyed after this returns).
   void DeregisterCallback(Token token);
 
  private:
@@ -41,6 +43,7 @@ class CancellationManager {
   mutable absl::Mutex mu_;
   absl::Status reason_ ABSL_GUARDED_BY(mu_);
   bool callbacks_done_ ABSL_GUARDED_BY(mu_) = false;
+  std::thread::id cancelling_thread_ ABSL_GUARDED_BY(mu_);
   Token next_token_ ABSL_GUARDED_BY(mu_) = 0;
   std::map<Token, std::function<void()>> callbacks_ ABSL_GUARDED_BY(mu_);
 };

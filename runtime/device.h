@@ -8,7 +8,6 @@
 #ifndef SLUICE_RUNTIME_DEVICE_H_
 #define SLUICE_RUNTIME_DEVICE_H_
 
-#define EIGEN_USE_THREADS
 #include <memory>
 #include <string>
 

@@ -9,6 +9,7 @@
 #include "core/status.h"
 #include "runtime/kernel.h"
 #include "tbb/task_arena.h"
+#include "tbb/task_group.h"
 
 namespace sluice {
 namespace {
@@ -45,6 +46,7 @@ struct StepState {
   absl::Mutex mu;
   absl::Status status ABSL_GUARDED_BY(mu);
   std::optional<CancellationManager::Token> cancel_token;
+  tbb::task_group* group = nullptr;  // Set for blocking runs.
 
   void RecordError(absl::Status s) {
     {
@@ -58,18 +60,25 @@ struct StepState {
 class ExecutorImpl : public Executor {
  public:
   absl::Status Initialize(const ExecutorParams& params);
-  void RunAsync(StepArgs args, DoneCallback done) override;
+  void RunAsync(StepArgs args, DoneCallback done) override { Start(std::move(args), std::move(done), nullptr); }
+  // Starts a step. With `group`, scheduled nodes go to that task_group so that a blocking
+  // caller can help run them; without, they are enqueued on the arena.
+  void Start(StepArgs args, DoneCallback done, tbb::task_group* group);
+  CpuDevice* device() const { return device_; }
   int num_nodes() const override { return static_cast<int>(items_.size()); }
 
  private:
-  // Runs `first` and then, on this thread, every cheap node it makes ready; expensive ones
-  // (beyond the one kept) go to the device's arena.
-  void Process(StepState* step, int first) const;
-  // Runs one node (skipping the kernel once the step has failed) and collects its outputs.
-  void RunNode(StepState* step, const NodeItem& item, std::vector<Tensor>* outputs) const;
-  void Propagate(StepState* step, const NodeItem& item, std::vector<Tensor>* outputs,
-                 std::vector<int>* ready) const;
-  void NodeDone(StepState* step) const;
+  // Runs the nodes in `ready` and then, on this thread, every cheap node they make ready; of
+  // the expensive ones, one stays on this thread and the rest are scheduled.
+  void Process(StepState* step, std::vector<int> ready) const;
+  // Moves a node's inputs out of their slots; false when the step has failed (skip the kernel).
+  bool GatherInputs(StepState* step, const NodeItem& item, OpKernelContext::Params* p) const;
+  // Checks a finished kernel's status and outputs; records errors against the node.
+  void CollectOutputs(StepState* step, const NodeItem& item, absl::Status s,
+                      OpKernelContext* ctx, std::vector<Tensor>* outputs) const;
+  // Stores outputs, releases successors (into `ready` or the scheduler), counts the node done.
+  void Complete(StepState* step, const NodeItem& item, std::vector<Tensor>* outputs,
+                std::vector<int>* ready) const;
   void Finish(StepState* step) const;
   void Schedule(StepState* step, int id) const;
 
@@ -164,10 +173,11 @@ absl::Status ExecutorImpl::Initialize(const ExecutorParams& params) {
   return absl::OkStatus();
 }
 
-void ExecutorImpl::RunAsync(StepArgs args, DoneCallback done) {
+void ExecutorImpl::Start(StepArgs args, DoneCallback done, tbb::task_group* group) {
   auto* step = new StepState;
   step->args = std::move(args);
   step->done = std::move(done);
+  step->group = group;
   const int n = static_cast<int>(items_.size());
   step->pending.reset(new std::atomic<int>[n]);
   for (int i = 0; i < n; ++i) {
@@ -187,43 +197,56 @@ void ExecutorImpl::RunAsync(StepArgs args, DoneCallback done) {
     Finish(step);
     return;
   }
-  // Keep one root for this thread; hand the others to the arena.
-  for (size_t i = 1; i < roots_.size(); ++i) Schedule(step, roots_[i]);
-  Process(step, roots_[0]);
+  // Cheap roots and one expensive root run on this thread; other expensive roots are scheduled.
+  std::vector<int> ready;
+  bool kept_expensive = false;
+  for (int r : roots_) {
+    if (!items_[r].expensive || !kept_expensive) {
+      kept_expensive |= items_[r].expensive;
+      ready.push_back(r);
+    } else {
+      Schedule(step, r);
+    }
+  }
+  Process(step, std::move(ready));
 }
 
 void ExecutorImpl::Schedule(StepState* step, int id) const {
-  device_->arena().enqueue([this, step, id] { Process(step, id); });
+  auto task = [this, step, id] { Process(step, {id}); };
+  if (step->group != nullptr) {
+    tbb::task_group* group = step->group;
+    device_->arena().execute([group, &task] { group->run(task); });
+  } else {
+    device_->arena().enqueue(task);
+  }
 }
 
-void ExecutorImpl::RunNode(StepState* step, const NodeItem& item,
-                           std::vector<Tensor>* outputs) const {
-  const Node* n = item.node;
-  if (item.fed_index >= 0) {
-    for (int v : item.fed_values) outputs->push_back(step->args.feed_values[v]);
-    return;
-  }
-  OpKernelContext::Params p;
-  p.node = n;
-  p.inputs.resize(item.input_slots.size());
+bool ExecutorImpl::GatherInputs(StepState* step, const NodeItem& item,
+                                OpKernelContext::Params* p) const {
+  p->node = item.node;
+  p->inputs.resize(item.input_slots.size());
   for (size_t i = 0; i < item.input_slots.size(); ++i) {
     int slot = item.input_slots[i];
-    p.inputs[i] = step->slots[slot];
+    p->inputs[i] = step->slots[slot];
     if (step->slot_uses[slot].fetch_sub(1, std::memory_order_acq_rel) == 1) {
       step->slots[slot] = Tensor();  // Last reader: free the buffer now.
     }
   }
-  if (step->failed.load(std::memory_order_acquire)) return;  // Skip work of a failed step.
-  p.eigen_device = &device_->eigen_device();
-  p.resources = device_->resources();
-  p.cancellation = step->args.cancellation;
-  p.rendezvous = step->args.rendezvous;
-  p.step_id = step->args.step_id;
-  OpKernelContext ctx(std::move(p));
-  absl::Status s = item.kernel->Compute(&ctx);
+  if (step->failed.load(std::memory_order_acquire)) return false;
+  p->eigen_device = &device_->eigen_device();
+  p->resources = device_->resources();
+  p->cancellation = step->args.cancellation;
+  p->rendezvous = step->args.rendezvous;
+  p->step_id = step->args.step_id;
+  return true;
+}
+
+void ExecutorImpl::CollectOutputs(StepState* step, const NodeItem& item, absl::Status s,
+                                  OpKernelContext* ctx, std::vector<Tensor>* outputs) const {
+  const Node* n = item.node;
   if (s.ok()) {
     for (int o = 0; o < n->num_outputs(); ++o) {
-      const Tensor& t = ctx.outputs()[o];
+      const Tensor& t = ctx->outputs()[o];
       if (!t.IsInitialized() || t.dtype() != n->output_type(o)) {
         s = absl::InternalError(absl::StrCat("kernel did not produce output ", o, " of dtype ",
                                              DTypeName(n->output_type(o))));
@@ -232,57 +255,69 @@ void ExecutorImpl::RunNode(StepState* step, const NodeItem& item,
     }
   }
   if (!s.ok()) {
-    step->RecordError(absl::Status(
-        s.code(), absl::StrCat(n->DebugName(), ": ", s.message())));
+    step->RecordError(absl::Status(s.code(), absl::StrCat(n->DebugName(), ": ", s.message())));
     return;
   }
-  *outputs = std::move(ctx.outputs());
+  *outputs = std::move(ctx->outputs());
 }
 
-void ExecutorImpl::Propagate(StepState* step, const NodeItem& item, std::vector<Tensor>* outputs,
-                             std::vector<int>* ready) const {
+void ExecutorImpl::Complete(StepState* step, const NodeItem& item, std::vector<Tensor>* outputs,
+                            std::vector<int>* ready) const {
   for (size_t o = 0; o < outputs->size(); ++o) {
     int slot = item.output_base + static_cast<int>(o);
     if (step->slot_uses[slot].load(std::memory_order_relaxed) > 0) {
       step->slots[slot] = std::move((*outputs)[o]);
     }
   }
+  bool keep_expensive = ready->empty();
   for (int succ : item.successors) {
-    if (step->pending[succ].fetch_sub(1, std::memory_order_acq_rel) == 1) ready->push_back(succ);
+    if (step->pending[succ].fetch_sub(1, std::memory_order_acq_rel) != 1) continue;
+    if (!items_[succ].expensive) {
+      ready->push_back(succ);
+    } else if (keep_expensive) {
+      keep_expensive = false;
+      ready->push_back(succ);
+    } else {
+      Schedule(step, succ);
+    }
   }
+  // The step ends when its last node completes; with `ready` non-empty it cannot end here.
+  if (step->remaining.fetch_sub(1, std::memory_order_acq_rel) == 1) Finish(step);
 }
 
-void ExecutorImpl::Process(StepState* step, int first) const {
-  std::vector<int> ready{first};
-  std::vector<int> fresh;
+void ExecutorImpl::Process(StepState* step, std::vector<int> ready) const {
   std::vector<Tensor> outputs;
   while (!ready.empty()) {
     int id = ready.back();
     ready.pop_back();
     const NodeItem& item = items_[id];
     outputs.clear();
-    RunNode(step, item, &outputs);
-    fresh.clear();
-    Propagate(step, item, &outputs, &fresh);
-    // Cheap nodes run here; of the expensive ones, keep one here and send the rest away.
-    bool kept_expensive = false;
-    for (int r : fresh) {
-      if (!items_[r].expensive) {
-        ready.push_back(r);
-      } else if (!kept_expensive && ready.empty()) {
-        kept_expensive = true;
-        ready.push_back(r);
-      } else {
-        Schedule(step, r);
+    if (item.fed_index >= 0) {
+      for (int v : item.fed_values) outputs.push_back(step->args.feed_values[v]);
+    } else {
+      OpKernelContext::Params p;
+      if (GatherInputs(step, item, &p)) {
+        if (item.kernel->IsAsync()) {
+          // The node completes in the callback, possibly on another thread, which then carries
+          // on with the nodes it made ready.
+          auto* ctx = new OpKernelContext(std::move(p));
+          item.kernel->ComputeAsync(ctx, [this, step, id, ctx] {
+            std::vector<Tensor> outs;
+            CollectOutputs(step, items_[id], ctx->status(), ctx, &outs);
+            delete ctx;
+            std::vector<int> next;
+            Complete(step, items_[id], &outs, &next);
+            if (!next.empty()) Process(step, std::move(next));
+          });
+          continue;
+        }
+        OpKernelContext ctx(std::move(p));
+        absl::Status s = item.kernel->Compute(&ctx);
+        CollectOutputs(step, item, std::move(s), &ctx, &outputs);
       }
     }
-    NodeDone(step);  // May finish and delete the step when nothing is left to run.
-    if (ready.empty()) return;
+    Complete(step, item, &outputs, &ready);
   }
-}
-
-void ExecutorImpl::NodeDone(StepState* step) const {
-  if (step->remaining.fetch_sub(1, std::memory_order_acq_rel) == 1) Finish(step);
 }
 
 void ExecutorImpl::Finish(StepState* step) const {
@@ -317,21 +352,30 @@ absl::StatusOr<std::unique_ptr<Executor>> Executor::Create(const ExecutorParams&
 }
 
 absl::Status Executor::Run(StepArgs args, std::vector<Tensor>* fetched) {
-  // The calling thread usually runs the whole step inline; when it must wait for arena threads,
-  // spin briefly first (a hand-off to a spinning thread is ~40 ns, a wake-up ~25 us).
+  // The calling thread runs what it can inline, then helps with the nodes it scheduled (it
+  // joins the arena through the task_group), and only then waits for async kernels: first
+  // spinning briefly (a hand-off to a spinning thread is ~40 ns, a wake-up ~25 us).
+  auto* impl = static_cast<ExecutorImpl*>(this);
+  tbb::task_group group;
   absl::Notification finished;
   absl::Status result;
-  RunAsync(std::move(args), [&](absl::Status s, std::vector<Tensor> out) {
-    result = std::move(s);
-    if (fetched != nullptr) *fetched = std::move(out);
-    finished.Notify();
-  });
+  impl->Start(std::move(args),
+              [&](absl::Status s, std::vector<Tensor> out) {
+                result = std::move(s);
+                if (fetched != nullptr) *fetched = std::move(out);
+                finished.Notify();
+              },
+              &group);
+  tbb::task_arena& arena = impl->device()->arena();
+  if (!finished.HasBeenNotified()) arena.execute([&group] { group.wait(); });
   for (int spin = 0; spin < 2000 && !finished.HasBeenNotified(); ++spin) {
 #if defined(__x86_64__)
     __builtin_ia32_pause();
 #endif
   }
   finished.WaitForNotification();
+  // Tasks scheduled after the first wait (by async kernels) must be gone before `group` is.
+  arena.execute([&group] { group.wait(); });
   return result;
 }
 

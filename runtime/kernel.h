@@ -20,7 +20,6 @@
 #ifndef SLUICE_RUNTIME_KERNEL_H_
 #define SLUICE_RUNTIME_KERNEL_H_
 
-#define EIGEN_USE_THREADS
 #include <functional>
 #include <map>
 #include <memory>

@@ -51,6 +51,11 @@ class Session {
                    const std::vector<Output>& targets = {}, const RunOptions& options = {});
 
   const Graph& graph() const { return *graph_; }
+  // Prepared executors, one per distinct (feeds, fetches, targets) signature run so far.
+  int num_cached_executors() {
+    absl::MutexLock lock(&mu_);
+    return static_cast<int>(executors_.size());
+  }
   CpuDevice* device() { return device_.get(); }
 
  private:

@@ -1,0 +1,137 @@
+#!/usr/bin/env bash
+# Builds and runs every benchmark, then prints one table of Sluice against the peers measured in
+# the same run (oneTBB flow graph, OpenBLAS) with the targets from docs/benchmarks.md.
+#
+#   bench/run_all.sh                              # about 3 minutes on 2 cores
+#   BENCH_REPETITIONS=5 bench/run_all.sh          # steadier medians on a noisy machine
+#   bench/run_all.sh --benchmark_filter=gemm      # extra flags go to every benchmark binary
+#
+# Each case runs BENCH_REPETITIONS times (default 3), its repetitions interleaved at random with
+# the other cases of the same binary, so a burst of load on a shared machine hits both sides of a
+# comparison alike; the table shows medians. Raw results are kept as JSON in BENCH_OUT (default:
+# a fresh temporary directory, printed at the end).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+tools/setup.sh
+cache="${SLUICE_BAZEL_DISK_CACHE:-$HOME/.cache/sluice-bazel-disk}"
+bazel build --disk_cache="$cache" //bench:all
+
+repetitions="${BENCH_REPETITIONS:-3}"
+min_time="${BENCH_MIN_TIME:-0.2}"
+out="${BENCH_OUT:-$(mktemp -d -t sluice-bench.XXXXXX)}"
+mkdir -p "$out"
+
+for bench in executor_bench session_bench gemm_bench; do
+  echo "== $bench" >&2
+  # GEMM iterations take up to a quarter of a second: give them more time per repetition.
+  case_min_time="$min_time"
+  [ "$bench" = gemm_bench ] && case_min_time="$(/usr/bin/python3 -c "print(max(1.0, $min_time))")"
+  "bazel-bin/bench/$bench" \
+    --benchmark_min_time="$case_min_time" \
+    --benchmark_repetitions="$repetitions" \
+    --benchmark_enable_random_interleaving=true \
+    --benchmark_report_aggregates_only=true \
+    --benchmark_out="$out/$bench.json" --benchmark_out_format=json \
+    "$@" >&2
+done
+
+/usr/bin/python3 - "$out" "$repetitions" <<'PYTHON'
+"""Pairs each Sluice case with its peer and prints the ratio table."""
+import json
+import os
+import sys
+
+out = sys.argv[1]
+median = {}  # benchmark name without "/real_time" -> median run
+errors = {}  # benchmark name -> error message
+context = None
+for name in ("executor_bench", "session_bench", "gemm_bench"):
+    path = os.path.join(out, name + ".json")
+    if not os.path.exists(path) or os.path.getsize(path) == 0:
+        continue
+    with open(path) as f:
+        data = json.load(f)
+    context = context or data.get("context")
+    for b in data["benchmarks"]:
+        name = b["run_name"].replace("/real_time", "")
+        if b.get("error_occurred"):
+            errors[name] = b.get("error_message", "error")
+        elif b.get("run_type") != "aggregate" or b.get("aggregate_name") == "median":
+            median[name] = b
+
+TO_NS = {"ns": 1.0, "us": 1e3, "ms": 1e6, "s": 1e9}
+rows = []  # case, sluice, peer, ratio, target, met
+
+
+def fmt(v, unit):
+    return "-" if v is None else "%.3g %s" % (v, unit)
+
+
+def add(case, sluice, peer, unit, ratio_kind, target):
+    """ratio_kind "time": sluice/peer, lower is better; "rate": sluice/peer, higher is better;
+    "abs": no peer, target bounds sluice itself."""
+    if sluice is None:
+        return
+    if ratio_kind == "abs":
+        ratio, met = None, sluice <= target
+        target_text = "<= %g %s" % (target, unit)
+    else:
+        ratio = None if peer is None else sluice / peer
+        if target is None:
+            met, target_text = None, "(info)"
+        elif ratio is None:
+            met, target_text = None, ("<= %gx" if ratio_kind == "time" else ">= %gx") % target
+        elif ratio_kind == "time":
+            met, target_text = ratio <= target, "<= %gx" % target
+        else:
+            met, target_text = ratio >= target, ">= %gx" % target
+    rows.append((case, fmt(sluice, unit), fmt(peer, unit),
+                 "-" if ratio is None else "%.2fx" % ratio, target_text,
+                 "-" if met is None else ("yes" if met else "NO")))
+
+
+def counter(name, key):
+    b = median.get(name)
+    return None if b is None else b.get(key)
+
+
+for topology in ("dag_16x1024", "dag_1024x16", "chain_10000"):
+    for threads in (1, 2):
+        tbb = counter("executor/%s/tbb/threads:%d" % (topology, threads), "ns_per_node")
+        for engine, target in (("sluice", 2.0), ("sluice_expensive", None)):
+            v = counter("executor/%s/%s/threads:%d" % (topology, engine, threads), "ns_per_node")
+            case = "executor %s %s %dt (ns/node, peer TBB)" % (topology, engine, threads)
+            add(case, v, tbb, "ns", "time", target)
+
+for case in ("identity", "add", "add_same", "add_names"):
+    b = median.get("session/%s/sluice" % case)
+    if b is not None:
+        us = b["real_time"] * TO_NS[b["time_unit"]] / 1e3
+        add("session %s (us/run, no peer)" % case, us, None, "us", "abs", 2.0)
+
+for n in (1024, 2048):
+    for threads, target in ((1, 0.9), (2, 0.8)):
+        key = "n:%d/threads:%d" % (n, threads)
+        s = counter("gemm/sluice/" + key, "FLOPS")
+        p = counter("gemm/openblas/" + key, "FLOPS")
+        add("gemm %d %dt (GFLOP/s, peer OpenBLAS)" % (n, threads), s and s / 1e9,
+            p and p / 1e9, "GFLOP/s", "rate", target)
+
+header = ("case", "sluice", "peer", "ratio", "target", "met?")
+widths = [max(len(str(r[i])) for r in rows + [header]) for i in range(len(header))]
+line = lambda r: "| " + " | ".join(str(c).ljust(w) for c, w in zip(r, widths)) + " |"
+print()
+if context:
+    print("%d CPUs at %.0f MHz, load average before the run %s; %s" % (
+        context.get("num_cpus", 0), context.get("mhz_per_cpu", 0),
+        ", ".join("%.2f" % x for x in context.get("load_avg", [])), context.get("date", "")))
+print("medians of %s repetitions; ratio = sluice / peer" % sys.argv[2])
+print(line(header))
+print("|" + "|".join("-" * (w + 2) for w in widths) + "|")
+for r in rows:
+    print(line(r))
+for name, message in sorted(errors.items()):
+    print("ERROR %s: %s" % (name, message))
+print("\nraw results: %s" % out)
+sys.exit(1 if errors else 0)
+PYTHON

@@ -1,0 +1,323 @@
+// Kernels evaluate Eigen expressions on a ThreadPoolDevice: enable it before any Eigen header.
+#define EIGEN_USE_THREADS
+
+#include "ops/state_ops.h"
+
+#include <memory>
+#include <string>
+
+#include "absl/strings/str_cat.h"
+#include "core/status.h"
+#include "graph/shape_inference.h"
+#include "ops/kernel_util.h"
+#include "ops/op_builder.h"
+
+namespace sluice {
+namespace {
+
+constexpr char kVariableOp[] = "Variable";
+
+bool IsRefConsumer(const OutEdge& e) {
+  if (e.is_control() || e.input_index != 0) return false;
+  const std::string& op = e.dst->op();
+  return op == "Assign" || op == "AssignAdd" || op == "AssignSub";
+}
+
+// The ResourceMgr name of the variable a Variable node stands for.
+std::string VariableName(const Node& variable_node) {
+  absl::StatusOr<std::string> shared = variable_node.GetAttr<std::string>("shared_name");
+  return shared.ok() && !shared->empty() ? *shared : variable_node.name();
+}
+
+// ------------------------------------------------------------------------------------------
+// Variable
+
+absl::Status VariableShape(InferenceContext* c) {
+  ASSIGN_OR_RETURN(TensorShape shape, c->GetAttr<TensorShape>("shape"));
+  c->set_output(0, std::move(shape));
+  return absl::OkStatus();
+}
+
+class VariableOp : public OpKernel {
+ public:
+  explicit VariableOp(const Node& node) : OpKernel(node), name_(VariableName(node)) {
+    // Decided once: the graph is final when kernels are made.
+    int consumers = 0;
+    bool only_refs = true;
+    for (const OutEdge& e : node.out_edges()) {
+      if (e.is_control()) continue;
+      ++consumers;
+      only_refs &= IsRefConsumer(e);
+    }
+    is_handle_ = consumers > 0 && only_refs;
+  }
+  bool IsExpensive() const override { return false; }
+
+  absl::Status Compute(OpKernelContext* ctx) override {
+    const DType dtype = node().output_type(0);
+    if (is_handle_) {
+      // Nothing reads a handle's value; an empty tensor does not pin the variable's buffer, so
+      // the update it feeds may happen in place.
+      ctx->set_output(0, Tensor(dtype, TensorShape({0})));
+      return absl::OkStatus();
+    }
+    std::shared_ptr<Variable> var = ctx->resources()->LookupOrCreateVariable(name_);
+    absl::ReaderMutexLock lock(&var->mu);
+    if (!var->initialized) {
+      return absl::FailedPreconditionError(
+          absl::StrCat("variable '", name_, "' is not initialized"));
+    }
+    if (var->value.dtype() != dtype) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("variable '", name_, "' holds ", DTypeName(var->value.dtype()),
+                       " values but this node reads ", DTypeName(dtype)));
+    }
+    ctx->set_output(0, var->value);  // Shares the buffer; updates copy while it is held.
+    return absl::OkStatus();
+  }
+
+ private:
+  std::string name_;
+  bool is_handle_ = false;
+};
+
+absl::Status RegisterVariable(OpRegistry* ops, KernelRegistry* kernels) {
+  RETURN_IF_ERROR(ops->Register(
+      OpDefBuilder(kVariableOp)
+          .Output("value: dtype")
+          .Attr("dtype: type")
+          .Attr("shape: shape")
+          .Attr("shared_name: string = \"\"")
+          .SetIsStateful()
+          .Doc("The current value of the variable named `shared_name` (default: this node's "
+               "name) on this device. Fails with FailedPrecondition until it is assigned. A "
+               "node whose only consumers are Assign-family 'ref' inputs is a write handle "
+               "that outputs an empty tensor instead.")
+          .SetShapeFn(VariableShape)));
+  for (DType dt : {DType::kFloat32, DType::kFloat64, DType::kInt32, DType::kInt64, DType::kBool}) {
+    RETURN_IF_ERROR(kernels->Register(kVariableOp, kDeviceCpu, dt, MakeKernel<VariableOp>));
+  }
+  return absl::OkStatus();
+}
+
+// ------------------------------------------------------------------------------------------
+// Assign, AssignAdd, AssignSub
+
+// Base of the kernels that update a variable: resolves it from the Variable node at input 0.
+class VariableUpdateOp : public OpKernel {
+ public:
+  explicit VariableUpdateOp(const Node& node)
+      : OpKernel(node),
+        name_(VariableName(*node.input(0).node)),
+        declared_shape_(node.input(0).node->GetAttr<TensorShape>("shape").value_or(
+            TensorShape::UnknownRank())) {}
+
+ protected:
+  std::shared_ptr<Variable> Lookup(OpKernelContext* ctx) const {
+    // Input 0 only names the variable: drop it so it does not pin any buffer.
+    ctx->release_input(0);
+    return ctx->resources()->LookupOrCreateVariable(name_);
+  }
+
+  const std::string name_;
+  const TensorShape declared_shape_;
+};
+
+// Kernel factory for the Assign family: input 0 must come from a Variable node.
+template <typename K>
+absl::StatusOr<std::unique_ptr<OpKernel>> MakeVariableUpdateKernel(const Node& node) {
+  const Node* src = node.input(0).node;
+  if (src->op() != kVariableOp) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(node.DebugName(),
+                     ": input 0 ('ref') must come from a Variable node, but "
+                     "comes from ",
+                     src->DebugName()));
+  }
+  return std::unique_ptr<OpKernel>(new K(node));
+}
+
+absl::Status AssignShape(InferenceContext* c) {
+  ASSIGN_OR_RETURN(bool validate, c->GetAttr<bool>("validate_shape"));
+  if (!validate) {
+    c->set_output(0, c->input_shape(1));
+    return absl::OkStatus();
+  }
+  TensorShape merged;
+  if (!c->input_shape(0).MergeWith(c->input_shape(1), &merged).ok()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("cannot assign a value of shape ", c->input_shape(1).DebugString(),
+                     " to a variable of shape ", c->input_shape(0).DebugString()));
+  }
+  c->set_output(0, std::move(merged));
+  return absl::OkStatus();
+}
+
+absl::Status UpdateShape(InferenceContext* c) {
+  TensorShape merged;
+  if (!c->input_shape(0).MergeWith(c->input_shape(1), &merged).ok()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("cannot update a variable of shape ", c->input_shape(0).DebugString(),
+                     " with a value of shape ", c->input_shape(1).DebugString()));
+  }
+  c->set_output(0, std::move(merged));
+  return absl::OkStatus();
+}
+
+class AssignOp : public VariableUpdateOp {
+ public:
+  explicit AssignOp(const Node& node)
+      : VariableUpdateOp(node),
+        validate_shape_(node.GetAttr<bool>("validate_shape").value_or(true)) {}
+  bool IsExpensive() const override { return false; }
+
+  absl::Status Compute(OpKernelContext* ctx) override {
+    std::shared_ptr<Variable> var = Lookup(ctx);
+    const Tensor& value = ctx->input(1);
+    if (validate_shape_ && !declared_shape_.IsCompatibleWith(value.shape())) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("cannot assign a value of shape ", value.shape().DebugString(),
+                       " to variable '", name_, "' of shape ", declared_shape_.DebugString()));
+    }
+    absl::MutexLock lock(&var->mu);
+    // Sharing the value's buffer is safe: whoever updates the variable later copies first
+    // unless the variable holds the only reference.
+    var->value = value;
+    var->initialized = true;
+    ctx->set_output(0, value);
+    return absl::OkStatus();
+  }
+
+ private:
+  const bool validate_shape_;
+};
+
+template <typename T, bool kAdd>
+class AssignUpdateOp : public VariableUpdateOp {
+ public:
+  using VariableUpdateOp::VariableUpdateOp;
+
+  absl::Status Compute(OpKernelContext* ctx) override {
+    std::shared_ptr<Variable> var = Lookup(ctx);
+    const Tensor& delta = ctx->input(1);
+    absl::MutexLock lock(&var->mu);
+    if (!var->initialized) {
+      return absl::FailedPreconditionError(
+          absl::StrCat("variable '", name_, "' is not initialized"));
+    }
+    Tensor& value = var->value;
+    if (value.dtype() != delta.dtype()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("variable '", name_, "' holds ", DTypeName(value.dtype()),
+                       " values, the update is ", DTypeName(delta.dtype())));
+    }
+    if (value.shape() != delta.shape()) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "cannot update variable '", name_, "' of shape ", value.shape().DebugString(),
+          " with a value of shape ", delta.shape().DebugString()));
+    }
+    // Copy-on-write: update in place only when nobody else holds the buffer.
+    Tensor target = value.RefCountIsOne() ? value : Tensor(value.dtype(), value.shape());
+    if (kAdd) {
+      EvalExpr(*ctx, target.flat<T>(), value.flat<T>() + delta.flat<T>());
+    } else {
+      EvalExpr(*ctx, target.flat<T>(), value.flat<T>() - delta.flat<T>());
+    }
+    value = std::move(target);
+    ctx->set_output(0, value);
+    return absl::OkStatus();
+  }
+};
+
+template <typename T>
+using AssignAddOp = AssignUpdateOp<T, true>;
+template <typename T>
+using AssignSubOp = AssignUpdateOp<T, false>;
+
+template <template <typename> class K>
+absl::Status RegisterNumericUpdate(KernelRegistry* kernels, absl::string_view op) {
+  RETURN_IF_ERROR(
+      kernels->Register(op, kDeviceCpu, DType::kFloat32, MakeVariableUpdateKernel<K<float>>));
+  RETURN_IF_ERROR(
+      kernels->Register(op, kDeviceCpu, DType::kFloat64, MakeVariableUpdateKernel<K<double>>));
+  RETURN_IF_ERROR(
+      kernels->Register(op, kDeviceCpu, DType::kInt32, MakeVariableUpdateKernel<K<int32_t>>));
+  return kernels->Register(op, kDeviceCpu, DType::kInt64, MakeVariableUpdateKernel<K<int64_t>>);
+}
+
+absl::Status RegisterAssigns(OpRegistry* ops, KernelRegistry* kernels) {
+  RETURN_IF_ERROR(ops->Register(
+      OpDefBuilder("Assign")
+          .Input("ref: T")
+          .Input("value: T")
+          .Output("output: T")
+          .Attr("T: type")
+          .Attr("validate_shape: bool = true")
+          .SetIsStateful()
+          .Doc("Sets the variable that `ref` (a Variable node) names to `value` and outputs it. "
+               "With validate_shape the value must match the variable's declared shape.")
+          .SetShapeFn(AssignShape)));
+  for (DType dt : {DType::kFloat32, DType::kFloat64, DType::kInt32, DType::kInt64, DType::kBool}) {
+    RETURN_IF_ERROR(
+        kernels->Register("Assign", kDeviceCpu, dt, MakeVariableUpdateKernel<AssignOp>));
+  }
+  for (const char* op : {"AssignAdd", "AssignSub"}) {
+    const bool add = std::string(op) == "AssignAdd";
+    RETURN_IF_ERROR(ops->Register(
+        OpDefBuilder(op)
+            .Input("ref: T")
+            .Input("value: T")
+            .Output("output: T")
+            .Attr("T: {float32, float64, int32, int64}")
+            .SetIsStateful()
+            .Doc(add ? "Adds `value` to the initialised variable that `ref` names; outputs the "
+                       "new value."
+                     : "Subtracts `value` from the initialised variable that `ref` names; "
+                       "outputs the new value.")
+            .SetShapeFn(UpdateShape)));
+  }
+  RETURN_IF_ERROR(RegisterNumericUpdate<AssignAddOp>(kernels, "AssignAdd"));
+  return RegisterNumericUpdate<AssignSubOp>(kernels, "AssignSub");
+}
+
+// A write handle for the variable behind `var`: a Variable node of the same name, dtype and
+// shape that feeds only Assign-family ops (see the header).
+Output WriteHandle(const Scope& scope, const Output& var, SourceLocation loc) {
+  if (!var.valid() || var.node()->op() != kVariableOp) return var;  // The kernel reports it.
+  const Node& v = *var.node();
+  Scope hs = scope.NewSubScope(absl::StrCat(v.name(), "_ref"));
+  if (!v.requested_device().empty()) hs = hs.WithDevice(v.requested_device());
+  AttrMap attrs = {{"dtype", AttrValue(var.dtype())}, {"shared_name", AttrValue(VariableName(v))}};
+  absl::StatusOr<TensorShape> shape = v.GetAttr<TensorShape>("shape");
+  attrs["shape"] = AttrValue(shape.ok() ? *shape : TensorShape::UnknownRank());
+  return ops::BuildOp(hs, kVariableOp, {}, std::move(attrs), loc);
+}
+
+}  // namespace
+
+absl::Status RegisterStateOps(OpRegistry* ops, KernelRegistry* kernels) {
+  RETURN_IF_ERROR(RegisterVariable(ops, kernels));
+  return RegisterAssigns(ops, kernels);
+}
+
+namespace ops {
+
+Output Variable(const Scope& scope, TensorShape shape, DType dtype, SourceLocation loc) {
+  return BuildOp(scope, kVariableOp, {},
+                 {{"shape", AttrValue(std::move(shape))}, {"dtype", AttrValue(dtype)}}, loc);
+}
+
+Output Assign(const Scope& scope, Output var, Input value, SourceLocation loc) {
+  return BuildOp(scope, "Assign", {WriteHandle(scope, var, loc), value}, {}, loc);
+}
+
+Output AssignAdd(const Scope& scope, Output var, Input value, SourceLocation loc) {
+  return BuildOp(scope, "AssignAdd", {WriteHandle(scope, var, loc), value}, {}, loc);
+}
+
+Output AssignSub(const Scope& scope, Output var, Input value, SourceLocation loc) {
+  return BuildOp(scope, "AssignSub", {WriteHandle(scope, var, loc), value}, {}, loc);
+}
+
+}  // namespace ops
+}  // namespace sluice

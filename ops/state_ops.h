@@ -1,0 +1,49 @@
+// State ops: variables, whose values live in the device's ResourceMgr and persist across the
+// steps of a session.
+//   Variable   reads the variable's current value ("dtype", "shape", "shared_name": the
+//              variable's name, default the node's name); fails with FailedPrecondition
+//              "variable 'w1' is not initialized" before the first Assign
+//   Assign     sets the value ("validate_shape", default true: the value must match "shape")
+//   AssignAdd, AssignSub  update the value in place by an equally shaped delta
+// The Assign-family ops take the variable as input 0 ("ref"), which must come from a Variable
+// node; they use only its name, never its value. A Variable node whose every consumer is such a
+// "ref" input is a write handle: it never reads the variable (so it works before the first
+// Assign) and outputs an empty tensor. ops::Assign/AssignAdd/AssignSub create a handle beside
+// the variable (named "<variable>_ref/Variable"), so the variable's own node stays a plain
+// reader that any op may consume.
+//
+// Updates follow the copy-on-write contract of runtime/resource_mgr.h: a value that a reader
+// still holds (a fetched tensor, an output in flight) is never modified; the update then goes to
+// a new buffer. Reads and updates of one variable are serialised by Variable::mu, but ops in one
+// step that are not ordered by edges may see the variable before or after an update.
+//
+//   Output w = ops::Variable(s.WithOpName("w"), TensorShape({2}), DType::kFloat32);
+//   Output init = ops::Assign(s, w, Tensor::FromVector<float>({1, 2}));
+//   Output step = ops::AssignAdd(s, w, Tensor::FromVector<float>({1, 1}));
+#ifndef SLUICE_OPS_STATE_OPS_H_
+#define SLUICE_OPS_STATE_OPS_H_
+
+#include "graph/op_def.h"
+#include "graph/scope.h"
+#include "runtime/kernel.h"
+
+namespace sluice {
+
+absl::Status RegisterStateOps(OpRegistry* ops, KernelRegistry* kernels);
+
+namespace ops {
+
+Output Variable(const Scope& scope, TensorShape shape, DType dtype,
+                SourceLocation loc = SourceLocation::Current());
+// `var` is the output of a Variable node; the returned output is the variable's new value.
+Output Assign(const Scope& scope, Output var, Input value,
+              SourceLocation loc = SourceLocation::Current());
+Output AssignAdd(const Scope& scope, Output var, Input value,
+                 SourceLocation loc = SourceLocation::Current());
+Output AssignSub(const Scope& scope, Output var, Input value,
+                 SourceLocation loc = SourceLocation::Current());
+
+}  // namespace ops
+}  // namespace sluice
+
+#endif  // SLUICE_OPS_STATE_OPS_H_
