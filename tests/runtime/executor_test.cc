@@ -56,6 +56,7 @@ class WaitForCancelOp : public OpKernel {
 
 // Completes on a thread of its own, as a network receive would.
 std::vector<std::thread>* async_threads = nullptr;
+absl::Mutex async_threads_mu;
 
 class OffThreadIncrementOp : public OpKernel {
  public:
@@ -63,6 +64,7 @@ class OffThreadIncrementOp : public OpKernel {
   bool IsAsync() const override { return true; }
   absl::Status Compute(OpKernelContext*) override { return absl::InternalError("async only"); }
   void ComputeAsync(OpKernelContext* ctx, std::function<void()> done) override {
+    absl::MutexLock lock(&async_threads_mu);
     async_threads->emplace_back([ctx, done] {
       absl::StatusOr<Tensor*> out = ctx->allocate_output(0, TensorShape());
       **out = Tensor::Scalar<int64_t>(ctx->input(0).scalar<int64_t>() + 1);
@@ -248,6 +250,7 @@ TEST_F(ExecutorTest, AsyncKernelsCompletingOnOtherThreadsContinueTheStep) {
     ASSERT_TRUE(exec->Run(StepArgs{}, &out).ok());
     EXPECT_EQ(out[0].scalar<int64_t>(), 8 * 4);
   }
+  absl::MutexLock lock(&async_threads_mu);
   for (auto& t : threads) t.join();
   async_threads = nullptr;
 }
