@@ -3,9 +3,6 @@
 // collapsed rank (1 to 5), or a strided loop beyond that. The scalar functions are Eigen's own
 // vectorised functors, so every path computes the same values.
 
-// Kernels evaluate on Eigen::ThreadPoolDevice, which needs this before any Eigen header.
-#define EIGEN_USE_THREADS
-
 #include "ops/math_ops.h"
 
 #include <cstdint>

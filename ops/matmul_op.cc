@@ -6,9 +6,6 @@
 // evaluates an Eigen tensor contraction on the device's thread pool, which splits the product
 // into blocks across the pool.
 
-// Kernels evaluate on Eigen::ThreadPoolDevice, which needs this before any Eigen header.
-#define EIGEN_USE_THREADS
-
 #include <cstdint>
 
 #include "core/status.h"

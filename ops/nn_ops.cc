@@ -4,9 +4,6 @@
 // the device's thread pool when there is enough work. Every softmax subtracts the row maximum
 // first, so exp never overflows.
 
-// Kernels evaluate on Eigen::ThreadPoolDevice, which needs this before any Eigen header.
-#define EIGEN_USE_THREADS
-
 #include "ops/nn_ops.h"
 
 #include <cmath>

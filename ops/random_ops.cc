@@ -1,6 +1,3 @@
-// Kernels evaluate on a ThreadPoolDevice: enable it before any Eigen header.
-#define EIGEN_USE_THREADS
-
 #include "ops/random_ops.h"
 
 #include <cmath>

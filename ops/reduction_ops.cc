@@ -5,9 +5,6 @@
 // dimension of [outer, r, inner]"; each pass is one Eigen reduction evaluated on the device's
 // thread pool. Mean is a Sum divided by the number of reduced elements.
 
-// Kernels evaluate on Eigen::ThreadPoolDevice, which needs this before any Eigen header.
-#define EIGEN_USE_THREADS
-
 #include <cstdint>
 #include <vector>
 

@@ -1,6 +1,3 @@
-// Kernels evaluate Eigen expressions on a ThreadPoolDevice: enable it before any Eigen header.
-#define EIGEN_USE_THREADS
-
 #include "ops/state_ops.h"
 
 #include <memory>

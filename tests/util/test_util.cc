@@ -50,7 +50,7 @@ double ElementAsDouble(const Tensor& t, int64_t i) {
   for (int64_t i = 0; i < actual.num_elements(); ++i) {
     double a = ElementAsDouble(actual, i), e = ElementAsDouble(expected, i);
     bool both_nan = std::isnan(a) && std::isnan(e);
-    if (!both_nan && !(std::fabs(a - e) <= atol + rtol * std::fabs(e))) {
+    if (!both_nan && !(a == e || std::fabs(a - e) <= atol + rtol * std::fabs(e))) {
       return ::testing::AssertionFailure()
              << "element " << i << ": " << a << " vs expected " << e << "\nactual   "
              << actual.DebugString(16) << "\nexpected " << expected.DebugString(16);
