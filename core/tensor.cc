@@ -1,5 +1,6 @@
 #include "core/tensor.h"
 
+#include <cstdio>
 #include <cstdlib>
 #include <new>
 
@@ -20,6 +21,12 @@ Tensor::Tensor(DType dtype, const TensorShape& shape)
     : dtype_(dtype), shape_(shape), num_elements_(shape.num_elements()) {
   if (num_elements_ < 0) num_elements_ = 0;  // Callers validate shapes; never allocate junk.
   buffer_ = std::make_shared<TensorBuffer>(num_elements_ * DTypeSize(dtype));
+}
+
+void Tensor::DieRankMismatch(int rank) const {
+  std::fprintf(stderr, "sluice: rank-%d view of a tensor of shape %s\n", rank,
+               shape_.DebugString().c_str());
+  std::abort();
 }
 
 Tensor Tensor::Slice(int64_t begin, int64_t end) const {

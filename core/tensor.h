@@ -93,10 +93,12 @@ class Tensor {
   }
   template <typename T>
   TensorMapT<T, 2> matrix() const {
-    return TensorMapT<T, 2>(data<T>(), shape_.dim(0), shape_.dim(1));
+    return tensor<T, 2>();
   }
+  // A rank-N view; aborts (a programming error) when the tensor's rank is not N.
   template <typename T, int N>
   TensorMapT<T, N> tensor() const {
+    if (shape_.rank() != N) DieRankMismatch(N);
     Eigen::array<Eigen::DenseIndex, N> dims;
     for (int i = 0; i < N; ++i) dims[i] = shape_.dim(i);
     return TensorMapT<T, N>(data<T>(), dims);
@@ -122,6 +124,8 @@ class Tensor {
   std::string DebugString(int max_elements = 8) const;
 
  private:
+  [[noreturn]] void DieRankMismatch(int rank) const;
+
   DType dtype_ = DType::kFloat32;
   TensorShape shape_;
   int64_t num_elements_ = 1;

@@ -59,8 +59,9 @@ TEST(TensorTest, EigenMapsAreZeroCopy) {
   EXPECT_EQ(m.data(), t.data<double>());
   m.setConstant(2.5);
   EXPECT_EQ(t.flat<double>()(4), 2.5);
-  auto t3 = t.tensor<double, 3>();  // Rank mismatch is caught by the caller; here reshape view.
-  (void)t3;
+  auto t2 = t.tensor<double, 2>();
+  EXPECT_EQ(t2.dimension(1), 3);
+  EXPECT_DEATH((t.tensor<double, 3>()), "rank-3 view of a tensor of shape \\[2,3\\]");
 }
 
 TEST(TensorTest, ReshapedChecksElementCount) {
