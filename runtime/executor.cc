@@ -124,6 +124,7 @@ absl::Status ExecutorImpl::Initialize(const ExecutorParams& params) {
     NodeItem& item = items_[i];
     const Node* n = item.node;
     if (item.fed_index >= 0) {
+      item.expensive = false;  // Hands a fed value on: never worth another thread.
       // Every output a consumer or fetch may read must be fed.
       for (int o = 0; o < n->num_outputs(); ++o) {
         if (item.fed_values[o] < 0) {
