@@ -2,7 +2,7 @@
 # Builds and runs every benchmark, then prints one table of Sluice against the peers measured in
 # the same run (oneTBB flow graph, OpenBLAS) with the targets from docs/benchmarks.md.
 #
-#   bench/run_all.sh                              # about 3 minutes on 2 cores
+#   bench/run_all.sh                              # about 2 minutes on 2 cores, plus the build
 #   BENCH_REPETITIONS=5 bench/run_all.sh          # steadier medians on a noisy machine
 #   bench/run_all.sh --benchmark_filter=gemm      # extra flags go to every benchmark binary
 #
