@@ -4,12 +4,17 @@
 #include <cstdlib>
 #include <mutex>
 
+#include "graph/gradient_registry.h"
 #include "ops/array_ops.h"
 #include "ops/base_ops.h"
+#include "ops/grad_helper_ops.h"
+#include "ops/gradient_fns.h"
 #include "ops/math_ops.h"
 #include "ops/nn_ops.h"
 #include "ops/random_ops.h"
+#include "ops/sendrecv_ops.h"
 #include "ops/state_ops.h"
+#include "ops/training_ops.h"
 
 namespace sluice {
 
@@ -19,11 +24,20 @@ void RegisterAllOps() {
     OpRegistry* ops = OpRegistry::Global();
     KernelRegistry* kernels = KernelRegistry::Global();
     for (auto reg : {RegisterBaseOps, RegisterArrayOps, RegisterMathOps, RegisterNnOps,
-                     RegisterStateOps, RegisterRandomOps}) {
+                     RegisterStateOps, RegisterRandomOps, RegisterSendRecvOps,
+                     RegisterGradHelperOps, RegisterTrainingOps}) {
       absl::Status s = reg(ops, kernels);
       if (!s.ok()) {
         // A registration error is a programming error in ops/: fail loudly at start-up.
         std::fprintf(stderr, "sluice: op registration failed: %s\n", s.ToString().c_str());
+        std::abort();
+      }
+    }
+    GradientRegistry* grads = GradientRegistry::Global();
+    for (auto reg : {RegisterArrayGradients, RegisterMathGradients, RegisterNnGradients}) {
+      absl::Status s = reg(grads);
+      if (!s.ok()) {
+        std::fprintf(stderr, "sluice: gradient registration failed: %s\n", s.ToString().c_str());
         std::abort();
       }
     }

@@ -1,5 +1,6 @@
 #include "ops/state_ops.h"
 
+#include <map>
 #include <memory>
 #include <string>
 
@@ -14,10 +15,25 @@ namespace {
 
 constexpr char kVariableOp[] = "Variable";
 
+// Ops whose leading inputs are variable references, with how many: the Assign family here, and
+// whatever other families register through RegisterVariableRefOp (e.g. the optimizer updates).
+struct RefOps {
+  absl::Mutex mu;
+  std::map<std::string, int, std::less<>> num_refs ABSL_GUARDED_BY(mu) = {
+      {"Assign", 1}, {"AssignAdd", 1}, {"AssignSub", 1}};
+};
+
+RefOps& GetRefOps() {
+  static RefOps* ref_ops = new RefOps();
+  return *ref_ops;
+}
+
 bool IsRefConsumer(const OutEdge& e) {
-  if (e.is_control() || e.input_index != 0) return false;
-  const std::string& op = e.dst->op();
-  return op == "Assign" || op == "AssignAdd" || op == "AssignSub";
+  if (e.is_control()) return false;
+  RefOps& r = GetRefOps();
+  absl::MutexLock lock(&r.mu);
+  auto it = r.num_refs.find(e.dst->op());
+  return it != r.num_refs.end() && e.input_index < it->second;
 }
 
 // The ResourceMgr name of the variable a Variable node stands for.
@@ -292,6 +308,31 @@ Output WriteHandle(const Scope& scope, const Output& var, SourceLocation loc) {
 
 }  // namespace
 
+absl::Status RegisterVariableRefOp(absl::string_view op, int num_ref_inputs) {
+  if (num_ref_inputs < 1) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("op '", op, "' must have at least one ref input, got ", num_ref_inputs));
+  }
+  RefOps& r = GetRefOps();
+  absl::MutexLock lock(&r.mu);
+  auto [it, inserted] = r.num_refs.emplace(std::string(op), num_ref_inputs);
+  if (!inserted && it->second != num_ref_inputs) {
+    return absl::AlreadyExistsError(absl::StrCat("op '", op, "' is already registered with ",
+                                                 it->second, " ref inputs"));
+  }
+  return absl::OkStatus();
+}
+
+bool IsVariableRefInput(const Node& consumer, int input_index) {
+  OutEdge e;
+  e.dst = &consumer;
+  e.input_index = input_index;
+  e.src_output = 0;
+  return input_index >= 0 && IsRefConsumer(e);
+}
+
+std::string VariableNameOf(const Node& variable_node) { return VariableName(variable_node); }
+
 absl::Status RegisterStateOps(OpRegistry* ops, KernelRegistry* kernels) {
   RETURN_IF_ERROR(RegisterVariable(ops, kernels));
   return RegisterAssigns(ops, kernels);
@@ -314,6 +355,10 @@ Output AssignAdd(const Scope& scope, Output var, Input value, SourceLocation loc
 
 Output AssignSub(const Scope& scope, Output var, Input value, SourceLocation loc) {
   return BuildOp(scope, "AssignSub", {WriteHandle(scope, var, loc), value}, {}, loc);
+}
+
+Output VariableRef(const Scope& scope, Output var, SourceLocation loc) {
+  return WriteHandle(scope, var, loc);
 }
 
 }  // namespace ops

@@ -23,6 +23,8 @@
 #ifndef SLUICE_OPS_STATE_OPS_H_
 #define SLUICE_OPS_STATE_OPS_H_
 
+#include <string>
+
 #include "graph/op_def.h"
 #include "graph/scope.h"
 #include "runtime/kernel.h"
@@ -30,6 +32,18 @@
 namespace sluice {
 
 absl::Status RegisterStateOps(OpRegistry* ops, KernelRegistry* kernels);
+
+// Declares that the first `num_ref_inputs` inputs of `op` are variable references, as input 0
+// of Assign is: a Variable node that feeds only such inputs is a write handle (see above).
+// Families with variable-update ops (ops/training_ops.h) call it when they register.
+absl::Status RegisterVariableRefOp(absl::string_view op, int num_ref_inputs);
+// Whether input `input_index` of `consumer` is a variable reference by that registry (e.g. for
+// PlacerOptions::is_variable_ref). Meaningful once RegisterAllOps has run.
+bool IsVariableRefInput(const Node& consumer, int input_index);
+
+// The ResourceMgr name of the variable a Variable node stands for: its "shared_name", else its
+// node name.
+std::string VariableNameOf(const Node& variable_node);
 
 namespace ops {
 
@@ -42,6 +56,9 @@ Output AssignAdd(const Scope& scope, Output var, Input value,
                  SourceLocation loc = SourceLocation::Current());
 Output AssignSub(const Scope& scope, Output var, Input value,
                  SourceLocation loc = SourceLocation::Current());
+// A write handle for the variable behind `var` (a Variable node's output): the node that
+// Assign-family ops and other ref inputs take instead of the reader.
+Output VariableRef(const Scope& scope, Output var, SourceLocation loc = SourceLocation::Current());
 
 }  // namespace ops
 }  // namespace sluice

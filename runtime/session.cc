@@ -2,7 +2,9 @@
 
 #include "absl/strings/str_cat.h"
 #include "core/status.h"
+#include "graph/device_name.h"
 #include "ops/register.h"
+#include "runtime/graph_runner.h"
 
 namespace sluice {
 
@@ -14,12 +16,37 @@ absl::StatusOr<std::unique_ptr<Session>> Session::Create(std::shared_ptr<const G
     return absl::FailedPreconditionError(
         "Session::Create needs a finalized graph (call Scope::Finalize or Graph::Finalize)");
   }
-  return std::unique_ptr<Session>(
-      new Session(std::move(graph), std::make_unique<CpuDevice>(options.device)));
+  if (options.num_devices < 1) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("SessionOptions::num_devices must be at least 1, got ", options.num_devices));
+  }
+  std::vector<std::unique_ptr<CpuDevice>> devices;
+  if (options.num_devices == 1) {
+    devices.push_back(std::make_unique<CpuDevice>(options.device));
+    return std::unique_ptr<Session>(new Session(std::move(graph), std::move(devices), nullptr));
+  }
+  // Several virtual devices: same job and task as the configured device, ids 0..n-1.
+  ASSIGN_OR_RETURN(DeviceName base, DeviceName::Parse(options.device.name));
+  if (!base.job) base.job = "localhost";
+  if (!base.task) base.task = 0;
+  base.type = "cpu";
+  std::vector<std::string> names;
+  for (int i = 0; i < options.num_devices; ++i) {
+    base.id = i;
+    DeviceOptions d = options.device;
+    d.name = base.ToString();
+    names.push_back(d.name);
+    devices.push_back(std::make_unique<CpuDevice>(d));
+  }
+  ASSIGN_OR_RETURN(Placement placement, PlaceGraph(*graph, names, options.placement));
+  return std::unique_ptr<Session>(new Session(std::move(graph), std::move(devices),
+                                              std::make_unique<Placement>(std::move(placement))));
 }
 
-Session::Session(std::shared_ptr<const Graph> graph, std::unique_ptr<CpuDevice> device)
-    : graph_(std::move(graph)), device_(std::move(device)) {}
+Session::Session(std::shared_ptr<const Graph> graph,
+                 std::vector<std::unique_ptr<CpuDevice>> devices,
+                 std::unique_ptr<Placement> placement)
+    : graph_(std::move(graph)), devices_(std::move(devices)), placement_(std::move(placement)) {}
 
 Session::~Session() = default;
 
@@ -106,6 +133,17 @@ absl::Status Session::RunEndpoints(const std::vector<Endpoint>& feeds,
       }
     }
   }
+  if (placement_ != nullptr) {
+    ASSIGN_OR_RETURN(GraphRunner * runner, GetOrCreateRunner(feeds, fetches, targets));
+    GraphRunner::RunArgs args;
+    args.step_id = next_step_id_.fetch_add(1, std::memory_order_relaxed);
+    args.feed_values = std::move(feed_values);
+    args.cancellation = options.cancellation;
+    std::vector<Tensor> fetched;
+    RETURN_IF_ERROR(runner->Run(std::move(args), &fetched));
+    if (outputs != nullptr) *outputs = std::move(fetched);
+    return absl::OkStatus();
+  }
   ASSIGN_OR_RETURN(Executor * exec, GetOrCreateExecutor(feeds, fetches, targets));
   StepArgs args;
   args.step_id = next_step_id_.fetch_add(1, std::memory_order_relaxed);
@@ -117,22 +155,48 @@ absl::Status Session::RunEndpoints(const std::vector<Endpoint>& feeds,
   return absl::OkStatus();
 }
 
-absl::StatusOr<Executor*> Session::GetOrCreateExecutor(const std::vector<Endpoint>& feeds,
-                                                       const std::vector<Endpoint>& fetches,
-                                                       const std::vector<const Node*>& targets) {
-  // Node ids identify nodes within the one graph, so the key can be built from numbers.
+namespace {
+
+// Node ids identify nodes within the one graph, so the key can be built from numbers.
+std::string SignatureKey(const std::vector<Endpoint>& feeds, const std::vector<Endpoint>& fetches,
+                         const std::vector<const Node*>& targets) {
   std::string key;
   for (const Endpoint& e : feeds) absl::StrAppend(&key, e.node->id(), ":", e.index, ",");
   key += "|";
   for (const Endpoint& e : fetches) absl::StrAppend(&key, e.node->id(), ":", e.index, ",");
   key += "|";
   for (const Node* n : targets) absl::StrAppend(&key, n->id(), ",");
+  return key;
+}
+
+}  // namespace
+
+absl::StatusOr<GraphRunner*> Session::GetOrCreateRunner(const std::vector<Endpoint>& feeds,
+                                                        const std::vector<Endpoint>& fetches,
+                                                        const std::vector<const Node*>& targets) {
+  std::string key = SignatureKey(feeds, fetches, targets);
+  absl::MutexLock lock(&mu_);
+  auto it = runners_.find(key);
+  if (it != runners_.end()) return it->second.get();
+  std::vector<CpuDevice*> devices;
+  for (const auto& d : devices_) devices.push_back(d.get());
+  ASSIGN_OR_RETURN(std::unique_ptr<GraphRunner> runner,
+                   GraphRunner::Create(*graph_, *placement_, devices, feeds, fetches, targets));
+  GraphRunner* raw = runner.get();
+  runners_.emplace(std::move(key), std::move(runner));
+  return raw;
+}
+
+absl::StatusOr<Executor*> Session::GetOrCreateExecutor(const std::vector<Endpoint>& feeds,
+                                                       const std::vector<Endpoint>& fetches,
+                                                       const std::vector<const Node*>& targets) {
+  std::string key = SignatureKey(feeds, fetches, targets);
   absl::MutexLock lock(&mu_);
   auto it = executors_.find(key);
   if (it != executors_.end()) return it->second.get();
   ExecutorParams params;
   params.graph = graph_.get();
-  params.device = device_.get();
+  params.device = devices_[0].get();
   params.feeds = feeds;
   params.fetches = fetches;
   params.targets = targets;

@@ -3,6 +3,13 @@
 // (feeds, fetches, targets) signature, so repeated runs only execute. Variables live on the
 // session's device and persist across runs. Thread-safe: Run may be called concurrently.
 //
+// With SessionOptions::num_devices > 1 the session hosts that many virtual CPU devices
+// ("/job:localhost/task:0/device:cpu:N", job and task taken from DeviceOptions::name). It places
+// the whole graph once at creation (graph/placer.h: device requests, colocation, automatic
+// balancing), so a variable lives on the same device for every signature, and per signature
+// partitions the pruned graph and runs the partitions together (runtime/graph_runner.h). With one
+// device, device requests are ignored.
+//
 //   ASSIGN_OR_RETURN(auto session, Session::Create(graph));
 //   std::vector<Tensor> out;
 //   RETURN_IF_ERROR(session->Run({{"x", x_value}}, {"logits"}, {}, &out));
@@ -19,6 +26,7 @@
 #include "absl/container/flat_hash_map.h"
 #include "absl/status/statusor.h"
 #include "graph/graph.h"
+#include "graph/placer.h"
 #include "graph/scope.h"
 #include "runtime/cancellation.h"
 #include "runtime/device.h"
@@ -27,8 +35,12 @@
 namespace sluice {
 
 struct SessionOptions {
-  DeviceOptions device;
+  DeviceOptions device;  // Of every device; with several, `name` gives their job and task.
+  int num_devices = 1;
+  PlacerOptions placement;  // Used when num_devices > 1.
 };
+
+class GraphRunner;
 
 struct RunOptions {
   // Cancel this to abort the run; it then fails with the cancellation's reason.
@@ -54,12 +66,20 @@ class Session {
   // Prepared executors, one per distinct (feeds, fetches, targets) signature run so far.
   int num_cached_executors() {
     absl::MutexLock lock(&mu_);
-    return static_cast<int>(executors_.size());
+    return static_cast<int>(executors_.size() + runners_.size());
   }
-  CpuDevice* device() { return device_.get(); }
+  CpuDevice* device() { return devices_[0].get(); }
+  int num_devices() const { return static_cast<int>(devices_.size()); }
+  CpuDevice* device(int i) { return devices_[i].get(); }
+  // Where every node runs; null with a single device.
+  const Placement* placement() const { return placement_.get(); }
 
  private:
-  Session(std::shared_ptr<const Graph> graph, std::unique_ptr<CpuDevice> device);
+  Session(std::shared_ptr<const Graph> graph, std::vector<std::unique_ptr<CpuDevice>> devices,
+          std::unique_ptr<Placement> placement);
+  absl::StatusOr<GraphRunner*> GetOrCreateRunner(const std::vector<Endpoint>& feeds,
+                                                 const std::vector<Endpoint>& fetches,
+                                                 const std::vector<const Node*>& targets);
   absl::StatusOr<Executor*> GetOrCreateExecutor(const std::vector<Endpoint>& feeds,
                                                 const std::vector<Endpoint>& fetches,
                                                 const std::vector<const Node*>& targets);
@@ -69,9 +89,11 @@ class Session {
                             const RunOptions& options);
 
   std::shared_ptr<const Graph> graph_;
-  std::unique_ptr<CpuDevice> device_;
+  std::vector<std::unique_ptr<CpuDevice>> devices_;
+  std::unique_ptr<Placement> placement_;  // Set with several devices.
   absl::Mutex mu_;
   absl::flat_hash_map<std::string, std::unique_ptr<Executor>> executors_ ABSL_GUARDED_BY(mu_);
+  absl::flat_hash_map<std::string, std::unique_ptr<GraphRunner>> runners_ ABSL_GUARDED_BY(mu_);
   std::atomic<int64_t> next_step_id_{1};
 };
 

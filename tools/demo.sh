@@ -4,4 +4,4 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 tools/setup.sh
 cache="${SLUICE_BAZEL_DISK_CACHE:-$HOME/.cache/sluice-bazel-disk}"
-bazel run --disk_cache="$cache" //examples:mlp_forward -- "$@"
+bazel run --disk_cache="$cache" //examples:distributed_demo -- "$@"

@@ -1,0 +1,93 @@
+// Chunk codec: the data plane's framing of tensors into raw gRPC messages.
+//
+// A tensor travels as one or more chunks; each chunk is one gRPC message laid out as
+//   [uint32 little-endian header length][proto::ChunkHeader][payload bytes]
+// so no gRPC message-size limit applies to the tensor (only to one chunk). ChunkEncoder builds
+// each message from two slices: the serialised header and a slice that points straight into the
+// tensor's buffer (zero copy; the slice holds a Tensor reference until gRPC releases it).
+// ChunkAssembler validates every chunk (version, header size, dtype/shape/total agreement,
+// in-order offsets, declared vs carried payload length, size limits) and copies payloads into a
+// preallocated 64-byte-aligned Tensor; bad input is an InvalidArgument error, never a crash.
+// Thread-compatible: one encoder/assembler per stream.
+//
+//   ChunkEncoder enc(step_id, "a->b:x", tensor, {.chunk_bytes = 1 << 20});
+//   grpc::ByteBuffer msg;
+//   while (enc.Next(&msg)) writer->Write(msg);
+//   ...
+//   ChunkAssembler asm_;
+//   ASSIGN_OR_RETURN(bool done, asm_.Add(msg));
+//   if (done) { ChunkAssembler::Received r = asm_.Take(); ... }
+#ifndef SLUICE_DISTRIBUTED_CHUNK_CODEC_H_
+#define SLUICE_DISTRIBUTED_CHUNK_CODEC_H_
+
+#include <cstdint>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "core/tensor.h"
+#include "distributed/protocol.pb.h"
+#include "grpcpp/support/byte_buffer.h"
+
+namespace sluice {
+
+inline constexpr int kProtocolVersion = proto::PROTOCOL_VERSION_CURRENT;
+
+struct ChunkOptions {
+  // Payload bytes per chunk; keep it below the channel's maximum message size.
+  int64_t chunk_bytes = 1 << 20;
+  uint64_t sender_incarnation = 0;
+};
+
+class ChunkEncoder {
+ public:
+  ChunkEncoder(int64_t step_id, std::string key, Tensor tensor, const ChunkOptions& options);
+  // Fills `msg` with the next chunk; false once every chunk has been produced (a tensor of zero
+  // bytes still produces one chunk).
+  bool Next(grpc::ByteBuffer* msg);
+
+ private:
+  proto::ChunkHeader header_;
+  Tensor tensor_;
+  int64_t chunk_bytes_;
+  int64_t offset_ = 0;
+  bool first_ = true;
+};
+
+struct AssemblerLimits {
+  // Largest tensor a peer may announce (guards the preallocation against garbage headers).
+  int64_t max_tensor_bytes = int64_t{8} << 30;
+  int64_t max_header_bytes = 64 << 10;
+};
+
+class ChunkAssembler {
+ public:
+  struct Received {
+    int64_t step_id = 0;
+    std::string key;
+    Tensor tensor;
+  };
+
+  explicit ChunkAssembler(AssemblerLimits limits = {}) : limits_(limits) {}
+  // Consumes one chunk message; true when it completed a tensor (then call Take()).
+  absl::StatusOr<bool> Add(const grpc::ByteBuffer& msg);
+  Received Take();
+  // OK unless a tensor is partly received (the stream ended early: truncated).
+  absl::Status Finish() const;
+  bool in_progress() const { return in_progress_; }
+
+ private:
+  AssemblerLimits limits_;
+  bool in_progress_ = false;
+  proto::ChunkHeader first_;
+  int64_t received_ = 0;
+  Received current_;
+  bool complete_ = false;
+};
+
+// Parses the header of one chunk message (exposed for tests).
+absl::StatusOr<proto::ChunkHeader> ParseChunkHeader(const grpc::ByteBuffer& msg,
+                                                    int64_t max_header_bytes);
+
+}  // namespace sluice
+
+#endif  // SLUICE_DISTRIBUTED_CHUNK_CODEC_H_

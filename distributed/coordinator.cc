@@ -1,0 +1,212 @@
+#include "distributed/coordinator.h"
+
+#include "absl/strings/str_cat.h"
+#include "absl/synchronization/notification.h"
+#include "core/status.h"
+#include "distributed/chunk_codec.h"
+#include "distributed/grpc_util.h"
+
+namespace sluice {
+
+HeartbeatMonitor::HeartbeatMonitor(HeartbeatOptions options) : options_(options) {
+  thread_ = std::thread([this] { Loop(); });
+}
+
+HeartbeatMonitor::~HeartbeatMonitor() {
+  {
+    absl::MutexLock lock(&mu_);
+    stop_ = true;
+  }
+  thread_.join();
+}
+
+void HeartbeatMonitor::Watch(const WorkerRef& worker) {
+  auto w = std::make_shared<Watched>();
+  w->ref = worker;
+  w->stub = proto::Control::NewStub(MakeChannel(worker.control_address));
+  w->last_ok = absl::Now();
+  absl::MutexLock lock(&mu_);
+  watched_[worker.task_prefix] = std::move(w);
+}
+
+int64_t HeartbeatMonitor::AddListener(LostCallback callback) {
+  absl::MutexLock lock(&mu_);
+  int64_t id = next_listener_++;
+  listeners_[id] = std::move(callback);
+  return id;
+}
+
+void HeartbeatMonitor::RemoveListener(int64_t id) {
+  absl::MutexLock lock(&mu_);
+  listeners_.erase(id);
+}
+
+uint64_t HeartbeatMonitor::incarnation(const std::string& task_prefix) const {
+  absl::MutexLock lock(&mu_);
+  auto it = watched_.find(task_prefix);
+  return it == watched_.end() ? 0 : it->second->incarnation;
+}
+
+absl::Status HeartbeatMonitor::health(const std::string& task_prefix) const {
+  absl::MutexLock lock(&mu_);
+  auto it = watched_.find(task_prefix);
+  if (it == watched_.end()) {
+    return absl::NotFoundError(absl::StrCat("task ", task_prefix, " is not in the cluster"));
+  }
+  return it->second->health;
+}
+
+proto::Control::Stub* HeartbeatMonitor::stub(const std::string& task_prefix) {
+  absl::MutexLock lock(&mu_);
+  auto it = watched_.find(task_prefix);
+  return it == watched_.end() ? nullptr : it->second->stub.get();
+}
+
+void HeartbeatMonitor::Loop() {
+  while (true) {
+    std::vector<std::shared_ptr<Watched>> round;
+    {
+      absl::MutexLock lock(&mu_);
+      if (stop_) return;
+      for (auto& [name, w] : watched_) round.push_back(w);
+    }
+    std::vector<std::pair<WorkerRef, absl::Status>> lost;
+    for (auto& w : round) {
+      proto::HeartbeatRequest req;
+      req.set_protocol_version(kProtocolVersion);
+      req.set_from("master");
+      proto::HeartbeatResponse resp;
+      grpc::ClientContext ctx;
+      ctx.set_deadline(absl::ToChronoTime(absl::Now() + options_.interval));
+      grpc::Status s = w->stub->Heartbeat(&ctx, req, &resp);
+      absl::MutexLock lock(&mu_);
+      const absl::Time now = absl::Now();
+      if (s.ok()) {
+        const uint64_t inc = resp.identity().incarnation();
+        if (w->incarnation != 0 && inc != w->incarnation) {
+          // Restarted: whatever ran on the old incarnation is gone.
+          lost.emplace_back(w->ref,
+                            absl::UnavailableError(absl::StrCat("task ", w->ref.DebugString(),
+                                                                " restarted (new incarnation)")));
+        }
+        w->incarnation = inc;
+        w->last_ok = now;
+        w->health = absl::OkStatus();
+      } else if (now - w->last_ok >= options_.timeout && w->health.ok()) {
+        w->health = absl::UnavailableError(
+            absl::StrCat("task ", w->ref.DebugString(), " missed heartbeats for ",
+                         absl::FormatDuration(now - w->last_ok), ": ", s.error_message()));
+        lost.emplace_back(w->ref, w->health);
+      }
+    }
+    std::vector<LostCallback> callbacks;
+    {
+      absl::MutexLock lock(&mu_);
+      for (auto& [id, cb] : listeners_) callbacks.push_back(cb);
+    }
+    for (auto& [ref, status] : lost) {
+      for (auto& cb : callbacks) cb(ref, status);
+    }
+    absl::MutexLock lock(&mu_);
+    mu_.AwaitWithTimeout(absl::Condition(&stop_), options_.interval);
+  }
+}
+
+struct StepCoordinator::StepState {
+  int64_t step_id = 0;
+  absl::Mutex mu;
+  absl::Status status ABSL_GUARDED_BY(mu);
+  std::vector<WorkerRef> workers;
+  std::vector<std::unique_ptr<grpc::ClientContext>> contexts;
+};
+
+void StepCoordinator::FailStep(const std::shared_ptr<StepState>& step, const absl::Status& status) {
+  {
+    absl::MutexLock lock(&step->mu);
+    if (!step->status.ok()) return;
+    step->status = status;
+  }
+  // Abort the step everywhere (pending receives fail, tensors are freed), then cancel the RPCs.
+  for (const WorkerRef& w : step->workers) {
+    proto::Control::Stub* stub = monitor_->stub(w.task_prefix);
+    if (stub == nullptr) continue;
+    proto::AbortStepRequest req;
+    req.set_protocol_version(kProtocolVersion);
+    req.set_step_id(step->step_id);
+    req.set_reason(std::string(status.message()));
+    proto::AbortStepResponse resp;
+    grpc::ClientContext ctx;
+    ctx.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(1)));
+    (void)stub->AbortStep(&ctx, req, &resp);
+  }
+  for (auto& ctx : step->contexts) ctx->TryCancel();
+}
+
+void StepCoordinator::Abort(int64_t step_id, const absl::Status& reason) {
+  std::shared_ptr<StepState> step;
+  {
+    absl::MutexLock lock(&mu_);
+    auto it = steps_.find(step_id);
+    if (it == steps_.end()) return;
+    step = it->second;
+  }
+  FailStep(step, reason);
+}
+
+absl::StatusOr<std::vector<proto::RunGraphResponse>> StepCoordinator::Run(
+    int64_t step_id, std::vector<Partition> partitions) {
+  auto step = std::make_shared<StepState>();
+  step->step_id = step_id;
+  for (const Partition& p : partitions) {
+    RETURN_IF_ERROR(monitor_->health(p.worker.task_prefix));
+    step->workers.push_back(p.worker);
+    step->contexts.push_back(std::make_unique<grpc::ClientContext>());
+  }
+  {
+    absl::MutexLock lock(&mu_);
+    steps_[step_id] = step;
+  }
+  const int64_t listener = monitor_->AddListener([this, step](const WorkerRef& lost,
+                                                              const absl::Status& why) {
+    for (const WorkerRef& w : step->workers) {
+      if (w.task_prefix != lost.task_prefix) continue;
+      FailStep(step, absl::UnavailableError(absl::StrCat("step ", step->step_id, " failed: lost ",
+                                                         lost.DebugString(), ": ", why.message())));
+      return;
+    }
+  });
+  std::vector<proto::RunGraphResponse> responses(partitions.size());
+  std::vector<std::thread> threads;
+  for (size_t i = 0; i < partitions.size(); ++i) {
+    threads.emplace_back([&, i] {
+      proto::Control::Stub* stub = monitor_->stub(partitions[i].worker.task_prefix);
+      partitions[i].request.set_step_id(step_id);
+      partitions[i].request.set_protocol_version(kProtocolVersion);
+      grpc::Status s =
+          stub->RunGraph(step->contexts[i].get(), partitions[i].request, &responses[i]);
+      if (s.ok()) return;
+      const WorkerRef& w = partitions[i].worker;
+      absl::Status err = FromGrpc(s);
+      if (s.error_code() == grpc::StatusCode::UNAVAILABLE) {
+        // The connection broke: the process is gone (or unreachable).
+        err = absl::UnavailableError(absl::StrCat("step ", step_id, " failed: lost ",
+                                                  w.DebugString(), ": ", s.error_message()));
+      } else {
+        err = absl::Status(err.code(), absl::StrCat("step ", step_id, " failed on ",
+                                                    w.DebugString(), ": ", err.message()));
+      }
+      FailStep(step, err);
+    });
+  }
+  for (auto& t : threads) t.join();
+  monitor_->RemoveListener(listener);
+  {
+    absl::MutexLock lock(&mu_);
+    steps_.erase(step_id);
+  }
+  absl::MutexLock lock(&step->mu);
+  if (!step->status.ok()) return step->status;
+  return responses;
+}
+
+}  // namespace sluice

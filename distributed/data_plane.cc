@@ -1,0 +1,189 @@
+#include "distributed/data_plane.h"
+
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "absl/synchronization/notification.h"
+#include "core/status.h"
+#include "grpcpp/impl/rpc_service_method.h"
+#include "grpcpp/support/method_handler.h"
+
+namespace sluice {
+
+DataPlaneService::DataPlaneService(TensorMailbox* mailbox, ChunkOptions options,
+                                   AssemblerLimits limits)
+    : mailbox_(mailbox), options_(options), limits_(limits) {
+  // Hand-registered raw methods: the payload never passes through a protobuf message.
+  AddMethod(new grpc::internal::RpcServiceMethod(
+      kDataPushMethod, grpc::internal::RpcMethod::CLIENT_STREAMING,
+      new grpc::internal::ClientStreamingHandler<DataPlaneService, grpc::ByteBuffer,
+                                                 grpc::ByteBuffer>(
+          [](DataPlaneService* s, grpc::ServerContext* ctx,
+             grpc::ServerReader<grpc::ByteBuffer>* reader,
+             grpc::ByteBuffer* resp) { return s->Push(ctx, reader, resp); },
+          this)));
+  AddMethod(new grpc::internal::RpcServiceMethod(
+      kDataPullMethod, grpc::internal::RpcMethod::SERVER_STREAMING,
+      new grpc::internal::ServerStreamingHandler<DataPlaneService, grpc::ByteBuffer,
+                                                 grpc::ByteBuffer>(
+          [](DataPlaneService* s, grpc::ServerContext* ctx, const grpc::ByteBuffer* req,
+             grpc::ServerWriter<grpc::ByteBuffer>* writer) { return s->Pull(ctx, req, writer); },
+          this)));
+}
+
+grpc::Status DataPlaneService::Push(grpc::ServerContext* ctx,
+                                    grpc::ServerReader<grpc::ByteBuffer>* reader,
+                                    grpc::ByteBuffer* response) {
+  ChunkAssembler assembler(limits_);
+  grpc::ByteBuffer msg;
+  int64_t count = 0;
+  while (reader->Read(&msg)) {
+    absl::StatusOr<bool> done = assembler.Add(msg);
+    if (!done.ok()) {
+      // The partial tensor is dropped with the assembler; the peer gets the reason.
+      bad_streams_.fetch_add(1);
+      return ToGrpc(done.status());
+    }
+    if (*done) {
+      ChunkAssembler::Received r = assembler.Take();
+      absl::Status put = mailbox_->Put(r.step_id, r.key, std::move(r.tensor));
+      // A tensor for an aborted step is dropped; the stream stays usable for other steps.
+      if (!put.ok() && !absl::IsAlreadyExists(put)) continue;
+      if (!put.ok()) return ToGrpc(put);
+      ++count;
+      tensors_received_.fetch_add(1);
+    }
+  }
+  absl::Status finish = assembler.Finish();
+  if (!finish.ok()) {
+    bad_streams_.fetch_add(1);
+    return ToGrpc(finish);
+  }
+  proto::PushResponse out;
+  out.set_tensors(count);
+  *response = SerializeToByteBuffer(out);
+  return grpc::Status::OK;
+}
+
+grpc::Status DataPlaneService::Pull(grpc::ServerContext* ctx, const grpc::ByteBuffer* request,
+                                    grpc::ServerWriter<grpc::ByteBuffer>* writer) {
+  proto::PullRequest req;
+  if (!ParseFromByteBuffer(*request, &req)) {
+    bad_streams_.fetch_add(1);
+    return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "Pull request is not a PullRequest");
+  }
+  if (req.protocol_version() != kProtocolVersion) {
+    return grpc::Status(
+        grpc::StatusCode::FAILED_PRECONDITION,
+        absl::StrCat("data-plane protocol version mismatch: peer speaks ", req.protocol_version(),
+                     ", this server speaks ", kProtocolVersion));
+  }
+  struct Wait {
+    absl::Notification n;
+    absl::StatusOr<Tensor> t;
+  };
+  auto wait = std::make_shared<Wait>();
+  mailbox_->RecvAsync(req.step_id(), req.key(), [wait](absl::StatusOr<Tensor> t) {
+    wait->t = std::move(t);
+    wait->n.Notify();
+  });
+  // Poll for the caller giving up (deadline, cancel, server shutdown): the sync API has no
+  // cancellation callback. Giving up aborts the step's receives on this worker.
+  while (!wait->n.WaitForNotificationWithTimeout(absl::Milliseconds(50))) {
+    if (ctx->IsCancelled()) {
+      mailbox_->AbortStep(req.step_id(),
+                          absl::CancelledError(absl::StrCat("Pull of '", req.key(), "' of step ",
+                                                            req.step_id(), " was cancelled")));
+    }
+  }
+  absl::StatusOr<Tensor> t = std::move(wait->t);
+  ChunkEncoder enc(req.step_id(), req.key(), *std::move(t), options_);
+  grpc::ByteBuffer msg;
+  while (enc.Next(&msg)) {
+    if (!writer->Write(msg)) {
+      return grpc::Status(grpc::StatusCode::UNAVAILABLE, "puller went away");
+    }
+  }
+  return grpc::Status::OK;
+}
+
+DataClient::DataClient(std::shared_ptr<grpc::Channel> channel, ChunkOptions options)
+    : channel_(std::move(channel)), options_(options) {}
+
+DataClient::~DataClient() { (void)Close(); }
+
+absl::Status DataClient::OpenLocked() {
+  if (push_) return absl::OkStatus();
+  push_ctx_ = std::make_unique<grpc::ClientContext>();
+  push_response_.Clear();
+  grpc::internal::RpcMethod method(kDataPushMethod, grpc::internal::RpcMethod::CLIENT_STREAMING);
+  push_.reset(grpc::internal::ClientWriterFactory<grpc::ByteBuffer>::Create(
+      channel_.get(), method, push_ctx_.get(), &push_response_));
+  return absl::OkStatus();
+}
+
+absl::Status DataClient::CloseLocked() {
+  if (!push_) return absl::OkStatus();
+  push_->WritesDone();
+  grpc::Status s = push_->Finish();
+  push_.reset();
+  push_ctx_.reset();
+  return FromGrpc(s);
+}
+
+absl::Status DataClient::Push(int64_t step_id, const std::string& key, const Tensor& tensor) {
+  absl::MutexLock lock(&mu_);
+  RETURN_IF_ERROR(OpenLocked());
+  ChunkEncoder enc(step_id, key, tensor, options_);
+  grpc::ByteBuffer msg;
+  while (enc.Next(&msg)) {
+    if (!push_->Write(msg)) {
+      // The stream broke: its final status says why (peer gone, chunk rejected, ...).
+      absl::Status s = CloseLocked();
+      if (s.ok()) s = absl::UnavailableError("data-plane stream closed by the peer");
+      return AnnotateStatus(s, absl::StrCat("pushing tensor '", key, "' of step ", step_id));
+    }
+  }
+  return absl::OkStatus();
+}
+
+absl::Status DataClient::Close() {
+  absl::MutexLock lock(&mu_);
+  return CloseLocked();
+}
+
+absl::StatusOr<Tensor> DataClient::Pull(int64_t step_id, const std::string& key,
+                                        absl::Duration timeout) {
+  proto::PullRequest req;
+  req.set_protocol_version(kProtocolVersion);
+  req.set_step_id(step_id);
+  req.set_key(key);
+  grpc::ClientContext ctx;
+  ctx.set_deadline(absl::ToChronoTime(absl::Now() + timeout));
+  grpc::internal::RpcMethod method(kDataPullMethod, grpc::internal::RpcMethod::SERVER_STREAMING);
+  std::unique_ptr<grpc::ClientReader<grpc::ByteBuffer>> reader(
+      grpc::internal::ClientReaderFactory<grpc::ByteBuffer>::Create(channel_.get(), method, &ctx,
+                                                                    SerializeToByteBuffer(req)));
+  ChunkAssembler assembler;
+  grpc::ByteBuffer msg;
+  bool complete = false;
+  absl::Status bad;
+  while (reader->Read(&msg)) {
+    if (complete || !bad.ok()) continue;  // Drain.
+    absl::StatusOr<bool> done = assembler.Add(msg);
+    if (!done.ok()) {
+      bad = done.status();
+      ctx.TryCancel();
+      continue;
+    }
+    complete = *done;
+  }
+  grpc::Status s = reader->Finish();
+  RETURN_IF_ERROR(bad);
+  RETURN_IF_ERROR(FromGrpc(s));
+  if (!complete) RETURN_IF_ERROR(assembler.Finish());
+  if (!complete) return absl::InternalError("Pull ended without a tensor");
+  return assembler.Take().tensor;
+}
+
+}  // namespace sluice

@@ -1,0 +1,82 @@
+// Data plane: the worker's tensor-transfer service and its client, on their own gRPC port and
+// channel so bulk bytes never queue ahead of control messages.
+//
+// Both methods are raw byte-buffer methods framed by chunk_codec.h: Push streams chunks of any
+// number of tensors into the server's TensorMailbox; Pull streams back the chunks of one tensor
+// the server holds (waiting for it until the call's deadline). DataClient keeps one Push
+// stream per peer open and serialises writers on it. Thread-safe.
+//
+//   DataPlaneService service(&mailbox, incarnation);   // builder.RegisterService(&service)
+//   DataClient client(channel, {.chunk_bytes = 256 << 10});
+//   RETURN_IF_ERROR(client.Push(step, "a->b", tensor));
+//   ASSIGN_OR_RETURN(Tensor t, client.Pull(step, "b->c", absl::Seconds(5)));
+#ifndef SLUICE_DISTRIBUTED_DATA_PLANE_H_
+#define SLUICE_DISTRIBUTED_DATA_PLANE_H_
+
+#include <atomic>
+#include <memory>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
+#include "distributed/chunk_codec.h"
+#include "distributed/grpc_util.h"
+#include "distributed/tensor_mailbox.h"
+#include "grpcpp/grpcpp.h"
+#include "grpcpp/impl/service_type.h"
+#include "grpcpp/support/sync_stream.h"
+
+namespace sluice {
+
+inline constexpr char kDataPushMethod[] = "/sluice.proto.Data/Push";
+inline constexpr char kDataPullMethod[] = "/sluice.proto.Data/Pull";
+
+class DataPlaneService : public grpc::Service {
+ public:
+  DataPlaneService(TensorMailbox* mailbox, ChunkOptions options, AssemblerLimits limits = {});
+
+  int64_t tensors_received() const { return tensors_received_.load(); }
+  int64_t bad_streams() const { return bad_streams_.load(); }
+
+ private:
+  grpc::Status Push(grpc::ServerContext* ctx, grpc::ServerReader<grpc::ByteBuffer>* reader,
+                    grpc::ByteBuffer* response);
+  grpc::Status Pull(grpc::ServerContext* ctx, const grpc::ByteBuffer* request,
+                    grpc::ServerWriter<grpc::ByteBuffer>* writer);
+
+  TensorMailbox* mailbox_;
+  ChunkOptions options_;
+  AssemblerLimits limits_;
+  std::atomic<int64_t> tensors_received_{0};
+  std::atomic<int64_t> bad_streams_{0};
+};
+
+class DataClient {
+ public:
+  DataClient(std::shared_ptr<grpc::Channel> channel, ChunkOptions options);
+  ~DataClient();
+
+  // Streams `tensor` to the peer's mailbox under (step_id, key). Returns once gRPC accepted
+  // every chunk; the peer's arrival is confirmed by the stream's final response (Close()).
+  absl::Status Push(int64_t step_id, const std::string& key, const Tensor& tensor);
+  // Ends the push stream and returns the peer's verdict (e.g. a rejected chunk).
+  absl::Status Close();
+  // Fetches the tensor the peer holds (or will receive) under (step_id, key).
+  absl::StatusOr<Tensor> Pull(int64_t step_id, const std::string& key, absl::Duration timeout);
+
+ private:
+  absl::Status OpenLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  absl::Status CloseLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+
+  std::shared_ptr<grpc::Channel> channel_;
+  ChunkOptions options_;
+  absl::Mutex mu_;
+  std::unique_ptr<grpc::ClientContext> push_ctx_ ABSL_GUARDED_BY(mu_);
+  grpc::ByteBuffer push_response_ ABSL_GUARDED_BY(mu_);
+  std::unique_ptr<grpc::ClientWriter<grpc::ByteBuffer>> push_ ABSL_GUARDED_BY(mu_);
+};
+
+}  // namespace sluice
+
+#endif  // SLUICE_DISTRIBUTED_DATA_PLANE_H_

@@ -1,0 +1,106 @@
+#include "distributed/edge_sender.h"
+
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "core/status.h"
+
+namespace sluice {
+
+EdgeSender::EdgeSender(std::shared_ptr<grpc::Channel> control_channel, DataClient* data,
+                       std::string edge)
+    : stub_(proto::Control::NewStub(std::move(control_channel))),
+      data_(data),
+      edge_(std::move(edge)) {}
+
+EdgeSender::~EdgeSender() {
+  {
+    absl::MutexLock lock(&mu_);
+    if (ctx_) ctx_->TryCancel();
+  }
+  if (reader_.joinable()) reader_.join();
+  if (stream_) (void)stream_->Finish();
+}
+
+absl::Status EdgeSender::EnsureOpen() {
+  if (opened_) {
+    {
+      absl::MutexLock lock(&mu_);
+      if (broken_.ok()) return absl::OkStatus();
+    }
+    // The receiver went away (e.g. restarted): drop the old stream and open a new one; the
+    // new receiver grants fresh credits.
+    reader_.join();
+    (void)stream_->Finish();
+    absl::MutexLock lock(&mu_);
+    broken_ = absl::OkStatus();
+    credits_ = 0;
+    in_flight_ = 0;
+  }
+  opened_ = true;
+  {
+    absl::MutexLock lock(&mu_);
+    ctx_ = std::make_unique<grpc::ClientContext>();
+    stream_ = stub_->EdgeControl(ctx_.get());
+  }
+  proto::EdgeControlMessage open;
+  open.mutable_open()->set_protocol_version(kProtocolVersion);
+  open.mutable_open()->set_edge(edge_);
+  if (!stream_->Write(open)) {
+    absl::MutexLock lock(&mu_);
+    broken_ = absl::UnavailableError(absl::StrCat("edge '", edge_, "': control stream refused"));
+  }
+  reader_ = std::thread([this] { ReadLoop(); });
+  return absl::OkStatus();
+}
+
+void EdgeSender::ReadLoop() {
+  proto::EdgeControlMessage msg;
+  while (stream_->Read(&msg)) {
+    absl::MutexLock lock(&mu_);
+    if (msg.has_credit()) {
+      credits_ += msg.credit().grant();
+      if (in_flight_ > 0) in_flight_ = std::max<int64_t>(0, in_flight_ - msg.credit().grant());
+    }
+  }
+  absl::MutexLock lock(&mu_);
+  if (broken_.ok()) {
+    broken_ = absl::UnavailableError(absl::StrCat("edge '", edge_, "': control stream closed"));
+  }
+}
+
+absl::Status EdgeSender::Send(int64_t step_id, const std::string& key, const Tensor& tensor,
+                              absl::Time deadline) {
+  absl::MutexLock send_lock(&send_mu_);
+  RETURN_IF_ERROR(EnsureOpen());
+  {
+    absl::MutexLock lock(&mu_);
+    mu_.AwaitWithDeadline(absl::Condition(this, &EdgeSender::CanSend), deadline);
+    if (credits_ == 0) {
+      if (!broken_.ok()) return broken_;
+      return absl::DeadlineExceededError(absl::StrCat("edge '", edge_, "': no credit from the ",
+                                                      "receiver for tensor '", key, "' of step ",
+                                                      step_id, " (", in_flight_, " in flight)"));
+    }
+    --credits_;
+    ++in_flight_;
+  }
+  proto::EdgeControlMessage ready;
+  ready.mutable_tensor_ready()->set_step_id(step_id);
+  ready.mutable_tensor_ready()->set_key(key);
+  ready.mutable_tensor_ready()->set_bytes(tensor.TotalBytes());
+  stream_->Write(ready);  // Advisory; a broken stream shows up in the data push or next Send.
+  return data_->Push(step_id, key, tensor);
+}
+
+int64_t EdgeSender::credits() const {
+  absl::MutexLock lock(&mu_);
+  return credits_;
+}
+
+int64_t EdgeSender::in_flight() const {
+  absl::MutexLock lock(&mu_);
+  return in_flight_;
+}
+
+}  // namespace sluice

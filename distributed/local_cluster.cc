@@ -1,0 +1,170 @@
+#include "distributed/local_cluster.h"
+
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
+
+namespace sluice {
+namespace {
+
+// Reads one line from `fd` before `deadline`.
+absl::StatusOr<std::string> ReadLine(int fd, absl::Time deadline) {
+  std::string line;
+  while (true) {
+    const int64_t ms = absl::ToInt64Milliseconds(deadline - absl::Now());
+    if (ms <= 0) return absl::DeadlineExceededError("timed out waiting for the server to start");
+    pollfd p{fd, POLLIN, 0};
+    int r = poll(&p, 1, static_cast<int>(ms));
+    if (r < 0 && errno == EINTR) continue;
+    if (r <= 0) continue;
+    char c;
+    ssize_t n = read(fd, &c, 1);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return absl::UnavailableError("the server exited before it was ready");
+    if (c == '\n') return line;
+    line.push_back(c);
+  }
+}
+
+int WaitExit(pid_t pid) {
+  int status = 0;
+  while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+  }
+  if (WIFEXITED(status)) return WEXITSTATUS(status);
+  return 128 + WTERMSIG(status);
+}
+
+}  // namespace
+
+absl::StatusOr<LocalCluster::Process> LocalCluster::Spawn(const std::string& job, int task,
+                                                          std::vector<std::string> flags) {
+  int fds[2];
+  if (pipe(fds) != 0) return absl::InternalError(absl::StrCat("pipe: ", strerror(errno)));
+  std::vector<std::string> args = {options_.server_binary, "--job=" + job,
+                                   absl::StrCat("--task=", task)};
+  for (auto& f : flags) args.push_back(std::move(f));
+  pid_t pid = fork();
+  if (pid < 0) return absl::InternalError(absl::StrCat("fork: ", strerror(errno)));
+  if (pid == 0) {
+    dup2(fds[1], STDOUT_FILENO);
+    close(fds[0]);
+    close(fds[1]);
+    std::vector<char*> argv;
+    for (auto& a : args) argv.push_back(a.data());
+    argv.push_back(nullptr);
+    execv(argv[0], argv.data());
+    _exit(127);
+  }
+  close(fds[1]);
+  absl::StatusOr<std::string> line = ReadLine(fds[0], absl::Now() + options_.start_timeout);
+  close(fds[0]);  // Later output to stdout is dropped (the server logs to stderr).
+  Process p;
+  p.job = job;
+  p.task = task;
+  p.pid = pid;
+  if (!line.ok() || !absl::StartsWith(*line, "SLUICE_SERVER_READY")) {
+    kill(pid, SIGKILL);
+    WaitExit(pid);
+    return absl::UnavailableError(
+        absl::StrCat("starting ", absl::StrJoin(args, " "), ": ",
+                     line.ok() ? "unexpected output '" + *line + "'" : line.status().message()));
+  }
+  for (absl::string_view field : absl::StrSplit(*line, ' ')) {
+    if (absl::ConsumePrefix(&field, "control=")) p.control_address = std::string(field);
+    if (absl::ConsumePrefix(&field, "data=")) p.data_address = std::string(field);
+  }
+  return p;
+}
+
+absl::StatusOr<std::unique_ptr<LocalCluster>> LocalCluster::Start(
+    const LocalClusterOptions& options) {
+  std::unique_ptr<LocalCluster> cluster(new LocalCluster(options));
+  std::vector<std::string> controls;
+  for (int i = 0; i < options.num_workers; ++i) {
+    std::vector<std::string> flags = {"--port=0", "--data_port=0"};
+    flags.insert(flags.end(), options.worker_flags.begin(), options.worker_flags.end());
+    absl::StatusOr<Process> p = cluster->Spawn("worker", i, flags);
+    if (!p.ok()) return p.status();
+    cluster->workers_.push_back(*p);
+    controls.push_back(p->control_address);
+  }
+  if (options.start_master) {
+    std::vector<std::string> flags = {"--port=0", "--data_port=0",
+                                      "--cluster_spec=worker=" + absl::StrJoin(controls, ",")};
+    flags.insert(flags.end(), options.master_flags.begin(), options.master_flags.end());
+    absl::StatusOr<Process> p = cluster->Spawn("master", 0, flags);
+    if (!p.ok()) return p.status();
+    cluster->master_ = *p;
+  }
+  return cluster;
+}
+
+absl::Status LocalCluster::KillWorker(int i) {
+  Process& p = workers_[i];
+  if (p.pid < 0)
+    return absl::FailedPreconditionError(absl::StrCat("worker ", i, " is not running"));
+  kill(p.pid, SIGKILL);
+  WaitExit(p.pid);
+  p.pid = -1;
+  return absl::OkStatus();
+}
+
+absl::Status LocalCluster::PauseWorker(int i) {
+  if (workers_[i].pid < 0) return absl::FailedPreconditionError("not running");
+  kill(workers_[i].pid, SIGSTOP);
+  return absl::OkStatus();
+}
+
+absl::Status LocalCluster::ResumeWorker(int i) {
+  if (workers_[i].pid < 0) return absl::FailedPreconditionError("not running");
+  kill(workers_[i].pid, SIGCONT);
+  return absl::OkStatus();
+}
+
+absl::StatusOr<int> LocalCluster::StopWorker(int i) {
+  Process& p = workers_[i];
+  if (p.pid < 0)
+    return absl::FailedPreconditionError(absl::StrCat("worker ", i, " is not running"));
+  kill(p.pid, SIGTERM);
+  int code = WaitExit(p.pid);
+  p.pid = -1;
+  return code;
+}
+
+absl::Status LocalCluster::RestartWorker(int i) {
+  Process& old = workers_[i];
+  if (old.pid >= 0) return absl::FailedPreconditionError(absl::StrCat("worker ", i, " is running"));
+  const std::string cport = old.control_address.substr(old.control_address.rfind(':') + 1);
+  const std::string dport = old.data_address.substr(old.data_address.rfind(':') + 1);
+  std::vector<std::string> flags = {"--port=" + cport, "--data_port=" + dport};
+  flags.insert(flags.end(), options_.worker_flags.begin(), options_.worker_flags.end());
+  absl::StatusOr<Process> p = Spawn("worker", i, flags);
+  if (!p.ok()) return p.status();
+  old = *p;
+  return absl::OkStatus();
+}
+
+LocalCluster::~LocalCluster() {
+  std::vector<pid_t> pids;
+  if (master_.pid > 0) pids.push_back(master_.pid);
+  for (const Process& w : workers_) {
+    if (w.pid > 0) pids.push_back(w.pid);
+  }
+  for (pid_t pid : pids) {
+    kill(pid, SIGCONT);  // A paused process could not act on SIGTERM.
+    kill(pid, SIGTERM);
+  }
+  for (pid_t pid : pids) WaitExit(pid);
+}
+
+}  // namespace sluice

@@ -1,0 +1,257 @@
+#include "distributed/master.h"
+
+#include <utility>
+
+#include "absl/random/random.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "core/status.h"
+#include "core/tensor_proto.h"
+#include "distributed/chunk_codec.h"
+#include "distributed/grpc_util.h"
+#include "distributed/worker.h"
+#include "graph/graph_def.h"
+#include "graph/partitioner.h"
+#include "ops/register.h"
+
+namespace sluice {
+namespace {
+std::string EndpointName(const Endpoint& e) { return absl::StrCat(e.node->name(), ":", e.index); }
+}  // namespace
+
+Master::Master(MasterOptions options)
+    : options_(std::move(options)), monitor_(options_.heartbeat), coordinator_(&monitor_) {
+  RegisterAllOps();
+  for (const WorkerRef& w : options_.workers) monitor_.Watch(w);
+  // Step ids differ across master restarts, so a worker never mixes two masters' steps.
+  next_step_ = (absl::Uniform<int64_t>(absl::BitGen(), 1, 1 << 20)) << 20;
+}
+
+Master::~Master() = default;
+
+std::vector<std::string> Master::DeviceNames() const {
+  std::vector<std::string> names;
+  for (const WorkerRef& w : options_.workers) names.push_back(w.task_prefix + "/device:cpu:0");
+  return names;
+}
+
+absl::StatusOr<std::shared_ptr<Master::SessionState>> Master::BuildSession(proto::GraphDef def) {
+  auto s = std::make_shared<SessionState>();
+  ASSIGN_OR_RETURN(std::unique_ptr<Graph> graph, GraphFromGraphDef(def));
+  s->graph = std::shared_ptr<const Graph>(std::move(graph));
+  if (options_.workers.empty()) return absl::FailedPreconditionError("the cluster has no workers");
+  ASSIGN_OR_RETURN(s->placement, PlaceGraph(*s->graph, DeviceNames()));
+  s->def = std::move(def);
+  return s;
+}
+
+grpc::Status Master::CreateSession(grpc::ServerContext*, const proto::CreateSessionRequest* req,
+                                   proto::CreateSessionResponse* resp) {
+  grpc::Status v = CheckVersion(req->protocol_version(), "CreateSession");
+  if (!v.ok()) return v;
+  absl::StatusOr<std::shared_ptr<SessionState>> s = BuildSession(req->graph());
+  if (!s.ok()) return ToGrpc(AnnotateStatus(s.status(), "CreateSession"));
+  absl::MutexLock lock(&mu_);
+  std::string handle = absl::StrCat("session-", next_session_++);
+  sessions_[handle] = *s;
+  resp->set_session_handle(handle);
+  return grpc::Status::OK;
+}
+
+grpc::Status Master::ExtendSession(grpc::ServerContext*, const proto::ExtendSessionRequest* req,
+                                   proto::ExtendSessionResponse*) {
+  grpc::Status v = CheckVersion(req->protocol_version(), "ExtendSession");
+  if (!v.ok()) return v;
+  std::shared_ptr<SessionState> old;
+  {
+    absl::MutexLock lock(&mu_);
+    auto it = sessions_.find(req->session_handle());
+    if (it == sessions_.end()) {
+      return grpc::Status(grpc::StatusCode::NOT_FOUND,
+                          absl::StrCat("unknown session handle '", req->session_handle(), "'"));
+    }
+    old = it->second;
+  }
+  proto::GraphDef merged = old->def;
+  for (const auto& n : req->graph().node()) *merged.add_node() = n;
+  absl::StatusOr<std::shared_ptr<SessionState>> s = BuildSession(std::move(merged));
+  if (!s.ok()) return ToGrpc(AnnotateStatus(s.status(), "ExtendSession"));
+  absl::MutexLock lock(&mu_);
+  sessions_[req->session_handle()] = *s;
+  return grpc::Status::OK;
+}
+
+grpc::Status Master::CloseSession(grpc::ServerContext*, const proto::CloseSessionRequest* req,
+                                  proto::CloseSessionResponse*) {
+  grpc::Status v = CheckVersion(req->protocol_version(), "CloseSession");
+  if (!v.ok()) return v;
+  std::shared_ptr<SessionState> s;
+  {
+    absl::MutexLock lock(&mu_);
+    auto it = sessions_.find(req->session_handle());
+    if (it == sessions_.end()) {
+      return grpc::Status(grpc::StatusCode::NOT_FOUND,
+                          absl::StrCat("unknown session handle '", req->session_handle(), "'"));
+    }
+    s = it->second;
+    sessions_.erase(it);
+  }
+  absl::MutexLock lock(&s->mu);
+  for (auto& [sig, prepared] : s->prepared) {
+    for (auto& part : prepared->parts) {
+      proto::Control::Stub* stub = monitor_.stub(options_.workers[part.worker].task_prefix);
+      proto::DeregisterGraphRequest dreq;
+      dreq.set_protocol_version(kProtocolVersion);
+      dreq.set_graph_handle(part.handle);
+      proto::DeregisterGraphResponse dresp;
+      grpc::ClientContext ctx;
+      ctx.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(2)));
+      (void)stub->DeregisterGraph(&ctx, dreq, &dresp);  // A lost worker forgot it anyway.
+    }
+  }
+  return grpc::Status::OK;
+}
+
+grpc::Status Master::ListDevices(grpc::ServerContext*, const proto::ListDevicesRequest* req,
+                                 proto::ListDevicesResponse* resp) {
+  grpc::Status v = CheckVersion(req->protocol_version(), "ListDevices");
+  if (!v.ok()) return v;
+  for (const std::string& d : DeviceNames()) resp->add_devices(d);
+  return grpc::Status::OK;
+}
+
+absl::StatusOr<std::shared_ptr<Master::Prepared>> Master::Prepare(
+    SessionState* session, const proto::RunStepRequest& req) {
+  std::string signature;
+  for (const auto& f : req.feeds()) absl::StrAppend(&signature, f.name(), ",");
+  absl::StrAppend(&signature, ";", absl::StrJoin(req.fetches(), ","), ";",
+                  absl::StrJoin(req.targets(), ","));
+  {
+    absl::MutexLock lock(&session->mu);
+    auto it = session->prepared.find(signature);
+    if (it != session->prepared.end()) return it->second;
+  }
+  const Graph& graph = *session->graph;
+  std::vector<Endpoint> feeds, fetches;
+  std::vector<const Node*> targets;
+  for (const auto& f : req.feeds()) {
+    ASSIGN_OR_RETURN(Endpoint e, graph.ParseEndpoint(f.name()));
+    feeds.push_back(e);
+  }
+  for (const auto& f : req.fetches()) {
+    ASSIGN_OR_RETURN(Endpoint e, graph.ParseEndpoint(f));
+    fetches.push_back(e);
+  }
+  for (const auto& t : req.targets()) {
+    const Node* n = graph.FindNode(t);
+    if (n == nullptr)
+      return absl::NotFoundError(absl::StrCat("target '", t, "' is not in the graph"));
+    targets.push_back(n);
+  }
+  PartitionOptions popts;
+  popts.nodes = PruneForFetches(graph, fetches, targets, feeds);
+  popts.feeds = feeds;
+  ASSIGN_OR_RETURN(PartitionedGraph parts, PartitionGraph(graph, session->placement, popts));
+  auto prepared = std::make_shared<Prepared>();
+  std::vector<proto::PeerAddress> peers;
+  for (const WorkerRef& w : options_.workers) {
+    proto::PeerAddress p;
+    p.set_task_prefix(w.task_prefix);
+    p.set_control_address(w.control_address);
+    p.set_data_address(w.data_address);
+    peers.push_back(p);
+  }
+  for (const GraphPartition& p : parts.partitions) {
+    Prepared::Part part;
+    part.worker = p.device_index;  // One device per worker task, in worker order.
+    part.registration.set_protocol_version(kProtocolVersion);
+    ToGraphDef(*p.graph, part.registration.mutable_partition());
+    for (const auto& peer : peers) *part.registration.add_peers() = peer;
+    prepared->parts.push_back(std::move(part));
+  }
+  std::vector<bool> needed(graph.num_nodes(), false);
+  for (const Node* n : popts.nodes) needed[n->id()] = true;
+  for (size_t i = 0; i < feeds.size(); ++i) {
+    if (!needed[feeds[i].node->id()]) continue;
+    ASSIGN_OR_RETURN(auto where, parts.Locate(feeds[i]));
+    prepared->parts[where.first].registration.add_feeds(EndpointName(where.second));
+    prepared->parts[where.first].feed_positions.push_back(i);
+  }
+  for (const Endpoint& f : fetches) {
+    ASSIGN_OR_RETURN(auto where, parts.Locate(f));
+    proto::RegisterGraphRequest& r = prepared->parts[where.first].registration;
+    prepared->fetch_slots.emplace_back(where.first, r.fetches_size());
+    r.add_fetches(EndpointName(where.second));
+  }
+  absl::MutexLock lock(&session->mu);
+  session->prepared[signature] = prepared;
+  return prepared;
+}
+
+absl::Status Master::EnsureRegistered(Prepared::Part* part) {
+  const WorkerRef& w = options_.workers[part->worker];
+  const uint64_t inc = monitor_.incarnation(w.task_prefix);
+  if (!part->handle.empty() && part->incarnation == inc) return absl::OkStatus();
+  proto::Control::Stub* stub = monitor_.stub(w.task_prefix);
+  proto::RegisterGraphResponse resp;
+  grpc::ClientContext ctx;
+  ctx.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(10)));
+  grpc::Status s = stub->RegisterGraph(&ctx, part->registration, &resp);
+  if (!s.ok()) {
+    return AnnotateStatus(FromGrpc(s),
+                          absl::StrCat("registering a partition on ", w.DebugString()));
+  }
+  part->handle = resp.graph_handle();
+  part->incarnation = inc;
+  return absl::OkStatus();
+}
+
+absl::Status Master::RunStepImpl(const proto::RunStepRequest& req, proto::RunStepResponse* resp) {
+  std::shared_ptr<SessionState> session;
+  {
+    absl::MutexLock lock(&mu_);
+    auto it = sessions_.find(req.session_handle());
+    if (it == sessions_.end()) {
+      return absl::NotFoundError(
+          absl::StrCat("unknown session handle '", req.session_handle(), "'"));
+    }
+    session = it->second;
+  }
+  ASSIGN_OR_RETURN(std::shared_ptr<Prepared> prepared, Prepare(session.get(), req));
+  const int64_t step_id = next_step_++;
+  const absl::Duration timeout =
+      req.timeout_ms() > 0 ? absl::Milliseconds(req.timeout_ms()) : options_.default_step_timeout;
+  std::vector<StepCoordinator::Partition> runs;
+  {
+    absl::MutexLock lock(&session->mu);  // Serialises (re)registration of this session's parts.
+    for (auto& part : prepared->parts) {
+      RETURN_IF_ERROR(monitor_.health(options_.workers[part.worker].task_prefix));
+      RETURN_IF_ERROR(EnsureRegistered(&part));
+      StepCoordinator::Partition run;
+      run.worker = options_.workers[part.worker];
+      run.request.set_graph_handle(part.handle);
+      run.request.set_timeout_ms(absl::ToInt64Milliseconds(timeout));
+      for (int pos : part.feed_positions) *run.request.add_feeds() = req.feeds(pos);
+      runs.push_back(std::move(run));
+    }
+  }
+  ASSIGN_OR_RETURN(std::vector<proto::RunGraphResponse> results,
+                   coordinator_.Run(step_id, std::move(runs)));
+  for (size_t i = 0; i < prepared->fetch_slots.size(); ++i) {
+    auto [part, index] = prepared->fetch_slots[i];
+    proto::NamedTensor* out = resp->add_fetches();
+    out->set_name(req.fetches(i));
+    *out->mutable_tensor() = results[part].fetches(index).tensor();
+  }
+  resp->set_step_id(step_id);
+  return absl::OkStatus();
+}
+
+grpc::Status Master::RunStep(grpc::ServerContext*, const proto::RunStepRequest* req,
+                             proto::RunStepResponse* resp) {
+  grpc::Status v = CheckVersion(req->protocol_version(), "RunStep");
+  if (!v.ok()) return v;
+  return ToGrpc(RunStepImpl(*req, resp));
+}
+
+}  // namespace sluice

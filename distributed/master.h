@@ -1,0 +1,90 @@
+// Master: the service clients call. It takes the client's graph, places it on the workers'
+// devices (one CPU device per worker task), partitions it per signature (feeds, fetches,
+// targets), registers the partitions on their workers once and reuses them for every later step
+// of that signature, runs steps through a StepCoordinator and gathers the fetches. A worker that
+// restarts (new incarnation) gets its partitions registered again on the next step.
+// Thread-safe.
+//
+//   Master master({.workers = {w0, w1}});
+//   builder.RegisterService(&master);
+#ifndef SLUICE_DISTRIBUTED_MASTER_H_
+#define SLUICE_DISTRIBUTED_MASTER_H_
+
+#include <atomic>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/synchronization/mutex.h"
+#include "distributed/coordinator.h"
+#include "distributed/protocol.grpc.pb.h"
+#include "graph/graph.h"
+#include "graph/placer.h"
+
+namespace sluice {
+
+struct MasterOptions {
+  std::vector<WorkerRef> workers;
+  HeartbeatOptions heartbeat;
+  absl::Duration default_step_timeout = absl::Seconds(60);
+};
+
+class Master : public proto::Master::Service {
+ public:
+  explicit Master(MasterOptions options);
+  ~Master() override;
+
+  grpc::Status CreateSession(grpc::ServerContext*, const proto::CreateSessionRequest*,
+                             proto::CreateSessionResponse*) override;
+  grpc::Status ExtendSession(grpc::ServerContext*, const proto::ExtendSessionRequest*,
+                             proto::ExtendSessionResponse*) override;
+  grpc::Status CloseSession(grpc::ServerContext*, const proto::CloseSessionRequest*,
+                            proto::CloseSessionResponse*) override;
+  grpc::Status RunStep(grpc::ServerContext*, const proto::RunStepRequest*,
+                       proto::RunStepResponse*) override;
+  grpc::Status ListDevices(grpc::ServerContext*, const proto::ListDevicesRequest*,
+                           proto::ListDevicesResponse*) override;
+
+  HeartbeatMonitor* monitor() { return &monitor_; }
+
+ private:
+  // The partitions of one (feeds, fetches, targets) signature, registered on the workers.
+  struct Prepared {
+    struct Part {
+      int worker = -1;  // Index into options_.workers.
+      std::string handle;
+      uint64_t incarnation = 0;  // Of the worker it was registered with.
+      proto::RegisterGraphRequest registration;
+      std::vector<int> feed_positions;  // Caller feed index for each partition feed.
+    };
+    std::vector<Part> parts;
+    std::vector<std::pair<int, int>> fetch_slots;  // (part, index in its fetches).
+  };
+  struct SessionState {
+    proto::GraphDef def;
+    std::shared_ptr<const Graph> graph;
+    Placement placement;
+    absl::Mutex mu;
+    std::map<std::string, std::shared_ptr<Prepared>> prepared ABSL_GUARDED_BY(mu);
+  };
+  absl::StatusOr<std::shared_ptr<SessionState>> BuildSession(proto::GraphDef def);
+  absl::StatusOr<std::shared_ptr<Prepared>> Prepare(SessionState* session,
+                                                    const proto::RunStepRequest& req);
+  absl::Status EnsureRegistered(Prepared::Part* part);
+  absl::Status RunStepImpl(const proto::RunStepRequest& req, proto::RunStepResponse* resp);
+  std::vector<std::string> DeviceNames() const;
+
+  const MasterOptions options_;
+  HeartbeatMonitor monitor_;
+  StepCoordinator coordinator_;
+  std::atomic<int64_t> next_step_{1};
+  absl::Mutex mu_;
+  int64_t next_session_ ABSL_GUARDED_BY(mu_) = 1;
+  std::map<std::string, std::shared_ptr<SessionState>> sessions_ ABSL_GUARDED_BY(mu_);
+};
+
+}  // namespace sluice
+
+#endif  // SLUICE_DISTRIBUTED_MASTER_H_

@@ -1,0 +1,55 @@
+// RemoteSession: the local Session's interface, run by a Sluice master over gRPC. Create sends
+// the graph to the master (which places, partitions and registers it on the workers); each Run
+// is one RunStep; the session is closed on destruction. Thread-safe: Run may be called
+// concurrently.
+//
+//   ASSIGN_OR_RETURN(auto session, RemoteSession::Create("127.0.0.1:5000", graph));
+//   std::vector<Tensor> out;
+//   RETURN_IF_ERROR(session->Run({{x, x_value}}, {logits}, &out));
+#ifndef SLUICE_DISTRIBUTED_REMOTE_SESSION_H_
+#define SLUICE_DISTRIBUTED_REMOTE_SESSION_H_
+
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "distributed/protocol.grpc.pb.h"
+#include "graph/graph.h"
+#include "graph/scope.h"
+
+namespace sluice {
+
+struct RemoteSessionOptions {
+  absl::Duration connect_timeout = absl::Seconds(10);
+  absl::Duration step_timeout = absl::Seconds(60);
+};
+
+class RemoteSession {
+ public:
+  static absl::StatusOr<std::unique_ptr<RemoteSession>> Create(
+      const std::string& master_address, std::shared_ptr<const Graph> graph,
+      const RemoteSessionOptions& options = {});
+  ~RemoteSession();
+
+  absl::Status Run(const std::vector<std::pair<std::string, Tensor>>& feeds,
+                   const std::vector<std::string>& fetches, const std::vector<std::string>& targets,
+                   std::vector<Tensor>* outputs);
+  absl::Status Run(const std::vector<std::pair<Output, Tensor>>& feeds,
+                   const std::vector<Output>& fetches, std::vector<Tensor>* outputs,
+                   const std::vector<Output>& targets = {});
+  // The devices of the cluster.
+  absl::StatusOr<std::vector<std::string>> ListDevices();
+  const std::string& handle() const { return handle_; }
+
+ private:
+  RemoteSession() = default;
+  std::unique_ptr<proto::Master::Stub> stub_;
+  std::string handle_;
+  RemoteSessionOptions options_;
+};
+
+}  // namespace sluice
+
+#endif  // SLUICE_DISTRIBUTED_REMOTE_SESSION_H_

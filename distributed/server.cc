@@ -1,0 +1,113 @@
+#include "distributed/server.h"
+
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "core/status.h"
+#include "distributed/grpc_util.h"
+
+namespace sluice {
+namespace {
+
+absl::StatusOr<WorkerRef> Handshake(const std::string& control_address, int task) {
+  auto stub = proto::Control::NewStub(MakeChannel(control_address));
+  proto::HeartbeatRequest req;
+  req.set_protocol_version(kProtocolVersion);
+  req.set_from("master");
+  proto::HeartbeatResponse resp;
+  grpc::ClientContext ctx;
+  ctx.set_wait_for_ready(true);
+  ctx.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(30)));
+  grpc::Status s = stub->Heartbeat(&ctx, req, &resp);
+  if (!s.ok()) {
+    return AnnotateStatus(FromGrpc(s), absl::StrCat("worker task ", task, " at ", control_address,
+                                                    " did not answer"));
+  }
+  WorkerRef ref;
+  ref.task_prefix = absl::StrCat("/job:", resp.identity().job(), "/task:", resp.identity().task());
+  ref.control_address = control_address;
+  ref.data_address = resp.identity().data_address();
+  if (ref.task_prefix != absl::StrCat("/job:worker/task:", task)) {
+    return absl::FailedPreconditionError(absl::StrCat("the server at ", control_address, " is ",
+                                                      ref.task_prefix,
+                                                      ", expected /job:worker/task:", task));
+  }
+  return ref;
+}
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<Server>> Server::Start(const ServerOptions& options) {
+  std::unique_ptr<Server> server(new Server);
+  WorkerOptions wopts;
+  wopts.job = options.job;
+  wopts.task = options.task;
+  wopts.credit_window = options.credit_window;
+  wopts.chunk.chunk_bytes = options.chunk_bytes;
+  wopts.max_message_bytes = options.max_message_bytes;
+  server->worker_ = std::make_unique<Worker>(wopts, &server->mailbox_);
+  ChunkOptions copts;
+  copts.chunk_bytes = options.chunk_bytes;
+  server->data_service_ = std::make_unique<DataPlaneService>(&server->mailbox_, copts);
+
+  auto build = [&](int port, grpc::Service* a, grpc::Service* b,
+                   int* bound) -> std::unique_ptr<grpc::Server> {
+    grpc::ServerBuilder builder;
+    builder.AddListeningPort(absl::StrCat(options.host, ":", port),
+                             grpc::InsecureServerCredentials(), bound);
+    if (options.max_message_bytes >= 0) {
+      builder.SetMaxReceiveMessageSize(options.max_message_bytes);
+      builder.SetMaxSendMessageSize(options.max_message_bytes);
+    }
+    builder.RegisterService(a);
+    if (b != nullptr) builder.RegisterService(b);
+    return builder.BuildAndStart();
+  };
+  int data_port = 0;
+  server->data_server_ = build(options.data_port, server->data_service_.get(), nullptr, &data_port);
+  if (!server->data_server_ || data_port == 0) {
+    return absl::UnavailableError(
+        absl::StrCat("cannot listen on ", options.host, ":", options.data_port, " (data plane)"));
+  }
+  server->data_address_ = absl::StrCat(options.host, ":", data_port);
+
+  if (options.job == "master") {
+    MasterOptions mopts;
+    mopts.heartbeat = options.heartbeat;
+    for (size_t i = 0; i < options.worker_control_addresses.size(); ++i) {
+      ASSIGN_OR_RETURN(WorkerRef ref, Handshake(options.worker_control_addresses[i], i));
+      mopts.workers.push_back(ref);
+    }
+    server->master_ = std::make_unique<Master>(mopts);
+  }
+  int control_port = 0;
+  server->control_server_ =
+      build(options.control_port, server->worker_.get(), server->master_.get(), &control_port);
+  if (!server->control_server_ || control_port == 0) {
+    return absl::UnavailableError(absl::StrCat("cannot listen on ", options.host, ":",
+                                               options.control_port, " (control plane)"));
+  }
+  server->control_address_ = absl::StrCat(options.host, ":", control_port);
+  server->worker_->SetAddresses(server->control_address_, server->data_address_);
+  return server;
+}
+
+void Server::Shutdown() {
+  if (worker_)
+    worker_->AbortAll(absl::UnavailableError(absl::StrCat(control_address_, " is shutting down")));
+  const auto deadline = absl::ToChronoTime(absl::Now() + absl::Seconds(1));
+  if (control_server_) control_server_->Shutdown(deadline);
+  if (data_server_) data_server_->Shutdown(deadline);
+}
+
+void Server::Wait() {
+  if (control_server_) control_server_->Wait();
+  if (data_server_) data_server_->Wait();
+}
+
+Server::~Server() {
+  Shutdown();
+  Wait();
+}
+
+}  // namespace sluice

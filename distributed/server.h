@@ -1,0 +1,67 @@
+// Server: one sluice_server task. Every task serves the worker's Control service on its control
+// port and the Data service on a separate data port (its own gRPC server, so the two planes
+// never share a connection); a task of job "master" also serves the Master service on its
+// control port. Binds to loopback unless told otherwise. Thread-safe.
+//
+//   ServerOptions opts{.job = "worker", .task = 0};           // ports 0: the OS chooses
+//   ASSIGN_OR_RETURN(std::unique_ptr<Server> server, Server::Start(opts));
+//   LOG: server->control_address(), server->data_address()
+//   server->Shutdown();
+#ifndef SLUICE_DISTRIBUTED_SERVER_H_
+#define SLUICE_DISTRIBUTED_SERVER_H_
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "distributed/coordinator.h"
+#include "distributed/data_plane.h"
+#include "distributed/master.h"
+#include "distributed/tensor_mailbox.h"
+#include "distributed/worker.h"
+
+namespace sluice {
+
+struct ServerOptions {
+  std::string job = "worker";
+  int task = 0;
+  std::string host = "127.0.0.1";
+  int control_port = 0;
+  int data_port = 0;
+  int max_message_bytes = -1;  // -1: gRPC's default (4 MiB receive).
+  int64_t chunk_bytes = 1 << 20;
+  int credit_window = 4;
+  // Master only: the control addresses of the worker tasks, in task order. Their data addresses
+  // are learned from their heartbeat identities at start.
+  std::vector<std::string> worker_control_addresses;
+  HeartbeatOptions heartbeat;
+};
+
+class Server {
+ public:
+  static absl::StatusOr<std::unique_ptr<Server>> Start(const ServerOptions& options);
+  ~Server();
+
+  const std::string& control_address() const { return control_address_; }
+  const std::string& data_address() const { return data_address_; }
+  uint64_t incarnation() const { return worker_->identity().incarnation(); }
+  // Stops accepting calls, cancels what runs, and returns once both servers are down.
+  void Shutdown();
+  void Wait();
+
+ private:
+  Server() = default;
+
+  std::string control_address_, data_address_;
+  TensorMailbox mailbox_;
+  std::unique_ptr<Worker> worker_;
+  std::unique_ptr<DataPlaneService> data_service_;
+  std::unique_ptr<Master> master_;
+  std::unique_ptr<grpc::Server> control_server_;
+  std::unique_ptr<grpc::Server> data_server_;
+};
+
+}  // namespace sluice
+
+#endif  // SLUICE_DISTRIBUTED_SERVER_H_

@@ -1,0 +1,108 @@
+// sluice_server: one task of a Sluice cluster (a worker, or the master with job "master").
+//
+//   sluice_server --cluster_spec='worker=127.0.0.1:5000,127.0.0.1:5002' --job=worker --task=1
+//   sluice_server --cluster_spec='worker=...' --job=master --port=0
+//
+// A task's control port is its address in the cluster spec (or --port); its data port is
+// --data_port, by default the control port + 1 (0 when the control port is 0: the OS chooses).
+// Once listening it prints one line to stdout,
+//   SLUICE_SERVER_READY job=worker task=1 control=127.0.0.1:5002 data=127.0.0.1:5003
+// which the local cluster launcher reads. SIGTERM or SIGINT shut it down cleanly.
+#include <signal.h>
+
+#include <cstdio>
+#include <iostream>
+#include <string>
+#include <vector>
+
+#include "absl/flags/flag.h"
+#include "absl/flags/parse.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "distributed/server.h"
+#include "graph/cluster_spec.h"
+
+ABSL_FLAG(std::string, cluster_spec, "",
+          "Cluster spec, text (worker=h:p,h:p;ps=h:p) or JSON; the master reads job 'worker'");
+ABSL_FLAG(std::string, job, "worker", "This task's job ('master' serves the Master service)");
+ABSL_FLAG(int, task, 0, "This task's index in its job");
+ABSL_FLAG(std::string, host, "127.0.0.1", "Interface to bind (loopback unless told otherwise)");
+ABSL_FLAG(int, port, -1, "Control port; -1: from the cluster spec; 0: the OS chooses");
+ABSL_FLAG(int, data_port, -1, "Data port; -1: control port + 1 (0 if the control port is 0)");
+ABSL_FLAG(int, max_message_bytes, -1, "gRPC maximum message size; -1: gRPC's default");
+ABSL_FLAG(int64_t, chunk_bytes, 1 << 20, "Data-plane payload bytes per chunk");
+ABSL_FLAG(int, credit_window, 4, "Tensors a sender may have in flight per edge");
+ABSL_FLAG(int, heartbeat_interval_ms, 500, "Master: heartbeat period");
+ABSL_FLAG(int, heartbeat_timeout_ms, 5000, "Master: a worker silent this long is lost");
+
+namespace {
+
+int Fail(const absl::Status& s) {
+  std::cerr << "sluice_server: " << s << std::endl;
+  return 1;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  absl::ParseCommandLine(argc, argv);
+  // Block the shutdown signals in every thread; one thread waits for them below.
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGTERM);
+  sigaddset(&signals, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+
+  sluice::ServerOptions options;
+  options.job = absl::GetFlag(FLAGS_job);
+  options.task = absl::GetFlag(FLAGS_task);
+  options.host = absl::GetFlag(FLAGS_host);
+  options.max_message_bytes = absl::GetFlag(FLAGS_max_message_bytes);
+  options.chunk_bytes = absl::GetFlag(FLAGS_chunk_bytes);
+  options.credit_window = absl::GetFlag(FLAGS_credit_window);
+  options.heartbeat.interval = absl::Milliseconds(absl::GetFlag(FLAGS_heartbeat_interval_ms));
+  options.heartbeat.timeout = absl::Milliseconds(absl::GetFlag(FLAGS_heartbeat_timeout_ms));
+
+  int port = absl::GetFlag(FLAGS_port);
+  const std::string spec_text = absl::GetFlag(FLAGS_cluster_spec);
+  if (!spec_text.empty()) {
+    absl::StatusOr<sluice::ClusterSpec> spec = sluice::ClusterSpec::Parse(spec_text);
+    if (!spec.ok()) return Fail(spec.status());
+    if (port < 0) {
+      absl::StatusOr<std::string> addr = spec->TaskAddress(options.job, options.task);
+      if (!addr.ok()) return Fail(addr.status());
+      const std::string p = addr->substr(addr->rfind(':') + 1);
+      if (!absl::SimpleAtoi(p, &port)) return Fail(absl::InvalidArgumentError(*addr));
+    }
+    if (options.job == "master") {
+      for (int i = 0; i < spec->NumTasks("worker"); ++i) {
+        options.worker_control_addresses.push_back(*spec->TaskAddress("worker", i));
+      }
+    }
+  }
+  if (port < 0) {
+    return Fail(absl::InvalidArgumentError("give --port or a --cluster_spec naming this task"));
+  }
+  options.control_port = port;
+  const int data_port = absl::GetFlag(FLAGS_data_port);
+  options.data_port = data_port >= 0 ? data_port : (port == 0 ? 0 : port + 1);
+
+  absl::StatusOr<std::unique_ptr<sluice::Server>> server = sluice::Server::Start(options);
+  if (!server.ok()) return Fail(server.status());
+  std::cout << "SLUICE_SERVER_READY job=" << options.job << " task=" << options.task
+            << " control=" << (*server)->control_address() << " data=" << (*server)->data_address()
+            << std::endl;
+  std::cerr << absl::StrCat("sluice_server /job:", options.job, "/task:", options.task,
+                            " listening: control ", (*server)->control_address(), ", data ",
+                            (*server)->data_address(), "\n")
+            << std::flush;
+  int sig = 0;
+  sigwait(&signals, &sig);
+  std::cerr << absl::StrCat("sluice_server /job:", options.job, "/task:", options.task, ": signal ",
+                            sig, ", shutting down\n")
+            << std::flush;
+  (*server)->Shutdown();
+  (*server)->Wait();
+  server->reset();
+  return 0;
+}

@@ -1,0 +1,132 @@
+// Gradient functions of the math family. Binary ops sum their gradients back to each operand's
+// shape (UnbroadcastGrad); reductions broadcast the gradient back over the reduced dimensions
+// (ReductionGrad, MaxReductionGrad), with or without keep_dims.
+
+#include <vector>
+
+#include "core/status.h"
+#include "ops/grad_helper_ops.h"
+#include "ops/gradient_fns.h"
+#include "ops/math_ops.h"
+
+namespace sluice {
+namespace {
+
+using grad_internal::ShapeOf;
+using grad_internal::UnbroadcastGrad;
+using Grads = std::vector<Output>;
+
+absl::Status AddGrad(const Scope& s, const Node& op, const Grads& dy, Grads* dx) {
+  const Output x = OpInput(op, 0), y = OpInput(op, 1);
+  *dx = {UnbroadcastGrad(s, dy[0], x, y), UnbroadcastGrad(s, dy[0], y, x)};
+  return absl::OkStatus();
+}
+
+absl::Status SubGrad(const Scope& s, const Node& op, const Grads& dy, Grads* dx) {
+  const Output x = OpInput(op, 0), y = OpInput(op, 1);
+  *dx = {UnbroadcastGrad(s, dy[0], x, y), UnbroadcastGrad(s, ops::Neg(s, dy[0]), y, x)};
+  return absl::OkStatus();
+}
+
+absl::Status MulGrad(const Scope& s, const Node& op, const Grads& dy, Grads* dx) {
+  const Output x = OpInput(op, 0), y = OpInput(op, 1);
+  *dx = {UnbroadcastGrad(s, ops::Mul(s, dy[0], y), x, y),
+         UnbroadcastGrad(s, ops::Mul(s, x, dy[0]), y, x)};
+  return absl::OkStatus();
+}
+
+// z = x / y: dz/dx = 1 / y, dz/dy = -x / y^2 = -z / y.
+absl::Status DivGrad(const Scope& s, const Node& op, const Grads& dy, Grads* dx) {
+  const Output x = OpInput(op, 0), y = OpInput(op, 1), z = OpOutput(op, 0);
+  *dx = {UnbroadcastGrad(s, ops::Div(s, dy[0], y), x, y),
+         UnbroadcastGrad(s, ops::Neg(s, ops::Div(s, ops::Mul(s, dy[0], z), y)), y, x)};
+  return absl::OkStatus();
+}
+
+template <bool kMaximum>
+absl::Status MaximumMinimumGradFn(const Scope& s, const Node& op, const Grads& dy, Grads* dx) {
+  const Output x = OpInput(op, 0), y = OpInput(op, 1);
+  std::vector<Output> parts = ops::MaximumMinimumGrad(s, dy[0], x, y, kMaximum);
+  if (parts.size() != 2) return s.status();
+  *dx = {UnbroadcastGrad(s, parts[0], x, y), UnbroadcastGrad(s, parts[1], y, x)};
+  return absl::OkStatus();
+}
+
+absl::Status NegGrad(const Scope& s, const Node& op, const Grads& dy, Grads* dx) {
+  *dx = {ops::Neg(s, dy[0])};
+  return absl::OkStatus();
+}
+
+absl::Status ExpGrad(const Scope& s, const Node& op, const Grads& dy, Grads* dx) {
+  *dx = {ops::Mul(s, dy[0], OpOutput(op, 0))};
+  return absl::OkStatus();
+}
+
+absl::Status LogGrad(const Scope& s, const Node& op, const Grads& dy, Grads* dx) {
+  *dx = {ops::Div(s, dy[0], OpInput(op, 0))};
+  return absl::OkStatus();
+}
+
+absl::Status SquareGrad(const Scope& s, const Node& op, const Grads& dy, Grads* dx) {
+  *dx = {ops::Mul(s, dy[0], ops::Mul(s, OpInput(op, 0), 2.0))};
+  return absl::OkStatus();
+}
+
+// y = sqrt(x): dy/dx = 0.5 / y.
+absl::Status SqrtGrad(const Scope& s, const Node& op, const Grads& dy, Grads* dx) {
+  *dx = {ops::Div(s, ops::Mul(s, dy[0], 0.5), OpOutput(op, 0))};
+  return absl::OkStatus();
+}
+
+// c = op(a) op(b): each operand's gradient is a product of dc with the other operand, arranged
+// so that no transpose is materialised.
+absl::Status MatMulGrad(const Scope& s, const Node& op, const Grads& dy, Grads* dx) {
+  ASSIGN_OR_RETURN(bool ta, op.GetAttr<bool>("transpose_a"));
+  ASSIGN_OR_RETURN(bool tb, op.GetAttr<bool>("transpose_b"));
+  const Output a = OpInput(op, 0), b = OpInput(op, 1), dc = dy[0];
+  if (!ta && !tb) {
+    *dx = {ops::MatMul(s, dc, b, false, true), ops::MatMul(s, a, dc, true, false)};
+  } else if (!ta && tb) {
+    *dx = {ops::MatMul(s, dc, b, false, false), ops::MatMul(s, dc, a, true, false)};
+  } else if (ta && !tb) {
+    *dx = {ops::MatMul(s, b, dc, false, true), ops::MatMul(s, a, dc, false, false)};
+  } else {
+    *dx = {ops::MatMul(s, b, dc, true, true), ops::MatMul(s, dc, a, true, true)};
+  }
+  return absl::OkStatus();
+}
+
+template <bool kMean>
+absl::Status SumMeanGrad(const Scope& s, const Node& op, const Grads& dy, Grads* dx) {
+  const Output x = OpInput(op, 0);
+  *dx = {ops::ReductionGrad(s, dy[0], ShapeOf(s, x), OpInput(op, 1), kMean), Output()};
+  return absl::OkStatus();
+}
+
+absl::Status MaxGrad(const Scope& s, const Node& op, const Grads& dy, Grads* dx) {
+  *dx = {ops::MaxReductionGrad(s, OpInput(op, 0), OpOutput(op, 0), dy[0], OpInput(op, 1)),
+         Output()};
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::Status RegisterMathGradients(GradientRegistry* r) {
+  RETURN_IF_ERROR(r->Register("Add", AddGrad));
+  RETURN_IF_ERROR(r->Register("Sub", SubGrad));
+  RETURN_IF_ERROR(r->Register("Mul", MulGrad));
+  RETURN_IF_ERROR(r->Register("Div", DivGrad));
+  RETURN_IF_ERROR(r->Register("Maximum", MaximumMinimumGradFn<true>));
+  RETURN_IF_ERROR(r->Register("Minimum", MaximumMinimumGradFn<false>));
+  RETURN_IF_ERROR(r->Register("Neg", NegGrad));
+  RETURN_IF_ERROR(r->Register("Exp", ExpGrad));
+  RETURN_IF_ERROR(r->Register("Log", LogGrad));
+  RETURN_IF_ERROR(r->Register("Square", SquareGrad));
+  RETURN_IF_ERROR(r->Register("Sqrt", SqrtGrad));
+  RETURN_IF_ERROR(r->Register("MatMul", MatMulGrad));
+  RETURN_IF_ERROR(r->Register("Sum", SumMeanGrad<false>));
+  RETURN_IF_ERROR(r->Register("Mean", SumMeanGrad<true>));
+  return r->Register("Max", MaxGrad);
+}
+
+}  // namespace sluice

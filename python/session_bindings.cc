@@ -1,0 +1,126 @@
+// The in-process session behind sluice.Session: flat lists of feeds, fetches and targets in,
+// numpy values out. The engine runs with the GIL released.
+#include <memory>
+#include <utility>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "python/bindings.h"
+#include "runtime/checkpoint.h"
+#include "runtime/session.h"
+
+namespace sluice {
+namespace python {
+namespace {
+
+// The engine's session is created on the first run (which finalises the graph), so ops may be
+// added between making the Python Session and running it, as users of graph mode expect.
+// Thread-safe through the GIL: the shared_ptr is only touched with the GIL held, and a run
+// keeps its own reference while the GIL is released, so Close() during a run is safe.
+class PySession {
+ public:
+  PySession(std::shared_ptr<GraphCore> core, int inter_op_threads, int intra_op_threads)
+      : core_(std::move(core)) {
+    options_.device.inter_op_threads = inter_op_threads;
+    options_.device.intra_op_threads = intra_op_threads;
+  }
+
+  py::list Run(const py::list& feeds, const py::list& fetches, const py::list& targets) {
+    std::shared_ptr<Session> session = GetSession();
+    std::vector<std::pair<Output, Tensor>> feed_values;
+    for (py::handle item : feeds) {
+      py::tuple pair = py::reinterpret_borrow<py::tuple>(item);
+      Endpoint e = pair[0].cast<const PyTensor&>().endpoint;
+      absl::StatusOr<Tensor> value = TensorFromArray(pair[1].cast<py::array>());
+      if (!value.ok()) {
+        ThrowStatus(absl::Status(
+            value.status().code(),
+            absl::StrCat("feed for '", e.DebugString(), "': ", value.status().message())));
+      }
+      feed_values.emplace_back(Output(e.node, e.index), *std::move(value));
+    }
+    std::vector<Output> fetch_outputs, target_outputs;
+    for (py::handle item : fetches) {
+      const Endpoint& e = item.cast<const PyTensor&>().endpoint;
+      fetch_outputs.emplace_back(e.node, e.index);
+    }
+    for (py::handle item : targets) {
+      target_outputs.emplace_back(item.cast<const PyOperation&>().node, 0);
+    }
+    std::vector<Tensor> outputs;
+    absl::Status status;
+    {
+      py::gil_scoped_release release;
+      status = session->Run(feed_values, fetch_outputs, &outputs, target_outputs);
+      feed_values.clear();  // Frees the feed copies before the GIL comes back.
+    }
+    ThrowIfError(status);
+    py::list result;
+    for (Tensor& t : outputs) result.append(ArrayFromTensor(std::move(t)));
+    return result;
+  }
+
+  // Checkpoints (runtime/checkpoint.h) of the session's variables; `names` empty: all of them.
+  void Save(const std::string& path, const std::vector<std::string>& names) {
+    std::shared_ptr<Session> session = GetSession();
+    absl::Status status;
+    {
+      py::gil_scoped_release release;
+      status = SaveCheckpoint(*session, path, names);
+    }
+    ThrowIfError(status);
+  }
+
+  void Restore(const std::string& path, const std::vector<std::string>& names) {
+    std::shared_ptr<Session> session = GetSession();
+    absl::Status status;
+    {
+      py::gil_scoped_release release;
+      status = RestoreCheckpoint(*session, path, names);
+    }
+    ThrowIfError(status);
+  }
+
+  void Close() {
+    closed_ = true;
+    session_.reset();
+  }
+
+  bool closed() const { return closed_; }
+
+ private:
+  // The engine session, created (and the graph finalised) on first use.
+  std::shared_ptr<Session> GetSession() {
+    if (closed_) throw std::runtime_error("Attempted to use a closed Session.");
+    if (session_ == nullptr) {
+      std::shared_ptr<const Graph> graph = ValueOrThrow(core_->Finalize());
+      session_ = ValueOrThrow(Session::Create(std::move(graph), options_));
+    }
+    return session_;
+  }
+
+  std::shared_ptr<GraphCore> core_;
+  SessionOptions options_;
+  std::shared_ptr<Session> session_;
+  bool closed_ = false;
+};
+
+}  // namespace
+
+void BindSession(py::module_& m) {
+  py::class_<PySession>(m, "Session", "The in-process engine session behind sluice.Session.")
+      .def(py::init<std::shared_ptr<GraphCore>, int, int>(), py::arg("graph"),
+           py::arg("inter_op_threads") = 0, py::arg("intra_op_threads") = 0)
+      .def("run", &PySession::Run, py::arg("feeds"), py::arg("fetches"), py::arg("targets"),
+           "Runs one step. feeds: [(Tensor, ndarray)], fetches: [Tensor], targets: [Operation]; "
+           "returns one numpy value per fetch. Releases the GIL while the engine runs.")
+      .def("save", &PySession::Save, py::arg("path"), py::arg("names"),
+           "Writes the variables `names` (all if empty) to the checkpoint file `path`.")
+      .def("restore", &PySession::Restore, py::arg("path"), py::arg("names"),
+           "Sets the variables `names` (all if empty) from the checkpoint file `path`.")
+      .def("close", &PySession::Close, "Releases the engine session; later runs fail.")
+      .def_property_readonly("closed", &PySession::closed);
+}
+
+}  // namespace python
+}  // namespace sluice

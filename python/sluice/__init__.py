@@ -1,0 +1,88 @@
+"""Sluice: build dataflow graphs in Python and run them on the C++ engine.
+
+The API follows TensorFlow's graph mode::
+
+    import numpy as np
+    import sluice as sl
+
+    g = sl.Graph()
+    with g.as_default():
+        x = sl.placeholder(sl.float32, shape=[None, 4], name="x")
+        w = sl.Variable(sl.random_normal([4, 3], seed=1), name="w")
+        y = sl.nn.softmax(x @ w)
+        init = sl.global_variables_initializer()
+    with sl.Session(graph=g) as sess:
+        sess.run(init)
+        print(sess.run(y, feed_dict={x: np.ones((2, 4), np.float32)}))
+
+Modules: `sl.nn` (activations, losses), `sl.train` (optimizers, Saver),
+`sl.errors` (exceptions). See docs/python.md.
+"""
+
+from sluice import errors
+from sluice.dtypes import DType, as_dtype, bool, float32, float64, int32, int64  # noqa: A004
+from sluice.framework import (
+    Graph,
+    Operation,
+    Tensor,
+    control_dependencies,
+    convert_to_tensor,
+    device,
+    get_default_graph,
+    name_scope,
+    reset_default_graph,
+)
+from sluice.array_ops import (
+    cast,
+    concat,
+    constant,
+    fill,
+    group,
+    identity,
+    no_op,
+    ones,
+    ones_like,
+    placeholder,
+    reshape,
+    slice,  # noqa: A004
+    split,
+    transpose,
+    zeros,
+    zeros_like,
+)
+from sluice.math_ops import (
+    add,
+    divide,
+    exp,
+    log,
+    matmul,
+    maximum,
+    minimum,
+    multiply,
+    negative,
+    reduce_max,
+    reduce_mean,
+    reduce_sum,
+    sigmoid,
+    sqrt,
+    square,
+    subtract,
+    tanh,
+)
+from sluice.gradients import gradients
+from sluice.random_ops import random_normal, random_uniform
+from sluice.variables import (
+    Variable,
+    assign,
+    assign_add,
+    assign_sub,
+    global_variables,
+    global_variables_initializer,
+    trainable_variables,
+    variables_initializer,
+)
+from sluice.session import ConfigProto, Session, get_default_session
+from sluice import nn
+from sluice import train
+
+__all__ = [name for name in dir() if not name.startswith("_")]

@@ -1,0 +1,157 @@
+"""Constants, placeholders and ops that reshape, join, cut or convert tensors.
+
+Arguments named `tensor`, `x`, `value` ... accept Tensors, Variables, numpy arrays, Python
+numbers and nested lists; literals become constants. Shape, axis and perm arguments may be
+Python lists. Every function takes an optional `name` for the new operation.
+"""
+
+import numpy as np
+
+from sluice import dtypes
+from sluice import framework
+from sluice._core import core as _core
+
+
+def _out(op):
+    return op.outputs[0]
+
+
+def constant(value, dtype=None, shape=None, name="Const"):
+    """A constant tensor.
+
+    Args:
+      value: a numpy array, Python number or nested list. Without `dtype`, numpy arrays keep
+        their dtype, Python floats become float32 and ints int32 (int64 if too large).
+      dtype: optional DType to convert `value` to.
+      shape: optional shape; a scalar `value` is broadcast to it, other values are reshaped.
+      name: the operation's name.
+    """
+    if dtype is not None:
+        array = np.asarray(value, dtype=dtypes.as_dtype(dtype).as_numpy_dtype)
+    else:
+        array = np.asarray(_core._literal_value(value))
+    if shape is not None:
+        shape = tuple(int(d) for d in shape)
+        array = np.broadcast_to(array, shape) if array.size == 1 else array.reshape(shape)
+    g = framework.get_default_graph()
+    return g._add_const(np.ascontiguousarray(array), name, framework._caller_location())
+
+
+def placeholder(dtype, shape=None, name=None):
+    """A tensor whose value is fed at run time: `sess.run(..., feed_dict={x: value})`.
+
+    Args:
+      dtype: the element type.
+      shape: optional shape; None for unknown sizes (`[None, 4]`), or None for an unknown rank.
+        A fed value must be compatible with it.
+      name: the operation's name.
+    """
+    attrs = {"dtype": dtypes.as_dtype(dtype), "shape": None if shape is None else list(shape)}
+    return _out(framework._op("Placeholder", [], attrs, name))
+
+
+def identity(input, name=None):  # noqa: A002  (TensorFlow's argument name)
+    """Returns `input` unchanged (no copy)."""
+    return _out(framework._op("Identity", [input], name=name))
+
+
+def no_op(name=None):
+    """An operation that does nothing; run it as a target to run its control dependencies."""
+    return framework._op("NoOp", [], name=name)
+
+
+def group(*inputs, name=None):
+    """An operation that runs after all of `inputs` (Operations, Tensors or Variables).
+
+    Running it as a target runs them all: `sess.run(sl.group(update_a, update_b))`.
+    """
+    g = framework._graph_of(inputs)
+    with g.as_default(), g.control_dependencies(list(inputs)):
+        return no_op(name=name or "group_deps")
+
+
+def reshape(tensor, shape, name=None):
+    """The elements of `tensor` in the same order with a new `shape` (one size may be -1: it
+    is inferred)."""
+    return _out(framework._op("Reshape", [tensor, _int_list(shape)], name=name))
+
+
+def transpose(a, perm=None, name=None):
+    """Permutes the dimensions of `a`: dimension i of the result is dimension perm[i] of `a`.
+
+    Without `perm` the dimensions are reversed (the rank of `a` must then be known).
+    """
+    if perm is None:
+        t = framework.convert_to_tensor(a)
+        if t.shape is None:
+            raise ValueError("transpose without perm needs a tensor of known rank: " + t.name)
+        perm = list(reversed(range(len(t.shape))))
+        a = t
+    return _out(framework._op("Transpose", [a, _int_list(perm)], name=name))
+
+
+def concat(values, axis, name=None):
+    """Joins the tensors in `values` along `axis` (negative counts from the end)."""
+    return _out(framework._op("Concat", [list(values), axis], name=name))
+
+
+def split(value, num_or_size_splits, axis=0, name=None):
+    """Cuts `value` into `num_or_size_splits` equal parts along `axis`; returns a list.
+
+    Only an int number of equal parts is supported (the size must divide evenly).
+    """
+    if not isinstance(num_or_size_splits, (int, np.integer)):
+        raise TypeError("split supports an int number of equal parts, got {!r}".format(
+            num_or_size_splits))
+    op = framework._op(
+        "Split", [np.int32(axis), value], {"num_split": int(num_or_size_splits)}, name=name)
+    return op.outputs
+
+
+def slice(input_, begin, size, name=None):  # noqa: A001  (TensorFlow's name)
+    """The box of `input_` starting at `begin` with extent `size` (-1: to the end) per dimension."""
+    return _out(framework._op("Slice", [input_, _int_list(begin), _int_list(size)], name=name))
+
+
+def cast(x, dtype, name=None):
+    """`x` converted to `dtype`. Floats to ints truncate toward zero; to bool, nonzero is True."""
+    return _out(framework._op("Cast", [x], {"DstT": dtypes.as_dtype(dtype)}, name=name))
+
+
+def fill(dims, value, name=None):
+    """A tensor of shape `dims` with every element equal to the scalar `value`."""
+    return _out(framework._op("Fill", [_int_list(dims), value], name=name))
+
+
+def zeros(shape, dtype=dtypes.float32, name=None):
+    """A tensor of `shape` filled with zeros (False for bool)."""
+    dtype = dtypes.as_dtype(dtype)
+    return fill(shape, np.zeros((), dtype.as_numpy_dtype), name=name or "zeros")
+
+
+def ones(shape, dtype=dtypes.float32, name=None):
+    """A tensor of `shape` filled with ones (True for bool)."""
+    dtype = dtypes.as_dtype(dtype)
+    return fill(shape, np.ones((), dtype.as_numpy_dtype), name=name or "ones")
+
+
+def zeros_like(tensor, dtype=None, name=None):
+    """Zeros with the shape of `tensor` (and its dtype, or `dtype`)."""
+    out = _out(framework._op("ZerosLike", [tensor], name=name))
+    return out if dtype is None or dtypes.as_dtype(dtype) == out.dtype else cast(out, dtype)
+
+
+def ones_like(tensor, dtype=None, name=None):
+    """Ones with the shape of `tensor` (and its dtype, or `dtype`)."""
+    out = _out(framework._op("OnesLike", [tensor], name=name))
+    return out if dtype is None or dtypes.as_dtype(dtype) == out.dtype else cast(out, dtype)
+
+
+def _int_list(value):
+    """Python lists of sizes or axes become int32 arrays (int64 when needed); tensors pass."""
+    if isinstance(value, (list, tuple)) and all(
+            isinstance(v, (int, np.integer)) for v in value):
+        array = np.asarray(value, dtype=np.int64)
+        fits = array.size == 0 or (array.min() >= -2**31 and array.max() < 2**31)
+        return array.astype(np.int32) if fits else array
+    return value

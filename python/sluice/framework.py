@@ -1,0 +1,217 @@
+"""Graphs, operations and tensors; the default graph; name scopes, devices, control dependencies.
+
+The graph itself lives in the C++ engine: `Graph` is a thin subclass of the core's graph class,
+and `Operation` / `Tensor` are handles on its nodes and outputs. Op functions (`sl.add`, ...)
+add nodes to the graph of their tensor inputs, or to the default graph::
+
+    g = sl.Graph()
+    with g.as_default():
+        x = sl.placeholder(sl.float32, shape=[None, 4], name="x")
+        with sl.name_scope("dense"), sl.device("/job:worker/task:0"):
+            y = sl.nn.relu(x @ w)             # node "dense/Relu" requesting that device
+
+Errors while building raise at the line that built the node (sluice.errors.*Error, with the
+node's name, op and shapes in the message). Building a graph is single-threaded: use one
+thread per graph, or a lock.
+"""
+
+import contextlib
+import os
+import sys
+import threading
+
+from sluice import dtypes
+from sluice._core import core as _core
+
+Tensor = _core.Tensor
+Operation = _core.Operation
+
+_PACKAGE_DIR = os.path.dirname(__file__)
+
+
+def _caller_location():
+    """"file.py:line" of the innermost caller outside the sluice package."""
+    frame = sys._getframe(1)
+    while frame is not None and os.path.dirname(frame.f_code.co_filename) == _PACKAGE_DIR:
+        frame = frame.f_back
+    if frame is None:
+        return ""
+    return "{}:{}".format(os.path.basename(frame.f_code.co_filename), frame.f_lineno)
+
+
+class Graph(_core.Graph):
+    """A dataflow graph: Operations (nodes) connected by Tensors (their outputs).
+
+    Build it inside `with g.as_default():` (or pass tensors of `g` to op functions), then run it
+    with `sl.Session(graph=g)`. A session finalises the graph on its first run; no operation
+    can be added after that.
+
+    Methods inherited from the engine: get_operation_by_name(name),
+    get_tensor_by_name("node:0"), get_operations(), unique_name(name), finalize(), finalized,
+    len(g) (the number of operations).
+    """
+
+    def as_default(self):
+        """A context manager that makes this graph the default graph of the current thread."""
+        return _default_graph_context(self)
+
+    @contextlib.contextmanager
+    def name_scope(self, name):
+        """A context manager that prefixes the names of new operations with `name/`.
+
+        Nested scopes join with "/". A name already used becomes unique ("dense_1"); a name
+        ending in "/" re-enters that exact scope; None or "" returns to the top level.
+        Yields the full scope prefix, ending in "/".
+        """
+        prefix = self._push_name_scope(name)
+        try:
+            yield prefix
+        finally:
+            self._pop_frame()
+
+    @contextlib.contextmanager
+    def device(self, device_name):
+        """A context manager that requests `device_name` (e.g. "/job:worker/task:1") for new
+        operations; None or "" clears the request. The innermost device wins."""
+        self._push_device(device_name)
+        try:
+            yield
+        finally:
+            self._pop_frame()
+
+    @contextlib.contextmanager
+    def control_dependencies(self, control_inputs):
+        """A context manager: new operations run only after every Operation or Tensor in
+        `control_inputs`. Nested blocks accumulate; `None` clears the dependencies."""
+        self._push_control_dependencies(None if control_inputs is None else list(control_inputs))
+        try:
+            yield
+        finally:
+            self._pop_frame()
+
+    def get_collection(self, key):
+        """Variables of the collection `key`: "variables" (every variable) or
+        "trainable_variables"."""
+        from sluice import variables  # A cycle at import time otherwise.
+
+        return variables._collection(self, key)
+
+    def __repr__(self):
+        return "<sluice.Graph with {} operations>".format(len(self))
+
+
+class _DefaultGraphState(threading.local):
+    def __init__(self):
+        super().__init__()
+        self.stack = []
+
+
+_state = _DefaultGraphState()
+_global_default_graph = None
+_global_lock = threading.Lock()
+
+
+@contextlib.contextmanager
+def _default_graph_context(graph):
+    _state.stack.append(graph)
+    try:
+        yield graph
+    finally:
+        _state.stack.pop()
+
+
+def get_default_graph():
+    """The graph op functions add to: the innermost `Graph.as_default()` of this thread, else
+    the process-wide global graph."""
+    global _global_default_graph
+    if _state.stack:
+        return _state.stack[-1]
+    with _global_lock:
+        if _global_default_graph is None:
+            _global_default_graph = Graph()
+        return _global_default_graph
+
+
+def reset_default_graph():
+    """Replaces the global default graph by an empty one.
+
+    Raises:
+      AssertionError: inside a `Graph.as_default()` block (that graph would stay default).
+    """
+    global _global_default_graph
+    if _state.stack:
+        raise AssertionError("reset_default_graph() inside a Graph.as_default() block")
+    with _global_lock:
+        _global_default_graph = Graph()
+
+
+def name_scope(name):
+    """`get_default_graph().name_scope(name)`: prefixes new operation names with `name/`."""
+    return get_default_graph().name_scope(name)
+
+
+def device(device_name):
+    """`get_default_graph().device(device_name)`: requests a device for new operations, e.g.
+    `with sl.device("/job:worker/task:0"):`."""
+    return get_default_graph().device(device_name)
+
+
+def control_dependencies(control_inputs):
+    """`get_default_graph().control_dependencies(...)`: new operations run after these."""
+    return get_default_graph().control_dependencies(control_inputs)
+
+
+def _as_tensor_or_none(value):
+    if isinstance(value, Tensor):
+        return value
+    as_tensor = getattr(value, "_as_tensor", None)
+    return as_tensor() if as_tensor is not None else None
+
+
+def _graph_of(values):
+    """The graph of the first tensor among `values` (nested lists allowed), else the default."""
+    for v in values:
+        if isinstance(v, (list, tuple)):
+            for item in v:
+                t = _as_tensor_or_none(item)
+                if t is not None:
+                    return t.graph
+        else:
+            t = _as_tensor_or_none(v)
+            if t is not None:
+                return t.graph
+    return get_default_graph()
+
+
+def _op(op_type, inputs, attrs=None, name=None, graph=None):
+    """Adds an `op_type` node; one entry of `inputs` per input argument of the op (a list for
+    list arguments). Literals (numbers, lists, numpy arrays) become constants. Returns the
+    Operation."""
+    g = graph if graph is not None else _graph_of(inputs)
+    return g._add_op(op_type, list(inputs), attrs or {}, name, _caller_location())
+
+
+def convert_to_tensor(value, dtype=None, name=None):
+    """`value` as a Tensor: a Tensor (or Variable) is returned as is, anything else becomes a
+    constant.
+
+    Args:
+      value: a Tensor, Variable, numpy array, Python number or nested list.
+      dtype: optional DType the result must have (literals are converted to it).
+      name: name of the constant, if one is made.
+
+    Raises:
+      ValueError: a Tensor of another dtype than `dtype`.
+    """
+    t = _as_tensor_or_none(value)
+    if t is not None:
+        if dtype is not None and t.dtype != dtypes.as_dtype(dtype):
+            raise ValueError(
+                "tensor {} has dtype {}, not the requested {}".format(
+                    t.name, t.dtype.name, dtypes.as_dtype(dtype).name
+                )
+            )
+        return t
+    from sluice import array_ops  # constant() lives there.
+
+    return array_ops.constant(value, dtype=dtype, name=name)

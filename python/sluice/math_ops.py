@@ -1,0 +1,168 @@
+"""Elementwise arithmetic (numpy broadcasting), unary math, matrix product and reductions.
+
+Tensors and Variables also support the operators `+ - * / @` and unary `-`; a literal operand
+takes the dtype of the tensor operand (`x + 1` adds a float32 1 to a float32 x).
+"""
+
+import numpy as np
+
+from sluice import array_ops
+from sluice import framework
+
+
+def _out(op):
+    return op.outputs[0]
+
+
+def add(x, y, name=None):
+    """x + y elementwise, with numpy broadcasting."""
+    return _out(framework._op("Add", [x, y], name=name))
+
+
+def subtract(x, y, name=None):
+    """x - y elementwise, with numpy broadcasting."""
+    return _out(framework._op("Sub", [x, y], name=name))
+
+
+def multiply(x, y, name=None):
+    """x * y elementwise, with numpy broadcasting."""
+    return _out(framework._op("Mul", [x, y], name=name))
+
+
+def divide(x, y, name=None):
+    """x / y elementwise, with numpy broadcasting (float32 and float64)."""
+    return _out(framework._op("Div", [x, y], name=name))
+
+
+def maximum(x, y, name=None):
+    """The larger of x and y elementwise, with numpy broadcasting."""
+    return _out(framework._op("Maximum", [x, y], name=name))
+
+
+def minimum(x, y, name=None):
+    """The smaller of x and y elementwise, with numpy broadcasting."""
+    return _out(framework._op("Minimum", [x, y], name=name))
+
+
+def negative(x, name=None):
+    """-x elementwise."""
+    return _out(framework._op("Neg", [x], name=name))
+
+
+def exp(x, name=None):
+    """e to the power x, elementwise."""
+    return _out(framework._op("Exp", [x], name=name))
+
+
+def log(x, name=None):
+    """Natural logarithm, elementwise."""
+    return _out(framework._op("Log", [x], name=name))
+
+
+def square(x, name=None):
+    """x * x elementwise."""
+    return _out(framework._op("Square", [x], name=name))
+
+
+def sqrt(x, name=None):
+    """Square root, elementwise."""
+    return _out(framework._op("Sqrt", [x], name=name))
+
+
+def sigmoid(x, name=None):
+    """1 / (1 + exp(-x)) elementwise."""
+    return _out(framework._op("Sigmoid", [x], name=name))
+
+
+def tanh(x, name=None):
+    """Hyperbolic tangent, elementwise."""
+    return _out(framework._op("Tanh", [x], name=name))
+
+
+def matmul(a, b, transpose_a=False, transpose_b=False, name=None):
+    """Matrix product of rank-2 tensors: op(a) [m,k] x op(b) [k,n] -> [m,n].
+
+    `transpose_a` / `transpose_b` use the transpose of an operand given in its stored layout.
+    """
+    attrs = {"transpose_a": bool(transpose_a), "transpose_b": bool(transpose_b)}
+    return _out(framework._op("MatMul", [a, b], attrs, name=name))
+
+
+def _reduce(op_type, input_tensor, axis, keepdims, name):
+    x = framework.convert_to_tensor(input_tensor)
+    if axis is None:
+        if x.shape is None:
+            if keepdims:
+                raise ValueError(
+                    "keepdims=True with axis=None needs a tensor of known rank: " + x.name)
+            # Unknown rank: reduce the flattened tensor.
+            x, axis = array_ops.reshape(x, [-1]), 0
+        else:
+            axis = list(range(len(x.shape)))
+    if isinstance(axis, (int, np.integer)):
+        axis = np.int32(axis)
+    elif isinstance(axis, (list, tuple)):
+        axis = np.asarray(axis, dtype=np.int32).reshape(-1)
+    return _out(framework._op(op_type, [x, axis], {"keep_dims": bool(keepdims)}, name=name))
+
+
+def reduce_sum(input_tensor, axis=None, keepdims=False, name=None):
+    """Sum over `axis` (an int, a list of ints, or None for all; negative counts from the end).
+
+    With `keepdims` the reduced dimensions stay with size 1.
+    """
+    return _reduce("Sum", input_tensor, axis, keepdims, name)
+
+
+def reduce_mean(input_tensor, axis=None, keepdims=False, name=None):
+    """Mean over `axis` (an int, a list of ints, or None for all); see reduce_sum."""
+    return _reduce("Mean", input_tensor, axis, keepdims, name)
+
+
+def reduce_max(input_tensor, axis=None, keepdims=False, name=None):
+    """Maximum over `axis` (an int, a list of ints, or None for all); see reduce_sum."""
+    return _reduce("Max", input_tensor, axis, keepdims, name)
+
+
+# ---- operators on Tensor (and, through variables.py, on Variable)
+
+
+def _binary(fn, reverse=False):
+    def operator(self, other):
+        return fn(other, self) if reverse else fn(self, other)
+
+    operator.__doc__ = "{} ({}).".format(fn.__name__, "reflected" if reverse else "operator")
+    return operator
+
+
+def _tensor_bool(self):
+    raise TypeError(
+        "a sluice Tensor has no value until a Session runs it; it cannot be used as a Python "
+        "bool (use sess.run to get its value)")
+
+
+OPERATORS = {
+    "__add__": _binary(add),
+    "__radd__": _binary(add, reverse=True),
+    "__sub__": _binary(subtract),
+    "__rsub__": _binary(subtract, reverse=True),
+    "__mul__": _binary(multiply),
+    "__rmul__": _binary(multiply, reverse=True),
+    "__truediv__": _binary(divide),
+    "__rtruediv__": _binary(divide, reverse=True),
+    "__matmul__": _binary(matmul),
+    "__rmatmul__": _binary(matmul, reverse=True),
+    "__neg__": lambda self: negative(self),
+    "__bool__": _tensor_bool,
+    # numpy operators return NotImplemented for Tensors, so `array + tensor` builds an op.
+    "__array_ufunc__": None,
+}
+
+
+def overload_operators(cls):
+    """Installs the tensor operators on `cls` (Tensor and Variable)."""
+    for attr, fn in OPERATORS.items():
+        setattr(cls, attr, fn)
+
+
+overload_operators(framework.Tensor)

@@ -1,0 +1,203 @@
+"""Sessions run graphs: `sess.run(fetches, feed_dict)` returns numpy values.
+
+    with sl.Session(graph=g) as sess:                   # runs in this process
+        sess.run(init)
+        loss_value, _ = sess.run([loss, train_op], feed_dict={x: batch_x, y: batch_y})
+
+Fetches may be a Tensor, Variable, Operation, tensor or operation name, or nested lists,
+tuples and dicts of them; the result has the same structure, with a numpy value per tensor and
+None per Operation. Feeds map Tensors (or their names) to values: numpy arrays must have the
+tensor's dtype; Python numbers and lists are converted to it. Fetched arrays never alias
+memory the engine may still change (a variable's buffer is copied; a fresh result is handed
+over without a copy). The GIL is released while the engine runs, so other Python threads
+run meanwhile, and one Session may run from several threads at once.
+"""
+
+import threading
+
+import numpy as np
+
+from sluice import framework
+from sluice._core import core as _core
+
+
+class ConfigProto:
+    """Session options.
+
+    Attributes:
+      inter_op_parallelism_threads: threads running independent ops (0: one per core).
+      intra_op_parallelism_threads: threads inside one op, e.g. a matmul (0: one per core).
+    """
+
+    def __init__(self, inter_op_parallelism_threads=0, intra_op_parallelism_threads=0):
+        self.inter_op_parallelism_threads = inter_op_parallelism_threads
+        self.intra_op_parallelism_threads = intra_op_parallelism_threads
+
+
+class _SessionState(threading.local):
+    def __init__(self):
+        super().__init__()
+        self.stack = []
+
+
+_state = _SessionState()
+
+
+def get_default_session():
+    """The innermost session entered with `with sess:` or `sess.as_default()` in this thread,
+    or None."""
+    return _state.stack[-1] if _state.stack else None
+
+
+class Session:
+    """Runs the operations of one graph, keeping variable values between runs.
+
+    Args:
+      target: "" for an in-process session. Remote targets ("grpc://host:port") need the
+        distributed runtime, which this build does not have yet: NotImplementedError.
+      graph: the Graph to run (default: the default graph). It is finalised on the first run;
+        operations may be added until then.
+      config: optional ConfigProto (thread counts).
+    """
+
+    def __init__(self, target="", graph=None, config=None):
+        if target:
+            raise NotImplementedError(
+                "sluice.Session({!r}): remote sessions need the distributed runtime "
+                "(sluice_server), which is not built yet; use Session() for an in-process "
+                "session".format(target))
+        self._graph = graph if graph is not None else framework.get_default_graph()
+        config = config or ConfigProto()
+        self._session = _core.Session(
+            self._graph,
+            inter_op_threads=int(config.inter_op_parallelism_threads),
+            intra_op_threads=int(config.intra_op_parallelism_threads))
+        self._default_contexts = []
+
+    @property
+    def graph(self):
+        """The Graph this session runs."""
+        return self._graph
+
+    def run(self, fetches, feed_dict=None):
+        """Runs one step and returns the values of `fetches`.
+
+        Args:
+          fetches: a Tensor, Variable, Operation, name ("x:0" for a tensor, "train" for an
+            operation), or nested list / tuple / dict of these.
+          feed_dict: {Tensor or name: value} replacing those tensors' values for this run.
+
+        Returns:
+          `fetches` with each tensor replaced by its numpy value (a numpy scalar for rank 0)
+          and each Operation by None.
+
+        Raises:
+          sluice.errors.OpError subclasses, e.g. InvalidArgumentError for a feed of the wrong
+          dtype or shape, FailedPreconditionError for reading an uninitialised variable. The
+          message names the failing node and op.
+          RuntimeError: the session is closed.
+        """
+        feeds = []
+        for key, value in (feed_dict or {}).items():
+            t = key if isinstance(key, framework.Tensor) else self._as_feed_tensor(key)
+            if not isinstance(value, np.ndarray):
+                value = np.asarray(value, dtype=t.dtype.as_numpy_dtype)
+            feeds.append((t, value))
+        if isinstance(fetches, framework.Tensor):  # The common case, without the structure.
+            return self._session.run(feeds, [fetches], [])[0]
+        tensors, targets = [], []
+        rebuild = self._flatten(fetches, tensors, targets, {})
+        return rebuild(self._session.run(feeds, tensors, targets))
+
+    def _as_feed_tensor(self, key):
+        if isinstance(key, str):
+            return self._graph.get_tensor_by_name(key)
+        t = framework._as_tensor_or_none(key)
+        if t is None:
+            raise TypeError("feed_dict keys are Tensors or tensor names, got {!r}".format(key))
+        return t
+
+    def _flatten(self, fetch, tensors, targets, index):
+        """Collects the tensors and targets of `fetch`; returns values -> result structure."""
+        if isinstance(fetch, framework.Tensor):
+            t = fetch
+        elif isinstance(fetch, framework.Operation):
+            targets.append(fetch)
+            return lambda values: None
+        elif isinstance(fetch, dict):
+            parts = {k: self._flatten(v, tensors, targets, index) for k, v in fetch.items()}
+            return lambda values: type(fetch)((k, p(values)) for k, p in parts.items())
+        elif isinstance(fetch, (list, tuple)):
+            parts = [self._flatten(f, tensors, targets, index) for f in fetch]
+            if hasattr(fetch, "_fields"):  # A namedtuple.
+                return lambda values: type(fetch)(*[p(values) for p in parts])
+            return lambda values: type(fetch)(p(values) for p in parts)
+        elif isinstance(fetch, str):
+            if ":" not in fetch:
+                return self._flatten(self._graph.get_operation_by_name(fetch), tensors, targets,
+                                     index)
+            t = self._graph.get_tensor_by_name(fetch)
+        else:
+            t = framework._as_tensor_or_none(fetch)
+            if t is None:
+                raise TypeError("cannot fetch {!r}: fetches are Tensors, Variables, Operations, "
+                                "names, or lists, tuples and dicts of them".format(fetch))
+        i = index.get(t)
+        if i is None:
+            i = index[t] = len(tensors)
+            tensors.append(t)
+        return lambda values: values[i]
+
+    def close(self):
+        """Frees the engine's session (variable values included). Later runs raise."""
+        self._session.close()
+
+    def as_default(self):
+        """A context manager making this the default session (for Tensor.eval, Operation.run)."""
+        return _DefaultSession(self)
+
+    def __enter__(self):
+        ctx = _DefaultSession(self)
+        ctx.__enter__()
+        self._default_contexts.append(ctx)
+        return self
+
+    def __exit__(self, exc_type, exc, tb):
+        self._default_contexts.pop().__exit__(exc_type, exc, tb)
+        self.close()
+        return False
+
+
+class _DefaultSession:
+    def __init__(self, session):
+        self._session = session
+
+    def __enter__(self):
+        _state.stack.append(self._session)
+        return self._session
+
+    def __exit__(self, exc_type, exc, tb):
+        _state.stack.pop()
+        return False
+
+
+def _session_or_default(session):
+    session = session or get_default_session()
+    if session is None:
+        raise ValueError("no session given and no default session: pass session= or run "
+                         "inside `with sl.Session() as sess:`")
+    return session
+
+
+def _tensor_eval(self, feed_dict=None, session=None):
+    """The value of this tensor, computed by `session` (default: the default session)."""
+    return _session_or_default(session).run(self, feed_dict=feed_dict)
+
+
+def _operation_run(self, feed_dict=None, session=None):
+    """Runs this operation with `session` (default: the default session)."""
+    _session_or_default(session).run(self, feed_dict=feed_dict)
+
+
+framework.Tensor.eval = _tensor_eval
+framework.Operation.run = _operation_run

@@ -1,0 +1,211 @@
+"""Variables: tensors whose values live in the session and persist across runs.
+
+    w = sl.Variable(sl.random_normal([4, 8], seed=1), name="w")
+    step = w.assign_add(sl.ones([4, 8]))      # a Tensor: the new value
+    init = sl.global_variables_initializer()
+    with sl.Session() as sess:
+        sess.run(init)
+        sess.run(step)
+
+Variables are built by the engine's ops::VariableWithInit (ops/variables.h): a Variable node
+"w" and its initializer "w/Initializer". The graph is the registry: global_variables() and
+global_variables_initializer() find every variable with an initializer, optimizer slots
+included. A Variable object is a light view of the reading tensor, so views of one variable
+compare equal.
+"""
+
+import numpy as np
+
+from sluice import array_ops
+from sluice import dtypes
+from sluice import framework
+from sluice import math_ops
+from sluice._core import core as _core
+
+GLOBAL_VARIABLES = "variables"
+TRAINABLE_VARIABLES = "trainable_variables"
+
+
+class Variable:
+    """A mutable tensor kept by the session between runs.
+
+    Reading a Variable in an op (`sl.matmul(x, w)`, `w + 1`) reads its current value. Run
+    `w.initializer` (or `sl.global_variables_initializer()`) before the first read.
+
+    Args:
+      initial_value: a Tensor, numpy array, number or nested list (or a callable returning
+        one); its static shape becomes the variable's shape.
+      trainable: whether optimizers update it (it joins trainable_variables()).
+      name: the variable's node name (made unique in the current name scope).
+      dtype: optional DType; the initial value is converted (literals) or cast (tensors).
+    """
+
+    def __init__(self, initial_value, trainable=True, name=None, dtype=None):
+        if callable(initial_value):
+            initial_value = initial_value()
+        graph = framework._graph_of([initial_value])
+        location = framework._caller_location()
+        init = framework._as_tensor_or_none(initial_value)
+        if init is None:
+            if dtype is not None:
+                initial_value = np.asarray(initial_value,
+                                           dtype=dtypes.as_dtype(dtype).as_numpy_dtype)
+        elif dtype is not None and init.dtype != dtypes.as_dtype(dtype):
+            with graph.as_default():
+                initial_value = array_ops.cast(init, dtype)
+        self._variable = _core._add_variable(
+            graph, initial_value, name or "Variable", bool(trainable), location)
+
+    @classmethod
+    def _from_tensor(cls, tensor):
+        v = cls.__new__(cls)
+        v._variable = tensor
+        return v
+
+    def _as_tensor(self):
+        return self._variable
+
+    def value(self):
+        """The Tensor that reads the variable's current value."""
+        return self._variable
+
+    def read_value(self):
+        """A new Tensor (an Identity) reading the current value."""
+        return array_ops.identity(self._variable)
+
+    @property
+    def name(self):
+        """The name of the reading tensor, "w:0"."""
+        return self._variable.name
+
+    @property
+    def op(self):
+        """The Variable Operation that reads the value."""
+        return self._variable.op
+
+    @property
+    def dtype(self):
+        """The element type."""
+        return self._variable.dtype
+
+    @property
+    def shape(self):
+        """The static shape (a tuple, None for unknown sizes)."""
+        return self._variable.shape
+
+    def get_shape(self):
+        """Same as `shape`."""
+        return self._variable.shape
+
+    @property
+    def graph(self):
+        """The Graph holding the variable."""
+        return self._variable.graph
+
+    @property
+    def device(self):
+        """The device requested for the variable."""
+        return self._variable.device
+
+    @property
+    def initializer(self):
+        """The Operation ("<name>/Initializer") that assigns the initial value."""
+        return _core._initializer_of(self._variable)
+
+    @property
+    def initial_value(self):
+        """The Tensor holding the initial value."""
+        return self.initializer.inputs[1]
+
+    @property
+    def trainable(self):
+        """Whether optimizers update this variable by default."""
+        return _core._is_trainable(self._variable)
+
+    def assign(self, value, name=None):
+        """Sets the value (same shape); returns a Tensor of the new value."""
+        return assign(self, value, name=name)
+
+    def assign_add(self, delta, name=None):
+        """Adds `delta` (same shape) in place; returns a Tensor of the new value."""
+        return assign_add(self, delta, name=name)
+
+    def assign_sub(self, delta, name=None):
+        """Subtracts `delta` (same shape) in place; returns a Tensor of the new value."""
+        return assign_sub(self, delta, name=name)
+
+    def eval(self, session=None):
+        """The current value, read with `session` (default: the default session)."""
+        return self._variable.eval(session=session)
+
+    def __eq__(self, other):
+        return isinstance(other, Variable) and self._variable == other._variable
+
+    def __hash__(self):
+        return hash(self._variable)
+
+    def __repr__(self):
+        return "<sluice.Variable '{}' shape={} dtype={}>".format(
+            self.op.name, self.shape, self.dtype.name)
+
+
+math_ops.overload_operators(Variable)
+
+
+def _assign_op(op_type, ref, value, name, location):
+    """An Assign-family Operation writing `value` into the variable `ref` reads."""
+    ref = framework._as_tensor_or_none(ref)
+    if ref is None:
+        raise TypeError("{} needs a Variable, got {!r}".format(op_type, ref))
+    handle = ref.graph._write_handle(ref, location)
+    return ref.graph._add_op(op_type, [handle, value], {}, name, location)
+
+
+def assign(ref, value, name=None):
+    """Sets the variable `ref` (a Variable, or the tensor of a Variable node) to `value`;
+    returns a Tensor of the new value."""
+    return _assign_op("Assign", ref, value, name, framework._caller_location()).outputs[0]
+
+
+def assign_add(ref, value, name=None):
+    """Adds `value` to the variable `ref`; returns a Tensor of the new value."""
+    return _assign_op("AssignAdd", ref, value, name, framework._caller_location()).outputs[0]
+
+
+def assign_sub(ref, value, name=None):
+    """Subtracts `value` from the variable `ref`; returns a Tensor of the new value."""
+    return _assign_op("AssignSub", ref, value, name, framework._caller_location()).outputs[0]
+
+
+def _collection(graph, key):
+    tensors = _core._global_variables(graph)
+    if key == TRAINABLE_VARIABLES:
+        tensors = [t for t in tensors if _core._is_trainable(t)]
+    elif key != GLOBAL_VARIABLES:
+        raise KeyError("unknown collection {!r} (use {!r} or {!r})".format(
+            key, GLOBAL_VARIABLES, TRAINABLE_VARIABLES))
+    return [Variable._from_tensor(t) for t in tensors]
+
+
+def global_variables():
+    """Every Variable of the default graph (optimizer slots included), in creation order."""
+    return _collection(framework.get_default_graph(), GLOBAL_VARIABLES)
+
+
+def trainable_variables():
+    """The Variables of the default graph created with trainable=True, in creation order."""
+    return _collection(framework.get_default_graph(), TRAINABLE_VARIABLES)
+
+
+def variables_initializer(var_list, name="init"):
+    """An Operation that runs the initializers of the Variables in `var_list`."""
+    if not var_list:
+        return array_ops.no_op(name=name)
+    return array_ops.group(*[v.initializer for v in var_list], name=name)
+
+
+def global_variables_initializer():
+    """An Operation (named "init") that initialises every variable of the default graph built
+    so far, optimizer slots included: build it after the optimizer."""
+    g = framework.get_default_graph()
+    return _core._global_variables_initializer(g, "init", framework._caller_location())

@@ -1,0 +1,170 @@
+// Chunk codec and mailbox, in process: multi-chunk round trips, zero-copy payload slices, and
+// every malformed-input path (garbage, truncation, overrun, version, interleaving).
+#include "distributed/chunk_codec.h"
+
+#include <string>
+#include <vector>
+
+#include "distributed/tensor_mailbox.h"
+#include "gtest/gtest.h"
+#include "tests/util/test_util.h"
+
+namespace sluice {
+namespace {
+
+using test::StatusHas;
+using test::TensorEq;
+
+Tensor Iota(int64_t n) {
+  Tensor t(DType::kFloat32, TensorShape({n}));
+  for (int64_t i = 0; i < n; ++i) t.data<float>()[i] = static_cast<float>(i) * 0.5f;
+  return t;
+}
+
+std::vector<grpc::ByteBuffer> Encode(const Tensor& t, int64_t chunk, const std::string& key = "k") {
+  ChunkEncoder enc(7, key, t, {.chunk_bytes = chunk});
+  std::vector<grpc::ByteBuffer> out;
+  grpc::ByteBuffer msg;
+  while (enc.Next(&msg)) out.push_back(msg);
+  return out;
+}
+
+grpc::ByteBuffer Raw(const std::string& bytes) {
+  grpc::Slice s(bytes);
+  return grpc::ByteBuffer(&s, 1);
+}
+
+grpc::ByteBuffer Frame(const proto::ChunkHeader& h, const std::string& payload) {
+  std::string body = h.SerializeAsString();
+  std::string out(4, '\0');
+  for (int i = 0; i < 4; ++i) out[i] = static_cast<char>((body.size() >> (8 * i)) & 0xff);
+  return Raw(out + body + payload);
+}
+
+TEST(ChunkCodecTest, RoundTripsManyChunks) {
+  Tensor t = Iota(10000);  // 40000 bytes in 4 KiB chunks: 10 chunks.
+  std::vector<grpc::ByteBuffer> chunks = Encode(t, 4096);
+  ASSERT_EQ(chunks.size(), 10u);
+  ChunkAssembler a;
+  for (size_t i = 0; i < chunks.size(); ++i) {
+    absl::StatusOr<bool> done = a.Add(chunks[i]);
+    ASSERT_TRUE(done.ok()) << done.status();
+    EXPECT_EQ(*done, i + 1 == chunks.size());
+  }
+  ChunkAssembler::Received r = a.Take();
+  EXPECT_EQ(r.step_id, 7);
+  EXPECT_EQ(r.key, "k");
+  EXPECT_TRUE(TensorEq(r.tensor, t));
+  EXPECT_EQ(reinterpret_cast<uintptr_t>(r.tensor.raw_data()) % kTensorAlignment, 0u);
+  EXPECT_TRUE(a.Finish().ok());
+}
+
+TEST(ChunkCodecTest, EmptyAndScalarTensors) {
+  for (const Tensor& t :
+       {Tensor(DType::kInt32, TensorShape({0, 3})), Tensor::Scalar<int64_t>(42)}) {
+    std::vector<grpc::ByteBuffer> chunks = Encode(t, 1024);
+    ASSERT_EQ(chunks.size(), 1u);
+    ChunkAssembler a;
+    ASSERT_TRUE(*a.Add(chunks[0]));
+    EXPECT_TRUE(TensorEq(a.Take().tensor, t));
+  }
+}
+
+TEST(ChunkCodecTest, PayloadSliceHoldsTheTensorBuffer) {
+  Tensor t = Iota(1000);
+  std::vector<grpc::ByteBuffer> chunks = Encode(t, 1 << 20);
+  EXPECT_FALSE(t.RefCountIsOne());  // The slice shares the buffer: no copy was made.
+  chunks.clear();
+  EXPECT_TRUE(t.RefCountIsOne());  // Released with the message.
+}
+
+TEST(ChunkCodecTest, GarbageIsRejected) {
+  ChunkAssembler a;
+  EXPECT_TRUE(StatusHas(a.Add(Raw("ab")).status(), absl::StatusCode::kInvalidArgument,
+                        "shorter than its 4-byte header length"));
+  EXPECT_TRUE(StatusHas(a.Add(Raw(std::string("\xff\xff\xff\x7f", 4) + "junk")).status(),
+                        absl::StatusCode::kInvalidArgument, "exceeds the limit"));
+  EXPECT_TRUE(StatusHas(a.Add(Raw(std::string("\x05\0\0\0", 4) + "ab")).status(),
+                        absl::StatusCode::kInvalidArgument, "truncated inside its 5-byte header"));
+  EXPECT_TRUE(StatusHas(a.Add(Raw(std::string("\x03\0\0\0", 4) + "\xff\xff\xff")).status(),
+                        absl::StatusCode::kInvalidArgument, "not a valid ChunkHeader"));
+}
+
+TEST(ChunkCodecTest, VersionMismatchIsFailedPrecondition) {
+  proto::ChunkHeader h;
+  h.set_protocol_version(99);
+  ChunkAssembler a;
+  EXPECT_TRUE(StatusHas(a.Add(Frame(h, "")).status(), absl::StatusCode::kFailedPrecondition,
+                        "peer speaks 99, this server speaks 1"));
+}
+
+TEST(ChunkCodecTest, DeclaredLengthMustMatchPayload) {
+  std::vector<grpc::ByteBuffer> chunks = Encode(Iota(16), 1024);
+  ASSERT_TRUE(ParseChunkHeader(chunks[0], 1024).ok());
+  proto::ChunkHeader h = *ParseChunkHeader(chunks[0], 1024);
+  ChunkAssembler a;
+  EXPECT_TRUE(StatusHas(a.Add(Frame(h, std::string(10, 'x'))).status(),
+                        absl::StatusCode::kInvalidArgument,
+                        "declares 64 payload bytes but carries 10"));
+}
+
+TEST(ChunkCodecTest, OverrunAndBadTotalAreRejected) {
+  proto::ChunkHeader h = *ParseChunkHeader(Encode(Iota(16), 1024)[0], 1024);
+  h.set_length(80);
+  ChunkAssembler a;
+  EXPECT_TRUE(StatusHas(a.Add(Frame(h, std::string(80, 'x'))).status(),
+                        absl::StatusCode::kInvalidArgument,
+                        "overruns the tensor: offset 0 + 80 > 64"));
+  h.set_length(64);
+  h.set_total_bytes(1000);
+  EXPECT_TRUE(StatusHas(a.Add(Frame(h, std::string(64, 'x'))).status(),
+                        absl::StatusCode::kInvalidArgument, "does not match its dtype and shape"));
+  ChunkAssembler small({.max_tensor_bytes = 32});
+  h.set_total_bytes(64);
+  EXPECT_TRUE(StatusHas(small.Add(Frame(h, std::string(64, 'x'))).status(),
+                        absl::StatusCode::kInvalidArgument,
+                        "announces 64 bytes, over the limit of 32"));
+}
+
+TEST(ChunkCodecTest, TruncatedAndInterleavedStreams) {
+  std::vector<grpc::ByteBuffer> chunks = Encode(Iota(100), 100);  // 4 chunks.
+  ChunkAssembler a;
+  ASSERT_FALSE(*a.Add(chunks[0]));
+  EXPECT_TRUE(StatusHas(a.Finish(), absl::StatusCode::kInvalidArgument,
+                        "truncated tensor 'k' (step 7): stream ended after 100 of 400 bytes"));
+  EXPECT_TRUE(StatusHas(a.Add(chunks[2]).status(), absl::StatusCode::kInvalidArgument,
+                        "at offset 200, expected 100"));
+  EXPECT_TRUE(StatusHas(a.Add(Encode(Iota(100), 100, "other")[1]).status(),
+                        absl::StatusCode::kInvalidArgument,
+                        "interleaves with unfinished tensor 'k'"));
+}
+
+TEST(TensorMailboxTest, PutRecvAbortAndCredits) {
+  TensorMailbox box;
+  std::vector<std::string> consumed;
+  box.AddEdgeListener([&](const std::string& key) { consumed.push_back(key); });
+  ASSERT_TRUE(box.Put(1, "a", Iota(4)).ok());
+  EXPECT_TRUE(StatusHas(box.Put(1, "a", Iota(4)), absl::StatusCode::kAlreadyExists,
+                        "tensor 'a' of step 1 was already delivered"));
+  EXPECT_EQ(box.buffered_bytes(), 16);
+  absl::StatusOr<Tensor> got = box.Recv(1, "a", absl::Seconds(5));
+  ASSERT_TRUE(got.ok());
+  EXPECT_TRUE(TensorEq(*got, Iota(4)));
+  EXPECT_EQ(consumed, std::vector<std::string>{"a"});
+
+  absl::Status waited;
+  box.RecvAsync(2, "b", [&](absl::StatusOr<Tensor> t) { waited = t.status(); });
+  ASSERT_TRUE(box.Put(2, "c", Iota(1000)).ok());
+  EXPECT_EQ(box.num_pending_receives(), 1);
+  box.AbortStep(2, absl::UnavailableError("lost /job:worker/task:1"));
+  EXPECT_TRUE(StatusHas(waited, absl::StatusCode::kUnavailable, "lost /job:worker/task:1"));
+  EXPECT_EQ(box.num_pending_receives(), 0);
+  EXPECT_EQ(box.buffered_bytes(), 0);  // The aborted step's tensors are freed.
+  EXPECT_TRUE(StatusHas(box.Put(2, "d", Iota(1)), absl::StatusCode::kUnavailable, "lost"));
+  EXPECT_TRUE(StatusHas(box.Recv(3, "never", absl::Milliseconds(1)).status(),
+                        absl::StatusCode::kDeadlineExceeded,
+                        "waiting for tensor 'never' of step 3"));
+}
+
+}  // namespace
+}  // namespace sluice

@@ -1,0 +1,578 @@
+// Multi-process tests of the distributed runtime: real sluice_server processes on loopback,
+// started by LocalCluster. Every wait is bounded (deadline polling or RPC deadlines); nothing
+// is ordered by sleeping.
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "core/tensor_proto.h"
+#include "distributed/coordinator.h"
+#include "distributed/data_plane.h"
+#include "distributed/edge_sender.h"
+#include "distributed/grpc_util.h"
+#include "distributed/local_cluster.h"
+#include "distributed/remote_session.h"
+#include "graph/graph_def.h"
+#include "graph/partitioner.h"
+#include "graph/placer.h"
+#include "gtest/gtest.h"
+#include "ops/all_ops.h"
+#include "ops/register.h"
+#include "runtime/rendezvous.h"
+#include "runtime/session.h"
+#include "tests/util/test_util.h"
+
+namespace sluice {
+namespace {
+
+using test::StatusHas;
+using test::TensorEq;
+using test::TensorNear;
+
+constexpr char kW0[] = "/job:worker/task:0/device:cpu:0";
+constexpr char kW1[] = "/job:worker/task:1/device:cpu:0";
+constexpr char kClient[] = "/job:client/task:0/device:cpu:0";
+constexpr int kMaxMessage = 64 << 10;  // Every server's gRPC message cap in these tests.
+
+std::string ServerBinary() {
+  const char* srcdir = std::getenv("TEST_SRCDIR");
+  return absl::StrCat(srcdir ? srcdir : ".", "/sluice/distributed/sluice_server");
+}
+
+std::unique_ptr<LocalCluster> StartCluster(std::vector<std::string> worker_flags = {}) {
+  LocalClusterOptions opts;
+  opts.server_binary = ServerBinary();
+  opts.num_workers = 2;
+  opts.worker_flags = {absl::StrCat("--max_message_bytes=", kMaxMessage), "--chunk_bytes=16384"};
+  opts.worker_flags.insert(opts.worker_flags.end(), worker_flags.begin(), worker_flags.end());
+  opts.master_flags = {"--heartbeat_interval_ms=100", "--heartbeat_timeout_ms=2000"};
+  absl::StatusOr<std::unique_ptr<LocalCluster>> c = LocalCluster::Start(opts);
+  EXPECT_TRUE(c.ok()) << c.status();
+  return c.ok() ? *std::move(c) : nullptr;
+}
+
+WorkerRef Ref(const LocalCluster& c, int i) {
+  return WorkerRef{absl::StrCat("/job:worker/task:", i), c.worker(i).control_address,
+                   c.worker(i).data_address};
+}
+
+proto::HeartbeatResponse Beat(const std::string& control_address) {
+  auto stub = proto::Control::NewStub(MakeChannel(control_address));
+  proto::HeartbeatRequest req;
+  req.set_protocol_version(kProtocolVersion);
+  proto::HeartbeatResponse resp;
+  grpc::ClientContext ctx;
+  ctx.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(5)));
+  grpc::Status s = stub->Heartbeat(&ctx, req, &resp);
+  EXPECT_TRUE(s.ok()) << s.error_message();
+  return resp;
+}
+
+// Polls `cond` until true or 20 s passed.
+template <typename F>
+bool WaitFor(F cond) {
+  const absl::Time deadline = absl::Now() + absl::Seconds(20);
+  while (absl::Now() < deadline) {
+    if (cond()) return true;
+    std::this_thread::yield();
+  }
+  return cond();
+}
+
+// A two-layer model split across the workers: layer 1 on task 0, layer 2 on task 1.
+struct Mlp {
+  Scope root = Scope::NewRootScope();
+  Output x, y;
+  std::shared_ptr<const Graph> graph;
+  Mlp() {
+    x = ops::Placeholder(root.WithOpName("x"), DType::kFloat32, TensorShape({-1, 8}));
+    std::vector<float> w1v(8 * 16), w2v(16 * 4);
+    for (size_t i = 0; i < w1v.size(); ++i) w1v[i] = 0.01f * ((i * 37) % 23) - 0.1f;
+    for (size_t i = 0; i < w2v.size(); ++i) w2v[i] = 0.02f * ((i * 11) % 17) - 0.15f;
+    Scope l1 = root.NewSubScope("layer1").WithDevice("/job:worker/task:0");
+    Scope l2 = root.NewSubScope("layer2").WithDevice("/job:worker/task:1");
+    Output h = ops::Relu(
+        l1,
+        ops::MatMul(l1, x, ops::Const(l1, Tensor::FromVector<float>(w1v, TensorShape({8, 16})))));
+    y = ops::Softmax(
+        l2,
+        ops::MatMul(l2, h, ops::Const(l2, Tensor::FromVector<float>(w2v, TensorShape({16, 4})))));
+    graph = *root.Finalize();
+  }
+  static Tensor Batch(int n, float scale) {
+    std::vector<float> v(n * 8);
+    for (size_t i = 0; i < v.size(); ++i) v[i] = scale * (static_cast<float>(i % 13) - 6.0f);
+    return Tensor::FromVector<float>(v, TensorShape({n, 8}));
+  }
+};
+
+TEST(ClusterTest, DistributedResultsEqualLocal) {
+  auto cluster = StartCluster();
+  ASSERT_NE(cluster, nullptr);
+  Mlp m;
+  auto remote = RemoteSession::Create(cluster->master_address(), m.graph);
+  ASSERT_TRUE(remote.ok()) << remote.status();
+  auto devices = (*remote)->ListDevices();
+  ASSERT_TRUE(devices.ok());
+  EXPECT_EQ(*devices, (std::vector<std::string>{kW0, kW1}));
+  auto local = Session::Create(m.graph);
+  ASSERT_TRUE(local.ok());
+  for (int i = 0; i < 3; ++i) {  // Repeated steps reuse the registered partitions.
+    Tensor batch = Mlp::Batch(5, 0.3f * (i + 1));
+    std::vector<Tensor> got, want;
+    ASSERT_TRUE((*remote)->Run({{m.x, batch}}, {m.y}, &got).ok());
+    ASSERT_TRUE((*local)->Run({{m.x, batch}}, {m.y}, &want).ok());
+    EXPECT_TRUE(TensorNear(got[0], want[0], 1e-6, 1e-6));
+  }
+  // Both workers ran a partition.
+  EXPECT_GT(Beat(cluster->worker(0).control_address).identity().incarnation(), 0u);
+}
+
+TEST(ClusterTest, TensorLargerThanTheMessageLimitCrossesWorkers) {
+  auto cluster = StartCluster();
+  ASSERT_NE(cluster, nullptr);
+  Scope root = Scope::NewRootScope();
+  Output v = ops::Placeholder(root.WithOpName("v"), DType::kFloat32, TensorShape({}));
+  Scope s0 = root.WithDevice("/job:worker/task:0");
+  Scope s1 = root.WithDevice("/job:worker/task:1");
+  // 4 MiB produced on task 0, 64x the 64 KiB message cap, summed on task 1.
+  Output big = ops::Mul(
+      s0, ops::Fill(s0, ops::Const(s0, Tensor::FromVector<int32_t>({1024, 1024})), v), 3.0f);
+  Output sum = ops::ReduceSum(s1, big, {0, 1});
+  auto graph = *root.Finalize();
+  auto remote = RemoteSession::Create(cluster->master_address(), graph);
+  ASSERT_TRUE(remote.ok()) << remote.status();
+  std::vector<Tensor> out;
+  ASSERT_TRUE((*remote)->Run({{v, Tensor::Scalar<float>(0.5f)}}, {sum}, &out).ok());
+  EXPECT_TRUE(TensorEq(out[0], Tensor::Scalar<float>(1.5f * 1024 * 1024)));
+}
+
+TEST(ClusterTest, ConcurrentStepsOfTwoSessions) {
+  auto cluster = StartCluster();
+  ASSERT_NE(cluster, nullptr);
+  Mlp m;
+  Scope root = Scope::NewRootScope();
+  Output a = ops::Placeholder(root.WithOpName("a"), DType::kFloat32, TensorShape({3}));
+  Output b = ops::Neg(root.WithDevice("/job:worker/task:1"),
+                      ops::Square(root.WithDevice("/job:worker/task:0"), a));
+  auto g2 = *root.Finalize();
+  auto s1 = RemoteSession::Create(cluster->master_address(), m.graph);
+  auto s2 = RemoteSession::Create(cluster->master_address(), g2);
+  ASSERT_TRUE(s1.ok() && s2.ok());
+  auto local = *Session::Create(m.graph);
+  std::vector<Tensor> want;
+  ASSERT_TRUE(local->Run({{m.x, Mlp::Batch(2, 0.5f)}}, {m.y}, &want).ok());
+  std::thread t1([&] {
+    for (int i = 0; i < 10; ++i) {
+      std::vector<Tensor> got;
+      ASSERT_TRUE((*s1)->Run({{m.x, Mlp::Batch(2, 0.5f)}}, {m.y}, &got).ok());
+      EXPECT_TRUE(TensorNear(got[0], want[0], 1e-6, 1e-6));
+    }
+  });
+  std::thread t2([&] {
+    for (int i = 0; i < 10; ++i) {
+      std::vector<Tensor> got;
+      float f = static_cast<float>(i);
+      ASSERT_TRUE((*s2)->Run({{a, Tensor::FromVector<float>({f, 1, -2})}}, {b}, &got).ok());
+      EXPECT_TRUE(TensorEq(got[0], Tensor::FromVector<float>({-f * f, -1, -4})));
+    }
+  });
+  t1.join();
+  t2.join();
+}
+
+TEST(ClusterTest, DataPlaneChunksUnderTheMessageLimitAndPullsBack) {
+  auto cluster = StartCluster();
+  ASSERT_NE(cluster, nullptr);
+  Tensor t(DType::kFloat32, TensorShape({1 << 20}));  // 4 MiB.
+  for (int i = 0; i < (1 << 20); ++i) t.data<float>()[i] = static_cast<float>(i % 1000) * 0.25f;
+  const std::string& addr = cluster->worker(0).data_address;
+  DataClient client(MakeChannel(addr, kMaxMessage), {.chunk_bytes = 16384});
+  ASSERT_TRUE(client.Push(5, "big", t).ok());
+  ASSERT_TRUE(client.Close().ok());
+  DataClient puller(MakeChannel(addr, kMaxMessage), {.chunk_bytes = 16384});
+  absl::StatusOr<Tensor> back = puller.Pull(5, "big", absl::Seconds(10));
+  ASSERT_TRUE(back.ok()) << back.status();
+  EXPECT_TRUE(TensorEq(*back, t));
+  // The cap is real: one 1 MiB chunk is refused.
+  DataClient whole(MakeChannel(addr, -1), {.chunk_bytes = 1 << 20});
+  absl::Status s = whole.Push(6, "big", t);
+  if (s.ok()) s = whole.Close();
+  EXPECT_TRUE(StatusHas(s, absl::StatusCode::kResourceExhausted, "")) << s;
+  EXPECT_EQ(Beat(cluster->worker(0).control_address).buffered_bytes(), 0);
+}
+
+TEST(ClusterTest, CreditsBoundTensorsInFlight) {
+  auto cluster = StartCluster({"--credit_window=2"});
+  ASSERT_NE(cluster, nullptr);
+  const std::string& data = cluster->worker(1).data_address;
+  DataClient client(MakeChannel(data, kMaxMessage), {.chunk_bytes = 16384});
+  EdgeSender edge(MakeChannel(cluster->worker(1).control_address), &client,
+                  "/job:client/task:0->/job:worker/task:1");
+  auto key = [](int i) {
+    return Rendezvous::CreateKey(9, kClient, kW1, absl::StrCat("t", i, ":0"));
+  };
+  Tensor v = Tensor::FromVector<float>({1, 2, 3});
+  ASSERT_TRUE(edge.Send(9, key(0), v, absl::Now() + absl::Seconds(10)).ok());
+  ASSERT_TRUE(edge.Send(9, key(1), v, absl::Now() + absl::Seconds(10)).ok());
+  EXPECT_TRUE(StatusHas(edge.Send(9, key(2), v, absl::Now() + absl::Milliseconds(300)),
+                        absl::StatusCode::kDeadlineExceeded, "no credit from the receiver"));
+  // Consuming one tensor on the receiver grants one credit back.
+  DataClient puller(MakeChannel(data, kMaxMessage), {.chunk_bytes = 16384});
+  absl::StatusOr<Tensor> got = puller.Pull(9, key(0), absl::Seconds(10));
+  ASSERT_TRUE(got.ok()) << got.status();
+  EXPECT_TRUE(TensorEq(*got, v));
+  ASSERT_TRUE(edge.Send(9, key(2), v, absl::Now() + absl::Seconds(10)).ok());
+  EXPECT_EQ(edge.credits(), 0);
+}
+
+// Writes `bytes` to a raw TCP connection and waits (bounded) for the server to close it.
+void SendGarbage(const std::string& address, const std::string& bytes) {
+  int port = 0;
+  ASSERT_TRUE(absl::SimpleAtoi(address.substr(address.rfind(':') + 1), &port));
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in sa{};
+  sa.sin_family = AF_INET;
+  sa.sin_port = htons(port);
+  inet_pton(AF_INET, "127.0.0.1", &sa.sin_addr);
+  ASSERT_EQ(connect(fd, reinterpret_cast<sockaddr*>(&sa), sizeof(sa)), 0);
+  ASSERT_EQ(write(fd, bytes.data(), bytes.size()), static_cast<ssize_t>(bytes.size()));
+  char buf[256];
+  const absl::Time deadline = absl::Now() + absl::Seconds(10);
+  while (absl::Now() < deadline) {
+    pollfd p{fd, POLLIN, 100};
+    if (poll(&p, 1, 100) > 0 && read(fd, buf, sizeof(buf)) <= 0) break;  // Closed by the peer.
+  }
+  close(fd);
+}
+
+TEST(ClusterTest, BadInputOnBothPortsIsAnErrorNotACrash) {
+  auto cluster = StartCluster();
+  ASSERT_NE(cluster, nullptr);
+  const LocalCluster::Process& w = cluster->worker(0);
+  std::string junk(4096, '\0');
+  for (size_t i = 0; i < junk.size(); ++i) junk[i] = static_cast<char>((i * 131) ^ 0x5a);
+  SendGarbage(w.control_address, junk);
+  SendGarbage(w.data_address, junk);
+  SendGarbage(cluster->master_address(), "GET / HTTP/1.1\r\n\r\n");
+
+  // Garbage inside a well-formed gRPC stream on the data port.
+  auto raw_push = [&](const std::vector<grpc::ByteBuffer>& msgs) {
+    grpc::ClientContext ctx;
+    grpc::ByteBuffer resp;
+    auto channel = MakeChannel(w.data_address, kMaxMessage);
+    grpc::internal::RpcMethod method(kDataPushMethod, grpc::internal::RpcMethod::CLIENT_STREAMING);
+    std::unique_ptr<grpc::ClientWriter<grpc::ByteBuffer>> writer(
+        grpc::internal::ClientWriterFactory<grpc::ByteBuffer>::Create(channel.get(), method, &ctx,
+                                                                      &resp));
+    for (const auto& m : msgs) writer->Write(m);
+    writer->WritesDone();
+    return FromGrpc(writer->Finish());
+  };
+  grpc::Slice junk_slice(junk);
+  EXPECT_TRUE(StatusHas(raw_push({grpc::ByteBuffer(&junk_slice, 1)}),
+                        absl::StatusCode::kInvalidArgument, "data-plane chunk"));
+  // A truncated tensor: only the first of its chunks, then the stream ends.
+  Tensor t(DType::kFloat32, TensorShape({10000}));
+  ChunkEncoder enc(3, "partial", t, {.chunk_bytes = 16384});
+  grpc::ByteBuffer first;
+  ASSERT_TRUE(enc.Next(&first));
+  EXPECT_TRUE(StatusHas(raw_push({first}), absl::StatusCode::kInvalidArgument,
+                        "truncated tensor 'partial' (step 3): stream ended after 16384 of 40000"));
+  // An oversized chunk (more than the message cap) is refused by gRPC itself.
+  ChunkEncoder huge(3, "huge", t, {.chunk_bytes = 40000});
+  grpc::ByteBuffer one;
+  ASSERT_TRUE(huge.Next(&one));
+  Tensor big(DType::kFloat32, TensorShape({1 << 16}));
+  ChunkEncoder huge2(4, "huge", big, {.chunk_bytes = 1 << 18});
+  ASSERT_TRUE(huge2.Next(&one));
+  EXPECT_TRUE(StatusHas(raw_push({one}), absl::StatusCode::kResourceExhausted, ""));
+
+  // Mismatched protocol version, unknown handles.
+  auto stub = proto::Control::NewStub(MakeChannel(w.control_address));
+  {
+    proto::HeartbeatRequest req;
+    req.set_protocol_version(7);
+    proto::HeartbeatResponse resp;
+    grpc::ClientContext ctx;
+    EXPECT_TRUE(StatusHas(
+        FromGrpc(stub->Heartbeat(&ctx, req, &resp)), absl::StatusCode::kFailedPrecondition,
+        "Heartbeat: protocol version mismatch: peer speaks 7, this server speaks 1"));
+  }
+  {
+    proto::RunGraphRequest req;
+    req.set_protocol_version(kProtocolVersion);
+    req.set_graph_handle("no-such-graph");
+    proto::RunGraphResponse resp;
+    grpc::ClientContext ctx;
+    EXPECT_TRUE(StatusHas(FromGrpc(stub->RunGraph(&ctx, req, &resp)), absl::StatusCode::kNotFound,
+                          "unknown graph handle 'no-such-graph' on /job:worker/task:0"));
+  }
+  {
+    auto master = proto::Master::NewStub(MakeChannel(cluster->master_address()));
+    proto::RunStepRequest req;
+    req.set_protocol_version(kProtocolVersion);
+    req.set_session_handle("no-such-session");
+    proto::RunStepResponse resp;
+    grpc::ClientContext ctx;
+    EXPECT_TRUE(StatusHas(FromGrpc(master->RunStep(&ctx, req, &resp)), absl::StatusCode::kNotFound,
+                          "unknown session handle 'no-such-session'"));
+  }
+  // Still serving, nothing of the bad streams kept.
+  proto::HeartbeatResponse beat = Beat(w.control_address);
+  EXPECT_EQ(beat.buffered_bytes(), 0);
+  EXPECT_EQ(beat.pending_receives(), 0);
+  Mlp m;
+  auto remote = RemoteSession::Create(cluster->master_address(), m.graph);
+  ASSERT_TRUE(remote.ok());
+  std::vector<Tensor> out;
+  EXPECT_TRUE((*remote)->Run({{m.x, Mlp::Batch(1, 1.0f)}}, {m.y}, &out).ok());
+}
+
+// Partitions of c = Neg(Neg(a)) with `a` on a client device that nobody runs: task 0 waits for
+// `a` from the data plane, then sends Neg(a) to task 1, which fetches Neg(Neg(a)).
+struct ChainStep {
+  std::shared_ptr<const Graph> graph;
+  std::vector<StepCoordinator::Partition> partitions;  // Task 0, task 1.
+  std::string a_name;
+};
+
+ChainStep MakeChain(const LocalCluster& cluster) {
+  RegisterAllOps();
+  ChainStep out;
+  Scope root = Scope::NewRootScope();
+  Output a = ops::Placeholder(root.WithOpName("a").WithDevice("/job:client/task:0"),
+                              DType::kFloat32, TensorShape({2}));
+  Output b = ops::Neg(root.WithOpName("b").WithDevice("/job:worker/task:0"), a);
+  Output c = ops::Neg(root.WithOpName("c").WithDevice("/job:worker/task:1"), b);
+  out.graph = *root.Finalize();
+  Placement placement = *PlaceGraph(*out.graph, {kClient, kW0, kW1});
+  PartitionedGraph parts = *PartitionGraph(*out.graph, placement);
+  for (int w = 0; w < 2; ++w) {
+    const GraphPartition* part = nullptr;
+    for (const auto& p : parts.partitions) {
+      if (p.device == (w == 0 ? kW0 : kW1)) part = &p;
+    }
+    EXPECT_NE(part, nullptr);
+    proto::RegisterGraphRequest reg;
+    reg.set_protocol_version(kProtocolVersion);
+    ToGraphDef(*part->graph, reg.mutable_partition());
+    for (int i = 0; i < 2; ++i) {
+      proto::PeerAddress* peer = reg.add_peers();
+      peer->set_task_prefix(absl::StrCat("/job:worker/task:", i));
+      peer->set_control_address(cluster.worker(i).control_address);
+      peer->set_data_address(cluster.worker(i).data_address);
+    }
+    if (w == 1) reg.add_fetches(parts.Locate(c.endpoint())->second.DebugString());
+    auto stub = proto::Control::NewStub(MakeChannel(cluster.worker(w).control_address));
+    proto::RegisterGraphResponse resp;
+    grpc::ClientContext ctx;
+    grpc::Status s = stub->RegisterGraph(&ctx, reg, &resp);
+    EXPECT_TRUE(s.ok()) << s.error_message();
+    StepCoordinator::Partition run;
+    run.worker = Ref(cluster, w);
+    run.request.set_graph_handle(resp.graph_handle());
+    run.request.set_timeout_ms(30000);
+    out.partitions.push_back(run);
+  }
+  out.a_name = "a:0";
+  return out;
+}
+
+TEST(ClusterTest, StepAcrossHandMadePartitionsCompletes) {
+  auto cluster = StartCluster();
+  ASSERT_NE(cluster, nullptr);
+  ChainStep chain = MakeChain(*cluster);
+  HeartbeatMonitor monitor({.interval = absl::Milliseconds(100), .timeout = absl::Seconds(2)});
+  monitor.Watch(Ref(*cluster, 0));
+  monitor.Watch(Ref(*cluster, 1));
+  StepCoordinator coord(&monitor);
+  absl::StatusOr<std::vector<proto::RunGraphResponse>> result;
+  std::thread run([&] { result = coord.Run(77, chain.partitions); });
+  // Play the client device: push `a` to task 0 over the data plane.
+  DataClient client(MakeChannel(cluster->worker(0).data_address, kMaxMessage), {});
+  ASSERT_TRUE(client
+                  .Push(77, Rendezvous::CreateKey(77, kClient, kW0, chain.a_name),
+                        Tensor::FromVector<float>({1.5f, -2}))
+                  .ok());
+  run.join();
+  ASSERT_TRUE(result.ok()) << result.status();
+  EXPECT_TRUE(TensorEq(*TensorFromProto((*result)[1].fetches(0).tensor()),
+                       Tensor::FromVector<float>({1.5f, -2})));
+}
+
+TEST(ClusterTest, AbortFailsPendingReceives) {
+  auto cluster = StartCluster();
+  ASSERT_NE(cluster, nullptr);
+  ChainStep chain = MakeChain(*cluster);
+  HeartbeatMonitor monitor({.interval = absl::Milliseconds(100), .timeout = absl::Seconds(2)});
+  monitor.Watch(Ref(*cluster, 0));
+  monitor.Watch(Ref(*cluster, 1));
+  StepCoordinator coord(&monitor);
+  absl::StatusOr<std::vector<proto::RunGraphResponse>> result;
+  std::thread run([&] { result = coord.Run(78, chain.partitions); });
+  ASSERT_TRUE(WaitFor([&] {
+    return Beat(cluster->worker(0).control_address).pending_receives() == 1 &&
+           Beat(cluster->worker(1).control_address).pending_receives() == 1;
+  }));
+  coord.Abort(78, absl::CancelledError("client cancelled step 78"));
+  run.join();
+  EXPECT_TRUE(StatusHas(result.status(), absl::StatusCode::kCancelled, "client cancelled step 78"));
+  for (int i = 0; i < 2; ++i) {
+    EXPECT_TRUE(
+        WaitFor([&] { return Beat(cluster->worker(i).control_address).active_steps() == 0; }));
+    proto::HeartbeatResponse b = Beat(cluster->worker(i).control_address);
+    EXPECT_EQ(b.pending_receives(), 0);
+    EXPECT_EQ(b.buffered_bytes(), 0);
+  }
+}
+
+TEST(ClusterTest, WorkerKilledMidStepFailsInBoundedTimeAndRejoins) {
+  auto cluster = StartCluster();
+  ASSERT_NE(cluster, nullptr);
+  ChainStep chain = MakeChain(*cluster);
+  HeartbeatMonitor monitor({.interval = absl::Milliseconds(100), .timeout = absl::Seconds(2)});
+  monitor.Watch(Ref(*cluster, 0));
+  monitor.Watch(Ref(*cluster, 1));
+  ASSERT_TRUE(WaitFor([&] { return monitor.incarnation("/job:worker/task:0") != 0; }));
+  const uint64_t old_incarnation = monitor.incarnation("/job:worker/task:0");
+  StepCoordinator coord(&monitor);
+  absl::StatusOr<std::vector<proto::RunGraphResponse>> result;
+  absl::Time finished;
+  std::thread run([&] {
+    result = coord.Run(79, chain.partitions);
+    finished = absl::Now();
+  });
+  ASSERT_TRUE(WaitFor([&] {
+    return Beat(cluster->worker(1).control_address).pending_receives() == 1 &&
+           Beat(cluster->worker(0).control_address).pending_receives() == 1;
+  }));
+  const absl::Time killed = absl::Now();
+  ASSERT_TRUE(cluster->KillWorker(0).ok());
+  run.join();
+  EXPECT_LT(finished - killed, absl::Seconds(5));
+  EXPECT_TRUE(StatusHas(result.status(), absl::StatusCode::kUnavailable,
+                        "step 79 failed: lost "
+                        "/job:worker/task:0 at " +
+                            cluster->worker(0).control_address));
+  // The surviving worker's pending receive was aborted and it stays usable.
+  EXPECT_TRUE(
+      WaitFor([&] { return Beat(cluster->worker(1).control_address).active_steps() == 0; }));
+  EXPECT_EQ(Beat(cluster->worker(1).control_address).pending_receives(), 0);
+  Mlp m;
+  auto remote = RemoteSession::Create(cluster->master_address(), m.graph);
+  ASSERT_TRUE(remote.ok());
+  std::vector<Tensor> out;
+  EXPECT_TRUE(StatusHas((*remote)->Run({{m.x, Mlp::Batch(1, 1.0f)}}, {m.y}, &out),
+                        absl::StatusCode::kUnavailable, "/job:worker/task:0"));
+
+  // Restart: a new incarnation; the master re-registers and new steps succeed.
+  ASSERT_TRUE(cluster->RestartWorker(0).ok());
+  ASSERT_TRUE(WaitFor([&] {
+    uint64_t inc = monitor.incarnation("/job:worker/task:0");
+    return inc != 0 && inc != old_incarnation;
+  }));
+  absl::Status s;
+  ASSERT_TRUE(WaitFor([&] {
+    s = (*remote)->Run({{m.x, Mlp::Batch(1, 1.0f)}}, {m.y}, &out);
+    return s.ok();
+  })) << s;
+  std::vector<Tensor> want;
+  ASSERT_TRUE((*Session::Create(m.graph))->Run({{m.x, Mlp::Batch(1, 1.0f)}}, {m.y}, &want).ok());
+  EXPECT_TRUE(TensorNear(out[0], want[0], 1e-6, 1e-6));
+}
+
+TEST(ClusterTest, HungWorkerIsDetectedByMissedHeartbeats) {
+  auto cluster = StartCluster();
+  ASSERT_NE(cluster, nullptr);
+  ChainStep chain = MakeChain(*cluster);
+  HeartbeatMonitor monitor({.interval = absl::Milliseconds(100), .timeout = absl::Seconds(2)});
+  monitor.Watch(Ref(*cluster, 0));
+  monitor.Watch(Ref(*cluster, 1));
+  StepCoordinator coord(&monitor);
+  absl::StatusOr<std::vector<proto::RunGraphResponse>> result;
+  absl::Time finished;
+  std::thread run([&] {
+    result = coord.Run(80, chain.partitions);
+    finished = absl::Now();
+  });
+  ASSERT_TRUE(WaitFor([&] {
+    return Beat(cluster->worker(0).control_address).pending_receives() == 1 &&
+           Beat(cluster->worker(1).control_address).pending_receives() == 1;
+  }));
+  const absl::Time paused = absl::Now();
+  ASSERT_TRUE(cluster->PauseWorker(0).ok());  // Connected but silent: only heartbeats tell.
+  run.join();
+  EXPECT_GE(finished - paused, absl::Seconds(1));
+  EXPECT_LT(finished - paused, absl::Seconds(5));
+  EXPECT_TRUE(StatusHas(result.status(), absl::StatusCode::kUnavailable,
+                        "step 80 failed: lost /job:worker/task:0 at " +
+                            cluster->worker(0).control_address + ": task /job:worker/task:0"));
+  EXPECT_TRUE(StatusHas(result.status(), absl::StatusCode::kUnavailable, "missed heartbeats"));
+  EXPECT_TRUE(
+      WaitFor([&] { return Beat(cluster->worker(1).control_address).active_steps() == 0; }));
+  EXPECT_EQ(Beat(cluster->worker(1).control_address).pending_receives(), 0);
+  ASSERT_TRUE(cluster->ResumeWorker(0).ok());
+}
+
+TEST(ClusterTest, ExtendSessionAddsNodes) {
+  auto cluster = StartCluster();
+  ASSERT_NE(cluster, nullptr);
+  Scope root = Scope::NewRootScope();
+  Output a = ops::Placeholder(root.WithOpName("a"), DType::kFloat32, TensorShape({2}));
+  ops::Neg(root.WithOpName("b").WithDevice("/job:worker/task:1"), a);
+  proto::GraphDef full;
+  ToGraphDef(**root.Finalize(), &full);
+  proto::GraphDef first, rest;
+  for (const auto& n : full.node()) *(n.name() == "b" ? rest.add_node() : first.add_node()) = n;
+  auto master = proto::Master::NewStub(MakeChannel(cluster->master_address()));
+  proto::CreateSessionRequest create;
+  create.set_protocol_version(kProtocolVersion);
+  *create.mutable_graph() = first;
+  proto::CreateSessionResponse created;
+  grpc::ClientContext c1;
+  ASSERT_TRUE(master->CreateSession(&c1, create, &created).ok());
+  proto::RunStepRequest run;
+  run.set_protocol_version(kProtocolVersion);
+  run.set_session_handle(created.session_handle());
+  proto::NamedTensor* feed = run.add_feeds();
+  feed->set_name("a:0");
+  TensorToProto(Tensor::FromVector<float>({1, -3}), feed->mutable_tensor());
+  run.add_fetches("b:0");
+  proto::RunStepResponse ran;
+  grpc::ClientContext c2;
+  EXPECT_FALSE(master->RunStep(&c2, run, &ran).ok());  // No node 'b' yet.
+  proto::ExtendSessionRequest extend;
+  extend.set_protocol_version(kProtocolVersion);
+  extend.set_session_handle(created.session_handle());
+  *extend.mutable_graph() = rest;
+  proto::ExtendSessionResponse extended;
+  grpc::ClientContext c3;
+  ASSERT_TRUE(master->ExtendSession(&c3, extend, &extended).ok());
+  grpc::ClientContext c4;
+  grpc::Status s = master->RunStep(&c4, run, &ran);
+  ASSERT_TRUE(s.ok()) << s.error_message();
+  EXPECT_TRUE(
+      TensorEq(*TensorFromProto(ran.fetches(0).tensor()), Tensor::FromVector<float>({-1, 3})));
+}
+
+TEST(ClusterTest, SigtermShutsDownCleanly) {
+  auto cluster = StartCluster();
+  ASSERT_NE(cluster, nullptr);
+  absl::StatusOr<int> code = cluster->StopWorker(1);
+  ASSERT_TRUE(code.ok());
+  EXPECT_EQ(*code, 0);
+}
+
+}  // namespace
+}  // namespace sluice
