@@ -271,7 +271,8 @@ void GraphRunner::Launch(RunArgs args, DoneCallback done, bool caller_runs_first
   if (caller_runs_first) {
     // The blocking caller runs the first partition itself, helping on its device's arena.
     std::vector<Tensor> out;
-    absl::Status s = executors_[0]->Run(UnitArgs(step, args.step_id, std::move(unit_feeds[0])), &out);
+    absl::Status s =
+        executors_[0]->Run(UnitArgs(step, args.step_id, std::move(unit_feeds[0])), &out);
     UnitDone(step, 0, std::move(s), std::move(out));
   } else {
     start(0, std::move(unit_feeds[0]));

@@ -301,6 +301,57 @@ TEST(MultiDeviceSessionTest, ConcurrentRunsKeepTheirStepsApart) {
   EXPECT_EQ(wrong.load(), 0);
 }
 
+TEST(MultiDeviceSessionTest, LongChainsOfCheapHopsAcrossDevicesRun) {
+  // Every op on the other device from its input: thousands of transfers whose consumers are
+  // cheap, delivered on the sending thread up to a bounded nesting depth.
+  Scope root = Scope::NewRootScope();
+  Output x = ops::Placeholder(root.WithOpName("x"), DType::kFloat32);
+  Output h = x;
+  const int hops = 3000;
+  for (int i = 0; i < hops; ++i) h = ops::Neg(root.WithDevice(Cpu(i % 2)), h);
+  auto session = MakeSession(root, 2);
+  std::vector<Tensor> out;
+  ASSERT_TRUE(session->Run({{x, Tensor::FromVector<float>({1, 2})}}, {h}, &out).ok());
+  EXPECT_TRUE(TensorNear(out[0], Tensor::FromVector<float>({1, 2})));  // An even number of Negs.
+}
+
+TEST(MultiDeviceSessionTest, ExpensiveBranchesOnEveryDeviceMatchOneDevice) {
+  // MatMuls of 64x64 are expensive enough to continue on their own devices' threads.
+  auto build = [](const Scope& root, int n, Output* x, Output* y) {
+    *x = ops::Placeholder(root.WithOpName("x").WithDevice(n > 1 ? Cpu(0) : ""), DType::kFloat32,
+                          TensorShape({64, 64}));
+    std::vector<Output> outs;
+    for (int b = 0; b < 4; ++b) {
+      Scope s = root.WithDevice(n > 1 ? Cpu(b % n) : "");
+      Output h = *x;
+      for (int l = 0; l < 3; ++l) {
+        h = ops::Tanh(s, ops::MatMul(s, h, RandomTensor(TensorShape({64, 64}), 100 * b + l, 0.2f)));
+      }
+      outs.push_back(h);
+    }
+    *y = ops::Add(root, ops::Add(root, outs[0], outs[1]), ops::Add(root, outs[2], outs[3]));
+  };
+  Tensor xv = RandomTensor(TensorShape({64, 64}), 9);
+  std::vector<Tensor> expected;
+  {
+    Scope root = Scope::NewRootScope();
+    Output x, y;
+    build(root, 1, &x, &y);
+    ASSERT_TRUE(MakeSession(root, 1)->Run({{x, xv}}, {y}, &expected).ok());
+  }
+  for (int n : {2, 4}) {
+    Scope root = Scope::NewRootScope();
+    Output x, y;
+    build(root, n, &x, &y);
+    auto session = MakeSession(root, n);
+    for (int rep = 0; rep < 5; ++rep) {
+      std::vector<Tensor> out;
+      ASSERT_TRUE(session->Run({{x, xv}}, {y}, &out).ok());
+      EXPECT_TRUE(TensorNear(out[0], expected[0], 1e-5, 1e-5)) << n;
+    }
+  }
+}
+
 // Training with hand-built gradients (a tanh MLP with softmax cross-entropy and plain SGD): the
 // loss after every step is the same on one, two and four devices, with the variables spread
 // over the devices by request or by the automatic placer.

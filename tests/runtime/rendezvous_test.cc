@@ -134,6 +134,28 @@ TEST(LocalRendezvousTest, ManyConcurrentPairsAllArrive) {
   EXPECT_EQ(r.num_pending_values(), 0);
 }
 
+TEST(LocalRendezvousTest, ASchedulerRunsTheCallbacksOfWaitingReceivers) {
+  std::vector<std::pair<std::string, std::function<void()>>> scheduled;
+  LocalRendezvous r([&](const std::string& key, std::function<void()> callback) {
+    scheduled.emplace_back(key, std::move(callback));
+  });
+  Tensor got;
+  r.RecvAsync("k", [&](absl::Status s, Tensor t) {
+    EXPECT_TRUE(s.ok());
+    got = t;
+  });
+  ASSERT_TRUE(r.Send("k", Tensor::Scalar<int64_t>(3)).ok());
+  ASSERT_EQ(scheduled.size(), 1u);  // Handed to the scheduler, not run by Send.
+  EXPECT_EQ(scheduled[0].first, "k");
+  EXPECT_FALSE(got.IsInitialized() && got.num_elements() == 1 && got.dtype() == DType::kInt64);
+  scheduled[0].second();
+  EXPECT_EQ(got.scalar<int64_t>(), 3);
+  // A value already there is received on the receiver's thread, without the scheduler.
+  ASSERT_TRUE(r.Send("k2", Tensor::Scalar<int64_t>(4)).ok());
+  EXPECT_EQ(r.Recv("k2")->scalar<int64_t>(), 4);
+  EXPECT_EQ(scheduled.size(), 1u);
+}
+
 TEST(LocalRendezvousTest, DestroyingFailsPendingReceivers) {
   absl::Status status;
   {
