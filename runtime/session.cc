@@ -4,6 +4,7 @@
 #include "core/status.h"
 #include "graph/device_name.h"
 #include "ops/register.h"
+#include "ops/state_ops.h"
 #include "runtime/graph_runner.h"
 
 namespace sluice {
@@ -38,7 +39,10 @@ absl::StatusOr<std::unique_ptr<Session>> Session::Create(std::shared_ptr<const G
     names.push_back(d.name);
     devices.push_back(std::make_unique<CpuDevice>(d));
   }
-  ASSIGN_OR_RETURN(Placement placement, PlaceGraph(*graph, names, options.placement));
+  PlacerOptions placer_options = options.placement;
+  // The op library knows exactly which inputs are variable references (for colocation).
+  if (!placer_options.is_variable_ref) placer_options.is_variable_ref = IsVariableRefInput;
+  ASSIGN_OR_RETURN(Placement placement, PlaceGraph(*graph, names, placer_options));
   return std::unique_ptr<Session>(new Session(std::move(graph), std::move(devices),
                                               std::make_unique<Placement>(std::move(placement))));
 }
