@@ -17,6 +17,9 @@ absl::Status FromGrpc(const grpc::Status& s) {
 std::shared_ptr<grpc::Channel> MakeChannel(const std::string& address, int max_message_bytes) {
   grpc::ChannelArguments args;
   args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);
+  // A restarted peer is reached again within a second (gRPC's default backoff grows to 120 s).
+  args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 100);
+  args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 1000);
   if (max_message_bytes >= 0) {
     args.SetMaxReceiveMessageSize(max_message_bytes);
     args.SetMaxSendMessageSize(max_message_bytes);

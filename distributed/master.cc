@@ -13,6 +13,7 @@
 #include "graph/graph_def.h"
 #include "graph/partitioner.h"
 #include "ops/register.h"
+#include "runtime/session.h"
 
 namespace sluice {
 namespace {
@@ -153,6 +154,7 @@ absl::StatusOr<std::shared_ptr<Master::Prepared>> Master::Prepare(
   popts.feeds = feeds;
   ASSIGN_OR_RETURN(PartitionedGraph parts, PartitionGraph(graph, session->placement, popts));
   auto prepared = std::make_shared<Prepared>();
+  prepared->feeds = feeds;
   std::vector<proto::PeerAddress> peers;
   for (const WorkerRef& w : options_.workers) {
     proto::PeerAddress p;
@@ -188,6 +190,15 @@ absl::StatusOr<std::shared_ptr<Master::Prepared>> Master::Prepare(
   return prepared;
 }
 
+absl::Status Master::CheckFeeds(const Prepared& prepared, const proto::RunStepRequest& req) {
+  for (int i = 0; i < req.feeds_size(); ++i) {
+    const proto::TensorProto& value = req.feeds(i).tensor();
+    ASSIGN_OR_RETURN(DType dtype, DTypeFromProto(value.dtype()));
+    RETURN_IF_ERROR(CheckFeed(prepared.feeds, i, dtype, ShapeFromProto(value.shape())));
+  }
+  return absl::OkStatus();
+}
+
 absl::Status Master::EnsureRegistered(Prepared::Part* part) {
   const WorkerRef& w = options_.workers[part->worker];
   const uint64_t inc = monitor_.incarnation(w.task_prefix);
@@ -218,6 +229,7 @@ absl::Status Master::RunStepImpl(const proto::RunStepRequest& req, proto::RunSte
     session = it->second;
   }
   ASSIGN_OR_RETURN(std::shared_ptr<Prepared> prepared, Prepare(session.get(), req));
+  RETURN_IF_ERROR(CheckFeeds(*prepared, req));
   const int64_t step_id = next_step_++;
   const absl::Duration timeout =
       req.timeout_ms() > 0 ? absl::Milliseconds(req.timeout_ms()) : options_.default_step_timeout;

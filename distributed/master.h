@@ -61,6 +61,7 @@ class Master : public proto::Master::Service {
     };
     std::vector<Part> parts;
     std::vector<std::pair<int, int>> fetch_slots;  // (part, index in its fetches).
+    std::vector<Endpoint> feeds;  // In request order, for checking the fed values.
   };
   struct SessionState {
     proto::GraphDef def;
@@ -73,6 +74,8 @@ class Master : public proto::Master::Service {
   absl::StatusOr<std::shared_ptr<Prepared>> Prepare(SessionState* session,
                                                     const proto::RunStepRequest& req);
   absl::Status EnsureRegistered(Prepared::Part* part);
+  // The fed values' dtypes and shapes against the graph, as the local Session checks them.
+  static absl::Status CheckFeeds(const Prepared& prepared, const proto::RunStepRequest& req);
   absl::Status RunStepImpl(const proto::RunStepRequest& req, proto::RunStepResponse* resp);
   std::vector<std::string> DeviceNames() const;
 

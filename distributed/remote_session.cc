@@ -1,24 +1,78 @@
 #include "distributed/remote_session.h"
 
+#include <map>
+
 #include "absl/strings/str_cat.h"
 #include "core/status.h"
 #include "core/tensor_proto.h"
 #include "distributed/chunk_codec.h"
 #include "distributed/grpc_util.h"
 #include "graph/graph_def.h"
+#include "ops/state_ops.h"
+#include "runtime/checkpoint.h"
 
 namespace sluice {
+namespace {
+
+constexpr absl::string_view kCheckpointScope = "_checkpoint/";
+
+std::string CheckpointNode(absl::string_view variable, absl::string_view role) {
+  return absl::StrCat(kCheckpointScope, variable, "/", role);
+}
+
+// `graph` plus, for every variable, a handle to read it, a placeholder for a restored value and
+// an Assign of that value; all on the variable's requested device (the placer colocates the
+// Assign with the variable anyway).
+absl::StatusOr<std::shared_ptr<const Graph>> WithCheckpointNodes(const Graph& graph) {
+  std::map<std::string, const Node*> variables;  // By variable name; the first node wins.
+  for (const Node* n : graph.nodes()) {
+    if (n->op() == "Variable") variables.emplace(VariableNameOf(*n), n);
+  }
+  if (variables.empty()) return std::shared_ptr<const Graph>(&graph, [](const Graph*) {});
+  proto::GraphDef def;
+  ToGraphDef(graph, &def);
+  ASSIGN_OR_RETURN(std::unique_ptr<Graph> g, GraphFromGraphDefUnfinalized(def));
+  for (const auto& [name, var] : variables) {
+    const DType dtype = var->output_type(0);
+    const TensorShape shape =
+        var->GetAttr<TensorShape>("shape").value_or(TensorShape::UnknownRank());
+    NodeSpec handle{.name = CheckpointNode(name, "handle"), .op = "Variable"};
+    handle.attrs = {
+        {"dtype", AttrValue(dtype)}, {"shape", AttrValue(shape)}, {"shared_name", AttrValue(name)}};
+    handle.device = var->requested_device();
+    ASSIGN_OR_RETURN(Node * h, g->AddNode(std::move(handle)));
+    NodeSpec value{.name = CheckpointNode(name, "value"), .op = "Placeholder"};
+    value.attrs = {{"dtype", AttrValue(dtype)}, {"shape", AttrValue(shape)}};
+    value.device = var->requested_device();
+    ASSIGN_OR_RETURN(Node * v, g->AddNode(std::move(value)));
+    NodeSpec assign{.name = CheckpointNode(name, "restore"), .op = "Assign"};
+    assign.inputs = {Endpoint{h, 0}, Endpoint{v, 0}};
+    assign.device = var->requested_device();
+    RETURN_IF_ERROR(g->AddNode(std::move(assign)).status());
+  }
+  RETURN_IF_ERROR(g->Finalize());
+  return std::shared_ptr<const Graph>(std::move(g));
+}
+
+}  // namespace
 
 absl::StatusOr<std::unique_ptr<RemoteSession>> RemoteSession::Create(
     const std::string& master_address, std::shared_ptr<const Graph> graph,
     const RemoteSessionOptions& options) {
   std::unique_ptr<RemoteSession> s(new RemoteSession);
   s->options_ = options;
+  if (options.checkpoint_ops) {
+    ASSIGN_OR_RETURN(std::shared_ptr<const Graph> extended, WithCheckpointNodes(*graph));
+    // Keeps the caller's graph alive when `extended` aliases it.
+    s->graph_ = extended.get() == graph.get() ? graph : std::move(extended);
+  } else {
+    s->graph_ = graph;
+  }
   // RunStep responses carry whole fetched tensors: no message cap on this channel.
   s->stub_ = proto::Master::NewStub(MakeChannel(master_address, /*max_message_bytes=*/INT32_MAX));
   proto::CreateSessionRequest req;
   req.set_protocol_version(kProtocolVersion);
-  ToGraphDef(*graph, req.mutable_graph());
+  ToGraphDef(*s->graph_, req.mutable_graph());
   proto::CreateSessionResponse resp;
   grpc::ClientContext ctx;
   ctx.set_wait_for_ready(true);
@@ -86,6 +140,43 @@ absl::StatusOr<std::vector<std::string>> RemoteSession::ListDevices() {
   ctx.set_deadline(absl::ToChronoTime(absl::Now() + options_.connect_timeout));
   RETURN_IF_ERROR(FromGrpc(stub_->ListDevices(&ctx, req, &resp)));
   return std::vector<std::string>(resp.devices().begin(), resp.devices().end());
+}
+
+absl::Status RemoteSession::Save(const std::string& path, const std::vector<std::string>& names) {
+  ASSIGN_OR_RETURN(std::vector<std::string> wanted, VariablesToSave(*graph_, path, names));
+  if (wanted.empty()) return WriteCheckpoint(path, {});
+  if (graph_->FindNode(CheckpointNode(wanted[0], "handle")) == nullptr) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "saving checkpoint '", path, "': the session was created without checkpoint_ops"));
+  }
+  std::vector<std::string> fetches;
+  for (const std::string& name : wanted) fetches.push_back(CheckpointNode(name, "handle"));
+  std::vector<Tensor> values;
+  RETURN_IF_ERROR(
+      AnnotateStatus(Run({}, fetches, {}, &values),
+                     absl::StrCat("saving checkpoint '", path, "'; nothing was saved")));
+  std::vector<std::pair<std::string, Tensor>> entries;
+  for (size_t i = 0; i < wanted.size(); ++i) entries.emplace_back(wanted[i], values[i]);
+  return WriteCheckpoint(path, std::move(entries));
+}
+
+absl::Status RemoteSession::Restore(const std::string& path,
+                                    const std::vector<std::string>& names) {
+  ASSIGN_OR_RETURN(auto values, ReadCheckpointForRestore(*graph_, path, names));
+  if (values.empty()) return absl::OkStatus();
+  if (graph_->FindNode(CheckpointNode(values[0].first, "restore")) == nullptr) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "restoring checkpoint '", path, "': the session was created without checkpoint_ops"));
+  }
+  std::vector<std::pair<std::string, Tensor>> feeds;
+  std::vector<std::string> targets;
+  for (auto& [name, value] : values) {
+    feeds.emplace_back(CheckpointNode(name, "value"), std::move(value));
+    targets.push_back(CheckpointNode(name, "restore"));
+  }
+  std::vector<Tensor> unused;
+  return AnnotateStatus(Run(feeds, {}, targets, &unused),
+                        absl::StrCat("restoring checkpoint '", path, "'"));
 }
 
 }  // namespace sluice

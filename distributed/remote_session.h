@@ -1,6 +1,8 @@
 // RemoteSession: the local Session's interface, run by a Sluice master over gRPC. Create sends
 // the graph to the master (which places, partitions and registers it on the workers); each Run
-// is one RunStep; the session is closed on destruction. Thread-safe: Run may be called
+// is one RunStep; the session is closed on destruction. Save/Restore checkpoint the variables
+// through nodes Create adds to the graph: per variable V, "_checkpoint/V/handle" (a Variable
+// node of V), "_checkpoint/V/value" (a Placeholder) and "_checkpoint/V/restore" (an Assign). Thread-safe: Run may be called
 // concurrently.
 //
 //   ASSIGN_OR_RETURN(auto session, RemoteSession::Create("127.0.0.1:5000", graph));
@@ -24,6 +26,8 @@ namespace sluice {
 struct RemoteSessionOptions {
   absl::Duration connect_timeout = absl::Seconds(10);
   absl::Duration step_timeout = absl::Seconds(60);
+  // Adds, per variable, the nodes Save and Restore run (under "_checkpoint/"); off: they fail.
+  bool checkpoint_ops = true;
 };
 
 class RemoteSession {
@@ -42,9 +46,18 @@ class RemoteSession {
   // The devices of the cluster.
   absl::StatusOr<std::vector<std::string>> ListDevices();
   const std::string& handle() const { return handle_; }
+  // The graph the master runs: the client's plus the checkpoint nodes.
+  const Graph& graph() const { return *graph_; }
+
+  // Checkpoints (runtime/checkpoint.h, same file format and errors as the local Save/Restore)
+  // of the variables on the workers: Save fetches them in one step and writes the file here;
+  // Restore reads and checks the file here, then assigns every value in one step.
+  absl::Status Save(const std::string& path, const std::vector<std::string>& names = {});
+  absl::Status Restore(const std::string& path, const std::vector<std::string>& names = {});
 
  private:
   RemoteSession() = default;
+  std::shared_ptr<const Graph> graph_;
   std::unique_ptr<proto::Master::Stub> stub_;
   std::string handle_;
   RemoteSessionOptions options_;

@@ -97,6 +97,9 @@ void BindSession(py::module_& m);
 // ---- variables, gradients, optimizers (training_bindings.cc)
 void BindTraining(py::module_& m);
 
+// ---- remote sessions, servers, local clusters (cluster_bindings.cc)
+void BindCluster(py::module_& m);
+
 }  // namespace python
 }  // namespace sluice
 

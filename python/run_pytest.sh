@@ -4,6 +4,7 @@
 set -euo pipefail
 runfiles="${TEST_SRCDIR:-$0.runfiles}/${TEST_WORKSPACE:-sluice}"
 export PYTHONPATH="$runfiles/python"
+export SLUICE_SERVER_BINARY="$runfiles/distributed/sluice_server"  # For sl.LocalCluster.
 export PYTHONDONTWRITEBYTECODE=1
 # A module built with --config=asan/tsan needs its sanitizer runtime loaded first; Python's own
 # allocations would then be reported as leaks, so leak checking is off here.

@@ -3,10 +3,11 @@
 #include "python/bindings.h"
 
 PYBIND11_MODULE(_sluice_core, m) {
-  m.doc() = "C++ core of the sluice package (graphs, sessions, numpy conversion).";
+  m.doc() = "C++ core of the sluice package (graphs, sessions, clusters, numpy conversion).";
   sluice::python::BindErrors(m);
   sluice::python::BindDTypes(m);
   sluice::python::BindGraph(m);
   sluice::python::BindSession(m);
   sluice::python::BindTraining(m);
+  sluice::python::BindCluster(m);
 }

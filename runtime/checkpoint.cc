@@ -4,11 +4,13 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cerrno>
 #include <cstring>
 #include <map>
 #include <memory>
+#include <set>
 
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
@@ -349,19 +351,44 @@ absl::StatusOr<std::vector<std::pair<std::string, Tensor>>> ReadCheckpoint(
   return ParseCheckpoint(path, data);
 }
 
-absl::Status SaveVariables(const Graph& graph, ResourceMgr& resources, const std::string& path,
-                           const std::vector<std::string>& names) {
+absl::StatusOr<std::vector<std::string>> VariablesToSave(const Graph& graph,
+                                                         const std::string& path,
+                                                         const std::vector<std::string>& names) {
   const std::map<std::string, VariableInfo> vars = GraphVariables(graph);
-  std::vector<std::string> wanted = names;
-  if (wanted.empty()) {
-    for (const auto& [name, info] : vars) wanted.push_back(name);
+  if (names.empty()) {
+    std::vector<std::string> all;
+    for (const auto& [name, info] : vars) all.push_back(name);
+    return all;
   }
-  std::map<std::string, Tensor> values;  // Sorted by name, as the format requires.
-  for (const std::string& name : wanted) {
+  std::set<std::string> unique;  // A name given twice is saved once.
+  for (const std::string& name : names) {
     if (vars.find(name) == vars.end()) {
       return absl::NotFoundError(
           absl::StrCat("saving checkpoint '", path, "': no variable '", name, "' in the graph"));
     }
+    unique.insert(name);
+  }
+  return std::vector<std::string>(unique.begin(), unique.end());
+}
+
+absl::Status WriteCheckpoint(const std::string& path,
+                             std::vector<std::pair<std::string, Tensor>> entries) {
+  std::sort(entries.begin(), entries.end(),
+            [](const auto& a, const auto& b) { return a.first < b.first; });
+  for (size_t i = 1; i < entries.size(); ++i) {
+    if (entries[i].first == entries[i - 1].first) {
+      return absl::InvalidArgumentError(absl::StrCat("saving checkpoint '", path, "': variable '",
+                                                     entries[i].first, "' given twice"));
+    }
+  }
+  return WriteFileAtomically(path, entries);
+}
+
+absl::Status SaveVariables(const Graph& graph, ResourceMgr& resources, const std::string& path,
+                           const std::vector<std::string>& names) {
+  ASSIGN_OR_RETURN(std::vector<std::string> wanted, VariablesToSave(graph, path, names));
+  std::vector<std::pair<std::string, Tensor>> entries;
+  for (const std::string& name : wanted) {
     std::shared_ptr<Variable> var = resources.LookupVariable(name);
     Tensor value;
     bool initialized = false;
@@ -375,17 +402,15 @@ absl::Status SaveVariables(const Graph& graph, ResourceMgr& resources, const std
                                                         "': variable '", name,
                                                         "' is not initialized; nothing was saved"));
     }
-    values[name] = std::move(value);
+    entries.emplace_back(name, std::move(value));
   }
-  std::vector<std::pair<std::string, Tensor>> entries(values.begin(), values.end());
-  return WriteFileAtomically(path, entries);
+  return WriteCheckpoint(path, std::move(entries));
 }
 
-absl::Status RestoreVariables(const Graph& graph, ResourceMgr& resources, const std::string& path,
-                              const std::vector<std::string>& names) {
+absl::StatusOr<std::vector<std::pair<std::string, Tensor>>> ReadCheckpointForRestore(
+    const Graph& graph, const std::string& path, const std::vector<std::string>& names) {
   ASSIGN_OR_RETURN(auto entries, ReadCheckpoint(path));
-  std::map<std::string, const Tensor*> in_file;
-  for (const auto& [name, t] : entries) in_file[name] = &t;
+  std::map<std::string, Tensor> in_file(entries.begin(), entries.end());
   const std::map<std::string, VariableInfo> vars = GraphVariables(graph);
   const std::string context = absl::StrCat("restoring checkpoint '", path, "': ");
 
@@ -399,7 +424,7 @@ absl::Status RestoreVariables(const Graph& graph, ResourceMgr& resources, const 
     }
     for (const auto& [name, info] : vars) wanted.push_back(name);
   }
-  // Check everything before touching any variable.
+  std::vector<std::pair<std::string, Tensor>> selected;
   for (const std::string& name : wanted) {
     auto v = vars.find(name);
     if (v == vars.end()) {
@@ -410,7 +435,7 @@ absl::Status RestoreVariables(const Graph& graph, ResourceMgr& resources, const 
       return absl::NotFoundError(
           absl::StrCat(context, "the checkpoint has no variable '", name, "'"));
     }
-    const Tensor& t = *f->second;
+    const Tensor& t = f->second;
     if (t.dtype() != v->second.dtype) {
       return absl::InvalidArgumentError(
           absl::StrCat(context, "variable '", name, "' is ", DTypeName(v->second.dtype),
@@ -421,11 +446,19 @@ absl::Status RestoreVariables(const Graph& graph, ResourceMgr& resources, const 
           absl::StrCat(context, "variable '", name, "' has shape ", v->second.shape.DebugString(),
                        " in the graph but ", t.shape().DebugString(), " in the checkpoint"));
     }
+    selected.emplace_back(name, t);
   }
-  for (const std::string& name : wanted) {
+  return selected;
+}
+
+absl::Status RestoreVariables(const Graph& graph, ResourceMgr& resources, const std::string& path,
+                              const std::vector<std::string>& names) {
+  // Everything is checked before any variable is touched.
+  ASSIGN_OR_RETURN(auto selected, ReadCheckpointForRestore(graph, path, names));
+  for (auto& [name, value] : selected) {
     std::shared_ptr<Variable> var = resources.LookupOrCreateVariable(name);
     absl::MutexLock lock(&var->mu);
-    var->value = *in_file[name];  // A fresh buffer that nothing else holds.
+    var->value = std::move(value);  // A fresh buffer that nothing else holds.
     var->initialized = true;
   }
   return absl::OkStatus();

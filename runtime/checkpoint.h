@@ -54,6 +54,21 @@ absl::Status RestoreVariables(const Graph& graph, ResourceMgr& resources, const 
 // Reads and fully checks a checkpoint file: its entries in file order (sorted by name).
 absl::StatusOr<std::vector<std::pair<std::string, Tensor>>> ReadCheckpoint(const std::string& path);
 
+// The pieces of Save/Restore, for sessions whose variables live elsewhere (a remote session
+// reads and assigns them with steps).
+// The variable names a save of `names` covers (all of the graph's when empty); NotFound for a
+// name that is not a variable of `graph`.
+absl::StatusOr<std::vector<std::string>> VariablesToSave(const Graph& graph,
+                                                         const std::string& path,
+                                                         const std::vector<std::string>& names);
+// Writes `entries` (any order; names unique) atomically as a checkpoint file.
+absl::Status WriteCheckpoint(const std::string& path,
+                             std::vector<std::pair<std::string, Tensor>> entries);
+// Reads `path` and checks it against `graph` exactly as a restore of `names` does (the errors
+// listed above); returns the values to assign, by variable name.
+absl::StatusOr<std::vector<std::pair<std::string, Tensor>>> ReadCheckpointForRestore(
+    const Graph& graph, const std::string& path, const std::vector<std::string>& names);
+
 }  // namespace sluice
 
 #endif  // SLUICE_RUNTIME_CHECKPOINT_H_

@@ -111,6 +111,29 @@ absl::Status Session::Run(const std::vector<std::pair<Output, Tensor>>& feeds,
                       options);
 }
 
+absl::Status CheckFeed(const std::vector<Endpoint>& feeds, size_t i, DType dtype,
+                       const TensorShape& shape) {
+  const Endpoint& f = feeds[i];
+  const DType want = f.node->output_type(f.index);
+  if (dtype != want) {
+    return absl::InvalidArgumentError(absl::StrCat("feed for '", f.DebugString(), "' has dtype ",
+                                                   DTypeName(dtype), " but the graph expects ",
+                                                   DTypeName(want)));
+  }
+  if (!shape.IsCompatibleWith(f.node->output_shape(f.index))) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "feed for '", f.DebugString(), "' has shape ", shape.DebugString(),
+        ", incompatible with the graph's ", f.node->output_shape(f.index).DebugString()));
+  }
+  for (size_t j = 0; j < i; ++j) {
+    if (feeds[j] == f) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("'", f.DebugString(), "' is fed more than once"));
+    }
+  }
+  return absl::OkStatus();
+}
+
 absl::Status Session::RunEndpoints(const std::vector<Endpoint>& feeds,
                                    std::vector<Tensor> feed_values,
                                    const std::vector<Endpoint>& fetches,
@@ -119,23 +142,7 @@ absl::Status Session::RunEndpoints(const std::vector<Endpoint>& feeds,
   for (size_t i = 0; i < feeds.size(); ++i) {
     const Endpoint& f = feeds[i];
     const Tensor& v = feed_values[i];
-    DType want = f.node->output_type(f.index);
-    if (v.dtype() != want) {
-      return absl::InvalidArgumentError(absl::StrCat("feed for '", f.DebugString(),
-                                                     "' has dtype ", DTypeName(v.dtype()),
-                                                     " but the graph expects ", DTypeName(want)));
-    }
-    if (!v.shape().IsCompatibleWith(f.node->output_shape(f.index))) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "feed for '", f.DebugString(), "' has shape ", v.shape().DebugString(),
-          ", incompatible with the graph's ", f.node->output_shape(f.index).DebugString()));
-    }
-    for (size_t j = 0; j < i; ++j) {
-      if (feeds[j] == f) {
-        return absl::InvalidArgumentError(
-            absl::StrCat("'", f.DebugString(), "' is fed more than once"));
-      }
-    }
+    RETURN_IF_ERROR(CheckFeed(feeds, i, v.dtype(), v.shape()));
   }
   if (placement_ != nullptr) {
     ASSIGN_OR_RETURN(GraphRunner * runner, GetOrCreateRunner(feeds, fetches, targets));

@@ -42,6 +42,11 @@ struct SessionOptions {
 
 class GraphRunner;
 
+// Checks the value fed for feeds[i] (its dtype and shape against the graph's, and that no
+// earlier feed names the same output); InvalidArgument naming the output otherwise.
+absl::Status CheckFeed(const std::vector<Endpoint>& feeds, size_t i, DType dtype,
+                       const TensorShape& shape);
+
 struct RunOptions {
   // Cancel this to abort the run; it then fails with the cancellation's reason.
   CancellationManager* cancellation = nullptr;

@@ -15,6 +15,9 @@ The API follows TensorFlow's graph mode::
         sess.run(init)
         print(sess.run(y, feed_dict={x: np.ones((2, 4), np.float32)}))
 
+Clusters: `sl.LocalCluster(workers=2)` starts real server processes on this machine and
+`sl.Session(cluster.target, graph=g)` runs the graph there; `sl.Server` runs one task.
+
 Modules: `sl.nn` (activations, losses), `sl.train` (optimizers, Saver),
 `sl.errors` (exceptions). See docs/python.md.
 """
@@ -82,6 +85,7 @@ from sluice.variables import (
     variables_initializer,
 )
 from sluice.session import ConfigProto, Session, get_default_session
+from sluice.distributed import LocalCluster, Server
 from sluice import nn
 from sluice import train
 

@@ -2,6 +2,8 @@
 
     with sl.Session(graph=g) as sess:                   # runs in this process
         sess.run(init)
+    with sl.Session(cluster.target, graph=g) as sess:   # on a cluster (sl.LocalCluster, ...)
+        sess.run(init)
         loss_value, _ = sess.run([loss, train_op], feed_dict={x: batch_x, y: batch_y})
 
 Fetches may be a Tensor, Variable, Operation, tensor or operation name, or nested lists,
@@ -17,6 +19,7 @@ import threading
 
 import numpy as np
 
+from sluice import distributed
 from sluice import framework
 from sluice._core import core as _core
 
@@ -27,11 +30,15 @@ class ConfigProto:
     Attributes:
       inter_op_parallelism_threads: threads running independent ops (0: one per core).
       intra_op_parallelism_threads: threads inside one op, e.g. a matmul (0: one per core).
+      step_timeout_seconds: remote sessions: a step still running after this fails with
+        DeadlineExceededError.
     """
 
-    def __init__(self, inter_op_parallelism_threads=0, intra_op_parallelism_threads=0):
+    def __init__(self, inter_op_parallelism_threads=0, intra_op_parallelism_threads=0,
+                 step_timeout_seconds=60.0):
         self.inter_op_parallelism_threads = inter_op_parallelism_threads
         self.intra_op_parallelism_threads = intra_op_parallelism_threads
+        self.step_timeout_seconds = step_timeout_seconds
 
 
 class _SessionState(threading.local):
@@ -53,31 +60,40 @@ class Session:
     """Runs the operations of one graph, keeping variable values between runs.
 
     Args:
-      target: "" for an in-process session. Remote targets ("grpc://host:port") need the
-        distributed runtime, which this build does not have yet: NotImplementedError.
+      target: "" for an in-process session, or "grpc://host:port", the master of a cluster
+        (`LocalCluster.target`, `Server.target`): the master places the graph's nodes on the
+        workers (device requests such as "/job:worker/task:1" are honoured), and each run is one
+        step on the cluster.
       graph: the Graph to run (default: the default graph). It is finalised on the first run;
         operations may be added until then.
-      config: optional ConfigProto (thread counts).
+      config: optional ConfigProto (thread counts, in-process; remote step timeout).
     """
 
     def __init__(self, target="", graph=None, config=None):
-        if target:
-            raise NotImplementedError(
-                "sluice.Session({!r}): remote sessions need the distributed runtime "
-                "(sluice_server), which is not built yet; use Session() for an in-process "
-                "session".format(target))
         self._graph = graph if graph is not None else framework.get_default_graph()
         config = config or ConfigProto()
-        self._session = _core.Session(
-            self._graph,
-            inter_op_threads=int(config.inter_op_parallelism_threads),
-            intra_op_threads=int(config.intra_op_parallelism_threads))
+        if target:
+            self._session = _core.RemoteSession(
+                self._graph, distributed._master_address(target),
+                step_timeout_s=float(config.step_timeout_seconds))
+        else:
+            self._session = _core.Session(
+                self._graph,
+                inter_op_threads=int(config.inter_op_parallelism_threads),
+                intra_op_threads=int(config.intra_op_parallelism_threads))
+        self.target = target
         self._default_contexts = []
 
     @property
     def graph(self):
         """The Graph this session runs."""
         return self._graph
+
+    def list_devices(self):
+        """The names of the devices this session runs on."""
+        if isinstance(self._session, _core.RemoteSession):
+            return self._session.list_devices()
+        return ["/job:localhost/task:0/device:cpu:0"]
 
     def run(self, fetches, feed_dict=None):
         """Runs one step and returns the values of `fetches`.

@@ -108,14 +108,12 @@ def test_fetches_never_alias_engine_memory(graph, sess):
     np.testing.assert_array_equal(fresh, [3, 3, 3])
 
 
-def test_closed_session_and_remote_targets(graph):
+def test_closed_session(graph):
     a = sl.constant(1.0)
     s = sl.Session(graph=graph)
     s.close()
     with pytest.raises(RuntimeError, match="closed Session"):
         s.run(a)
-    with pytest.raises(NotImplementedError, match="distributed runtime"):
-        sl.Session("grpc://localhost:2222", graph=graph)
 
 
 def test_default_session_eval_and_run(graph):

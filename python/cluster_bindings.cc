@@ -1,0 +1,264 @@
+// The distributed side of the module: a session run by a remote master (sluice.Session with a
+// "grpc://host:port" target), one server task in this process (sluice.Server) and a cluster of
+// real sluice_server processes on loopback (sluice.LocalCluster). Everything that waits on the
+// network or on child processes runs with the GIL released.
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "distributed/local_cluster.h"
+#include "distributed/remote_session.h"
+#include "distributed/server.h"
+#include "graph/cluster_spec.h"
+#include "python/bindings.h"
+
+namespace sluice {
+namespace python {
+namespace {
+
+// Same Python interface as the in-process PySession (session_bindings.cc): the remote session
+// is created (and the graph finalised and sent to the master) on the first use.
+class PyRemoteSession {
+ public:
+  PyRemoteSession(std::shared_ptr<GraphCore> core, std::string master_address,
+                  double connect_timeout_s, double step_timeout_s)
+      : core_(std::move(core)), master_address_(std::move(master_address)) {
+    options_.connect_timeout = absl::Seconds(connect_timeout_s);
+    options_.step_timeout = absl::Seconds(step_timeout_s);
+  }
+
+  py::list Run(const py::list& feeds, const py::list& fetches, const py::list& targets) {
+    std::shared_ptr<RemoteSession> session = GetSession();
+    std::vector<std::pair<std::string, Tensor>> feed_values;
+    for (py::handle item : feeds) {
+      py::tuple pair = py::reinterpret_borrow<py::tuple>(item);
+      const std::string name = pair[0].cast<const PyTensor&>().endpoint.DebugString();
+      absl::StatusOr<Tensor> value = TensorFromArray(pair[1].cast<py::array>());
+      if (!value.ok()) {
+        ThrowStatus(absl::Status(value.status().code(), absl::StrCat("feed for '", name, "': ",
+                                                                     value.status().message())));
+      }
+      feed_values.emplace_back(name, *std::move(value));
+    }
+    std::vector<std::string> fetch_names, target_names;
+    for (py::handle item : fetches) {
+      fetch_names.push_back(item.cast<const PyTensor&>().endpoint.DebugString());
+    }
+    for (py::handle item : targets) {
+      target_names.push_back(item.cast<const PyOperation&>().node->name());
+    }
+    std::vector<Tensor> outputs;
+    absl::Status status;
+    {
+      py::gil_scoped_release release;
+      status = session->Run(feed_values, fetch_names, target_names, &outputs);
+      feed_values.clear();
+    }
+    ThrowIfError(status);
+    py::list result;
+    for (Tensor& t : outputs) result.append(ArrayFromTensor(std::move(t)));
+    return result;
+  }
+
+  void Save(const std::string& path, const std::vector<std::string>& names) {
+    std::shared_ptr<RemoteSession> session = GetSession();
+    absl::Status status;
+    {
+      py::gil_scoped_release release;
+      status = session->Save(path, names);
+    }
+    ThrowIfError(status);
+  }
+
+  void Restore(const std::string& path, const std::vector<std::string>& names) {
+    std::shared_ptr<RemoteSession> session = GetSession();
+    absl::Status status;
+    {
+      py::gil_scoped_release release;
+      status = session->Restore(path, names);
+    }
+    ThrowIfError(status);
+  }
+
+  std::vector<std::string> ListDevices() {
+    std::shared_ptr<RemoteSession> session = GetSession();
+    absl::StatusOr<std::vector<std::string>> devices;
+    {
+      py::gil_scoped_release release;
+      devices = session->ListDevices();
+    }
+    return ValueOrThrow(std::move(devices));
+  }
+
+  // Closing tells the master (a network call), so the GIL is released for it.
+  void Close() {
+    closed_ = true;
+    std::shared_ptr<RemoteSession> session = std::move(session_);
+    py::gil_scoped_release release;
+    session.reset();
+  }
+
+  bool closed() const { return closed_; }
+
+ private:
+  std::shared_ptr<RemoteSession> GetSession() {
+    if (closed_) throw std::runtime_error("Attempted to use a closed Session.");
+    if (session_ == nullptr) {
+      std::shared_ptr<const Graph> graph = ValueOrThrow(core_->Finalize());
+      absl::StatusOr<std::unique_ptr<RemoteSession>> created;
+      {
+        py::gil_scoped_release release;
+        created = RemoteSession::Create(master_address_, std::move(graph), options_);
+      }
+      session_ = ValueOrThrow(std::move(created));
+    }
+    return session_;
+  }
+
+  std::shared_ptr<GraphCore> core_;
+  std::string master_address_;
+  RemoteSessionOptions options_;
+  std::shared_ptr<RemoteSession> session_;
+  bool closed_ = false;
+};
+
+// One server task in this process. The cluster spec gives this task's control port (its data
+// port is the next one, as for sluice_server) and, for the master, the workers' addresses.
+std::unique_ptr<Server> StartServer(const std::string& cluster_spec, const std::string& job,
+                                    int task, const std::string& host, int control_port,
+                                    int data_port) {
+  ServerOptions options;
+  options.job = job;
+  options.task = task;
+  options.host = host;
+  int port = control_port;
+  if (!cluster_spec.empty()) {
+    ClusterSpec spec = ValueOrThrow(ClusterSpec::Parse(cluster_spec));
+    if (port < 0) {
+      const std::string address = ValueOrThrow(spec.TaskAddress(job, task));
+      port = std::stoi(address.substr(address.rfind(':') + 1));
+    }
+    if (job == "master") {
+      for (int i = 0; i < spec.NumTasks("worker"); ++i) {
+        options.worker_control_addresses.push_back(ValueOrThrow(spec.TaskAddress("worker", i)));
+      }
+    }
+  }
+  if (port < 0) {
+    ThrowStatus(absl::InvalidArgumentError(
+        absl::StrCat("server /job:", job, "/task:", task,
+                     ": give a port or a cluster spec that names this task")));
+  }
+  options.control_port = port;
+  options.data_port = data_port >= 0 ? data_port : (port == 0 ? 0 : port + 1);
+  absl::StatusOr<std::unique_ptr<Server>> server;
+  {
+    py::gil_scoped_release release;
+    server = Server::Start(options);
+  }
+  return ValueOrThrow(std::move(server));
+}
+
+std::unique_ptr<LocalCluster> StartLocalCluster(const std::string& server_binary, int num_workers,
+                                                const std::vector<std::string>& worker_flags,
+                                                const std::vector<std::string>& master_flags) {
+  LocalClusterOptions options;
+  options.server_binary = server_binary;
+  options.num_workers = num_workers;
+  options.worker_flags = worker_flags;
+  options.master_flags = master_flags;
+  absl::StatusOr<std::unique_ptr<LocalCluster>> cluster;
+  {
+    py::gil_scoped_release release;
+    cluster = LocalCluster::Start(options);
+  }
+  return ValueOrThrow(std::move(cluster));
+}
+
+// Runs `method` of the cluster with the GIL released and raises on error.
+template <typename Method>
+void CallReleased(LocalCluster& cluster, Method method, int worker) {
+  if (worker < 0 || worker >= cluster.num_workers()) {
+    throw py::index_error(
+        absl::StrCat("worker ", worker, " out of range [0, ", cluster.num_workers(), ")"));
+  }
+  absl::Status status;
+  {
+    py::gil_scoped_release release;
+    status = (cluster.*method)(worker);
+  }
+  ThrowIfError(status);
+}
+
+}  // namespace
+
+void BindCluster(py::module_& m) {
+  py::class_<PyRemoteSession>(m, "RemoteSession",
+                              "The session behind sluice.Session('grpc://host:port').")
+      .def(py::init<std::shared_ptr<GraphCore>, std::string, double, double>(), py::arg("graph"),
+           py::arg("master_address"), py::arg("connect_timeout_s") = 10.0,
+           py::arg("step_timeout_s") = 60.0)
+      .def("run", &PyRemoteSession::Run, py::arg("feeds"), py::arg("fetches"), py::arg("targets"),
+           "Runs one step on the cluster; same arguments and result as Session.run.")
+      .def("save", &PyRemoteSession::Save, py::arg("path"), py::arg("names"),
+           "Writes the variables `names` (all if empty) to the local checkpoint file `path`.")
+      .def("restore", &PyRemoteSession::Restore, py::arg("path"), py::arg("names"),
+           "Sets the variables `names` (all if empty) from the local checkpoint file `path`.")
+      .def("list_devices", &PyRemoteSession::ListDevices, "The devices of the cluster.")
+      .def("close", &PyRemoteSession::Close, "Closes the session on the master.")
+      .def_property_readonly("closed", &PyRemoteSession::closed);
+
+  py::class_<Server>(m, "Server", "One sluice server task running in this process.")
+      .def(py::init(&StartServer), py::arg("cluster_spec"), py::arg("job"), py::arg("task"),
+           py::arg("host") = "127.0.0.1", py::arg("control_port") = -1, py::arg("data_port") = -1)
+      .def_property_readonly("control_address", &Server::control_address)
+      .def_property_readonly("data_address", &Server::data_address)
+      .def(
+          "stop",
+          [](Server& s) {
+            py::gil_scoped_release release;
+            s.Shutdown();
+          },
+          "Stops serving: cancels what runs and returns once both servers are down.")
+      .def(
+          "join",
+          [](Server& s) {
+            py::gil_scoped_release release;
+            s.Wait();
+          },
+          "Blocks until the server is stopped.");
+
+  py::class_<LocalCluster>(m, "LocalCluster", "sluice_server processes on loopback.")
+      .def(py::init(&StartLocalCluster), py::arg("server_binary"), py::arg("num_workers"),
+           py::arg("worker_flags") = std::vector<std::string>{},
+           py::arg("master_flags") = std::vector<std::string>{})
+      .def_property_readonly("master_address", &LocalCluster::master_address)
+      .def_property_readonly("num_workers", &LocalCluster::num_workers)
+      .def(
+          "worker_addresses",
+          [](const LocalCluster& c, int i) {
+            if (i < 0 || i >= c.num_workers()) throw py::index_error("no such worker");
+            return py::make_tuple(c.worker(i).control_address, c.worker(i).data_address);
+          },
+          py::arg("index"), "(control address, data address) of worker `index`.")
+      .def(
+          "worker_pid",
+          [](const LocalCluster& c, int i) {
+            if (i < 0 || i >= c.num_workers()) throw py::index_error("no such worker");
+            return static_cast<int>(c.worker(i).pid);
+          },
+          py::arg("index"))
+      .def(
+          "kill_worker",
+          [](LocalCluster& c, int i) { CallReleased(c, &LocalCluster::KillWorker, i); },
+          py::arg("index"), "SIGKILL worker `index` (a crashed machine).")
+      .def(
+          "restart_worker",
+          [](LocalCluster& c, int i) { CallReleased(c, &LocalCluster::RestartWorker, i); },
+          py::arg("index"), "Starts worker `index` again on its ports, as a new incarnation.");
+}
+
+}  // namespace python
+}  // namespace sluice

@@ -1,0 +1,179 @@
+"""Clusters: `LocalCluster` starts real sluice_server processes on this machine, `Server` runs
+one server task in this process, and `sl.Session(target)` runs a graph on either.
+
+    with sl.LocalCluster(workers=2) as cluster:              # 1 master + 2 worker processes
+        with sl.Session(cluster.target, graph=g) as sess:    # target: "grpc://127.0.0.1:port"
+            sess.run(init)
+
+    # One task of a cluster described by a spec (job -> list of "host:port"):
+    spec = {"worker": ["127.0.0.1:5000", "127.0.0.1:5002"], "master": ["127.0.0.1:5004"]}
+    server = sl.Server(spec, job_name="worker", task_index=1)
+    server.join()
+
+Every server binds loopback unless told otherwise. A task's data plane listens on the port after
+its control port (the control port from the spec), as for `sluice_server`. The sluice_server
+binary LocalCluster starts is, in order: the `server_binary` argument, the SLUICE_SERVER_BINARY
+environment variable, or the `sluice_server` beside the compiled module (tools/python_env.sh
+puts it there).
+"""
+
+import json
+import os
+
+from sluice._core import core as _core
+
+_TARGET_PREFIX = "grpc://"
+
+
+def _master_address(target):
+    """"grpc://host:port" -> "host:port"; ValueError for anything else."""
+    if not isinstance(target, str) or not target.startswith(_TARGET_PREFIX):
+        raise ValueError("session target {!r}: expected '' (in-process) or "
+                         "'grpc://host:port' (a cluster's master)".format(target))
+    address = target[len(_TARGET_PREFIX):]
+    host, sep, port = address.rpartition(":")
+    if not sep or not host or not port.isdigit():
+        raise ValueError("session target {!r}: expected 'grpc://host:port'".format(target))
+    return address
+
+
+def _cluster_spec_text(cluster):
+    """A cluster spec as the engine reads it: a dict {job: ["host:port", ...]} becomes JSON;
+    a string (JSON or "job=h:p,h:p;job=h:p") is passed through; None is no spec."""
+    if cluster is None:
+        return ""
+    if isinstance(cluster, str):
+        return cluster
+    if isinstance(cluster, dict):
+        spec = {}
+        for job, addresses in cluster.items():
+            if isinstance(addresses, str) or not isinstance(addresses, (list, tuple)):
+                raise TypeError("cluster spec job {!r}: expected a list of 'host:port' "
+                                "addresses, got {!r}".format(job, addresses))
+            spec[str(job)] = [str(a) for a in addresses]
+        return json.dumps(spec)
+    raise TypeError("cluster spec: expected a dict {job: [addresses]} or a string, got "
+                    "{!r}".format(cluster))
+
+
+def find_server_binary(server_binary=None):
+    """The path of the sluice_server binary to start (see the module docstring)."""
+    explicit = server_binary or os.environ.get("SLUICE_SERVER_BINARY")
+    if explicit:
+        if not (os.path.isfile(explicit) and os.access(explicit, os.X_OK)):
+            raise FileNotFoundError(
+                "sluice_server binary {!r} is not an executable file".format(explicit))
+        return explicit
+    beside = os.path.join(os.path.dirname(os.path.abspath(_core.__file__)), "sluice_server")
+    if os.path.isfile(beside) and os.access(beside, os.X_OK):
+        return beside
+    raise FileNotFoundError(
+        "cannot find the sluice_server binary: pass server_binary=, set SLUICE_SERVER_BINARY, "
+        "or run  eval \"$(tools/python_env.sh)\"  which installs it beside the module")
+
+
+class LocalCluster:
+    """A Sluice cluster on this machine: one master and `workers` worker processes, each a real
+    sluice_server on free loopback ports. Stopped by `stop()` or on leaving a `with` block.
+
+    Args:
+      workers: number of worker tasks ("/job:worker/task:0" ... ).
+      server_binary: path of sluice_server (default: see the module docstring).
+      worker_flags, master_flags: extra sluice_server flags, e.g. ["--credit_window=2"].
+
+    Attributes:
+      target: the session target of the master, "grpc://127.0.0.1:port".
+    """
+
+    def __init__(self, workers=2, server_binary=None, worker_flags=(), master_flags=()):
+        if int(workers) < 1:
+            raise ValueError("LocalCluster needs at least one worker, got {}".format(workers))
+        self._cluster = _core.LocalCluster(find_server_binary(server_binary), int(workers),
+                                           [str(f) for f in worker_flags],
+                                           [str(f) for f in master_flags])
+        self.target = _TARGET_PREFIX + self._cluster.master_address
+
+    @property
+    def num_workers(self):
+        """The number of worker tasks."""
+        return self._live().num_workers
+
+    def worker_address(self, index):
+        """(control address, data address) of worker `index`."""
+        return self._live().worker_addresses(index)
+
+    def kill_worker(self, index):
+        """Kills worker `index` with SIGKILL, as a crashed machine; steps using it fail."""
+        self._live().kill_worker(index)
+
+    def restart_worker(self, index):
+        """Starts a killed worker again on its ports (a new incarnation the master rejoins)."""
+        self._live().restart_worker(index)
+
+    def stop(self):
+        """Stops every server process (SIGTERM) and waits for them. Idempotent."""
+        self._cluster = None
+
+    def _live(self):
+        if self._cluster is None:
+            raise RuntimeError("the LocalCluster is stopped")
+        return self._cluster
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, exc_type, exc, tb):
+        self.stop()
+        return False
+
+    def __repr__(self):
+        state = "stopped" if self._cluster is None else "{} workers".format(self.num_workers)
+        return "<sluice.LocalCluster {} {}>".format(self.target, state)
+
+
+class Server:
+    """One task of a Sluice cluster, served from this process until `stop()`.
+
+    Args:
+      cluster: the cluster spec: {job: ["host:port", ...]} or its text form. It gives this
+        task's control port (unless `port` is given) and, for job "master", the worker tasks'
+        addresses. None: no spec (a worker started with `port`).
+      job_name: "worker", or "master" (which also serves sessions).
+      task_index: this task's index in its job.
+      host: interface to bind (loopback by default).
+      port: control port overriding the spec's (0: the OS chooses); the data port is the next
+        one unless `data_port` is given.
+
+    Attributes:
+      target: "grpc://control address", the session target when this is the master.
+    """
+
+    def __init__(self, cluster, job_name, task_index=0, host="127.0.0.1", port=None,
+                 data_port=None):
+        self._server = _core.Server(_cluster_spec_text(cluster), str(job_name), int(task_index),
+                                    host=host, control_port=-1 if port is None else int(port),
+                                    data_port=-1 if data_port is None else int(data_port))
+        self.job_name = str(job_name)
+        self.task_index = int(task_index)
+        self.target = _TARGET_PREFIX + self._server.control_address
+
+    @property
+    def data_address(self):
+        """The address of this task's data plane."""
+        return self._server.data_address
+
+    def join(self):
+        """Blocks until the server is stopped (from another thread)."""
+        self._server.join()
+
+    def stop(self):
+        """Stops serving: cancels running steps and closes both ports. Idempotent."""
+        if self._server is not None:
+            self._server.stop()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, exc_type, exc, tb):
+        self.stop()
+        return False

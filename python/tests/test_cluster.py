@@ -1,0 +1,286 @@
+"""Distributed runs from Python: sl.LocalCluster (real sluice_server processes on loopback),
+sl.Server (tasks in this process) and sl.Session("grpc://...")."""
+
+import threading
+import time
+
+import numpy as np
+import pytest
+
+import sluice as sl
+
+
+def build_two_worker_model(optimizer=None):
+    """The issue's model: layer 1 on worker 0, layer 2 on worker 1, trained by `optimizer`."""
+    g = sl.Graph()
+    with g.as_default():
+        x = sl.placeholder(sl.float32, shape=[None, 4], name="x")
+        y = sl.placeholder(sl.int64, shape=[None], name="y")
+        with sl.device("/job:worker/task:0"):
+            w1 = sl.Variable(sl.random_normal([4, 8], seed=1), name="w1")
+            h = sl.nn.relu(sl.matmul(x, w1))
+        with sl.device("/job:worker/task:1"):
+            w2 = sl.Variable(sl.random_normal([8, 3], seed=2), name="w2")
+            logits = sl.matmul(h, w2, name="logits")
+        loss = sl.reduce_mean(
+            sl.nn.sparse_softmax_cross_entropy_with_logits(labels=y, logits=logits), name="loss")
+        grads = sl.gradients(loss, [w1, w2])
+        train = (optimizer or sl.train.GradientDescentOptimizer(0.1)).minimize(loss)
+        init = sl.global_variables_initializer()
+    return g, dict(x=x, y=y, w1=w1, w2=w2, logits=logits, loss=loss, grads=grads, train=train,
+                   init=init)
+
+
+def batch(step):
+    rng = np.random.default_rng(step)
+    return rng.normal(size=(5, 4)).astype(np.float32), rng.integers(0, 3, size=5)
+
+
+def train_steps(sess, m, steps):
+    """Runs init and `steps` training steps; returns (losses, gradients of the last step,
+    final w1, final w2)."""
+    sess.run(m["init"])
+    losses = []
+    grads = None
+    for step in range(steps):
+        xs, ys = batch(step)
+        grads, _, loss = sess.run([m["grads"], m["train"], m["loss"]],
+                                  feed_dict={m["x"]: xs, m["y"]: ys})
+        losses.append(loss)
+    return losses, grads, sess.run(m["w1"]), sess.run(m["w2"])
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    with sl.LocalCluster(workers=2) as c:
+        yield c
+
+
+def test_local_cluster_training_equals_in_process_training(cluster):
+    g, m = build_two_worker_model(sl.train.MomentumOptimizer(0.1, momentum=0.9))
+    with sl.Session(graph=g) as local:
+        expected = train_steps(local, m, 8)
+    with sl.Session(cluster.target, graph=g) as remote:
+        got = train_steps(remote, m, 8)
+    np.testing.assert_allclose(got[0], expected[0], rtol=1e-6)
+    for got_grad, want_grad in zip(got[1], expected[1]):
+        np.testing.assert_allclose(got_grad, want_grad, rtol=1e-5, atol=1e-7)
+    np.testing.assert_allclose(got[2], expected[2], rtol=1e-6, atol=1e-7)
+    np.testing.assert_allclose(got[3], expected[3], rtol=1e-6, atol=1e-7)
+    assert got[0][-1] < got[0][0]
+
+
+def test_the_issue_example_runs_on_a_local_cluster(cluster):
+    g, m = build_two_worker_model()
+    with sl.Session(cluster.target, graph=g) as sess:
+        sess.run(m["init"])
+        _, loss = sess.run([m["train"], m["loss"]],
+                           feed_dict={m["x"]: np.ones((2, 4), np.float32),
+                                      m["y"]: np.array([0, 2])})
+    assert np.isfinite(loss) and loss.dtype == np.float32
+
+
+def test_remote_session_lists_the_workers_devices(cluster):
+    g, _ = build_two_worker_model()
+    with sl.Session(cluster.target, graph=g) as sess:
+        devices = sess.list_devices()
+    assert any(d.startswith("/job:worker/task:0/") for d in devices), devices
+    assert any(d.startswith("/job:worker/task:1/") for d in devices), devices
+
+
+def test_remote_fetches_have_numpy_dtypes_and_structures(cluster):
+    g = sl.Graph()
+    with g.as_default():
+        a = sl.placeholder(sl.int32, shape=[3], name="a")
+        with sl.device("/job:worker/task:1"):
+            b = a * 2
+        c = sl.cast(b, sl.float64)
+    with sl.Session(cluster.target, graph=g) as sess:
+        out = sess.run({"b": b, "pair": (b, c)}, feed_dict={a: [1, 2, 3]})
+    assert out["b"].dtype == np.int32 and out["b"].tolist() == [2, 4, 6]
+    assert out["pair"][1].dtype == np.float64 and out["pair"][1].tolist() == [2.0, 4.0, 6.0]
+
+
+def test_remote_run_errors_are_python_exceptions_naming_the_node(cluster):
+    g = sl.Graph()
+    with g.as_default():
+        a = sl.placeholder(sl.float32, shape=[None, None], name="a")
+        with sl.device("/job:worker/task:1"):
+            prod = sl.matmul(a, a, name="square")
+    with sl.Session(cluster.target, graph=g) as sess:
+        with pytest.raises(sl.errors.InvalidArgumentError) as e:
+            sess.run(prod, feed_dict={a: np.ones((2, 3), np.float32)})
+        assert e.value.node_name == "square"
+        assert "[2,3]" in str(e.value)
+        with pytest.raises(sl.errors.InvalidArgumentError, match="float32"):
+            sess.run(prod, feed_dict={a: np.ones((2, 2), np.int32)})
+        # The session stays usable.
+        np.testing.assert_array_equal(sess.run(prod, feed_dict={a: np.eye(2, dtype=np.float32)}),
+                                      np.eye(2))
+
+
+def test_uninitialized_variable_on_a_worker_is_a_failed_precondition(cluster):
+    # Variables live on the workers and are shared by name across the cluster's sessions (as
+    # in TensorFlow 1), so this one has a name no other test uses.
+    g = sl.Graph()
+    with g.as_default():
+        with sl.device("/job:worker/task:1"):
+            v = sl.Variable(sl.zeros([2]), name="never_initialized")
+    with sl.Session(cluster.target, graph=g) as sess:
+        with pytest.raises(sl.errors.FailedPreconditionError, match="never_initialized"):
+            sess.run(v)
+
+
+def test_variables_are_shared_by_name_across_sessions_of_a_cluster(cluster):
+    g = sl.Graph()
+    with g.as_default():
+        with sl.device("/job:worker/task:0"):
+            v = sl.Variable([1.0, 2.0], name="shared_counter")
+            bump = sl.assign_add(v, [10.0, 10.0])
+        init = sl.global_variables_initializer()
+    with sl.Session(cluster.target, graph=g) as first:
+        first.run(init)
+        first.run(bump)
+    with sl.Session(cluster.target, graph=g) as second:
+        np.testing.assert_array_equal(second.run(v), [11.0, 12.0])
+
+
+def test_saver_round_trip_between_remote_and_in_process_sessions(cluster, tmp_path):
+    g, m = build_two_worker_model()
+    with g.as_default():
+        saver = sl.train.Saver()
+    path = str(tmp_path / "model.ckpt")
+    with sl.Session(cluster.target, graph=g) as remote:
+        _, _, w1, w2 = train_steps(remote, m, 3)
+        assert saver.save(remote, path) == path
+    with sl.Session(graph=g) as local:  # The same file restores in process ...
+        saver.restore(local, path)
+        np.testing.assert_array_equal(local.run(m["w1"]), w1)
+        np.testing.assert_array_equal(local.run(m["w2"]), w2)
+        local.run(m["train"], feed_dict={m["x"]: batch(9)[0], m["y"]: batch(9)[1]})
+        saver.save(local, path)
+        w1_local, w2_local = local.run([m["w1"], m["w2"]])
+    with sl.Session(cluster.target, graph=g) as remote:  # ... and an in-process save remotely.
+        saver.restore(remote, path)
+        np.testing.assert_array_equal(remote.run(m["w1"]), w1_local)
+        np.testing.assert_array_equal(remote.run(m["w2"]), w2_local)
+
+
+def test_remote_restore_checks_the_file_before_touching_variables(cluster, tmp_path):
+    g, m = build_two_worker_model()
+    other = sl.Graph()
+    with other.as_default():
+        sl.Variable(np.zeros((4, 8), np.float64), name="w1")  # Same name, other dtype.
+        only = sl.train.Saver()
+        other_init = sl.global_variables_initializer()
+    path = str(tmp_path / "other.ckpt")
+    with sl.Session(graph=other) as local:
+        local.run(other_init)
+        only.save(local, path)
+    saver = sl.train.Saver([m["w1"]])
+    with sl.Session(cluster.target, graph=g) as remote:
+        remote.run(m["init"])
+        before = remote.run(m["w1"])
+        with pytest.raises(sl.errors.InvalidArgumentError, match="float64"):
+            saver.restore(remote, path)
+        np.testing.assert_array_equal(remote.run(m["w1"]), before)
+        with open(path, "r+b") as f:  # Flip a byte: the checksum no longer matches.
+            f.seek(20)
+            byte = f.read(1)
+            f.seek(20)
+            f.write(bytes([byte[0] ^ 0xFF]))
+        with pytest.raises(sl.errors.DataLossError):
+            saver.restore(remote, path)
+        np.testing.assert_array_equal(remote.run(m["w1"]), before)
+
+
+def test_sessions_on_one_cluster_run_concurrently_from_threads(cluster):
+    g = sl.Graph()
+    with g.as_default():
+        a = sl.placeholder(sl.float32, shape=[64, 64], name="a")
+        with sl.device("/job:worker/task:0"):
+            b = sl.matmul(a, a)
+        with sl.device("/job:worker/task:1"):
+            c = sl.reduce_sum(b)
+    value = np.random.default_rng(0).normal(size=(64, 64)).astype(np.float32)
+    want = float((value @ value).sum())
+    errors = []
+
+    def worker():
+        try:
+            with sl.Session(cluster.target, graph=g) as sess:
+                for _ in range(10):
+                    np.testing.assert_allclose(sess.run(c, feed_dict={a: value}), want,
+                                               rtol=1e-4)
+        except Exception as e:  # noqa: BLE001 - reported below
+            errors.append(e)
+
+    threads = [threading.Thread(target=worker) for _ in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors, errors
+
+
+def test_bad_targets_are_value_errors():
+    with pytest.raises(ValueError, match="grpc://host:port"):
+        sl.Session("localhost:5000")
+    with pytest.raises(ValueError, match="grpc://host:port"):
+        sl.Session("grpc://nohostport")
+
+
+def test_missing_server_binary_is_reported(tmp_path):
+    with pytest.raises(FileNotFoundError, match="not an executable"):
+        sl.LocalCluster(workers=1, server_binary=str(tmp_path / "missing"))
+
+
+def test_killed_worker_fails_the_step_naming_it_and_a_restart_rejoins():
+    with sl.LocalCluster(workers=2) as cluster:
+        g, m = build_two_worker_model()
+        feed = {m["x"]: batch(0)[0], m["y"]: batch(0)[1]}
+        with sl.Session(cluster.target, graph=g) as sess:
+            sess.run(m["init"])
+            cluster.kill_worker(1)
+            with pytest.raises(sl.errors.UnavailableError, match="/job:worker/task:1"):
+                sess.run(m["loss"], feed_dict=feed)
+        cluster.restart_worker(1)
+        # The master notices the new incarnation at its next heartbeat; until then a step may
+        # still fail with Unavailable. The restarted worker has lost its variables.
+        deadline = time.monotonic() + 30
+        with sl.Session(cluster.target, graph=g) as sess:
+            while True:
+                try:
+                    sess.run(m["init"])
+                    break
+                except sl.errors.UnavailableError:
+                    if time.monotonic() > deadline:
+                        raise
+            loss = sess.run(m["loss"], feed_dict=feed)
+        assert np.isfinite(loss)
+
+
+def test_servers_in_this_process_form_a_cluster():
+    # Workers on OS-chosen ports, then a master that is told where they are.
+    workers = [sl.Server(None, "worker", task, port=0) for task in range(2)]
+    spec = {"worker": [w.target[len("grpc://"):] for w in workers]}
+    master = sl.Server(spec, job_name="master", port=0)
+    try:
+        g = sl.Graph()
+        with g.as_default():
+            a = sl.placeholder(sl.float32, shape=[2], name="a")
+            with sl.device("/job:worker/task:0"):
+                b = a + 1
+            with sl.device("/job:worker/task:1"):
+                c = b * 3
+        with sl.Session(master.target, graph=g) as sess:
+            np.testing.assert_array_equal(sess.run(c, feed_dict={a: [1, 2]}), [6, 9])
+    finally:
+        master.stop()
+        for w in workers:
+            w.stop()
+
+
+def test_server_without_its_task_in_the_spec_is_an_error():
+    with pytest.raises(sl.errors.OpError, match="worker"):
+        sl.Server({"worker": ["127.0.0.1:0"]}, "worker", 3)
