@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Builds and runs every benchmark, then prints one table of Sluice against the peers measured in
-# the same run (oneTBB flow graph, OpenBLAS) with the targets from docs/benchmarks.md.
+# the same run (oneTBB flow graph, OpenBLAS, raw TCP and a protobuf gRPC stream) with the targets
+# from docs/benchmarks.md. (The training step against PyTorch has its own script,
+# bench/train_step.sh.)
 #
 #   bench/run_all.sh                              # about 2 minutes on 2 cores, plus the build
 #   BENCH_REPETITIONS=5 bench/run_all.sh          # steadier medians on a noisy machine
@@ -34,6 +36,8 @@ for bench in executor_bench session_bench gemm_bench; do
     --benchmark_out="$out/$bench.json" --benchmark_out_format=json \
     "$@" >&2
 done
+echo "== transfer_bench" >&2
+BENCH_REPETITIONS="$repetitions" bazel-bin/bench/transfer_bench --out="$out/transfer_bench.json" >&2
 
 /usr/bin/python3 - "$out" "$repetitions" <<'PYTHON'
 """Pairs each Sluice case with its peer and prints the ratio table."""
@@ -116,6 +120,22 @@ for n in (1024, 2048):
         p = counter("gemm/openblas/" + key, "FLOPS")
         add("gemm %d %dt (GFLOP/s, peer OpenBLAS)" % (n, threads), s and s / 1e9,
             p and p / 1e9, "GFLOP/s", "rate", target)
+
+transfer_path = os.path.join(out, "transfer_bench.json")
+if os.path.exists(transfer_path):
+    with open(transfer_path) as f:
+        transfer = json.load(f)
+    targets = {64 << 10: None, 1 << 20: 0.8, 64 << 20: 0.7}
+    for t in transfer["transfer"]:
+        size = t["bytes"]
+        label = "%d MiB" % (size >> 20) if size >= 1 << 20 else "%d KiB" % (size >> 10)
+        add("transfer %s (GB/s, peer raw TCP)" % label, t["sluice_gbps"], t["tcp_gbps"],
+            "GB/s", "rate", targets.get(size))
+        add("transfer %s (GB/s, peer protobuf gRPC)" % label, t["sluice_gbps"],
+            t["pb_grpc_gbps"], "GB/s", "rate", None)
+    c = transfer["control_us"]
+    add("control p99 under load (us, peer: idle p99)", c["loaded_p99"], c["idle_p99"], "us",
+        "time", 2.0)
 
 header = ("case", "sluice", "peer", "ratio", "target", "met?")
 widths = [max(len(str(r[i])) for r in rows + [header]) for i in range(len(header))]

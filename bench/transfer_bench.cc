@@ -4,12 +4,16 @@
 // its data plane (chunked, zero-copy send) and compares the throughput with two peers measured
 // in the same run: a raw TCP socket program (a forked child reading into a preallocated
 // buffer) and a plain gRPC stream of protobuf `bytes` messages (TensorProto chunks, the payload
-// copied into and out of protobuf). Each round sends enough tensors for ~256 MiB and ends when
-// the receiver acknowledged all of them.
-// Control plane: Heartbeat round trips to the same server, idle and while another thread keeps
-// its data plane saturated with 64 MiB tensors; p50 and p99.
+// copied into and out of protobuf; the same transport settings). Each round sends enough tensors
+// for ~256 MiB and ends when the receiver acknowledged all of them. Control plane: Heartbeat round
+// trips to the same server, idle and while another thread keeps its data plane saturated with 64
+// MiB tensors; p50 and p99.
 //
 //   bazel run -c opt //bench:transfer_bench
+//   bazel-bin/bench/transfer_bench --out=results.json   # also writes the figures as JSON
+//
+// BENCH_REPETITIONS (default 3) rounds per size, interleaved across the three transports;
+// medians are reported. bench/run_all.sh runs it and puts the ratios in its table.
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -191,7 +195,7 @@ std::pair<double, double> HeartbeatP50P99(proto::Control::Stub* stub, int sample
   return {us[us.size() / 2], us[us.size() * 99 / 100]};
 }
 
-int Main(const char* argv0) {
+int Main(const char* argv0, const char* json_path) {
   // Peers first, before this process starts any gRPC thread (fork and gRPC do not mix).
   int tcp_port = 0;
   int tcp_listen = ListenLoopback(&tcp_port);
@@ -207,6 +211,7 @@ int Main(const char* argv0) {
     int port = 0;
     b.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(), &port);
     b.SetMaxReceiveMessageSize(-1);
+    TuneForBulkData(&b);  // The same transport settings as the data plane: a fair peer.
     b.RegisterService(&service);
     auto server = b.BuildAndStart();
     WriteAll(proto_pipe[1], reinterpret_cast<char*>(&port), sizeof(port));
@@ -229,8 +234,8 @@ int Main(const char* argv0) {
   }
   const auto& w = (*cluster)->worker(0);
   auto control = proto::Control::NewStub(MakeChannel(w.control_address));
-  DataClient data(MakeChannel(w.data_address), {.chunk_bytes = kChunk});
-  auto proto_channel = MakeChannel(absl::StrCat("127.0.0.1:", proto_port), -1);
+  DataClient data(MakeDataChannel(w.data_address), {.chunk_bytes = kChunk});
+  auto proto_channel = MakeDataChannel(absl::StrCat("127.0.0.1:", proto_port), -1);
   int tcp = socket(AF_INET, SOCK_STREAM, 0);
   sockaddr_in sa{};
   sa.sin_family = AF_INET;
@@ -243,6 +248,7 @@ int Main(const char* argv0) {
   int64_t step = 0;
   std::printf("%-10s %12s %12s %12s %10s %10s\n", "size", "sluice GB/s", "raw TCP GB/s",
               "pb-gRPC GB/s", "vs TCP", "vs pb-gRPC");
+  std::string json = "{\"transfer\": [";
   for (int64_t size : {int64_t{64} << 10, int64_t{1} << 20, int64_t{64} << 20}) {
     std::vector<double> a, b, c;
     SluiceGBps(&data, control.get(), size, &step);  // Warm-up.
@@ -262,11 +268,14 @@ int Main(const char* argv0) {
                 size >= (1 << 20) ? absl::StrCat(size >> 20, " MiB").c_str()
                                   : absl::StrCat(size >> 10, " KiB").c_str(),
                 sa_, sb, sc, sa_ / sb, sa_ / sc);
+    absl::StrAppend(&json, size == (int64_t{64} << 10) ? "" : ", ", "{\"bytes\": ", size,
+                    ", \"sluice_gbps\": ", sa_, ", \"tcp_gbps\": ", sb, ", \"pb_grpc_gbps\": ", sc,
+                    "}");
   }
   auto idle = HeartbeatP50P99(control.get(), 2000);
   std::atomic<bool> stop{false};
   std::thread load([&] {
-    DataClient bulk(MakeChannel(w.data_address), {.chunk_bytes = kChunk});
+    DataClient bulk(MakeDataChannel(w.data_address), {.chunk_bytes = kChunk});
     int64_t s = 1 << 30;
     while (!stop) SluiceGBps(&bulk, control.get(), int64_t{64} << 20, &s);
   });
@@ -276,6 +285,16 @@ int Main(const char* argv0) {
   std::printf("control RTT idle:   p50 %.0f us, p99 %.0f us\n", idle.first, idle.second);
   std::printf("control RTT loaded: p50 %.0f us, p99 %.0f us  (p99 loaded/idle %.2fx)\n",
               loaded.first, loaded.second, loaded.second / idle.second);
+  absl::StrAppend(&json, "], \"control_us\": {\"idle_p50\": ", idle.first,
+                  ", \"idle_p99\": ", idle.second, ", \"loaded_p50\": ", loaded.first,
+                  ", \"loaded_p99\": ", loaded.second, "}}\n");
+  if (json_path != nullptr) {
+    FILE* f = std::fopen(json_path, "w");
+    if (f == nullptr || std::fputs(json.c_str(), f) < 0 || std::fclose(f) != 0) {
+      std::fprintf(stderr, "cannot write %s\n", json_path);
+      return 1;
+    }
+  }
   close(tcp);
   kill(proto_child, SIGTERM);
   waitpid(tcp_child, nullptr, 0);
@@ -286,4 +305,15 @@ int Main(const char* argv0) {
 }  // namespace
 }  // namespace sluice
 
-int main(int argc, char** argv) { return sluice::Main(argv[0]); }
+int main(int argc, char** argv) {
+  const char* json_path = nullptr;
+  for (int i = 1; i < argc; ++i) {
+    if (std::strncmp(argv[i], "--out=", 6) == 0) {
+      json_path = argv[i] + 6;
+    } else {
+      std::fprintf(stderr, "usage: %s [--out=results.json]\n", argv[0]);
+      return 2;
+    }
+  }
+  return sluice::Main(argv[0], json_path);
+}

@@ -2,20 +2,88 @@
 
 #include <cstdio>
 #include <cstdlib>
+#include <map>
 #include <new>
+#include <vector>
 
+#include "absl/base/thread_annotations.h"
 #include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
 
 namespace sluice {
 
+namespace {
+
+// Large buffers freed by one step are usually needed again, at the same size, by the next
+// (activations, received tensors, GEMM outputs). malloc hands such sizes to mmap/munmap, so
+// every step would page-fault them in afresh, which costs about as much as filling them once.
+// This cache keeps up to kMaxCachedBytes of freed large buffers for reuse at their exact size.
+// Invariant: cached_bytes == sum of the sizes in `free`.
+class LargeBufferCache {
+ public:
+  static constexpr size_t kMinBytes = 1 << 20;
+  static constexpr size_t kMaxCachedBytes = size_t{512} << 20;
+
+  void* Take(size_t bytes) {
+    absl::MutexLock lock(&mu_);
+    auto it = free_.find(bytes);
+    if (it == free_.end()) return nullptr;
+    void* p = it->second;
+    free_.erase(it);
+    cached_bytes_ -= bytes;
+    return p;
+  }
+
+  // Keeps `p` for reuse, evicting other sizes if needed; false when it does not fit at all.
+  bool Give(void* p, size_t bytes) {
+    if (bytes > kMaxCachedBytes) return false;
+    std::vector<void*> evicted;
+    {
+      absl::MutexLock lock(&mu_);
+      while (cached_bytes_ + bytes > kMaxCachedBytes) {
+        auto victim = free_.begin();  // The smallest: the cheapest to fault in again.
+        cached_bytes_ -= victim->first;
+        evicted.push_back(victim->second);
+        free_.erase(victim);
+      }
+      free_.emplace(bytes, p);
+      cached_bytes_ += bytes;
+    }
+    for (void* e : evicted) std::free(e);
+    return true;
+  }
+
+ private:
+  absl::Mutex mu_;
+  std::multimap<size_t, void*> free_ ABSL_GUARDED_BY(mu_);
+  size_t cached_bytes_ ABSL_GUARDED_BY(mu_) = 0;
+};
+
+LargeBufferCache& Cache() {
+  static LargeBufferCache* cache = new LargeBufferCache;  // Never destroyed: used at exit.
+  return *cache;
+}
+
+// aligned_alloc needs a size that is a multiple of the alignment; never allocate 0 bytes.
+size_t AllocationBytes(size_t bytes) {
+  const size_t rounded = (bytes + kTensorAlignment - 1) / kTensorAlignment * kTensorAlignment;
+  return rounded == 0 ? kTensorAlignment : rounded;
+}
+
+}  // namespace
+
 TensorBuffer::TensorBuffer(size_t bytes) : size_(bytes) {
-  // aligned_alloc needs a size that is a multiple of the alignment; never allocate 0 bytes.
-  size_t rounded = (bytes + kTensorAlignment - 1) / kTensorAlignment * kTensorAlignment;
-  data_ = std::aligned_alloc(kTensorAlignment, rounded == 0 ? kTensorAlignment : rounded);
+  const size_t alloc = AllocationBytes(bytes);
+  data_ = alloc >= LargeBufferCache::kMinBytes ? Cache().Take(alloc) : nullptr;
+  if (data_ == nullptr) data_ = std::aligned_alloc(kTensorAlignment, alloc);
   if (data_ == nullptr) throw std::bad_alloc();
 }
 
-TensorBuffer::~TensorBuffer() { std::free(data_); }
+TensorBuffer::~TensorBuffer() {
+  const size_t alloc = AllocationBytes(size_);
+  if (alloc >= LargeBufferCache::kMinBytes && Cache().Give(data_, alloc)) return;
+  std::free(data_);
+}
 
 Tensor::Tensor(DType dtype, const TensorShape& shape)
     : dtype_(dtype), shape_(shape), num_elements_(shape.num_elements()) {

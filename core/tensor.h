@@ -29,7 +29,10 @@ namespace sluice {
 
 inline constexpr size_t kTensorAlignment = 64;
 
-// Owns one aligned allocation. Shared between tensors through std::shared_ptr.
+// Owns one aligned allocation. Shared between tensors through std::shared_ptr. Large buffers
+// (1 MiB and up) are recycled through a bounded process-wide cache (512 MiB) instead of going
+// back to malloc, so steps that allocate the same large sizes do not page-fault them again.
+// Thread-safe.
 class TensorBuffer {
  public:
   explicit TensorBuffer(size_t bytes);

@@ -14,7 +14,13 @@ absl::Status FromGrpc(const grpc::Status& s) {
   return absl::Status(static_cast<absl::StatusCode>(s.error_code()), s.error_message());
 }
 
-std::shared_ptr<grpc::Channel> MakeChannel(const std::string& address, int max_message_bytes) {
+namespace {
+
+constexpr int kBulkWindowBytes = 16 << 20;
+constexpr int kBulkFrameBytes = (16 << 20) - 1;  // HTTP/2's largest frame.
+constexpr int kBulkReadBytes = 4 << 20;
+
+grpc::ChannelArguments BaseArgs(int max_message_bytes) {
   grpc::ChannelArguments args;
   args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);
   // A restarted peer is reached again within a second (gRPC's default backoff grows to 120 s).
@@ -24,6 +30,35 @@ std::shared_ptr<grpc::Channel> MakeChannel(const std::string& address, int max_m
     args.SetMaxReceiveMessageSize(max_message_bytes);
     args.SetMaxSendMessageSize(max_message_bytes);
   }
+  return args;
+}
+
+}  // namespace
+
+void TuneForBulkData(grpc::ChannelArguments* args) {
+  args->SetInt(GRPC_ARG_HTTP2_STREAM_LOOKAHEAD_BYTES, kBulkWindowBytes);
+  args->SetInt(GRPC_ARG_HTTP2_MAX_FRAME_SIZE, kBulkFrameBytes);
+  args->SetInt(GRPC_ARG_TCP_MIN_READ_CHUNK_SIZE, 256 << 10);
+  args->SetInt(GRPC_ARG_TCP_READ_CHUNK_SIZE, kBulkReadBytes);
+  args->SetInt(GRPC_ARG_TCP_MAX_READ_CHUNK_SIZE, kBulkReadBytes);
+}
+
+void TuneForBulkData(grpc::ServerBuilder* builder) {
+  builder->AddChannelArgument(GRPC_ARG_HTTP2_STREAM_LOOKAHEAD_BYTES, kBulkWindowBytes);
+  builder->AddChannelArgument(GRPC_ARG_HTTP2_MAX_FRAME_SIZE, kBulkFrameBytes);
+  builder->AddChannelArgument(GRPC_ARG_TCP_MIN_READ_CHUNK_SIZE, 256 << 10);
+  builder->AddChannelArgument(GRPC_ARG_TCP_READ_CHUNK_SIZE, kBulkReadBytes);
+  builder->AddChannelArgument(GRPC_ARG_TCP_MAX_READ_CHUNK_SIZE, kBulkReadBytes);
+}
+
+std::shared_ptr<grpc::Channel> MakeChannel(const std::string& address, int max_message_bytes) {
+  return grpc::CreateCustomChannel(address, grpc::InsecureChannelCredentials(),
+                                   BaseArgs(max_message_bytes));
+}
+
+std::shared_ptr<grpc::Channel> MakeDataChannel(const std::string& address, int max_message_bytes) {
+  grpc::ChannelArguments args = BaseArgs(max_message_bytes);
+  TuneForBulkData(&args);
   return grpc::CreateCustomChannel(address, grpc::InsecureChannelCredentials(), args);
 }
 

@@ -22,6 +22,17 @@ absl::Status FromGrpc(const grpc::Status& s);
 // channels to one worker never share a connection). max_message_bytes < 0: gRPC's default.
 std::shared_ptr<grpc::Channel> MakeChannel(const std::string& address, int max_message_bytes = -1);
 
+// The same for the data plane, tuned for bulk transfer (see TuneForBulkData).
+std::shared_ptr<grpc::Channel> MakeDataChannel(const std::string& address,
+                                               int max_message_bytes = -1);
+
+// Transport settings for bulk tensor bytes, applied on both ends of a data-plane connection:
+// a large HTTP/2 receive window, so a sender is not stalled waiting for window updates every
+// 64 KiB; large frames; and large TCP reads, so a 1 MiB chunk arrives in a few reads instead
+// of hundreds of 8 KiB ones.
+void TuneForBulkData(grpc::ChannelArguments* args);
+void TuneForBulkData(grpc::ServerBuilder* builder);
+
 grpc::ByteBuffer SerializeToByteBuffer(const google::protobuf::Message& msg);
 bool ParseFromByteBuffer(const grpc::ByteBuffer& buf, google::protobuf::Message* msg);
 

@@ -50,9 +50,10 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const ServerOptions& optio
   copts.chunk_bytes = options.chunk_bytes;
   server->data_service_ = std::make_unique<DataPlaneService>(&server->mailbox_, copts);
 
-  auto build = [&](int port, grpc::Service* a, grpc::Service* b,
-                   int* bound) -> std::unique_ptr<grpc::Server> {
+  auto build = [&](int port, grpc::Service* a, grpc::Service* b, int* bound,
+                   bool bulk) -> std::unique_ptr<grpc::Server> {
     grpc::ServerBuilder builder;
+    if (bulk) TuneForBulkData(&builder);
     builder.AddListeningPort(absl::StrCat(options.host, ":", port),
                              grpc::InsecureServerCredentials(), bound);
     if (options.max_message_bytes >= 0) {
@@ -64,7 +65,8 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const ServerOptions& optio
     return builder.BuildAndStart();
   };
   int data_port = 0;
-  server->data_server_ = build(options.data_port, server->data_service_.get(), nullptr, &data_port);
+  server->data_server_ = build(options.data_port, server->data_service_.get(), nullptr, &data_port,
+                               /*bulk=*/true);
   if (!server->data_server_ || data_port == 0) {
     return absl::UnavailableError(
         absl::StrCat("cannot listen on ", options.host, ":", options.data_port, " (data plane)"));
@@ -82,7 +84,8 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const ServerOptions& optio
   }
   int control_port = 0;
   server->control_server_ =
-      build(options.control_port, server->worker_.get(), server->master_.get(), &control_port);
+      build(options.control_port, server->worker_.get(), server->master_.get(), &control_port,
+            /*bulk=*/false);
   if (!server->control_server_ || control_port == 0) {
     return absl::UnavailableError(absl::StrCat("cannot listen on ", options.host, ":",
                                                options.control_port, " (control plane)"));

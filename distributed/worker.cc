@@ -120,7 +120,7 @@ absl::StatusOr<Worker::PeerLink*> Worker::GetPeer(const proto::PeerAddress& peer
   if (!link) {
     link = std::make_unique<PeerLink>();
     link->data = std::make_unique<DataClient>(
-        MakeChannel(peer.data_address(), options_.max_message_bytes), options_.chunk);
+        MakeDataChannel(peer.data_address(), options_.max_message_bytes), options_.chunk);
     link->edge =
         std::make_unique<EdgeSender>(MakeChannel(peer.control_address()), link->data.get(),
                                      absl::StrCat(task_prefix(), "->", peer.task_prefix()));

@@ -126,3 +126,22 @@ TEST(DTypeTest, NamesRoundTrip) {
 
 }  // namespace
 }  // namespace sluice
+
+namespace sluice {
+namespace {
+
+TEST(TensorBufferTest, LargeBuffersAreReusedAtTheSameSize) {
+  void* first = nullptr;
+  {
+    Tensor t(DType::kFloat32, TensorShape({1 << 19}));  // 2 MiB.
+    first = t.raw_data();
+  }
+  Tensor again(DType::kFloat32, TensorShape({1 << 19}));
+  EXPECT_EQ(again.raw_data(), first);
+  Tensor other(DType::kFloat32, TensorShape({(1 << 19) + 16}));  // Another size: a new buffer.
+  EXPECT_NE(other.raw_data(), first);
+  EXPECT_EQ(reinterpret_cast<uintptr_t>(other.raw_data()) % kTensorAlignment, 0u);
+}
+
+}  // namespace
+}  // namespace sluice
