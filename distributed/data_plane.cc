@@ -47,7 +47,7 @@ grpc::Status DataPlaneService::Push(grpc::ServerContext* ctx,
     if (*done) {
       ChunkAssembler::Received r = assembler.Take();
       absl::Status put = mailbox_->Put(r.step_id, r.key, std::move(r.tensor));
-      // A tensor for an aborted step is dropped; the stream stays usable for other steps.
+      // A tensor for an aborted or ended step is dropped; the stream stays usable for others.
       if (!put.ok() && !absl::IsAlreadyExists(put)) continue;
       if (!put.ok()) return ToGrpc(put);
       ++count;
@@ -97,6 +97,7 @@ grpc::Status DataPlaneService::Pull(grpc::ServerContext* ctx, const grpc::ByteBu
     }
   }
   absl::StatusOr<Tensor> t = std::move(wait->t);
+  if (!t.ok()) return ToGrpc(t.status());  // Aborted, or the step has ended here.
   ChunkEncoder enc(req.step_id(), req.key(), *std::move(t), options_);
   grpc::ByteBuffer msg;
   while (enc.Next(&msg)) {

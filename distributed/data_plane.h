@@ -3,8 +3,9 @@
 //
 // Both methods are raw byte-buffer methods framed by chunk_codec.h: Push streams chunks of any
 // number of tensors into the server's TensorMailbox; Pull streams back the chunks of one tensor
-// the server holds (waiting for it until the call's deadline). DataClient keeps one Push
-// stream per peer open and serialises writers on it. Thread-safe.
+// the server holds (waiting for it until the call's deadline; failing at once when the step
+// was aborted or has ended there). DataClient keeps one Push stream per peer open and
+// serialises writers on it. Thread-safe.
 //
 //   DataPlaneService service(&mailbox, incarnation);   // builder.RegisterService(&service)
 //   DataClient client(channel, {.chunk_bytes = 256 << 10});

@@ -1,5 +1,6 @@
 #include "distributed/edge_sender.h"
 
+#include <optional>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
@@ -70,27 +71,68 @@ void EdgeSender::ReadLoop() {
 }
 
 absl::Status EdgeSender::Send(int64_t step_id, const std::string& key, const Tensor& tensor,
-                              absl::Time deadline) {
-  absl::MutexLock send_lock(&send_mu_);
-  RETURN_IF_ERROR(EnsureOpen());
-  {
-    absl::MutexLock lock(&mu_);
-    mu_.AwaitWithDeadline(absl::Condition(this, &EdgeSender::CanSend), deadline);
-    if (credits_ == 0) {
-      if (!broken_.ok()) return broken_;
-      return absl::DeadlineExceededError(absl::StrCat("edge '", edge_, "': no credit from the ",
-                                                      "receiver for tensor '", key, "' of step ",
-                                                      step_id, " (", in_flight_, " in flight)"));
+                              absl::Time deadline, CancellationManager* cancellation) {
+  auto reason = [cancellation] {
+    absl::Status r = cancellation->reason();
+    return r.ok() ? absl::CancelledError("step was cancelled") : r;
+  };
+  absl::Status cancelled;  // Guarded by mu_ while the callback is registered.
+  std::optional<CancellationManager::Token> token;
+  bool cancelled_before = false;
+  if (cancellation != nullptr) {
+    token = cancellation->RegisterCallback([this, &cancelled, reason] {
+      absl::Status r = reason();
+      absl::MutexLock lock(&mu_);
+      cancelled = std::move(r);
+    });
+    if (!token) {
+      cancelled = reason();
+      cancelled_before = true;
     }
-    --credits_;
-    ++in_flight_;
   }
-  proto::EdgeControlMessage ready;
-  ready.mutable_tensor_ready()->set_step_id(step_id);
-  ready.mutable_tensor_ready()->set_key(key);
-  ready.mutable_tensor_ready()->set_bytes(tensor.TotalBytes());
-  stream_->Write(ready);  // Advisory; a broken stream shows up in the data push or next Send.
-  return data_->Push(step_id, key, tensor);
+  absl::Status s;
+  {
+    absl::MutexLock send_lock(&send_mu_);
+    // A step cancelled already opens nothing: TakeCredit fails at once.
+    if (!cancelled_before) s = EnsureOpen();
+    if (s.ok()) s = TakeCredit(step_id, key, deadline, &cancelled);
+    if (s.ok()) {
+      proto::EdgeControlMessage ready;
+      ready.mutable_tensor_ready()->set_step_id(step_id);
+      ready.mutable_tensor_ready()->set_key(key);
+      ready.mutable_tensor_ready()->set_bytes(tensor.TotalBytes());
+      stream_->Write(ready);  // Advisory; a broken stream shows up in the data push or next Send.
+      s = data_->Push(step_id, key, tensor);
+    }
+  }
+  // Outside both locks: this waits for the callback if it is running on another thread.
+  if (token) cancellation->DeregisterCallback(*token);
+  return s;
+}
+
+absl::Status EdgeSender::TakeCredit(int64_t step_id, const std::string& key, absl::Time deadline,
+                                    const absl::Status* cancelled) {
+  absl::MutexLock lock(&mu_);
+  auto ready = [this, cancelled]()
+                   ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return CanSend() || !cancelled->ok(); };
+  ++waiting_;
+  mu_.AwaitWithDeadline(absl::Condition(&ready), deadline);
+  --waiting_;
+  if (!cancelled->ok()) {
+    return absl::Status(
+        cancelled->code(),
+        absl::StrCat("edge '", edge_, "': step ", step_id, " was cancelled before tensor '", key,
+                     "' got a credit (", in_flight_, " in flight): ", cancelled->message()));
+  }
+  if (credits_ == 0) {
+    if (!broken_.ok()) return broken_;
+    return absl::DeadlineExceededError(absl::StrCat("edge '", edge_, "': no credit from the ",
+                                                    "receiver for tensor '", key, "' of step ",
+                                                    step_id, " (", in_flight_, " in flight)"));
+  }
+  --credits_;
+  ++in_flight_;
+  return absl::OkStatus();
 }
 
 int64_t EdgeSender::credits() const {
@@ -101,6 +143,11 @@ int64_t EdgeSender::credits() const {
 int64_t EdgeSender::in_flight() const {
   absl::MutexLock lock(&mu_);
   return in_flight_;
+}
+
+int64_t EdgeSender::waiting() const {
+  absl::MutexLock lock(&mu_);
+  return waiting_;
 }
 
 }  // namespace sluice

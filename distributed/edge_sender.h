@@ -4,10 +4,13 @@
 // credits the receiver grants (one per free buffer slot; one more each time a tensor of the edge
 // is consumed), and pushes a tensor over the data plane only after taking a credit, reporting
 // it with "tensor ready" on the control stream first. So the sender never has more tensors in
-// flight on the edge than the receiver granted. Thread-safe; Send calls are serialised.
+// flight on the edge than the receiver granted. A receiver that is hung but still connected
+// grants nothing, so the wait for a credit also ends when the step is cancelled: Send
+// registers a callback on the step's CancellationManager that wakes it. Thread-safe; Send
+// calls are serialised.
 //
 //   EdgeSender edge(control_channel, data_client, "/job:worker/task:0->/job:worker/task:1");
-//   RETURN_IF_ERROR(edge.Send(step, key, tensor, absl::Now() + absl::Seconds(5)));
+//   RETURN_IF_ERROR(edge.Send(step, key, tensor, absl::Now() + absl::Seconds(5), &cm));
 #ifndef SLUICE_DISTRIBUTED_EDGE_SENDER_H_
 #define SLUICE_DISTRIBUTED_EDGE_SENDER_H_
 
@@ -21,6 +24,7 @@
 #include "absl/time/time.h"
 #include "distributed/data_plane.h"
 #include "distributed/protocol.grpc.pb.h"
+#include "runtime/cancellation.h"
 
 namespace sluice {
 
@@ -29,17 +33,24 @@ class EdgeSender {
   EdgeSender(std::shared_ptr<grpc::Channel> control_channel, DataClient* data, std::string edge);
   ~EdgeSender();
 
-  // Waits (until `deadline`) for a credit, then pushes. DeadlineExceeded names the edge when the
-  // receiver granted no credit in time; Unavailable when the control stream broke.
+  // Waits (until `deadline`, or until `cancellation`, if given, is cancelled) for a credit, then
+  // pushes. DeadlineExceeded names the edge when the receiver granted no credit in time;
+  // Unavailable when the control stream broke; a cancelled step fails with the code of the
+  // cancellation's reason and a message naming the edge, the step and the reason (at once if it
+  // was cancelled before the call).
   absl::Status Send(int64_t step_id, const std::string& key, const Tensor& tensor,
-                    absl::Time deadline);
+                    absl::Time deadline, CancellationManager* cancellation = nullptr);
 
   int64_t credits() const;
   int64_t in_flight() const;  // Tensors sent whose consumption the receiver has not credited.
+  int64_t waiting() const;    // Sends waiting for a credit now (not those queued behind one).
   const std::string& edge() const { return edge_; }
 
  private:
   absl::Status EnsureOpen();
+  // Takes a credit; `cancelled` is set (under mu_) by the step's cancellation callback.
+  absl::Status TakeCredit(int64_t step_id, const std::string& key, absl::Time deadline,
+                          const absl::Status* cancelled);
   void ReadLoop();
   bool CanSend() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return credits_ > 0 || !broken_.ok(); }
 
@@ -55,6 +66,7 @@ class EdgeSender {
   std::thread reader_;
   int64_t credits_ ABSL_GUARDED_BY(mu_) = 0;
   int64_t in_flight_ ABSL_GUARDED_BY(mu_) = 0;
+  int64_t waiting_ ABSL_GUARDED_BY(mu_) = 0;
   absl::Status broken_ ABSL_GUARDED_BY(mu_);
   bool opened_ = false;
 };

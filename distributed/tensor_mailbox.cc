@@ -1,5 +1,6 @@
 #include "distributed/tensor_mailbox.h"
 
+#include <algorithm>
 #include <memory>
 
 #include "absl/strings/match.h"
@@ -8,64 +9,111 @@
 
 namespace sluice {
 
+TensorMailbox::TensorMailbox(TensorMailboxOptions options)
+    : options_(std::move(options)),
+      reclaim_period_(std::min(options_.ended_step_ttl, options_.orphan_ttl) / 4) {}
+
+TensorMailbox::Step* TensorMailbox::FindOrCreateLocked(int64_t step_id, absl::Time now) {
+  if (ended_.contains(step_id)) {
+    ++dropped_;
+    return nullptr;
+  }
+  Step& step = steps_[step_id];
+  step.touched = now;
+  return &step;
+}
+
+void TensorMailbox::ReclaimLocked(absl::Time now, std::vector<std::string>* freed) {
+  // A full sweep, so run it only now and then: expiry may come up to a period late.
+  if (now < next_reclaim_) return;
+  next_reclaim_ = now + reclaim_period_;
+  for (auto it = ended_.begin(); it != ended_.end();) {
+    if (it->second <= now) {
+      ended_.erase(it++);
+    } else {
+      ++it;
+    }
+  }
+  for (auto it = steps_.begin(); it != steps_.end();) {
+    const Step& step = it->second;
+    bool keep = step.running > 0 || now - step.touched < options_.orphan_ttl;
+    for (const auto& [key, slot] : step.slots) keep = keep || !slot.waiters.empty();
+    if (keep) {
+      ++it;
+      continue;
+    }
+    for (const auto& [key, slot] : step.slots) {
+      if (slot.has_tensor) freed->push_back(key);
+    }
+    ++reclaimed_;
+    it = steps_.erase(it);
+  }
+}
+
+absl::Status TensorMailbox::EndedError(int64_t step_id, const std::string& key) const {
+  return absl::FailedPreconditionError(
+      absl::StrCat("step ", step_id, " has ended here: tensor '", key, "' came too late"));
+}
+
 absl::Status TensorMailbox::Put(int64_t step_id, const std::string& key, Tensor tensor) {
+  const absl::Time now = options_.now();
   std::vector<RecvCallback> waiters;
+  std::vector<std::string> freed;
+  absl::Status status;
   {
     absl::MutexLock lock(&mu_);
-    Step& step = steps_[step_id];
-    if (!step.aborted.ok()) return step.aborted;
-    Slot& slot = step.slots[key];
-    if (slot.has_tensor) {
-      return absl::AlreadyExistsError(
+    ReclaimLocked(now, &freed);
+    Step* step = FindOrCreateLocked(step_id, now);
+    if (step == nullptr) {
+      status = EndedError(step_id, key);
+    } else if (!step->aborted.ok()) {
+      status = step->aborted;
+    } else if (Slot& slot = step->slots[key]; slot.has_tensor) {
+      status = absl::AlreadyExistsError(
           absl::StrCat("tensor '", key, "' of step ", step_id, " was already delivered"));
-    }
-    if (slot.waiters.empty()) {
+    } else if (slot.waiters.empty()) {
       slot.has_tensor = true;
       slot.tensor = std::move(tensor);
-      return absl::OkStatus();
+    } else {
+      waiters.swap(slot.waiters);
+      step->slots.erase(key);
     }
-    waiters.swap(slot.waiters);
-    step.slots.erase(key);
+    // A refused tensor frees its receive buffer at once: the sender gets its credit back.
+    if (!status.ok() && !absl::IsAlreadyExists(status)) freed.push_back(key);
   }
   // A key has one consumer; extra waiters (a protocol error) see the same tensor.
   for (auto& w : waiters) w(tensor);
-  NotifyConsumed(key);
-  return absl::OkStatus();
+  if (!waiters.empty()) freed.push_back(key);
+  NotifyConsumed(freed);
+  return status;
 }
 
 void TensorMailbox::RecvAsync(int64_t step_id, const std::string& key, RecvCallback done) {
-  Tensor found;
-  absl::Status aborted;
+  const absl::Time now = options_.now();
+  std::vector<std::string> freed;
+  absl::StatusOr<Tensor> result;
   {
     absl::MutexLock lock(&mu_);
-    Step& step = steps_[step_id];
-    aborted = step.aborted;
-  }
-  if (!aborted.ok()) {
-    done(aborted);
-    return;
-  }
-  {
-    absl::MutexLock lock(&mu_);
-    Step& step = steps_[step_id];
-    if (!step.aborted.ok()) {
-      aborted = step.aborted;
+    ReclaimLocked(now, &freed);
+    Step* step = FindOrCreateLocked(step_id, now);
+    if (step == nullptr) {
+      result = EndedError(step_id, key);
+    } else if (!step->aborted.ok()) {
+      result = step->aborted;
+    } else if (Slot& slot = step->slots[key]; !slot.has_tensor) {
+      slot.waiters.push_back(std::move(done));
+      done = nullptr;
     } else {
-      Slot& slot = step.slots[key];
-      if (!slot.has_tensor) {
-        slot.waiters.push_back(std::move(done));
-        return;
-      }
-      found = std::move(slot.tensor);
-      step.slots.erase(key);
+      result = std::move(slot.tensor);
+      step->slots.erase(key);
     }
   }
-  if (!aborted.ok()) {
-    done(aborted);
-    return;
+  if (done) {
+    const bool consumed = result.ok();
+    done(std::move(result));
+    if (consumed) freed.push_back(key);
   }
-  done(std::move(found));
-  NotifyConsumed(key);
+  NotifyConsumed(freed);
 }
 
 absl::StatusOr<Tensor> TensorMailbox::Recv(int64_t step_id, const std::string& key,
@@ -90,23 +138,67 @@ absl::StatusOr<Tensor> TensorMailbox::Recv(int64_t step_id, const std::string& k
 }
 
 void TensorMailbox::AbortStep(int64_t step_id, const absl::Status& status) {
+  const absl::Time now = options_.now();
   std::vector<RecvCallback> waiters;
+  std::vector<std::string> freed;
   {
     absl::MutexLock lock(&mu_);
-    Step& step = steps_[step_id];
-    if (!step.aborted.ok()) return;
-    step.aborted = status;
-    for (auto& [key, slot] : step.slots) {
-      for (auto& w : slot.waiters) waiters.push_back(std::move(w));
+    ReclaimLocked(now, &freed);
+    // An abort for a step not seen yet is kept: it fails the step when it starts here.
+    Step* step = FindOrCreateLocked(step_id, now);
+    if (step != nullptr && step->aborted.ok()) {
+      step->aborted = status;
+      for (auto& [key, slot] : step->slots) {
+        for (auto& w : slot.waiters) waiters.push_back(std::move(w));
+        if (slot.has_tensor) freed.push_back(key);
+      }
+      step->slots.clear();  // Frees the step's buffered tensors.
     }
-    step.slots.clear();  // Frees the step's buffered tensors.
   }
   for (auto& w : waiters) w(status);
+  NotifyConsumed(freed);
+}
+
+void TensorMailbox::StartStep(int64_t step_id) {
+  const absl::Time now = options_.now();
+  std::vector<std::string> freed;
+  {
+    absl::MutexLock lock(&mu_);
+    ReclaimLocked(now, &freed);
+    ended_.erase(step_id);
+    Step& step = steps_[step_id];
+    step.touched = now;
+    ++step.running;
+  }
+  NotifyConsumed(freed);
 }
 
 void TensorMailbox::CleanupStep(int64_t step_id) {
-  absl::MutexLock lock(&mu_);
-  steps_.erase(step_id);
+  const absl::Time now = options_.now();
+  std::vector<RecvCallback> waiters;
+  std::vector<std::string> freed;
+  {
+    absl::MutexLock lock(&mu_);
+    ReclaimLocked(now, &freed);
+    auto it = steps_.find(step_id);
+    if (it != steps_.end() && it->second.running > 1) {
+      --it->second.running;  // Another partition of the step still runs here.
+    } else {
+      if (it != steps_.end()) {
+        for (auto& [key, slot] : it->second.slots) {
+          for (auto& w : slot.waiters) waiters.push_back(std::move(w));
+          if (slot.has_tensor) freed.push_back(key);
+        }
+        steps_.erase(it);
+      }
+      ended_[step_id] = now + options_.ended_step_ttl;
+    }
+  }
+  // E.g. a Pull for a tensor the step never produced: it would otherwise wait forever.
+  for (auto& w : waiters) {
+    w(absl::FailedPreconditionError(absl::StrCat("step ", step_id, " has ended here")));
+  }
+  NotifyConsumed(freed);
 }
 
 int64_t TensorMailbox::AddEdgeListener(EdgeListener listener) {
@@ -121,13 +213,16 @@ void TensorMailbox::RemoveEdgeListener(int64_t id) {
   listeners_.erase(id);
 }
 
-void TensorMailbox::NotifyConsumed(const std::string& key) {
+void TensorMailbox::NotifyConsumed(const std::vector<std::string>& keys) {
+  if (keys.empty()) return;
   std::vector<EdgeListener> to_call;
   {
     absl::MutexLock lock(&mu_);
     for (auto& [id, l] : listeners_) to_call.push_back(l);
   }
-  for (auto& l : to_call) l(key);
+  for (const std::string& key : keys) {
+    for (auto& l : to_call) l(key);
+  }
 }
 
 int64_t TensorMailbox::num_pending_receives() const {
@@ -155,6 +250,26 @@ int64_t TensorMailbox::buffered_bytes() const {
     for (auto& [key, slot] : step.slots) n += slot.has_tensor ? slot.tensor.TotalBytes() : 0;
   }
   return n;
+}
+
+int64_t TensorMailbox::num_steps() const {
+  absl::MutexLock lock(&mu_);
+  return steps_.size();
+}
+
+int64_t TensorMailbox::num_ended_steps() const {
+  absl::MutexLock lock(&mu_);
+  return ended_.size();
+}
+
+int64_t TensorMailbox::num_dropped() const {
+  absl::MutexLock lock(&mu_);
+  return dropped_;
+}
+
+int64_t TensorMailbox::num_reclaimed() const {
+  absl::MutexLock lock(&mu_);
+  return reclaimed_;
 }
 
 }  // namespace sluice

@@ -139,7 +139,8 @@ grpc::Status Worker::RunGraph(grpc::ServerContext* ctx, const proto::RunGraphReq
     absl::MutexLock lock(&mu_);
     it = active_steps_.emplace(req->step_id(), cm);
   }
-  absl::Status s = RunGraphImpl(*req, ctx, cm.get(), resp);
+  mailbox_->StartStep(req->step_id());
+  absl::Status s = RunGraphImpl(*req, ctx, cm, resp);
   {
     absl::MutexLock lock(&mu_);
     active_steps_.erase(it);
@@ -155,8 +156,13 @@ grpc::Status Worker::RunGraph(grpc::ServerContext* ctx, const proto::RunGraphReq
 // The rendezvous of one step's partition on this worker (see the class comment in worker.h).
 class Worker::StepRendezvous : public Rendezvous {
  public:
-  StepRendezvous(Worker* worker, int64_t step_id, const RegisteredGraph* graph, absl::Time deadline)
-      : worker_(worker), step_id_(step_id), graph_(graph), deadline_(deadline) {}
+  StepRendezvous(Worker* worker, int64_t step_id, const RegisteredGraph* graph, absl::Time deadline,
+                 std::shared_ptr<CancellationManager> cm)
+      : worker_(worker),
+        step_id_(step_id),
+        graph_(graph),
+        deadline_(deadline),
+        cm_(std::move(cm)) {}
 
   absl::Status Send(const std::string& key, Tensor value) override {
     ASSIGN_OR_RETURN(Rendezvous::ParsedKey parsed, Rendezvous::ParseKey(key));
@@ -169,7 +175,8 @@ class Worker::StepRendezvous : public Rendezvous {
                                                      " (receiver of '", parsed.edge, "')"));
     }
     ASSIGN_OR_RETURN(PeerLink * link, worker_->GetPeer(peer->second));
-    return link->edge->Send(step_id_, key, value, deadline_);
+    // Cancelling the step ends a wait for a credit from a hung receiver (it grants none).
+    return link->edge->Send(step_id_, key, value, deadline_, cm_.get());
   }
   void RecvAsync(const std::string& key, DoneCallback done) override {
     worker_->mailbox_->RecvAsync(step_id_, key, [done = std::move(done)](absl::StatusOr<Tensor> t) {
@@ -180,8 +187,15 @@ class Worker::StepRendezvous : public Rendezvous {
       }
     });
   }
+  // Cancels the step, which ends a Send waiting for a credit, and fails its receives here.
   void StartAbort(const absl::Status& status) override {
-    worker_->mailbox_->AbortStep(step_id_, status);
+    // Locals: once its receives fail the step may end, and this rendezvous with it. Cancelling
+    // is a no-op when this runs as a callback of the step's cancellation (a _Recv's).
+    std::shared_ptr<CancellationManager> cm = cm_;
+    TensorMailbox* mailbox = worker_->mailbox_;
+    const int64_t step_id = step_id_;
+    cm->StartCancel(status);
+    mailbox->AbortStep(step_id, status);
   }
 
  private:
@@ -189,10 +203,12 @@ class Worker::StepRendezvous : public Rendezvous {
   int64_t step_id_;
   const RegisteredGraph* graph_;
   absl::Time deadline_;
+  std::shared_ptr<CancellationManager> cm_;
 };
 
 absl::Status Worker::RunGraphImpl(const proto::RunGraphRequest& req, grpc::ServerContext* ctx,
-                                  CancellationManager* cm, proto::RunGraphResponse* resp) {
+                                  const std::shared_ptr<CancellationManager>& cm,
+                                  proto::RunGraphResponse* resp) {
   std::shared_ptr<RegisteredGraph> graph;
   {
     absl::MutexLock lock(&mu_);
@@ -205,10 +221,10 @@ absl::Status Worker::RunGraphImpl(const proto::RunGraphRequest& req, grpc::Serve
   }
   const absl::Duration timeout =
       req.timeout_ms() > 0 ? absl::Milliseconds(req.timeout_ms()) : absl::Seconds(60);
-  StepRendezvous rendezvous(this, req.step_id(), graph.get(), absl::Now() + timeout);
+  StepRendezvous rendezvous(this, req.step_id(), graph.get(), absl::Now() + timeout, cm);
   StepArgs args;
   args.step_id = req.step_id();
-  args.cancellation = cm;
+  args.cancellation = cm.get();
   args.rendezvous = &rendezvous;
   for (const proto::NamedTensor& f : req.feeds()) {
     ASSIGN_OR_RETURN(Tensor t, TensorFromProto(f.tensor()));
@@ -276,6 +292,9 @@ grpc::Status Worker::Heartbeat(grpc::ServerContext*, const proto::HeartbeatReque
   {
     absl::MutexLock lock(&mu_);
     resp->set_active_steps(active_steps_.size());
+    int64_t waiting = 0;
+    for (auto& [address, link] : peers_) waiting += link->edge->waiting();
+    resp->set_waiting_sends(waiting);
   }
   resp->set_pending_receives(mailbox_->num_pending_receives());
   resp->set_buffered_bytes(mailbox_->buffered_bytes());

@@ -5,8 +5,11 @@
 // A step's partition gets a WorkerRendezvous: a _Send whose receiver is on this task delivers
 // into the worker's TensorMailbox; one whose receiver is on a peer task is pushed over the data
 // plane (after taking a credit on the edge); every _Recv waits in the mailbox, which the
-// sender's pushes fill. AbortStep (or a lost peer, reported by the master) fails each pending
-// receive of the step and frees its tensors.
+// sender's pushes fill. AbortStep (or a lost peer, reported by the master) cancels the step:
+// each pending receive of the step fails, its tensors are freed, and a _Send waiting for a
+// credit from a peer (which a hung peer never grants) fails at once with the abort's status.
+// RunGraph marks the step running in the mailbox and ends it there when it returns, so
+// tensors or aborts that arrive for it later are dropped (see tensor_mailbox.h).
 // Thread-safe: gRPC calls it from many threads.
 //
 //   TensorMailbox mailbox;
@@ -84,7 +87,8 @@ class Worker : public proto::Control::Service {
     std::unique_ptr<EdgeSender> edge;
   };
   absl::Status RunGraphImpl(const proto::RunGraphRequest& req, grpc::ServerContext* ctx,
-                            CancellationManager* cm, proto::RunGraphResponse* resp);
+                            const std::shared_ptr<CancellationManager>& cm,
+                            proto::RunGraphResponse* resp);
   absl::StatusOr<PeerLink*> GetPeer(const proto::PeerAddress& peer);
 
   const WorkerOptions options_;

@@ -28,6 +28,7 @@
 #include "gtest/gtest.h"
 #include "ops/all_ops.h"
 #include "ops/register.h"
+#include "runtime/cancellation.h"
 #include "runtime/rendezvous.h"
 #include "runtime/session.h"
 #include "tests/util/test_util.h"
@@ -339,6 +340,45 @@ TEST(ClusterTest, BadInputOnBothPortsIsAnErrorNotACrash) {
   EXPECT_TRUE((*remote)->Run({{m.x, Mlp::Batch(1, 1.0f)}}, {m.y}, &out).ok());
 }
 
+// Places `graph` on `devices`, partitions it and registers the partitions of the two workers;
+// returns their RunGraph requests (task 0, task 1). `fetch` is fetched on task 1.
+std::vector<StepCoordinator::Partition> RegisterOnWorkers(const LocalCluster& cluster,
+                                                          const Graph& graph,
+                                                          const std::vector<std::string>& devices,
+                                                          const Endpoint& fetch) {
+  Placement placement = *PlaceGraph(graph, devices);
+  PartitionedGraph parts = *PartitionGraph(graph, placement);
+  std::vector<StepCoordinator::Partition> out;
+  for (int w = 0; w < 2; ++w) {
+    const GraphPartition* part = nullptr;
+    for (const auto& p : parts.partitions) {
+      if (p.device == (w == 0 ? kW0 : kW1)) part = &p;
+    }
+    EXPECT_NE(part, nullptr);
+    proto::RegisterGraphRequest reg;
+    reg.set_protocol_version(kProtocolVersion);
+    ToGraphDef(*part->graph, reg.mutable_partition());
+    for (int i = 0; i < 2; ++i) {
+      proto::PeerAddress* peer = reg.add_peers();
+      peer->set_task_prefix(absl::StrCat("/job:worker/task:", i));
+      peer->set_control_address(cluster.worker(i).control_address);
+      peer->set_data_address(cluster.worker(i).data_address);
+    }
+    if (w == 1) reg.add_fetches(parts.Locate(fetch)->second.DebugString());
+    auto stub = proto::Control::NewStub(MakeChannel(cluster.worker(w).control_address));
+    proto::RegisterGraphResponse resp;
+    grpc::ClientContext ctx;
+    grpc::Status s = stub->RegisterGraph(&ctx, reg, &resp);
+    EXPECT_TRUE(s.ok()) << s.error_message();
+    StepCoordinator::Partition run;
+    run.worker = Ref(cluster, w);
+    run.request.set_graph_handle(resp.graph_handle());
+    run.request.set_timeout_ms(30000);
+    out.push_back(run);
+  }
+  return out;
+}
+
 // Partitions of c = Neg(Neg(a)) with `a` on a client device that nobody runs: task 0 waits for
 // `a` from the data plane, then sends Neg(a) to task 1, which fetches Neg(Neg(a)).
 struct ChainStep {
@@ -356,37 +396,23 @@ ChainStep MakeChain(const LocalCluster& cluster) {
   Output b = ops::Neg(root.WithOpName("b").WithDevice("/job:worker/task:0"), a);
   Output c = ops::Neg(root.WithOpName("c").WithDevice("/job:worker/task:1"), b);
   out.graph = *root.Finalize();
-  Placement placement = *PlaceGraph(*out.graph, {kClient, kW0, kW1});
-  PartitionedGraph parts = *PartitionGraph(*out.graph, placement);
-  for (int w = 0; w < 2; ++w) {
-    const GraphPartition* part = nullptr;
-    for (const auto& p : parts.partitions) {
-      if (p.device == (w == 0 ? kW0 : kW1)) part = &p;
-    }
-    EXPECT_NE(part, nullptr);
-    proto::RegisterGraphRequest reg;
-    reg.set_protocol_version(kProtocolVersion);
-    ToGraphDef(*part->graph, reg.mutable_partition());
-    for (int i = 0; i < 2; ++i) {
-      proto::PeerAddress* peer = reg.add_peers();
-      peer->set_task_prefix(absl::StrCat("/job:worker/task:", i));
-      peer->set_control_address(cluster.worker(i).control_address);
-      peer->set_data_address(cluster.worker(i).data_address);
-    }
-    if (w == 1) reg.add_fetches(parts.Locate(c.endpoint())->second.DebugString());
-    auto stub = proto::Control::NewStub(MakeChannel(cluster.worker(w).control_address));
-    proto::RegisterGraphResponse resp;
-    grpc::ClientContext ctx;
-    grpc::Status s = stub->RegisterGraph(&ctx, reg, &resp);
-    EXPECT_TRUE(s.ok()) << s.error_message();
-    StepCoordinator::Partition run;
-    run.worker = Ref(cluster, w);
-    run.request.set_graph_handle(resp.graph_handle());
-    run.request.set_timeout_ms(30000);
-    out.partitions.push_back(run);
-  }
+  out.partitions = RegisterOnWorkers(cluster, *out.graph, {kClient, kW0, kW1}, c.endpoint());
   out.a_name = "a:0";
   return out;
+}
+
+// Runs one worker's partition of `step` by calling its RunGraph directly, as the master does.
+absl::StatusOr<proto::RunGraphResponse> RunPartition(StepCoordinator::Partition partition,
+                                                     int64_t step) {
+  auto stub = proto::Control::NewStub(MakeChannel(partition.worker.control_address));
+  partition.request.set_protocol_version(kProtocolVersion);
+  partition.request.set_step_id(step);
+  proto::RunGraphResponse resp;
+  grpc::ClientContext ctx;
+  ctx.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(120)));
+  grpc::Status s = stub->RunGraph(&ctx, partition.request, &resp);
+  if (!s.ok()) return FromGrpc(s);
+  return resp;
 }
 
 TEST(ClusterTest, StepAcrossHandMadePartitionsCompletes) {
@@ -523,6 +549,106 @@ TEST(ClusterTest, HungWorkerIsDetectedByMissedHeartbeats) {
       WaitFor([&] { return Beat(cluster->worker(1).control_address).active_steps() == 0; }));
   EXPECT_EQ(Beat(cluster->worker(1).control_address).pending_receives(), 0);
   ASSERT_TRUE(cluster->ResumeWorker(0).ok());
+}
+
+// A receiver that is hung but still connected grants no credit: a step whose _Send waits for
+// one must still end as soon as it is aborted, not at its deadline.
+TEST(ClusterTest, AbortEndsASendWaitingForAHungPeersCredit) {
+  auto cluster = StartCluster({"--credit_window=1"});
+  ASSERT_NE(cluster, nullptr);
+  RegisterAllOps();
+  // Task 0 sends two tensors over its edge to task 1, which adds them.
+  Scope root = Scope::NewRootScope();
+  Scope s0 = root.WithDevice("/job:worker/task:0");
+  Output k = ops::Const(s0.WithOpName("k"), Tensor::FromVector<float>({2, -3}));
+  Output c = ops::Add(root.WithOpName("c").WithDevice("/job:worker/task:1"),
+                      ops::Neg(s0.WithOpName("neg"), k), ops::Square(s0.WithOpName("sq"), k));
+  std::shared_ptr<const Graph> graph = *root.Finalize();
+  std::vector<StepCoordinator::Partition> parts =
+      RegisterOnWorkers(*cluster, *graph, {kW0, kW1}, c.endpoint());
+  for (auto& p : parts) p.request.set_timeout_ms(60000);
+
+  // With one credit the second tensor waits until task 1 consumes the first; a healthy task 1
+  // does. This also opens the edge, so the hung step below waits for a credit, not a connection.
+  absl::StatusOr<proto::RunGraphResponse> r0;
+  std::thread first([&] { r0 = RunPartition(parts[0], 90); });
+  absl::StatusOr<proto::RunGraphResponse> r1 = RunPartition(parts[1], 90);
+  first.join();
+  ASSERT_TRUE(r0.ok()) << r0.status();
+  ASSERT_TRUE(r1.ok()) << r1.status();
+  EXPECT_TRUE(
+      TensorEq(*TensorFromProto(r1->fetches(0).tensor()), Tensor::FromVector<float>({2, 12})));
+
+  ASSERT_TRUE(cluster->PauseWorker(1).ok());  // Connected but silent: it grants nothing.
+  absl::StatusOr<proto::RunGraphResponse> hung;
+  absl::Time returned;
+  std::thread run([&] {
+    hung = RunPartition(parts[0], 91);
+    returned = absl::Now();
+  });
+  const std::string& w0 = cluster->worker(0).control_address;
+  ASSERT_TRUE(WaitFor([&] { return Beat(w0).waiting_sends() == 1; }));
+  // What the master's StepCoordinator sends once heartbeats find task 1 lost.
+  const std::string reason =
+      absl::StrCat("step 91 failed: lost /job:worker/task:1 at ",
+                   cluster->worker(1).control_address, ": missed heartbeats");
+  proto::AbortStepRequest abort;
+  abort.set_protocol_version(kProtocolVersion);
+  abort.set_step_id(91);
+  abort.set_reason(reason);
+  proto::AbortStepResponse aborted;
+  grpc::ClientContext ctx;
+  const absl::Time abort_sent = absl::Now();
+  ASSERT_TRUE(proto::Control::NewStub(MakeChannel(w0))->AbortStep(&ctx, abort, &aborted).ok());
+  run.join();
+  EXPECT_LT(returned - abort_sent, absl::Seconds(10));  // The step's deadline is 60 s away.
+  EXPECT_TRUE(StatusHas(hung.status(), absl::StatusCode::kAborted,
+                        "/job:worker/task:0 step 91: " + reason));
+  proto::HeartbeatResponse beat = Beat(w0);
+  EXPECT_EQ(beat.active_steps(), 0);
+  EXPECT_EQ(beat.waiting_sends(), 0);
+  ASSERT_TRUE(cluster->ResumeWorker(1).ok());
+}
+
+// The same at the EdgeSender: cancelling the step's CancellationManager ends the wait at once,
+// with the cancellation's code and a message naming the edge, the step and the tensor.
+TEST(ClusterTest, CancellingAStepEndsItsWaitForACredit) {
+  auto cluster = StartCluster({"--credit_window=1"});
+  ASSERT_NE(cluster, nullptr);
+  DataClient client(MakeChannel(cluster->worker(1).data_address, kMaxMessage),
+                    {.chunk_bytes = 16384});
+  EdgeSender edge(MakeChannel(cluster->worker(1).control_address), &client,
+                  "/job:client/task:0->/job:worker/task:1");
+  auto key = [](int i) {
+    return Rendezvous::CreateKey(9, kClient, kW1, absl::StrCat("t", i, ":0"));
+  };
+  Tensor v = Tensor::FromVector<float>({1, 2, 3});
+  CancellationManager cm;
+  ASSERT_TRUE(edge.Send(9, key(0), v, absl::Now() + absl::Seconds(10), &cm).ok());
+  // Nobody consumes t0 on task 1, so no credit comes back and the next Send waits.
+  const absl::Time deadline = absl::Now() + absl::Seconds(60);
+  absl::Status sent;
+  absl::Time returned;
+  std::thread sender([&] {
+    sent = edge.Send(9, key(1), v, deadline, &cm);
+    returned = absl::Now();
+  });
+  ASSERT_TRUE(WaitFor([&] { return edge.waiting() == 1; }));
+  const absl::Time cancelled = absl::Now();
+  cm.StartCancel(absl::AbortedError("step 9 aborted: lost /job:worker/task:1"));
+  sender.join();
+  EXPECT_LT(returned - cancelled, absl::Seconds(5));
+  EXPECT_TRUE(StatusHas(sent, absl::StatusCode::kAborted,
+                        absl::StrCat("edge '/job:client/task:0->/job:worker/task:1': step 9 was "
+                                     "cancelled before tensor '",
+                                     key(1),
+                                     "' got a credit (1 in flight): step 9 aborted: lost "
+                                     "/job:worker/task:1")));
+  EXPECT_EQ(edge.waiting(), 0);
+  EXPECT_EQ(edge.credits(), 0);
+  // A step cancelled before its Send fails at once.
+  EXPECT_TRUE(StatusHas(edge.Send(9, key(2), v, deadline, &cm), absl::StatusCode::kAborted,
+                        "step 9 aborted: lost /job:worker/task:1"));
 }
 
 TEST(ClusterTest, ExtendSessionAddsNodes) {
