@@ -18,7 +18,7 @@ namespace {
 
 constexpr int kBulkWindowBytes = 16 << 20;
 constexpr int kBulkFrameBytes = (16 << 20) - 1;  // HTTP/2's largest frame.
-constexpr int kBulkReadBytes = 4 << 20;
+constexpr int kBulkReadBytes = 1 << 20;
 
 grpc::ChannelArguments BaseArgs(int max_message_bytes) {
   grpc::ChannelArguments args;
