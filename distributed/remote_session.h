@@ -2,8 +2,9 @@
 // the graph to the master (which places, partitions and registers it on the workers); each Run
 // is one RunStep; the session is closed on destruction. Save/Restore checkpoint the variables
 // through nodes Create adds to the graph: per variable V, "_checkpoint/V/handle" (a Variable
-// node of V), "_checkpoint/V/value" (a Placeholder) and "_checkpoint/V/restore" (an Assign). Thread-safe: Run may be called
-// concurrently.
+// node of V), "_checkpoint/V/value" (a Placeholder) and "_checkpoint/V/restore" (an Assign).
+// Variables live on the workers and are shared by name by every session of the cluster.
+// Thread-safe: Run may be called concurrently.
 //
 //   ASSIGN_OR_RETURN(auto session, RemoteSession::Create("127.0.0.1:5000", graph));
 //   std::vector<Tensor> out;
