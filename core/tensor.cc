@@ -1,5 +1,6 @@
 #include "core/tensor.h"
 
+#include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <map>
@@ -64,6 +65,13 @@ LargeBufferCache& Cache() {
   return *cache;
 }
 
+// Sanitizer builds skip the cache, so a use after free of a large buffer is still caught.
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+constexpr size_t kCacheMinBytes = SIZE_MAX;
+#else
+constexpr size_t kCacheMinBytes = LargeBufferCache::kMinBytes;
+#endif
+
 // aligned_alloc needs a size that is a multiple of the alignment; never allocate 0 bytes.
 size_t AllocationBytes(size_t bytes) {
   const size_t rounded = (bytes + kTensorAlignment - 1) / kTensorAlignment * kTensorAlignment;
@@ -74,14 +82,14 @@ size_t AllocationBytes(size_t bytes) {
 
 TensorBuffer::TensorBuffer(size_t bytes) : size_(bytes) {
   const size_t alloc = AllocationBytes(bytes);
-  data_ = alloc >= LargeBufferCache::kMinBytes ? Cache().Take(alloc) : nullptr;
+  data_ = alloc >= kCacheMinBytes ? Cache().Take(alloc) : nullptr;
   if (data_ == nullptr) data_ = std::aligned_alloc(kTensorAlignment, alloc);
   if (data_ == nullptr) throw std::bad_alloc();
 }
 
 TensorBuffer::~TensorBuffer() {
   const size_t alloc = AllocationBytes(size_);
-  if (alloc >= LargeBufferCache::kMinBytes && Cache().Give(data_, alloc)) return;
+  if (alloc >= kCacheMinBytes && Cache().Give(data_, alloc)) return;
   std::free(data_);
 }
 
