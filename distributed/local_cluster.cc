@@ -36,6 +36,11 @@ absl::StatusOr<std::string> ReadLine(int fd, absl::Time deadline) {
   }
 }
 
+void CloseLifeline(LocalCluster::Process* p) {
+  if (p->lifeline_fd >= 0) close(p->lifeline_fd);
+  p->lifeline_fd = -1;
+}
+
 int WaitExit(pid_t pid) {
   int status = 0;
   while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
@@ -50,13 +55,23 @@ absl::StatusOr<LocalCluster::Process> LocalCluster::Spawn(const std::string& job
                                                           std::vector<std::string> flags) {
   int fds[2];
   if (pipe(fds) != 0) return absl::InternalError(absl::StrCat("pipe: ", strerror(errno)));
+  // The lifeline: the child's stdin is the read end; this process holds the write end (close-
+  // on-exec, so no other program inherits it). When this process exits, however it dies, the
+  // server reads EOF and shuts down: no server outlives its launcher.
+  int life[2];
+  if (pipe2(life, O_CLOEXEC) != 0) {
+    close(fds[0]);
+    close(fds[1]);
+    return absl::InternalError(absl::StrCat("pipe: ", strerror(errno)));
+  }
   std::vector<std::string> args = {options_.server_binary, "--job=" + job,
-                                   absl::StrCat("--task=", task)};
+                                   absl::StrCat("--task=", task), "--exit_on_stdin_eof"};
   for (auto& f : flags) args.push_back(std::move(f));
   pid_t pid = fork();
   if (pid < 0) return absl::InternalError(absl::StrCat("fork: ", strerror(errno)));
   if (pid == 0) {
     dup2(fds[1], STDOUT_FILENO);
+    dup2(life[0], STDIN_FILENO);  // dup2 clears close-on-exec on the copy.
     close(fds[0]);
     close(fds[1]);
     std::vector<char*> argv;
@@ -66,15 +81,18 @@ absl::StatusOr<LocalCluster::Process> LocalCluster::Spawn(const std::string& job
     _exit(127);
   }
   close(fds[1]);
+  close(life[0]);
   absl::StatusOr<std::string> line = ReadLine(fds[0], absl::Now() + options_.start_timeout);
   close(fds[0]);  // Later output to stdout is dropped (the server logs to stderr).
   Process p;
   p.job = job;
   p.task = task;
   p.pid = pid;
+  p.lifeline_fd = life[1];
   if (!line.ok() || !absl::StartsWith(*line, "SLUICE_SERVER_READY")) {
     kill(pid, SIGKILL);
     WaitExit(pid);
+    close(life[1]);
     return absl::UnavailableError(
         absl::StrCat("starting ", absl::StrJoin(args, " "), ": ",
                      line.ok() ? "unexpected output '" + *line + "'" : line.status().message()));
@@ -116,6 +134,7 @@ absl::Status LocalCluster::KillWorker(int i) {
   kill(p.pid, SIGKILL);
   WaitExit(p.pid);
   p.pid = -1;
+  CloseLifeline(&p);
   return absl::OkStatus();
 }
 
@@ -138,6 +157,7 @@ absl::StatusOr<int> LocalCluster::StopWorker(int i) {
   kill(p.pid, SIGTERM);
   int code = WaitExit(p.pid);
   p.pid = -1;
+  CloseLifeline(&p);
   return code;
 }
 
@@ -165,6 +185,8 @@ LocalCluster::~LocalCluster() {
     kill(pid, SIGTERM);
   }
   for (pid_t pid : pids) WaitExit(pid);
+  CloseLifeline(&master_);
+  for (Process& w : workers_) CloseLifeline(&w);
 }
 
 }  // namespace sluice

@@ -6,7 +6,9 @@
 // is no window in which a port chosen by the launcher could be taken by someone else. The
 // workers start first; the master is then given their control addresses and learns their data
 // addresses from their heartbeat identities. A killed worker restarts on the same ports (the
-// master's cluster spec names them) under a new incarnation.
+// master's cluster spec names them) under a new incarnation. Every server is started with
+// --exit_on_stdin_eof and a pipe on its stdin that only this process holds open, so the
+// servers shut down when the launching process exits, even when it is killed.
 // Thread-compatible: one owner drives it.
 //
 //   ASSIGN_OR_RETURN(auto cluster, LocalCluster::Start({.server_binary = path, .num_workers = 2}));
@@ -42,6 +44,7 @@ class LocalCluster {
     pid_t pid = -1;
     std::string control_address;
     std::string data_address;
+    int lifeline_fd = -1;  // Write end of the server's stdin pipe; closing it stops the server.
   };
 
   static absl::StatusOr<std::unique_ptr<LocalCluster>> Start(const LocalClusterOptions& options);

@@ -10,10 +10,13 @@
 // which the local cluster launcher reads. SIGTERM or SIGINT shut it down cleanly.
 #include <malloc.h>
 #include <signal.h>
+#include <unistd.h>
 
+#include <cerrno>
 #include <cstdio>
 #include <iostream>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "absl/flags/flag.h"
@@ -35,6 +38,9 @@ ABSL_FLAG(int64_t, chunk_bytes, 1 << 20, "Data-plane payload bytes per chunk");
 ABSL_FLAG(int, credit_window, 4, "Tensors a sender may have in flight per edge");
 ABSL_FLAG(int, heartbeat_interval_ms, 500, "Master: heartbeat period");
 ABSL_FLAG(int, heartbeat_timeout_ms, 5000, "Master: a worker silent this long is lost");
+ABSL_FLAG(bool, exit_on_stdin_eof, false,
+          "Shut down when stdin reaches end of file (a launcher's lifeline pipe: the server "
+          "then stops when its launcher exits, however it dies)");
 
 namespace {
 
@@ -103,6 +109,17 @@ int main(int argc, char** argv) {
                             " listening: control ", (*server)->control_address(), ", data ",
                             (*server)->data_address(), "\n")
             << std::flush;
+  if (absl::GetFlag(FLAGS_exit_on_stdin_eof)) {
+    std::thread([] {
+      char buf[256];
+      while (true) {
+        const ssize_t n = read(STDIN_FILENO, buf, sizeof(buf));
+        if (n == 0 || (n < 0 && errno != EINTR)) break;
+      }
+      std::cerr << "sluice_server: stdin closed (the launcher exited)\n" << std::flush;
+      kill(getpid(), SIGTERM);  // Handled by the sigwait below, like an operator's SIGTERM.
+    }).detach();
+  }
   int sig = 0;
   sigwait(&signals, &sig);
   std::cerr << absl::StrCat("sluice_server /job:", options.job, "/task:", options.task, ": signal ",

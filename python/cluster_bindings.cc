@@ -236,6 +236,8 @@ void BindCluster(py::module_& m) {
            py::arg("master_flags") = std::vector<std::string>{})
       .def_property_readonly("master_address", &LocalCluster::master_address)
       .def_property_readonly("num_workers", &LocalCluster::num_workers)
+      .def_property_readonly("master_pid",
+                             [](const LocalCluster& c) { return static_cast<int>(c.master().pid); })
       .def(
           "worker_addresses",
           [](const LocalCluster& c, int i) {

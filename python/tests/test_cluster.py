@@ -1,6 +1,10 @@
 """Distributed runs from Python: sl.LocalCluster (real sluice_server processes on loopback),
 sl.Server (tasks in this process) and sl.Session("grpc://...")."""
 
+import os
+import select
+import subprocess
+import sys
 import threading
 import time
 
@@ -284,3 +288,24 @@ def test_servers_in_this_process_form_a_cluster():
 def test_server_without_its_task_in_the_spec_is_an_error():
     with pytest.raises(sl.errors.OpError, match="worker"):
         sl.Server({"worker": ["127.0.0.1:0"]}, "worker", 3)
+
+
+def test_servers_exit_when_the_launching_process_is_killed():
+    code = ("import os, sluice as sl\n"
+            "c = sl.LocalCluster(workers=2)\n"
+            "print(c._cluster.master_pid, c._cluster.worker_pid(0), c._cluster.worker_pid(1),\n"
+            "      flush=True)\n"
+            "os.kill(os.getpid(), 9)\n")
+    launcher = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                              env=dict(os.environ), timeout=60)
+    assert launcher.returncode == -9, launcher.stderr
+    for pid in [int(p) for p in launcher.stdout.split()]:
+        try:
+            fd = os.pidfd_open(pid)
+        except ProcessLookupError:
+            continue  # Already gone.
+        try:  # A pidfd becomes readable when its process exits.
+            readable, _, _ = select.select([fd], [], [], 30)
+            assert readable, "server {} outlived its launcher".format(pid)
+        finally:
+            os.close(fd)
