@@ -136,6 +136,10 @@ if os.path.exists(transfer_path):
     c = transfer["control_us"]
     add("control p99 under load (us, peer: idle p99)", c["loaded_p99"], c["idle_p99"], "us",
         "time", 2.0)
+    t = transfer.get("tcp_ping_pong_us")
+    if t:
+        add("TCP ping-pong p99 under load (us, peer: idle p99)", t["loaded_p99"],
+            t["idle_p99"], "us", "time", None)
 
 header = ("case", "sluice", "peer", "ratio", "target", "met?")
 widths = [max(len(str(r[i])) for r in rows + [header]) for i in range(len(header))]

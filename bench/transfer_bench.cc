@@ -110,6 +110,29 @@ class ProtoBytesService : public grpc::Service {
   }
 };
 
+// TCP ping-pong peer: echoes every byte back (TCP_NODELAY), the control-plane latency peer.
+void EchoServer(int listen_fd) {
+  int fd = accept(listen_fd, nullptr, nullptr);
+  int one = 1;
+  setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+  char c;
+  while (ReadAll(fd, &c, 1) && WriteAll(fd, &c, 1)) {
+  }
+  _exit(0);
+}
+
+int ConnectLoopback(int port) {
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in sa{};
+  sa.sin_family = AF_INET;
+  sa.sin_port = htons(port);
+  inet_pton(AF_INET, "127.0.0.1", &sa.sin_addr);
+  if (connect(fd, reinterpret_cast<sockaddr*>(&sa), sizeof(sa)) != 0) std::abort();
+  int one = 1;
+  setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+  return fd;
+}
+
 int ListenLoopback(int* port) {
   int fd = socket(AF_INET, SOCK_STREAM, 0);
   sockaddr_in sa{};
@@ -180,6 +203,22 @@ double ProtoGBps(grpc::Channel* channel, int64_t size) {
   return n * size / Seconds(absl::Now() - start) / 1e9;
 }
 
+std::pair<double, double> P50P99(std::vector<double> us) {
+  std::sort(us.begin(), us.end());
+  return {us[us.size() / 2], us[us.size() * 99 / 100]};
+}
+
+std::pair<double, double> PingPongP50P99(int fd, int samples) {
+  std::vector<double> us;
+  char c = 1;
+  for (int i = 0; i < samples; ++i) {
+    absl::Time t0 = absl::Now();
+    if (!WriteAll(fd, &c, 1) || !ReadAll(fd, &c, 1)) std::abort();
+    us.push_back(absl::ToDoubleMicroseconds(absl::Now() - t0));
+  }
+  return P50P99(std::move(us));
+}
+
 std::pair<double, double> HeartbeatP50P99(proto::Control::Stub* stub, int samples) {
   std::vector<double> us;
   proto::HeartbeatRequest req;
@@ -191,8 +230,7 @@ std::pair<double, double> HeartbeatP50P99(proto::Control::Stub* stub, int sample
     stub->Heartbeat(&ctx, req, &resp);
     us.push_back(absl::ToDoubleMicroseconds(absl::Now() - t0));
   }
-  std::sort(us.begin(), us.end());
-  return {us[us.size() / 2], us[us.size() * 99 / 100]};
+  return P50P99(std::move(us));
 }
 
 int Main(const char* argv0, const char* json_path) {
@@ -202,8 +240,13 @@ int Main(const char* argv0, const char* json_path) {
   pid_t tcp_child = fork();
   if (tcp_child == 0) RawTcpServer(tcp_listen);
   close(tcp_listen);
+  int echo_port = 0;
+  int echo_listen = ListenLoopback(&echo_port);
+  pid_t echo_child = fork();
+  if (echo_child == 0) EchoServer(echo_listen);
+  close(echo_listen);
   int proto_pipe[2];
-  pipe(proto_pipe);
+  if (pipe(proto_pipe) != 0) return 1;
   pid_t proto_child = fork();
   if (proto_child == 0) {
     ProtoBytesService service;
@@ -272,6 +315,20 @@ int Main(const char* argv0, const char* json_path) {
                     ", \"sluice_gbps\": ", sa_, ", \"tcp_gbps\": ", sb, ", \"pb_grpc_gbps\": ", sc,
                     "}");
   }
+  // The peer: TCP ping-pong, idle and while the raw TCP stream saturates the loopback.
+  const int echo = ConnectLoopback(echo_port);
+  auto tcp_idle = PingPongP50P99(echo, 2000);
+  std::pair<double, double> tcp_loaded;
+  {
+    std::atomic<bool> stop{false};
+    std::thread load([&] {
+      while (!stop) RawTcpGBps(tcp, int64_t{64} << 20);
+    });
+    tcp_loaded = PingPongP50P99(echo, 2000);
+    stop = true;
+    load.join();
+  }
+  close(echo);
   auto idle = HeartbeatP50P99(control.get(), 2000);
   std::atomic<bool> stop{false};
   std::thread load([&] {
@@ -285,9 +342,15 @@ int Main(const char* argv0, const char* json_path) {
   std::printf("control RTT idle:   p50 %.0f us, p99 %.0f us\n", idle.first, idle.second);
   std::printf("control RTT loaded: p50 %.0f us, p99 %.0f us  (p99 loaded/idle %.2fx)\n",
               loaded.first, loaded.second, loaded.second / idle.second);
+  std::printf("TCP ping-pong idle:   p50 %.0f us, p99 %.0f us\n", tcp_idle.first, tcp_idle.second);
+  std::printf("TCP ping-pong loaded: p50 %.0f us, p99 %.0f us  (p99 loaded/idle %.2fx)\n",
+              tcp_loaded.first, tcp_loaded.second, tcp_loaded.second / tcp_idle.second);
   absl::StrAppend(&json, "], \"control_us\": {\"idle_p50\": ", idle.first,
                   ", \"idle_p99\": ", idle.second, ", \"loaded_p50\": ", loaded.first,
-                  ", \"loaded_p99\": ", loaded.second, "}}\n");
+                  ", \"loaded_p99\": ", loaded.second,
+                  "}, \"tcp_ping_pong_us\": {\"idle_p50\": ", tcp_idle.first,
+                  ", \"idle_p99\": ", tcp_idle.second, ", \"loaded_p50\": ", tcp_loaded.first,
+                  ", \"loaded_p99\": ", tcp_loaded.second, "}}\n");
   if (json_path != nullptr) {
     FILE* f = std::fopen(json_path, "w");
     if (f == nullptr || std::fputs(json.c_str(), f) < 0 || std::fclose(f) != 0) {
@@ -297,6 +360,7 @@ int Main(const char* argv0, const char* json_path) {
   }
   close(tcp);
   kill(proto_child, SIGTERM);
+  waitpid(echo_child, nullptr, 0);
   waitpid(tcp_child, nullptr, 0);
   waitpid(proto_child, nullptr, 0);
   return 0;
