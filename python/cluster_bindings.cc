@@ -19,7 +19,7 @@ namespace python {
 namespace {
 
 // Same Python interface as the in-process PySession (session_bindings.cc): the remote session
-// is created (and the graph finalised and sent to the master) on the first use.
+// is created (a snapshot of the graph sent to the master) on the first use.
 class PyRemoteSession {
  public:
   PyRemoteSession(std::shared_ptr<GraphCore> core, std::string master_address,
@@ -103,16 +103,21 @@ class PyRemoteSession {
   bool closed() const { return closed_; }
 
  private:
+  // Created on first use, and again over a new snapshot when ops were added since; the
+  // variables live on the workers (shared by name), so they carry over by themselves.
   std::shared_ptr<RemoteSession> GetSession() {
     if (closed_) throw std::runtime_error("Attempted to use a closed Session.");
-    if (session_ == nullptr) {
-      std::shared_ptr<const Graph> graph = ValueOrThrow(core_->Finalize());
+    std::shared_ptr<const Graph> graph = ValueOrThrow(core_->Snapshot());
+    if (session_ == nullptr || graph != graph_) {
+      std::shared_ptr<RemoteSession> old = std::move(session_);
       absl::StatusOr<std::unique_ptr<RemoteSession>> created;
       {
         py::gil_scoped_release release;
-        created = RemoteSession::Create(master_address_, std::move(graph), options_);
+        old.reset();  // Closes it on the master.
+        created = RemoteSession::Create(master_address_, graph, options_);
       }
       session_ = ValueOrThrow(std::move(created));
+      graph_ = std::move(graph);
     }
     return session_;
   }
@@ -120,6 +125,7 @@ class PyRemoteSession {
   std::shared_ptr<GraphCore> core_;
   std::string master_address_;
   RemoteSessionOptions options_;
+  std::shared_ptr<const Graph> graph_;  // The snapshot session_ runs.
   std::shared_ptr<RemoteSession> session_;
   bool closed_ = false;
 };

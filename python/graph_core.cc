@@ -8,6 +8,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "core/status.h"
+#include "graph/graph_def.h"
 #include "ops/register.h"
 
 namespace sluice {
@@ -208,8 +209,8 @@ absl::StatusOr<const Node*> GraphCore::AddOp(const std::string& op,
   if (finalized()) {
     return absl::FailedPreconditionError(
         absl::StrCat(context,
-                     ": the graph is finalized (a Session finalizes its graph on its "
-                     "first run); no operation can be added"));
+                     ": the graph is finalized (Graph.finalize() was called); no operation "
+                     "can be added"));
   }
   absl::StatusOr<const OpDef*> found = graph().registry()->LookUp(op);
   if (!found.ok()) return AnnotateStatus(found.status(), context);
@@ -305,6 +306,17 @@ absl::StatusOr<std::shared_ptr<const Graph>> GraphCore::Finalize() {
   if (!root_.graph()->finalized()) RETURN_IF_ERROR(root_.graph()->Finalize());
   // Aliasing: the graph stays alive as long as this GraphCore (which owns it) does.
   return std::shared_ptr<const Graph>(shared_from_this(), root_.graph());
+}
+
+absl::StatusOr<std::shared_ptr<const Graph>> GraphCore::Snapshot() {
+  if (finalized()) return Finalize();
+  if (snapshot_ != nullptr && snapshot_nodes_ == graph().num_nodes()) return snapshot_;
+  proto::GraphDef def;
+  ToGraphDef(graph(), &def);
+  ASSIGN_OR_RETURN(std::unique_ptr<Graph> copy, GraphFromGraphDef(def, graph().registry()));
+  snapshot_ = std::move(copy);
+  snapshot_nodes_ = graph().num_nodes();
+  return snapshot_;
 }
 
 }  // namespace python

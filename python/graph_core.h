@@ -8,8 +8,9 @@
 // scope is made unique the same way unless it ends with "/". A failed AddOp leaves the graph as
 // it was, so building can go on after an error (unlike a Scope, which keeps its first error).
 //
-// Thread-compatibility: building is single-threaded (the Python bindings hold the GIL). After
-// Finalize() the graph is immutable and shared with sessions.
+// Thread-compatibility: building is single-threaded (the Python bindings hold the GIL). Sessions
+// run Snapshot()s, finalised copies, so ops can still be added after a run; after Finalize()
+// the graph itself is immutable and shared with sessions.
 //
 //   auto core = std::make_shared<GraphCore>();
 //   core->PushNameScope("dense");
@@ -106,6 +107,10 @@ class GraphCore : public std::enable_shared_from_this<GraphCore> {
 
   // Freezes the graph (once) and shares it; the result keeps this object alive.
   absl::StatusOr<std::shared_ptr<const Graph>> Finalize();
+  // What sessions run: a finalised copy of the graph as it is now, while the graph itself stays
+  // open for more ops. The same copy is returned until a node is added (the graph itself once
+  // it is finalised).
+  absl::StatusOr<std::shared_ptr<const Graph>> Snapshot();
 
  private:
   struct Frame {
@@ -122,6 +127,8 @@ class GraphCore : public std::enable_shared_from_this<GraphCore> {
   std::vector<Frame> frames_;  // frames_[0] is the root frame; never empty.
   absl::flat_hash_set<std::string> scope_names_;
   absl::flat_hash_set<const Node*> trainable_;
+  std::shared_ptr<const Graph> snapshot_;
+  int snapshot_nodes_ = -1;  // graph().num_nodes() when snapshot_ was taken.
 };
 
 }  // namespace python

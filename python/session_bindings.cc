@@ -7,14 +7,15 @@
 #include "absl/strings/str_cat.h"
 #include "python/bindings.h"
 #include "runtime/checkpoint.h"
+#include "runtime/resource_mgr.h"
 #include "runtime/session.h"
 
 namespace sluice {
 namespace python {
 namespace {
 
-// The engine's session is created on the first run (which finalises the graph), so ops may be
-// added between making the Python Session and running it, as users of graph mode expect.
+// The engine's session runs a snapshot of the graph taken at the first run, and a new one
+// whenever ops were added since, so ops may be added at any time, as users of graph mode expect.
 // Thread-safe through the GIL: the shared_ptr is only touched with the GIL held, and a run
 // keeps its own reference while the GIL is released, so Close() during a run is safe.
 class PySession {
@@ -27,31 +28,31 @@ class PySession {
 
   py::list Run(const py::list& feeds, const py::list& fetches, const py::list& targets) {
     std::shared_ptr<Session> session = GetSession();
-    std::vector<std::pair<Output, Tensor>> feed_values;
+    // By name: the session runs a snapshot of the graph (GraphCore::Snapshot), whose nodes are
+    // copies of the Python objects' nodes.
+    std::vector<std::pair<std::string, Tensor>> feed_values;
     for (py::handle item : feeds) {
       py::tuple pair = py::reinterpret_borrow<py::tuple>(item);
-      Endpoint e = pair[0].cast<const PyTensor&>().endpoint;
+      const std::string name = pair[0].cast<const PyTensor&>().endpoint.DebugString();
       absl::StatusOr<Tensor> value = TensorFromArray(pair[1].cast<py::array>());
       if (!value.ok()) {
-        ThrowStatus(absl::Status(
-            value.status().code(),
-            absl::StrCat("feed for '", e.DebugString(), "': ", value.status().message())));
+        ThrowStatus(absl::Status(value.status().code(), absl::StrCat("feed for '", name, "': ",
+                                                                     value.status().message())));
       }
-      feed_values.emplace_back(Output(e.node, e.index), *std::move(value));
+      feed_values.emplace_back(name, *std::move(value));
     }
-    std::vector<Output> fetch_outputs, target_outputs;
+    std::vector<std::string> fetch_names, target_names;
     for (py::handle item : fetches) {
-      const Endpoint& e = item.cast<const PyTensor&>().endpoint;
-      fetch_outputs.emplace_back(e.node, e.index);
+      fetch_names.push_back(item.cast<const PyTensor&>().endpoint.DebugString());
     }
     for (py::handle item : targets) {
-      target_outputs.emplace_back(item.cast<const PyOperation&>().node, 0);
+      target_names.push_back(item.cast<const PyOperation&>().node->name());
     }
     std::vector<Tensor> outputs;
     absl::Status status;
     {
       py::gil_scoped_release release;
-      status = session->Run(feed_values, fetch_outputs, &outputs, target_outputs);
+      status = session->Run(feed_values, fetch_names, target_names, &outputs);
       feed_values.clear();  // Frees the feed copies before the GIL comes back.
     }
     ThrowIfError(status);
@@ -89,18 +90,44 @@ class PySession {
   bool closed() const { return closed_; }
 
  private:
-  // The engine session, created (and the graph finalised) on first use.
+  // The engine session over the graph as it is now: created on first use, and created again
+  // over a new snapshot when ops were added since, with the variables' values carried over (by
+  // name, sharing their buffers; copy-on-write keeps them apart from then on). Updates made by
+  // a run still in flight on the old session after that are not carried.
   std::shared_ptr<Session> GetSession() {
     if (closed_) throw std::runtime_error("Attempted to use a closed Session.");
-    if (session_ == nullptr) {
-      std::shared_ptr<const Graph> graph = ValueOrThrow(core_->Finalize());
-      session_ = ValueOrThrow(Session::Create(std::move(graph), options_));
+    std::shared_ptr<const Graph> graph = ValueOrThrow(core_->Snapshot());
+    if (session_ == nullptr || graph != graph_) {
+      std::shared_ptr<Session> next = ValueOrThrow(Session::Create(graph, options_));
+      if (session_ != nullptr)
+        CarryVariables(*session_->device()->resources(), *next->device()->resources());
+      session_ = std::move(next);
+      graph_ = std::move(graph);
     }
     return session_;
   }
 
+  static void CarryVariables(const ResourceMgr& from, ResourceMgr& to) {
+    for (const std::string& name : from.VariableNames()) {
+      std::shared_ptr<Variable> old_var = from.LookupVariable(name);
+      if (old_var == nullptr) continue;
+      Tensor value;
+      bool initialized;
+      {
+        absl::ReaderMutexLock lock(&old_var->mu);
+        value = old_var->value;
+        initialized = old_var->initialized;
+      }
+      std::shared_ptr<Variable> new_var = to.LookupOrCreateVariable(name);
+      absl::MutexLock lock(&new_var->mu);
+      new_var->value = std::move(value);
+      new_var->initialized = initialized;
+    }
+  }
+
   std::shared_ptr<GraphCore> core_;
   SessionOptions options_;
+  std::shared_ptr<const Graph> graph_;  // The snapshot session_ runs.
   std::shared_ptr<Session> session_;
   bool closed_ = false;
 };

@@ -43,8 +43,9 @@ class Graph(_core.Graph):
     """A dataflow graph: Operations (nodes) connected by Tensors (their outputs).
 
     Build it inside `with g.as_default():` (or pass tensors of `g` to op functions), then run it
-    with `sl.Session(graph=g)`. A session finalises the graph on its first run; no operation
-    can be added after that.
+    with `sl.Session(graph=g)`. Operations may be added at any time, also after a session ran
+    (the session then runs the larger graph, keeping its variables); `finalize()` freezes the
+    graph for good.
 
     Methods inherited from the engine: get_operation_by_name(name),
     get_tensor_by_name("node:0"), get_operations(), unique_name(name), finalize(), finalized,

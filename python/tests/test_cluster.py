@@ -198,6 +198,18 @@ def test_remote_restore_checks_the_file_before_touching_variables(cluster, tmp_p
         np.testing.assert_array_equal(remote.run(m["w1"]), before)
 
 
+def test_operations_added_after_a_remote_run_see_the_trained_variables(cluster):
+    g, m = build_two_worker_model()
+    with sl.Session(cluster.target, graph=g) as sess:
+        sess.run(m["init"])
+        with g.as_default():
+            with sl.device("/job:worker/task:0"):
+                bump = sl.assign_add(m["w1"], np.ones((4, 8), np.float32))
+        before = sess.run(m["w1"])
+        sess.run(bump)
+        np.testing.assert_allclose(sess.run(m["w1"]), before + 1)
+
+
 def test_sessions_on_one_cluster_run_concurrently_from_threads(cluster):
     g = sl.Graph()
     with g.as_default():

@@ -189,8 +189,23 @@ def test_default_graph_stack():
     assert sl.get_default_graph() is not outer
 
 
-def test_no_operation_can_be_added_after_a_session_ran(graph, sess):
+def test_operations_can_be_added_after_a_session_ran(graph, sess):
+    v = sl.Variable([1.0, 2.0], name="v")
+    sess.run(v.initializer)
+    sess.run(sl.assign_add(v, [1.0, 1.0]))  # Built after the first run.
+    doubled = v * 2  # Likewise: the variable keeps its value in the extended graph.
+    np.testing.assert_array_equal(sess.run(doubled), [4.0, 6.0])
+    w = sl.Variable(sl.zeros([2]), name="w")  # A new variable needs its own initializer.
+    with pytest.raises(sl.errors.FailedPreconditionError, match="'w'"):
+        sess.run(w)
+    sess.run(w.initializer)
+    np.testing.assert_array_equal(sess.run(v + w), [2.0, 3.0])
+    assert not graph.finalized
+
+
+def test_no_operation_can_be_added_after_finalize(graph, sess):
     a = sl.constant(1.0)
+    graph.finalize()
     assert sess.run(a) == 1.0
     assert graph.finalized
     with pytest.raises(sl.errors.FailedPreconditionError, match="the graph is finalized"):
