@@ -2,9 +2,10 @@
 
     with sl.Session(graph=g) as sess:                   # runs in this process
         sess.run(init)
-    with sl.Session(cluster.target, graph=g) as sess:   # on a cluster (sl.LocalCluster, ...)
-        sess.run(init)
         loss_value, _ = sess.run([loss, train_op], feed_dict={x: batch_x, y: batch_y})
+    with sl.LocalCluster(workers=2) as cluster:
+        with sl.Session(cluster.target, graph=g) as sess:   # runs on the cluster
+            sess.run(init)
 
 Fetches may be a Tensor, Variable, Operation, tensor or operation name, or nested lists,
 tuples and dicts of them; the result has the same structure, with a numpy value per tensor and
