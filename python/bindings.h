@@ -16,6 +16,7 @@
 #include <memory>
 #include <string>
 #include <utility>
+#include <vector>
 
 #include "absl/status/statusor.h"
 #include "core/tensor.h"
@@ -93,6 +94,43 @@ void BindGraph(py::module_& m);
 
 // ---- sessions (session_bindings.cc)
 void BindSession(py::module_& m);
+
+// Calls `f` (returning absl::Status) with the GIL released and raises its error.
+template <typename F>
+void CallWithoutGil(F&& f) {
+  absl::Status status;
+  {
+    py::gil_scoped_release release;
+    status = f();
+  }
+  ThrowIfError(status);
+}
+
+// The arguments of one Session.run, by name: sessions run snapshots of the graph
+// (GraphCore::Snapshot), whose nodes are copies of the Python objects' nodes.
+struct NamedRun {
+  std::vector<std::pair<std::string, Tensor>> feeds;
+  std::vector<std::string> fetches;
+  std::vector<std::string> targets;
+};
+// feeds: [(Tensor, ndarray)], fetches: [Tensor], targets: [Operation].
+NamedRun NamedRunFromPython(const py::list& feeds, const py::list& fetches,
+                            const py::list& targets);
+
+// Runs `run` on `session` (a Session or a RemoteSession) with the GIL released; one numpy value
+// per fetch.
+template <typename SessionT>
+py::list RunNamed(SessionT& session, NamedRun run) {
+  std::vector<Tensor> outputs;
+  CallWithoutGil([&] {
+    absl::Status status = session.Run(run.feeds, run.fetches, run.targets, &outputs);
+    run.feeds.clear();  // Frees the feed copies before the GIL comes back.
+    return status;
+  });
+  py::list result;
+  for (Tensor& t : outputs) result.append(ArrayFromTensor(std::move(t)));
+  return result;
+}
 
 // ---- variables, gradients, optimizers (training_bindings.cc)
 void BindTraining(py::module_& m);

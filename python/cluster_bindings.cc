@@ -31,55 +31,17 @@ class PyRemoteSession {
 
   py::list Run(const py::list& feeds, const py::list& fetches, const py::list& targets) {
     std::shared_ptr<RemoteSession> session = GetSession();
-    std::vector<std::pair<std::string, Tensor>> feed_values;
-    for (py::handle item : feeds) {
-      py::tuple pair = py::reinterpret_borrow<py::tuple>(item);
-      const std::string name = pair[0].cast<const PyTensor&>().endpoint.DebugString();
-      absl::StatusOr<Tensor> value = TensorFromArray(pair[1].cast<py::array>());
-      if (!value.ok()) {
-        ThrowStatus(absl::Status(value.status().code(), absl::StrCat("feed for '", name, "': ",
-                                                                     value.status().message())));
-      }
-      feed_values.emplace_back(name, *std::move(value));
-    }
-    std::vector<std::string> fetch_names, target_names;
-    for (py::handle item : fetches) {
-      fetch_names.push_back(item.cast<const PyTensor&>().endpoint.DebugString());
-    }
-    for (py::handle item : targets) {
-      target_names.push_back(item.cast<const PyOperation&>().node->name());
-    }
-    std::vector<Tensor> outputs;
-    absl::Status status;
-    {
-      py::gil_scoped_release release;
-      status = session->Run(feed_values, fetch_names, target_names, &outputs);
-      feed_values.clear();
-    }
-    ThrowIfError(status);
-    py::list result;
-    for (Tensor& t : outputs) result.append(ArrayFromTensor(std::move(t)));
-    return result;
+    return RunNamed(*session, NamedRunFromPython(feeds, fetches, targets));
   }
 
   void Save(const std::string& path, const std::vector<std::string>& names) {
     std::shared_ptr<RemoteSession> session = GetSession();
-    absl::Status status;
-    {
-      py::gil_scoped_release release;
-      status = session->Save(path, names);
-    }
-    ThrowIfError(status);
+    CallWithoutGil([&] { return session->Save(path, names); });
   }
 
   void Restore(const std::string& path, const std::vector<std::string>& names) {
     std::shared_ptr<RemoteSession> session = GetSession();
-    absl::Status status;
-    {
-      py::gil_scoped_release release;
-      status = session->Restore(path, names);
-    }
-    ThrowIfError(status);
+    CallWithoutGil([&] { return session->Restore(path, names); });
   }
 
   std::vector<std::string> ListDevices() {
@@ -190,12 +152,7 @@ void CallReleased(LocalCluster& cluster, Method method, int worker) {
     throw py::index_error(
         absl::StrCat("worker ", worker, " out of range [0, ", cluster.num_workers(), ")"));
   }
-  absl::Status status;
-  {
-    py::gil_scoped_release release;
-    status = (cluster.*method)(worker);
-  }
-  ThrowIfError(status);
+  CallWithoutGil([&] { return (cluster.*method)(worker); });
 }
 
 }  // namespace

@@ -28,58 +28,18 @@ class PySession {
 
   py::list Run(const py::list& feeds, const py::list& fetches, const py::list& targets) {
     std::shared_ptr<Session> session = GetSession();
-    // By name: the session runs a snapshot of the graph (GraphCore::Snapshot), whose nodes are
-    // copies of the Python objects' nodes.
-    std::vector<std::pair<std::string, Tensor>> feed_values;
-    for (py::handle item : feeds) {
-      py::tuple pair = py::reinterpret_borrow<py::tuple>(item);
-      const std::string name = pair[0].cast<const PyTensor&>().endpoint.DebugString();
-      absl::StatusOr<Tensor> value = TensorFromArray(pair[1].cast<py::array>());
-      if (!value.ok()) {
-        ThrowStatus(absl::Status(value.status().code(), absl::StrCat("feed for '", name, "': ",
-                                                                     value.status().message())));
-      }
-      feed_values.emplace_back(name, *std::move(value));
-    }
-    std::vector<std::string> fetch_names, target_names;
-    for (py::handle item : fetches) {
-      fetch_names.push_back(item.cast<const PyTensor&>().endpoint.DebugString());
-    }
-    for (py::handle item : targets) {
-      target_names.push_back(item.cast<const PyOperation&>().node->name());
-    }
-    std::vector<Tensor> outputs;
-    absl::Status status;
-    {
-      py::gil_scoped_release release;
-      status = session->Run(feed_values, fetch_names, target_names, &outputs);
-      feed_values.clear();  // Frees the feed copies before the GIL comes back.
-    }
-    ThrowIfError(status);
-    py::list result;
-    for (Tensor& t : outputs) result.append(ArrayFromTensor(std::move(t)));
-    return result;
+    return RunNamed(*session, NamedRunFromPython(feeds, fetches, targets));
   }
 
   // Checkpoints (runtime/checkpoint.h) of the session's variables; `names` empty: all of them.
   void Save(const std::string& path, const std::vector<std::string>& names) {
     std::shared_ptr<Session> session = GetSession();
-    absl::Status status;
-    {
-      py::gil_scoped_release release;
-      status = SaveCheckpoint(*session, path, names);
-    }
-    ThrowIfError(status);
+    CallWithoutGil([&] { return SaveCheckpoint(*session, path, names); });
   }
 
   void Restore(const std::string& path, const std::vector<std::string>& names) {
     std::shared_ptr<Session> session = GetSession();
-    absl::Status status;
-    {
-      py::gil_scoped_release release;
-      status = RestoreCheckpoint(*session, path, names);
-    }
-    ThrowIfError(status);
+    CallWithoutGil([&] { return RestoreCheckpoint(*session, path, names); });
   }
 
   void Close() {
@@ -133,6 +93,28 @@ class PySession {
 };
 
 }  // namespace
+
+NamedRun NamedRunFromPython(const py::list& feeds, const py::list& fetches,
+                            const py::list& targets) {
+  NamedRun run;
+  for (py::handle item : feeds) {
+    py::tuple pair = py::reinterpret_borrow<py::tuple>(item);
+    const std::string name = pair[0].cast<const PyTensor&>().endpoint.DebugString();
+    absl::StatusOr<Tensor> value = TensorFromArray(pair[1].cast<py::array>());
+    if (!value.ok()) {
+      ThrowStatus(absl::Status(value.status().code(),
+                               absl::StrCat("feed for '", name, "': ", value.status().message())));
+    }
+    run.feeds.emplace_back(name, *std::move(value));
+  }
+  for (py::handle item : fetches) {
+    run.fetches.push_back(item.cast<const PyTensor&>().endpoint.DebugString());
+  }
+  for (py::handle item : targets) {
+    run.targets.push_back(item.cast<const PyOperation&>().node->name());
+  }
+  return run;
+}
 
 void BindSession(py::module_& m) {
   py::class_<PySession>(m, "Session", "The in-process engine session behind sluice.Session.")
