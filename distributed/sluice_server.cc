@@ -8,7 +8,6 @@
 // Once listening it prints one line to stdout,
 //   SLUICE_SERVER_READY job=worker task=1 control=127.0.0.1:5002 data=127.0.0.1:5003
 // which the local cluster launcher reads. SIGTERM or SIGINT shut it down cleanly.
-#include <malloc.h>
 #include <signal.h>
 #include <unistd.h>
 
@@ -53,12 +52,6 @@ int Fail(const absl::Status& s) {
 
 int main(int argc, char** argv) {
   absl::ParseCommandLine(argc, argv);
-  // Received tensors are fresh buffers, often of the same large sizes step after step. Keep
-  // freed memory in the heap for reuse instead of returning it to the OS: glibc otherwise maps
-  // every buffer over 32 MiB anew, and page-faulting a fresh 64 MiB buffer costs as much as
-  // receiving it.
-  mallopt(M_MMAP_THRESHOLD, 1 << 30);
-  mallopt(M_TRIM_THRESHOLD, 1 << 30);
   // Block the shutdown signals in every thread; one thread waits for them below.
   sigset_t signals;
   sigemptyset(&signals);
