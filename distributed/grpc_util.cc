@@ -1,5 +1,6 @@
 #include "distributed/grpc_util.h"
 
+#include <utility>
 #include <vector>
 
 namespace sluice {
@@ -16,9 +17,13 @@ absl::Status FromGrpc(const grpc::Status& s) {
 
 namespace {
 
-constexpr int kBulkWindowBytes = 16 << 20;
-constexpr int kBulkFrameBytes = (16 << 20) - 1;  // HTTP/2's largest frame.
-constexpr int kBulkReadBytes = 1 << 20;
+// The channel arguments of TuneForBulkData.
+constexpr std::pair<const char*, int> kBulkSettings[] = {
+    {GRPC_ARG_HTTP2_STREAM_LOOKAHEAD_BYTES, 16 << 20},  // The receive window.
+    {GRPC_ARG_HTTP2_MAX_FRAME_SIZE, (16 << 20) - 1},    // HTTP/2's largest frame.
+    {GRPC_ARG_TCP_MIN_READ_CHUNK_SIZE, 256 << 10},     {GRPC_ARG_TCP_READ_CHUNK_SIZE, 1 << 20},
+    {GRPC_ARG_TCP_MAX_READ_CHUNK_SIZE, 1 << 20},
+};
 
 grpc::ChannelArguments BaseArgs(int max_message_bytes) {
   grpc::ChannelArguments args;
@@ -36,19 +41,11 @@ grpc::ChannelArguments BaseArgs(int max_message_bytes) {
 }  // namespace
 
 void TuneForBulkData(grpc::ChannelArguments* args) {
-  args->SetInt(GRPC_ARG_HTTP2_STREAM_LOOKAHEAD_BYTES, kBulkWindowBytes);
-  args->SetInt(GRPC_ARG_HTTP2_MAX_FRAME_SIZE, kBulkFrameBytes);
-  args->SetInt(GRPC_ARG_TCP_MIN_READ_CHUNK_SIZE, 256 << 10);
-  args->SetInt(GRPC_ARG_TCP_READ_CHUNK_SIZE, kBulkReadBytes);
-  args->SetInt(GRPC_ARG_TCP_MAX_READ_CHUNK_SIZE, kBulkReadBytes);
+  for (const auto& [key, value] : kBulkSettings) args->SetInt(key, value);
 }
 
 void TuneForBulkData(grpc::ServerBuilder* builder) {
-  builder->AddChannelArgument(GRPC_ARG_HTTP2_STREAM_LOOKAHEAD_BYTES, kBulkWindowBytes);
-  builder->AddChannelArgument(GRPC_ARG_HTTP2_MAX_FRAME_SIZE, kBulkFrameBytes);
-  builder->AddChannelArgument(GRPC_ARG_TCP_MIN_READ_CHUNK_SIZE, 256 << 10);
-  builder->AddChannelArgument(GRPC_ARG_TCP_READ_CHUNK_SIZE, kBulkReadBytes);
-  builder->AddChannelArgument(GRPC_ARG_TCP_MAX_READ_CHUNK_SIZE, kBulkReadBytes);
+  for (const auto& [key, value] : kBulkSettings) builder->AddChannelArgument(key, value);
 }
 
 std::shared_ptr<grpc::Channel> MakeChannel(const std::string& address, int max_message_bytes) {

@@ -23,14 +23,15 @@ std::string CheckpointNode(absl::string_view variable, absl::string_view role) {
 // `graph` plus, for every variable, a handle to read it, a placeholder for a restored value and
 // an Assign of that value; all on the variable's requested device (the placer colocates the
 // Assign with the variable anyway).
-absl::StatusOr<std::shared_ptr<const Graph>> WithCheckpointNodes(const Graph& graph) {
+absl::StatusOr<std::shared_ptr<const Graph>> WithCheckpointNodes(
+    std::shared_ptr<const Graph> graph) {
   std::map<std::string, const Node*> variables;  // By variable name; the first node wins.
-  for (const Node* n : graph.nodes()) {
+  for (const Node* n : graph->nodes()) {
     if (n->op() == "Variable") variables.emplace(VariableNameOf(*n), n);
   }
-  if (variables.empty()) return std::shared_ptr<const Graph>(&graph, [](const Graph*) {});
+  if (variables.empty()) return graph;
   proto::GraphDef def;
-  ToGraphDef(graph, &def);
+  ToGraphDef(*graph, &def);
   ASSIGN_OR_RETURN(std::unique_ptr<Graph> g, GraphFromGraphDefUnfinalized(def));
   for (const auto& [name, var] : variables) {
     const DType dtype = var->output_type(0);
@@ -62,11 +63,9 @@ absl::StatusOr<std::unique_ptr<RemoteSession>> RemoteSession::Create(
   std::unique_ptr<RemoteSession> s(new RemoteSession);
   s->options_ = options;
   if (options.checkpoint_ops) {
-    ASSIGN_OR_RETURN(std::shared_ptr<const Graph> extended, WithCheckpointNodes(*graph));
-    // Keeps the caller's graph alive when `extended` aliases it.
-    s->graph_ = extended.get() == graph.get() ? graph : std::move(extended);
+    ASSIGN_OR_RETURN(s->graph_, WithCheckpointNodes(std::move(graph)));
   } else {
-    s->graph_ = graph;
+    s->graph_ = std::move(graph);
   }
   // RunStep responses carry whole fetched tensors: no message cap on this channel.
   s->stub_ = proto::Master::NewStub(MakeChannel(master_address, /*max_message_bytes=*/INT32_MAX));
