@@ -234,6 +234,9 @@ std::pair<double, double> HeartbeatP50P99(proto::Control::Stub* stub, int sample
 }
 
 int Main(const char* argv0, const char* json_path) {
+  // The gRPC peer runs on the polling engine Sluice selects (inherited through fork).
+  SelectGrpcPollingEngine();
+  std::printf("gRPC polling engine: %s\n", std::getenv("GRPC_POLL_STRATEGY"));
   // Peers first, before this process starts any gRPC thread (fork and gRPC do not mix).
   int tcp_port = 0;
   int tcp_listen = ListenLoopback(&tcp_port);

@@ -1,9 +1,21 @@
 #include "distributed/grpc_util.h"
 
+#include <cstdlib>
 #include <utility>
 #include <vector>
 
+#include "absl/base/call_once.h"
+#include "grpc/grpc.h"
+
 namespace sluice {
+
+void SelectGrpcPollingEngine() {
+  static absl::once_flag once;
+  absl::call_once(once, [] {
+    // setenv while gRPC's threads may read the environment would race; before init none run.
+    if (!grpc_is_initialized()) setenv("GRPC_POLL_STRATEGY", "poll", /*overwrite=*/0);
+  });
+}
 
 grpc::Status ToGrpc(const absl::Status& s) {
   if (s.ok()) return grpc::Status::OK;
@@ -49,11 +61,13 @@ void TuneForBulkData(grpc::ServerBuilder* builder) {
 }
 
 std::shared_ptr<grpc::Channel> MakeChannel(const std::string& address, int max_message_bytes) {
+  SelectGrpcPollingEngine();
   return grpc::CreateCustomChannel(address, grpc::InsecureChannelCredentials(),
                                    BaseArgs(max_message_bytes));
 }
 
 std::shared_ptr<grpc::Channel> MakeDataChannel(const std::string& address, int max_message_bytes) {
+  SelectGrpcPollingEngine();
   grpc::ChannelArguments args = BaseArgs(max_message_bytes);
   TuneForBulkData(&args);
   return grpc::CreateCustomChannel(address, grpc::InsecureChannelCredentials(), args);

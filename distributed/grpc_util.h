@@ -15,6 +15,15 @@
 
 namespace sluice {
 
+// Makes gRPC use its "poll" polling engine in this process unless GRPC_POLL_STRATEGY is set.
+// Linux's default, epoll1, shares one epoll set among all of a process's polling threads, so the
+// data plane's bulk reads and a control message's wake-up bounce between threads; on a busy
+// machine that cost half the data-plane throughput and made control round trips 3-4x slower
+// under a transfer (docs/benchmarks.md). gRPC reads the choice when it initialises, so this
+// runs before the first channel or server is built (MakeChannel, MakeDataChannel and Server
+// call it); once gRPC is initialised it changes nothing. Thread-safe.
+void SelectGrpcPollingEngine();
+
 grpc::Status ToGrpc(const absl::Status& s);
 absl::Status FromGrpc(const grpc::Status& s);
 

@@ -38,6 +38,7 @@ absl::StatusOr<WorkerRef> Handshake(const std::string& control_address, int task
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<Server>> Server::Start(const ServerOptions& options) {
+  SelectGrpcPollingEngine();
   std::unique_ptr<Server> server(new Server);
   WorkerOptions wopts;
   wopts.job = options.job;
