@@ -11,6 +11,7 @@
 //
 //   bazel run -c opt //bench:transfer_bench
 //   bazel-bin/bench/transfer_bench --out=results.json   # also writes the figures as JSON
+//   bazel-bin/bench/transfer_bench --sizes=1048576       # only these tensor sizes (bytes)
 //
 // BENCH_REPETITIONS (default 3) rounds per size, interleaved across the three transports;
 // medians are reported. bench/run_all.sh runs it and puts the ratios in its table.
@@ -31,7 +32,9 @@
 #include <thread>
 #include <vector>
 
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
 #include "core/tensor.h"
 #include "core/tensor.pb.h"
@@ -233,7 +236,7 @@ std::pair<double, double> HeartbeatP50P99(proto::Control::Stub* stub, int sample
   return P50P99(std::move(us));
 }
 
-int Main(const char* argv0, const char* json_path) {
+int Main(const char* argv0, const char* json_path, const std::vector<int64_t>& sizes) {
   // The gRPC peer runs on the polling engine Sluice selects (inherited through fork).
   SelectGrpcPollingEngine();
   std::printf("gRPC polling engine: %s\n", std::getenv("GRPC_POLL_STRATEGY"));
@@ -252,6 +255,7 @@ int Main(const char* argv0, const char* json_path) {
   if (pipe(proto_pipe) != 0) return 1;
   pid_t proto_child = fork();
   if (proto_child == 0) {
+    KeepFreedHeapMemoryForReuse();  // As sluice_server does: a fair peer.
     ProtoBytesService service;
     grpc::ServerBuilder b;
     int port = 0;
@@ -295,7 +299,7 @@ int Main(const char* argv0, const char* json_path) {
   std::printf("%-10s %12s %12s %12s %10s %10s\n", "size", "sluice GB/s", "raw TCP GB/s",
               "pb-gRPC GB/s", "vs TCP", "vs pb-gRPC");
   std::string json = "{\"transfer\": [";
-  for (int64_t size : {int64_t{64} << 10, int64_t{1} << 20, int64_t{64} << 20}) {
+  for (int64_t size : sizes) {
     std::vector<double> a, b, c;
     SluiceGBps(&data, control.get(), size, &step);  // Warm-up.
     RawTcpGBps(tcp, size);
@@ -314,7 +318,7 @@ int Main(const char* argv0, const char* json_path) {
                 size >= (1 << 20) ? absl::StrCat(size >> 20, " MiB").c_str()
                                   : absl::StrCat(size >> 10, " KiB").c_str(),
                 sa_, sb, sc, sa_ / sb, sa_ / sc);
-    absl::StrAppend(&json, size == (int64_t{64} << 10) ? "" : ", ", "{\"bytes\": ", size,
+    absl::StrAppend(&json, size == sizes.front() ? "" : ", ", "{\"bytes\": ", size,
                     ", \"sluice_gbps\": ", sa_, ", \"tcp_gbps\": ", sb, ", \"pb_grpc_gbps\": ", sc,
                     "}");
   }
@@ -374,13 +378,26 @@ int Main(const char* argv0, const char* json_path) {
 
 int main(int argc, char** argv) {
   const char* json_path = nullptr;
+  std::vector<int64_t> sizes = {int64_t{64} << 10, int64_t{1} << 20, int64_t{64} << 20};
   for (int i = 1; i < argc; ++i) {
     if (std::strncmp(argv[i], "--out=", 6) == 0) {
       json_path = argv[i] + 6;
+    } else if (std::strncmp(argv[i], "--sizes=", 8) == 0) {
+      sizes.clear();
+      for (absl::string_view part : absl::StrSplit(argv[i] + 8, ',')) {
+        int64_t bytes = 0;
+        if (!absl::SimpleAtoi(part, &bytes) || bytes < 4 || bytes % 4 != 0) {
+          std::fprintf(stderr, "--sizes: '%s' is not a byte count divisible by 4\n",
+                       std::string(part).c_str());
+          return 2;
+        }
+        sizes.push_back(bytes);
+      }
     } else {
-      std::fprintf(stderr, "usage: %s [--out=results.json]\n", argv[0]);
+      std::fprintf(stderr, "usage: %s [--out=results.json] [--sizes=65536,1048576,...]\n",
+                   argv[0]);
       return 2;
     }
   }
-  return sluice::Main(argv[0], json_path);
+  return sluice::Main(argv[0], json_path, sizes);
 }

@@ -1,5 +1,7 @@
 #include "distributed/grpc_util.h"
 
+#include <malloc.h>
+
 #include <cstdlib>
 #include <utility>
 #include <vector>
@@ -15,6 +17,14 @@ void SelectGrpcPollingEngine() {
     // setenv while gRPC's threads may read the environment would race; before init none run.
     if (!grpc_is_initialized()) setenv("GRPC_POLL_STRATEGY", "poll", /*overwrite=*/0);
   });
+}
+
+absl::Status KeepFreedHeapMemoryForReuse() {
+  // Either setting also turns off glibc's dynamic threshold, so both are set explicitly.
+  if (mallopt(M_MMAP_THRESHOLD, 32 << 20) != 1 || mallopt(M_TRIM_THRESHOLD, 256 << 20) != 1) {
+    return absl::InternalError("glibc refused the malloc settings (mallopt)");
+  }
+  return absl::OkStatus();
 }
 
 grpc::Status ToGrpc(const absl::Status& s) {
