@@ -7,7 +7,7 @@
 // copied into and out of protobuf; the same transport settings). Each round sends enough tensors
 // for ~256 MiB and ends when the receiver acknowledged all of them. Control plane: Heartbeat round
 // trips to the same server, idle and while another thread keeps its data plane saturated with 64
-// MiB tensors; p50 and p99.
+// MiB tensors; p50 and p99 (medians over interleaved idle/loaded rounds).
 //
 //   bazel run -c opt //bench:transfer_bench
 //   bazel-bin/bench/transfer_bench --out=results.json   # also writes the figures as JSON
@@ -28,6 +28,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <functional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -236,6 +237,45 @@ std::pair<double, double> HeartbeatP50P99(proto::Control::Stub* stub, int sample
   return P50P99(std::move(us));
 }
 
+std::string SizeLabel(int64_t bytes) {
+  if (bytes % (1 << 20) == 0) return absl::StrCat(bytes >> 20, " MiB");
+  if (bytes % (1 << 10) == 0) return absl::StrCat(bytes >> 10, " KiB");
+  return absl::StrCat(bytes, " B");
+}
+
+double Median(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  return v[v.size() / 2];
+}
+
+struct Latency {
+  double idle_p50, idle_p99, loaded_p50, loaded_p99;
+};
+
+// `rounds` times: `sample` idle, then `sample` while `load` runs on another thread (from its
+// start until told to stop). Medians over rounds of each percentile.
+Latency IdleAndLoaded(int rounds, const std::function<std::pair<double, double>()>& sample,
+                      const std::function<void(const std::atomic<bool>& stop)>& load) {
+  std::vector<double> idle50, idle99, loaded50, loaded99;
+  for (int r = 0; r < rounds; ++r) {
+    auto idle = sample();
+    idle50.push_back(idle.first);
+    idle99.push_back(idle.second);
+    std::atomic<bool> stop{false}, started{false};
+    std::thread loader([&] {
+      started = true;
+      load(stop);
+    });
+    while (!started) std::this_thread::yield();
+    auto loaded = sample();
+    stop = true;
+    loader.join();
+    loaded50.push_back(loaded.first);
+    loaded99.push_back(loaded.second);
+  }
+  return {Median(idle50), Median(idle99), Median(loaded50), Median(loaded99)};
+}
+
 int Main(const char* argv0, const char* json_path, const std::vector<int64_t>& sizes) {
   // The gRPC peer runs on the polling engine Sluice selects (inherited through fork).
   SelectGrpcPollingEngine();
@@ -309,43 +349,35 @@ int Main(const char* argv0, const char* json_path, const std::vector<int64_t>& s
       b.push_back(RawTcpGBps(tcp, size));
       c.push_back(ProtoGBps(proto_channel.get(), size));
     }
-    auto median = [](std::vector<double> v) {
-      std::sort(v.begin(), v.end());
-      return v[v.size() / 2];
-    };
-    double sa_ = median(a), sb = median(b), sc = median(c);
+    double sa_ = Median(a), sb = Median(b), sc = Median(c);
     std::printf("%-10s %12.2f %12.2f %12.2f %9.2fx %9.2fx\n",
-                size >= (1 << 20) ? absl::StrCat(size >> 20, " MiB").c_str()
-                                  : absl::StrCat(size >> 10, " KiB").c_str(),
+                SizeLabel(size).c_str(),
                 sa_, sb, sc, sa_ / sb, sa_ / sc);
     absl::StrAppend(&json, size == sizes.front() ? "" : ", ", "{\"bytes\": ", size,
                     ", \"sluice_gbps\": ", sa_, ", \"tcp_gbps\": ", sb, ", \"pb_grpc_gbps\": ", sc,
                     "}");
   }
-  // The peer: TCP ping-pong, idle and while the raw TCP stream saturates the loopback.
+  // Control round trips, idle and while a 64 MiB stream saturates the data plane, in `reps`
+  // interleaved rounds (medians over rounds), so a burst of load from elsewhere on the machine
+  // does not land on one side only. The peer: TCP ping-pong under a raw TCP stream.
   const int echo = ConnectLoopback(echo_port);
-  auto tcp_idle = PingPongP50P99(echo, 2000);
-  std::pair<double, double> tcp_loaded;
-  {
-    std::atomic<bool> stop{false};
-    std::thread load([&] {
-      while (!stop) RawTcpGBps(tcp, int64_t{64} << 20);
-    });
-    tcp_loaded = PingPongP50P99(echo, 2000);
-    stop = true;
-    load.join();
-  }
+  Latency tcp_lat = IdleAndLoaded(
+      reps, [&] { return PingPongP50P99(echo, 1000); },
+      [&](const std::atomic<bool>& stop) {
+        while (!stop) RawTcpGBps(tcp, int64_t{64} << 20);
+      });
   close(echo);
-  auto idle = HeartbeatP50P99(control.get(), 2000);
-  std::atomic<bool> stop{false};
-  std::thread load([&] {
-    DataClient bulk(MakeDataChannel(w.data_address), {.chunk_bytes = kChunk});
-    int64_t s = 1 << 30;
-    while (!stop) SluiceGBps(&bulk, control.get(), int64_t{64} << 20, &s);
-  });
-  auto loaded = HeartbeatP50P99(control.get(), 2000);
-  stop = true;
-  load.join();
+  DataClient bulk(MakeDataChannel(w.data_address), {.chunk_bytes = kChunk});
+  int64_t bulk_step = 1 << 30;
+  Latency lat = IdleAndLoaded(
+      reps, [&] { return HeartbeatP50P99(control.get(), 1000); },
+      [&](const std::atomic<bool>& stop) {
+        while (!stop) SluiceGBps(&bulk, control.get(), int64_t{64} << 20, &bulk_step);
+      });
+  auto idle = std::make_pair(lat.idle_p50, lat.idle_p99);
+  auto loaded = std::make_pair(lat.loaded_p50, lat.loaded_p99);
+  auto tcp_idle = std::make_pair(tcp_lat.idle_p50, tcp_lat.idle_p99);
+  auto tcp_loaded = std::make_pair(tcp_lat.loaded_p50, tcp_lat.loaded_p99);
   std::printf("control RTT idle:   p50 %.0f us, p99 %.0f us\n", idle.first, idle.second);
   std::printf("control RTT loaded: p50 %.0f us, p99 %.0f us  (p99 loaded/idle %.2fx)\n",
               loaded.first, loaded.second, loaded.second / idle.second);
