@@ -120,7 +120,8 @@ struct StepCoordinator::StepState {
   std::vector<std::unique_ptr<grpc::ClientContext>> contexts;
 };
 
-void StepCoordinator::FailStep(const std::shared_ptr<StepState>& step, const absl::Status& status) {
+void StepCoordinator::FailStep(const std::shared_ptr<StepState>& step, const absl::Status& status,
+                               const std::string& lost_task) {
   {
     absl::MutexLock lock(&step->mu);
     if (!step->status.ok()) return;
@@ -134,6 +135,7 @@ void StepCoordinator::FailStep(const std::shared_ptr<StepState>& step, const abs
     req.set_protocol_version(kProtocolVersion);
     req.set_step_id(step->step_id);
     req.set_reason(std::string(status.message()));
+    req.set_lost_task(lost_task);
     proto::AbortStepResponse resp;
     grpc::ClientContext ctx;
     ctx.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(1)));
@@ -166,15 +168,17 @@ absl::StatusOr<std::vector<proto::RunGraphResponse>> StepCoordinator::Run(
     absl::MutexLock lock(&mu_);
     steps_[step_id] = step;
   }
-  const int64_t listener = monitor_->AddListener([this, step](const WorkerRef& lost,
-                                                              const absl::Status& why) {
-    for (const WorkerRef& w : step->workers) {
-      if (w.task_prefix != lost.task_prefix) continue;
-      FailStep(step, absl::UnavailableError(absl::StrCat("step ", step->step_id, " failed: lost ",
-                                                         lost.DebugString(), ": ", why.message())));
-      return;
-    }
-  });
+  const int64_t listener =
+      monitor_->AddListener([this, step](const WorkerRef& lost, const absl::Status& why) {
+        for (const WorkerRef& w : step->workers) {
+          if (w.task_prefix != lost.task_prefix) continue;
+          FailStep(step,
+                   absl::UnavailableError(absl::StrCat("step ", step->step_id, " failed: lost ",
+                                                       lost.DebugString(), ": ", why.message())),
+                   lost.task_prefix);
+          return;
+        }
+      });
   std::vector<proto::RunGraphResponse> responses(partitions.size());
   std::vector<std::thread> threads;
   for (size_t i = 0; i < partitions.size(); ++i) {

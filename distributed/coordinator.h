@@ -99,7 +99,9 @@ class StepCoordinator {
 
  private:
   struct StepState;
-  void FailStep(const std::shared_ptr<StepState>& step, const absl::Status& status);
+  // `lost_task`, when set, is the task whose loss failed the step: workers drop their links to it.
+  void FailStep(const std::shared_ptr<StepState>& step, const absl::Status& status,
+                const std::string& lost_task = "");
 
   HeartbeatMonitor* monitor_;
   absl::Mutex mu_;

@@ -120,6 +120,8 @@ absl::Status DataClient::OpenLocked() {
   grpc::internal::RpcMethod method(kDataPushMethod, grpc::internal::RpcMethod::CLIENT_STREAMING);
   push_.reset(grpc::internal::ClientWriterFactory<grpc::ByteBuffer>::Create(
       channel_.get(), method, push_ctx_.get(), &push_response_));
+  absl::MutexLock lock(&cancel_mu_);
+  live_ctx_ = push_ctx_.get();
   return absl::OkStatus();
 }
 
@@ -127,6 +129,10 @@ absl::Status DataClient::CloseLocked() {
   if (!push_) return absl::OkStatus();
   push_->WritesDone();
   grpc::Status s = push_->Finish();
+  {
+    absl::MutexLock lock(&cancel_mu_);
+    live_ctx_ = nullptr;
+  }
   push_.reset();
   push_ctx_.reset();
   return FromGrpc(s);
@@ -151,6 +157,11 @@ absl::Status DataClient::Push(int64_t step_id, const std::string& key, const Ten
 absl::Status DataClient::Close() {
   absl::MutexLock lock(&mu_);
   return CloseLocked();
+}
+
+void DataClient::CancelStream() {
+  absl::MutexLock lock(&cancel_mu_);
+  if (live_ctx_ != nullptr) live_ctx_->TryCancel();
 }
 
 absl::StatusOr<Tensor> DataClient::Pull(int64_t step_id, const std::string& key,

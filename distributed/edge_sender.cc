@@ -102,7 +102,21 @@ absl::Status EdgeSender::Send(int64_t step_id, const std::string& key, const Ten
       ready.mutable_tensor_ready()->set_key(key);
       ready.mutable_tensor_ready()->set_bytes(tensor.TotalBytes());
       stream_->Write(ready);  // Advisory; a broken stream shows up in the data push or next Send.
+      {
+        absl::MutexLock lock(&mu_);
+        ++pushing_;
+      }
       s = data_->Push(step_id, key, tensor);
+      absl::MutexLock lock(&mu_);
+      --pushing_;
+      if (!s.ok()) {
+        // A push broken because the step was aborted (its peer lost) reports the abort.
+        if (!cancelled.ok()) {
+          s = absl::Status(cancelled.code(), absl::StrCat("edge '", edge_, "': step ", step_id,
+                                                          " was cancelled while pushing tensor '",
+                                                          key, "': ", cancelled.message()));
+        }
+      }
     }
   }
   // Outside both locks: this waits for the callback if it is running on another thread.
@@ -135,6 +149,16 @@ absl::Status EdgeSender::TakeCredit(int64_t step_id, const std::string& key, abs
   return absl::OkStatus();
 }
 
+void EdgeSender::Cancel() {
+  {
+    absl::MutexLock lock(&mu_);
+    if (ctx_) ctx_->TryCancel();
+    if (broken_.ok())
+      broken_ = absl::UnavailableError(absl::StrCat("edge '", edge_, "': cancelled"));
+  }
+  data_->CancelStream();
+}
+
 int64_t EdgeSender::credits() const {
   absl::MutexLock lock(&mu_);
   return credits_;
@@ -143,6 +167,11 @@ int64_t EdgeSender::credits() const {
 int64_t EdgeSender::in_flight() const {
   absl::MutexLock lock(&mu_);
   return in_flight_;
+}
+
+int64_t EdgeSender::pushing() const {
+  absl::MutexLock lock(&mu_);
+  return pushing_;
 }
 
 int64_t EdgeSender::waiting() const {

@@ -41,9 +41,14 @@ class EdgeSender {
   absl::Status Send(int64_t step_id, const std::string& key, const Tensor& tensor,
                     absl::Time deadline, CancellationManager* cancellation = nullptr);
 
+  // Breaks the control stream and the data stream to the receiver, from any thread: a Send
+  // waiting for a credit or blocked in a data write fails. For a receiver found lost.
+  void Cancel();
+
   int64_t credits() const;
   int64_t in_flight() const;  // Tensors sent whose consumption the receiver has not credited.
   int64_t waiting() const;    // Sends waiting for a credit now (not those queued behind one).
+  int64_t pushing() const;    // Sends writing their tensor to the data plane now.
   const std::string& edge() const { return edge_; }
 
  private:
@@ -67,6 +72,7 @@ class EdgeSender {
   int64_t credits_ ABSL_GUARDED_BY(mu_) = 0;
   int64_t in_flight_ ABSL_GUARDED_BY(mu_) = 0;
   int64_t waiting_ ABSL_GUARDED_BY(mu_) = 0;
+  int64_t pushing_ ABSL_GUARDED_BY(mu_) = 0;
   absl::Status broken_ ABSL_GUARDED_BY(mu_);
   bool opened_ = false;
 };

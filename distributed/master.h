@@ -61,7 +61,7 @@ class Master : public proto::Master::Service {
     };
     std::vector<Part> parts;
     std::vector<std::pair<int, int>> fetch_slots;  // (part, index in its fetches).
-    std::vector<Endpoint> feeds;  // In request order, for checking the fed values.
+    std::vector<Endpoint> feeds;                   // In request order, for checking the fed values.
   };
   struct SessionState {
     proto::GraphDef def;

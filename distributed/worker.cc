@@ -114,18 +114,35 @@ grpc::Status Worker::DeregisterGraph(grpc::ServerContext*, const proto::Deregist
   return grpc::Status::OK;
 }
 
-absl::StatusOr<Worker::PeerLink*> Worker::GetPeer(const proto::PeerAddress& peer) {
+absl::StatusOr<std::shared_ptr<Worker::PeerLink>> Worker::GetPeer(const proto::PeerAddress& peer) {
   absl::MutexLock lock(&mu_);
-  std::unique_ptr<PeerLink>& link = peers_[peer.data_address()];
+  std::shared_ptr<PeerLink>& link = peers_[peer.data_address()];
   if (!link) {
-    link = std::make_unique<PeerLink>();
+    link = std::make_shared<PeerLink>();
+    link->task_prefix = peer.task_prefix();
     link->data = std::make_unique<DataClient>(
         MakeDataChannel(peer.data_address(), options_.max_message_bytes), options_.chunk);
     link->edge =
         std::make_unique<EdgeSender>(MakeChannel(peer.control_address()), link->data.get(),
                                      absl::StrCat(task_prefix(), "->", peer.task_prefix()));
   }
-  return link.get();
+  return link;
+}
+
+void Worker::DropPeer(const std::string& task_prefix) {
+  std::vector<std::shared_ptr<PeerLink>> dropped;
+  {
+    absl::MutexLock lock(&mu_);
+    for (auto it = peers_.begin(); it != peers_.end();) {
+      if (it->second->task_prefix == task_prefix) {
+        dropped.push_back(std::move(it->second));
+        it = peers_.erase(it);
+      } else {
+        ++it;
+      }
+    }
+  }
+  for (auto& link : dropped) link->edge->Cancel();  // Also breaks link->data's stream.
 }
 
 grpc::Status Worker::RunGraph(grpc::ServerContext* ctx, const proto::RunGraphRequest* req,
@@ -174,7 +191,7 @@ class Worker::StepRendezvous : public Rendezvous {
       return absl::InvalidArgumentError(absl::StrCat("no address registered for task ", dst,
                                                      " (receiver of '", parsed.edge, "')"));
     }
-    ASSIGN_OR_RETURN(PeerLink * link, worker_->GetPeer(peer->second));
+    ASSIGN_OR_RETURN(std::shared_ptr<PeerLink> link, worker_->GetPeer(peer->second));
     // Cancelling the step ends a wait for a credit from a hung receiver (it grants none).
     return link->edge->Send(step_id_, key, value, deadline_, cm_.get());
   }
@@ -281,6 +298,8 @@ grpc::Status Worker::AbortStep(grpc::ServerContext*, const proto::AbortStepReque
   // Outside the lock: cancellation callbacks may run kernels that call back into the worker.
   for (auto& cm : to_cancel) cm->StartCancel(reason);
   mailbox_->AbortStep(req->step_id(), reason);
+  // After the cancellation, so a Send this unblocks reports the abort's reason.
+  if (!req->lost_task().empty()) DropPeer(req->lost_task());
   return grpc::Status::OK;
 }
 
@@ -292,9 +311,13 @@ grpc::Status Worker::Heartbeat(grpc::ServerContext*, const proto::HeartbeatReque
   {
     absl::MutexLock lock(&mu_);
     resp->set_active_steps(active_steps_.size());
-    int64_t waiting = 0;
-    for (auto& [address, link] : peers_) waiting += link->edge->waiting();
+    int64_t waiting = 0, pushing = 0;
+    for (auto& [address, link] : peers_) {
+      waiting += link->edge->waiting();
+      pushing += link->edge->pushing();
+    }
     resp->set_waiting_sends(waiting);
+    resp->set_pushing_sends(pushing);
   }
   resp->set_pending_receives(mailbox_->num_pending_receives());
   resp->set_buffered_bytes(mailbox_->buffered_bytes());

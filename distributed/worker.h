@@ -82,14 +82,19 @@ class Worker : public proto::Control::Service {
     std::map<std::string, proto::PeerAddress> peers;  // By task prefix.
   };
   class StepRendezvous;
+  // The links to one peer task; shared so a Send in progress keeps them alive when the peer is
+  // dropped (found lost) meanwhile.
   struct PeerLink {
+    std::string task_prefix;
     std::unique_ptr<DataClient> data;
     std::unique_ptr<EdgeSender> edge;
   };
   absl::Status RunGraphImpl(const proto::RunGraphRequest& req, grpc::ServerContext* ctx,
                             const std::shared_ptr<CancellationManager>& cm,
                             proto::RunGraphResponse* resp);
-  absl::StatusOr<PeerLink*> GetPeer(const proto::PeerAddress& peer);
+  absl::StatusOr<std::shared_ptr<PeerLink>> GetPeer(const proto::PeerAddress& peer);
+  // Breaks and forgets the links to a task found lost; the next step connects afresh.
+  void DropPeer(const std::string& task_prefix);
 
   const WorkerOptions options_;
   TensorMailbox* mailbox_;
@@ -101,7 +106,7 @@ class Worker : public proto::Control::Service {
   int64_t next_graph_ ABSL_GUARDED_BY(mu_) = 1;
   std::map<std::string, std::shared_ptr<RegisteredGraph>> graphs_ ABSL_GUARDED_BY(mu_);
   std::multimap<int64_t, std::shared_ptr<CancellationManager>> active_steps_ ABSL_GUARDED_BY(mu_);
-  std::map<std::string, std::unique_ptr<PeerLink>> peers_ ABSL_GUARDED_BY(mu_);
+  std::map<std::string, std::shared_ptr<PeerLink>> peers_ ABSL_GUARDED_BY(mu_);  // By address.
 };
 
 // Checks a request's protocol version: FAILED_PRECONDITION naming both versions.

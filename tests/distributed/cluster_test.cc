@@ -7,6 +7,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cstdlib>
 #include <memory>
 #include <string>
@@ -608,6 +609,68 @@ TEST(ClusterTest, AbortEndsASendWaitingForAHungPeersCredit) {
   EXPECT_EQ(beat.active_steps(), 0);
   EXPECT_EQ(beat.waiting_sends(), 0);
   ASSERT_TRUE(cluster->ResumeWorker(1).ok());
+}
+
+// A peer that hangs after granting a credit stops reading mid-tensor: the sender is blocked in
+// a data-plane write, not in a credit wait. The master's abort naming the lost task must end
+// it (the worker drops its links to that task), and the next step connects afresh.
+TEST(ClusterTest, AbortForALostPeerEndsASendBlockedInADataWrite) {
+  auto cluster = StartCluster();
+  ASSERT_NE(cluster, nullptr);
+  RegisterAllOps();
+  // Task 0 fills 64 MiB (far more than HTTP/2 windows and socket buffers hold); task 1 sums it.
+  Scope root = Scope::NewRootScope();
+  Scope s0 = root.WithDevice("/job:worker/task:0");
+  const int64_t n = int64_t{16} << 20;
+  Output big = ops::Fill(s0.WithOpName("big"), ops::Const(s0, Tensor::FromVector<int64_t>({n})),
+                         ops::Const(s0, Tensor::Scalar<float>(0.5f)));
+  Output sum = ops::ReduceSum(root.WithOpName("sum").WithDevice("/job:worker/task:1"), big, {0});
+  std::shared_ptr<const Graph> graph = *root.Finalize();
+  std::vector<StepCoordinator::Partition> parts =
+      RegisterOnWorkers(*cluster, *graph, {kW0, kW1}, sum.endpoint());
+  for (auto& p : parts) p.request.set_timeout_ms(60000);
+  auto run_both = [&](int64_t step) {
+    absl::StatusOr<proto::RunGraphResponse> r0;
+    std::thread sender([&] { r0 = RunPartition(parts[0], step); });
+    absl::StatusOr<proto::RunGraphResponse> r1 = RunPartition(parts[1], step);
+    sender.join();
+    EXPECT_TRUE(r0.ok()) << r0.status();
+    ASSERT_TRUE(r1.ok()) << r1.status();
+    EXPECT_TRUE(
+        TensorEq(*TensorFromProto(r1->fetches(0).tensor()), Tensor::Scalar<float>(0.5f * n)));
+  };
+  run_both(90);  // Opens the edge: task 1 has granted credits.
+
+  ASSERT_TRUE(cluster->PauseWorker(1).ok());
+  absl::StatusOr<proto::RunGraphResponse> hung;
+  std::atomic<bool> returned{false};
+  std::thread run([&] {
+    hung = RunPartition(parts[0], 91);
+    returned = true;
+  });
+  const std::string& w0 = cluster->worker(0).control_address;
+  ASSERT_TRUE(WaitFor([&] { return Beat(w0).pushing_sends() == 1; }));
+  const std::string reason =
+      absl::StrCat("step 91 failed: lost /job:worker/task:1 at ",
+                   cluster->worker(1).control_address, ": missed heartbeats");
+  proto::AbortStepRequest abort;
+  abort.set_protocol_version(kProtocolVersion);
+  abort.set_step_id(91);
+  abort.set_reason(reason);
+  abort.set_lost_task("/job:worker/task:1");
+  proto::AbortStepResponse aborted;
+  grpc::ClientContext ctx;
+  ASSERT_TRUE(proto::Control::NewStub(MakeChannel(w0))->AbortStep(&ctx, abort, &aborted).ok());
+  const bool ended = WaitFor([&] { return returned.load(); });
+  ASSERT_TRUE(cluster->ResumeWorker(1).ok());  // Also frees a sender still blocked on failure.
+  run.join();
+  ASSERT_TRUE(ended) << "the send stayed blocked after the abort";
+  EXPECT_TRUE(StatusHas(hung.status(), absl::StatusCode::kAborted, "/job:worker/task:0 step 91: "));
+  EXPECT_TRUE(StatusHas(hung.status(), absl::StatusCode::kAborted, reason));
+  proto::HeartbeatResponse beat = Beat(w0);
+  EXPECT_EQ(beat.active_steps(), 0);
+  EXPECT_EQ(beat.pushing_sends(), 0);
+  run_both(92);  // The resumed peer is reached over new links.
 }
 
 // The same at the EdgeSender: cancelling the step's CancellationManager ends the wait at once,
