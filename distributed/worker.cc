@@ -289,18 +289,22 @@ grpc::Status Worker::AbortStep(grpc::ServerContext*, const proto::AbortStepReque
   if (!v.ok()) return v;
   absl::Status reason = absl::AbortedError(
       req->reason().empty() ? absl::StrCat("step ", req->step_id(), " aborted") : req->reason());
+  AbortLocalStep(req->step_id(), reason);
+  // After the cancellation, so a Send this unblocks reports the abort's reason.
+  if (!req->lost_task().empty()) DropPeer(req->lost_task());
+  return grpc::Status::OK;
+}
+
+void Worker::AbortLocalStep(int64_t step_id, const absl::Status& reason) {
   std::vector<std::shared_ptr<CancellationManager>> to_cancel;
   {
     absl::MutexLock lock(&mu_);
-    auto range = active_steps_.equal_range(req->step_id());
+    auto range = active_steps_.equal_range(step_id);
     for (auto i = range.first; i != range.second; ++i) to_cancel.push_back(i->second);
   }
   // Outside the lock: cancellation callbacks may run kernels that call back into the worker.
   for (auto& cm : to_cancel) cm->StartCancel(reason);
-  mailbox_->AbortStep(req->step_id(), reason);
-  // After the cancellation, so a Send this unblocks reports the abort's reason.
-  if (!req->lost_task().empty()) DropPeer(req->lost_task());
-  return grpc::Status::OK;
+  mailbox_->AbortStep(step_id, reason);
 }
 
 grpc::Status Worker::Heartbeat(grpc::ServerContext*, const proto::HeartbeatRequest* req,
@@ -362,9 +366,10 @@ grpc::Status Worker::EdgeControl(
   grant(options_.credit_window);
   while (stream->Read(&msg)) {
     if (msg.has_step_failed()) {
-      mailbox_->AbortStep(msg.step_failed().step_id(),
-                          absl::Status(static_cast<absl::StatusCode>(msg.step_failed().code()),
-                                       msg.step_failed().message()));
+      // The whole step, not only its receives: its Sends waiting for credits end too.
+      AbortLocalStep(msg.step_failed().step_id(),
+                     absl::Status(static_cast<absl::StatusCode>(msg.step_failed().code()),
+                                  msg.step_failed().message()));
     }
   }
   mailbox_->RemoveEdgeListener(listener);

@@ -93,6 +93,9 @@ class Worker : public proto::Control::Service {
                             const std::shared_ptr<CancellationManager>& cm,
                             proto::RunGraphResponse* resp);
   absl::StatusOr<std::shared_ptr<PeerLink>> GetPeer(const proto::PeerAddress& peer);
+  // Cancels the step's partitions running here (Sends waiting for credits end) and fails its
+  // receives in the mailbox.
+  void AbortLocalStep(int64_t step_id, const absl::Status& reason);
   // Breaks and forgets the links to a task found lost; the next step connects afresh.
   void DropPeer(const std::string& task_prefix);
 

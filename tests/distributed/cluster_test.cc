@@ -611,6 +611,55 @@ TEST(ClusterTest, AbortEndsASendWaitingForAHungPeersCredit) {
   ASSERT_TRUE(cluster->ResumeWorker(1).ok());
 }
 
+// A "step failed" notice on an edge's control stream aborts the whole step on that worker, not
+// only its receives: a _Send of the step waiting for a credit (from a hung peer) ends too.
+TEST(ClusterTest, StepFailedNoticeEndsTheStepsWaitingSends) {
+  auto cluster = StartCluster({"--credit_window=1"});
+  ASSERT_NE(cluster, nullptr);
+  RegisterAllOps();
+  Scope root = Scope::NewRootScope();
+  Scope s0 = root.WithDevice("/job:worker/task:0");
+  Output k = ops::Const(s0.WithOpName("k"), Tensor::FromVector<float>({2, -3}));
+  Output c = ops::Add(root.WithOpName("c").WithDevice("/job:worker/task:1"),
+                      ops::Neg(s0.WithOpName("neg"), k), ops::Square(s0.WithOpName("sq"), k));
+  std::shared_ptr<const Graph> graph = *root.Finalize();
+  std::vector<StepCoordinator::Partition> parts =
+      RegisterOnWorkers(*cluster, *graph, {kW0, kW1}, c.endpoint());
+  for (auto& p : parts) p.request.set_timeout_ms(60000);
+  absl::StatusOr<proto::RunGraphResponse> r0;
+  std::thread first([&] { r0 = RunPartition(parts[0], 95); });
+  ASSERT_TRUE(RunPartition(parts[1], 95).ok());  // Opens the edge.
+  first.join();
+  ASSERT_TRUE(r0.ok()) << r0.status();
+
+  ASSERT_TRUE(cluster->PauseWorker(1).ok());  // Grants nothing: the second tensor waits.
+  absl::StatusOr<proto::RunGraphResponse> hung;
+  std::thread run([&] { hung = RunPartition(parts[0], 96); });
+  const std::string& w0 = cluster->worker(0).control_address;
+  ASSERT_TRUE(WaitFor([&] { return Beat(w0).waiting_sends() == 1; }));
+  // Task 0's own control port gets the notice, as a peer sending to it would send it.
+  auto stub = proto::Control::NewStub(MakeChannel(w0));
+  grpc::ClientContext ctx;
+  auto stream = stub->EdgeControl(&ctx);
+  proto::EdgeControlMessage open;
+  open.mutable_open()->set_protocol_version(kProtocolVersion);
+  open.mutable_open()->set_edge("/job:worker/task:1->/job:worker/task:0");
+  ASSERT_TRUE(stream->Write(open));
+  proto::EdgeControlMessage failed;
+  failed.mutable_step_failed()->set_step_id(96);
+  failed.mutable_step_failed()->set_code(static_cast<int>(absl::StatusCode::kInternal));
+  failed.mutable_step_failed()->set_message("step 96 failed on /job:worker/task:1: boom");
+  ASSERT_TRUE(stream->Write(failed));
+  const bool ended = WaitFor([&] { return Beat(w0).active_steps() == 0; });
+  ASSERT_TRUE(cluster->ResumeWorker(1).ok());  // Frees the sender if it is still waiting.
+  run.join();
+  stream->WritesDone();
+  ctx.TryCancel();
+  ASSERT_TRUE(ended) << "the step's Send kept waiting after the notice";
+  EXPECT_TRUE(StatusHas(hung.status(), absl::StatusCode::kInternal,
+                        "step 96 failed on /job:worker/task:1: boom"));
+}
+
 // A peer that hangs after granting a credit stops reading mid-tensor: the sender is blocked in
 // a data-plane write, not in a credit wait. The master's abort naming the lost task must end
 // it (the worker drops its links to that task), and the next step connects afresh.
