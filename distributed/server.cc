@@ -63,6 +63,7 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const ServerOptions& optio
     }
     builder.RegisterService(a);
     if (b != nullptr) builder.RegisterService(b);
+    if (!bulk) server->heartbeat_cq_ = builder.AddCompletionQueue();
     return builder.BuildAndStart();
   };
   int data_port = 0;
@@ -93,7 +94,41 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const ServerOptions& optio
   }
   server->control_address_ = absl::StrCat(options.host, ":", control_port);
   server->worker_->SetAddresses(server->control_address_, server->data_address_);
+  server->heartbeat_thread_ = std::thread([s = server.get()] { s->ServeHeartbeats(); });
   return server;
+}
+
+namespace {
+// One Heartbeat call of the async method: requested, answered, finished.
+struct HeartbeatCall {
+  explicit HeartbeatCall(Worker* worker, grpc::ServerCompletionQueue* cq) : responder(&ctx) {
+    worker->RequestHeartbeat(&ctx, &request, &responder, cq, cq, this);
+  }
+  grpc::ServerContext ctx;
+  proto::HeartbeatRequest request;
+  grpc::ServerAsyncResponseWriter<proto::HeartbeatResponse> responder;
+  bool answered = false;
+};
+}  // namespace
+
+void Server::ServeHeartbeats() {
+  // The thread that polls the queue reads the request, answers it and writes the response
+  // itself: no hand-off to a pool thread, which on a busy machine is what delays a reply.
+  new HeartbeatCall(worker_.get(), heartbeat_cq_.get());
+  void* tag = nullptr;
+  bool ok = false;
+  while (heartbeat_cq_->Next(&tag, &ok)) {
+    auto* call = static_cast<HeartbeatCall*>(tag);
+    if (!ok || call->answered) {  // Finished, or the server is shutting down.
+      delete call;
+      continue;
+    }
+    new HeartbeatCall(worker_.get(), heartbeat_cq_.get());  // The next one.
+    proto::HeartbeatResponse response;
+    grpc::Status status = worker_->Heartbeat(&call->ctx, &call->request, &response);
+    call->answered = true;
+    call->responder.Finish(response, status, call);
+  }
 }
 
 void Server::Shutdown() {
@@ -102,11 +137,17 @@ void Server::Shutdown() {
   const auto deadline = absl::ToChronoTime(absl::Now() + absl::Seconds(1));
   if (control_server_) control_server_->Shutdown(deadline);
   if (data_server_) data_server_->Shutdown(deadline);
+  // After the server's shutdown, as gRPC requires; ServeHeartbeats then drains and returns.
+  if (heartbeat_cq_ && !heartbeat_cq_shut_.exchange(true)) heartbeat_cq_->Shutdown();
 }
 
 void Server::Wait() {
   if (control_server_) control_server_->Wait();
   if (data_server_) data_server_->Wait();
+  // Ends once Shutdown shut the queue down (the servers are down, so Shutdown has run).
+  absl::call_once(heartbeat_joined_, [this] {
+    if (heartbeat_thread_.joinable()) heartbeat_thread_.join();
+  });
 }
 
 Server::~Server() {

@@ -10,10 +10,13 @@
 #ifndef SLUICE_DISTRIBUTED_SERVER_H_
 #define SLUICE_DISTRIBUTED_SERVER_H_
 
+#include <atomic>
 #include <memory>
 #include <string>
+#include <thread>
 #include <vector>
 
+#include "absl/base/call_once.h"
 #include "absl/status/statusor.h"
 #include "distributed/coordinator.h"
 #include "distributed/data_plane.h"
@@ -60,6 +63,12 @@ class Server {
   std::unique_ptr<Master> master_;
   std::unique_ptr<grpc::Server> control_server_;
   std::unique_ptr<grpc::Server> data_server_;
+  // Heartbeats: answered inline by one thread polling this queue (see ServeHeartbeats).
+  std::unique_ptr<grpc::ServerCompletionQueue> heartbeat_cq_;
+  std::thread heartbeat_thread_;
+  std::atomic<bool> heartbeat_cq_shut_{false};
+  absl::once_flag heartbeat_joined_;  // Wait may be called from several threads.
+  void ServeHeartbeats();
 };
 
 }  // namespace sluice

@@ -50,7 +50,9 @@ struct WorkerOptions {
 // "/job:worker/task:1" of "/job:worker/task:1/device:cpu:0".
 std::string TaskPrefixOf(const std::string& device);
 
-class Worker : public proto::Control::Service {
+// Heartbeat is served from a completion queue on a thread of its own (Server), the rest by
+// gRPC's sync thread pool.
+class Worker : public proto::Control::WithAsyncMethod_Heartbeat<proto::Control::Service> {
  public:
   Worker(WorkerOptions options, TensorMailbox* mailbox);
   ~Worker() override;
