@@ -40,16 +40,17 @@ absl::StatusOr<WorkerRef> Handshake(const std::string& control_address, int task
 absl::StatusOr<std::unique_ptr<Server>> Server::Start(const ServerOptions& options) {
   SelectGrpcPollingEngine();
   std::unique_ptr<Server> server(new Server);
+  server->mailbox_ = std::make_unique<TensorMailbox>(options.mailbox);
   WorkerOptions wopts;
   wopts.job = options.job;
   wopts.task = options.task;
   wopts.credit_window = options.credit_window;
   wopts.chunk.chunk_bytes = options.chunk_bytes;
   wopts.max_message_bytes = options.max_message_bytes;
-  server->worker_ = std::make_unique<Worker>(wopts, &server->mailbox_);
+  server->worker_ = std::make_unique<Worker>(wopts, server->mailbox_.get());
   ChunkOptions copts;
   copts.chunk_bytes = options.chunk_bytes;
-  server->data_service_ = std::make_unique<DataPlaneService>(&server->mailbox_, copts);
+  server->data_service_ = std::make_unique<DataPlaneService>(server->mailbox_.get(), copts);
 
   auto build = [&](int port, grpc::Service* a, grpc::Service* b, int* bound,
                    bool bulk) -> std::unique_ptr<grpc::Server> {

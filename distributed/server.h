@@ -35,6 +35,7 @@ struct ServerOptions {
   int max_message_bytes = -1;  // -1: gRPC's default (4 MiB receive).
   int64_t chunk_bytes = 1 << 20;
   int credit_window = 4;
+  TensorMailboxOptions mailbox;  // How long ended steps and orphan tensors are remembered.
   // Master only: the control addresses of the worker tasks, in task order. Their data addresses
   // are learned from their heartbeat identities at start.
   std::vector<std::string> worker_control_addresses;
@@ -57,7 +58,7 @@ class Server {
   Server() = default;
 
   std::string control_address_, data_address_;
-  TensorMailbox mailbox_;
+  std::unique_ptr<TensorMailbox> mailbox_;  // Outlives worker_ and data_service_ (declared first).
   std::unique_ptr<Worker> worker_;
   std::unique_ptr<DataPlaneService> data_service_;
   std::unique_ptr<Master> master_;

@@ -36,6 +36,10 @@ ABSL_FLAG(int, data_port, -1, "Data port; -1: control port + 1 (0 if the control
 ABSL_FLAG(int, max_message_bytes, -1, "gRPC maximum message size; -1: gRPC's default");
 ABSL_FLAG(int64_t, chunk_bytes, 1 << 20, "Data-plane payload bytes per chunk");
 ABSL_FLAG(int, credit_window, 4, "Tensors a sender may have in flight per edge");
+ABSL_FLAG(int64_t, ended_step_ttl_ms, 120000,
+          "How long a worker remembers an ended or aborted step, refusing its late tensors");
+ABSL_FLAG(int64_t, orphan_ttl_ms, 300000,
+          "How long a worker keeps tensors or aborts for a step that never ran there");
 ABSL_FLAG(int, heartbeat_interval_ms, 500, "Master: heartbeat period");
 ABSL_FLAG(int, heartbeat_timeout_ms, 5000, "Master: a worker silent this long is lost");
 ABSL_FLAG(bool, exit_on_stdin_eof, false,
@@ -70,6 +74,12 @@ int main(int argc, char** argv) {
   options.max_message_bytes = absl::GetFlag(FLAGS_max_message_bytes);
   options.chunk_bytes = absl::GetFlag(FLAGS_chunk_bytes);
   options.credit_window = absl::GetFlag(FLAGS_credit_window);
+  options.mailbox.ended_step_ttl = absl::Milliseconds(absl::GetFlag(FLAGS_ended_step_ttl_ms));
+  options.mailbox.orphan_ttl = absl::Milliseconds(absl::GetFlag(FLAGS_orphan_ttl_ms));
+  if (options.mailbox.ended_step_ttl <= absl::ZeroDuration() ||
+      options.mailbox.orphan_ttl <= absl::ZeroDuration()) {
+    return Fail(absl::InvalidArgumentError("--ended_step_ttl_ms and --orphan_ttl_ms must be > 0"));
+  }
   options.heartbeat.interval = absl::Milliseconds(absl::GetFlag(FLAGS_heartbeat_interval_ms));
   options.heartbeat.timeout = absl::Milliseconds(absl::GetFlag(FLAGS_heartbeat_timeout_ms));
 

@@ -660,6 +660,38 @@ TEST(ClusterTest, StepFailedNoticeEndsTheStepsWaitingSends) {
                         "step 96 failed on /job:worker/task:1: boom"));
 }
 
+// Tensors pushed for a step that never runs on the receiver are freed after --orphan_ttl_ms.
+TEST(ClusterTest, OrphanTensorsExpireAfterTheConfiguredTtl) {
+  auto cluster = StartCluster({"--orphan_ttl_ms=300"});
+  ASSERT_NE(cluster, nullptr);
+  const std::string& w1 = cluster->worker(1).control_address;
+  DataClient client(MakeChannel(cluster->worker(1).data_address, kMaxMessage),
+                    {.chunk_bytes = 16384});
+  Tensor orphan(DType::kFloat32, TensorShape({25000}));  // 100,000 bytes for step 700.
+  ASSERT_TRUE(client.Push(700, "orphan", orphan).ok());
+  ASSERT_TRUE(client.Close().ok());  // Returns once the server has it.
+  EXPECT_EQ(Beat(w1).buffered_bytes(), 100000);
+  // Expiry is checked by later mailbox calls: keep them coming with 4-byte tensors.
+  int i = 0;
+  EXPECT_TRUE(WaitFor([&] {
+    EXPECT_TRUE(client.Push(701, absl::StrCat("tick", i++), Tensor::Scalar<float>(1)).ok());
+    EXPECT_TRUE(client.Close().ok());
+    return Beat(w1).buffered_bytes() < 100000;
+  }));
+}
+
+TEST(ClusterTest, ServerRefusesANonPositiveTtl) {
+  LocalClusterOptions opts;
+  opts.server_binary = ServerBinary();
+  opts.num_workers = 1;
+  opts.start_master = false;
+  opts.worker_flags = {"--orphan_ttl_ms=0"};
+  absl::StatusOr<std::unique_ptr<LocalCluster>> c = LocalCluster::Start(opts);
+  // The server prints the reason to its stderr and exits with status 1.
+  EXPECT_TRUE(StatusHas(c.status(), absl::StatusCode::kUnavailable,
+                        "--orphan_ttl_ms=0: the server exited before it was ready"));
+}
+
 // A peer that hangs after granting a credit stops reading mid-tensor: the sender is blocked in
 // a data-plane write, not in a credit wait. The master's abort naming the lost task must end
 // it (the worker drops its links to that task), and the next step connects afresh.
