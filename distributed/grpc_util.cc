@@ -20,11 +20,15 @@ void SelectGrpcPollingEngine() {
 }
 
 absl::Status KeepFreedHeapMemoryForReuse() {
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+  return absl::OkStatus();  // The sanitizer's allocator replaces glibc's; nothing to tune.
+#else
   // Either setting also turns off glibc's dynamic threshold, so both are set explicitly.
   if (mallopt(M_MMAP_THRESHOLD, 32 << 20) != 1 || mallopt(M_TRIM_THRESHOLD, 256 << 20) != 1) {
     return absl::InternalError("glibc refused the malloc settings (mallopt)");
   }
   return absl::OkStatus();
+#endif
 }
 
 grpc::Status ToGrpc(const absl::Status& s) {

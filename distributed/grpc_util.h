@@ -30,7 +30,8 @@ void SelectGrpcPollingEngine();
 // are trimmed with madvise; larger blocks are mapped and unmapped), so every read page-faulted
 // and zeroed its buffer afresh: about a third of a receiving server's CPU at 1 MiB tensors.
 // Blocks under 32 MiB (glibc's largest allowed mmap threshold) now come from the heap, and up
-// to 256 MiB of free heap top is kept. Fails when glibc refuses a setting.
+// to 256 MiB of free heap top is kept. Fails when glibc refuses a setting; does nothing in
+// sanitizer builds (their allocator replaces glibc's).
 absl::Status KeepFreedHeapMemoryForReuse();
 
 grpc::Status ToGrpc(const absl::Status& s);
