@@ -3,6 +3,7 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
+#include <iterator>
 #include <map>
 #include <new>
 #include <vector>
@@ -27,8 +28,10 @@ class LargeBufferCache {
 
   void* Take(size_t bytes) {
     absl::MutexLock lock(&mu_);
-    auto it = free_.find(bytes);
-    if (it == free_.end()) return nullptr;
+    auto [first, end] = free_.equal_range(bytes);
+    if (first == end) return nullptr;
+    // The most recently freed of that size: its pages are the likeliest still in cache.
+    auto it = std::prev(end);
     void* p = it->second;
     free_.erase(it);
     cached_bytes_ -= bytes;

@@ -143,6 +143,21 @@ TEST(TensorBufferTest, LargeBuffersAreReusedAtTheSameSize) {
   EXPECT_NE(other.raw_data(), first);
   EXPECT_EQ(reinterpret_cast<uintptr_t>(other.raw_data()) % kTensorAlignment, 0u);
 }
+
+TEST(TensorBufferTest, TheMostRecentlyFreedBufferIsReusedFirst) {
+  void* a_data = nullptr;
+  void* b_data = nullptr;
+  {
+    Tensor a(DType::kFloat32, TensorShape({3 << 18}));  // 3 MiB, a size no other test uses.
+    Tensor b(DType::kFloat32, TensorShape({3 << 18}));
+    a_data = a.raw_data();
+    b_data = b.raw_data();
+  }  // b is freed first, then a.
+  Tensor next(DType::kFloat32, TensorShape({3 << 18}));
+  EXPECT_EQ(next.raw_data(), a_data);
+  Tensor after(DType::kFloat32, TensorShape({3 << 18}));
+  EXPECT_EQ(after.raw_data(), b_data);
+}
 #endif
 
 }  // namespace
