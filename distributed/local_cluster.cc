@@ -90,12 +90,17 @@ absl::StatusOr<LocalCluster::Process> LocalCluster::Spawn(const std::string& job
   p.pid = pid;
   p.lifeline_fd = life[1];
   if (!line.ok() || !absl::StartsWith(*line, "SLUICE_SERVER_READY")) {
-    kill(pid, SIGKILL);
-    WaitExit(pid);
+    kill(pid, SIGKILL);  // No effect when it has exited already: then its own status is kept.
+    const int code = WaitExit(pid);
     close(life[1]);
-    return absl::UnavailableError(
-        absl::StrCat("starting ", absl::StrJoin(args, " "), ": ",
-                     line.ok() ? "unexpected output '" + *line + "'" : line.status().message()));
+    std::string why =
+        line.ok() ? "unexpected output '" + *line + "'" : std::string(line.status().message());
+    if (line.ok() || !absl::IsUnavailable(line.status()) || code == 128 + SIGKILL) {
+      return absl::UnavailableError(absl::StrCat("starting ", absl::StrJoin(args, " "), ": ", why));
+    }
+    return absl::UnavailableError(absl::StrCat("starting ", absl::StrJoin(args, " "), ": ", why,
+                                               " (exit status ", code,
+                                               "; its stderr above says why)"));
   }
   for (absl::string_view field : absl::StrSplit(*line, ' ')) {
     if (absl::ConsumePrefix(&field, "control=")) p.control_address = std::string(field);

@@ -689,7 +689,8 @@ TEST(ClusterTest, ServerRefusesANonPositiveTtl) {
   absl::StatusOr<std::unique_ptr<LocalCluster>> c = LocalCluster::Start(opts);
   // The server prints the reason to its stderr and exits with status 1.
   EXPECT_TRUE(StatusHas(c.status(), absl::StatusCode::kUnavailable,
-                        "--orphan_ttl_ms=0: the server exited before it was ready"));
+                        "--orphan_ttl_ms=0: the server exited before it was ready (exit "
+                        "status 1; its stderr above says why)"));
 }
 
 // A peer that hangs after granting a credit stops reading mid-tensor: the sender is blocked in
