@@ -118,10 +118,13 @@ absl::Status DataClient::OpenLocked() {
   push_ctx_ = std::make_unique<grpc::ClientContext>();
   push_response_.Clear();
   grpc::internal::RpcMethod method(kDataPushMethod, grpc::internal::RpcMethod::CLIENT_STREAMING);
+  {
+    // Before the call starts, which waits for a hung peer's handshake: CancelStream ends that.
+    absl::MutexLock lock(&cancel_mu_);
+    live_ctx_ = push_ctx_.get();
+  }
   push_.reset(grpc::internal::ClientWriterFactory<grpc::ByteBuffer>::Create(
       channel_.get(), method, push_ctx_.get(), &push_response_));
-  absl::MutexLock lock(&cancel_mu_);
-  live_ctx_ = push_ctx_.get();
   return absl::OkStatus();
 }
 

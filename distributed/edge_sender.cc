@@ -39,10 +39,20 @@ absl::Status EdgeSender::EnsureOpen() {
     in_flight_ = 0;
   }
   opened_ = true;
+  grpc::ClientContext* ctx;
   {
     absl::MutexLock lock(&mu_);
     ctx_ = std::make_unique<grpc::ClientContext>();
-    stream_ = stub_->EdgeControl(ctx_.get());
+    ctx = ctx_.get();
+    opening_ = true;
+  }
+  // Outside mu_: starting the call waits for the peer's HTTP/2 handshake, which a hung peer
+  // never completes. Cancel() or the step's cancellation ends the wait (ctx->TryCancel).
+  auto stream = stub_->EdgeControl(ctx);
+  {
+    absl::MutexLock lock(&mu_);
+    stream_ = std::move(stream);
+    opening_ = false;
   }
   proto::EdgeControlMessage open;
   open.mutable_open()->set_protocol_version(kProtocolVersion);
@@ -84,6 +94,9 @@ absl::Status EdgeSender::Send(int64_t step_id, const std::string& key, const Ten
       absl::Status r = reason();
       absl::MutexLock lock(&mu_);
       cancelled = std::move(r);
+      // A stream still being opened has no other user yet: breaking it ends the wait for the
+      // peer's handshake, and the next Send opens a new one.
+      if (opening_ && ctx_) ctx_->TryCancel();
     });
     if (!token) {
       cancelled = reason();

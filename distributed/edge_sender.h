@@ -73,6 +73,7 @@ class EdgeSender {
   int64_t in_flight_ ABSL_GUARDED_BY(mu_) = 0;
   int64_t waiting_ ABSL_GUARDED_BY(mu_) = 0;
   int64_t pushing_ ABSL_GUARDED_BY(mu_) = 0;
+  bool opening_ ABSL_GUARDED_BY(mu_) = false;  // EnsureOpen is starting the control stream.
   absl::Status broken_ ABSL_GUARDED_BY(mu_);
   bool opened_ = false;
 };

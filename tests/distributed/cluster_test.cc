@@ -693,6 +693,54 @@ TEST(ClusterTest, ServerRefusesANonPositiveTtl) {
                         "status 1; its stderr above says why)"));
 }
 
+// A peer hung before anything connected to it: the _Send is stuck opening the edge (gRPC waits
+// for the peer's HTTP/2 handshake). Aborting the step, without or with naming the lost peer,
+// must end it.
+TEST(ClusterTest, AbortEndsASendStuckConnectingToAHungPeer) {
+  auto cluster = StartCluster();
+  ASSERT_NE(cluster, nullptr);
+  RegisterAllOps();
+  Scope root = Scope::NewRootScope();
+  Scope s0 = root.WithDevice("/job:worker/task:0");
+  Output k = ops::Const(s0.WithOpName("k"), Tensor::FromVector<float>({2, -3}));
+  Output c = ops::Neg(root.WithOpName("c").WithDevice("/job:worker/task:1"),
+                      ops::Square(s0.WithOpName("sq"), k));
+  std::shared_ptr<const Graph> graph = *root.Finalize();
+  std::vector<StepCoordinator::Partition> parts =
+      RegisterOnWorkers(*cluster, *graph, {kW0, kW1}, c.endpoint());
+  for (auto& p : parts) p.request.set_timeout_ms(60000);
+  const std::string& w0 = cluster->worker(0).control_address;
+  ASSERT_TRUE(cluster->PauseWorker(1).ok());
+  for (const bool name_the_peer : {false, true}) {
+    const int64_t step = name_the_peer ? 98 : 97;
+    absl::StatusOr<proto::RunGraphResponse> hung;
+    std::atomic<bool> returned{false};
+    std::thread run([&] {
+      hung = RunPartition(parts[0], step);
+      returned = true;
+    });
+    ASSERT_TRUE(WaitFor([&] { return Beat(w0).active_steps() == 1; }));
+    proto::AbortStepRequest abort;
+    abort.set_protocol_version(kProtocolVersion);
+    abort.set_step_id(step);
+    abort.set_reason(absl::StrCat("step ", step, " aborted by the test"));
+    if (name_the_peer) abort.set_lost_task("/job:worker/task:1");
+    proto::AbortStepResponse aborted;
+    grpc::ClientContext ctx;
+    ctx.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(10)));
+    grpc::Status sent = proto::Control::NewStub(MakeChannel(w0))->AbortStep(&ctx, abort, &aborted);
+    const bool ended = WaitFor([&] { return returned.load(); });
+    if (!ended) ASSERT_TRUE(cluster->ResumeWorker(1).ok());  // Unblocks it, to end the test.
+    run.join();
+    ASSERT_TRUE(sent.ok()) << sent.error_message();
+    ASSERT_TRUE(ended) << "the send stayed stuck after the abort (lost peer named: "
+                       << name_the_peer << ")";
+    EXPECT_TRUE(StatusHas(hung.status(), absl::StatusCode::kAborted,
+                          absl::StrCat("step ", step, " aborted by the test")));
+  }
+  ASSERT_TRUE(cluster->ResumeWorker(1).ok());
+}
+
 // A peer that hangs after granting a credit stops reading mid-tensor: the sender is blocked in
 // a data-plane write, not in a credit wait. The master's abort naming the lost task must end
 // it (the worker drops its links to that task), and the next step connects afresh.
