@@ -122,11 +122,17 @@ struct StepCoordinator::StepState {
 
 void StepCoordinator::FailStep(const std::shared_ptr<StepState>& step, const absl::Status& status,
                                const std::string& lost_task) {
+  bool first;
+  std::string reason;
   {
     absl::MutexLock lock(&step->mu);
-    if (!step->status.ok()) return;
-    step->status = status;
+    first = step->status.ok();
+    if (first) step->status = status;
+    reason = std::string(step->status.message());
   }
+  // A step that failed already (say, a Send's deadline) still tells the workers about a task
+  // found lost since: sends blocked on that task end only when the workers drop it.
+  if (!first && lost_task.empty()) return;
   // Abort the step everywhere (pending receives fail, tensors are freed), then cancel the RPCs.
   for (const WorkerRef& w : step->workers) {
     proto::Control::Stub* stub = monitor_->stub(w.task_prefix);
@@ -134,14 +140,16 @@ void StepCoordinator::FailStep(const std::shared_ptr<StepState>& step, const abs
     proto::AbortStepRequest req;
     req.set_protocol_version(kProtocolVersion);
     req.set_step_id(step->step_id);
-    req.set_reason(std::string(status.message()));
+    req.set_reason(reason);
     req.set_lost_task(lost_task);
     proto::AbortStepResponse resp;
     grpc::ClientContext ctx;
     ctx.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(1)));
     (void)stub->AbortStep(&ctx, req, &resp);
   }
-  for (auto& ctx : step->contexts) ctx->TryCancel();
+  if (first) {
+    for (auto& ctx : step->contexts) ctx->TryCancel();
+  }
 }
 
 void StepCoordinator::Abort(int64_t step_id, const absl::Status& reason) {

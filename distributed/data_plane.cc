@@ -114,6 +114,14 @@ DataClient::DataClient(std::shared_ptr<grpc::Channel> channel, ChunkOptions opti
 DataClient::~DataClient() { (void)Close(); }
 
 absl::Status DataClient::OpenLocked() {
+  const auto cancelled = [this] {
+    absl::MutexLock lock(&cancel_mu_);
+    return cancelled_;
+  };
+  if (cancelled()) {
+    (void)CloseLocked();  // The stream CancelStream broke, if one is open.
+    return absl::UnavailableError("the data stream to this peer was cancelled (peer lost)");
+  }
   if (push_) return absl::OkStatus();
   push_ctx_ = std::make_unique<grpc::ClientContext>();
   push_response_.Clear();
@@ -121,6 +129,10 @@ absl::Status DataClient::OpenLocked() {
   {
     // Before the call starts, which waits for a hung peer's handshake: CancelStream ends that.
     absl::MutexLock lock(&cancel_mu_);
+    if (cancelled_) {
+      push_ctx_.reset();
+      return absl::UnavailableError("the data stream to this peer was cancelled (peer lost)");
+    }
     live_ctx_ = push_ctx_.get();
   }
   push_.reset(grpc::internal::ClientWriterFactory<grpc::ByteBuffer>::Create(
@@ -164,6 +176,7 @@ absl::Status DataClient::Close() {
 
 void DataClient::CancelStream() {
   absl::MutexLock lock(&cancel_mu_);
+  cancelled_ = true;
   if (live_ctx_ != nullptr) live_ctx_->TryCancel();
 }
 

@@ -63,9 +63,9 @@ class DataClient {
   absl::Status Push(int64_t step_id, const std::string& key, const Tensor& tensor);
   // Ends the push stream and returns the peer's verdict (e.g. a rejected chunk).
   absl::Status Close();
-  // Breaks the push stream from any thread, so a Push blocked in a write (a hung peer stops
-  // reading) returns. For a peer found lost: tensors not yet delivered on the stream are lost
-  // with it. The next Push opens a new stream.
+  // Breaks the push stream for good, from any thread, so a Push blocked in a write (a hung peer
+  // stops reading) returns and later Pushes fail at once. For a peer found lost: tensors not
+  // yet delivered on the stream are lost with it.
   void CancelStream();
   // Fetches the tensor the peer holds (or will receive) under (step_id, key).
   absl::StatusOr<Tensor> Pull(int64_t step_id, const std::string& key, absl::Duration timeout);
@@ -83,6 +83,7 @@ class DataClient {
   // push_ctx_ for CancelStream, which must not wait for mu_ (a blocked Push holds it).
   absl::Mutex cancel_mu_ ABSL_ACQUIRED_AFTER(mu_);
   grpc::ClientContext* live_ctx_ ABSL_GUARDED_BY(cancel_mu_) = nullptr;
+  bool cancelled_ ABSL_GUARDED_BY(cancel_mu_) = false;  // CancelStream ran.
 };
 
 }  // namespace sluice

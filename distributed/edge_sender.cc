@@ -23,37 +23,40 @@ EdgeSender::~EdgeSender() {
   if (stream_) (void)stream_->Finish();
 }
 
-absl::Status EdgeSender::EnsureOpen() {
+absl::Status EdgeSender::EnsureOpen(const absl::Status* cancelled) {
   if (opened_) {
     {
       absl::MutexLock lock(&mu_);
       if (broken_.ok()) return absl::OkStatus();
     }
-    // The receiver went away (e.g. restarted): drop the old stream and open a new one; the
-    // new receiver grants fresh credits.
+    // The stream broke (the receiver restarted, or an open was cancelled): close it and open
+    // a new one below; the new receiver grants fresh credits.
     reader_.join();
     (void)stream_->Finish();
-    absl::MutexLock lock(&mu_);
-    broken_ = absl::OkStatus();
-    credits_ = 0;
-    in_flight_ = 0;
+    stream_.reset();  // Finished: the destructor must not finish it again.
+    opened_ = false;
   }
-  opened_ = true;
   grpc::ClientContext* ctx;
   {
     absl::MutexLock lock(&mu_);
+    if (dropped_) return broken_;                   // The receiver was found lost: never reopen.
+    if (!cancelled->ok()) return absl::OkStatus();  // TakeCredit reports the cancellation.
+    broken_ = absl::OkStatus();
+    credits_ = 0;
+    in_flight_ = 0;
     ctx_ = std::make_unique<grpc::ClientContext>();
     ctx = ctx_.get();
-    opening_ = true;
+    opening_for_ = cancelled;
   }
   // Outside mu_: starting the call waits for the peer's HTTP/2 handshake, which a hung peer
-  // never completes. Cancel() or the step's cancellation ends the wait (ctx->TryCancel).
+  // never completes. Cancel() or this Send's step cancellation ends the wait (TryCancel).
   auto stream = stub_->EdgeControl(ctx);
   {
     absl::MutexLock lock(&mu_);
     stream_ = std::move(stream);
-    opening_ = false;
+    opening_for_ = nullptr;
   }
+  opened_ = true;
   proto::EdgeControlMessage open;
   open.mutable_open()->set_protocol_version(kProtocolVersion);
   open.mutable_open()->set_edge(edge_);
@@ -94,9 +97,10 @@ absl::Status EdgeSender::Send(int64_t step_id, const std::string& key, const Ten
       absl::Status r = reason();
       absl::MutexLock lock(&mu_);
       cancelled = std::move(r);
-      // A stream still being opened has no other user yet: breaking it ends the wait for the
-      // peer's handshake, and the next Send opens a new one.
-      if (opening_ && ctx_) ctx_->TryCancel();
+      // This Send is opening the stream (no tensor has used it yet): breaking it ends the wait
+      // for the peer's handshake, and the next Send opens a new one. Only this Send's own
+      // step may do that: Sends of other steps queue behind it.
+      if (opening_for_ == &cancelled && ctx_) ctx_->TryCancel();
     });
     if (!token) {
       cancelled = reason();
@@ -107,7 +111,7 @@ absl::Status EdgeSender::Send(int64_t step_id, const std::string& key, const Ten
   {
     absl::MutexLock send_lock(&send_mu_);
     // A step cancelled already opens nothing: TakeCredit fails at once.
-    if (!cancelled_before) s = EnsureOpen();
+    if (!cancelled_before) s = EnsureOpen(&cancelled);
     if (s.ok()) s = TakeCredit(step_id, key, deadline, &cancelled);
     if (s.ok()) {
       proto::EdgeControlMessage ready;
@@ -165,9 +169,13 @@ absl::Status EdgeSender::TakeCredit(int64_t step_id, const std::string& key, abs
 void EdgeSender::Cancel() {
   {
     absl::MutexLock lock(&mu_);
+    dropped_ = true;
+    credits_ = 0;
     if (ctx_) ctx_->TryCancel();
-    if (broken_.ok())
-      broken_ = absl::UnavailableError(absl::StrCat("edge '", edge_, "': cancelled"));
+    if (broken_.ok()) {
+      broken_ = absl::UnavailableError(
+          absl::StrCat("edge '", edge_, "': the receiver was found lost; its links were dropped"));
+    }
   }
   data_->CancelStream();
 }

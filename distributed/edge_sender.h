@@ -41,8 +41,9 @@ class EdgeSender {
   absl::Status Send(int64_t step_id, const std::string& key, const Tensor& tensor,
                     absl::Time deadline, CancellationManager* cancellation = nullptr);
 
-  // Breaks the control stream and the data stream to the receiver, from any thread: a Send
-  // waiting for a credit or blocked in a data write fails. For a receiver found lost.
+  // Breaks the control stream and the data stream to the receiver for good, from any thread:
+  // a Send waiting for a credit, opening the edge or blocked in a data write fails, and later
+  // Sends fail at once. For a receiver found lost (the worker then makes a new EdgeSender).
   void Cancel();
 
   int64_t credits() const;
@@ -52,7 +53,8 @@ class EdgeSender {
   const std::string& edge() const { return edge_; }
 
  private:
-  absl::Status EnsureOpen();
+  // `cancelled` is the calling Send's cancellation status (guarded by mu_).
+  absl::Status EnsureOpen(const absl::Status* cancelled);
   // Takes a credit; `cancelled` is set (under mu_) by the step's cancellation callback.
   absl::Status TakeCredit(int64_t step_id, const std::string& key, absl::Time deadline,
                           const absl::Status* cancelled);
@@ -73,7 +75,9 @@ class EdgeSender {
   int64_t in_flight_ ABSL_GUARDED_BY(mu_) = 0;
   int64_t waiting_ ABSL_GUARDED_BY(mu_) = 0;
   int64_t pushing_ ABSL_GUARDED_BY(mu_) = 0;
-  bool opening_ ABSL_GUARDED_BY(mu_) = false;  // EnsureOpen is starting the control stream.
+  // The `cancelled` of the Send whose EnsureOpen is starting the control stream, if any.
+  const absl::Status* opening_for_ ABSL_GUARDED_BY(mu_) = nullptr;
+  bool dropped_ ABSL_GUARDED_BY(mu_) = false;  // Cancel() ran: the edge is dead for good.
   absl::Status broken_ ABSL_GUARDED_BY(mu_);
   bool opened_ = false;
 };

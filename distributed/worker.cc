@@ -281,6 +281,15 @@ void Worker::AbortAll(const absl::Status& reason) {
   }
   // Outside the lock: cancellation callbacks may run kernels that call back into the worker.
   for (auto& cm : to_cancel) cm->StartCancel(reason);
+  // Then break every outgoing link, so no handler thread stays blocked writing to a peer
+  // (which would hold up the server's shutdown).
+  std::vector<std::shared_ptr<PeerLink>> links;
+  {
+    absl::MutexLock lock(&mu_);
+    for (auto& [address, link] : peers_) links.push_back(std::move(link));
+    peers_.clear();
+  }
+  for (auto& link : links) link->edge->Cancel();
 }
 
 grpc::Status Worker::AbortStep(grpc::ServerContext*, const proto::AbortStepRequest* req,

@@ -14,7 +14,8 @@
 //
 //   TensorMailbox mailbox;
 //   Worker worker({.job = "worker", .task = 0}, &mailbox);
-//   builder.RegisterService(&worker);
+//   builder.RegisterService(&worker);  // Heartbeat is async: serve it from a completion queue
+//                                      // (RequestHeartbeat), as Server does.
 #ifndef SLUICE_DISTRIBUTED_WORKER_H_
 #define SLUICE_DISTRIBUTED_WORKER_H_
 
@@ -60,7 +61,7 @@ class Worker : public proto::Control::WithAsyncMethod_Heartbeat<proto::Control::
   void SetAddresses(const std::string& control, const std::string& data);
   proto::TaskIdentity identity() const;
   std::string task_prefix() const;
-  // Cancels every running step (server shutdown).
+  // Cancels every running step and breaks every link to peers (server shutdown).
   void AbortAll(const absl::Status& reason);
 
   grpc::Status RegisterGraph(grpc::ServerContext*, const proto::RegisterGraphRequest*,

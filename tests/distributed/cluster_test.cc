@@ -741,6 +741,29 @@ TEST(ClusterTest, AbortEndsASendStuckConnectingToAHungPeer) {
   ASSERT_TRUE(cluster->ResumeWorker(1).ok());
 }
 
+// An edge cancelled because its receiver was found lost stays dead: later Sends fail at once
+// instead of reopening streams that nothing would cancel again.
+TEST(ClusterTest, ACancelledEdgeStaysCancelled) {
+  auto cluster = StartCluster();
+  ASSERT_NE(cluster, nullptr);
+  DataClient client(MakeChannel(cluster->worker(1).data_address, kMaxMessage),
+                    {.chunk_bytes = 16384});
+  EdgeSender edge(MakeChannel(cluster->worker(1).control_address), &client,
+                  "/job:client/task:0->/job:worker/task:1");
+  auto key = [](int i) {
+    return Rendezvous::CreateKey(9, kClient, kW1, absl::StrCat("t", i, ":0"));
+  };
+  Tensor v = Tensor::FromVector<float>({1, 2, 3});
+  const absl::Time deadline = absl::Now() + absl::Seconds(30);
+  ASSERT_TRUE(edge.Send(9, key(0), v, deadline).ok());
+  edge.Cancel();
+  EXPECT_TRUE(StatusHas(edge.Send(9, key(1), v, deadline), absl::StatusCode::kUnavailable,
+                        "edge '/job:client/task:0->/job:worker/task:1': the receiver was found "
+                        "lost; its links were dropped"));
+  EXPECT_TRUE(StatusHas(client.Push(9, key(2), v), absl::StatusCode::kUnavailable,
+                        "the data stream to this peer was cancelled (peer lost)"));
+}
+
 // A peer that hangs after granting a credit stops reading mid-tensor: the sender is blocked in
 // a data-plane write, not in a credit wait. The master's abort naming the lost task must end
 // it (the worker drops its links to that task), and the next step connects afresh.
