@@ -56,6 +56,11 @@ absl::Status HeartbeatMonitor::health(const std::string& task_prefix) const {
   return it->second->health;
 }
 
+int64_t HeartbeatMonitor::rounds() const {
+  absl::MutexLock lock(&mu_);
+  return rounds_;
+}
+
 proto::Control::Stub* HeartbeatMonitor::stub(const std::string& task_prefix) {
   absl::MutexLock lock(&mu_);
   auto it = watched_.find(task_prefix);
@@ -70,15 +75,39 @@ void HeartbeatMonitor::Loop() {
       if (stop_) return;
       for (auto& [name, w] : watched_) round.push_back(w);
     }
-    std::vector<std::pair<WorkerRef, absl::Status>> lost;
-    for (auto& w : round) {
-      proto::HeartbeatRequest req;
-      req.set_protocol_version(kProtocolVersion);
-      req.set_from("master");
-      proto::HeartbeatResponse resp;
+    // All workers at once, so a hung one (which uses up its whole deadline) delays nobody else.
+    struct Beat {
       grpc::ClientContext ctx;
-      ctx.set_deadline(absl::ToChronoTime(absl::Now() + options_.interval));
-      grpc::Status s = w->stub->Heartbeat(&ctx, req, &resp);
+      proto::HeartbeatResponse resp;
+      grpc::Status status;
+    };
+    std::vector<Beat> beats(round.size());
+    grpc::CompletionQueue cq;
+    proto::HeartbeatRequest req;
+    req.set_protocol_version(kProtocolVersion);
+    req.set_from("master");
+    const auto deadline = absl::ToChronoTime(absl::Now() + options_.interval);
+    for (size_t i = 0; i < round.size(); ++i) {
+      beats[i].ctx.set_deadline(deadline);
+      round[i]
+          ->stub->AsyncHeartbeat(&beats[i].ctx, req, &cq)
+          ->Finish(&beats[i].resp, &beats[i].status, reinterpret_cast<void*>(i));
+    }
+    for (size_t done = 0; done < round.size(); ++done) {
+      void* tag = nullptr;
+      bool ok = false;
+      if (!cq.Next(&tag, &ok)) break;  // Not reached: the queue is shut down below.
+    }
+    cq.Shutdown();
+    void* tag = nullptr;
+    bool ok = false;
+    while (cq.Next(&tag, &ok)) {
+    }
+    std::vector<std::pair<WorkerRef, absl::Status>> lost;
+    for (size_t i = 0; i < round.size(); ++i) {
+      const std::shared_ptr<Watched>& w = round[i];
+      const grpc::Status& s = beats[i].status;
+      const proto::HeartbeatResponse& resp = beats[i].resp;
       absl::MutexLock lock(&mu_);
       const absl::Time now = absl::Now();
       if (s.ok()) {
@@ -102,6 +131,7 @@ void HeartbeatMonitor::Loop() {
     std::vector<LostCallback> callbacks;
     {
       absl::MutexLock lock(&mu_);
+      ++rounds_;
       for (auto& [id, cb] : listeners_) callbacks.push_back(cb);
     }
     for (auto& [ref, status] : lost) {

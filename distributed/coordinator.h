@@ -1,11 +1,11 @@
 // Coordinator: the master's side of running one step across workers, and of noticing lost ones.
 //
-// HeartbeatMonitor pings every worker's control service at a fixed interval; a worker that
-// answers no heartbeat for `timeout` (5 s by default), or answers with a new incarnation (it
-// restarted), is reported lost. StepCoordinator runs one step's partitions (one RunGraph each,
-// in parallel) and fails the step as soon as one partition fails or one involved worker is
-// lost: it aborts the step on every other worker (which fails their pending receives and frees
-// the step's tensors) and cancels the outstanding RPCs, so the step ends within the heartbeat
+// HeartbeatMonitor pings every worker's control service (all at once) at a fixed interval; a
+// worker that answers no heartbeat for `timeout` (5 s by default), or answers with a new
+// incarnation (it restarted), is reported lost. StepCoordinator runs one step's partitions (one
+// RunGraph each, in parallel) and fails the step as soon as one partition fails or one involved
+// worker is lost: it aborts the step on every other worker (which fails their pending receives and
+// frees the step's tensors) and cancels the outstanding RPCs, so the step ends within the heartbeat
 // timeout with an Unavailable error naming the lost job/task/address and the step.
 // Thread-safe.
 //
@@ -63,6 +63,9 @@ class HeartbeatMonitor {
   // Non-OK when the task is currently considered lost.
   absl::Status health(const std::string& task_prefix) const;
   proto::Control::Stub* stub(const std::string& task_prefix);
+  // Heartbeat rounds completed (every watched worker pinged at once, each with the interval
+  // as its deadline).
+  int64_t rounds() const;
 
  private:
   struct Watched {
@@ -77,6 +80,7 @@ class HeartbeatMonitor {
   const HeartbeatOptions options_;
   mutable absl::Mutex mu_;
   bool stop_ ABSL_GUARDED_BY(mu_) = false;
+  int64_t rounds_ ABSL_GUARDED_BY(mu_) = 0;
   std::map<std::string, std::shared_ptr<Watched>> watched_ ABSL_GUARDED_BY(mu_);
   int64_t next_listener_ ABSL_GUARDED_BY(mu_) = 1;
   std::map<int64_t, LostCallback> listeners_ ABSL_GUARDED_BY(mu_);

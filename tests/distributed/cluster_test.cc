@@ -7,6 +7,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cstdlib>
 #include <memory>
@@ -550,6 +551,41 @@ TEST(ClusterTest, HungWorkerIsDetectedByMissedHeartbeats) {
       WaitFor([&] { return Beat(cluster->worker(1).control_address).active_steps() == 0; }));
   EXPECT_EQ(Beat(cluster->worker(1).control_address).pending_receives(), 0);
   ASSERT_TRUE(cluster->ResumeWorker(0).ok());
+}
+
+// Heartbeats go to every worker at once: hung workers, each using up its whole heartbeat
+// deadline, do not stretch the rounds (one at a time, five hung workers would make every round
+// last 5 x 200 ms, and a worker hanging later would be noticed that much later).
+TEST(ClusterTest, HungWorkersDoNotStretchHeartbeatRounds) {
+  LocalClusterOptions opts;
+  opts.server_binary = ServerBinary();
+  opts.num_workers = 6;
+  opts.start_master = false;
+  absl::StatusOr<std::unique_ptr<LocalCluster>> cluster = LocalCluster::Start(opts);
+  ASSERT_TRUE(cluster.ok()) << cluster.status();
+  HeartbeatMonitor monitor({.interval = absl::Milliseconds(200), .timeout = absl::Seconds(1)});
+  absl::Mutex mu;
+  std::vector<std::string> lost;
+  monitor.AddListener([&](const WorkerRef& w, const absl::Status&) {
+    absl::MutexLock lock(&mu);
+    lost.push_back(w.task_prefix);
+  });
+  for (int i = 0; i < 6; ++i) monitor.Watch(Ref(**cluster, i));
+  ASSERT_TRUE(WaitFor([&] { return monitor.incarnation("/job:worker/task:5") != 0; }));
+  for (int i = 0; i < 5; ++i) ASSERT_TRUE((*cluster)->PauseWorker(i).ok());
+  // Ten rounds: about 10 x (200 ms deadline + 200 ms pause) = 4 s when concurrent, 12 s when
+  // one at a time. A liveness bound with wide margins on both sides, not a benchmark.
+  const int64_t first = monitor.rounds();
+  const absl::Time start = absl::Now();
+  ASSERT_TRUE(WaitFor([&] { return monitor.rounds() >= first + 10; }));
+  EXPECT_LT(absl::Now() - start, absl::Seconds(8));
+  EXPECT_TRUE(monitor.health("/job:worker/task:5").ok()) << monitor.health("/job:worker/task:5");
+  {
+    absl::MutexLock lock(&mu);
+    EXPECT_EQ(lost.size(), 5u);
+    EXPECT_EQ(std::count(lost.begin(), lost.end(), "/job:worker/task:5"), 0);
+  }
+  for (int i = 0; i < 5; ++i) EXPECT_TRUE((*cluster)->ResumeWorker(i).ok());
 }
 
 // A receiver that is hung but still connected grants no credit: a step whose _Send waits for
