@@ -78,6 +78,7 @@ void HeartbeatMonitor::Loop() {
     // All workers at once, so a hung one (which uses up its whole deadline) delays nobody else.
     struct Beat {
       grpc::ClientContext ctx;
+      std::unique_ptr<grpc::ClientAsyncResponseReader<proto::HeartbeatResponse>> call;
       proto::HeartbeatResponse resp;
       grpc::Status status;
     };
@@ -89,9 +90,8 @@ void HeartbeatMonitor::Loop() {
     const auto deadline = absl::ToChronoTime(absl::Now() + options_.interval);
     for (size_t i = 0; i < round.size(); ++i) {
       beats[i].ctx.set_deadline(deadline);
-      round[i]
-          ->stub->AsyncHeartbeat(&beats[i].ctx, req, &cq)
-          ->Finish(&beats[i].resp, &beats[i].status, reinterpret_cast<void*>(i));
+      beats[i].call = round[i]->stub->AsyncHeartbeat(&beats[i].ctx, req, &cq);
+      beats[i].call->Finish(&beats[i].resp, &beats[i].status, reinterpret_cast<void*>(i));
     }
     for (size_t done = 0; done < round.size(); ++done) {
       void* tag = nullptr;
