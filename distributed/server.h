@@ -62,10 +62,11 @@ class Server {
   std::unique_ptr<Worker> worker_;
   std::unique_ptr<DataPlaneService> data_service_;
   std::unique_ptr<Master> master_;
+  // Heartbeats: answered inline by one thread polling this queue (see ServeHeartbeats).
+  // Declared before the servers, so it is destroyed after them, as gRPC requires.
+  std::unique_ptr<grpc::ServerCompletionQueue> heartbeat_cq_;
   std::unique_ptr<grpc::Server> control_server_;
   std::unique_ptr<grpc::Server> data_server_;
-  // Heartbeats: answered inline by one thread polling this queue (see ServeHeartbeats).
-  std::unique_ptr<grpc::ServerCompletionQueue> heartbeat_cq_;
   std::thread heartbeat_thread_;
   std::atomic<bool> heartbeat_cq_shut_{false};
   absl::once_flag heartbeat_joined_;  // Wait may be called from several threads.
