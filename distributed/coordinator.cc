@@ -8,6 +8,13 @@
 
 namespace sluice {
 
+namespace {
+absl::Status Restarted(const WorkerRef& w) {
+  return absl::UnavailableError(
+      absl::StrCat("task ", w.DebugString(), " restarted (new incarnation)"));
+}
+}  // namespace
+
 HeartbeatMonitor::HeartbeatMonitor(HeartbeatOptions options) : options_(options) {
   thread_ = std::thread([this] { Loop(); });
 }
@@ -54,6 +61,25 @@ absl::Status HeartbeatMonitor::health(const std::string& task_prefix) const {
     return absl::NotFoundError(absl::StrCat("task ", task_prefix, " is not in the cluster"));
   }
   return it->second->health;
+}
+
+void HeartbeatMonitor::NoteIncarnation(const std::string& task_prefix, uint64_t incarnation) {
+  WorkerRef restarted;
+  std::vector<LostCallback> callbacks;
+  {
+    absl::MutexLock lock(&mu_);
+    auto it = watched_.find(task_prefix);
+    if (it == watched_.end() || it->second->incarnation == incarnation) return;
+    Watched& w = *it->second;
+    const bool was_known = w.incarnation != 0;
+    w.incarnation = incarnation;
+    w.last_ok = absl::Now();
+    w.health = absl::OkStatus();
+    if (!was_known) return;
+    restarted = w.ref;
+    for (auto& [id, cb] : listeners_) callbacks.push_back(cb);
+  }
+  for (auto& cb : callbacks) cb(restarted, Restarted(restarted));
 }
 
 int64_t HeartbeatMonitor::rounds() const {
@@ -114,9 +140,7 @@ void HeartbeatMonitor::Loop() {
         const uint64_t inc = resp.identity().incarnation();
         if (w->incarnation != 0 && inc != w->incarnation) {
           // Restarted: whatever ran on the old incarnation is gone.
-          lost.emplace_back(w->ref,
-                            absl::UnavailableError(absl::StrCat("task ", w->ref.DebugString(),
-                                                                " restarted (new incarnation)")));
+          lost.emplace_back(w->ref, Restarted(w->ref));
         }
         w->incarnation = inc;
         w->last_ok = now;

@@ -63,6 +63,10 @@ class HeartbeatMonitor {
   // Non-OK when the task is currently considered lost.
   absl::Status health(const std::string& task_prefix) const;
   proto::Control::Stub* stub(const std::string& task_prefix);
+  // Records the incarnation a task reported outside a heartbeat (say, when registering a
+  // graph). A new one is a restart: listeners hear of it now, as the next heartbeat would
+  // otherwise report it, failing whatever ran on the new incarnation meanwhile.
+  void NoteIncarnation(const std::string& task_prefix, uint64_t incarnation);
   // Heartbeat rounds completed (every watched worker pinged at once, each with the interval
   // as its deadline).
   int64_t rounds() const;

@@ -213,7 +213,9 @@ absl::Status Master::EnsureRegistered(Prepared::Part* part) {
                           absl::StrCat("registering a partition on ", w.DebugString()));
   }
   part->handle = resp.graph_handle();
-  part->incarnation = inc;
+  // The worker may have restarted since the last heartbeat: learn its incarnation now.
+  monitor_.NoteIncarnation(w.task_prefix, resp.incarnation());
+  part->incarnation = resp.incarnation();
   return absl::OkStatus();
 }
 

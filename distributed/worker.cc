@@ -98,6 +98,7 @@ grpc::Status Worker::RegisterGraph(grpc::ServerContext*, const proto::RegisterGr
   std::string handle = absl::StrCat("g", next_graph_++, "-", incarnation_);
   graphs_[handle] = std::move(reg);
   resp->set_graph_handle(handle);
+  resp->set_incarnation(incarnation_);
   return grpc::Status::OK;
 }
 

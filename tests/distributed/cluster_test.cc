@@ -588,6 +588,40 @@ TEST(ClusterTest, HungWorkersDoNotStretchHeartbeatRounds) {
   for (int i = 0; i < 5; ++i) EXPECT_TRUE((*cluster)->ResumeWorker(i).ok());
 }
 
+// A restart the master learns of outside a heartbeat (RegisterGraph returns the incarnation) is
+// reported to listeners once, then, and the heartbeats that see the same incarnation later report
+// nothing: they would otherwise fail steps already running on the new incarnation.
+TEST(ClusterTest, AnIncarnationLearnedAtRegistrationIsNotReportedAgainByHeartbeats) {
+  auto cluster = StartCluster();
+  ASSERT_NE(cluster, nullptr);
+  HeartbeatMonitor monitor({.interval = absl::Milliseconds(50), .timeout = absl::Seconds(10)});
+  absl::Mutex mu;
+  std::vector<std::string> reports;
+  monitor.AddListener([&](const WorkerRef&, const absl::Status& why) {
+    absl::MutexLock lock(&mu);
+    reports.push_back(std::string(why.message()));
+  });
+  monitor.Watch(Ref(*cluster, 1));
+  const uint64_t old_incarnation =
+      Beat(cluster->worker(1).control_address).identity().incarnation();
+  ASSERT_TRUE(
+      WaitFor([&] { return monitor.incarnation("/job:worker/task:1") == old_incarnation; }));
+  monitor.NoteIncarnation("/job:worker/task:1", old_incarnation);  // Known: nothing to report.
+  ASSERT_TRUE(cluster->KillWorker(1).ok());
+  ASSERT_TRUE(cluster->RestartWorker(1).ok());
+  // What the master does with a RegisterGraph response from the restarted worker.
+  const uint64_t new_incarnation =
+      Beat(cluster->worker(1).control_address).identity().incarnation();
+  ASSERT_NE(new_incarnation, old_incarnation);
+  monitor.NoteIncarnation("/job:worker/task:1", new_incarnation);
+  EXPECT_EQ(monitor.incarnation("/job:worker/task:1"), new_incarnation);
+  const int64_t seen = monitor.rounds();
+  ASSERT_TRUE(WaitFor([&] { return monitor.rounds() >= seen + 5; }));  // Heartbeats see it too.
+  absl::MutexLock lock(&mu);
+  ASSERT_EQ(reports.size(), 1u);
+  EXPECT_NE(reports[0].find("restarted (new incarnation)"), std::string::npos) << reports[0];
+}
+
 // A receiver that is hung but still connected grants no credit: a step whose _Send waits for
 // one must still end as soon as it is aborted, not at its deadline.
 TEST(ClusterTest, AbortEndsASendWaitingForAHungPeersCredit) {
