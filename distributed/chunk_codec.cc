@@ -93,11 +93,7 @@ ChunkEncoder::ChunkEncoder(int64_t step_id, std::string key, Tensor tensor,
   header_.set_sender_incarnation(options.sender_incarnation);
 }
 
-bool ChunkEncoder::Next(grpc::ByteBuffer* msg) {
-  const int64_t total = header_.total_bytes();
-  if (!first_ && offset_ >= total) return false;
-  first_ = false;
-  const int64_t length = std::min(chunk_bytes_, total - offset_);
+grpc::Slice ChunkEncoder::HeaderSlice(int64_t length) {
   header_.set_offset(offset_);
   header_.set_length(length);
   std::string head(4, '\0');
@@ -105,7 +101,21 @@ bool ChunkEncoder::Next(grpc::ByteBuffer* msg) {
   const uint32_t n = body.size();
   for (int i = 0; i < 4; ++i) head[i] = static_cast<char>((n >> (8 * i)) & 0xff);
   head += body;
-  grpc::Slice slices[2] = {grpc::Slice(head), grpc::Slice()};
+  return grpc::Slice(head);
+}
+
+void ChunkEncoder::Abandon(grpc::ByteBuffer* msg) {
+  header_.set_abandoned(true);
+  grpc::Slice head = HeaderSlice(0);
+  *msg = grpc::ByteBuffer(&head, 1);
+}
+
+bool ChunkEncoder::Next(grpc::ByteBuffer* msg) {
+  const int64_t total = header_.total_bytes();
+  if (!first_ && offset_ >= total) return false;
+  first_ = false;
+  const int64_t length = std::min(chunk_bytes_, total - offset_);
+  grpc::Slice slices[2] = {HeaderSlice(length), grpc::Slice()};
   int num_slices = 1;
   if (length > 0) {
     char* payload = static_cast<char*>(tensor_.raw_data()) + offset_;
@@ -132,6 +142,22 @@ absl::StatusOr<bool> ChunkAssembler::Add(const grpc::ByteBuffer& msg) {
   ASSIGN_OR_RETURN(proto::ChunkHeader h, ReadHeader(&cursor, limits_.max_header_bytes));
   const std::string where =
       absl::StrCat("chunk of tensor '", h.key(), "' (step ", h.step_id(), ")");
+  if (h.abandoned()) {
+    // The sender's step was cancelled midway: drop the partial tensor, keep the stream.
+    if (!in_progress_ || h.step_id() != first_.step_id() || h.key() != first_.key()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(where, " abandons a tensor that is not being received"));
+    }
+    if (cursor.remaining() != 0 || h.length() != 0) {
+      return absl::InvalidArgumentError(absl::StrCat(where, ": an abandon notice carries bytes"));
+    }
+    in_progress_ = false;
+    current_ = Received{};
+    received_ = 0;
+    ++abandoned_;
+    last_abandoned_key_ = h.key();
+    return false;
+  }
   if (h.length() < 0 || h.offset() < 0 || h.total_bytes() < 0) {
     return absl::InvalidArgumentError(absl::StrCat(where, ": negative offset, length or size"));
   }

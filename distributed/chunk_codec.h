@@ -7,7 +7,9 @@
 // tensor's buffer (zero copy; the slice holds a Tensor reference until gRPC releases it).
 // ChunkAssembler validates every chunk (version, header size, dtype/shape/total agreement,
 // in-order offsets, declared vs carried payload length, size limits) and copies payloads into a
-// preallocated 64-byte-aligned Tensor; bad input is an InvalidArgument error, never a crash.
+// preallocated 64-byte-aligned Tensor; bad input is an InvalidArgument error, never a crash. A
+// sender that gives a tensor up midway sends an abandon notice (ChunkEncoder::Abandon); the
+// assembler then drops the partial tensor and the stream goes on.
 // Thread-compatible: one encoder/assembler per stream.
 //
 //   ChunkEncoder enc(step_id, "a->b:x", tensor, {.chunk_bytes = 1 << 20});
@@ -44,8 +46,17 @@ class ChunkEncoder {
   // Fills `msg` with the next chunk; false once every chunk has been produced (a tensor of zero
   // bytes still produces one chunk).
   bool Next(grpc::ByteBuffer* msg);
+  // True while Next has chunks left to produce.
+  bool has_more() const { return first_ || offset_ < header_.total_bytes(); }
+  int64_t sent_bytes() const { return offset_; }
+  // Fills `msg` with a notice that the rest of the tensor will not come (see
+  // ChunkHeader.abandoned); for a tensor whose first chunk was produced and which has more.
+  void Abandon(grpc::ByteBuffer* msg);
 
  private:
+  // The header (with `length` payload bytes at the current offset) as the message's first slice.
+  grpc::Slice HeaderSlice(int64_t length);
+
   proto::ChunkHeader header_;
   Tensor tensor_;
   int64_t chunk_bytes_;
@@ -74,6 +85,8 @@ class ChunkAssembler {
   // OK unless a tensor is partly received (the stream ended early: truncated).
   absl::Status Finish() const;
   bool in_progress() const { return in_progress_; }
+  int64_t abandoned() const { return abandoned_; }  // Tensors the sender gave up midway.
+  const std::string& last_abandoned_key() const { return last_abandoned_key_; }
 
  private:
   AssemblerLimits limits_;
@@ -82,6 +95,8 @@ class ChunkAssembler {
   int64_t received_ = 0;
   Received current_;
   bool complete_ = false;
+  int64_t abandoned_ = 0;
+  std::string last_abandoned_key_;
 };
 
 // Parses the header of one chunk message (exposed for tests).

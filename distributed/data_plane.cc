@@ -38,11 +38,16 @@ grpc::Status DataPlaneService::Push(grpc::ServerContext* ctx,
   grpc::ByteBuffer msg;
   int64_t count = 0;
   while (reader->Read(&msg)) {
+    const int64_t abandoned = assembler.abandoned();
     absl::StatusOr<bool> done = assembler.Add(msg);
     if (!done.ok()) {
       // The partial tensor is dropped with the assembler; the peer gets the reason.
       bad_streams_.fetch_add(1);
       return ToGrpc(done.status());
+    }
+    if (assembler.abandoned() != abandoned) {
+      mailbox_->NotifyAbandoned(assembler.last_abandoned_key());  // Its credit comes back.
+      continue;
     }
     if (*done) {
       ChunkAssembler::Received r = assembler.Take();
@@ -153,12 +158,24 @@ absl::Status DataClient::CloseLocked() {
   return FromGrpc(s);
 }
 
-absl::Status DataClient::Push(int64_t step_id, const std::string& key, const Tensor& tensor) {
+absl::Status DataClient::Push(int64_t step_id, const std::string& key, const Tensor& tensor,
+                              const std::function<bool()>& stop) {
   absl::MutexLock lock(&mu_);
   RETURN_IF_ERROR(OpenLocked());
   ChunkEncoder enc(step_id, key, tensor, options_);
   grpc::ByteBuffer msg;
-  while (enc.Next(&msg)) {
+  while (enc.has_more()) {
+    if (stop && stop()) {
+      const int64_t sent = enc.sent_bytes();
+      if (sent > 0) {
+        enc.Abandon(&msg);
+        push_->Write(msg);  // A broken stream shows up at the next Push or Close.
+      }
+      return absl::CancelledError(absl::StrCat("push of tensor '", key, "' of step ", step_id,
+                                               " stopped after ", sent, " of ", tensor.TotalBytes(),
+                                               " bytes"));
+    }
+    enc.Next(&msg);
     if (!push_->Write(msg)) {
       // The stream broke: its final status says why (peer gone, chunk rejected, ...).
       absl::Status s = CloseLocked();

@@ -15,6 +15,7 @@
 #define SLUICE_DISTRIBUTED_DATA_PLANE_H_
 
 #include <atomic>
+#include <functional>
 #include <memory>
 #include <string>
 
@@ -60,7 +61,11 @@ class DataClient {
 
   // Streams `tensor` to the peer's mailbox under (step_id, key). Returns once gRPC accepted
   // every chunk; the peer's arrival is confirmed by the stream's final response (Close()).
-  absl::Status Push(int64_t step_id, const std::string& key, const Tensor& tensor);
+  // `stop`, if given, is asked before each chunk: when it says true the push ends there
+  // (CANCELLED), and a tensor already partly sent is abandoned so the peer drops it while
+  // the stream stays usable.
+  absl::Status Push(int64_t step_id, const std::string& key, const Tensor& tensor,
+                    const std::function<bool()>& stop = nullptr);
   // Ends the push stream and returns the peer's verdict (e.g. a rejected chunk).
   absl::Status Close();
   // Breaks the push stream for good, from any thread, so a Push blocked in a write (a hung peer

@@ -123,7 +123,10 @@ absl::Status EdgeSender::Send(int64_t step_id, const std::string& key, const Ten
         absl::MutexLock lock(&mu_);
         ++pushing_;
       }
-      s = data_->Push(step_id, key, tensor);
+      // A step cancelled midway abandons its tensor between chunks (the stream stays usable).
+      s = data_->Push(step_id, key, tensor, [cancellation] {
+        return cancellation != nullptr && cancellation->IsCancelled();
+      });
       absl::MutexLock lock(&mu_);
       --pushing_;
       if (!s.ok()) {

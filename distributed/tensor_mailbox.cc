@@ -201,6 +201,8 @@ void TensorMailbox::CleanupStep(int64_t step_id) {
   NotifyConsumed(freed);
 }
 
+void TensorMailbox::NotifyAbandoned(const std::string& key) { NotifyConsumed({key}); }
+
 int64_t TensorMailbox::AddEdgeListener(EdgeListener listener) {
   absl::MutexLock lock(&mu_);
   int64_t id = next_listener_++;

@@ -85,6 +85,9 @@ class TensorMailbox {
   // for RemoveEdgeListener.
   int64_t AddEdgeListener(EdgeListener listener);
   void RemoveEdgeListener(int64_t id);
+  // A tensor its sender abandoned midway will never arrive: its edge's listeners are told, as
+  // for a tensor freed unread, so the sender gets that credit back.
+  void NotifyAbandoned(const std::string& key);
 
   int64_t num_pending_receives() const;
   int64_t num_buffered_tensors() const;

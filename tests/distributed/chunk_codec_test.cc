@@ -139,6 +139,47 @@ TEST(ChunkCodecTest, TruncatedAndInterleavedStreams) {
                         "interleaves with unfinished tensor 'k'"));
 }
 
+TEST(ChunkCodecTest, AnAbandonedTensorIsDroppedAndTheStreamGoesOn) {
+  Tensor t = Iota(100);  // 400 bytes in 4 chunks.
+  ChunkEncoder enc(7, "k", t, {.chunk_bytes = 100});
+  grpc::ByteBuffer first, second, abandon;
+  ASSERT_TRUE(enc.Next(&first));
+  ASSERT_TRUE(enc.Next(&second));
+  EXPECT_TRUE(enc.has_more());
+  EXPECT_EQ(enc.sent_bytes(), 200);
+  enc.Abandon(&abandon);
+  proto::ChunkHeader h = *ParseChunkHeader(abandon, 1024);
+  EXPECT_TRUE(h.abandoned());
+  EXPECT_EQ(h.offset(), 200);
+  EXPECT_EQ(h.length(), 0);
+
+  ChunkAssembler a;
+  ASSERT_FALSE(*a.Add(first));
+  ASSERT_FALSE(*a.Add(second));
+  absl::StatusOr<bool> dropped = a.Add(abandon);
+  ASSERT_TRUE(dropped.ok()) << dropped.status();
+  EXPECT_FALSE(*dropped);
+  EXPECT_FALSE(a.in_progress());
+  EXPECT_EQ(a.abandoned(), 1);
+  EXPECT_EQ(a.last_abandoned_key(), "k");
+  EXPECT_TRUE(a.Finish().ok());  // Nothing is half-received any more.
+  // The next tensor on the stream arrives whole.
+  Tensor next = Iota(30);
+  for (const grpc::ByteBuffer& c : Encode(next, 50, "k2")) ASSERT_TRUE(a.Add(c).ok());
+  ChunkAssembler::Received r = a.Take();
+  EXPECT_EQ(r.key, "k2");
+  EXPECT_TRUE(TensorEq(r.tensor, next));
+  // An abandon notice for a tensor that is not being received, or with bytes, is bad input.
+  EXPECT_TRUE(
+      StatusHas(a.Add(abandon).status(), absl::StatusCode::kInvalidArgument,
+                "chunk of tensor 'k' (step 7) abandons a tensor that is not being received"));
+  ChunkAssembler b;
+  ASSERT_FALSE(*b.Add(first));
+  h.set_length(4);
+  EXPECT_TRUE(StatusHas(b.Add(Frame(h, "abcd")).status(), absl::StatusCode::kInvalidArgument,
+                        "an abandon notice carries bytes"));
+}
+
 TEST(TensorMailboxTest, PutRecvAbortAndCredits) {
   TensorMailbox box;
   std::vector<std::string> consumed;

@@ -834,6 +834,37 @@ TEST(ClusterTest, ACancelledEdgeStaysCancelled) {
                         "the data stream to this peer was cancelled (peer lost)"));
 }
 
+// A Send whose step is cancelled midway abandons its tensor between chunks: the receiver drops
+// the partial tensor, the stream stays usable, and the edge gets that credit back.
+TEST(ClusterTest, AStoppedPushAbandonsItsTensorAndKeepsTheStreamAndTheCredit) {
+  auto cluster = StartCluster({"--credit_window=1"});
+  ASSERT_NE(cluster, nullptr);
+  const std::string& w1 = cluster->worker(1).control_address;
+  DataClient client(MakeChannel(cluster->worker(1).data_address, kMaxMessage),
+                    {.chunk_bytes = 16384});
+  Tensor big(DType::kFloat32, TensorShape({32768}));  // 131072 bytes: 8 chunks.
+  int asked = 0;
+  absl::Status stopped = client.Push(9, "big", big, [&] { return ++asked > 2; });
+  EXPECT_TRUE(StatusHas(stopped, absl::StatusCode::kCancelled,
+                        "push of tensor 'big' of step 9 stopped after 32768 of 131072 bytes"));
+  Tensor small = Tensor::FromVector<float>({1, 2, 3});
+  ASSERT_TRUE(client.Push(9, "small", small).ok());
+  ASSERT_TRUE(client.Close().ok());          // The stream's verdict: no bad chunk.
+  EXPECT_EQ(Beat(w1).buffered_bytes(), 12);  // Only the small tensor arrived.
+
+  // The receiver gives the edge its credit back for an abandoned tensor, as for one freed
+  // unread: with one credit, taken by a tensor nobody consumes, the edge has none until then.
+  EdgeSender edge(MakeChannel(w1), &client, "/job:client/task:0->/job:worker/task:1");
+  auto key = [](int i) {
+    return Rendezvous::CreateKey(10, kClient, kW1, absl::StrCat("t", i, ":0"));
+  };
+  ASSERT_TRUE(edge.Send(10, key(0), small, absl::Now() + absl::Seconds(10)).ok());
+  EXPECT_EQ(edge.credits(), 0);
+  int n = 0;
+  EXPECT_FALSE(client.Push(10, key(1), big, [&] { return ++n > 1; }).ok());  // Abandoned.
+  EXPECT_TRUE(WaitFor([&] { return edge.credits() == 1; }));
+}
+
 // A peer that hangs after granting a credit stops reading mid-tensor: the sender is blocked in
 // a data-plane write, not in a credit wait. The master's abort naming the lost task must end
 // it (the worker drops its links to that task), and the next step connects afresh.
