@@ -1,25 +1,19 @@
-// Chunk codec and mailbox, in process: multi-chunk round trips, zero-copy payload slices, and
+// Chunk codec, in process: multi-chunk round trips, zero-copy payload slices, and
 // every malformed-input path (garbage, truncation, overrun, version, interleaving).
 #include "distributed/chunk_codec.h"
 
 #include <string>
 #include <vector>
 
-#include "distributed/tensor_mailbox.h"
 #include "gtest/gtest.h"
 #include "tests/util/test_util.h"
 
 namespace sluice {
 namespace {
 
+using test::Ramp;
 using test::StatusHas;
 using test::TensorEq;
-
-Tensor Iota(int64_t n) {
-  Tensor t(DType::kFloat32, TensorShape({n}));
-  for (int64_t i = 0; i < n; ++i) t.data<float>()[i] = static_cast<float>(i) * 0.5f;
-  return t;
-}
 
 std::vector<grpc::ByteBuffer> Encode(const Tensor& t, int64_t chunk, const std::string& key = "k") {
   ChunkEncoder enc(7, key, t, {.chunk_bytes = chunk});
@@ -42,7 +36,7 @@ grpc::ByteBuffer Frame(const proto::ChunkHeader& h, const std::string& payload) 
 }
 
 TEST(ChunkCodecTest, RoundTripsManyChunks) {
-  Tensor t = Iota(10000);  // 40000 bytes in 4 KiB chunks: 10 chunks.
+  Tensor t = Ramp(10000);  // 40000 bytes in 4 KiB chunks: 10 chunks.
   std::vector<grpc::ByteBuffer> chunks = Encode(t, 4096);
   ASSERT_EQ(chunks.size(), 10u);
   ChunkAssembler a;
@@ -71,7 +65,7 @@ TEST(ChunkCodecTest, EmptyAndScalarTensors) {
 }
 
 TEST(ChunkCodecTest, PayloadSliceHoldsTheTensorBuffer) {
-  Tensor t = Iota(1000);
+  Tensor t = Ramp(1000);
   std::vector<grpc::ByteBuffer> chunks = Encode(t, 1 << 20);
   EXPECT_FALSE(t.RefCountIsOne());  // The slice shares the buffer: no copy was made.
   chunks.clear();
@@ -99,7 +93,7 @@ TEST(ChunkCodecTest, VersionMismatchIsFailedPrecondition) {
 }
 
 TEST(ChunkCodecTest, DeclaredLengthMustMatchPayload) {
-  std::vector<grpc::ByteBuffer> chunks = Encode(Iota(16), 1024);
+  std::vector<grpc::ByteBuffer> chunks = Encode(Ramp(16), 1024);
   ASSERT_TRUE(ParseChunkHeader(chunks[0], 1024).ok());
   proto::ChunkHeader h = *ParseChunkHeader(chunks[0], 1024);
   ChunkAssembler a;
@@ -109,7 +103,7 @@ TEST(ChunkCodecTest, DeclaredLengthMustMatchPayload) {
 }
 
 TEST(ChunkCodecTest, OverrunAndBadTotalAreRejected) {
-  proto::ChunkHeader h = *ParseChunkHeader(Encode(Iota(16), 1024)[0], 1024);
+  proto::ChunkHeader h = *ParseChunkHeader(Encode(Ramp(16), 1024)[0], 1024);
   h.set_length(80);
   ChunkAssembler a;
   EXPECT_TRUE(StatusHas(a.Add(Frame(h, std::string(80, 'x'))).status(),
@@ -127,20 +121,20 @@ TEST(ChunkCodecTest, OverrunAndBadTotalAreRejected) {
 }
 
 TEST(ChunkCodecTest, TruncatedAndInterleavedStreams) {
-  std::vector<grpc::ByteBuffer> chunks = Encode(Iota(100), 100);  // 4 chunks.
+  std::vector<grpc::ByteBuffer> chunks = Encode(Ramp(100), 100);  // 4 chunks.
   ChunkAssembler a;
   ASSERT_FALSE(*a.Add(chunks[0]));
   EXPECT_TRUE(StatusHas(a.Finish(), absl::StatusCode::kInvalidArgument,
                         "truncated tensor 'k' (step 7): stream ended after 100 of 400 bytes"));
   EXPECT_TRUE(StatusHas(a.Add(chunks[2]).status(), absl::StatusCode::kInvalidArgument,
                         "at offset 200, expected 100"));
-  EXPECT_TRUE(StatusHas(a.Add(Encode(Iota(100), 100, "other")[1]).status(),
+  EXPECT_TRUE(StatusHas(a.Add(Encode(Ramp(100), 100, "other")[1]).status(),
                         absl::StatusCode::kInvalidArgument,
                         "interleaves with unfinished tensor 'k'"));
 }
 
 TEST(ChunkCodecTest, AnAbandonedTensorIsDroppedAndTheStreamGoesOn) {
-  Tensor t = Iota(100);  // 400 bytes in 4 chunks.
+  Tensor t = Ramp(100);  // 400 bytes in 4 chunks.
   ChunkEncoder enc(7, "k", t, {.chunk_bytes = 100});
   grpc::ByteBuffer first, second, abandon;
   ASSERT_TRUE(enc.Next(&first));
@@ -164,7 +158,7 @@ TEST(ChunkCodecTest, AnAbandonedTensorIsDroppedAndTheStreamGoesOn) {
   EXPECT_EQ(a.last_abandoned_key(), "k");
   EXPECT_TRUE(a.Finish().ok());  // Nothing is half-received any more.
   // The next tensor on the stream arrives whole.
-  Tensor next = Iota(30);
+  Tensor next = Ramp(30);
   for (const grpc::ByteBuffer& c : Encode(next, 50, "k2")) ASSERT_TRUE(a.Add(c).ok());
   ChunkAssembler::Received r = a.Take();
   EXPECT_EQ(r.key, "k2");
@@ -178,33 +172,6 @@ TEST(ChunkCodecTest, AnAbandonedTensorIsDroppedAndTheStreamGoesOn) {
   h.set_length(4);
   EXPECT_TRUE(StatusHas(b.Add(Frame(h, "abcd")).status(), absl::StatusCode::kInvalidArgument,
                         "an abandon notice carries bytes"));
-}
-
-TEST(TensorMailboxTest, PutRecvAbortAndCredits) {
-  TensorMailbox box;
-  std::vector<std::string> consumed;
-  box.AddEdgeListener([&](const std::string& key) { consumed.push_back(key); });
-  ASSERT_TRUE(box.Put(1, "a", Iota(4)).ok());
-  EXPECT_TRUE(StatusHas(box.Put(1, "a", Iota(4)), absl::StatusCode::kAlreadyExists,
-                        "tensor 'a' of step 1 was already delivered"));
-  EXPECT_EQ(box.buffered_bytes(), 16);
-  absl::StatusOr<Tensor> got = box.Recv(1, "a", absl::Seconds(5));
-  ASSERT_TRUE(got.ok());
-  EXPECT_TRUE(TensorEq(*got, Iota(4)));
-  EXPECT_EQ(consumed, std::vector<std::string>{"a"});
-
-  absl::Status waited;
-  box.RecvAsync(2, "b", [&](absl::StatusOr<Tensor> t) { waited = t.status(); });
-  ASSERT_TRUE(box.Put(2, "c", Iota(1000)).ok());
-  EXPECT_EQ(box.num_pending_receives(), 1);
-  box.AbortStep(2, absl::UnavailableError("lost /job:worker/task:1"));
-  EXPECT_TRUE(StatusHas(waited, absl::StatusCode::kUnavailable, "lost /job:worker/task:1"));
-  EXPECT_EQ(box.num_pending_receives(), 0);
-  EXPECT_EQ(box.buffered_bytes(), 0);  // The aborted step's tensors are freed.
-  EXPECT_TRUE(StatusHas(box.Put(2, "d", Iota(1)), absl::StatusCode::kUnavailable, "lost"));
-  EXPECT_TRUE(StatusHas(box.Recv(3, "never", absl::Milliseconds(1)).status(),
-                        absl::StatusCode::kDeadlineExceeded,
-                        "waiting for tensor 'never' of step 3"));
 }
 
 }  // namespace

@@ -417,6 +417,47 @@ absl::StatusOr<proto::RunGraphResponse> RunPartition(StepCoordinator::Partition 
   return resp;
 }
 
+// Runs both partitions of `step` (task 0 on a thread): task 1's response, or the first error.
+absl::StatusOr<proto::RunGraphResponse> RunBoth(
+    const std::vector<StepCoordinator::Partition>& parts, int64_t step) {
+  absl::StatusOr<proto::RunGraphResponse> r0;
+  std::thread sender([&] { r0 = RunPartition(parts[0], step); });
+  absl::StatusOr<proto::RunGraphResponse> r1 = RunPartition(parts[1], step);
+  sender.join();
+  if (!r0.ok()) return r0.status();
+  return r1;
+}
+
+// Registers c = Neg(k) + Square(k) with k = [2, -3] on task 0: task 0 sends two tensors over
+// its edge to task 1, which adds them and fetches c = [2, 12]. RunGraph timeouts of 60 s.
+std::vector<StepCoordinator::Partition> RegisterTwoTensorEdge(const LocalCluster& cluster) {
+  RegisterAllOps();
+  Scope root = Scope::NewRootScope();
+  Scope s0 = root.WithDevice("/job:worker/task:0");
+  Output k = ops::Const(s0.WithOpName("k"), Tensor::FromVector<float>({2, -3}));
+  Output c = ops::Add(root.WithOpName("c").WithDevice("/job:worker/task:1"),
+                      ops::Neg(s0.WithOpName("neg"), k), ops::Square(s0.WithOpName("sq"), k));
+  std::shared_ptr<const Graph> graph = *root.Finalize();
+  std::vector<StepCoordinator::Partition> parts =
+      RegisterOnWorkers(cluster, *graph, {kW0, kW1}, c.endpoint());
+  for (auto& p : parts) p.request.set_timeout_ms(60000);
+  return parts;
+}
+
+// Sends AbortStep to one worker, as the master's StepCoordinator does.
+grpc::Status SendAbort(const std::string& control_address, int64_t step, const std::string& reason,
+                       const std::string& lost_task = "") {
+  proto::AbortStepRequest abort;
+  abort.set_protocol_version(kProtocolVersion);
+  abort.set_step_id(step);
+  abort.set_reason(reason);
+  abort.set_lost_task(lost_task);
+  proto::AbortStepResponse aborted;
+  grpc::ClientContext ctx;
+  ctx.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(10)));
+  return proto::Control::NewStub(MakeChannel(control_address))->AbortStep(&ctx, abort, &aborted);
+}
+
 TEST(ClusterTest, StepAcrossHandMadePartitionsCompletes) {
   auto cluster = StartCluster();
   ASSERT_NE(cluster, nullptr);
@@ -627,25 +668,10 @@ TEST(ClusterTest, AnIncarnationLearnedAtRegistrationIsNotReportedAgainByHeartbea
 TEST(ClusterTest, AbortEndsASendWaitingForAHungPeersCredit) {
   auto cluster = StartCluster({"--credit_window=1"});
   ASSERT_NE(cluster, nullptr);
-  RegisterAllOps();
-  // Task 0 sends two tensors over its edge to task 1, which adds them.
-  Scope root = Scope::NewRootScope();
-  Scope s0 = root.WithDevice("/job:worker/task:0");
-  Output k = ops::Const(s0.WithOpName("k"), Tensor::FromVector<float>({2, -3}));
-  Output c = ops::Add(root.WithOpName("c").WithDevice("/job:worker/task:1"),
-                      ops::Neg(s0.WithOpName("neg"), k), ops::Square(s0.WithOpName("sq"), k));
-  std::shared_ptr<const Graph> graph = *root.Finalize();
-  std::vector<StepCoordinator::Partition> parts =
-      RegisterOnWorkers(*cluster, *graph, {kW0, kW1}, c.endpoint());
-  for (auto& p : parts) p.request.set_timeout_ms(60000);
-
+  std::vector<StepCoordinator::Partition> parts = RegisterTwoTensorEdge(*cluster);
   // With one credit the second tensor waits until task 1 consumes the first; a healthy task 1
   // does. This also opens the edge, so the hung step below waits for a credit, not a connection.
-  absl::StatusOr<proto::RunGraphResponse> r0;
-  std::thread first([&] { r0 = RunPartition(parts[0], 90); });
-  absl::StatusOr<proto::RunGraphResponse> r1 = RunPartition(parts[1], 90);
-  first.join();
-  ASSERT_TRUE(r0.ok()) << r0.status();
+  absl::StatusOr<proto::RunGraphResponse> r1 = RunBoth(parts, 90);
   ASSERT_TRUE(r1.ok()) << r1.status();
   EXPECT_TRUE(
       TensorEq(*TensorFromProto(r1->fetches(0).tensor()), Tensor::FromVector<float>({2, 12})));
@@ -663,14 +689,8 @@ TEST(ClusterTest, AbortEndsASendWaitingForAHungPeersCredit) {
   const std::string reason =
       absl::StrCat("step 91 failed: lost /job:worker/task:1 at ",
                    cluster->worker(1).control_address, ": missed heartbeats");
-  proto::AbortStepRequest abort;
-  abort.set_protocol_version(kProtocolVersion);
-  abort.set_step_id(91);
-  abort.set_reason(reason);
-  proto::AbortStepResponse aborted;
-  grpc::ClientContext ctx;
   const absl::Time abort_sent = absl::Now();
-  ASSERT_TRUE(proto::Control::NewStub(MakeChannel(w0))->AbortStep(&ctx, abort, &aborted).ok());
+  ASSERT_TRUE(SendAbort(w0, 91, reason).ok());
   run.join();
   EXPECT_LT(returned - abort_sent, absl::Seconds(10));  // The step's deadline is 60 s away.
   EXPECT_TRUE(StatusHas(hung.status(), absl::StatusCode::kAborted,
@@ -686,21 +706,9 @@ TEST(ClusterTest, AbortEndsASendWaitingForAHungPeersCredit) {
 TEST(ClusterTest, StepFailedNoticeEndsTheStepsWaitingSends) {
   auto cluster = StartCluster({"--credit_window=1"});
   ASSERT_NE(cluster, nullptr);
-  RegisterAllOps();
-  Scope root = Scope::NewRootScope();
-  Scope s0 = root.WithDevice("/job:worker/task:0");
-  Output k = ops::Const(s0.WithOpName("k"), Tensor::FromVector<float>({2, -3}));
-  Output c = ops::Add(root.WithOpName("c").WithDevice("/job:worker/task:1"),
-                      ops::Neg(s0.WithOpName("neg"), k), ops::Square(s0.WithOpName("sq"), k));
-  std::shared_ptr<const Graph> graph = *root.Finalize();
-  std::vector<StepCoordinator::Partition> parts =
-      RegisterOnWorkers(*cluster, *graph, {kW0, kW1}, c.endpoint());
-  for (auto& p : parts) p.request.set_timeout_ms(60000);
-  absl::StatusOr<proto::RunGraphResponse> r0;
-  std::thread first([&] { r0 = RunPartition(parts[0], 95); });
-  ASSERT_TRUE(RunPartition(parts[1], 95).ok());  // Opens the edge.
-  first.join();
-  ASSERT_TRUE(r0.ok()) << r0.status();
+  std::vector<StepCoordinator::Partition> parts = RegisterTwoTensorEdge(*cluster);
+  absl::StatusOr<proto::RunGraphResponse> opened = RunBoth(parts, 95);  // Opens the edge.
+  ASSERT_TRUE(opened.ok()) << opened.status();
 
   ASSERT_TRUE(cluster->PauseWorker(1).ok());  // Grants nothing: the second tensor waits.
   absl::StatusOr<proto::RunGraphResponse> hung;
@@ -769,16 +777,7 @@ TEST(ClusterTest, ServerRefusesANonPositiveTtl) {
 TEST(ClusterTest, AbortEndsASendStuckConnectingToAHungPeer) {
   auto cluster = StartCluster();
   ASSERT_NE(cluster, nullptr);
-  RegisterAllOps();
-  Scope root = Scope::NewRootScope();
-  Scope s0 = root.WithDevice("/job:worker/task:0");
-  Output k = ops::Const(s0.WithOpName("k"), Tensor::FromVector<float>({2, -3}));
-  Output c = ops::Neg(root.WithOpName("c").WithDevice("/job:worker/task:1"),
-                      ops::Square(s0.WithOpName("sq"), k));
-  std::shared_ptr<const Graph> graph = *root.Finalize();
-  std::vector<StepCoordinator::Partition> parts =
-      RegisterOnWorkers(*cluster, *graph, {kW0, kW1}, c.endpoint());
-  for (auto& p : parts) p.request.set_timeout_ms(60000);
+  std::vector<StepCoordinator::Partition> parts = RegisterTwoTensorEdge(*cluster);
   const std::string& w0 = cluster->worker(0).control_address;
   ASSERT_TRUE(cluster->PauseWorker(1).ok());
   for (const bool name_the_peer : {false, true}) {
@@ -790,15 +789,8 @@ TEST(ClusterTest, AbortEndsASendStuckConnectingToAHungPeer) {
       returned = true;
     });
     ASSERT_TRUE(WaitFor([&] { return Beat(w0).active_steps() == 1; }));
-    proto::AbortStepRequest abort;
-    abort.set_protocol_version(kProtocolVersion);
-    abort.set_step_id(step);
-    abort.set_reason(absl::StrCat("step ", step, " aborted by the test"));
-    if (name_the_peer) abort.set_lost_task("/job:worker/task:1");
-    proto::AbortStepResponse aborted;
-    grpc::ClientContext ctx;
-    ctx.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(10)));
-    grpc::Status sent = proto::Control::NewStub(MakeChannel(w0))->AbortStep(&ctx, abort, &aborted);
+    grpc::Status sent = SendAbort(w0, step, absl::StrCat("step ", step, " aborted by the test"),
+                                  name_the_peer ? "/job:worker/task:1" : "");
     const bool ended = WaitFor([&] { return returned.load(); });
     if (!ended) ASSERT_TRUE(cluster->ResumeWorker(1).ok());  // Unblocks it, to end the test.
     run.join();
@@ -884,11 +876,7 @@ TEST(ClusterTest, AbortForALostPeerEndsASendBlockedInADataWrite) {
       RegisterOnWorkers(*cluster, *graph, {kW0, kW1}, sum.endpoint());
   for (auto& p : parts) p.request.set_timeout_ms(60000);
   auto run_both = [&](int64_t step) {
-    absl::StatusOr<proto::RunGraphResponse> r0;
-    std::thread sender([&] { r0 = RunPartition(parts[0], step); });
-    absl::StatusOr<proto::RunGraphResponse> r1 = RunPartition(parts[1], step);
-    sender.join();
-    EXPECT_TRUE(r0.ok()) << r0.status();
+    absl::StatusOr<proto::RunGraphResponse> r1 = RunBoth(parts, step);
     ASSERT_TRUE(r1.ok()) << r1.status();
     EXPECT_TRUE(
         TensorEq(*TensorFromProto(r1->fetches(0).tensor()), Tensor::Scalar<float>(0.5f * n)));
@@ -907,14 +895,7 @@ TEST(ClusterTest, AbortForALostPeerEndsASendBlockedInADataWrite) {
   const std::string reason =
       absl::StrCat("step 91 failed: lost /job:worker/task:1 at ",
                    cluster->worker(1).control_address, ": missed heartbeats");
-  proto::AbortStepRequest abort;
-  abort.set_protocol_version(kProtocolVersion);
-  abort.set_step_id(91);
-  abort.set_reason(reason);
-  abort.set_lost_task("/job:worker/task:1");
-  proto::AbortStepResponse aborted;
-  grpc::ClientContext ctx;
-  ASSERT_TRUE(proto::Control::NewStub(MakeChannel(w0))->AbortStep(&ctx, abort, &aborted).ok());
+  ASSERT_TRUE(SendAbort(w0, 91, reason, "/job:worker/task:1").ok());
   const bool ended = WaitFor([&] { return returned.load(); });
   ASSERT_TRUE(cluster->ResumeWorker(1).ok());  // Also frees a sender still blocked on failure.
   run.join();

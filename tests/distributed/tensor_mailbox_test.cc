@@ -1,6 +1,6 @@
-// TensorMailbox in process: ended steps refuse late tensors, receives and aborts without
-// growing the table, orphan entries and tombstones expire on an injected clock, and every
-// tensor that leaves the mailbox returns its credit.
+// TensorMailbox in process: put, receive, abort and credits; ended steps refuse late tensors,
+// receives and aborts without growing the table, orphan entries and tombstones expire on an
+// injected clock, and every tensor that leaves the mailbox returns its credit.
 #include "distributed/tensor_mailbox.h"
 
 #include <string>
@@ -12,14 +12,9 @@
 namespace sluice {
 namespace {
 
+using test::Ramp;
 using test::StatusHas;
 using test::TensorEq;
-
-Tensor Iota(int64_t n) {
-  Tensor t(DType::kFloat32, TensorShape({n}));
-  for (int64_t i = 0; i < n; ++i) t.data<float>()[i] = static_cast<float>(i) * 0.5f;
-  return t;
-}
 
 // TTLs of 30 s (tombstones) and 60 s (orphans) on a clock the test moves.
 TensorMailboxOptions FakeClockOptions(absl::Time* now) {
@@ -30,18 +25,45 @@ TensorMailboxOptions FakeClockOptions(absl::Time* now) {
   return options;
 }
 
+TEST(TensorMailboxTest, PutRecvAbortAndCredits) {
+  TensorMailbox box;
+  std::vector<std::string> consumed;
+  box.AddEdgeListener([&](const std::string& key) { consumed.push_back(key); });
+  ASSERT_TRUE(box.Put(1, "a", Ramp(4)).ok());
+  EXPECT_TRUE(StatusHas(box.Put(1, "a", Ramp(4)), absl::StatusCode::kAlreadyExists,
+                        "tensor 'a' of step 1 was already delivered"));
+  EXPECT_EQ(box.buffered_bytes(), 16);
+  absl::StatusOr<Tensor> got = box.Recv(1, "a", absl::Seconds(5));
+  ASSERT_TRUE(got.ok());
+  EXPECT_TRUE(TensorEq(*got, Ramp(4)));
+  EXPECT_EQ(consumed, std::vector<std::string>{"a"});
+
+  absl::Status waited;
+  box.RecvAsync(2, "b", [&](absl::StatusOr<Tensor> t) { waited = t.status(); });
+  ASSERT_TRUE(box.Put(2, "c", Ramp(1000)).ok());
+  EXPECT_EQ(box.num_pending_receives(), 1);
+  box.AbortStep(2, absl::UnavailableError("lost /job:worker/task:1"));
+  EXPECT_TRUE(StatusHas(waited, absl::StatusCode::kUnavailable, "lost /job:worker/task:1"));
+  EXPECT_EQ(box.num_pending_receives(), 0);
+  EXPECT_EQ(box.buffered_bytes(), 0);  // The aborted step's tensors are freed.
+  EXPECT_TRUE(StatusHas(box.Put(2, "d", Ramp(1)), absl::StatusCode::kUnavailable, "lost"));
+  EXPECT_TRUE(StatusHas(box.Recv(3, "never", absl::Milliseconds(1)).status(),
+                        absl::StatusCode::kDeadlineExceeded,
+                        "waiting for tensor 'never' of step 3"));
+}
+
 TEST(TensorMailboxTest, LateArrivalsForAnEndedStepDoNotGrowTheTable) {
   TensorMailbox box;
   std::vector<std::string> credited;
   box.AddEdgeListener([&](const std::string& key) { credited.push_back(key); });
   box.StartStep(1);
-  ASSERT_TRUE(box.Put(1, "a", Iota(4)).ok());
+  ASSERT_TRUE(box.Put(1, "a", Ramp(4)).ok());
   ASSERT_TRUE(box.Recv(1, "a", absl::Seconds(5)).ok());
   box.CleanupStep(1);
   EXPECT_EQ(box.num_steps(), 0);
   EXPECT_EQ(box.num_ended_steps(), 1);
 
-  EXPECT_TRUE(StatusHas(box.Put(1, "late", Iota(1000)), absl::StatusCode::kFailedPrecondition,
+  EXPECT_TRUE(StatusHas(box.Put(1, "late", Ramp(1000)), absl::StatusCode::kFailedPrecondition,
                         "step 1 has ended here: tensor 'late' came too late"));
   box.AbortStep(1, absl::UnavailableError("lost /job:worker/task:1"));
   absl::Status received;
@@ -59,7 +81,7 @@ TEST(TensorMailboxTest, LateArrivalsForAnEndedStepDoNotGrowTheTable) {
   for (int64_t step = 100; step < 200; ++step) {
     box.StartStep(step);
     box.CleanupStep(step);
-    EXPECT_FALSE(box.Put(step, "late", Iota(10)).ok());
+    EXPECT_FALSE(box.Put(step, "late", Ramp(10)).ok());
     box.AbortStep(step, absl::AbortedError("late abort"));
   }
   EXPECT_EQ(box.num_steps(), 0);
@@ -74,7 +96,7 @@ TEST(TensorMailboxTest, CleanupFailsWaitingReceivesAndFreesTensors) {
   box.StartStep(2);
   absl::Status received;
   box.RecvAsync(2, "never", [&](absl::StatusOr<Tensor> t) { received = t.status(); });
-  ASSERT_TRUE(box.Put(2, "unread", Iota(3)).ok());
+  ASSERT_TRUE(box.Put(2, "unread", Ramp(3)).ok());
   box.CleanupStep(2);
   EXPECT_TRUE(StatusHas(received, absl::StatusCode::kFailedPrecondition, "step 2 has ended here"));
   EXPECT_EQ(box.num_steps(), 0);
@@ -84,7 +106,7 @@ TEST(TensorMailboxTest, CleanupFailsWaitingReceivesAndFreesTensors) {
   // Two partitions of one step: the step ends with the second CleanupStep.
   box.StartStep(3);
   box.StartStep(3);
-  ASSERT_TRUE(box.Put(3, "x", Iota(3)).ok());
+  ASSERT_TRUE(box.Put(3, "x", Ramp(3)).ok());
   box.CleanupStep(3);
   EXPECT_EQ(box.num_buffered_tensors(), 1);
   box.CleanupStep(3);
@@ -103,10 +125,10 @@ TEST(TensorMailboxTest, AbortBeforeStartFailsTheStepAndRestartForgetsTheTombston
 
   box.StartStep(4);  // The same step runs here again.
   EXPECT_EQ(box.num_ended_steps(), 0);
-  ASSERT_TRUE(box.Put(4, "x", Iota(2)).ok());
+  ASSERT_TRUE(box.Put(4, "x", Ramp(2)).ok());
   absl::StatusOr<Tensor> got = box.Recv(4, "x", absl::Seconds(5));
   ASSERT_TRUE(got.ok()) << got.status();
-  EXPECT_TRUE(TensorEq(*got, Iota(2)));
+  EXPECT_TRUE(TensorEq(*got, Ramp(2)));
 }
 
 TEST(TensorMailboxTest, OrphanEntriesAreReclaimedAfterTheirTtl) {
@@ -114,7 +136,7 @@ TEST(TensorMailboxTest, OrphanEntriesAreReclaimedAfterTheirTtl) {
   TensorMailbox box(FakeClockOptions(&now));
   std::vector<std::string> credited;
   box.AddEdgeListener([&](const std::string& key) { credited.push_back(key); });
-  ASSERT_TRUE(box.Put(5, "early", Iota(4)).ok());          // For a step that never starts here.
+  ASSERT_TRUE(box.Put(5, "early", Ramp(4)).ok());          // For a step that never starts here.
   box.AbortStep(6, absl::AbortedError("step 6 aborted"));  // Nor does this one.
   box.StartStep(7);                                        // Running: never an orphan.
   absl::Status received;
@@ -122,12 +144,12 @@ TEST(TensorMailboxTest, OrphanEntriesAreReclaimedAfterTheirTtl) {
   EXPECT_EQ(box.num_steps(), 4);
 
   now += absl::Seconds(30);  // Half the orphan TTL: nothing goes.
-  ASSERT_TRUE(box.Put(9, "later", Iota(2)).ok());
+  ASSERT_TRUE(box.Put(9, "later", Ramp(2)).ok());
   EXPECT_EQ(box.num_steps(), 5);
   EXPECT_EQ(box.num_reclaimed(), 0);
 
   now += absl::Seconds(90);  // 2 TTLs after the first entries, 1.5 after step 9's.
-  ASSERT_TRUE(box.Put(10, "fresh", Iota(1)).ok());  // Any later call reclaims.
+  ASSERT_TRUE(box.Put(10, "fresh", Ramp(1)).ok());  // Any later call reclaims.
   EXPECT_EQ(box.num_steps(), 3);                    // 7 (running), 8 (a receive waits), 10 (fresh).
   EXPECT_EQ(box.num_reclaimed(), 3);
   EXPECT_EQ(box.num_buffered_tensors(), 1);
@@ -135,7 +157,7 @@ TEST(TensorMailboxTest, OrphanEntriesAreReclaimedAfterTheirTtl) {
   EXPECT_TRUE(received.ok());  // Still waiting.
   EXPECT_EQ(credited, (std::vector<std::string>{"early", "later"}));
   // A reclaimed abort is forgotten: the step's tensors are accepted again.
-  EXPECT_TRUE(box.Put(6, "x", Iota(1)).ok());
+  EXPECT_TRUE(box.Put(6, "x", Ramp(1)).ok());
 }
 
 TEST(TensorMailboxTest, TombstonesExpire) {
@@ -146,13 +168,13 @@ TEST(TensorMailboxTest, TombstonesExpire) {
     box.CleanupStep(step);
   }
   EXPECT_EQ(box.num_ended_steps(), 50);
-  EXPECT_FALSE(box.Put(1, "late", Iota(1)).ok());
+  EXPECT_FALSE(box.Put(1, "late", Ramp(1)).ok());
 
   now += absl::Seconds(60);  // 2 tombstone TTLs.
   box.StartStep(51);         // Any later call forgets expired tombstones.
   EXPECT_EQ(box.num_ended_steps(), 0);
   // Later than the tombstone: an orphan entry, reclaimed in its turn.
-  EXPECT_TRUE(box.Put(1, "very late", Iota(1)).ok());
+  EXPECT_TRUE(box.Put(1, "very late", Ramp(1)).ok());
   EXPECT_EQ(box.num_steps(), 2);
   now += absl::Seconds(120);
   box.CleanupStep(51);

@@ -7,8 +7,7 @@
 namespace sluice {
 namespace test {
 
-absl::StatusOr<std::vector<Tensor>> RunScope(const Scope& scope,
-                                             const std::vector<Output>& fetches,
+absl::StatusOr<std::vector<Tensor>> RunScope(const Scope& scope, const std::vector<Output>& fetches,
                                              const std::vector<std::pair<Output, Tensor>>& feeds) {
   absl::StatusOr<std::shared_ptr<const Graph>> graph = scope.Finalize();
   if (!graph.ok()) return graph.status();
@@ -18,6 +17,12 @@ absl::StatusOr<std::vector<Tensor>> RunScope(const Scope& scope,
   absl::Status s = (*session)->Run(feeds, fetches, &out);
   if (!s.ok()) return s;
   return out;
+}
+
+Tensor Ramp(int64_t n) {
+  Tensor t(DType::kFloat32, TensorShape({n}));
+  for (int64_t i = 0; i < n; ++i) t.data<float>()[i] = static_cast<float>(i) * 0.5f;
+  return t;
 }
 
 absl::StatusOr<Tensor> RunScope1(const Scope& scope, Output fetch,
@@ -40,12 +45,12 @@ double ElementAsDouble(const Tensor& t, int64_t i) {
 ::testing::AssertionResult TensorNear(const Tensor& actual, const Tensor& expected, double atol,
                                       double rtol) {
   if (actual.dtype() != expected.dtype()) {
-    return ::testing::AssertionFailure() << "dtype " << DTypeName(actual.dtype()) << " != "
-                                         << DTypeName(expected.dtype());
+    return ::testing::AssertionFailure()
+           << "dtype " << DTypeName(actual.dtype()) << " != " << DTypeName(expected.dtype());
   }
   if (actual.shape() != expected.shape()) {
-    return ::testing::AssertionFailure() << "shape " << actual.shape().DebugString()
-                                         << " != " << expected.shape().DebugString();
+    return ::testing::AssertionFailure()
+           << "shape " << actual.shape().DebugString() << " != " << expected.shape().DebugString();
   }
   for (int64_t i = 0; i < actual.num_elements(); ++i) {
     double a = ElementAsDouble(actual, i), e = ElementAsDouble(expected, i);
@@ -61,8 +66,8 @@ double ElementAsDouble(const Tensor& t, int64_t i) {
 
 ::testing::AssertionResult TensorEq(const Tensor& actual, const Tensor& expected) {
   if (actual.BitwiseEquals(expected)) return ::testing::AssertionSuccess();
-  return ::testing::AssertionFailure() << "\nactual   " << actual.DebugString(16)
-                                       << "\nexpected " << expected.DebugString(16);
+  return ::testing::AssertionFailure()
+         << "\nactual   " << actual.DebugString(16) << "\nexpected " << expected.DebugString(16);
 }
 
 ::testing::AssertionResult StatusHas(const absl::Status& status, absl::StatusCode code,

@@ -18,12 +18,15 @@ namespace sluice {
 namespace test {
 
 // Finalises the scope's graph, creates a Session and fetches `fetches` with `feeds`.
-absl::StatusOr<std::vector<Tensor>> RunScope(const Scope& scope,
-                                             const std::vector<Output>& fetches,
-                                             const std::vector<std::pair<Output, Tensor>>& feeds = {});
+absl::StatusOr<std::vector<Tensor>> RunScope(
+    const Scope& scope, const std::vector<Output>& fetches,
+    const std::vector<std::pair<Output, Tensor>>& feeds = {});
 // The same for a single fetch.
 absl::StatusOr<Tensor> RunScope1(const Scope& scope, Output fetch,
                                  const std::vector<std::pair<Output, Tensor>>& feeds = {});
+
+// A float32 vector of `n` elements 0, 0.5, 1, 1.5, ...
+Tensor Ramp(int64_t n);
 
 // gtest assertion: same dtype and shape, and every element within atol + rtol*|expected|.
 ::testing::AssertionResult TensorNear(const Tensor& actual, const Tensor& expected,
