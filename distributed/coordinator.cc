@@ -119,14 +119,12 @@ void HeartbeatMonitor::Loop() {
       beats[i].call = round[i]->stub->AsyncHeartbeat(&beats[i].ctx, req, &cq);
       beats[i].call->Finish(&beats[i].resp, &beats[i].status, reinterpret_cast<void*>(i));
     }
-    for (size_t done = 0; done < round.size(); ++done) {
-      void* tag = nullptr;
-      bool ok = false;
-      if (!cq.Next(&tag, &ok)) break;  // Not reached: the queue is shut down below.
-    }
-    cq.Shutdown();
+    // Every call ends by its deadline; then the queue must be shut down and drained.
     void* tag = nullptr;
     bool ok = false;
+    for (size_t done = 0; done < round.size() && cq.Next(&tag, &ok); ++done) {
+    }
+    cq.Shutdown();
     while (cq.Next(&tag, &ok)) {
     }
     std::vector<std::pair<WorkerRef, absl::Status>> lost;

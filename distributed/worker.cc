@@ -130,12 +130,12 @@ absl::StatusOr<std::shared_ptr<Worker::PeerLink>> Worker::GetPeer(const proto::P
   return link;
 }
 
-void Worker::DropPeer(const std::string& task_prefix) {
+void Worker::DropPeers(const std::function<bool(const PeerLink&)>& which) {
   std::vector<std::shared_ptr<PeerLink>> dropped;
   {
     absl::MutexLock lock(&mu_);
     for (auto it = peers_.begin(); it != peers_.end();) {
-      if (it->second->task_prefix == task_prefix) {
+      if (which(*it->second)) {
         dropped.push_back(std::move(it->second));
         it = peers_.erase(it);
       } else {
@@ -143,6 +143,7 @@ void Worker::DropPeer(const std::string& task_prefix) {
       }
     }
   }
+  // Outside the lock: a Send in progress keeps its link alive and sees the cancellation.
   for (auto& link : dropped) link->edge->Cancel();  // Also breaks link->data's stream.
 }
 
@@ -284,13 +285,7 @@ void Worker::AbortAll(const absl::Status& reason) {
   for (auto& cm : to_cancel) cm->StartCancel(reason);
   // Then break every outgoing link, so no handler thread stays blocked writing to a peer
   // (which would hold up the server's shutdown).
-  std::vector<std::shared_ptr<PeerLink>> links;
-  {
-    absl::MutexLock lock(&mu_);
-    for (auto& [address, link] : peers_) links.push_back(std::move(link));
-    peers_.clear();
-  }
-  for (auto& link : links) link->edge->Cancel();
+  DropPeers([](const PeerLink&) { return true; });
 }
 
 grpc::Status Worker::AbortStep(grpc::ServerContext*, const proto::AbortStepRequest* req,
@@ -301,7 +296,9 @@ grpc::Status Worker::AbortStep(grpc::ServerContext*, const proto::AbortStepReque
       req->reason().empty() ? absl::StrCat("step ", req->step_id(), " aborted") : req->reason());
   AbortLocalStep(req->step_id(), reason);
   // After the cancellation, so a Send this unblocks reports the abort's reason.
-  if (!req->lost_task().empty()) DropPeer(req->lost_task());
+  if (!req->lost_task().empty()) {
+    DropPeers([&](const PeerLink& link) { return link.task_prefix == req->lost_task(); });
+  }
   return grpc::Status::OK;
 }
 

@@ -21,6 +21,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
@@ -99,8 +100,9 @@ class Worker : public proto::Control::WithAsyncMethod_Heartbeat<proto::Control::
   // Cancels the step's partitions running here (Sends waiting for credits end) and fails its
   // receives in the mailbox.
   void AbortLocalStep(int64_t step_id, const absl::Status& reason);
-  // Breaks and forgets the links to a task found lost; the next step connects afresh.
-  void DropPeer(const std::string& task_prefix);
+  // Breaks and forgets the chosen links (to a task found lost; all at shutdown); the next step
+  // connects afresh.
+  void DropPeers(const std::function<bool(const PeerLink&)>& which);
 
   const WorkerOptions options_;
   TensorMailbox* mailbox_;
