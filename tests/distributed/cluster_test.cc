@@ -663,6 +663,36 @@ TEST(ClusterTest, AnIncarnationLearnedAtRegistrationIsNotReportedAgainByHeartbea
   EXPECT_NE(reports[0].find("restarted (new incarnation)"), std::string::npos) << reports[0];
 }
 
+// NoteIncarnation itself, with heartbeats an hour apart (so none interferes): a first sighting
+// is recorded silently, a new incarnation is reported at once and only once.
+TEST(ClusterTest, NoteIncarnationReportsARestartAtOnce) {
+  auto cluster = StartCluster();
+  ASSERT_NE(cluster, nullptr);
+  HeartbeatMonitor monitor({.interval = absl::Hours(1), .timeout = absl::Hours(2)});
+  absl::Mutex mu;
+  std::vector<std::string> reports;
+  monitor.AddListener([&](const WorkerRef& w, const absl::Status& why) {
+    absl::MutexLock lock(&mu);
+    reports.push_back(absl::StrCat(w.task_prefix, ": ", why.message()));
+  });
+  monitor.Watch(Ref(*cluster, 1));
+  const std::string& w1 = cluster->worker(1).control_address;
+  const uint64_t old_incarnation = Beat(w1).identity().incarnation();
+  monitor.NoteIncarnation("/job:worker/task:1", old_incarnation);
+  EXPECT_EQ(monitor.incarnation("/job:worker/task:1"), old_incarnation);
+  ASSERT_TRUE(cluster->KillWorker(1).ok());
+  ASSERT_TRUE(cluster->RestartWorker(1).ok());
+  const uint64_t new_incarnation = Beat(w1).identity().incarnation();
+  monitor.NoteIncarnation("/job:worker/task:1", new_incarnation);
+  monitor.NoteIncarnation("/job:worker/task:1", new_incarnation);
+  EXPECT_EQ(monitor.incarnation("/job:worker/task:1"), new_incarnation);
+  EXPECT_TRUE(monitor.health("/job:worker/task:1").ok());
+  absl::MutexLock lock(&mu);
+  ASSERT_EQ(reports.size(), 1u);
+  EXPECT_EQ(reports[0], absl::StrCat("/job:worker/task:1: task /job:worker/task:1 at ", w1,
+                                     " restarted (new incarnation)"));
+}
+
 // A receiver that is hung but still connected grants no credit: a step whose _Send waits for
 // one must still end as soon as it is aborted, not at its deadline.
 TEST(ClusterTest, AbortEndsASendWaitingForAHungPeersCredit) {
