@@ -131,6 +131,9 @@ if os.path.exists(transfer_path):
         label = "%d MiB" % (size >> 20) if size >= 1 << 20 else "%d KiB" % (size >> 10)
         add("transfer %s (GB/s, peer raw TCP)" % label, t["sluice_gbps"], t["tcp_gbps"],
             "GB/s", "rate", targets.get(size))
+        if "tcp_keep_gbps" in t:  # The raw TCP program holding every tensor, as Sluice does.
+            add("transfer %s (GB/s, peer raw TCP keeping tensors)" % label, t["sluice_gbps"],
+                t["tcp_keep_gbps"], "GB/s", "rate", None)
         add("transfer %s (GB/s, peer protobuf gRPC)" % label, t["sluice_gbps"],
             t["pb_grpc_gbps"], "GB/s", "rate", None)
     c = transfer["control_us"]

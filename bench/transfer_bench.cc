@@ -1,10 +1,11 @@
 // Data-plane and control-plane benchmark between two processes on loopback.
 //
 // Transfer: this process sends tensors of 64 KiB, 1 MiB and 64 MiB to a real sluice_server over
-// its data plane (chunked, zero-copy send) and compares the throughput with two peers measured
-// in the same run: a raw TCP socket program (a forked child reading into a preallocated
-// buffer) and a plain gRPC stream of protobuf `bytes` messages (TensorProto chunks, the payload
-// copied into and out of protobuf; the same transport settings). Each round sends enough tensors
+// its data plane (chunked, zero-copy send) and compares the throughput with peers measured in
+// the same run: a raw TCP socket program (a forked child) that reads every tensor into one reused
+// buffer ("raw TCP"), the same program holding every tensor of a round in its own buffer as the
+// Sluice receiver does ("TCP keep"), and a plain gRPC stream of protobuf `bytes` messages
+// (TensorProto chunks, the payload copied into and out of protobuf; the same transport settings). Each round sends enough tensors
 // for ~256 MiB and ends when the receiver acknowledged all of them. Control plane: Heartbeat round
 // trips to the same server, idle and while another thread keeps its data plane saturated with 64
 // MiB tensors; p50 and p99 (medians over interleaved idle/loaded rounds).
@@ -13,7 +14,7 @@
 //   bazel-bin/bench/transfer_bench --out=results.json   # also writes the figures as JSON
 //   bazel-bin/bench/transfer_bench --sizes=1048576       # only these tensor sizes (bytes)
 //
-// BENCH_REPETITIONS (default 3) rounds per size, interleaved across the three transports;
+// BENCH_REPETITIONS (default 3) rounds per size, interleaved across the transports;
 // medians are reported. bench/run_all.sh runs it and puts the ratios in its table.
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -71,15 +72,21 @@ bool ReadAll(int fd, char* p, size_t n) {
   return true;
 }
 
-// Raw TCP peer: per round reads [u64 size][u64 count] and count*size bytes into one
-// preallocated buffer, then acks with one byte.
+// Raw TCP peer: per round reads [u64 size][u64 count][u64 keep] and count*size bytes, then acks
+// with one byte. keep == 0: every tensor lands in one reused buffer (a warm sink, the cheapest
+// receiver possible). keep == 1: every tensor of the round gets its own buffer and all of them
+// are held until the round ends, as the Sluice receiver holds a step's tensors until the step
+// ends; the buffers are reused across rounds, as Sluice's buffer cache reuses its buffers.
 void RawTcpServer(int listen_fd) {
   int fd = accept(listen_fd, nullptr, nullptr);
-  std::vector<char> buf;
-  uint64_t head[2];
+  std::vector<std::vector<char>> bufs;
+  uint64_t head[3];
   while (ReadAll(fd, reinterpret_cast<char*>(head), sizeof(head))) {
-    if (buf.size() < head[0]) buf.resize(head[0]);
+    const uint64_t buffers = head[2] != 0 ? head[1] : 1;
+    if (bufs.size() < buffers) bufs.resize(buffers);
     for (uint64_t i = 0; i < head[1]; ++i) {
+      std::vector<char>& buf = bufs[head[2] != 0 ? i : 0];
+      if (buf.size() != head[0]) buf.assign(head[0], 0);
       if (!ReadAll(fd, buf.data(), head[0])) _exit(1);
     }
     char ack = 1;
@@ -174,11 +181,11 @@ double SluiceGBps(DataClient* client, proto::Control::Stub* control, int64_t siz
   return n * size / secs / 1e9;
 }
 
-double RawTcpGBps(int fd, int64_t size) {
+double RawTcpGBps(int fd, int64_t size, bool keep) {
   std::vector<char> buf(size, 7);
   const int64_t n = CountFor(size);
   absl::Time start = absl::Now();
-  uint64_t head[2] = {static_cast<uint64_t>(size), static_cast<uint64_t>(n)};
+  uint64_t head[3] = {static_cast<uint64_t>(size), static_cast<uint64_t>(n), keep ? 1u : 0u};
   WriteAll(fd, reinterpret_cast<char*>(head), sizeof(head));
   for (int64_t i = 0; i < n; ++i) WriteAll(fd, buf.data(), size);
   char ack;
@@ -336,26 +343,29 @@ int Main(const char* argv0, const char* json_path, const std::vector<int64_t>& s
   const int reps =
       std::getenv("BENCH_REPETITIONS") ? std::atoi(std::getenv("BENCH_REPETITIONS")) : 3;
   int64_t step = 0;
-  std::printf("%-10s %12s %12s %12s %10s %10s\n", "size", "sluice GB/s", "raw TCP GB/s",
-              "pb-gRPC GB/s", "vs TCP", "vs pb-gRPC");
+  std::printf("%-8s %9s %9s %9s %9s %11s %11s %11s\n", "size", "sluice", "raw TCP", "TCP keep",
+              "pb-gRPC", "vs raw TCP", "vs TCP keep", "vs pb-gRPC");
   std::string json = "{\"transfer\": [";
   for (int64_t size : sizes) {
-    std::vector<double> a, b, c;
+    std::vector<double> a, b, k, c;
     SluiceGBps(&data, control.get(), size, &step);  // Warm-up.
-    RawTcpGBps(tcp, size);
+    RawTcpGBps(tcp, size, /*keep=*/false);
+    RawTcpGBps(tcp, size, /*keep=*/true);
     ProtoGBps(proto_channel.get(), size);
-    for (int r = 0; r < reps; ++r) {  // Interleaved so load bursts hit all three alike.
+    for (int r = 0; r < reps; ++r) {  // Interleaved so load bursts hit all of them alike.
       a.push_back(SluiceGBps(&data, control.get(), size, &step));
-      b.push_back(RawTcpGBps(tcp, size));
+      b.push_back(RawTcpGBps(tcp, size, /*keep=*/false));
+      k.push_back(RawTcpGBps(tcp, size, /*keep=*/true));
       c.push_back(ProtoGBps(proto_channel.get(), size));
     }
-    double sa_ = Median(a), sb = Median(b), sc = Median(c);
-    std::printf("%-10s %12.2f %12.2f %12.2f %9.2fx %9.2fx\n",
-                SizeLabel(size).c_str(),
-                sa_, sb, sc, sa_ / sb, sa_ / sc);
+    const double sluice = Median(a), tcp_sink = Median(b), tcp_keep = Median(k),
+                 pb_grpc = Median(c);
+    std::printf("%-8s %9.2f %9.2f %9.2f %9.2f %10.2fx %10.2fx %10.2fx\n",
+                SizeLabel(size).c_str(), sluice, tcp_sink, tcp_keep, pb_grpc, sluice / tcp_sink,
+                sluice / tcp_keep, sluice / pb_grpc);
     absl::StrAppend(&json, size == sizes.front() ? "" : ", ", "{\"bytes\": ", size,
-                    ", \"sluice_gbps\": ", sa_, ", \"tcp_gbps\": ", sb, ", \"pb_grpc_gbps\": ", sc,
-                    "}");
+                    ", \"sluice_gbps\": ", sluice, ", \"tcp_gbps\": ", tcp_sink,
+                    ", \"tcp_keep_gbps\": ", tcp_keep, ", \"pb_grpc_gbps\": ", pb_grpc, "}");
   }
   // Control round trips, idle and while a 64 MiB stream saturates the data plane, in `reps`
   // interleaved rounds (medians over rounds), so a burst of load from elsewhere on the machine
@@ -364,7 +374,7 @@ int Main(const char* argv0, const char* json_path, const std::vector<int64_t>& s
   Latency tcp_lat = IdleAndLoaded(
       reps, [&] { return PingPongP50P99(echo, 1000); },
       [&](const std::atomic<bool>& stop) {
-        while (!stop) RawTcpGBps(tcp, int64_t{64} << 20);
+        while (!stop) RawTcpGBps(tcp, int64_t{64} << 20, /*keep=*/false);
       });
   close(echo);
   DataClient bulk(MakeDataChannel(w.data_address), {.chunk_bytes = kChunk});

@@ -1,5 +1,7 @@
 #include "distributed/server.h"
 
+#include <pthread.h>
+
 #include <utility>
 
 #include "absl/strings/str_cat.h"
@@ -96,6 +98,7 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const ServerOptions& optio
   server->control_address_ = absl::StrCat(options.host, ":", control_port);
   server->worker_->SetAddresses(server->control_address_, server->data_address_);
   server->heartbeat_thread_ = std::thread([s = server.get()] { s->ServeHeartbeats(); });
+  pthread_setname_np(server->heartbeat_thread_.native_handle(), "heartbeats");  // For ps/perf.
   return server;
 }
 
