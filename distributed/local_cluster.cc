@@ -8,13 +8,66 @@
 
 #include <cerrno>
 #include <cstring>
+#include <thread>
 
+#include "absl/base/thread_annotations.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
+#include "absl/synchronization/mutex.h"
 
 namespace sluice {
+
+// Reads a server's stderr until EOF (the server exited), writes everything to this process's
+// stderr and keeps the last kTailBytes. The destructor waits for EOF, so destroy it only once
+// the server has exited.
+class ServerLog {
+ public:
+  explicit ServerLog(int fd) : fd_(fd), reader_([this] { Pump(); }) {}
+  ~ServerLog() { reader_.join(); }
+
+  // The last lines the server wrote, once it has exited (waits for EOF).
+  std::string TailAfterExit() {
+    absl::MutexLock lock(&mu_);
+    mu_.Await(absl::Condition(&eof_));
+    std::string tail(absl::StripTrailingAsciiWhitespace(tail_));
+    const size_t cut = tail.size() == kTailBytes ? tail.find('\n') : std::string::npos;
+    return cut == std::string::npos ? tail : tail.substr(cut + 1);  // Whole lines only.
+  }
+
+ private:
+  static constexpr size_t kTailBytes = 2048;
+
+  void Pump() {
+    char buf[4096];
+    while (true) {
+      ssize_t n = read(fd_, buf, sizeof(buf));
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0) break;
+      for (ssize_t off = 0; off < n;) {  // Best effort: a closed stderr only loses the copy.
+        ssize_t w = write(STDERR_FILENO, buf + off, n - off);
+        if (w < 0 && errno == EINTR) continue;
+        if (w <= 0) break;
+        off += w;
+      }
+      absl::MutexLock lock(&mu_);
+      tail_.append(buf, n);
+      if (tail_.size() > kTailBytes) tail_.erase(0, tail_.size() - kTailBytes);
+    }
+    close(fd_);
+    absl::MutexLock lock(&mu_);
+    eof_ = true;
+  }
+
+  const int fd_;
+  absl::Mutex mu_;
+  std::string tail_ ABSL_GUARDED_BY(mu_);
+  bool eof_ ABSL_GUARDED_BY(mu_) = false;
+  std::thread reader_;  // Last: starts once the fields above exist.
+};
+
 namespace {
 
 // Reads one line from `fd` before `deadline`.
@@ -64,43 +117,55 @@ absl::StatusOr<LocalCluster::Process> LocalCluster::Spawn(const std::string& job
     close(fds[1]);
     return absl::InternalError(absl::StrCat("pipe: ", strerror(errno)));
   }
+  int err[2];
+  if (pipe2(err, O_CLOEXEC) != 0) {
+    for (int fd : {fds[0], fds[1], life[0], life[1]}) close(fd);
+    return absl::InternalError(absl::StrCat("pipe: ", strerror(errno)));
+  }
   std::vector<std::string> args = {options_.server_binary, "--job=" + job,
                                    absl::StrCat("--task=", task), "--exit_on_stdin_eof"};
   for (auto& f : flags) args.push_back(std::move(f));
+  std::vector<char*> argv;  // Built before fork: the child of a threaded process must not malloc.
+  for (auto& a : args) argv.push_back(a.data());
+  argv.push_back(nullptr);
   pid_t pid = fork();
-  if (pid < 0) return absl::InternalError(absl::StrCat("fork: ", strerror(errno)));
+  if (pid < 0) {
+    for (int fd : {fds[0], fds[1], life[0], life[1], err[0], err[1]}) close(fd);
+    return absl::InternalError(absl::StrCat("fork: ", strerror(errno)));
+  }
   if (pid == 0) {
     dup2(fds[1], STDOUT_FILENO);
     dup2(life[0], STDIN_FILENO);  // dup2 clears close-on-exec on the copy.
+    dup2(err[1], STDERR_FILENO);
     close(fds[0]);
     close(fds[1]);
-    std::vector<char*> argv;
-    for (auto& a : args) argv.push_back(a.data());
-    argv.push_back(nullptr);
     execv(argv[0], argv.data());
     _exit(127);
   }
   close(fds[1]);
   close(life[0]);
-  absl::StatusOr<std::string> line = ReadLine(fds[0], absl::Now() + options_.start_timeout);
-  close(fds[0]);  // Later output to stdout is dropped (the server logs to stderr).
+  close(err[1]);
   Process p;
   p.job = job;
   p.task = task;
   p.pid = pid;
   p.lifeline_fd = life[1];
+  p.log = std::make_shared<ServerLog>(err[0]);
+  absl::StatusOr<std::string> line = ReadLine(fds[0], absl::Now() + options_.start_timeout);
+  close(fds[0]);  // Later output to stdout is dropped (the server logs to stderr).
   if (!line.ok() || !absl::StartsWith(*line, "SLUICE_SERVER_READY")) {
     kill(pid, SIGKILL);  // No effect when it has exited already: then its own status is kept.
     const int code = WaitExit(pid);
     close(life[1]);
     std::string why =
         line.ok() ? "unexpected output '" + *line + "'" : std::string(line.status().message());
-    if (line.ok() || !absl::IsUnavailable(line.status()) || code == 128 + SIGKILL) {
-      return absl::UnavailableError(absl::StrCat("starting ", absl::StrJoin(args, " "), ": ", why));
+    if (!line.ok() && absl::IsUnavailable(line.status()) && code != 128 + SIGKILL) {
+      absl::StrAppend(&why, " (exit status ", code,
+                      code == 127 ? absl::StrCat(": cannot run ", args[0], ")") : ")");
     }
-    return absl::UnavailableError(absl::StrCat("starting ", absl::StrJoin(args, " "), ": ", why,
-                                               " (exit status ", code,
-                                               "; its stderr above says why)"));
+    const std::string said = p.log->TailAfterExit();  // It has exited: the tail is complete.
+    if (!said.empty()) absl::StrAppend(&why, "; its stderr ended with:\n", said);
+    return absl::UnavailableError(absl::StrCat("starting ", absl::StrJoin(args, " "), ": ", why));
   }
   for (absl::string_view field : absl::StrSplit(*line, ' ')) {
     if (absl::ConsumePrefix(&field, "control=")) p.control_address = std::string(field);

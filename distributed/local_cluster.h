@@ -8,7 +8,9 @@
 // addresses from their heartbeat identities. A killed worker restarts on the same ports (the
 // master's cluster spec names them) under a new incarnation. Every server is started with
 // --exit_on_stdin_eof and a pipe on its stdin that only this process holds open, so the
-// servers shut down when the launching process exits, even when it is killed.
+// servers shut down when the launching process exits, even when it is killed. A server's stderr
+// is copied to this process's stderr by one thread per server, which keeps the last lines so that
+// a server that fails to start is reported with its own words.
 // Thread-compatible: one owner drives it.
 //
 //   ASSIGN_OR_RETURN(auto cluster, LocalCluster::Start({.server_binary = path, .num_workers = 2}));
@@ -26,6 +28,8 @@
 #include "absl/time/time.h"
 
 namespace sluice {
+
+class ServerLog;  // Copies one server's stderr through and keeps its tail.
 
 struct LocalClusterOptions {
   std::string server_binary;  // Path of sluice_server.
@@ -45,6 +49,7 @@ class LocalCluster {
     std::string control_address;
     std::string data_address;
     int lifeline_fd = -1;  // Write end of the server's stdin pipe; closing it stops the server.
+    std::shared_ptr<ServerLog> log;
   };
 
   static absl::StatusOr<std::unique_ptr<LocalCluster>> Start(const LocalClusterOptions& options);

@@ -795,10 +795,24 @@ TEST(ClusterTest, ServerRefusesANonPositiveTtl) {
   opts.start_master = false;
   opts.worker_flags = {"--orphan_ttl_ms=0"};
   absl::StatusOr<std::unique_ptr<LocalCluster>> c = LocalCluster::Start(opts);
-  // The server prints the reason to its stderr and exits with status 1.
+  // The server prints the reason to its stderr and exits with status 1; the launcher's error
+  // quotes it.
   EXPECT_TRUE(StatusHas(c.status(), absl::StatusCode::kUnavailable,
                         "--orphan_ttl_ms=0: the server exited before it was ready (exit "
-                        "status 1; its stderr above says why)"));
+                        "status 1); its stderr ended with:\nsluice_server: INVALID_ARGUMENT: "
+                        "--ended_step_ttl_ms and --orphan_ttl_ms must be > 0"));
+}
+
+TEST(ClusterTest, AServerBinaryThatCannotRunIsNamed) {
+  LocalClusterOptions opts;
+  opts.server_binary = ServerBinary() + ".missing";
+  opts.num_workers = 1;
+  opts.start_master = false;
+  absl::StatusOr<std::unique_ptr<LocalCluster>> c = LocalCluster::Start(opts);
+  EXPECT_TRUE(StatusHas(c.status(), absl::StatusCode::kUnavailable,
+                        absl::StrCat("the server exited before it was ready (exit status 127: "
+                                     "cannot run ",
+                                     opts.server_binary, ")")));
 }
 
 // A peer hung before anything connected to it: the _Send is stuck opening the edge (gRPC waits
