@@ -2,6 +2,7 @@
 
 #include <malloc.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <utility>
 #include <vector>
@@ -51,8 +52,14 @@ constexpr std::pair<const char*, int> kBulkSettings[] = {
     {GRPC_ARG_TCP_MAX_READ_CHUNK_SIZE, 1 << 20},
 };
 
-grpc::ChannelArguments BaseArgs(int max_message_bytes) {
+grpc::ChannelArguments BaseArgs(int max_message_bytes, absl::Duration keepalive) {
   grpc::ChannelArguments args;
+  if (keepalive > absl::ZeroDuration()) {
+    const int ms = static_cast<int>(std::max<int64_t>(1, absl::ToInt64Milliseconds(keepalive)));
+    args.SetInt(GRPC_ARG_KEEPALIVE_TIME_MS, ms);
+    args.SetInt(GRPC_ARG_KEEPALIVE_TIMEOUT_MS, ms);
+    args.SetInt(GRPC_ARG_HTTP2_MAX_PINGS_WITHOUT_DATA, 0);  // A stalled call keeps pinging.
+  }
   args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);
   // A restarted peer is reached again within a second (gRPC's default backoff grows to 120 s).
   args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 100);
@@ -74,15 +81,21 @@ void TuneForBulkData(grpc::ServerBuilder* builder) {
   for (const auto& [key, value] : kBulkSettings) builder->AddChannelArgument(key, value);
 }
 
-std::shared_ptr<grpc::Channel> MakeChannel(const std::string& address, int max_message_bytes) {
-  SelectGrpcPollingEngine();
-  return grpc::CreateCustomChannel(address, grpc::InsecureChannelCredentials(),
-                                   BaseArgs(max_message_bytes));
+void AcceptKeepalivePings(grpc::ServerBuilder* builder) {
+  builder->AddChannelArgument(GRPC_ARG_HTTP2_MAX_PING_STRIKES, 0);  // 0: no limit.
 }
 
-std::shared_ptr<grpc::Channel> MakeDataChannel(const std::string& address, int max_message_bytes) {
+std::shared_ptr<grpc::Channel> MakeChannel(const std::string& address, int max_message_bytes,
+                                           absl::Duration keepalive) {
   SelectGrpcPollingEngine();
-  grpc::ChannelArguments args = BaseArgs(max_message_bytes);
+  return grpc::CreateCustomChannel(address, grpc::InsecureChannelCredentials(),
+                                   BaseArgs(max_message_bytes, keepalive));
+}
+
+std::shared_ptr<grpc::Channel> MakeDataChannel(const std::string& address, int max_message_bytes,
+                                               absl::Duration keepalive) {
+  SelectGrpcPollingEngine();
+  grpc::ChannelArguments args = BaseArgs(max_message_bytes, keepalive);
   TuneForBulkData(&args);
   return grpc::CreateCustomChannel(address, grpc::InsecureChannelCredentials(), args);
 }

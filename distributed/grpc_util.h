@@ -10,6 +10,7 @@
 #include <string>
 
 #include "absl/status/status.h"
+#include "absl/time/time.h"
 #include "google/protobuf/message.h"
 #include "grpcpp/grpcpp.h"
 
@@ -39,11 +40,20 @@ absl::Status FromGrpc(const grpc::Status& s);
 
 // A channel on its own TCP connection (a local subchannel pool, so the control and data
 // channels to one worker never share a connection). max_message_bytes < 0: gRPC's default.
-std::shared_ptr<grpc::Channel> MakeChannel(const std::string& address, int max_message_bytes = -1);
+// keepalive > 0: while a call is open, the channel pings the peer every `keepalive` and breaks
+// the connection (its calls fail with Unavailable) when an answer takes longer than `keepalive`,
+// so a call to a hung peer ends by itself; the peer's server must AcceptKeepalivePings.
+std::shared_ptr<grpc::Channel> MakeChannel(const std::string& address, int max_message_bytes = -1,
+                                           absl::Duration keepalive = absl::ZeroDuration());
 
 // The same for the data plane, tuned for bulk transfer (see TuneForBulkData).
 std::shared_ptr<grpc::Channel> MakeDataChannel(const std::string& address,
-                                               int max_message_bytes = -1);
+                                               int max_message_bytes = -1,
+                                               absl::Duration keepalive = absl::ZeroDuration());
+
+// Lets clients ping this server as often as they like: gRPC's default refuses pings more often
+// than every 5 minutes without data and closes the connection of a client that keeps trying.
+void AcceptKeepalivePings(grpc::ServerBuilder* builder);
 
 // Transport settings for bulk tensor bytes, applied on both ends of a data-plane connection:
 // a large HTTP/2 receive window, so a sender is not stalled waiting for window updates every

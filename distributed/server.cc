@@ -49,6 +49,7 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const ServerOptions& optio
   wopts.credit_window = options.credit_window;
   wopts.chunk.chunk_bytes = options.chunk_bytes;
   wopts.max_message_bytes = options.max_message_bytes;
+  wopts.peer_keepalive = options.peer_keepalive;
   server->worker_ = std::make_unique<Worker>(wopts, server->mailbox_.get());
   ChunkOptions copts;
   copts.chunk_bytes = options.chunk_bytes;
@@ -58,6 +59,7 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const ServerOptions& optio
                    bool bulk) -> std::unique_ptr<grpc::Server> {
     grpc::ServerBuilder builder;
     if (bulk) TuneForBulkData(&builder);
+    AcceptKeepalivePings(&builder);  // Peers ping their links to this server (peer_keepalive).
     builder.AddListeningPort(absl::StrCat(options.host, ":", port),
                              grpc::InsecureServerCredentials(), bound);
     if (options.max_message_bytes >= 0) {

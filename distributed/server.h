@@ -18,6 +18,7 @@
 
 #include "absl/base/call_once.h"
 #include "absl/status/statusor.h"
+#include "absl/time/time.h"
 #include "distributed/coordinator.h"
 #include "distributed/data_plane.h"
 #include "distributed/master.h"
@@ -35,6 +36,7 @@ struct ServerOptions {
   int max_message_bytes = -1;  // -1: gRPC's default (4 MiB receive).
   int64_t chunk_bytes = 1 << 20;
   int credit_window = 4;
+  absl::Duration peer_keepalive = absl::Seconds(10);  // WorkerOptions::peer_keepalive.
   TensorMailboxOptions mailbox;  // How long ended steps and orphan tensors are remembered.
   // Master only: the control addresses of the worker tasks, in task order. Their data addresses
   // are learned from their heartbeat identities at start.

@@ -36,6 +36,9 @@ ABSL_FLAG(int, data_port, -1, "Data port; -1: control port + 1 (0 if the control
 ABSL_FLAG(int, max_message_bytes, -1, "gRPC maximum message size; -1: gRPC's default");
 ABSL_FLAG(int64_t, chunk_bytes, 1 << 20, "Data-plane payload bytes per chunk");
 ABSL_FLAG(int, credit_window, 4, "Tensors a sender may have in flight per edge");
+ABSL_FLAG(int64_t, peer_keepalive_ms, 10000,
+          "Ping period and answer deadline on links to peer workers while they carry a call; a "
+          "transfer to a peer that stops answering fails after about twice this. 0: no pings");
 ABSL_FLAG(int64_t, ended_step_ttl_ms, 120000,
           "How long a worker remembers an ended or aborted step, refusing its late tensors");
 ABSL_FLAG(int64_t, orphan_ttl_ms, 300000,
@@ -74,6 +77,10 @@ int main(int argc, char** argv) {
   options.max_message_bytes = absl::GetFlag(FLAGS_max_message_bytes);
   options.chunk_bytes = absl::GetFlag(FLAGS_chunk_bytes);
   options.credit_window = absl::GetFlag(FLAGS_credit_window);
+  options.peer_keepalive = absl::Milliseconds(absl::GetFlag(FLAGS_peer_keepalive_ms));
+  if (options.peer_keepalive < absl::ZeroDuration()) {
+    return Fail(absl::InvalidArgumentError("--peer_keepalive_ms must be >= 0"));
+  }
   options.mailbox.ended_step_ttl = absl::Milliseconds(absl::GetFlag(FLAGS_ended_step_ttl_ms));
   options.mailbox.orphan_ttl = absl::Milliseconds(absl::GetFlag(FLAGS_orphan_ttl_ms));
   if (options.mailbox.ended_step_ttl <= absl::ZeroDuration() ||

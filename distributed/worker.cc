@@ -122,10 +122,11 @@ absl::StatusOr<std::shared_ptr<Worker::PeerLink>> Worker::GetPeer(const proto::P
     link = std::make_shared<PeerLink>();
     link->task_prefix = peer.task_prefix();
     link->data = std::make_unique<DataClient>(
-        MakeDataChannel(peer.data_address(), options_.max_message_bytes), options_.chunk);
-    link->edge =
-        std::make_unique<EdgeSender>(MakeChannel(peer.control_address()), link->data.get(),
-                                     absl::StrCat(task_prefix(), "->", peer.task_prefix()));
+        MakeDataChannel(peer.data_address(), options_.max_message_bytes, options_.peer_keepalive),
+        options_.chunk);
+    link->edge = std::make_unique<EdgeSender>(
+        MakeChannel(peer.control_address(), /*max_message_bytes=*/-1, options_.peer_keepalive),
+        link->data.get(), absl::StrCat(task_prefix(), "->", peer.task_prefix()));
   }
   return link;
 }

@@ -28,6 +28,7 @@
 
 #include "absl/base/thread_annotations.h"
 #include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
 #include "distributed/data_plane.h"
 #include "distributed/edge_sender.h"
 #include "distributed/protocol.grpc.pb.h"
@@ -46,6 +47,10 @@ struct WorkerOptions {
   int credit_window = 4;
   ChunkOptions chunk;
   int max_message_bytes = -1;  // For channels to peers; -1: gRPC's default.
+  // Ping period and answer deadline on links to peers while they carry a call (0: none): a
+  // Send to a peer that hangs fails with Unavailable within about twice this, even when no
+  // master aborts the step (see MakeChannel).
+  absl::Duration peer_keepalive = absl::Seconds(10);
   DeviceOptions device;
 };
 

@@ -803,6 +803,17 @@ TEST(ClusterTest, ServerRefusesANonPositiveTtl) {
                         "--ended_step_ttl_ms and --orphan_ttl_ms must be > 0"));
 }
 
+TEST(ClusterTest, ServerRefusesANegativeKeepalive) {
+  LocalClusterOptions opts;
+  opts.server_binary = ServerBinary();
+  opts.num_workers = 1;
+  opts.start_master = false;
+  opts.worker_flags = {"--peer_keepalive_ms=-1"};
+  absl::StatusOr<std::unique_ptr<LocalCluster>> c = LocalCluster::Start(opts);
+  EXPECT_TRUE(StatusHas(c.status(), absl::StatusCode::kUnavailable,
+                        "sluice_server: INVALID_ARGUMENT: --peer_keepalive_ms must be >= 0"));
+}
+
 TEST(ClusterTest, AServerBinaryThatCannotRunIsNamed) {
   LocalClusterOptions opts;
   opts.server_binary = ServerBinary() + ".missing";
@@ -950,6 +961,48 @@ TEST(ClusterTest, AbortForALostPeerEndsASendBlockedInADataWrite) {
   EXPECT_EQ(beat.active_steps(), 0);
   EXPECT_EQ(beat.pushing_sends(), 0);
   run_both(92);  // The resumed peer is reached over new links.
+}
+
+// No master in the loop: the step runs on the workers directly, so nothing would abort it. A
+// Send blocked in a data-plane write to a hung peer ends through the link's keepalive pings
+// (--peer_keepalive_ms) with Unavailable, and the next step reaches the resumed peer afresh.
+TEST(ClusterTest, KeepaliveEndsASendToAHungPeerWithNoAbort) {
+  auto cluster = StartCluster({"--peer_keepalive_ms=300"});
+  ASSERT_NE(cluster, nullptr);
+  RegisterAllOps();
+  Scope root = Scope::NewRootScope();
+  Scope s0 = root.WithDevice("/job:worker/task:0");
+  const int64_t n = int64_t{16} << 20;  // 64 MiB: more than windows and socket buffers hold.
+  Output big = ops::Fill(s0.WithOpName("big"), ops::Const(s0, Tensor::FromVector<int64_t>({n})),
+                         ops::Const(s0, Tensor::Scalar<float>(0.5f)));
+  Output sum = ops::ReduceSum(root.WithOpName("sum").WithDevice("/job:worker/task:1"), big, {0});
+  std::shared_ptr<const Graph> graph = *root.Finalize();
+  std::vector<StepCoordinator::Partition> parts =
+      RegisterOnWorkers(*cluster, *graph, {kW0, kW1}, sum.endpoint());
+  for (auto& p : parts) p.request.set_timeout_ms(120000);
+  absl::StatusOr<proto::RunGraphResponse> r1 = RunBoth(parts, 95);  // Opens the links.
+  ASSERT_TRUE(r1.ok()) << r1.status();
+
+  ASSERT_TRUE(cluster->PauseWorker(1).ok());
+  absl::StatusOr<proto::RunGraphResponse> hung;
+  std::atomic<bool> returned{false};
+  std::thread run([&] {
+    hung = RunPartition(parts[0], 96);
+    returned = true;
+  });
+  const bool ended = WaitFor([&] { return returned.load(); });
+  ASSERT_TRUE(cluster->ResumeWorker(1).ok());  // Also frees a sender still blocked on failure.
+  run.join();
+  ASSERT_TRUE(ended) << "the send to the hung peer stayed blocked";
+  // gRPC's own words follow ("keepalive watchdog timeout" in 1.51).
+  EXPECT_TRUE(StatusHas(hung.status(), absl::StatusCode::kUnavailable,
+                        "/job:worker/task:0 step 96: node 'big/_send_0_to_1' (_Send): sending "
+                        "'big:0' to /job:worker/task:1/device:cpu:0 failed: "))
+      << hung.status();
+  absl::StatusOr<proto::RunGraphResponse> again = RunBoth(parts, 97);
+  ASSERT_TRUE(again.ok()) << again.status();
+  EXPECT_TRUE(
+      TensorEq(*TensorFromProto(again->fetches(0).tensor()), Tensor::Scalar<float>(0.5f * n)));
 }
 
 // The same at the EdgeSender: cancelling the step's CancellationManager ends the wait at once,
