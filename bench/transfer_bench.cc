@@ -5,10 +5,11 @@
 // the same run: a raw TCP socket program (a forked child) that reads every tensor into one reused
 // buffer ("raw TCP"), the same program holding every tensor of a round in its own buffer as the
 // Sluice receiver does ("TCP keep"), and a plain gRPC stream of protobuf `bytes` messages
-// (TensorProto chunks, the payload copied into and out of protobuf; the same transport settings). Each round sends enough tensors
-// for ~256 MiB and ends when the receiver acknowledged all of them. Control plane: Heartbeat round
-// trips to the same server, idle and while another thread keeps its data plane saturated with 64
-// MiB tensors; p50 and p99 (medians over interleaved idle/loaded rounds).
+// (TensorProto chunks, the payload copied into and out of protobuf; the same transport settings).
+// Each round sends enough tensors for ~256 MiB and ends when the receiver acknowledged all of them.
+// Control plane: Heartbeat round trips to the same server, idle and while another thread keeps its
+// data plane saturated with 64 MiB tensors; p50 and p99 (medians over interleaved idle/loaded
+// rounds).
 //
 //   bazel run -c opt //bench:transfer_bench
 //   bazel-bin/bench/transfer_bench --out=results.json   # also writes the figures as JSON
@@ -360,9 +361,9 @@ int Main(const char* argv0, const char* json_path, const std::vector<int64_t>& s
     }
     const double sluice = Median(a), tcp_sink = Median(b), tcp_keep = Median(k),
                  pb_grpc = Median(c);
-    std::printf("%-8s %9.2f %9.2f %9.2f %9.2f %10.2fx %10.2fx %10.2fx\n",
-                SizeLabel(size).c_str(), sluice, tcp_sink, tcp_keep, pb_grpc, sluice / tcp_sink,
-                sluice / tcp_keep, sluice / pb_grpc);
+    std::printf("%-8s %9.2f %9.2f %9.2f %9.2f %10.2fx %10.2fx %10.2fx\n", SizeLabel(size).c_str(),
+                sluice, tcp_sink, tcp_keep, pb_grpc, sluice / tcp_sink, sluice / tcp_keep,
+                sluice / pb_grpc);
     absl::StrAppend(&json, size == sizes.front() ? "" : ", ", "{\"bytes\": ", size,
                     ", \"sluice_gbps\": ", sluice, ", \"tcp_gbps\": ", tcp_sink,
                     ", \"tcp_keep_gbps\": ", tcp_keep, ", \"pb_grpc_gbps\": ", pb_grpc, "}");
@@ -436,8 +437,7 @@ int main(int argc, char** argv) {
         sizes.push_back(bytes);
       }
     } else {
-      std::fprintf(stderr, "usage: %s [--out=results.json] [--sizes=65536,1048576,...]\n",
-                   argv[0]);
+      std::fprintf(stderr, "usage: %s [--out=results.json] [--sizes=65536,1048576,...]\n", argv[0]);
       return 2;
     }
   }

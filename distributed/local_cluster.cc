@@ -106,11 +106,15 @@ int WaitExit(pid_t pid) {
 
 absl::StatusOr<LocalCluster::Process> LocalCluster::Spawn(const std::string& job, int task,
                                                           std::vector<std::string> flags) {
+  // All pipes here are close-on-exec, so only the server each is meant for inherits it (dup2
+  // clears the flag on the copy the child keeps). `fds`: the server's stdout, for its ready line.
   int fds[2];
-  if (pipe(fds) != 0) return absl::InternalError(absl::StrCat("pipe: ", strerror(errno)));
-  // The lifeline: the child's stdin is the read end; this process holds the write end (close-
-  // on-exec, so no other program inherits it). When this process exits, however it dies, the
-  // server reads EOF and shuts down: no server outlives its launcher.
+  if (pipe2(fds, O_CLOEXEC) != 0) {
+    return absl::InternalError(absl::StrCat("pipe: ", strerror(errno)));
+  }
+  // The lifeline: the child's stdin is the read end; this process holds the write end. When
+  // this process exits, however it dies, the server reads EOF and shuts down: no server
+  // outlives its launcher.
   int life[2];
   if (pipe2(life, O_CLOEXEC) != 0) {
     close(fds[0]);
@@ -135,7 +139,7 @@ absl::StatusOr<LocalCluster::Process> LocalCluster::Spawn(const std::string& job
   }
   if (pid == 0) {
     dup2(fds[1], STDOUT_FILENO);
-    dup2(life[0], STDIN_FILENO);  // dup2 clears close-on-exec on the copy.
+    dup2(life[0], STDIN_FILENO);
     dup2(err[1], STDERR_FILENO);
     close(fds[0]);
     close(fds[1]);
