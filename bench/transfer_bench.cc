@@ -84,7 +84,7 @@ void RawTcpServer(int listen_fd) {
   uint64_t head[3];
   while (ReadAll(fd, reinterpret_cast<char*>(head), sizeof(head))) {
     const uint64_t buffers = head[2] != 0 ? head[1] : 1;
-    if (bufs.size() < buffers) bufs.resize(buffers);
+    bufs.resize(buffers);  // Frees a previous round's extra buffers.
     for (uint64_t i = 0; i < head[1]; ++i) {
       std::vector<char>& buf = bufs[head[2] != 0 ? i : 0];
       if (buf.size() != head[0]) buf.assign(head[0], 0);

@@ -55,7 +55,8 @@ constexpr std::pair<const char*, int> kBulkSettings[] = {
 grpc::ChannelArguments BaseArgs(int max_message_bytes, absl::Duration keepalive) {
   grpc::ChannelArguments args;
   if (keepalive > absl::ZeroDuration()) {
-    const int ms = static_cast<int>(std::max<int64_t>(1, absl::ToInt64Milliseconds(keepalive)));
+    const int ms =
+        static_cast<int>(std::clamp<int64_t>(absl::ToInt64Milliseconds(keepalive), 1, INT32_MAX));
     args.SetInt(GRPC_ARG_KEEPALIVE_TIME_MS, ms);
     args.SetInt(GRPC_ARG_KEEPALIVE_TIMEOUT_MS, ms);
     args.SetInt(GRPC_ARG_HTTP2_MAX_PINGS_WITHOUT_DATA, 0);  // A stalled call keeps pinging.

@@ -41,8 +41,10 @@ absl::Status FromGrpc(const grpc::Status& s);
 // A channel on its own TCP connection (a local subchannel pool, so the control and data
 // channels to one worker never share a connection). max_message_bytes < 0: gRPC's default.
 // keepalive > 0: while a call is open, the channel pings the peer every `keepalive` and breaks
-// the connection (its calls fail with Unavailable) when an answer takes longer than `keepalive`,
-// so a call to a hung peer ends by itself; the peer's server must AcceptKeepalivePings.
+// the connection (its calls fail with Unavailable) when an answer takes longer than `keepalive`;
+// gRPC also sets the socket's TCP_USER_TIMEOUT to `keepalive`, which (Linux 5.11 and later)
+// breaks a connection whose writes have been stuck that long, e.g. on a peer that stopped
+// reading. So a call to a hung peer ends by itself. The peer's server must AcceptKeepalivePings.
 std::shared_ptr<grpc::Channel> MakeChannel(const std::string& address, int max_message_bytes = -1,
                                            absl::Duration keepalive = absl::ZeroDuration());
 

@@ -2,10 +2,12 @@
 
 #include <fcntl.h>
 #include <poll.h>
+#include <pthread.h>
 #include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <thread>
@@ -22,7 +24,7 @@ namespace sluice {
 
 // Reads a server's stderr until EOF (the server exited), writes everything to this process's
 // stderr and keeps the last kTailBytes. The destructor waits for EOF, so destroy it only once
-// the server has exited.
+// the server has exited (and no process it started holds its stderr).
 class ServerLog {
  public:
   explicit ServerLog(int fd) : fd_(fd), reader_([this] { Pump(); }) {}
@@ -32,29 +34,41 @@ class ServerLog {
   std::string TailAfterExit() {
     absl::MutexLock lock(&mu_);
     mu_.Await(absl::Condition(&eof_));
-    std::string tail(absl::StripTrailingAsciiWhitespace(tail_));
-    const size_t cut = tail.size() == kTailBytes ? tail.find('\n') : std::string::npos;
-    return cut == std::string::npos ? tail : tail.substr(cut + 1);  // Whole lines only.
+    absl::string_view tail = tail_;
+    if (dropped_bytes_ > 0) {  // Whole lines only: drop what is left of a cut line.
+      const size_t line_end = tail.find('\n');
+      tail.remove_prefix(line_end == absl::string_view::npos ? 0 : line_end + 1);
+    }
+    return std::string(absl::StripTrailingAsciiWhitespace(tail));
   }
 
  private:
   static constexpr size_t kTailBytes = 2048;
 
   void Pump() {
+    // A launcher whose stderr is a closed pipe gets EPIPE here rather than a fatal SIGPIPE.
+    sigset_t pipe_signal;
+    sigemptyset(&pipe_signal);
+    sigaddset(&pipe_signal, SIGPIPE);
+    pthread_sigmask(SIG_BLOCK, &pipe_signal, nullptr);
+    bool copy = true;
     char buf[4096];
     while (true) {
       ssize_t n = read(fd_, buf, sizeof(buf));
       if (n < 0 && errno == EINTR) continue;
       if (n <= 0) break;
-      for (ssize_t off = 0; off < n;) {  // Best effort: a closed stderr only loses the copy.
+      for (ssize_t off = 0; copy && off < n;) {  // Best effort: only the copy can be lost.
         ssize_t w = write(STDERR_FILENO, buf + off, n - off);
         if (w < 0 && errno == EINTR) continue;
-        if (w <= 0) break;
-        off += w;
+        if (w <= 0) copy = false;
+        off += std::max<ssize_t>(w, 0);
       }
       absl::MutexLock lock(&mu_);
       tail_.append(buf, n);
-      if (tail_.size() > kTailBytes) tail_.erase(0, tail_.size() - kTailBytes);
+      if (tail_.size() > kTailBytes) {
+        dropped_bytes_ += tail_.size() - kTailBytes;
+        tail_.erase(0, tail_.size() - kTailBytes);
+      }
     }
     close(fd_);
     absl::MutexLock lock(&mu_);
@@ -64,6 +78,7 @@ class ServerLog {
   const int fd_;
   absl::Mutex mu_;
   std::string tail_ ABSL_GUARDED_BY(mu_);
+  int64_t dropped_bytes_ ABSL_GUARDED_BY(mu_) = 0;  // Written before tail_ begins.
   bool eof_ ABSL_GUARDED_BY(mu_) = false;
   std::thread reader_;  // Last: starts once the fields above exist.
 };
@@ -137,12 +152,17 @@ absl::StatusOr<LocalCluster::Process> LocalCluster::Spawn(const std::string& job
     for (int fd : {fds[0], fds[1], life[0], life[1], err[0], err[1]}) close(fd);
     return absl::InternalError(absl::StrCat("fork: ", strerror(errno)));
   }
-  if (pid == 0) {
-    dup2(fds[1], STDOUT_FILENO);
-    dup2(life[0], STDIN_FILENO);
-    dup2(err[1], STDERR_FILENO);
-    close(fds[0]);
-    close(fds[1]);
+  if (pid == 0) {  // Only async-signal-safe calls from here to execv.
+    // Copies above 2 first: if the launcher ran with stdin/out/err closed, a pipe end can itself
+    // be 0-2, and moving one into place must not overwrite another.
+    const int in = fcntl(life[0], F_DUPFD_CLOEXEC, 3);
+    const int out = fcntl(fds[1], F_DUPFD_CLOEXEC, 3);
+    const int errout = fcntl(err[1], F_DUPFD_CLOEXEC, 3);
+    // dup2 leaves the new 0-2 without close-on-exec; every other descriptor closes at exec.
+    if (in < 0 || out < 0 || errout < 0 || dup2(in, STDIN_FILENO) < 0 ||
+        dup2(out, STDOUT_FILENO) < 0 || dup2(errout, STDERR_FILENO) < 0) {
+      _exit(126);
+    }
     execv(argv[0], argv.data());
     _exit(127);
   }

@@ -32,7 +32,9 @@ namespace sluice {
 class ServerLog;  // Copies one server's stderr through and keeps its tail.
 
 struct LocalClusterOptions {
-  std::string server_binary;  // Path of sluice_server.
+  // Path of sluice_server (or a program that execs it: a child left holding the server's
+  // stderr would keep the launcher waiting for its end).
+  std::string server_binary;
   int num_workers = 2;
   bool start_master = true;
   std::vector<std::string> worker_flags;  // Extra flags for every worker.

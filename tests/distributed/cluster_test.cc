@@ -5,18 +5,22 @@
 #include <netinet/in.h>
 #include <poll.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
 #include <cstdlib>
+#include <fstream>
 #include <memory>
 #include <string>
 #include <thread>
 #include <vector>
 
+#include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
 #include "core/tensor_proto.h"
 #include "distributed/coordinator.h"
 #include "distributed/data_plane.h"
@@ -799,8 +803,10 @@ TEST(ClusterTest, ServerRefusesANonPositiveTtl) {
   // quotes it.
   EXPECT_TRUE(StatusHas(c.status(), absl::StatusCode::kUnavailable,
                         "--orphan_ttl_ms=0: the server exited before it was ready (exit "
-                        "status 1); its stderr ended with:\nsluice_server: INVALID_ARGUMENT: "
-                        "--ended_step_ttl_ms and --orphan_ttl_ms must be > 0"));
+                        "status 1); its stderr ended with:\n"));
+  EXPECT_TRUE(StatusHas(c.status(), absl::StatusCode::kUnavailable,
+                        "\nsluice_server: INVALID_ARGUMENT: --ended_step_ttl_ms and "
+                        "--orphan_ttl_ms must be > 0"));
 }
 
 TEST(ClusterTest, ServerRefusesANegativeKeepalive) {
@@ -812,6 +818,35 @@ TEST(ClusterTest, ServerRefusesANegativeKeepalive) {
   absl::StatusOr<std::unique_ptr<LocalCluster>> c = LocalCluster::Start(opts);
   EXPECT_TRUE(StatusHas(c.status(), absl::StatusCode::kUnavailable,
                         "sluice_server: INVALID_ARGUMENT: --peer_keepalive_ms must be >= 0"));
+}
+
+// A server that writes more than the launcher keeps before it fails: the error quotes whole
+// lines from the end of its stderr.
+TEST(ClusterTest, AFailedServersLastWholeLinesAreQuoted) {
+  const char* tmp = std::getenv("TEST_TMPDIR");
+  ASSERT_NE(tmp, nullptr);
+  const std::string script = absl::StrCat(tmp, "/noisy_server.sh");
+  {
+    std::ofstream f(script);
+    f << "#!/bin/sh\ni=1\nwhile [ $i -le 300 ]; do echo \"log line $i of a failing server\" >&2; "
+         "i=$((i+1)); done\nexit 3\n";
+  }
+  ASSERT_EQ(chmod(script.c_str(), 0755), 0);
+  LocalClusterOptions opts;
+  opts.server_binary = script;
+  opts.num_workers = 1;
+  opts.start_master = false;
+  absl::Status s = LocalCluster::Start(opts).status();
+  EXPECT_TRUE(StatusHas(s, absl::StatusCode::kUnavailable,
+                        "(exit status 3); its stderr ended with:\nlog line "));
+  EXPECT_TRUE(absl::EndsWith(s.message(), "\nlog line 300 of a failing server")) << s;
+  EXPECT_FALSE(absl::StrContains(s.message(), "log line 1 of")) << s;
+  // 2 KiB kept: 60-odd of these 33-byte lines, each whole.
+  const std::string quoted(s.message().substr(s.message().find("ended with:\n") + 12));
+  for (absl::string_view line : absl::StrSplit(quoted, '\n')) {
+    EXPECT_TRUE(absl::StartsWith(line, "log line ") && absl::EndsWith(line, " of a failing server"))
+        << "a cut line: '" << line << "'";
+  }
 }
 
 TEST(ClusterTest, AServerBinaryThatCannotRunIsNamed) {
@@ -964,10 +999,11 @@ TEST(ClusterTest, AbortForALostPeerEndsASendBlockedInADataWrite) {
 }
 
 // No master in the loop: the step runs on the workers directly, so nothing would abort it. A
-// Send blocked in a data-plane write to a hung peer ends through the link's keepalive pings
-// (--peer_keepalive_ms) with Unavailable, and the next step reaches the resumed peer afresh.
+// Send blocked in a data-plane write to a hung peer ends through the link's keepalive
+// (--peer_keepalive_ms: unanswered pings or, with writes stuck, TCP_USER_TIMEOUT) with
+// Unavailable, and the next step reaches the resumed peer afresh.
 TEST(ClusterTest, KeepaliveEndsASendToAHungPeerWithNoAbort) {
-  auto cluster = StartCluster({"--peer_keepalive_ms=300"});
+  auto cluster = StartCluster({"--peer_keepalive_ms=1000"});  // Ample for healthy steps.
   ASSERT_NE(cluster, nullptr);
   RegisterAllOps();
   Scope root = Scope::NewRootScope();
@@ -994,7 +1030,7 @@ TEST(ClusterTest, KeepaliveEndsASendToAHungPeerWithNoAbort) {
   ASSERT_TRUE(cluster->ResumeWorker(1).ok());  // Also frees a sender still blocked on failure.
   run.join();
   ASSERT_TRUE(ended) << "the send to the hung peer stayed blocked";
-  // gRPC's own words follow ("keepalive watchdog timeout" in 1.51).
+  // gRPC's own words follow (here "keepalive watchdog timeout").
   EXPECT_TRUE(StatusHas(hung.status(), absl::StatusCode::kUnavailable,
                         "/job:worker/task:0 step 96: node 'big/_send_0_to_1' (_Send): sending "
                         "'big:0' to /job:worker/task:1/device:cpu:0 failed: "))
