@@ -74,9 +74,27 @@ absl::StatusOr<std::unique_ptr<RemoteSession>> RemoteSession::Create(
   ToGraphDef(*s->graph_, req.mutable_graph());
   proto::CreateSessionResponse resp;
   grpc::ClientContext ctx;
-  ctx.set_wait_for_ready(true);
+  ctx.set_wait_for_ready(true);  // A master that is still starting gets connect_timeout.
   ctx.set_deadline(absl::ToChronoTime(absl::Now() + options.connect_timeout));
-  RETURN_IF_ERROR(AnnotateStatus(FromGrpc(s->stub_->CreateSession(&ctx, req, &resp)),
+  grpc::Status status = s->stub_->CreateSession(&ctx, req, &resp);
+  if (status.error_code() == grpc::StatusCode::DEADLINE_EXCEEDED) {
+    // Waiting hides why: one more try that fails fast, on a fresh connection (the channel's own
+    // attempt may just have been cut short), reports what connecting ran into (e.g.
+    // "Connection refused"), or succeeds if the master just came up.
+    grpc::ClientContext probe;
+    probe.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(2)));
+    resp.Clear();
+    grpc::Status again =
+        proto::Master::NewStub(MakeChannel(master_address))->CreateSession(&probe, req, &resp);
+    if (again.ok() || again.error_code() == grpc::StatusCode::UNAVAILABLE) {
+      status = again.ok() ? again
+                          : grpc::Status(again.error_code(),
+                                         absl::StrCat("no answer within ",
+                                                      absl::FormatDuration(options.connect_timeout),
+                                                      ": ", again.error_message()));
+    }
+  }
+  RETURN_IF_ERROR(AnnotateStatus(FromGrpc(status),
                                  absl::StrCat("creating a session on master ", master_address)));
   s->handle_ = resp.session_handle();
   return s;

@@ -3,6 +3,11 @@
 // Save/Restore (same file format).
 #include "distributed/remote_session.h"
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
 #include <cstdlib>
 #include <memory>
 #include <string>
@@ -54,6 +59,29 @@ struct TwoVariables {
     graph = *root.Finalize();
   }
 };
+
+// Nothing listens on the master's port (a socket holds it, bound but not listening): after the
+// connect timeout the error says why the connection failed, not only that time ran out.
+TEST(RemoteSessionTest, AnUnreachableMasterIsReportedWithTheConnectionError) {
+  const int holder = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in sa{};
+  sa.sin_family = AF_INET;
+  inet_pton(AF_INET, "127.0.0.1", &sa.sin_addr);
+  ASSERT_EQ(bind(holder, reinterpret_cast<sockaddr*>(&sa), sizeof(sa)), 0);
+  socklen_t len = sizeof(sa);
+  ASSERT_EQ(getsockname(holder, reinterpret_cast<sockaddr*>(&sa), &len), 0);
+  const std::string address = absl::StrCat("127.0.0.1:", ntohs(sa.sin_port));
+  TwoVariables m;
+  RemoteSessionOptions options;
+  options.connect_timeout = absl::Milliseconds(500);
+  absl::Status s = RemoteSession::Create(address, m.graph, options).status();
+  close(holder);
+  EXPECT_TRUE(StatusHas(
+      s, absl::StatusCode::kUnavailable,
+      absl::StrCat("creating a session on master ", address, ": no answer within 500ms: ")))
+      << s;
+  EXPECT_TRUE(StatusHas(s, absl::StatusCode::kUnavailable, "Connection refused")) << s;
+}
 
 TEST(RemoteSessionTest, MasterChecksFeedsLikeTheLocalSession) {
   auto cluster = StartCluster();
