@@ -1,5 +1,7 @@
 #include "distributed/coordinator.h"
 
+#include <cstdint>
+
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/notification.h"
 #include "core/status.h"
@@ -30,7 +32,8 @@ HeartbeatMonitor::~HeartbeatMonitor() {
 void HeartbeatMonitor::Watch(const WorkerRef& worker) {
   auto w = std::make_shared<Watched>();
   w->ref = worker;
-  w->stub = proto::Control::NewStub(MakeChannel(worker.control_address));
+  // RunGraph responses carry whole fetched tensors: up to protobuf's 2 GiB.
+  w->stub = proto::Control::NewStub(MakeChannel(worker.control_address, INT32_MAX));
   w->last_ok = absl::Now();
   absl::MutexLock lock(&mu_);
   watched_[worker.task_prefix] = std::move(w);
@@ -256,8 +259,13 @@ absl::StatusOr<std::vector<proto::RunGraphResponse>> StepCoordinator::Run(
         err = absl::UnavailableError(absl::StrCat("step ", step_id, " failed: lost ",
                                                   w.DebugString(), ": ", s.error_message()));
       } else {
+        // gRPC's size check: the feeds (request) or fetches (response) did not fit.
+        const char* hint = s.error_code() == grpc::StatusCode::RESOURCE_EXHAUSTED
+                               ? " (a step's feeds and fetches of a worker travel whole in its "
+                                 "RunGraph call; see that worker's --max_message_bytes)"
+                               : "";
         err = absl::Status(err.code(), absl::StrCat("step ", step_id, " failed on ",
-                                                    w.DebugString(), ": ", err.message()));
+                                                    w.DebugString(), ": ", err.message(), hint));
       }
       FailStep(step, err);
     });

@@ -2,6 +2,7 @@
 
 #include <pthread.h>
 
+#include <cstdint>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
@@ -65,6 +66,9 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const ServerOptions& optio
     if (options.max_message_bytes >= 0) {
       builder.SetMaxReceiveMessageSize(options.max_message_bytes);
       builder.SetMaxSendMessageSize(options.max_message_bytes);
+    } else if (!bulk) {
+      // RunStep and RunGraph carry whole feed tensors: up to protobuf's 2 GiB, not gRPC's 4 MiB.
+      builder.SetMaxReceiveMessageSize(INT32_MAX);
     }
     builder.RegisterService(a);
     if (b != nullptr) builder.RegisterService(b);

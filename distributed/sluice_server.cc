@@ -33,7 +33,9 @@ ABSL_FLAG(int, task, 0, "This task's index in its job");
 ABSL_FLAG(std::string, host, "127.0.0.1", "Interface to bind (loopback unless told otherwise)");
 ABSL_FLAG(int, port, -1, "Control port; -1: from the cluster spec; 0: the OS chooses");
 ABSL_FLAG(int, data_port, -1, "Data port; -1: control port + 1 (0 if the control port is 0)");
-ABSL_FLAG(int, max_message_bytes, -1, "gRPC maximum message size; -1: gRPC's default");
+ABSL_FLAG(int, max_message_bytes, -1,
+          "gRPC maximum message size on both ports; -1: 2 GiB on the control port (RunStep and "
+          "RunGraph carry whole feed tensors), gRPC's 4 MiB on the data port (chunks are smaller)");
 ABSL_FLAG(int64_t, chunk_bytes, 1 << 20, "Data-plane payload bytes per chunk");
 ABSL_FLAG(int, credit_window, 4, "Tensors a sender may have in flight per edge");
 ABSL_FLAG(int64_t, peer_keepalive_ms, 10000,

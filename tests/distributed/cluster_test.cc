@@ -792,6 +792,33 @@ TEST(ClusterTest, OrphanTensorsExpireAfterTheConfiguredTtl) {
   }));
 }
 
+// The workers here cap gRPC messages at 64 KiB (--max_message_bytes), and a step's feeds for a
+// worker travel whole inside its RunGraph request: a bigger feed fails the step, naming the
+// worker and the flag.
+TEST(ClusterTest, AFeedOverAWorkersMessageCapNamesTheWorkerAndTheFlag) {
+  auto cluster = StartCluster();
+  ASSERT_NE(cluster, nullptr);
+  Scope root = Scope::NewRootScope();
+  Output x = ops::Placeholder(root.WithOpName("x"), DType::kFloat32, TensorShape({-1}));
+  Output y = ops::Neg(root.WithOpName("y").WithDevice("/job:worker/task:1"), x);
+  auto remote = RemoteSession::Create(cluster->master_address(), *root.Finalize());
+  ASSERT_TRUE(remote.ok()) << remote.status();
+  std::vector<Tensor> out;
+  absl::Status s =
+      (*remote)->Run({{x, Tensor(DType::kFloat32, TensorShape({1 << 18}))}}, {y}, &out);
+  EXPECT_TRUE(StatusHas(
+      s, absl::StatusCode::kResourceExhausted,
+      absl::StrCat("failed on /job:worker/task:1 at ", cluster->worker(1).control_address, ": ")))
+      << s;
+  EXPECT_TRUE(StatusHas(s, absl::StatusCode::kResourceExhausted,
+                        "(a step's feeds and fetches of a worker travel whole in its RunGraph "
+                        "call; see that worker's --max_message_bytes)"))
+      << s;
+  // Small feeds still run.
+  ASSERT_TRUE((*remote)->Run({{x, Tensor::FromVector<float>({1, -2})}}, {y}, &out).ok());
+  EXPECT_TRUE(TensorEq(out[0], Tensor::FromVector<float>({-1, 2})));
+}
+
 TEST(ClusterTest, ServerRefusesANonPositiveTtl) {
   LocalClusterOptions opts;
   opts.server_binary = ServerBinary();

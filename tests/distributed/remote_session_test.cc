@@ -102,6 +102,29 @@ TEST(RemoteSessionTest, MasterChecksFeedsLikeTheLocalSession) {
   EXPECT_TRUE(TensorEq(out[0], Tensor::FromVector<float>({6, 7})));
 }
 
+// Feeds and fetches travel whole inside RunStep and RunGraph: with default flags they may be
+// far larger than gRPC's 4 MiB default message cap (16 MiB here, each way, on both hops).
+TEST(RemoteSessionTest, FeedsAndFetchesLargerThanGrpcsDefaultMessageCap) {
+  auto cluster = StartCluster();
+  ASSERT_NE(cluster, nullptr);
+  Scope root = Scope::NewRootScope();
+  Output x = ops::Placeholder(root.WithOpName("x"), DType::kFloat32, TensorShape({-1}));
+  Output y = ops::Mul(root.WithOpName("y").WithDevice("/job:worker/task:1"), x,
+                      ops::Const(root, Tensor::Scalar<float>(2)));
+  auto remote = RemoteSession::Create(cluster->master_address(), *root.Finalize());
+  ASSERT_TRUE(remote.ok()) << remote.status();
+  const int64_t n = int64_t{4} << 20;  // 16 MiB of float32.
+  std::vector<float> values(n), doubled(n);
+  for (int64_t i = 0; i < n; ++i) {
+    values[i] = static_cast<float>(i % 1000);
+    doubled[i] = 2 * values[i];
+  }
+  std::vector<Tensor> out;
+  absl::Status s = (*remote)->Run({{x, Tensor::FromVector<float>(values)}}, {y}, &out);
+  ASSERT_TRUE(s.ok()) << s;
+  EXPECT_TRUE(TensorEq(out[0], Tensor::FromVector<float>(doubled)));
+}
+
 TEST(RemoteSessionTest, CheckpointsRoundTripWithTheLocalSession) {
   auto cluster = StartCluster();
   ASSERT_NE(cluster, nullptr);
