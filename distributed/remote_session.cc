@@ -68,7 +68,8 @@ absl::StatusOr<std::unique_ptr<RemoteSession>> RemoteSession::Create(
     s->graph_ = std::move(graph);
   }
   // RunStep responses carry whole fetched tensors: no message cap on this channel.
-  s->stub_ = proto::Master::NewStub(MakeChannel(master_address, /*max_message_bytes=*/INT32_MAX));
+  std::shared_ptr<grpc::Channel> channel = MakeChannel(master_address, INT32_MAX);
+  s->stub_ = proto::Master::NewStub(channel);
   proto::CreateSessionRequest req;
   req.set_protocol_version(kProtocolVersion);
   ToGraphDef(*s->graph_, req.mutable_graph());
@@ -77,10 +78,11 @@ absl::StatusOr<std::unique_ptr<RemoteSession>> RemoteSession::Create(
   ctx.set_wait_for_ready(true);  // A master that is still starting gets connect_timeout.
   ctx.set_deadline(absl::ToChronoTime(absl::Now() + options.connect_timeout));
   grpc::Status status = s->stub_->CreateSession(&ctx, req, &resp);
-  if (status.error_code() == grpc::StatusCode::DEADLINE_EXCEEDED) {
-    // Waiting hides why: one more try that fails fast, on a fresh connection (the channel's own
-    // attempt may just have been cut short), reports what connecting ran into (e.g.
-    // "Connection refused"), or succeeds if the master just came up.
+  if (status.error_code() == grpc::StatusCode::DEADLINE_EXCEEDED &&
+      channel->GetState(/*try_to_connect=*/false) != GRPC_CHANNEL_READY) {
+    // Never connected, and waiting hides why: one more try that fails fast, on a fresh
+    // connection (the channel's own attempt may just have been cut short), reports what
+    // connecting ran into (e.g. "Connection refused"), or succeeds if the master just came up.
     grpc::ClientContext probe;
     probe.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(2)));
     resp.Clear();

@@ -41,6 +41,15 @@ absl::StatusOr<WorkerRef> Handshake(const std::string& control_address, int task
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<Server>> Server::Start(const ServerOptions& options) {
+  // A chunk is one gRPC message: its payload plus a header (a few hundred bytes; 4 KiB kept).
+  const int64_t message_cap = options.max_message_bytes >= 0 ? options.max_message_bytes
+                                                             : int64_t{4} << 20;  // gRPC's default.
+  if (options.chunk_bytes <= 0 || options.chunk_bytes > message_cap - 4096) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "--chunk_bytes=", options.chunk_bytes, " must be > 0 and leave 4096 bytes of the ",
+        message_cap, "-byte message cap (--max_message_bytes",
+        options.max_message_bytes >= 0 ? "" : ", gRPC's default", ") for the chunk header"));
+  }
   SelectGrpcPollingEngine();
   std::unique_ptr<Server> server(new Server);
   server->mailbox_ = std::make_unique<TensorMailbox>(options.mailbox);

@@ -849,6 +849,26 @@ TEST(ClusterTest, ServerRefusesANegativeKeepalive) {
 
 // A server that writes more than the launcher keeps before it fails: the error quotes whole
 // lines from the end of its stderr.
+TEST(ClusterTest, ServerRefusesAChunkThatCannotFitAMessage) {
+  LocalClusterOptions opts;
+  opts.server_binary = ServerBinary();
+  opts.num_workers = 1;
+  opts.start_master = false;
+  opts.worker_flags = {"--max_message_bytes=65536", "--chunk_bytes=65536"};
+  absl::Status s = LocalCluster::Start(opts).status();
+  EXPECT_TRUE(
+      StatusHas(s, absl::StatusCode::kUnavailable,
+                "sluice_server: INVALID_ARGUMENT: --chunk_bytes=65536 must be > 0 and leave "
+                "4096 bytes of the 65536-byte message cap (--max_message_bytes) for the "
+                "chunk header"))
+      << s;
+  opts.worker_flags = {"--chunk_bytes=4194304"};  // gRPC's default cap is 4 MiB.
+  s = LocalCluster::Start(opts).status();
+  EXPECT_TRUE(StatusHas(s, absl::StatusCode::kUnavailable,
+                        "of the 4194304-byte message cap (--max_message_bytes, gRPC's default)"))
+      << s;
+}
+
 TEST(ClusterTest, AFailedServersLastWholeLinesAreQuoted) {
   const char* tmp = std::getenv("TEST_TMPDIR");
   ASSERT_NE(tmp, nullptr);
