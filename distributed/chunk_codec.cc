@@ -1,5 +1,6 @@
 #include "distributed/chunk_codec.h"
 
+#include <algorithm>
 #include <cstring>
 #include <utility>
 #include <vector>
@@ -91,6 +92,13 @@ ChunkEncoder::ChunkEncoder(int64_t step_id, std::string key, Tensor tensor,
   ShapeToProto(tensor_.shape(), header_.mutable_shape());
   header_.set_total_bytes(tensor_.TotalBytes());
   header_.set_sender_incarnation(options.sender_incarnation);
+  if (options.max_message_bytes > 0) {
+    // The largest header this tensor's chunks can have: offset and length at their largest.
+    header_.set_offset(header_.total_bytes());
+    header_.set_length(header_.total_bytes());
+    const int64_t header_bytes = 4 + static_cast<int64_t>(header_.ByteSizeLong());
+    chunk_bytes_ = std::clamp<int64_t>(options.max_message_bytes - header_bytes, 1, chunk_bytes_);
+  }
 }
 
 grpc::Slice ChunkEncoder::HeaderSlice(int64_t length) {

@@ -35,8 +35,10 @@ namespace sluice {
 inline constexpr int kProtocolVersion = proto::PROTOCOL_VERSION_CURRENT;
 
 struct ChunkOptions {
-  // Payload bytes per chunk; keep it below the channel's maximum message size.
+  // Payload bytes per chunk, at most: with max_message_bytes > 0 a chunk's payload also shrinks
+  // so that payload and header (whose rendezvous key has no length limit) fit one message.
   int64_t chunk_bytes = 1 << 20;
+  int64_t max_message_bytes = -1;
   uint64_t sender_incarnation = 0;
 };
 

@@ -2,6 +2,7 @@
 
 #include <cstdint>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/notification.h"
 #include "core/status.h"
@@ -34,6 +35,7 @@ void HeartbeatMonitor::Watch(const WorkerRef& worker) {
   w->ref = worker;
   // RunGraph responses carry whole fetched tensors: up to protobuf's 2 GiB.
   w->stub = proto::Control::NewStub(MakeChannel(worker.control_address, INT32_MAX));
+  w->heartbeat_stub = proto::Control::NewStub(MakeChannel(worker.control_address));
   w->last_ok = absl::Now();
   absl::MutexLock lock(&mu_);
   watched_[worker.task_prefix] = std::move(w);
@@ -119,7 +121,7 @@ void HeartbeatMonitor::Loop() {
     const auto deadline = absl::ToChronoTime(absl::Now() + options_.interval);
     for (size_t i = 0; i < round.size(); ++i) {
       beats[i].ctx.set_deadline(deadline);
-      beats[i].call = round[i]->stub->AsyncHeartbeat(&beats[i].ctx, req, &cq);
+      beats[i].call = round[i]->heartbeat_stub->AsyncHeartbeat(&beats[i].ctx, req, &cq);
       beats[i].call->Finish(&beats[i].resp, &beats[i].status, reinterpret_cast<void*>(i));
     }
     // Every call ends by its deadline; then the queue must be shut down and drained.
@@ -260,7 +262,8 @@ absl::StatusOr<std::vector<proto::RunGraphResponse>> StepCoordinator::Run(
                                                   w.DebugString(), ": ", s.error_message()));
       } else {
         // gRPC's size check: the feeds (request) or fetches (response) did not fit.
-        const char* hint = s.error_code() == grpc::StatusCode::RESOURCE_EXHAUSTED
+        const char* hint = s.error_code() == grpc::StatusCode::RESOURCE_EXHAUSTED &&
+                                   absl::StrContains(s.error_message(), "larger than max")
                                ? " (a step's feeds and fetches of a worker travel whole in its "
                                  "RunGraph call; see that worker's --max_message_bytes)"
                                : "";

@@ -74,7 +74,9 @@ class HeartbeatMonitor {
  private:
   struct Watched {
     WorkerRef ref;
-    std::unique_ptr<proto::Control::Stub> stub;
+    std::unique_ptr<proto::Control::Stub> stub;  // RunGraph, RegisterGraph, AbortStep.
+    // On a connection of its own: a heartbeat never queues behind a large RunGraph message.
+    std::unique_ptr<proto::Control::Stub> heartbeat_stub;
     absl::Time last_ok;
     uint64_t incarnation = 0;
     absl::Status health;

@@ -48,21 +48,25 @@ absl::Status EdgeSender::EnsureOpen(const absl::Status* cancelled) {
     ctx = ctx_.get();
     opening_for_ = cancelled;
   }
-  // Outside mu_: starting the call waits for the peer's HTTP/2 handshake, which a hung peer
-  // never completes. Cancel() or this Send's step cancellation ends the wait (TryCancel).
+  // Outside mu_: starting the call, or else writing its first message, waits for the peer's
+  // HTTP/2 handshake, which a hung peer never completes (which of the two waits depends on
+  // gRPC's timing). Cancel() or this Send's step cancellation ends the wait (TryCancel).
   auto stream = stub_->EdgeControl(ctx);
   {
     absl::MutexLock lock(&mu_);
     stream_ = std::move(stream);
-    opening_for_ = nullptr;
   }
   opened_ = true;
   proto::EdgeControlMessage open;
   open.mutable_open()->set_protocol_version(kProtocolVersion);
   open.mutable_open()->set_edge(edge_);
-  if (!stream_->Write(open)) {
+  const bool sent = stream_->Write(open);
+  {
     absl::MutexLock lock(&mu_);
-    broken_ = absl::UnavailableError(absl::StrCat("edge '", edge_, "': control stream refused"));
+    opening_for_ = nullptr;  // Open: from now on one step's cancellation must not break it.
+    if (!sent) {
+      broken_ = absl::UnavailableError(absl::StrCat("edge '", edge_, "': control stream refused"));
+    }
   }
   reader_ = std::thread([this] { ReadLoop(); });
   return absl::OkStatus();

@@ -75,7 +75,8 @@ class EdgeSender {
   int64_t in_flight_ ABSL_GUARDED_BY(mu_) = 0;
   int64_t waiting_ ABSL_GUARDED_BY(mu_) = 0;
   int64_t pushing_ ABSL_GUARDED_BY(mu_) = 0;
-  // The `cancelled` of the Send whose EnsureOpen is starting the control stream, if any.
+  // The `cancelled` of the Send whose EnsureOpen is starting the control stream and writing its
+  // open message, if any.
   const absl::Status* opening_for_ ABSL_GUARDED_BY(mu_) = nullptr;
   bool dropped_ ABSL_GUARDED_BY(mu_) = false;  // Cancel() ran: the edge is dead for good.
   absl::Status broken_ ABSL_GUARDED_BY(mu_);

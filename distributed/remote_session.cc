@@ -80,20 +80,21 @@ absl::StatusOr<std::unique_ptr<RemoteSession>> RemoteSession::Create(
   grpc::Status status = s->stub_->CreateSession(&ctx, req, &resp);
   if (status.error_code() == grpc::StatusCode::DEADLINE_EXCEEDED &&
       channel->GetState(/*try_to_connect=*/false) != GRPC_CHANNEL_READY) {
-    // Never connected, and waiting hides why: one more try that fails fast, on a fresh
-    // connection (the channel's own attempt may just have been cut short), reports what
-    // connecting ran into (e.g. "Connection refused"), or succeeds if the master just came up.
+    // Never connected, and waiting hides why. A call that changes nothing (ListDevices) and
+    // fails fast, on a fresh connection (the channel's own attempt may just have been cut
+    // short), reports what connecting ran into, e.g. "Connection refused".
     grpc::ClientContext probe;
     probe.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(2)));
-    resp.Clear();
-    grpc::Status again =
-        proto::Master::NewStub(MakeChannel(master_address))->CreateSession(&probe, req, &resp);
-    if (again.ok() || again.error_code() == grpc::StatusCode::UNAVAILABLE) {
-      status = again.ok() ? again
-                          : grpc::Status(again.error_code(),
-                                         absl::StrCat("no answer within ",
-                                                      absl::FormatDuration(options.connect_timeout),
-                                                      ": ", again.error_message()));
+    proto::ListDevicesRequest list;
+    list.set_protocol_version(kProtocolVersion);
+    proto::ListDevicesResponse devices;
+    grpc::Status reach =
+        proto::Master::NewStub(MakeChannel(master_address))->ListDevices(&probe, list, &devices);
+    if (reach.error_code() == grpc::StatusCode::UNAVAILABLE) {
+      status = grpc::Status(
+          reach.error_code(),
+          absl::StrCat("no answer within ", absl::FormatDuration(options.connect_timeout), ": ",
+                       reach.error_message()));
     }
   }
   RETURN_IF_ERROR(AnnotateStatus(FromGrpc(status),

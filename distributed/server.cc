@@ -41,7 +41,9 @@ absl::StatusOr<WorkerRef> Handshake(const std::string& control_address, int task
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<Server>> Server::Start(const ServerOptions& options) {
-  // A chunk is one gRPC message: its payload plus a header (a few hundred bytes; 4 KiB kept).
+  // A chunk is one gRPC message: its payload plus a header (a few hundred bytes, more for long
+  // node names: chunks then shrink to fit, ChunkOptions). Every task should use the same cap and
+  // chunk size: a sender sizes chunks by its own flags, a receiver checks them against its cap.
   const int64_t message_cap = options.max_message_bytes >= 0 ? options.max_message_bytes
                                                              : int64_t{4} << 20;  // gRPC's default.
   if (options.chunk_bytes <= 0 || options.chunk_bytes > message_cap - 4096) {
@@ -58,11 +60,13 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const ServerOptions& optio
   wopts.task = options.task;
   wopts.credit_window = options.credit_window;
   wopts.chunk.chunk_bytes = options.chunk_bytes;
+  wopts.chunk.max_message_bytes = message_cap;
   wopts.max_message_bytes = options.max_message_bytes;
   wopts.peer_keepalive = options.peer_keepalive;
   server->worker_ = std::make_unique<Worker>(wopts, server->mailbox_.get());
   ChunkOptions copts;
   copts.chunk_bytes = options.chunk_bytes;
+  copts.max_message_bytes = message_cap;
   server->data_service_ = std::make_unique<DataPlaneService>(server->mailbox_.get(), copts);
 
   auto build = [&](int port, grpc::Service* a, grpc::Service* b, int* bound,

@@ -33,8 +33,10 @@ struct ServerOptions {
   std::string host = "127.0.0.1";
   int control_port = 0;
   int data_port = 0;
-  int max_message_bytes = -1;  // -1: gRPC's default (4 MiB receive).
-  int64_t chunk_bytes = 1 << 20;
+  // gRPC's message cap on both ports; -1: 2 GiB on the control port (whole feeds and fetches),
+  // gRPC's default 4 MiB on the data port. Use the same cap and chunk size on every task.
+  int max_message_bytes = -1;
+  int64_t chunk_bytes = 1 << 20;  // Data-plane payload per chunk; must fit the cap (Start).
   int credit_window = 4;
   absl::Duration peer_keepalive = absl::Seconds(10);  // WorkerOptions::peer_keepalive.
   TensorMailboxOptions mailbox;  // How long ended steps and orphan tensors are remembered.

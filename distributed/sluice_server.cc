@@ -36,7 +36,9 @@ ABSL_FLAG(int, data_port, -1, "Data port; -1: control port + 1 (0 if the control
 ABSL_FLAG(int, max_message_bytes, -1,
           "gRPC maximum message size on both ports; -1: 2 GiB on the control port (RunStep and "
           "RunGraph carry whole feed tensors), gRPC's 4 MiB on the data port (chunks are smaller)");
-ABSL_FLAG(int64_t, chunk_bytes, 1 << 20, "Data-plane payload bytes per chunk");
+ABSL_FLAG(int64_t, chunk_bytes, 1 << 20,
+          "Data-plane payload bytes per chunk (at most; must fit the data port's message cap). "
+          "Use the same value, and the same --max_message_bytes, on every task");
 ABSL_FLAG(int, credit_window, 4, "Tensors a sender may have in flight per edge");
 ABSL_FLAG(int64_t, peer_keepalive_ms, 10000,
           "Ping period and answer deadline on links to peer workers while they carry a call; a "

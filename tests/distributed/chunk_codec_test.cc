@@ -53,6 +53,26 @@ TEST(ChunkCodecTest, RoundTripsManyChunks) {
   EXPECT_TRUE(a.Finish().ok());
 }
 
+// A chunk is one gRPC message: with a message cap, payloads shrink so that a header with a long
+// key still fits.
+TEST(ChunkCodecTest, ChunksShrinkToFitTheMessageCapWithALongKey) {
+  Tensor t = Ramp(10000);  // 40000 bytes.
+  const std::string key(3000, 'k');
+  ChunkEncoder enc(7, key, t, {.chunk_bytes = 8192, .max_message_bytes = 8192});
+  ChunkAssembler a;
+  grpc::ByteBuffer msg;
+  int chunks = 0;
+  while (enc.Next(&msg)) {
+    ++chunks;
+    EXPECT_LE(msg.Length(), 8192u);
+    ASSERT_TRUE(a.Add(msg).ok());
+  }
+  EXPECT_GT(chunks, 40000 / 8192 + 1);  // More chunks than the payload size alone needs.
+  ChunkAssembler::Received r = a.Take();
+  EXPECT_EQ(r.key, key);
+  EXPECT_TRUE(TensorEq(r.tensor, t));
+}
+
 TEST(ChunkCodecTest, EmptyAndScalarTensors) {
   for (const Tensor& t :
        {Tensor(DType::kInt32, TensorShape({0, 3})), Tensor::Scalar<int64_t>(42)}) {

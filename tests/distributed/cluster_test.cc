@@ -847,8 +847,6 @@ TEST(ClusterTest, ServerRefusesANegativeKeepalive) {
                         "sluice_server: INVALID_ARGUMENT: --peer_keepalive_ms must be >= 0"));
 }
 
-// A server that writes more than the launcher keeps before it fails: the error quotes whole
-// lines from the end of its stderr.
 TEST(ClusterTest, ServerRefusesAChunkThatCannotFitAMessage) {
   LocalClusterOptions opts;
   opts.server_binary = ServerBinary();
@@ -869,6 +867,8 @@ TEST(ClusterTest, ServerRefusesAChunkThatCannotFitAMessage) {
       << s;
 }
 
+// A server that writes more than the launcher keeps before it fails: the error quotes whole
+// lines from the end of its stderr.
 TEST(ClusterTest, AFailedServersLastWholeLinesAreQuoted) {
   const char* tmp = std::getenv("TEST_TMPDIR");
   ASSERT_NE(tmp, nullptr);

@@ -123,7 +123,8 @@ TEST(RemoteSessionTest, FeedsAndFetchesLargerThanGrpcsDefaultMessageCap) {
   absl::Status s = (*remote)->Run({{x, Tensor::FromVector<float>(values)}}, {y}, &out);
   ASSERT_TRUE(s.ok()) << s;
   EXPECT_TRUE(TensorEq(out[0], Tensor::FromVector<float>(doubled)));
-  // The master moves fetched tensors into its response; one fetched twice is there twice.
+  // One tensor fetched twice comes back twice (a guard for any future move of fetched tensors
+  // into the master's response).
   ASSERT_TRUE((*remote)->Run({{x, Tensor::FromVector<float>({1, 2})}}, {y, y}, &out).ok());
   ASSERT_EQ(out.size(), 2u);
   EXPECT_TRUE(TensorEq(out[0], Tensor::FromVector<float>({2, 4})));
