@@ -105,6 +105,19 @@ def test_remote_fetches_have_numpy_dtypes_and_structures(cluster):
     assert out["pair"][1].dtype == np.float64 and out["pair"][1].tolist() == [2.0, 4.0, 6.0]
 
 
+def test_feeds_and_fetches_larger_than_grpc_default_message_cap(cluster):
+    # 8 MiB each way: twice gRPC's default 4 MiB message cap, which feeds once ran into.
+    g = sl.Graph()
+    with g.as_default():
+        x = sl.placeholder(sl.float32, shape=[None], name="x")
+        with sl.device("/job:worker/task:1"):
+            y = x * 2.0
+    values = np.arange(2 << 20, dtype=np.float32)
+    with sl.Session(cluster.target, graph=g) as sess:
+        out = sess.run(y, feed_dict={x: values})
+    np.testing.assert_array_equal(out, values * 2.0)
+
+
 def test_remote_run_errors_are_python_exceptions_naming_the_node(cluster):
     g = sl.Graph()
     with g.as_default():
