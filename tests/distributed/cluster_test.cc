@@ -68,6 +68,18 @@ std::unique_ptr<LocalCluster> StartCluster(std::vector<std::string> worker_flags
   return c.ok() ? *std::move(c) : nullptr;
 }
 
+// Starts one worker and no master with these flags; the status of the start (for tests of a
+// server that must refuse to start).
+absl::Status StartOneWorker(std::vector<std::string> flags,
+                            const std::string& server_binary = ServerBinary()) {
+  LocalClusterOptions opts;
+  opts.server_binary = server_binary;
+  opts.num_workers = 1;
+  opts.start_master = false;
+  opts.worker_flags = std::move(flags);
+  return LocalCluster::Start(opts).status();
+}
+
 WorkerRef Ref(const LocalCluster& c, int i) {
   return WorkerRef{absl::StrCat("/job:worker/task:", i), c.worker(i).control_address,
                    c.worker(i).data_address};
@@ -448,6 +460,30 @@ std::vector<StepCoordinator::Partition> RegisterTwoTensorEdge(const LocalCluster
   return parts;
 }
 
+// Task 0 fills kBigEdgeFloats floats of 0.5 (64 MiB: far more than HTTP/2 windows and socket
+// buffers hold) and task 1 sums them: a step whose Send can block in a data-plane write.
+constexpr int64_t kBigEdgeFloats = int64_t{16} << 20;
+std::vector<StepCoordinator::Partition> RegisterBigEdge(const LocalCluster& cluster) {
+  RegisterAllOps();
+  Scope root = Scope::NewRootScope();
+  Scope s0 = root.WithDevice("/job:worker/task:0");
+  Output big =
+      ops::Fill(s0.WithOpName("big"), ops::Const(s0, Tensor::FromVector<int64_t>({kBigEdgeFloats})),
+                ops::Const(s0, Tensor::Scalar<float>(0.5f)));
+  Output sum = ops::ReduceSum(root.WithOpName("sum").WithDevice("/job:worker/task:1"), big, {0});
+  std::shared_ptr<const Graph> graph = *root.Finalize();
+  std::vector<StepCoordinator::Partition> parts =
+      RegisterOnWorkers(cluster, *graph, {kW0, kW1}, sum.endpoint());
+  for (auto& p : parts) p.request.set_timeout_ms(120000);
+  return parts;
+}
+
+void ExpectBigEdgeSum(const absl::StatusOr<proto::RunGraphResponse>& r) {
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_TRUE(TensorEq(*TensorFromProto(r->fetches(0).tensor()),
+                       Tensor::Scalar<float>(0.5f * kBigEdgeFloats)));
+}
+
 // Sends AbortStep to one worker, as the master's StepCoordinator does.
 grpc::Status SendAbort(const std::string& control_address, int64_t step, const std::string& reason,
                        const std::string& lost_task = "") {
@@ -820,48 +856,31 @@ TEST(ClusterTest, AFeedOverAWorkersMessageCapNamesTheWorkerAndTheFlag) {
 }
 
 TEST(ClusterTest, ServerRefusesANonPositiveTtl) {
-  LocalClusterOptions opts;
-  opts.server_binary = ServerBinary();
-  opts.num_workers = 1;
-  opts.start_master = false;
-  opts.worker_flags = {"--orphan_ttl_ms=0"};
-  absl::StatusOr<std::unique_ptr<LocalCluster>> c = LocalCluster::Start(opts);
+  const absl::Status s = StartOneWorker({"--orphan_ttl_ms=0"});
   // The server prints the reason to its stderr and exits with status 1; the launcher's error
   // quotes it.
-  EXPECT_TRUE(StatusHas(c.status(), absl::StatusCode::kUnavailable,
+  EXPECT_TRUE(StatusHas(s, absl::StatusCode::kUnavailable,
                         "--orphan_ttl_ms=0: the server exited before it was ready (exit "
                         "status 1); its stderr ended with:\n"));
-  EXPECT_TRUE(StatusHas(c.status(), absl::StatusCode::kUnavailable,
+  EXPECT_TRUE(StatusHas(s, absl::StatusCode::kUnavailable,
                         "\nsluice_server: INVALID_ARGUMENT: --ended_step_ttl_ms and "
                         "--orphan_ttl_ms must be > 0"));
 }
 
 TEST(ClusterTest, ServerRefusesANegativeKeepalive) {
-  LocalClusterOptions opts;
-  opts.server_binary = ServerBinary();
-  opts.num_workers = 1;
-  opts.start_master = false;
-  opts.worker_flags = {"--peer_keepalive_ms=-1"};
-  absl::StatusOr<std::unique_ptr<LocalCluster>> c = LocalCluster::Start(opts);
-  EXPECT_TRUE(StatusHas(c.status(), absl::StatusCode::kUnavailable,
+  EXPECT_TRUE(StatusHas(StartOneWorker({"--peer_keepalive_ms=-1"}), absl::StatusCode::kUnavailable,
                         "sluice_server: INVALID_ARGUMENT: --peer_keepalive_ms must be >= 0"));
 }
 
 TEST(ClusterTest, ServerRefusesAChunkThatCannotFitAMessage) {
-  LocalClusterOptions opts;
-  opts.server_binary = ServerBinary();
-  opts.num_workers = 1;
-  opts.start_master = false;
-  opts.worker_flags = {"--max_message_bytes=65536", "--chunk_bytes=65536"};
-  absl::Status s = LocalCluster::Start(opts).status();
+  absl::Status s = StartOneWorker({"--max_message_bytes=65536", "--chunk_bytes=65536"});
   EXPECT_TRUE(
       StatusHas(s, absl::StatusCode::kUnavailable,
                 "sluice_server: INVALID_ARGUMENT: --chunk_bytes=65536 must be > 0 and leave "
                 "4096 bytes of the 65536-byte message cap (--max_message_bytes) for the "
                 "chunk header"))
       << s;
-  opts.worker_flags = {"--chunk_bytes=4194304"};  // gRPC's default cap is 4 MiB.
-  s = LocalCluster::Start(opts).status();
+  s = StartOneWorker({"--chunk_bytes=4194304"});  // gRPC's default cap is 4 MiB.
   EXPECT_TRUE(StatusHas(s, absl::StatusCode::kUnavailable,
                         "of the 4194304-byte message cap (--max_message_bytes, gRPC's default)"))
       << s;
@@ -879,11 +898,7 @@ TEST(ClusterTest, AFailedServersLastWholeLinesAreQuoted) {
          "i=$((i+1)); done\nexit 3\n";
   }
   ASSERT_EQ(chmod(script.c_str(), 0755), 0);
-  LocalClusterOptions opts;
-  opts.server_binary = script;
-  opts.num_workers = 1;
-  opts.start_master = false;
-  absl::Status s = LocalCluster::Start(opts).status();
+  const absl::Status s = StartOneWorker({}, script);
   EXPECT_TRUE(StatusHas(s, absl::StatusCode::kUnavailable,
                         "(exit status 3); its stderr ended with:\nlog line "));
   EXPECT_TRUE(absl::EndsWith(s.message(), "\nlog line 300 of a failing server")) << s;
@@ -897,15 +912,11 @@ TEST(ClusterTest, AFailedServersLastWholeLinesAreQuoted) {
 }
 
 TEST(ClusterTest, AServerBinaryThatCannotRunIsNamed) {
-  LocalClusterOptions opts;
-  opts.server_binary = ServerBinary() + ".missing";
-  opts.num_workers = 1;
-  opts.start_master = false;
-  absl::StatusOr<std::unique_ptr<LocalCluster>> c = LocalCluster::Start(opts);
-  EXPECT_TRUE(StatusHas(c.status(), absl::StatusCode::kUnavailable,
+  const std::string missing = ServerBinary() + ".missing";
+  EXPECT_TRUE(StatusHas(StartOneWorker({}, missing), absl::StatusCode::kUnavailable,
                         absl::StrCat("the server exited before it was ready (exit status 127: "
                                      "cannot run ",
-                                     opts.server_binary, ")")));
+                                     missing, ")")));
 }
 
 // A peer hung before anything connected to it: the _Send is stuck opening the edge (gRPC waits
@@ -1000,25 +1011,9 @@ TEST(ClusterTest, AStoppedPushAbandonsItsTensorAndKeepsTheStreamAndTheCredit) {
 TEST(ClusterTest, AbortForALostPeerEndsASendBlockedInADataWrite) {
   auto cluster = StartCluster();
   ASSERT_NE(cluster, nullptr);
-  RegisterAllOps();
-  // Task 0 fills 64 MiB (far more than HTTP/2 windows and socket buffers hold); task 1 sums it.
-  Scope root = Scope::NewRootScope();
-  Scope s0 = root.WithDevice("/job:worker/task:0");
-  const int64_t n = int64_t{16} << 20;
-  Output big = ops::Fill(s0.WithOpName("big"), ops::Const(s0, Tensor::FromVector<int64_t>({n})),
-                         ops::Const(s0, Tensor::Scalar<float>(0.5f)));
-  Output sum = ops::ReduceSum(root.WithOpName("sum").WithDevice("/job:worker/task:1"), big, {0});
-  std::shared_ptr<const Graph> graph = *root.Finalize();
-  std::vector<StepCoordinator::Partition> parts =
-      RegisterOnWorkers(*cluster, *graph, {kW0, kW1}, sum.endpoint());
-  for (auto& p : parts) p.request.set_timeout_ms(60000);
-  auto run_both = [&](int64_t step) {
-    absl::StatusOr<proto::RunGraphResponse> r1 = RunBoth(parts, step);
-    ASSERT_TRUE(r1.ok()) << r1.status();
-    EXPECT_TRUE(
-        TensorEq(*TensorFromProto(r1->fetches(0).tensor()), Tensor::Scalar<float>(0.5f * n)));
-  };
-  run_both(90);  // Opens the edge: task 1 has granted credits.
+  std::vector<StepCoordinator::Partition> parts = RegisterBigEdge(*cluster);
+  // Opens the edge: task 1 has granted credits.
+  ASSERT_NO_FATAL_FAILURE(ExpectBigEdgeSum(RunBoth(parts, 90)));
 
   ASSERT_TRUE(cluster->PauseWorker(1).ok());
   absl::StatusOr<proto::RunGraphResponse> hung;
@@ -1042,7 +1037,8 @@ TEST(ClusterTest, AbortForALostPeerEndsASendBlockedInADataWrite) {
   proto::HeartbeatResponse beat = Beat(w0);
   EXPECT_EQ(beat.active_steps(), 0);
   EXPECT_EQ(beat.pushing_sends(), 0);
-  run_both(92);  // The resumed peer is reached over new links.
+  // The resumed peer is reached over new links.
+  ASSERT_NO_FATAL_FAILURE(ExpectBigEdgeSum(RunBoth(parts, 92)));
 }
 
 // No master in the loop: the step runs on the workers directly, so nothing would abort it. A
@@ -1052,19 +1048,8 @@ TEST(ClusterTest, AbortForALostPeerEndsASendBlockedInADataWrite) {
 TEST(ClusterTest, KeepaliveEndsASendToAHungPeerWithNoAbort) {
   auto cluster = StartCluster({"--peer_keepalive_ms=1000"});  // Ample for healthy steps.
   ASSERT_NE(cluster, nullptr);
-  RegisterAllOps();
-  Scope root = Scope::NewRootScope();
-  Scope s0 = root.WithDevice("/job:worker/task:0");
-  const int64_t n = int64_t{16} << 20;  // 64 MiB: more than windows and socket buffers hold.
-  Output big = ops::Fill(s0.WithOpName("big"), ops::Const(s0, Tensor::FromVector<int64_t>({n})),
-                         ops::Const(s0, Tensor::Scalar<float>(0.5f)));
-  Output sum = ops::ReduceSum(root.WithOpName("sum").WithDevice("/job:worker/task:1"), big, {0});
-  std::shared_ptr<const Graph> graph = *root.Finalize();
-  std::vector<StepCoordinator::Partition> parts =
-      RegisterOnWorkers(*cluster, *graph, {kW0, kW1}, sum.endpoint());
-  for (auto& p : parts) p.request.set_timeout_ms(120000);
-  absl::StatusOr<proto::RunGraphResponse> r1 = RunBoth(parts, 95);  // Opens the links.
-  ASSERT_TRUE(r1.ok()) << r1.status();
+  std::vector<StepCoordinator::Partition> parts = RegisterBigEdge(*cluster);
+  ASSERT_NO_FATAL_FAILURE(ExpectBigEdgeSum(RunBoth(parts, 95)));  // Opens the links.
 
   ASSERT_TRUE(cluster->PauseWorker(1).ok());
   absl::StatusOr<proto::RunGraphResponse> hung;
@@ -1082,10 +1067,7 @@ TEST(ClusterTest, KeepaliveEndsASendToAHungPeerWithNoAbort) {
                         "/job:worker/task:0 step 96: node 'big/_send_0_to_1' (_Send): sending "
                         "'big:0' to /job:worker/task:1/device:cpu:0 failed: "))
       << hung.status();
-  absl::StatusOr<proto::RunGraphResponse> again = RunBoth(parts, 97);
-  ASSERT_TRUE(again.ok()) << again.status();
-  EXPECT_TRUE(
-      TensorEq(*TensorFromProto(again->fetches(0).tensor()), Tensor::Scalar<float>(0.5f * n)));
+  ASSERT_NO_FATAL_FAILURE(ExpectBigEdgeSum(RunBoth(parts, 97)));
 }
 
 // The same at the EdgeSender: cancelling the step's CancellationManager ends the wait at once,
