@@ -33,9 +33,9 @@
 #include "graph/scope.h"
 #include "ops/base_ops.h"
 #include "ops/register.h"
-#include "runtime/device.h"
-#include "runtime/executor.h"
-#include "runtime/kernel.h"
+#include "runtime/exec/device.h"
+#include "runtime/exec/executor.h"
+#include "runtime/kernel/kernel.h"
 #include "tbb/flow_graph.h"
 #include "tbb/task_arena.h"
 
@@ -120,7 +120,7 @@ const SluiceGraph& BuildSluiceGraph(const std::string& key, const Dag& dag, bool
   auto it = cache->find(cache_key);
   if (it != cache->end()) return it->second;
   RegisterBenchOps();
-  Scope root = Scope::NewRootScope();
+  Scope root = ops::NewRootScope();
   std::vector<const Node*> nodes(dag.size());
   for (int i = 0; i < dag.size(); ++i) {
     std::vector<const Node*> deps;

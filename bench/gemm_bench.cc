@@ -20,7 +20,8 @@
 #include "graph/scope.h"
 #include "ops/base_ops.h"
 #include "ops/math_ops.h"
-#include "runtime/session.h"
+#include "ops/register.h"
+#include "runtime/session/session.h"
 
 namespace sluice {
 namespace {
@@ -70,7 +71,7 @@ void BM_SluiceMatMul(benchmark::State& state) {
   const int64_t n = state.range(0);
   const int threads = static_cast<int>(state.range(1));
   const Operands& in = OperandsFor(n);
-  Scope root = Scope::NewRootScope();
+  Scope root = ops::NewRootScope();
   Output a = ops::Placeholder(root.WithOpName("a"), DType::kFloat32, TensorShape({n, n}));
   Output b = ops::Placeholder(root.WithOpName("b"), DType::kFloat32, TensorShape({n, n}));
   Output c = ops::MatMul(root.WithOpName("c"), a, b);

@@ -18,7 +18,8 @@
 #include "graph/scope.h"
 #include "ops/base_ops.h"
 #include "ops/math_ops.h"
-#include "runtime/session.h"
+#include "ops/register.h"
+#include "runtime/session/session.h"
 
 namespace sluice {
 namespace {
@@ -51,7 +52,7 @@ void RunSteps(benchmark::State& state, Step step) {
 }
 
 void BM_Identity(benchmark::State& state) {
-  Scope root = Scope::NewRootScope();
+  Scope root = ops::NewRootScope();
   Output x = ops::Placeholder(root.WithOpName("x"), DType::kFloat32, TensorShape({}));
   Output y = ops::Identity(root.WithOpName("y"), x);
   std::unique_ptr<Session> session = MakeSession(state, root);
@@ -62,7 +63,7 @@ void BM_Identity(benchmark::State& state) {
 }
 
 void BM_Add(benchmark::State& state) {
-  Scope root = Scope::NewRootScope();
+  Scope root = ops::NewRootScope();
   Output x = ops::Placeholder(root.WithOpName("x"), DType::kFloat32, TensorShape({}));
   Output y = ops::Placeholder(root.WithOpName("y"), DType::kFloat32, TensorShape({}));
   Output z = ops::Add(root.WithOpName("z"), x, y);
@@ -76,7 +77,7 @@ void BM_Add(benchmark::State& state) {
 }
 
 void BM_AddSame(benchmark::State& state) {
-  Scope root = Scope::NewRootScope();
+  Scope root = ops::NewRootScope();
   Output x = ops::Placeholder(root.WithOpName("x"), DType::kFloat32, TensorShape({}));
   Output z = ops::Add(root.WithOpName("z"), x, x);
   std::unique_ptr<Session> session = MakeSession(state, root);
@@ -88,7 +89,7 @@ void BM_AddSame(benchmark::State& state) {
 }
 
 void BM_AddByName(benchmark::State& state) {
-  Scope root = Scope::NewRootScope();
+  Scope root = ops::NewRootScope();
   Output x = ops::Placeholder(root.WithOpName("x"), DType::kFloat32, TensorShape({}));
   Output y = ops::Placeholder(root.WithOpName("y"), DType::kFloat32, TensorShape({}));
   ops::Add(root.WithOpName("z"), x, y);

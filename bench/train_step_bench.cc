@@ -14,7 +14,7 @@
 #include "ops/all_ops.h"
 #include "ops/optimizers.h"
 #include "ops/variables.h"
-#include "runtime/session.h"
+#include "runtime/session/session.h"
 
 namespace sluice {
 namespace {
@@ -34,7 +34,7 @@ Output Dense(const Scope& s, Output x, int64_t in, int64_t out, bool relu, int64
 
 void BM_TrainStep(benchmark::State& state) {
   const int threads = static_cast<int>(state.range(0));
-  Scope root = Scope::NewRootScope();
+  Scope root = ops::NewRootScope();
   std::vector<Output> vars;
   Output x = ops::Placeholder(root.WithOpName("x"), DType::kFloat32, TensorShape({-1, kIn}));
   Output y = ops::Placeholder(root.WithOpName("y"), DType::kInt64, TensorShape({-1}));

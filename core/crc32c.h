@@ -1,6 +1,6 @@
 // CRC-32C (Castagnoli polynomial 0x1EDC6F41, reflected 0x82F63B78): the checksum that guards
-// checkpoint files (runtime/checkpoint.h). Table-driven, eight bytes per step ("slicing by 8");
-// no hardware instructions, so it computes the same value on every machine. Thread-safe:
+// checkpoint files (runtime/session/checkpoint.h). Table-driven, eight bytes per step ("slicing by
+// 8"); no hardware instructions, so it computes the same value on every machine. Thread-safe:
 // stateless (the tables are built once, at first use).
 //
 //   uint32_t crc = Crc32c("123456789", 9);              // 0xE3069283

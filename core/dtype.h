@@ -9,9 +9,9 @@
 
 #include <cstddef>
 #include <cstdint>
-#include "absl/strings/string_view.h"
 
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 
 namespace sluice {
 
@@ -35,15 +35,25 @@ bool IsInteger(DType dtype);
 template <typename T>
 struct DTypeOf;
 template <>
-struct DTypeOf<float> { static constexpr DType value = DType::kFloat32; };
+struct DTypeOf<float> {
+  static constexpr DType value = DType::kFloat32;
+};
 template <>
-struct DTypeOf<double> { static constexpr DType value = DType::kFloat64; };
+struct DTypeOf<double> {
+  static constexpr DType value = DType::kFloat64;
+};
 template <>
-struct DTypeOf<int32_t> { static constexpr DType value = DType::kInt32; };
+struct DTypeOf<int32_t> {
+  static constexpr DType value = DType::kInt32;
+};
 template <>
-struct DTypeOf<int64_t> { static constexpr DType value = DType::kInt64; };
+struct DTypeOf<int64_t> {
+  static constexpr DType value = DType::kInt64;
+};
 template <>
-struct DTypeOf<bool> { static constexpr DType value = DType::kBool; };
+struct DTypeOf<bool> {
+  static constexpr DType value = DType::kBool;
+};
 
 }  // namespace sluice
 
@@ -55,16 +65,16 @@ struct DTypeOf<bool> { static constexpr DType value = DType::kBool; };
     break;                                                 \
   }
 
-#define SLUICE_SWITCH_DTYPE(DTYPE, TYPE, BODY, DEFAULT)                        \
-  switch (DTYPE) {                                                           \
-    SLUICE_DTYPE_CASE_(::sluice::DType::kFloat32, float, TYPE, BODY)          \
-    SLUICE_DTYPE_CASE_(::sluice::DType::kFloat64, double, TYPE, BODY)         \
-    SLUICE_DTYPE_CASE_(::sluice::DType::kInt32, int32_t, TYPE, BODY)          \
-    SLUICE_DTYPE_CASE_(::sluice::DType::kInt64, int64_t, TYPE, BODY)          \
-    SLUICE_DTYPE_CASE_(::sluice::DType::kBool, bool, TYPE, BODY)              \
-    default: {                                                               \
-      DEFAULT;                                                               \
-    }                                                                        \
+#define SLUICE_SWITCH_DTYPE(DTYPE, TYPE, BODY, DEFAULT)               \
+  switch (DTYPE) {                                                    \
+    SLUICE_DTYPE_CASE_(::sluice::DType::kFloat32, float, TYPE, BODY)  \
+    SLUICE_DTYPE_CASE_(::sluice::DType::kFloat64, double, TYPE, BODY) \
+    SLUICE_DTYPE_CASE_(::sluice::DType::kInt32, int32_t, TYPE, BODY)  \
+    SLUICE_DTYPE_CASE_(::sluice::DType::kInt64, int64_t, TYPE, BODY)  \
+    SLUICE_DTYPE_CASE_(::sluice::DType::kBool, bool, TYPE, BODY)      \
+    default: {                                                        \
+      DEFAULT;                                                        \
+    }                                                                 \
   }
 
 #endif  // SLUICE_CORE_DTYPE_H_

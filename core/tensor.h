@@ -13,6 +13,8 @@
 #define SLUICE_CORE_TENSOR_H_
 
 #include <cstdint>
+#include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <memory>
 #include <string>
@@ -67,6 +69,7 @@ class Tensor {
     *t.data<T>() = value;
     return t;
   }
+  // `values` must hold exactly shape.num_elements() values (the process aborts otherwise).
   template <typename T>
   static Tensor FromVector(const std::vector<T>& values, const TensorShape& shape);
   template <typename T>
@@ -139,10 +142,15 @@ class Tensor {
 template <typename T>
 Tensor Tensor::FromVector(const std::vector<T>& values, const TensorShape& shape) {
   Tensor t(DTypeOf<T>::value, shape);
-  T* out = t.data<T>();
-  for (size_t i = 0; i < values.size() && static_cast<int64_t>(i) < t.num_elements(); ++i) {
-    out[i] = values[i];
+  if (static_cast<int64_t>(values.size()) != t.num_elements()) {
+    // A programming error, like an out-of-range index: fail loudly rather than pad or truncate.
+    std::fprintf(stderr, "sluice: Tensor::FromVector: %zu values for shape %s (%lld elements)\n",
+                 values.size(), shape.DebugString().c_str(),
+                 static_cast<long long>(t.num_elements()));
+    std::abort();
   }
+  T* out = t.data<T>();
+  for (size_t i = 0; i < values.size(); ++i) out[i] = values[i];
   return t;
 }
 

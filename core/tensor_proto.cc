@@ -12,7 +12,8 @@ proto::DataType DTypeToProto(DType dtype) { return static_cast<proto::DataType>(
 absl::StatusOr<DType> DTypeFromProto(proto::DataType dtype) {
   DType d = static_cast<DType>(dtype);
   if (DTypeSize(d) == 0) {
-    return absl::InvalidArgumentError(absl::StrCat("invalid dtype value ", static_cast<int>(dtype)));
+    return absl::InvalidArgumentError(
+        absl::StrCat("invalid dtype value ", static_cast<int>(dtype)));
   }
   return d;
 }
@@ -37,7 +38,7 @@ void TensorToProto(const Tensor& tensor, proto::TensorProto* out) {
 }
 
 absl::StatusOr<Tensor> TensorFromProto(const proto::TensorProto& proto) {
-  ASSIGN_OR_RETURN(DType dtype, DTypeFromProto(proto.dtype()));
+  SLUICE_ASSIGN_OR_RETURN(DType dtype, DTypeFromProto(proto.dtype()));
   TensorShape shape = ShapeFromProto(proto.shape());
   if (!shape.IsFullyDefined()) {
     return absl::InvalidArgumentError(
@@ -45,9 +46,9 @@ absl::StatusOr<Tensor> TensorFromProto(const proto::TensorProto& proto) {
   }
   Tensor t(dtype, shape);
   if (proto.content().size() != t.TotalBytes()) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "tensor proto of ", DTypeName(dtype), shape.DebugString(), " needs ", t.TotalBytes(),
-        " bytes of content but has ", proto.content().size()));
+    return absl::InvalidArgumentError(
+        absl::StrCat("tensor proto of ", DTypeName(dtype), shape.DebugString(), " needs ",
+                     t.TotalBytes(), " bytes of content but has ", proto.content().size()));
   }
   if (t.TotalBytes() > 0) std::memcpy(t.raw_data(), proto.content().data(), t.TotalBytes());
   if (dtype == DType::kBool) {

@@ -4,7 +4,7 @@
 //
 //   proto::TensorProto p;
 //   TensorToProto(t, &p);
-//   ASSIGN_OR_RETURN(Tensor back, TensorFromProto(p));
+//   SLUICE_ASSIGN_OR_RETURN(Tensor back, TensorFromProto(p));
 #ifndef SLUICE_CORE_TENSOR_PROTO_H_
 #define SLUICE_CORE_TENSOR_PROTO_H_
 

@@ -41,16 +41,15 @@ absl::Status TensorShape::MergeWith(const TensorShape& other, TensorShape* merge
     return absl::OkStatus();
   }
   if (dims_.size() != other.dims_.size()) {
-    return absl::InvalidArgumentError(absl::StrCat("shapes ", DebugString(), " and ",
-                                                   other.DebugString(), " differ in rank"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("shapes ", DebugString(), " and ", other.DebugString(), " differ in rank"));
   }
   TensorShape out = *this;
   for (size_t i = 0; i < dims_.size(); ++i) {
     int64_t a = dims_[i], b = other.dims_[i];
     if (a >= 0 && b >= 0 && a != b) {
-      return absl::InvalidArgumentError(absl::StrCat("shapes ", DebugString(), " and ",
-                                                     other.DebugString(), " differ in dimension ",
-                                                     i));
+      return absl::InvalidArgumentError(absl::StrCat(
+          "shapes ", DebugString(), " and ", other.DebugString(), " differ in dimension ", i));
     }
     out.dims_[i] = a >= 0 ? a : b;
   }

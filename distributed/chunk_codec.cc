@@ -72,11 +72,7 @@ absl::StatusOr<proto::ChunkHeader> ReadHeader(SliceCursor* cursor, int64_t max_h
   if (!header.ParseFromString(bytes)) {
     return absl::InvalidArgumentError("data-plane chunk header is not a valid ChunkHeader");
   }
-  if (header.protocol_version() != kProtocolVersion) {
-    return absl::FailedPreconditionError(
-        absl::StrCat("data-plane protocol version mismatch: peer speaks ",
-                     header.protocol_version(), ", this server speaks ", kProtocolVersion));
-  }
+  SLUICE_RETURN_IF_ERROR(CheckProtocolVersion(header.protocol_version(), "data-plane chunk"));
   return header;
 }
 
@@ -91,7 +87,6 @@ ChunkEncoder::ChunkEncoder(int64_t step_id, std::string key, Tensor tensor,
   header_.set_dtype(DTypeToProto(tensor_.dtype()));
   ShapeToProto(tensor_.shape(), header_.mutable_shape());
   header_.set_total_bytes(tensor_.TotalBytes());
-  header_.set_sender_incarnation(options.sender_incarnation);
   if (options.max_message_bytes > 0) {
     // The largest header this tensor's chunks can have: offset and length at their largest.
     header_.set_offset(header_.total_bytes());
@@ -147,7 +142,7 @@ absl::StatusOr<bool> ChunkAssembler::Add(const grpc::ByteBuffer& msg) {
   std::vector<grpc::Slice> slices;
   if (!msg.Dump(&slices).ok()) return absl::InvalidArgumentError("unreadable data-plane chunk");
   SliceCursor cursor(std::move(slices));
-  ASSIGN_OR_RETURN(proto::ChunkHeader h, ReadHeader(&cursor, limits_.max_header_bytes));
+  SLUICE_ASSIGN_OR_RETURN(proto::ChunkHeader h, ReadHeader(&cursor, limits_.max_header_bytes));
   const std::string where =
       absl::StrCat("chunk of tensor '", h.key(), "' (step ", h.step_id(), ")");
   if (h.abandoned()) {
@@ -183,7 +178,7 @@ absl::StatusOr<bool> ChunkAssembler::Add(const grpc::ByteBuffer& msg) {
                                                      " bytes, over the limit of ",
                                                      limits_.max_tensor_bytes));
     }
-    ASSIGN_OR_RETURN(DType dtype, DTypeFromProto(h.dtype()));
+    SLUICE_ASSIGN_OR_RETURN(DType dtype, DTypeFromProto(h.dtype()));
     TensorShape shape = ShapeFromProto(h.shape());
     if (!shape.IsFullyDefined()) {
       return absl::InvalidArgumentError(

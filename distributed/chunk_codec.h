@@ -17,7 +17,7 @@
 //   while (enc.Next(&msg)) writer->Write(msg);
 //   ...
 //   ChunkAssembler asm_;
-//   ASSIGN_OR_RETURN(bool done, asm_.Add(msg));
+//   SLUICE_ASSIGN_OR_RETURN(bool done, asm_.Add(msg));
 //   if (done) { ChunkAssembler::Received r = asm_.Take(); ... }
 #ifndef SLUICE_DISTRIBUTED_CHUNK_CODEC_H_
 #define SLUICE_DISTRIBUTED_CHUNK_CODEC_H_
@@ -27,19 +27,16 @@
 
 #include "absl/status/statusor.h"
 #include "core/tensor.h"
-#include "distributed/protocol.pb.h"
+#include "distributed/protocol.h"
 #include "grpcpp/support/byte_buffer.h"
 
 namespace sluice {
-
-inline constexpr int kProtocolVersion = proto::PROTOCOL_VERSION_CURRENT;
 
 struct ChunkOptions {
   // Payload bytes per chunk, at most: with max_message_bytes > 0 a chunk's payload also shrinks
   // so that payload and header (whose rendezvous key has no length limit) fit one message.
   int64_t chunk_bytes = 1 << 20;
   int64_t max_message_bytes = -1;
-  uint64_t sender_incarnation = 0;
 };
 
 class ChunkEncoder {

@@ -1,13 +1,15 @@
 #include "distributed/coordinator.h"
 
+#include <atomic>
 #include <cstdint>
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/synchronization/blocking_counter.h"
 #include "absl/synchronization/notification.h"
 #include "core/status.h"
-#include "distributed/chunk_codec.h"
 #include "distributed/grpc_util.h"
+#include "distributed/protocol.h"
 
 namespace sluice {
 
@@ -36,9 +38,9 @@ void HeartbeatMonitor::Watch(const WorkerRef& worker) {
   // RunGraph responses carry whole fetched tensors: up to protobuf's 2 GiB.
   w->stub = proto::Control::NewStub(MakeChannel(worker.control_address, INT32_MAX));
   w->heartbeat_stub = proto::Control::NewStub(MakeChannel(worker.control_address));
-  w->last_ok = absl::Now();
   absl::MutexLock lock(&mu_);
   watched_[worker.task_prefix] = std::move(w);
+  liveness_[worker.task_prefix] = Liveness{absl::Now(), 0, absl::OkStatus()};
 }
 
 int64_t HeartbeatMonitor::AddListener(LostCallback callback) {
@@ -55,17 +57,17 @@ void HeartbeatMonitor::RemoveListener(int64_t id) {
 
 uint64_t HeartbeatMonitor::incarnation(const std::string& task_prefix) const {
   absl::MutexLock lock(&mu_);
-  auto it = watched_.find(task_prefix);
-  return it == watched_.end() ? 0 : it->second->incarnation;
+  auto it = liveness_.find(task_prefix);
+  return it == liveness_.end() ? 0 : it->second.incarnation;
 }
 
 absl::Status HeartbeatMonitor::health(const std::string& task_prefix) const {
   absl::MutexLock lock(&mu_);
-  auto it = watched_.find(task_prefix);
-  if (it == watched_.end()) {
+  auto it = liveness_.find(task_prefix);
+  if (it == liveness_.end()) {
     return absl::NotFoundError(absl::StrCat("task ", task_prefix, " is not in the cluster"));
   }
-  return it->second->health;
+  return it->second.health;
 }
 
 void HeartbeatMonitor::NoteIncarnation(const std::string& task_prefix, uint64_t incarnation) {
@@ -73,15 +75,15 @@ void HeartbeatMonitor::NoteIncarnation(const std::string& task_prefix, uint64_t 
   std::vector<LostCallback> callbacks;
   {
     absl::MutexLock lock(&mu_);
-    auto it = watched_.find(task_prefix);
-    if (it == watched_.end() || it->second->incarnation == incarnation) return;
-    Watched& w = *it->second;
-    const bool was_known = w.incarnation != 0;
-    w.incarnation = incarnation;
-    w.last_ok = absl::Now();
-    w.health = absl::OkStatus();
+    auto it = liveness_.find(task_prefix);
+    if (it == liveness_.end() || it->second.incarnation == incarnation) return;
+    Liveness& live = it->second;
+    const bool was_known = live.incarnation != 0;
+    live.incarnation = incarnation;
+    live.last_ok = absl::Now();
+    live.health = absl::OkStatus();
     if (!was_known) return;
-    restarted = w.ref;
+    restarted = watched_.at(task_prefix)->ref;
     for (auto& [id, cb] : listeners_) callbacks.push_back(cb);
   }
   for (auto& cb : callbacks) cb(restarted, Restarted(restarted));
@@ -100,7 +102,7 @@ proto::Control::Stub* HeartbeatMonitor::stub(const std::string& task_prefix) {
 
 void HeartbeatMonitor::Loop() {
   while (true) {
-    std::vector<std::shared_ptr<Watched>> round;
+    std::vector<std::shared_ptr<const Watched>> round;
     {
       absl::MutexLock lock(&mu_);
       if (stop_) return;
@@ -134,25 +136,26 @@ void HeartbeatMonitor::Loop() {
     }
     std::vector<std::pair<WorkerRef, absl::Status>> lost;
     for (size_t i = 0; i < round.size(); ++i) {
-      const std::shared_ptr<Watched>& w = round[i];
+      const Watched& w = *round[i];
       const grpc::Status& s = beats[i].status;
       const proto::HeartbeatResponse& resp = beats[i].resp;
       absl::MutexLock lock(&mu_);
+      Liveness& live = liveness_[w.ref.task_prefix];
       const absl::Time now = absl::Now();
       if (s.ok()) {
         const uint64_t inc = resp.identity().incarnation();
-        if (w->incarnation != 0 && inc != w->incarnation) {
+        if (live.incarnation != 0 && inc != live.incarnation) {
           // Restarted: whatever ran on the old incarnation is gone.
-          lost.emplace_back(w->ref, Restarted(w->ref));
+          lost.emplace_back(w.ref, Restarted(w.ref));
         }
-        w->incarnation = inc;
-        w->last_ok = now;
-        w->health = absl::OkStatus();
-      } else if (now - w->last_ok >= options_.timeout && w->health.ok()) {
-        w->health = absl::UnavailableError(
-            absl::StrCat("task ", w->ref.DebugString(), " missed heartbeats for ",
-                         absl::FormatDuration(now - w->last_ok), ": ", s.error_message()));
-        lost.emplace_back(w->ref, w->health);
+        live.incarnation = inc;
+        live.last_ok = now;
+        live.health = absl::OkStatus();
+      } else if (now - live.last_ok >= options_.timeout && live.health.ok()) {
+        live.health = absl::UnavailableError(
+            absl::StrCat("task ", w.ref.DebugString(), " missed heartbeats for ",
+                         absl::FormatDuration(now - live.last_ok), ": ", s.error_message()));
+        lost.emplace_back(w.ref, live.health);
       }
     }
     std::vector<LostCallback> callbacks;
@@ -177,6 +180,28 @@ struct StepCoordinator::StepState {
   std::vector<std::unique_ptr<grpc::ClientContext>> contexts;
 };
 
+namespace {
+
+// The error a failed RunGraph call fails its step with.
+absl::Status RunGraphError(int64_t step_id, const WorkerRef& w, const grpc::Status& s) {
+  if (s.error_code() == grpc::StatusCode::UNAVAILABLE) {
+    // The connection broke: the process is gone (or unreachable).
+    return absl::UnavailableError(
+        absl::StrCat("step ", step_id, " failed: lost ", w.DebugString(), ": ", s.error_message()));
+  }
+  // gRPC's size check: the feeds (request) or fetches (response) did not fit.
+  const char* hint = s.error_code() == grpc::StatusCode::RESOURCE_EXHAUSTED &&
+                             absl::StrContains(s.error_message(), "larger than max")
+                         ? " (a step's feeds and fetches of a worker travel whole in its "
+                           "RunGraph call; see that worker's --max_message_bytes)"
+                         : "";
+  absl::Status err = FromGrpc(s);
+  return absl::Status(err.code(), absl::StrCat("step ", step_id, " failed on ", w.DebugString(),
+                                               ": ", err.message(), hint));
+}
+
+}  // namespace
+
 void StepCoordinator::FailStep(const std::shared_ptr<StepState>& step, const absl::Status& status,
                                const std::string& lost_task) {
   bool first;
@@ -190,22 +215,52 @@ void StepCoordinator::FailStep(const std::shared_ptr<StepState>& step, const abs
   // A step that failed already (say, a Send's deadline) still tells the workers about a task
   // found lost since: sends blocked on that task end only when the workers drop it.
   if (!first && lost_task.empty()) return;
-  // Abort the step everywhere (pending receives fail, tensors are freed), then cancel the RPCs.
+  // Abort the step on every worker at once (pending receives fail, tensors are freed); when all
+  // have answered (each within a second), cancel the outstanding RunGraph calls, so a worker
+  // sees the abort's reason before the cancellation. Nothing here blocks: FailStep runs on
+  // gRPC's callback threads and the heartbeat thread.
+  struct Fanout {
+    struct Call {
+      grpc::ClientContext ctx;
+      proto::AbortStepRequest req;
+      proto::AbortStepResponse resp;
+    };
+    std::shared_ptr<StepState> step;
+    bool cancel_calls = false;
+    std::vector<std::unique_ptr<Call>> calls;
+    std::atomic<int> left{0};
+  };
+  auto fanout = std::make_shared<Fanout>();
+  fanout->step = step;
+  fanout->cancel_calls = first;
+  std::vector<proto::Control::Stub*> stubs;
   for (const WorkerRef& w : step->workers) {
     proto::Control::Stub* stub = monitor_->stub(w.task_prefix);
     if (stub == nullptr) continue;
-    proto::AbortStepRequest req;
-    req.set_protocol_version(kProtocolVersion);
-    req.set_step_id(step->step_id);
-    req.set_reason(reason);
-    req.set_lost_task(lost_task);
-    proto::AbortStepResponse resp;
-    grpc::ClientContext ctx;
-    ctx.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(1)));
-    (void)stub->AbortStep(&ctx, req, &resp);
+    auto call = std::make_unique<Fanout::Call>();
+    call->req.set_protocol_version(kProtocolVersion);
+    call->req.set_step_id(step->step_id);
+    call->req.set_reason(reason);
+    call->req.set_lost_task(lost_task);
+    call->ctx.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(1)));
+    fanout->calls.push_back(std::move(call));
+    stubs.push_back(stub);
   }
-  if (first) {
-    for (auto& ctx : step->contexts) ctx->TryCancel();
+  auto finish = [](const std::shared_ptr<Fanout>& f) {
+    if (!f->cancel_calls) return;
+    for (auto& ctx : f->step->contexts) ctx->TryCancel();
+  };
+  if (fanout->calls.empty()) {
+    finish(fanout);
+    return;
+  }
+  fanout->left = static_cast<int>(fanout->calls.size());
+  for (size_t i = 0; i < fanout->calls.size(); ++i) {
+    Fanout::Call* call = fanout->calls[i].get();
+    stubs[i]->async()->AbortStep(&call->ctx, &call->req, &call->resp,
+                                 [fanout, finish](grpc::Status) {
+                                   if (fanout->left.fetch_sub(1) == 1) finish(fanout);
+                                 });
   }
 }
 
@@ -225,7 +280,7 @@ absl::StatusOr<std::vector<proto::RunGraphResponse>> StepCoordinator::Run(
   auto step = std::make_shared<StepState>();
   step->step_id = step_id;
   for (const Partition& p : partitions) {
-    RETURN_IF_ERROR(monitor_->health(p.worker.task_prefix));
+    SLUICE_RETURN_IF_ERROR(monitor_->health(p.worker.task_prefix));
     step->workers.push_back(p.worker);
     step->contexts.push_back(std::make_unique<grpc::ClientContext>());
   }
@@ -245,35 +300,20 @@ absl::StatusOr<std::vector<proto::RunGraphResponse>> StepCoordinator::Run(
         }
       });
   std::vector<proto::RunGraphResponse> responses(partitions.size());
-  std::vector<std::thread> threads;
+  // Every partition's RunGraph at once, on gRPC's callback API (no thread per partition).
+  absl::BlockingCounter running(static_cast<int>(partitions.size()));
   for (size_t i = 0; i < partitions.size(); ++i) {
-    threads.emplace_back([&, i] {
-      proto::Control::Stub* stub = monitor_->stub(partitions[i].worker.task_prefix);
-      partitions[i].request.set_step_id(step_id);
-      partitions[i].request.set_protocol_version(kProtocolVersion);
-      grpc::Status s =
-          stub->RunGraph(step->contexts[i].get(), partitions[i].request, &responses[i]);
-      if (s.ok()) return;
-      const WorkerRef& w = partitions[i].worker;
-      absl::Status err = FromGrpc(s);
-      if (s.error_code() == grpc::StatusCode::UNAVAILABLE) {
-        // The connection broke: the process is gone (or unreachable).
-        err = absl::UnavailableError(absl::StrCat("step ", step_id, " failed: lost ",
-                                                  w.DebugString(), ": ", s.error_message()));
-      } else {
-        // gRPC's size check: the feeds (request) or fetches (response) did not fit.
-        const char* hint = s.error_code() == grpc::StatusCode::RESOURCE_EXHAUSTED &&
-                                   absl::StrContains(s.error_message(), "larger than max")
-                               ? " (a step's feeds and fetches of a worker travel whole in its "
-                                 "RunGraph call; see that worker's --max_message_bytes)"
-                               : "";
-        err = absl::Status(err.code(), absl::StrCat("step ", step_id, " failed on ",
-                                                    w.DebugString(), ": ", err.message(), hint));
-      }
-      FailStep(step, err);
-    });
+    proto::Control::Stub* stub = monitor_->stub(partitions[i].worker.task_prefix);
+    partitions[i].request.set_step_id(step_id);
+    partitions[i].request.set_protocol_version(kProtocolVersion);
+    stub->async()->RunGraph(step->contexts[i].get(), &partitions[i].request, &responses[i],
+                            [&, i](grpc::Status s) {
+                              if (!s.ok())
+                                FailStep(step, RunGraphError(step_id, partitions[i].worker, s));
+                              running.DecrementCount();
+                            });
   }
-  for (auto& t : threads) t.join();
+  running.Wait();
   monitor_->RemoveListener(listener);
   {
     absl::MutexLock lock(&mu_);

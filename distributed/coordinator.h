@@ -12,7 +12,7 @@
 //   HeartbeatMonitor monitor({.interval = absl::Milliseconds(200)});
 //   monitor.Watch(worker0);
 //   StepCoordinator coord(&monitor);
-//   ASSIGN_OR_RETURN(auto results, coord.Run(step_id, {{worker0, req0}, {worker1, req1}}));
+//   SLUICE_ASSIGN_OR_RETURN(auto results, coord.Run(step_id, {{worker0, req0}, {worker1, req1}}));
 #ifndef SLUICE_DISTRIBUTED_COORDINATOR_H_
 #define SLUICE_DISTRIBUTED_COORDINATOR_H_
 
@@ -72,13 +72,17 @@ class HeartbeatMonitor {
   int64_t rounds() const;
 
  private:
+  // How to reach one task; fixed once watched.
   struct Watched {
     WorkerRef ref;
     std::unique_ptr<proto::Control::Stub> stub;  // RunGraph, RegisterGraph, AbortStep.
     // On a connection of its own: a heartbeat never queues behind a large RunGraph message.
     std::unique_ptr<proto::Control::Stub> heartbeat_stub;
+  };
+  // What the heartbeats have learnt of one task.
+  struct Liveness {
     absl::Time last_ok;
-    uint64_t incarnation = 0;
+    uint64_t incarnation = 0;  // 0 before the first answer.
     absl::Status health;
   };
   void Loop();
@@ -87,7 +91,8 @@ class HeartbeatMonitor {
   mutable absl::Mutex mu_;
   bool stop_ ABSL_GUARDED_BY(mu_) = false;
   int64_t rounds_ ABSL_GUARDED_BY(mu_) = 0;
-  std::map<std::string, std::shared_ptr<Watched>> watched_ ABSL_GUARDED_BY(mu_);
+  std::map<std::string, std::shared_ptr<const Watched>> watched_ ABSL_GUARDED_BY(mu_);
+  std::map<std::string, Liveness> liveness_ ABSL_GUARDED_BY(mu_);  // By task prefix.
   int64_t next_listener_ ABSL_GUARDED_BY(mu_) = 1;
   std::map<int64_t, LostCallback> listeners_ ABSL_GUARDED_BY(mu_);
   std::thread thread_;

@@ -77,12 +77,8 @@ grpc::Status DataPlaneService::Pull(grpc::ServerContext* ctx, const grpc::ByteBu
     bad_streams_.fetch_add(1);
     return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "Pull request is not a PullRequest");
   }
-  if (req.protocol_version() != kProtocolVersion) {
-    return grpc::Status(
-        grpc::StatusCode::FAILED_PRECONDITION,
-        absl::StrCat("data-plane protocol version mismatch: peer speaks ", req.protocol_version(),
-                     ", this server speaks ", kProtocolVersion));
-  }
+  grpc::Status version = ToGrpc(CheckProtocolVersion(req.protocol_version(), "data-plane Pull"));
+  if (!version.ok()) return version;
   struct Wait {
     absl::Notification n;
     absl::StatusOr<Tensor> t;
@@ -161,7 +157,7 @@ absl::Status DataClient::CloseLocked() {
 absl::Status DataClient::Push(int64_t step_id, const std::string& key, const Tensor& tensor,
                               const std::function<bool()>& stop) {
   absl::MutexLock lock(&mu_);
-  RETURN_IF_ERROR(OpenLocked());
+  SLUICE_RETURN_IF_ERROR(OpenLocked());
   ChunkEncoder enc(step_id, key, tensor, options_);
   grpc::ByteBuffer msg;
   while (enc.has_more()) {
@@ -224,9 +220,9 @@ absl::StatusOr<Tensor> DataClient::Pull(int64_t step_id, const std::string& key,
     complete = *done;
   }
   grpc::Status s = reader->Finish();
-  RETURN_IF_ERROR(bad);
-  RETURN_IF_ERROR(FromGrpc(s));
-  if (!complete) RETURN_IF_ERROR(assembler.Finish());
+  SLUICE_RETURN_IF_ERROR(bad);
+  SLUICE_RETURN_IF_ERROR(FromGrpc(s));
+  if (!complete) SLUICE_RETURN_IF_ERROR(assembler.Finish());
   if (!complete) return absl::InternalError("Pull ended without a tensor");
   return assembler.Take().tensor;
 }

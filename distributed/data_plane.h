@@ -9,8 +9,8 @@
 //
 //   DataPlaneService service(&mailbox, incarnation);   // builder.RegisterService(&service)
 //   DataClient client(channel, {.chunk_bytes = 256 << 10});
-//   RETURN_IF_ERROR(client.Push(step, "a->b", tensor));
-//   ASSIGN_OR_RETURN(Tensor t, client.Pull(step, "b->c", absl::Seconds(5)));
+//   SLUICE_RETURN_IF_ERROR(client.Push(step, "a->b", tensor));
+//   SLUICE_ASSIGN_OR_RETURN(Tensor t, client.Pull(step, "b->c", absl::Seconds(5)));
 #ifndef SLUICE_DISTRIBUTED_DATA_PLANE_H_
 #define SLUICE_DISTRIBUTED_DATA_PLANE_H_
 

@@ -118,11 +118,6 @@ absl::Status EdgeSender::Send(int64_t step_id, const std::string& key, const Ten
     if (!cancelled_before) s = EnsureOpen(&cancelled);
     if (s.ok()) s = TakeCredit(step_id, key, deadline, &cancelled);
     if (s.ok()) {
-      proto::EdgeControlMessage ready;
-      ready.mutable_tensor_ready()->set_step_id(step_id);
-      ready.mutable_tensor_ready()->set_key(key);
-      ready.mutable_tensor_ready()->set_bytes(tensor.TotalBytes());
-      stream_->Write(ready);  // Advisory; a broken stream shows up in the data push or next Send.
       {
         absl::MutexLock lock(&mu_);
         ++pushing_;

@@ -2,15 +2,14 @@
 //
 // It opens the per-edge control stream on the receiver's control port ("open"), collects the
 // credits the receiver grants (one per free buffer slot; one more each time a tensor of the edge
-// is consumed), and pushes a tensor over the data plane only after taking a credit, reporting
-// it with "tensor ready" on the control stream first. So the sender never has more tensors in
-// flight on the edge than the receiver granted. A receiver that is hung but still connected
-// grants nothing, so the wait for a credit also ends when the step is cancelled: Send
-// registers a callback on the step's CancellationManager that wakes it. Thread-safe; Send
-// calls are serialised.
+// is consumed), and pushes a tensor over the data plane only after taking a credit. So the sender
+// never has more tensors in flight on the edge than the receiver granted. A receiver that is hung
+// but still connected grants nothing, so the wait for a credit also ends when the step is
+// cancelled: Send registers a callback on the step's CancellationManager that wakes it.
+// Thread-safe; Send calls are serialised.
 //
 //   EdgeSender edge(control_channel, data_client, "/job:worker/task:0->/job:worker/task:1");
-//   RETURN_IF_ERROR(edge.Send(step, key, tensor, absl::Now() + absl::Seconds(5), &cm));
+//   SLUICE_RETURN_IF_ERROR(edge.Send(step, key, tensor, absl::Now() + absl::Seconds(5), &cm));
 #ifndef SLUICE_DISTRIBUTED_EDGE_SENDER_H_
 #define SLUICE_DISTRIBUTED_EDGE_SENDER_H_
 
@@ -24,7 +23,7 @@
 #include "absl/time/time.h"
 #include "distributed/data_plane.h"
 #include "distributed/protocol.grpc.pb.h"
-#include "runtime/cancellation.h"
+#include "runtime/kernel/cancellation.h"
 
 namespace sluice {
 
@@ -54,10 +53,10 @@ class EdgeSender {
 
  private:
   // `cancelled` is the calling Send's cancellation status (guarded by mu_).
-  absl::Status EnsureOpen(const absl::Status* cancelled);
+  absl::Status EnsureOpen(const absl::Status* cancelled) ABSL_EXCLUSIVE_LOCKS_REQUIRED(send_mu_);
   // Takes a credit; `cancelled` is set (under mu_) by the step's cancellation callback.
   absl::Status TakeCredit(int64_t step_id, const std::string& key, absl::Time deadline,
-                          const absl::Status* cancelled);
+                          const absl::Status* cancelled) ABSL_EXCLUSIVE_LOCKS_REQUIRED(send_mu_);
   void ReadLoop();
   bool CanSend() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return credits_ > 0 || !broken_.ok(); }
 
@@ -65,12 +64,15 @@ class EdgeSender {
   DataClient* data_;
   const std::string edge_;
 
-  absl::Mutex send_mu_;  // Serialises Send.
+  // Lock order: send_mu_, then mu_.
+  absl::Mutex send_mu_ ABSL_ACQUIRED_BEFORE(mu_);  // Serialises Send.
   mutable absl::Mutex mu_;
   std::unique_ptr<grpc::ClientContext> ctx_ ABSL_GUARDED_BY(mu_);
+  // Replaced under send_mu_ (and mu_, for Cancel) only while no reader thread runs; the reader
+  // thread reads it between its start and its join, which order those accesses.
   std::unique_ptr<grpc::ClientReaderWriter<proto::EdgeControlMessage, proto::EdgeControlMessage>>
       stream_;
-  std::thread reader_;
+  std::thread reader_ ABSL_GUARDED_BY(send_mu_);
   int64_t credits_ ABSL_GUARDED_BY(mu_) = 0;
   int64_t in_flight_ ABSL_GUARDED_BY(mu_) = 0;
   int64_t waiting_ ABSL_GUARDED_BY(mu_) = 0;
@@ -80,7 +82,7 @@ class EdgeSender {
   const absl::Status* opening_for_ ABSL_GUARDED_BY(mu_) = nullptr;
   bool dropped_ ABSL_GUARDED_BY(mu_) = false;  // Cancel() ran: the edge is dead for good.
   absl::Status broken_ ABSL_GUARDED_BY(mu_);
-  bool opened_ = false;
+  bool opened_ ABSL_GUARDED_BY(send_mu_) = false;
 };
 
 }  // namespace sluice

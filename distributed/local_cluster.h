@@ -13,8 +13,9 @@
 // a server that fails to start is reported with its own words.
 // Thread-compatible: one owner drives it.
 //
-//   ASSIGN_OR_RETURN(auto cluster, LocalCluster::Start({.server_binary = path, .num_workers = 2}));
-//   ASSIGN_OR_RETURN(auto session, RemoteSession::Create(cluster->master_address(), graph));
+//   SLUICE_ASSIGN_OR_RETURN(auto cluster, LocalCluster::Start({.server_binary = path, .num_workers
+//   = 2})); SLUICE_ASSIGN_OR_RETURN(auto session, RemoteSession::Create(cluster->master_address(),
+//   graph));
 #ifndef SLUICE_DISTRIBUTED_LOCAL_CLUSTER_H_
 #define SLUICE_DISTRIBUTED_LOCAL_CLUSTER_H_
 

@@ -7,13 +7,12 @@
 #include "absl/strings/str_join.h"
 #include "core/status.h"
 #include "core/tensor_proto.h"
-#include "distributed/chunk_codec.h"
 #include "distributed/grpc_util.h"
-#include "distributed/worker.h"
+#include "distributed/protocol.h"
+#include "graph/device_name.h"
 #include "graph/graph_def.h"
 #include "graph/partitioner.h"
 #include "ops/register.h"
-#include "runtime/session.h"
 
 namespace sluice {
 namespace {
@@ -32,23 +31,33 @@ Master::~Master() = default;
 
 std::vector<std::string> Master::DeviceNames() const {
   std::vector<std::string> names;
-  for (const WorkerRef& w : options_.workers) names.push_back(w.task_prefix + "/device:cpu:0");
+  for (const WorkerRef& w : options_.workers)
+    names.push_back(DeviceName::TaskCpuDevice(w.task_prefix));
   return names;
 }
 
 absl::StatusOr<std::shared_ptr<Master::SessionState>> Master::BuildSession(proto::GraphDef def) {
   auto s = std::make_shared<SessionState>();
-  ASSIGN_OR_RETURN(std::unique_ptr<Graph> graph, GraphFromGraphDef(def));
+  SLUICE_ASSIGN_OR_RETURN(std::unique_ptr<Graph> graph, GraphFromGraphDef(def));
   s->graph = std::shared_ptr<const Graph>(std::move(graph));
   if (options_.workers.empty()) return absl::FailedPreconditionError("the cluster has no workers");
-  ASSIGN_OR_RETURN(s->placement, PlaceGraph(*s->graph, DeviceNames()));
+  SLUICE_ASSIGN_OR_RETURN(s->placement, PlaceGraph(*s->graph, DeviceNames()));
   s->def = std::move(def);
   return s;
 }
 
+absl::StatusOr<Placement> Master::PlacementOf(absl::string_view session_handle) const {
+  absl::MutexLock lock(&mu_);
+  auto it = sessions_.find(std::string(session_handle));
+  if (it == sessions_.end()) {
+    return absl::NotFoundError(absl::StrCat("unknown session handle '", session_handle, "'"));
+  }
+  return it->second->placement;
+}
+
 grpc::Status Master::CreateSession(grpc::ServerContext*, const proto::CreateSessionRequest* req,
                                    proto::CreateSessionResponse* resp) {
-  grpc::Status v = CheckVersion(req->protocol_version(), "CreateSession");
+  grpc::Status v = ToGrpc(CheckProtocolVersion(req->protocol_version(), "CreateSession"));
   if (!v.ok()) return v;
   absl::StatusOr<std::shared_ptr<SessionState>> s = BuildSession(req->graph());
   if (!s.ok()) return ToGrpc(AnnotateStatus(s.status(), "CreateSession"));
@@ -61,7 +70,7 @@ grpc::Status Master::CreateSession(grpc::ServerContext*, const proto::CreateSess
 
 grpc::Status Master::ExtendSession(grpc::ServerContext*, const proto::ExtendSessionRequest* req,
                                    proto::ExtendSessionResponse*) {
-  grpc::Status v = CheckVersion(req->protocol_version(), "ExtendSession");
+  grpc::Status v = ToGrpc(CheckProtocolVersion(req->protocol_version(), "ExtendSession"));
   if (!v.ok()) return v;
   std::shared_ptr<SessionState> old;
   {
@@ -84,7 +93,7 @@ grpc::Status Master::ExtendSession(grpc::ServerContext*, const proto::ExtendSess
 
 grpc::Status Master::CloseSession(grpc::ServerContext*, const proto::CloseSessionRequest* req,
                                   proto::CloseSessionResponse*) {
-  grpc::Status v = CheckVersion(req->protocol_version(), "CloseSession");
+  grpc::Status v = ToGrpc(CheckProtocolVersion(req->protocol_version(), "CloseSession"));
   if (!v.ok()) return v;
   std::shared_ptr<SessionState> s;
   {
@@ -115,7 +124,7 @@ grpc::Status Master::CloseSession(grpc::ServerContext*, const proto::CloseSessio
 
 grpc::Status Master::ListDevices(grpc::ServerContext*, const proto::ListDevicesRequest* req,
                                  proto::ListDevicesResponse* resp) {
-  grpc::Status v = CheckVersion(req->protocol_version(), "ListDevices");
+  grpc::Status v = ToGrpc(CheckProtocolVersion(req->protocol_version(), "ListDevices"));
   if (!v.ok()) return v;
   for (const std::string& d : DeviceNames()) resp->add_devices(d);
   return grpc::Status::OK;
@@ -136,11 +145,11 @@ absl::StatusOr<std::shared_ptr<Master::Prepared>> Master::Prepare(
   std::vector<Endpoint> feeds, fetches;
   std::vector<const Node*> targets;
   for (const auto& f : req.feeds()) {
-    ASSIGN_OR_RETURN(Endpoint e, graph.ParseEndpoint(f.name()));
+    SLUICE_ASSIGN_OR_RETURN(Endpoint e, graph.ParseEndpoint(f.name()));
     feeds.push_back(e);
   }
   for (const auto& f : req.fetches()) {
-    ASSIGN_OR_RETURN(Endpoint e, graph.ParseEndpoint(f));
+    SLUICE_ASSIGN_OR_RETURN(Endpoint e, graph.ParseEndpoint(f));
     fetches.push_back(e);
   }
   for (const auto& t : req.targets()) {
@@ -152,7 +161,7 @@ absl::StatusOr<std::shared_ptr<Master::Prepared>> Master::Prepare(
   PartitionOptions popts;
   popts.nodes = PruneForFetches(graph, fetches, targets, feeds);
   popts.feeds = feeds;
-  ASSIGN_OR_RETURN(PartitionedGraph parts, PartitionGraph(graph, session->placement, popts));
+  SLUICE_ASSIGN_OR_RETURN(PartitionedGraph parts, PartitionGraph(graph, session->placement, popts));
   auto prepared = std::make_shared<Prepared>();
   prepared->feeds = feeds;
   std::vector<proto::PeerAddress> peers;
@@ -175,12 +184,12 @@ absl::StatusOr<std::shared_ptr<Master::Prepared>> Master::Prepare(
   for (const Node* n : popts.nodes) needed[n->id()] = true;
   for (size_t i = 0; i < feeds.size(); ++i) {
     if (!needed[feeds[i].node->id()]) continue;
-    ASSIGN_OR_RETURN(auto where, parts.Locate(feeds[i]));
+    SLUICE_ASSIGN_OR_RETURN(auto where, parts.Locate(feeds[i]));
     prepared->parts[where.first].registration.add_feeds(EndpointName(where.second));
     prepared->parts[where.first].feed_positions.push_back(i);
   }
   for (const Endpoint& f : fetches) {
-    ASSIGN_OR_RETURN(auto where, parts.Locate(f));
+    SLUICE_ASSIGN_OR_RETURN(auto where, parts.Locate(f));
     proto::RegisterGraphRequest& r = prepared->parts[where.first].registration;
     prepared->fetch_slots.emplace_back(where.first, r.fetches_size());
     r.add_fetches(EndpointName(where.second));
@@ -193,8 +202,8 @@ absl::StatusOr<std::shared_ptr<Master::Prepared>> Master::Prepare(
 absl::Status Master::CheckFeeds(const Prepared& prepared, const proto::RunStepRequest& req) {
   for (int i = 0; i < req.feeds_size(); ++i) {
     const proto::TensorProto& value = req.feeds(i).tensor();
-    ASSIGN_OR_RETURN(DType dtype, DTypeFromProto(value.dtype()));
-    RETURN_IF_ERROR(CheckFeed(prepared.feeds, i, dtype, ShapeFromProto(value.shape())));
+    SLUICE_ASSIGN_OR_RETURN(DType dtype, DTypeFromProto(value.dtype()));
+    SLUICE_RETURN_IF_ERROR(CheckFeed(prepared.feeds, i, dtype, ShapeFromProto(value.shape())));
   }
   return absl::OkStatus();
 }
@@ -230,8 +239,8 @@ absl::Status Master::RunStepImpl(const proto::RunStepRequest& req, proto::RunSte
     }
     session = it->second;
   }
-  ASSIGN_OR_RETURN(std::shared_ptr<Prepared> prepared, Prepare(session.get(), req));
-  RETURN_IF_ERROR(CheckFeeds(*prepared, req));
+  SLUICE_ASSIGN_OR_RETURN(std::shared_ptr<Prepared> prepared, Prepare(session.get(), req));
+  SLUICE_RETURN_IF_ERROR(CheckFeeds(*prepared, req));
   const int64_t step_id = next_step_++;
   const absl::Duration timeout =
       req.timeout_ms() > 0 ? absl::Milliseconds(req.timeout_ms()) : options_.default_step_timeout;
@@ -239,8 +248,8 @@ absl::Status Master::RunStepImpl(const proto::RunStepRequest& req, proto::RunSte
   {
     absl::MutexLock lock(&session->mu);  // Serialises (re)registration of this session's parts.
     for (auto& part : prepared->parts) {
-      RETURN_IF_ERROR(monitor_.health(options_.workers[part.worker].task_prefix));
-      RETURN_IF_ERROR(EnsureRegistered(&part));
+      SLUICE_RETURN_IF_ERROR(monitor_.health(options_.workers[part.worker].task_prefix));
+      SLUICE_RETURN_IF_ERROR(EnsureRegistered(&part));
       StepCoordinator::Partition run;
       run.worker = options_.workers[part.worker];
       run.request.set_graph_handle(part.handle);
@@ -249,8 +258,8 @@ absl::Status Master::RunStepImpl(const proto::RunStepRequest& req, proto::RunSte
       runs.push_back(std::move(run));
     }
   }
-  ASSIGN_OR_RETURN(std::vector<proto::RunGraphResponse> results,
-                   coordinator_.Run(step_id, std::move(runs)));
+  SLUICE_ASSIGN_OR_RETURN(std::vector<proto::RunGraphResponse> results,
+                          coordinator_.Run(step_id, std::move(runs)));
   for (size_t i = 0; i < prepared->fetch_slots.size(); ++i) {
     auto [part, index] = prepared->fetch_slots[i];
     proto::NamedTensor* out = resp->add_fetches();
@@ -263,7 +272,7 @@ absl::Status Master::RunStepImpl(const proto::RunStepRequest& req, proto::RunSte
 
 grpc::Status Master::RunStep(grpc::ServerContext*, const proto::RunStepRequest* req,
                              proto::RunStepResponse* resp) {
-  grpc::Status v = CheckVersion(req->protocol_version(), "RunStep");
+  grpc::Status v = ToGrpc(CheckProtocolVersion(req->protocol_version(), "RunStep"));
   if (!v.ok()) return v;
   return ToGrpc(RunStepImpl(*req, resp));
 }

@@ -48,6 +48,9 @@ class Master : public proto::Master::Service {
                            proto::ListDevicesResponse*) override;
 
   HeartbeatMonitor* monitor() { return &monitor_; }
+  // The devices a session's nodes were placed on (by node id), for tools and tests; NotFound
+  // for an unknown handle.
+  absl::StatusOr<Placement> PlacementOf(absl::string_view session_handle) const;
 
  private:
   // The partitions of one (feeds, fetches, targets) signature, registered on the workers.
@@ -83,7 +86,7 @@ class Master : public proto::Master::Service {
   HeartbeatMonitor monitor_;
   StepCoordinator coordinator_;
   std::atomic<int64_t> next_step_{1};
-  absl::Mutex mu_;
+  mutable absl::Mutex mu_;
   int64_t next_session_ ABSL_GUARDED_BY(mu_) = 1;
   std::map<std::string, std::shared_ptr<SessionState>> sessions_ ABSL_GUARDED_BY(mu_);
 };

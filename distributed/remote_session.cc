@@ -5,11 +5,11 @@
 #include "absl/strings/str_cat.h"
 #include "core/status.h"
 #include "core/tensor_proto.h"
-#include "distributed/chunk_codec.h"
 #include "distributed/grpc_util.h"
+#include "distributed/protocol.h"
 #include "graph/graph_def.h"
 #include "ops/state_ops.h"
-#include "runtime/checkpoint.h"
+#include "runtime/session/checkpoint.h"
 
 namespace sluice {
 namespace {
@@ -32,7 +32,7 @@ absl::StatusOr<std::shared_ptr<const Graph>> WithCheckpointNodes(
   if (variables.empty()) return graph;
   proto::GraphDef def;
   ToGraphDef(*graph, &def);
-  ASSIGN_OR_RETURN(std::unique_ptr<Graph> g, GraphFromGraphDefUnfinalized(def));
+  SLUICE_ASSIGN_OR_RETURN(std::unique_ptr<Graph> g, GraphFromGraphDefUnfinalized(def));
   for (const auto& [name, var] : variables) {
     const DType dtype = var->output_type(0);
     const TensorShape shape =
@@ -41,17 +41,17 @@ absl::StatusOr<std::shared_ptr<const Graph>> WithCheckpointNodes(
     handle.attrs = {
         {"dtype", AttrValue(dtype)}, {"shape", AttrValue(shape)}, {"shared_name", AttrValue(name)}};
     handle.device = var->requested_device();
-    ASSIGN_OR_RETURN(Node * h, g->AddNode(std::move(handle)));
+    SLUICE_ASSIGN_OR_RETURN(Node * h, g->AddNode(std::move(handle)));
     NodeSpec value{.name = CheckpointNode(name, "value"), .op = "Placeholder"};
     value.attrs = {{"dtype", AttrValue(dtype)}, {"shape", AttrValue(shape)}};
     value.device = var->requested_device();
-    ASSIGN_OR_RETURN(Node * v, g->AddNode(std::move(value)));
+    SLUICE_ASSIGN_OR_RETURN(Node * v, g->AddNode(std::move(value)));
     NodeSpec assign{.name = CheckpointNode(name, "restore"), .op = "Assign"};
     assign.inputs = {Endpoint{h, 0}, Endpoint{v, 0}};
     assign.device = var->requested_device();
-    RETURN_IF_ERROR(g->AddNode(std::move(assign)).status());
+    SLUICE_RETURN_IF_ERROR(g->AddNode(std::move(assign)).status());
   }
-  RETURN_IF_ERROR(g->Finalize());
+  SLUICE_RETURN_IF_ERROR(g->Finalize());
   return std::shared_ptr<const Graph>(std::move(g));
 }
 
@@ -63,7 +63,7 @@ absl::StatusOr<std::unique_ptr<RemoteSession>> RemoteSession::Create(
   std::unique_ptr<RemoteSession> s(new RemoteSession);
   s->options_ = options;
   if (options.checkpoint_ops) {
-    ASSIGN_OR_RETURN(s->graph_, WithCheckpointNodes(std::move(graph)));
+    SLUICE_ASSIGN_OR_RETURN(s->graph_, WithCheckpointNodes(std::move(graph)));
   } else {
     s->graph_ = std::move(graph);
   }
@@ -97,8 +97,8 @@ absl::StatusOr<std::unique_ptr<RemoteSession>> RemoteSession::Create(
                        reach.error_message()));
     }
   }
-  RETURN_IF_ERROR(AnnotateStatus(FromGrpc(status),
-                                 absl::StrCat("creating a session on master ", master_address)));
+  SLUICE_RETURN_IF_ERROR(AnnotateStatus(
+      FromGrpc(status), absl::StrCat("creating a session on master ", master_address)));
   s->handle_ = resp.session_handle();
   return s;
 }
@@ -132,10 +132,10 @@ absl::Status RemoteSession::Run(const std::vector<std::pair<std::string, Tensor>
   proto::RunStepResponse resp;
   grpc::ClientContext ctx;
   ctx.set_deadline(absl::ToChronoTime(absl::Now() + options_.step_timeout + absl::Seconds(5)));
-  RETURN_IF_ERROR(FromGrpc(stub_->RunStep(&ctx, req, &resp)));
+  SLUICE_RETURN_IF_ERROR(FromGrpc(stub_->RunStep(&ctx, req, &resp)));
   outputs->clear();
   for (const proto::NamedTensor& t : resp.fetches()) {
-    ASSIGN_OR_RETURN(Tensor value, TensorFromProto(t.tensor()));
+    SLUICE_ASSIGN_OR_RETURN(Tensor value, TensorFromProto(t.tensor()));
     outputs->push_back(std::move(value));
   }
   return absl::OkStatus();
@@ -158,12 +158,12 @@ absl::StatusOr<std::vector<std::string>> RemoteSession::ListDevices() {
   proto::ListDevicesResponse resp;
   grpc::ClientContext ctx;
   ctx.set_deadline(absl::ToChronoTime(absl::Now() + options_.connect_timeout));
-  RETURN_IF_ERROR(FromGrpc(stub_->ListDevices(&ctx, req, &resp)));
+  SLUICE_RETURN_IF_ERROR(FromGrpc(stub_->ListDevices(&ctx, req, &resp)));
   return std::vector<std::string>(resp.devices().begin(), resp.devices().end());
 }
 
 absl::Status RemoteSession::Save(const std::string& path, const std::vector<std::string>& names) {
-  ASSIGN_OR_RETURN(std::vector<std::string> wanted, VariablesToSave(*graph_, path, names));
+  SLUICE_ASSIGN_OR_RETURN(std::vector<std::string> wanted, VariablesToSave(*graph_, path, names));
   if (wanted.empty()) return WriteCheckpoint(path, {});
   if (graph_->FindNode(CheckpointNode(wanted[0], "handle")) == nullptr) {
     return absl::FailedPreconditionError(absl::StrCat(
@@ -172,7 +172,7 @@ absl::Status RemoteSession::Save(const std::string& path, const std::vector<std:
   std::vector<std::string> fetches;
   for (const std::string& name : wanted) fetches.push_back(CheckpointNode(name, "handle"));
   std::vector<Tensor> values;
-  RETURN_IF_ERROR(
+  SLUICE_RETURN_IF_ERROR(
       AnnotateStatus(Run({}, fetches, {}, &values),
                      absl::StrCat("saving checkpoint '", path, "'; nothing was saved")));
   std::vector<std::pair<std::string, Tensor>> entries;
@@ -182,7 +182,7 @@ absl::Status RemoteSession::Save(const std::string& path, const std::vector<std:
 
 absl::Status RemoteSession::Restore(const std::string& path,
                                     const std::vector<std::string>& names) {
-  ASSIGN_OR_RETURN(auto values, ReadCheckpointForRestore(*graph_, path, names));
+  SLUICE_ASSIGN_OR_RETURN(auto values, ReadCheckpointForRestore(*graph_, path, names));
   if (values.empty()) return absl::OkStatus();
   if (graph_->FindNode(CheckpointNode(values[0].first, "restore")) == nullptr) {
     return absl::FailedPreconditionError(absl::StrCat(

@@ -6,9 +6,9 @@
 // Variables live on the workers and are shared by name by every session of the cluster.
 // Thread-safe: Run may be called concurrently.
 //
-//   ASSIGN_OR_RETURN(auto session, RemoteSession::Create("127.0.0.1:5000", graph));
+//   SLUICE_ASSIGN_OR_RETURN(auto session, RemoteSession::Create("127.0.0.1:5000", graph));
 //   std::vector<Tensor> out;
-//   RETURN_IF_ERROR(session->Run({{x, x_value}}, {logits}, &out));
+//   SLUICE_RETURN_IF_ERROR(session->Run({{x, x_value}}, {logits}, &out));
 #ifndef SLUICE_DISTRIBUTED_REMOTE_SESSION_H_
 #define SLUICE_DISTRIBUTED_REMOTE_SESSION_H_
 
@@ -50,9 +50,9 @@ class RemoteSession {
   // The graph the master runs: the client's plus the checkpoint nodes.
   const Graph& graph() const { return *graph_; }
 
-  // Checkpoints (runtime/checkpoint.h, same file format and errors as the local Save/Restore)
-  // of the variables on the workers: Save fetches them in one step and writes the file here;
-  // Restore reads and checks the file here, then assigns every value in one step.
+  // Checkpoints (runtime/session/checkpoint.h, same file format and errors as the local
+  // Save/Restore) of the variables on the workers: Save fetches them in one step and writes the
+  // file here; Restore reads and checks the file here, then assigns every value in one step.
   absl::Status Save(const std::string& path, const std::vector<std::string>& names = {});
   absl::Status Restore(const std::string& path, const std::vector<std::string>& names = {});
 

@@ -8,6 +8,7 @@
 #include "absl/strings/str_cat.h"
 #include "core/status.h"
 #include "distributed/grpc_util.h"
+#include "graph/device_name.h"
 
 namespace sluice {
 namespace {
@@ -27,10 +28,10 @@ absl::StatusOr<WorkerRef> Handshake(const std::string& control_address, int task
                                                     " did not answer"));
   }
   WorkerRef ref;
-  ref.task_prefix = absl::StrCat("/job:", resp.identity().job(), "/task:", resp.identity().task());
+  ref.task_prefix = DeviceName::TaskPrefix(resp.identity().job(), resp.identity().task());
   ref.control_address = control_address;
   ref.data_address = resp.identity().data_address();
-  if (ref.task_prefix != absl::StrCat("/job:worker/task:", task)) {
+  if (ref.task_prefix != DeviceName::TaskPrefix("worker", task)) {
     return absl::FailedPreconditionError(absl::StrCat("the server at ", control_address, " is ",
                                                       ref.task_prefix,
                                                       ", expected /job:worker/task:", task));
@@ -64,6 +65,7 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const ServerOptions& optio
   wopts.max_message_bytes = options.max_message_bytes;
   wopts.peer_keepalive = options.peer_keepalive;
   server->worker_ = std::make_unique<Worker>(wopts, server->mailbox_.get());
+  server->worker_service_ = std::make_unique<WorkerService>(server->worker_.get());
   ChunkOptions copts;
   copts.chunk_bytes = options.chunk_bytes;
   copts.max_message_bytes = message_cap;
@@ -101,15 +103,15 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const ServerOptions& optio
     MasterOptions mopts;
     mopts.heartbeat = options.heartbeat;
     for (size_t i = 0; i < options.worker_control_addresses.size(); ++i) {
-      ASSIGN_OR_RETURN(WorkerRef ref, Handshake(options.worker_control_addresses[i], i));
+      SLUICE_ASSIGN_OR_RETURN(WorkerRef ref, Handshake(options.worker_control_addresses[i], i));
       mopts.workers.push_back(ref);
     }
     server->master_ = std::make_unique<Master>(mopts);
   }
   int control_port = 0;
-  server->control_server_ =
-      build(options.control_port, server->worker_.get(), server->master_.get(), &control_port,
-            /*bulk=*/false);
+  server->control_server_ = build(options.control_port, server->worker_service_.get(),
+                                  server->master_.get(), &control_port,
+                                  /*bulk=*/false);
   if (!server->control_server_ || control_port == 0) {
     return absl::UnavailableError(absl::StrCat("cannot listen on ", options.host, ":",
                                                options.control_port, " (control plane)"));
@@ -124,8 +126,9 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const ServerOptions& optio
 namespace {
 // One Heartbeat call of the async method: requested, answered, finished.
 struct HeartbeatCall {
-  explicit HeartbeatCall(Worker* worker, grpc::ServerCompletionQueue* cq) : responder(&ctx) {
-    worker->RequestHeartbeat(&ctx, &request, &responder, cq, cq, this);
+  explicit HeartbeatCall(WorkerService* service, grpc::ServerCompletionQueue* cq)
+      : responder(&ctx) {
+    service->RequestHeartbeat(&ctx, &request, &responder, cq, cq, this);
   }
   grpc::ServerContext ctx;
   proto::HeartbeatRequest request;
@@ -137,7 +140,7 @@ struct HeartbeatCall {
 void Server::ServeHeartbeats() {
   // The thread that polls the queue reads the request, answers it and writes the response
   // itself: no hand-off to a pool thread, which on a busy machine is what delays a reply.
-  new HeartbeatCall(worker_.get(), heartbeat_cq_.get());
+  new HeartbeatCall(worker_service_.get(), heartbeat_cq_.get());
   void* tag = nullptr;
   bool ok = false;
   while (heartbeat_cq_->Next(&tag, &ok)) {
@@ -146,9 +149,9 @@ void Server::ServeHeartbeats() {
       delete call;
       continue;
     }
-    new HeartbeatCall(worker_.get(), heartbeat_cq_.get());  // The next one.
+    new HeartbeatCall(worker_service_.get(), heartbeat_cq_.get());  // The next one.
     proto::HeartbeatResponse response;
-    grpc::Status status = worker_->Heartbeat(&call->ctx, &call->request, &response);
+    grpc::Status status = worker_service_->AnswerHeartbeat(call->request, &response);
     call->answered = true;
     call->responder.Finish(response, status, call);
   }

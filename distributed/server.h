@@ -4,7 +4,7 @@
 // control port. Binds to loopback unless told otherwise. Thread-safe.
 //
 //   ServerOptions opts{.job = "worker", .task = 0};           // ports 0: the OS chooses
-//   ASSIGN_OR_RETURN(std::unique_ptr<Server> server, Server::Start(opts));
+//   SLUICE_ASSIGN_OR_RETURN(std::unique_ptr<Server> server, Server::Start(opts));
 //   LOG: server->control_address(), server->data_address()
 //   server->Shutdown();
 #ifndef SLUICE_DISTRIBUTED_SERVER_H_
@@ -24,6 +24,7 @@
 #include "distributed/master.h"
 #include "distributed/tensor_mailbox.h"
 #include "distributed/worker.h"
+#include "distributed/worker_service.h"
 
 namespace sluice {
 
@@ -64,6 +65,7 @@ class Server {
   std::string control_address_, data_address_;
   std::unique_ptr<TensorMailbox> mailbox_;  // Outlives worker_ and data_service_ (declared first).
   std::unique_ptr<Worker> worker_;
+  std::unique_ptr<WorkerService> worker_service_;  // Serves worker_ (declared after it).
   std::unique_ptr<DataPlaneService> data_service_;
   std::unique_ptr<Master> master_;
   // Heartbeats: answered inline by one thread polling this queue (see ServeHeartbeats).

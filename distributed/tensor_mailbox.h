@@ -21,7 +21,7 @@
 //
 //   mailbox.StartStep(step);
 //   mailbox.RecvAsync(step, key, [](absl::StatusOr<Tensor> t) { ... });
-//   RETURN_IF_ERROR(mailbox.Put(step, key, tensor));
+//   SLUICE_RETURN_IF_ERROR(mailbox.Put(step, key, tensor));
 //   mailbox.AbortStep(step, absl::UnavailableError("lost /job:worker/task:1"));
 //   mailbox.CleanupStep(step);
 #ifndef SLUICE_DISTRIBUTED_TENSOR_MAILBOX_H_

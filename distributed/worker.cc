@@ -5,20 +5,13 @@
 
 #include "absl/random/random.h"
 #include "absl/strings/str_cat.h"
-#include "absl/synchronization/notification.h"
 #include "core/status.h"
 #include "core/tensor_proto.h"
+#include "graph/device_name.h"
 #include "graph/graph_def.h"
 #include "ops/register.h"
 
 namespace sluice {
-
-grpc::Status CheckVersion(int version, const char* what) {
-  if (version == kProtocolVersion) return grpc::Status::OK;
-  return grpc::Status(grpc::StatusCode::FAILED_PRECONDITION,
-                      absl::StrCat(what, ": protocol version mismatch: peer speaks ", version,
-                                   ", this server speaks ", kProtocolVersion));
-}
 
 namespace {
 uint64_t NewIncarnation() {
@@ -38,7 +31,7 @@ Worker::Worker(WorkerOptions options, TensorMailbox* mailbox)
     : options_(std::move(options)), mailbox_(mailbox), incarnation_(NewIncarnation()) {
   RegisterAllOps();
   DeviceOptions device = options_.device;
-  device.name = absl::StrCat(task_prefix(), "/device:cpu:0");
+  device.name = DeviceName::TaskCpuDevice(task_prefix());
   device_ = std::make_unique<CpuDevice>(device);
 }
 
@@ -51,7 +44,7 @@ void Worker::SetAddresses(const std::string& control, const std::string& data) {
 }
 
 std::string Worker::task_prefix() const {
-  return absl::StrCat("/job:", options_.job, "/task:", options_.task);
+  return DeviceName::TaskPrefix(options_.job, options_.task);
 }
 
 proto::TaskIdentity Worker::identity() const {
@@ -65,12 +58,12 @@ proto::TaskIdentity Worker::identity() const {
   return id;
 }
 
-grpc::Status Worker::RegisterGraph(grpc::ServerContext*, const proto::RegisterGraphRequest* req,
+absl::Status Worker::RegisterGraph(const proto::RegisterGraphRequest& request,
                                    proto::RegisterGraphResponse* resp) {
-  grpc::Status v = CheckVersion(req->protocol_version(), "RegisterGraph");
-  if (!v.ok()) return v;
+  const proto::RegisterGraphRequest* req = &request;
+  SLUICE_RETURN_IF_ERROR(CheckProtocolVersion(req->protocol_version(), "RegisterGraph"));
   absl::StatusOr<std::unique_ptr<Graph>> graph = GraphFromGraphDef(req->partition());
-  if (!graph.ok()) return ToGrpc(AnnotateStatus(graph.status(), "RegisterGraph"));
+  if (!graph.ok()) return AnnotateStatus(graph.status(), "RegisterGraph");
   auto reg = std::make_shared<RegisteredGraph>();
   reg->graph = std::shared_ptr<const Graph>(std::move(*graph));
   ExecutorParams params;
@@ -82,16 +75,16 @@ grpc::Status Worker::RegisterGraph(grpc::ServerContext*, const proto::RegisterGr
   };
   for (const std::string& f : req->feeds()) {
     absl::StatusOr<Endpoint> e = endpoint(f);
-    if (!e.ok()) return ToGrpc(AnnotateStatus(e.status(), "RegisterGraph feed"));
+    if (!e.ok()) return AnnotateStatus(e.status(), "RegisterGraph feed");
     params.feeds.push_back(*e);
   }
   for (const std::string& f : req->fetches()) {
     absl::StatusOr<Endpoint> e = endpoint(f);
-    if (!e.ok()) return ToGrpc(AnnotateStatus(e.status(), "RegisterGraph fetch"));
+    if (!e.ok()) return AnnotateStatus(e.status(), "RegisterGraph fetch");
     params.fetches.push_back(*e);
   }
   absl::StatusOr<std::unique_ptr<Executor>> exec = Executor::Create(params);
-  if (!exec.ok()) return ToGrpc(AnnotateStatus(exec.status(), "RegisterGraph"));
+  if (!exec.ok()) return AnnotateStatus(exec.status(), "RegisterGraph");
   reg->executor = std::move(*exec);
   for (const proto::PeerAddress& p : req->peers()) reg->peers[p.task_prefix()] = p;
   absl::MutexLock lock(&mu_);
@@ -99,20 +92,17 @@ grpc::Status Worker::RegisterGraph(grpc::ServerContext*, const proto::RegisterGr
   graphs_[handle] = std::move(reg);
   resp->set_graph_handle(handle);
   resp->set_incarnation(incarnation_);
-  return grpc::Status::OK;
+  return absl::OkStatus();
 }
 
-grpc::Status Worker::DeregisterGraph(grpc::ServerContext*, const proto::DeregisterGraphRequest* req,
-                                     proto::DeregisterGraphResponse*) {
-  grpc::Status v = CheckVersion(req->protocol_version(), "DeregisterGraph");
-  if (!v.ok()) return v;
+absl::Status Worker::DeregisterGraph(const proto::DeregisterGraphRequest& req) {
+  SLUICE_RETURN_IF_ERROR(CheckProtocolVersion(req.protocol_version(), "DeregisterGraph"));
   absl::MutexLock lock(&mu_);
-  if (graphs_.erase(req->graph_handle()) == 0) {
-    return grpc::Status(
-        grpc::StatusCode::NOT_FOUND,
-        absl::StrCat("unknown graph handle '", req->graph_handle(), "' on ", task_prefix()));
+  if (graphs_.erase(req.graph_handle()) == 0) {
+    return absl::NotFoundError(
+        absl::StrCat("unknown graph handle '", req.graph_handle(), "' on ", task_prefix()));
   }
-  return grpc::Status::OK;
+  return absl::OkStatus();
 }
 
 absl::StatusOr<std::shared_ptr<Worker::PeerLink>> Worker::GetPeer(const proto::PeerAddress& peer) {
@@ -148,31 +138,6 @@ void Worker::DropPeers(const std::function<bool(const PeerLink&)>& which) {
   for (auto& link : dropped) link->edge->Cancel();  // Also breaks link->data's stream.
 }
 
-grpc::Status Worker::RunGraph(grpc::ServerContext* ctx, const proto::RunGraphRequest* req,
-                              proto::RunGraphResponse* resp) {
-  grpc::Status v = CheckVersion(req->protocol_version(), "RunGraph");
-  if (!v.ok()) return v;
-  // Shared so AbortStep can cancel it outside the lock while this call may be finishing.
-  auto cm = std::make_shared<CancellationManager>();
-  std::multimap<int64_t, std::shared_ptr<CancellationManager>>::iterator it;
-  {
-    absl::MutexLock lock(&mu_);
-    it = active_steps_.emplace(req->step_id(), cm);
-  }
-  mailbox_->StartStep(req->step_id());
-  absl::Status s = RunGraphImpl(*req, ctx, cm, resp);
-  {
-    absl::MutexLock lock(&mu_);
-    active_steps_.erase(it);
-  }
-  if (!s.ok()) {
-    mailbox_->AbortStep(req->step_id(), s);  // Frees whatever arrived for the step.
-    s = AnnotateStatus(s, absl::StrCat(task_prefix(), " step ", req->step_id()));
-  }
-  mailbox_->CleanupStep(req->step_id());
-  return ToGrpc(s);
-}
-
 // The rendezvous of one step's partition on this worker (see the class comment in worker.h).
 class Worker::StepRendezvous : public Rendezvous {
  public:
@@ -185,7 +150,7 @@ class Worker::StepRendezvous : public Rendezvous {
         cm_(std::move(cm)) {}
 
   absl::Status Send(const std::string& key, Tensor value) override {
-    ASSIGN_OR_RETURN(Rendezvous::ParsedKey parsed, Rendezvous::ParseKey(key));
+    SLUICE_ASSIGN_OR_RETURN(Rendezvous::ParsedKey parsed, Rendezvous::ParseKey(key));
     const std::string dst = TaskPrefixOf(parsed.dst_device);
     if (dst == worker_->task_prefix())
       return worker_->mailbox_->Put(step_id_, key, std::move(value));
@@ -194,7 +159,7 @@ class Worker::StepRendezvous : public Rendezvous {
       return absl::InvalidArgumentError(absl::StrCat("no address registered for task ", dst,
                                                      " (receiver of '", parsed.edge, "')"));
     }
-    ASSIGN_OR_RETURN(std::shared_ptr<PeerLink> link, worker_->GetPeer(peer->second));
+    SLUICE_ASSIGN_OR_RETURN(std::shared_ptr<PeerLink> link, worker_->GetPeer(peer->second));
     // Cancelling the step ends a wait for a credit from a hung receiver (it grants none).
     return link->edge->Send(step_id_, key, value, deadline_, cm_.get());
   }
@@ -226,10 +191,57 @@ class Worker::StepRendezvous : public Rendezvous {
   std::shared_ptr<CancellationManager> cm_;
 };
 
-absl::Status Worker::RunGraphImpl(const proto::RunGraphRequest& req, grpc::ServerContext* ctx,
-                                  const std::shared_ptr<CancellationManager>& cm,
-                                  proto::RunGraphResponse* resp) {
+// One step of a partition while it runs here.
+struct Worker::RunningStep {
+  const proto::RunGraphRequest* req = nullptr;
+  proto::RunGraphResponse* resp = nullptr;
+  std::shared_ptr<CancellationManager> cm;
+  std::function<void(absl::Status)> done;
+  std::multimap<int64_t, std::shared_ptr<CancellationManager>>::iterator active;
   std::shared_ptr<RegisteredGraph> graph;
+  std::unique_ptr<StepRendezvous> rendezvous;
+  StepArgs args;  // Until the executor takes them.
+};
+
+void Worker::RunGraphAsync(const proto::RunGraphRequest* req, proto::RunGraphResponse* resp,
+                           std::shared_ptr<CancellationManager> cancellation,
+                           std::function<void(absl::Status)> done) {
+  absl::Status v = CheckProtocolVersion(req->protocol_version(), "RunGraph");
+  if (!v.ok()) {
+    done(v);
+    return;
+  }
+  auto step = std::make_shared<RunningStep>();
+  step->req = req;
+  step->resp = resp;
+  step->cm = std::move(cancellation);
+  step->done = std::move(done);
+  {
+    absl::MutexLock lock(&mu_);
+    step->active = active_steps_.emplace(req->step_id(), step->cm);
+  }
+  mailbox_->StartStep(req->step_id());
+  absl::Status s = StartStep(step);
+  if (!s.ok()) FinishStep(step, std::move(s));
+}
+
+void Worker::FinishStep(const std::shared_ptr<RunningStep>& step, absl::Status status) {
+  const int64_t step_id = step->req->step_id();
+  {
+    absl::MutexLock lock(&mu_);
+    active_steps_.erase(step->active);
+  }
+  if (!status.ok()) {
+    mailbox_->AbortStep(step_id, status);  // Frees whatever arrived for the step.
+    status = AnnotateStatus(status, absl::StrCat(task_prefix(), " step ", step_id));
+  }
+  mailbox_->CleanupStep(step_id);
+  std::function<void(absl::Status)> done = std::move(step->done);
+  done(std::move(status));
+}
+
+absl::Status Worker::StartStep(const std::shared_ptr<RunningStep>& step) {
+  const proto::RunGraphRequest& req = *step->req;
   {
     absl::MutexLock lock(&mu_);
     auto found = graphs_.find(req.graph_handle());
@@ -237,42 +249,33 @@ absl::Status Worker::RunGraphImpl(const proto::RunGraphRequest& req, grpc::Serve
       return absl::NotFoundError(
           absl::StrCat("unknown graph handle '", req.graph_handle(), "' on ", task_prefix()));
     }
-    graph = found->second;
+    step->graph = found->second;
   }
   const absl::Duration timeout =
       req.timeout_ms() > 0 ? absl::Milliseconds(req.timeout_ms()) : absl::Seconds(60);
-  StepRendezvous rendezvous(this, req.step_id(), graph.get(), absl::Now() + timeout, cm);
-  StepArgs args;
+  step->rendezvous = std::make_unique<StepRendezvous>(this, req.step_id(), step->graph.get(),
+                                                      absl::Now() + timeout, step->cm);
+  StepArgs& args = step->args;
   args.step_id = req.step_id();
-  args.cancellation = cm.get();
-  args.rendezvous = &rendezvous;
+  args.cancellation = step->cm.get();
+  args.rendezvous = step->rendezvous.get();
   for (const proto::NamedTensor& f : req.feeds()) {
-    ASSIGN_OR_RETURN(Tensor t, TensorFromProto(f.tensor()));
+    SLUICE_ASSIGN_OR_RETURN(Tensor t, TensorFromProto(f.tensor()));
     args.feed_values.push_back(std::move(t));
   }
-  struct Done {
-    absl::Notification n;
-    absl::Status status;
-    std::vector<Tensor> outputs;
-  } done;
-  graph->executor->RunAsync(std::move(args), [&done](absl::Status s, std::vector<Tensor> out) {
-    done.status = std::move(s);
-    done.outputs = std::move(out);
-    done.n.Notify();
+  // On the device's threads: the caller may be a transport thread that must not run kernels
+  // (a _Send may wait there for a credit).
+  device_->arena().enqueue([this, step] {
+    step->graph->executor->RunAsync(
+        std::move(step->args), [this, step](absl::Status s, std::vector<Tensor> outputs) {
+          if (s.ok()) {
+            for (const Tensor& t : outputs) {
+              TensorToProto(t, step->resp->add_fetches()->mutable_tensor());
+            }
+          }
+          FinishStep(step, std::move(s));
+        });
   });
-  // The sync API has no cancellation callback: a caller that gave up (the master cancelled the
-  // RPC) or a server shutting down is noticed here, and cancels the step.
-  while (!done.n.WaitForNotificationWithTimeout(absl::Milliseconds(50))) {
-    if (ctx->IsCancelled()) {
-      cm->StartCancel(absl::CancelledError(
-          absl::StrCat("step ", req.step_id(), ": the RunGraph call was cancelled")));
-    }
-  }
-  RETURN_IF_ERROR(done.status);
-  std::vector<Tensor>& outputs = done.outputs;
-  for (const Tensor& t : outputs) {
-    TensorToProto(t, resp->add_fetches()->mutable_tensor());
-  }
   return absl::OkStatus();
 }
 
@@ -289,10 +292,9 @@ void Worker::AbortAll(const absl::Status& reason) {
   DropPeers([](const PeerLink&) { return true; });
 }
 
-grpc::Status Worker::AbortStep(grpc::ServerContext*, const proto::AbortStepRequest* req,
-                               proto::AbortStepResponse*) {
-  grpc::Status v = CheckVersion(req->protocol_version(), "AbortStep");
-  if (!v.ok()) return v;
+absl::Status Worker::AbortStep(const proto::AbortStepRequest& request) {
+  const proto::AbortStepRequest* req = &request;
+  SLUICE_RETURN_IF_ERROR(CheckProtocolVersion(req->protocol_version(), "AbortStep"));
   absl::Status reason = absl::AbortedError(
       req->reason().empty() ? absl::StrCat("step ", req->step_id(), " aborted") : req->reason());
   AbortLocalStep(req->step_id(), reason);
@@ -300,7 +302,7 @@ grpc::Status Worker::AbortStep(grpc::ServerContext*, const proto::AbortStepReque
   if (!req->lost_task().empty()) {
     DropPeers([&](const PeerLink& link) { return link.task_prefix == req->lost_task(); });
   }
-  return grpc::Status::OK;
+  return absl::OkStatus();
 }
 
 void Worker::AbortLocalStep(int64_t step_id, const absl::Status& reason) {
@@ -315,55 +317,38 @@ void Worker::AbortLocalStep(int64_t step_id, const absl::Status& reason) {
   mailbox_->AbortStep(step_id, reason);
 }
 
-grpc::Status Worker::Heartbeat(grpc::ServerContext*, const proto::HeartbeatRequest* req,
-                               proto::HeartbeatResponse* resp) {
-  grpc::Status v = CheckVersion(req->protocol_version(), "Heartbeat");
-  if (!v.ok()) return v;
+absl::Status Worker::Heartbeat(const proto::HeartbeatRequest& req, proto::HeartbeatResponse* resp) {
+  SLUICE_RETURN_IF_ERROR(CheckProtocolVersion(req.protocol_version(), "Heartbeat"));
   *resp->mutable_identity() = identity();
+  std::vector<std::shared_ptr<PeerLink>> links;
   {
     absl::MutexLock lock(&mu_);
     resp->set_active_steps(active_steps_.size());
-    int64_t waiting = 0, pushing = 0;
-    for (auto& [address, link] : peers_) {
-      waiting += link->edge->waiting();
-      pushing += link->edge->pushing();
-    }
-    resp->set_waiting_sends(waiting);
-    resp->set_pushing_sends(pushing);
+    for (auto& [address, link] : peers_) links.push_back(link);
   }
+  // Outside mu_: the senders have locks of their own, never taken under the worker's.
+  int64_t waiting = 0, pushing = 0;
+  for (const auto& link : links) {
+    waiting += link->edge->waiting();
+    pushing += link->edge->pushing();
+  }
+  resp->set_waiting_sends(waiting);
+  resp->set_pushing_sends(pushing);
   resp->set_pending_receives(mailbox_->num_pending_receives());
   resp->set_buffered_bytes(mailbox_->buffered_bytes());
-  return grpc::Status::OK;
+  return absl::OkStatus();
 }
 
-grpc::Status Worker::EdgeControl(
-    grpc::ServerContext* ctx,
-    grpc::ServerReaderWriter<proto::EdgeControlMessage, proto::EdgeControlMessage>* stream) {
-  proto::EdgeControlMessage msg;
-  if (!stream->Read(&msg)) return grpc::Status::OK;
-  if (!msg.has_open()) {
-    return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
-                        "EdgeControl stream must start with 'open'");
+absl::StatusOr<int64_t> Worker::OpenEdge(const proto::EdgeControlMessage& open,
+                                         std::function<void(int credits)> grant) {
+  if (!open.has_open()) {
+    return absl::InvalidArgumentError("EdgeControl stream must start with 'open'");
   }
-  grpc::Status v = CheckVersion(msg.open().protocol_version(), "EdgeControl");
-  if (!v.ok()) return v;
-  // Writes come from the consumer's thread (new credits) and this one: serialise them.
-  struct Writer {
-    absl::Mutex mu;
-    bool open = true;
-  };
-  auto writer = std::make_shared<Writer>();
-  auto grant = [stream, writer](int n) {
-    absl::MutexLock lock(&writer->mu);
-    if (!writer->open) return;
-    proto::EdgeControlMessage credit;
-    credit.mutable_credit()->set_grant(n);
-    stream->Write(credit);
-  };
-  // The edge is "<sender task>-><receiver task>": a credit returns when one of its tensors is
-  // consumed here.
-  const std::string edge = msg.open().edge();
-  const int64_t listener = mailbox_->AddEdgeListener([grant, edge](const std::string& key) {
+  SLUICE_RETURN_IF_ERROR(CheckProtocolVersion(open.open().protocol_version(), "EdgeControl"));
+  // The edge is "<sender task>-><receiver task>": a credit returns when one of its tensors
+  // leaves the mailbox here.
+  const std::string edge = open.open().edge();
+  const int64_t id = mailbox_->AddEdgeListener([grant, edge](const std::string& key) {
     absl::StatusOr<Rendezvous::ParsedKey> parsed = Rendezvous::ParseKey(key);
     if (!parsed.ok()) return;
     if (absl::StrCat(TaskPrefixOf(parsed->src_device), "->", TaskPrefixOf(parsed->dst_device)) ==
@@ -372,18 +357,18 @@ grpc::Status Worker::EdgeControl(
     }
   });
   grant(options_.credit_window);
-  while (stream->Read(&msg)) {
-    if (msg.has_step_failed()) {
-      // The whole step, not only its receives: its Sends waiting for credits end too.
-      AbortLocalStep(msg.step_failed().step_id(),
-                     absl::Status(static_cast<absl::StatusCode>(msg.step_failed().code()),
-                                  msg.step_failed().message()));
-    }
-  }
-  mailbox_->RemoveEdgeListener(listener);
-  absl::MutexLock lock(&writer->mu);
-  writer->open = false;
-  return grpc::Status::OK;
+  return id;
 }
+
+void Worker::OnEdgeMessage(const proto::EdgeControlMessage& msg) {
+  if (msg.has_step_failed()) {
+    // The whole step, not only its receives: its Sends waiting for credits end too.
+    AbortLocalStep(msg.step_failed().step_id(),
+                   absl::Status(static_cast<absl::StatusCode>(msg.step_failed().code()),
+                                msg.step_failed().message()));
+  }
+}
+
+void Worker::CloseEdge(int64_t id) { mailbox_->RemoveEdgeListener(id); }
 
 }  // namespace sluice

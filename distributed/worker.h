@@ -1,25 +1,26 @@
-// Worker: the control-plane service of one sluice_server task. It registers placed graph
-// partitions (an Executor each, on the worker's CPU device), runs them for a step, aborts steps,
-// answers heartbeats and grants per-edge credits on the EdgeControl stream.
+// Worker: what one sluice_server task does for the control plane, apart from how calls reach it.
+// It registers placed graph partitions (an Executor each, on the worker's CPU device), runs them
+// for a step, aborts steps, answers heartbeats and grants per-edge credits to the senders that
+// open an edge to it. Requests and responses are the protocol's messages; the transport
+// (WorkerService, gRPC) or an in-process caller drives it through these methods.
 //
-// A step's partition gets a WorkerRendezvous: a _Send whose receiver is on this task delivers
+// A step's partition gets a StepRendezvous: a _Send whose receiver is on this task delivers
 // into the worker's TensorMailbox; one whose receiver is on a peer task is pushed over the data
 // plane (after taking a credit on the edge); every _Recv waits in the mailbox, which the
 // sender's pushes fill. AbortStep (or a lost peer, reported by the master) cancels the step:
 // each pending receive of the step fails, its tensors are freed, and a _Send waiting for a
 // credit from a peer (which a hung peer never grants) fails at once with the abort's status.
-// RunGraph marks the step running in the mailbox and ends it there when it returns, so
+// RunGraphAsync marks the step running in the mailbox and ends it there when it finishes, so
 // tensors or aborts that arrive for it later are dropped (see tensor_mailbox.h).
-// Thread-safe: gRPC calls it from many threads.
+// Thread-safe.
 //
 //   TensorMailbox mailbox;
 //   Worker worker({.job = "worker", .task = 0}, &mailbox);
-//   builder.RegisterService(&worker);  // Heartbeat is async: serve it from a completion queue
-//                                      // (RequestHeartbeat), as Server does.
+//   WorkerService service(&worker);     // The gRPC Control service over it.
+//   builder.RegisterService(&service);
 #ifndef SLUICE_DISTRIBUTED_WORKER_H_
 #define SLUICE_DISTRIBUTED_WORKER_H_
 
-#include <atomic>
 #include <cstdint>
 #include <functional>
 #include <map>
@@ -31,12 +32,12 @@
 #include "absl/time/time.h"
 #include "distributed/data_plane.h"
 #include "distributed/edge_sender.h"
-#include "distributed/protocol.grpc.pb.h"
+#include "distributed/protocol.pb.h"
 #include "distributed/tensor_mailbox.h"
-#include "runtime/cancellation.h"
-#include "runtime/device.h"
-#include "runtime/executor.h"
-#include "runtime/rendezvous.h"
+#include "runtime/exec/device.h"
+#include "runtime/exec/executor.h"
+#include "runtime/kernel/cancellation.h"
+#include "runtime/kernel/rendezvous.h"
 
 namespace sluice {
 
@@ -57,12 +58,10 @@ struct WorkerOptions {
 // "/job:worker/task:1" of "/job:worker/task:1/device:cpu:0".
 std::string TaskPrefixOf(const std::string& device);
 
-// Heartbeat is served from a completion queue on a thread of its own (Server), the rest by
-// gRPC's sync thread pool.
-class Worker : public proto::Control::WithAsyncMethod_Heartbeat<proto::Control::Service> {
+class Worker {
  public:
   Worker(WorkerOptions options, TensorMailbox* mailbox);
-  ~Worker() override;
+  ~Worker();
 
   void SetAddresses(const std::string& control, const std::string& data);
   proto::TaskIdentity identity() const;
@@ -70,19 +69,27 @@ class Worker : public proto::Control::WithAsyncMethod_Heartbeat<proto::Control::
   // Cancels every running step and breaks every link to peers (server shutdown).
   void AbortAll(const absl::Status& reason);
 
-  grpc::Status RegisterGraph(grpc::ServerContext*, const proto::RegisterGraphRequest*,
-                             proto::RegisterGraphResponse*) override;
-  grpc::Status DeregisterGraph(grpc::ServerContext*, const proto::DeregisterGraphRequest*,
-                               proto::DeregisterGraphResponse*) override;
-  grpc::Status RunGraph(grpc::ServerContext*, const proto::RunGraphRequest*,
-                        proto::RunGraphResponse*) override;
-  grpc::Status AbortStep(grpc::ServerContext*, const proto::AbortStepRequest*,
-                         proto::AbortStepResponse*) override;
-  grpc::Status Heartbeat(grpc::ServerContext*, const proto::HeartbeatRequest*,
-                         proto::HeartbeatResponse*) override;
-  grpc::Status EdgeControl(
-      grpc::ServerContext*,
-      grpc::ServerReaderWriter<proto::EdgeControlMessage, proto::EdgeControlMessage>*) override;
+  absl::Status RegisterGraph(const proto::RegisterGraphRequest& req,
+                             proto::RegisterGraphResponse* resp);
+  absl::Status DeregisterGraph(const proto::DeregisterGraphRequest& req);
+  // Starts one step of a registered partition on the worker's device and returns at once;
+  // `done` (called once, on any thread) gets the step's status, with the fetches in `resp`.
+  // `cancellation` cancels the step (say, the caller gave up); the caller keeps `req` and
+  // `resp` alive until `done`.
+  void RunGraphAsync(const proto::RunGraphRequest* req, proto::RunGraphResponse* resp,
+                     std::shared_ptr<CancellationManager> cancellation,
+                     std::function<void(absl::Status)> done);
+  absl::Status AbortStep(const proto::AbortStepRequest& req);
+  absl::Status Heartbeat(const proto::HeartbeatRequest& req, proto::HeartbeatResponse* resp);
+
+  // The receiving end of an edge's control stream. OpenEdge checks the sender's `open` message
+  // and grants the credit window through `grant`, which is called again (from any thread) with
+  // one credit each time a tensor of the edge leaves the mailbox, until CloseEdge(id).
+  absl::StatusOr<int64_t> OpenEdge(const proto::EdgeControlMessage& open,
+                                   std::function<void(int credits)> grant);
+  // A later message of the edge's stream (a step_failed aborts that step here).
+  void OnEdgeMessage(const proto::EdgeControlMessage& msg);
+  void CloseEdge(int64_t id);
 
  private:
   struct RegisteredGraph {
@@ -91,6 +98,7 @@ class Worker : public proto::Control::WithAsyncMethod_Heartbeat<proto::Control::
     std::map<std::string, proto::PeerAddress> peers;  // By task prefix.
   };
   class StepRendezvous;
+  struct RunningStep;
   // The links to one peer task; shared so a Send in progress keeps them alive when the peer is
   // dropped (found lost) meanwhile.
   struct PeerLink {
@@ -98,9 +106,9 @@ class Worker : public proto::Control::WithAsyncMethod_Heartbeat<proto::Control::
     std::unique_ptr<DataClient> data;
     std::unique_ptr<EdgeSender> edge;
   };
-  absl::Status RunGraphImpl(const proto::RunGraphRequest& req, grpc::ServerContext* ctx,
-                            const std::shared_ptr<CancellationManager>& cm,
-                            proto::RunGraphResponse* resp);
+  // The partition's step with its feeds, on the device; StatusOr for what fails before it runs.
+  absl::Status StartStep(const std::shared_ptr<RunningStep>& step);
+  void FinishStep(const std::shared_ptr<RunningStep>& step, absl::Status status);
   absl::StatusOr<std::shared_ptr<PeerLink>> GetPeer(const proto::PeerAddress& peer);
   // Cancels the step's partitions running here (Sends waiting for credits end) and fails its
   // receives in the mailbox.
@@ -121,9 +129,6 @@ class Worker : public proto::Control::WithAsyncMethod_Heartbeat<proto::Control::
   std::multimap<int64_t, std::shared_ptr<CancellationManager>> active_steps_ ABSL_GUARDED_BY(mu_);
   std::map<std::string, std::shared_ptr<PeerLink>> peers_ ABSL_GUARDED_BY(mu_);  // By address.
 };
-
-// Checks a request's protocol version: FAILED_PRECONDITION naming both versions.
-grpc::Status CheckVersion(int version, const char* what);
 
 }  // namespace sluice
 

@@ -18,7 +18,7 @@
 #include "distributed/local_cluster.h"
 #include "distributed/remote_session.h"
 #include "ops/all_ops.h"
-#include "runtime/session.h"
+#include "runtime/session/session.h"
 
 namespace sluice {
 namespace {
@@ -41,7 +41,7 @@ std::string ServerBinary(const char* argv0) {
 }
 
 absl::Status Main(const char* argv0) {
-  Scope root = Scope::NewRootScope();
+  Scope root = ops::NewRootScope();
   Output x = ops::Placeholder(root.WithOpName("x"), DType::kFloat32, TensorShape({-1, 16}));
   Scope l1 = root.NewSubScope("layer1").WithDevice("/job:worker/task:0");
   Scope l2 = root.NewSubScope("layer2").WithDevice("/job:worker/task:1");
@@ -49,27 +49,27 @@ absl::Status Main(const char* argv0) {
       l1, ops::Add(l1, ops::MatMul(l1, x, ops::Const(l1, Pattern(16, 32, 0.25f, 1))),
                    ops::Const(l1, Tensor::FromVector<float>(std::vector<float>(32, 0.1f)))));
   Output y = ops::Softmax(l2, ops::MatMul(l2, h, ops::Const(l2, Pattern(32, 4, 0.3f, 2))));
-  ASSIGN_OR_RETURN(std::shared_ptr<const Graph> graph, root.Finalize());
+  SLUICE_ASSIGN_OR_RETURN(std::shared_ptr<const Graph> graph, root.Finalize());
 
   LocalClusterOptions options;
   options.server_binary = ServerBinary(argv0);
   options.num_workers = 2;
-  ASSIGN_OR_RETURN(std::unique_ptr<LocalCluster> cluster, LocalCluster::Start(options));
+  SLUICE_ASSIGN_OR_RETURN(std::unique_ptr<LocalCluster> cluster, LocalCluster::Start(options));
   std::printf("cluster: master %s, worker 0 %s (data %s), worker 1 %s (data %s)\n",
               cluster->master_address().c_str(), cluster->worker(0).control_address.c_str(),
               cluster->worker(0).data_address.c_str(), cluster->worker(1).control_address.c_str(),
               cluster->worker(1).data_address.c_str());
 
-  ASSIGN_OR_RETURN(std::unique_ptr<RemoteSession> remote,
-                   RemoteSession::Create(cluster->master_address(), graph));
-  ASSIGN_OR_RETURN(std::vector<std::string> devices, remote->ListDevices());
+  SLUICE_ASSIGN_OR_RETURN(std::unique_ptr<RemoteSession> remote,
+                          RemoteSession::Create(cluster->master_address(), graph));
+  SLUICE_ASSIGN_OR_RETURN(std::vector<std::string> devices, remote->ListDevices());
   for (const std::string& d : devices) std::printf("device: %s\n", d.c_str());
-  ASSIGN_OR_RETURN(std::unique_ptr<Session> local, Session::Create(graph));
+  SLUICE_ASSIGN_OR_RETURN(std::unique_ptr<Session> local, Session::Create(graph));
 
   Tensor batch = Pattern(3, 16, 1.0f, 3);
   std::vector<Tensor> distributed_out, local_out;
-  RETURN_IF_ERROR(remote->Run({{x, batch}}, {y}, &distributed_out));
-  RETURN_IF_ERROR(local->Run({{x, batch}}, {y}, &local_out));
+  SLUICE_RETURN_IF_ERROR(remote->Run({{x, batch}}, {y}, &distributed_out));
+  SLUICE_RETURN_IF_ERROR(local->Run({{x, batch}}, {y}, &local_out));
   std::printf("distributed: %s\n", distributed_out[0].DebugString(12).c_str());
   std::printf("local:       %s\n", local_out[0].DebugString(12).c_str());
   double max_diff = 0;

@@ -3,15 +3,14 @@
 //
 //   bazel run //examples:mlp_forward
 #include <chrono>
-#include <cstdio>
-
 #include <cmath>
+#include <cstdio>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "core/status.h"
 #include "ops/all_ops.h"
-#include "runtime/session.h"
+#include "runtime/session/session.h"
 
 namespace sluice {
 namespace {
@@ -31,18 +30,18 @@ Output Dense(const Scope& scope, Output x, int64_t in, int64_t out, bool relu, i
 
 absl::Status Main() {
   constexpr int64_t kBatch = 8, kIn = 16, kHidden = 64, kClasses = 4;
-  Scope root = Scope::NewRootScope();
+  Scope root = ops::NewRootScope();
   std::vector<Output> inits;
   Output x = ops::Placeholder(root.WithOpName("x"), DType::kFloat32, TensorShape({-1, kIn}));
   Output h = Dense(root.NewSubScope("hidden"), x, kIn, kHidden, /*relu=*/true, 1, &inits);
   Output logits = Dense(root.NewSubScope("logits"), h, kHidden, kClasses, false, 2, &inits);
   Output probs = ops::Softmax(root.WithOpName("probs"), logits);
-  ASSIGN_OR_RETURN(std::shared_ptr<const Graph> graph, root.Finalize());
+  SLUICE_ASSIGN_OR_RETURN(std::shared_ptr<const Graph> graph, root.Finalize());
   std::printf("built graph: %d nodes\n", graph->num_nodes());
 
-  ASSIGN_OR_RETURN(std::unique_ptr<Session> session, Session::Create(graph));
+  SLUICE_ASSIGN_OR_RETURN(std::unique_ptr<Session> session, Session::Create(graph));
   std::vector<Tensor> out;
-  RETURN_IF_ERROR(session->Run({}, {}, &out, inits));
+  SLUICE_RETURN_IF_ERROR(session->Run({}, {}, &out, inits));
   std::printf("initialised %zu variables\n", inits.size());
 
   Tensor batch(DType::kFloat32, TensorShape({kBatch, kIn}));
@@ -51,9 +50,10 @@ absl::Status Main() {
   }
   auto start = std::chrono::steady_clock::now();
   constexpr int kRuns = 1000;
-  for (int i = 0; i < kRuns; ++i) RETURN_IF_ERROR(session->Run({{x, batch}}, {probs}, &out));
-  double us = std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - start)
-                  .count() / kRuns;
+  for (int i = 0; i < kRuns; ++i) SLUICE_RETURN_IF_ERROR(session->Run({{x, batch}}, {probs}, &out));
+  double us =
+      std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - start).count() /
+      kRuns;
   const Tensor& p = out[0];
   for (int64_t r = 0; r < kBatch; ++r) {
     std::string row;

@@ -22,8 +22,8 @@
 #include "ops/all_ops.h"
 #include "ops/optimizers.h"
 #include "ops/variables.h"
-#include "runtime/checkpoint.h"
-#include "runtime/session.h"
+#include "runtime/session/checkpoint.h"
+#include "runtime/session/session.h"
 
 namespace sluice {
 namespace {
@@ -115,10 +115,10 @@ float Accuracy(const Tensor& logits, const Tensor& labels) {
 }
 
 absl::Status Main(int argc, char** argv) {
-  ASSIGN_OR_RETURN(Flags flags, ParseFlags(argc, argv));
-  ASSIGN_OR_RETURN(std::unique_ptr<ops::Optimizer> opt, MakeOptimizer(flags.optimizer));
+  SLUICE_ASSIGN_OR_RETURN(Flags flags, ParseFlags(argc, argv));
+  SLUICE_ASSIGN_OR_RETURN(std::unique_ptr<ops::Optimizer> opt, MakeOptimizer(flags.optimizer));
 
-  Scope root = Scope::NewRootScope();
+  Scope root = ops::NewRootScope();
   std::vector<Output> vars;
   Output x = ops::Placeholder(root.WithOpName("x"), DType::kFloat32, TensorShape({-1, 2}));
   Output y = ops::Placeholder(root.WithOpName("y"), DType::kInt64, TensorShape({-1}));
@@ -129,24 +129,25 @@ absl::Status Main(int argc, char** argv) {
   ops::Identity(root.WithOpName("logits"), logits);
   Output loss = ops::ReduceMean(root.WithOpName("loss"),
                                 ops::SparseSoftmaxCrossEntropyWithLogits(root, logits, y)[0], {0});
-  ASSIGN_OR_RETURN(const Node* train, opt->Minimize(root.WithOpName("train"), loss, vars));
+  SLUICE_ASSIGN_OR_RETURN(const Node* train, opt->Minimize(root.WithOpName("train"), loss, vars));
   ops::GlobalVariablesInitializer(root.WithOpName("init"));
-  ASSIGN_OR_RETURN(std::shared_ptr<const Graph> graph, root.Finalize());
+  SLUICE_ASSIGN_OR_RETURN(std::shared_ptr<const Graph> graph, root.Finalize());
   std::printf("graph: %d nodes; optimizer %s (%s), %zu variables + %zu optimizer variables\n",
               graph->num_nodes(), opt->name().c_str(), train->name().c_str(), vars.size(),
               opt->created_variables().size());
 
   Tensor data, labels;
   MakeSpirals(static_cast<uint32_t>(flags.seed), &data, &labels);
-  ASSIGN_OR_RETURN(std::unique_ptr<Session> session, Session::Create(graph));
-  RETURN_IF_ERROR(session->Run({}, {}, {"init"}, nullptr));
+  SLUICE_ASSIGN_OR_RETURN(std::unique_ptr<Session> session, Session::Create(graph));
+  SLUICE_RETURN_IF_ERROR(session->Run({}, {}, {"init"}, nullptr));
   std::vector<Tensor> out;
   for (int step = 0; step <= flags.steps; ++step) {
     const bool report = step % (flags.steps / 10 > 0 ? flags.steps / 10 : 1) == 0;
     if (step == flags.steps) {
-      RETURN_IF_ERROR(session->Run({{"x", data}, {"y", labels}}, {"loss", "logits"}, {}, &out));
+      SLUICE_RETURN_IF_ERROR(
+          session->Run({{"x", data}, {"y", labels}}, {"loss", "logits"}, {}, &out));
     } else {
-      RETURN_IF_ERROR(
+      SLUICE_RETURN_IF_ERROR(
           session->Run({{"x", data}, {"y", labels}}, {"loss", "logits"}, {"train"}, &out));
     }
     if (report) {
@@ -157,10 +158,10 @@ absl::Status Main(int argc, char** argv) {
   const float final_loss = out[0].scalar<float>();
 
   // Save, then restore into a fresh session of the same graph: same loss, bit for bit.
-  RETURN_IF_ERROR(SaveCheckpoint(*session, flags.checkpoint));
-  ASSIGN_OR_RETURN(std::unique_ptr<Session> restored, Session::Create(graph));
-  RETURN_IF_ERROR(RestoreCheckpoint(*restored, flags.checkpoint));
-  RETURN_IF_ERROR(restored->Run({{"x", data}, {"y", labels}}, {"loss"}, {}, &out));
+  SLUICE_RETURN_IF_ERROR(SaveCheckpoint(*session, flags.checkpoint));
+  SLUICE_ASSIGN_OR_RETURN(std::unique_ptr<Session> restored, Session::Create(graph));
+  SLUICE_RETURN_IF_ERROR(RestoreCheckpoint(*restored, flags.checkpoint));
+  SLUICE_RETURN_IF_ERROR(restored->Run({{"x", data}, {"y", labels}}, {"loss"}, {}, &out));
   std::printf("checkpoint %s: restored loss %.4f (%s)\n", flags.checkpoint.c_str(),
               out[0].scalar<float>(),
               out[0].scalar<float>() == final_loss ? "identical" : "DIFFERENT");

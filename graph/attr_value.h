@@ -3,7 +3,7 @@
 // synchronised.
 //
 //   AttrMap attrs = {{"T", AttrValue(DType::kFloat32)}, {"transpose_a", AttrValue(false)}};
-//   ASSIGN_OR_RETURN(bool ta, GetAttr<bool>(attrs, "transpose_a"));
+//   SLUICE_ASSIGN_OR_RETURN(bool ta, GetAttr<bool>(attrs, "transpose_a"));
 #ifndef SLUICE_GRAPH_ATTR_VALUE_H_
 #define SLUICE_GRAPH_ATTR_VALUE_H_
 

@@ -9,8 +9,8 @@
 // outside 1..65535, duplicate jobs and addresses used twice; errors quote the offending text
 // and, for JSON, the line and column.
 //
-//   ASSIGN_OR_RETURN(ClusterSpec spec, ClusterSpec::FromFile("cluster.json"));
-//   ASSIGN_OR_RETURN(std::string addr, spec.TaskAddress("worker", 1));
+//   SLUICE_ASSIGN_OR_RETURN(ClusterSpec spec, ClusterSpec::FromFile("cluster.json"));
+//   SLUICE_ASSIGN_OR_RETURN(std::string addr, spec.TaskAddress("worker", 1));
 #ifndef SLUICE_GRAPH_CLUSTER_SPEC_H_
 #define SLUICE_GRAPH_CLUSTER_SPEC_H_
 

@@ -107,6 +107,14 @@ std::string DeviceName::ToString() const {
   return out;
 }
 
+std::string DeviceName::TaskPrefix(absl::string_view job, int task) {
+  return DeviceName{std::string(job), std::nullopt, task, std::nullopt, std::nullopt}.ToString();
+}
+
+std::string DeviceName::TaskCpuDevice(absl::string_view task_prefix) {
+  return absl::StrCat(task_prefix, "/device:cpu:0");
+}
+
 bool DeviceName::IsFullySpecified() const { return job && task && type && id; }
 
 bool DeviceName::Matches(const DeviceName& device) const {

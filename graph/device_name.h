@@ -7,9 +7,9 @@
 // "/TYPE:ID" ("/cpu:0"), in any combination, each at most once; ID may be "*" (any). Types are
 // case-insensitive and kept in lower case, so ToString() gives one canonical spelling:
 //
-//   ASSIGN_OR_RETURN(DeviceName want, DeviceName::Parse("/job:worker/CPU:1"));
+//   SLUICE_ASSIGN_OR_RETURN(DeviceName want, DeviceName::Parse("/job:worker/CPU:1"));
 //   want.ToString();                          // "/job:worker/device:cpu:1"
-//   ASSIGN_OR_RETURN(DeviceName dev, DeviceName::Parse("/job:worker/task:0/device:cpu:1"));
+//   SLUICE_ASSIGN_OR_RETURN(DeviceName dev, DeviceName::Parse("/job:worker/task:0/device:cpu:1"));
 //   want.Matches(dev);                        // true: every component `want` sets agrees
 #ifndef SLUICE_GRAPH_DEVICE_NAME_H_
 #define SLUICE_GRAPH_DEVICE_NAME_H_
@@ -34,6 +34,10 @@ struct DeviceName {
   static absl::StatusOr<DeviceName> Parse(absl::string_view text);
   // "/job:worker/task:1/device:cpu:0" with the missing components left out ("" for none).
   std::string ToString() const;
+  // "/job:<job>/task:<task>": the prefix of every device of one task (a task's identity).
+  static std::string TaskPrefix(absl::string_view job, int task);
+  // "/job:<job>/task:<task>/device:cpu:0": a worker task's one CPU device.
+  static std::string TaskCpuDevice(absl::string_view task_prefix);
 
   bool empty() const { return !job && !replica && !task && !type && !id; }
   // True when job, task, type and id are all set (a name that can denote one device).

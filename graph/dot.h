@@ -5,7 +5,7 @@
 // edge ends in a small junction point inside that device's cluster and fans out from there.
 // Control edges are dashed. Thread-safety: stateless.
 //
-//   ASSIGN_OR_RETURN(Placement p, PlaceGraph(*graph, devices));
+//   SLUICE_ASSIGN_OR_RETURN(Placement p, PlaceGraph(*graph, devices));
 //   std::string dot = PlacedGraphToDot(*graph, p);      // dot -Tsvg graph.dot > graph.svg
 #ifndef SLUICE_GRAPH_DOT_H_
 #define SLUICE_GRAPH_DOT_H_

@@ -55,8 +55,8 @@ class SignatureBinder {
       expected = std::max<int>(fixed_count, inputs.size());
     }
     if (static_cast<int>(inputs.size()) != expected) {
-      return absl::InvalidArgumentError(absl::StrCat("expects ", expected, " inputs, got ",
-                                                     inputs.size()));
+      return absl::InvalidArgumentError(
+          absl::StrCat("expects ", expected, " inputs, got ", inputs.size()));
     }
     size_t pos = 0;
     for (const ArgDef& arg : def_.inputs) {
@@ -65,8 +65,9 @@ class SignatureBinder {
       for (int64_t k = 0; k < count; ++k, ++pos) {
         const Endpoint& in = inputs[pos];
         DType actual = in.node->output_type(in.index);
-        RETURN_IF_ERROR(BindType(arg, actual, absl::StrCat("input ", pos, " ('", arg.name,
-                                                           "' from ", in.DebugString(), ")")));
+        SLUICE_RETURN_IF_ERROR(BindType(
+            arg, actual,
+            absl::StrCat("input ", pos, " ('", arg.name, "' from ", in.DebugString(), ")")));
       }
     }
     return absl::OkStatus();
@@ -103,8 +104,7 @@ class SignatureBinder {
     if (arg.type_attr.empty()) {
       if (actual != arg.fixed_type) {
         return absl::InvalidArgumentError(absl::StrCat(what, " has dtype ", DTypeName(actual),
-                                                       " but must be ",
-                                                       DTypeName(arg.fixed_type)));
+                                                       " but must be ", DTypeName(arg.fixed_type)));
       }
       return absl::OkStatus();
     }
@@ -141,10 +141,9 @@ absl::Status CheckGivenAttrs(const OpDef& def, const AttrMap* attrs) {
       return absl::InvalidArgumentError(absl::StrCat("unknown attribute '", name, "'"));
     }
     if (!AttrHasType(value, ad->type)) {
-      return absl::InvalidArgumentError(absl::StrCat("attribute '", name, "' must be a ",
-                                                     AttrTypeName(ad->type), ", got a ",
-                                                     AttrTypeName(value.type()), " (",
-                                                     value.DebugString(), ")"));
+      return absl::InvalidArgumentError(
+          absl::StrCat("attribute '", name, "' must be a ", AttrTypeName(ad->type), ", got a ",
+                       AttrTypeName(value.type()), " (", value.DebugString(), ")"));
     }
   }
   return absl::OkStatus();
@@ -153,7 +152,7 @@ absl::Status CheckGivenAttrs(const OpDef& def, const AttrMap* attrs) {
 // After the signature is bound: fills defaults, then checks required attributes, allowed dtypes
 // and minimums.
 absl::Status CompleteAttrs(const OpDef& def, AttrMap* attrs) {
-  RETURN_IF_ERROR(CheckGivenAttrs(def, attrs));
+  SLUICE_RETURN_IF_ERROR(CheckGivenAttrs(def, attrs));
   for (const AttrDef& ad : def.attrs) {
     auto it = attrs->find(ad.name);
     if (it == attrs->end()) {
@@ -169,8 +168,8 @@ absl::Status CompleteAttrs(const OpDef& def, AttrMap* attrs) {
           ad.allowed_types.end()) {
         std::vector<std::string> names;
         for (DType a : ad.allowed_types) names.emplace_back(DTypeName(a));
-        return absl::InvalidArgumentError(absl::StrCat("attribute ", ad.name, " is ",
-                                                       DTypeName(d), ", which is not one of {",
+        return absl::InvalidArgumentError(absl::StrCat("attribute ", ad.name, " is ", DTypeName(d),
+                                                       ", which is not one of {",
                                                        absl::StrJoin(names, ", "), "}"));
       }
     }
@@ -184,6 +183,45 @@ absl::Status CompleteAttrs(const OpDef& def, AttrMap* attrs) {
 }
 
 }  // namespace
+
+const ArgDef* Node::input_arg(int index) const {
+  int pos = 0;
+  for (const ArgDef& arg : op_def_->inputs) {
+    int64_t count = 1;
+    if (!arg.number_attr.empty()) count = GetAttr<int64_t>(arg.number_attr).value_or(1);
+    if (index >= pos && index < pos + count) return &arg;
+    pos += static_cast<int>(count);
+  }
+  return nullptr;
+}
+
+bool Node::IsRefInput(int index) const {
+  const ArgDef* arg = input_arg(index);
+  return arg != nullptr && arg->is_ref;
+}
+
+absl::Status CheckFeed(const std::vector<Endpoint>& feeds, size_t i, DType dtype,
+                       const TensorShape& shape) {
+  const Endpoint& f = feeds[i];
+  const DType want = f.node->output_type(f.index);
+  if (dtype != want) {
+    return absl::InvalidArgumentError(absl::StrCat("feed for '", f.DebugString(), "' has dtype ",
+                                                   DTypeName(dtype), " but the graph expects ",
+                                                   DTypeName(want)));
+  }
+  if (!shape.IsCompatibleWith(f.node->output_shape(f.index))) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "feed for '", f.DebugString(), "' has shape ", shape.DebugString(),
+        ", incompatible with the graph's ", f.node->output_shape(f.index).DebugString()));
+  }
+  for (size_t j = 0; j < i; ++j) {
+    if (feeds[j] == f) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("'", f.DebugString(), "' is fed more than once"));
+    }
+  }
+  return absl::OkStatus();
+}
 
 std::string Endpoint::DebugString() const {
   return absl::StrCat(node ? node->name() : "<null>", ":", index);
@@ -207,24 +245,24 @@ absl::StatusOr<Node*> Graph::AddNode(NodeSpec spec) {
     return absl::InvalidArgumentError(absl::StrCat(context(), ": invalid node name"));
   }
   if (by_name_.contains(spec.name)) {
-    return absl::AlreadyExistsError(absl::StrCat(context(), ": duplicate node name '", spec.name,
-                                                 "'"));
+    return absl::AlreadyExistsError(
+        absl::StrCat(context(), ": duplicate node name '", spec.name, "'"));
   }
   absl::StatusOr<const OpDef*> def = registry_->LookUp(spec.op);
   if (!def.ok()) return AnnotateStatus(def.status(), context());
   for (const Endpoint& in : spec.inputs) {
     if (in.node == nullptr || in.index < 0 || in.index >= in.node->num_outputs()) {
-      return absl::InvalidArgumentError(absl::StrCat(context(), ": input ", in.DebugString(),
-                                                     " does not exist"));
+      return absl::InvalidArgumentError(
+          absl::StrCat(context(), ": input ", in.DebugString(), " does not exist"));
     }
   }
   auto node = std::make_unique<Node>();
   node->op_def_ = *def;
   node->attrs_ = std::move(spec.attrs);
-  RETURN_IF_ERROR(AnnotateStatus(CheckGivenAttrs(**def, &node->attrs_), context()));
+  SLUICE_RETURN_IF_ERROR(AnnotateStatus(CheckGivenAttrs(**def, &node->attrs_), context()));
   SignatureBinder binder(**def, &node->attrs_);
-  RETURN_IF_ERROR(AnnotateStatus(binder.BindInputs(spec.inputs), context()));
-  RETURN_IF_ERROR(AnnotateStatus(CompleteAttrs(**def, &node->attrs_), context()));
+  SLUICE_RETURN_IF_ERROR(AnnotateStatus(binder.BindInputs(spec.inputs), context()));
+  SLUICE_RETURN_IF_ERROR(AnnotateStatus(CompleteAttrs(**def, &node->attrs_), context()));
   absl::StatusOr<std::vector<DType>> out_types = binder.OutputTypes();
   if (!out_types.ok()) return AnnotateStatus(out_types.status(), context());
 
@@ -244,7 +282,7 @@ absl::StatusOr<Node*> Graph::AddNode(NodeSpec spec) {
   }
   InferenceContext ic(&node->attrs_, std::move(in_types), std::move(in_shapes),
                       std::move(in_values), static_cast<int>(out_types->size()));
-  if ((*def)->shape_fn) RETURN_IF_ERROR(AnnotateStatus((*def)->shape_fn(&ic), context()));
+  if ((*def)->shape_fn) SLUICE_RETURN_IF_ERROR(AnnotateStatus((*def)->shape_fn(&ic), context()));
 
   node->id_ = static_cast<int>(nodes_.size());
   node->name_ = std::move(spec.name);
@@ -309,9 +347,8 @@ absl::StatusOr<Endpoint> Graph::ParseEndpoint(absl::string_view text) const {
     return absl::NotFoundError(absl::StrCat("no node named '", name, "' in the graph"));
   }
   if (index >= node->num_outputs()) {
-    return absl::InvalidArgumentError(absl::StrCat(node->DebugName(), " has ",
-                                                   node->num_outputs(), " outputs; '", text,
-                                                   "' names output ", index));
+    return absl::InvalidArgumentError(absl::StrCat(node->DebugName(), " has ", node->num_outputs(),
+                                                   " outputs; '", text, "' names output ", index));
   }
   return Endpoint{node, index};
 }

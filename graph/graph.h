@@ -5,8 +5,8 @@
 //
 //   Graph g(OpRegistry::Global());
 //   NodeSpec spec{.name = "a", .op = "Const", .attrs = {{"value", AttrValue(t)}, ...}};
-//   ASSIGN_OR_RETURN(Node* a, g.AddNode(spec));
-//   RETURN_IF_ERROR(g.Finalize());
+//   SLUICE_ASSIGN_OR_RETURN(Node* a, g.AddNode(spec));
+//   SLUICE_RETURN_IF_ERROR(g.Finalize());
 //   for (const Node* n : g.TopologicalOrder()) ...
 //
 // Invariants:
@@ -57,6 +57,12 @@ struct NodeSpec {
   std::string source_location;  // "file.cc:42" of the code that built the node, for errors.
 };
 
+// Checks the value fed for feeds[i] (its dtype and shape against the graph's, and that no
+// earlier feed names the same output); InvalidArgument naming the output otherwise. Every
+// runner of graphs (the local Session, the distributed master) checks feeds with it.
+absl::Status CheckFeed(const std::vector<Endpoint>& feeds, size_t i, DType dtype,
+                       const TensorShape& shape);
+
 class Node {
  public:
   int id() const { return id_; }
@@ -74,6 +80,11 @@ class Node {
   const std::vector<Endpoint>& inputs() const { return inputs_; }
   const std::vector<const Node*>& control_inputs() const { return control_inputs_; }
   const std::vector<OutEdge>& out_edges() const { return out_edges_; }
+  // The OpDef argument input `index` binds to (lists expand by their length attribute), or
+  // nullptr for an index past the signature.
+  const ArgDef* input_arg(int index) const;
+  // Whether input `index` is declared "Ref(T)": a variable the op reads or updates in place.
+  bool IsRefInput(int index) const;
 
   int num_outputs() const { return static_cast<int>(output_types_.size()); }
   DType output_type(int i) const { return output_types_[i]; }

@@ -54,17 +54,22 @@ void AttrValueToProto(const AttrValue& value, proto::AttrValue* out) {
 
 absl::StatusOr<AttrValue> AttrValueFromProto(const proto::AttrValue& p) {
   switch (p.value_case()) {
-    case proto::AttrValue::kI: return AttrValue(static_cast<int64_t>(p.i()));
-    case proto::AttrValue::kF: return AttrValue(p.f());
-    case proto::AttrValue::kB: return AttrValue(p.b());
-    case proto::AttrValue::kS: return AttrValue(p.s());
+    case proto::AttrValue::kI:
+      return AttrValue(static_cast<int64_t>(p.i()));
+    case proto::AttrValue::kF:
+      return AttrValue(p.f());
+    case proto::AttrValue::kB:
+      return AttrValue(p.b());
+    case proto::AttrValue::kS:
+      return AttrValue(p.s());
     case proto::AttrValue::kType: {
-      ASSIGN_OR_RETURN(DType d, DTypeFromProto(p.type()));
+      SLUICE_ASSIGN_OR_RETURN(DType d, DTypeFromProto(p.type()));
       return AttrValue(d);
     }
-    case proto::AttrValue::kShape: return AttrValue(ShapeFromProto(p.shape()));
+    case proto::AttrValue::kShape:
+      return AttrValue(ShapeFromProto(p.shape()));
     case proto::AttrValue::kTensor: {
-      ASSIGN_OR_RETURN(Tensor t, TensorFromProto(p.tensor()));
+      SLUICE_ASSIGN_OR_RETURN(Tensor t, TensorFromProto(p.tensor()));
       return AttrValue(t);
     }
     case proto::AttrValue::kIntList:
@@ -72,7 +77,7 @@ absl::StatusOr<AttrValue> AttrValueFromProto(const proto::AttrValue& p) {
     case proto::AttrValue::kTypeList: {
       std::vector<DType> types;
       for (int t : p.type_list().type()) {
-        ASSIGN_OR_RETURN(DType d, DTypeFromProto(static_cast<proto::DataType>(t)));
+        SLUICE_ASSIGN_OR_RETURN(DType d, DTypeFromProto(static_cast<proto::DataType>(t)));
         types.push_back(d);
       }
       return AttrValue(types);
@@ -112,9 +117,8 @@ absl::StatusOr<std::unique_ptr<Graph>> GraphFromGraphDefUnfinalized(const proto:
   absl::flat_hash_map<std::string, int> index;
   for (int i = 0; i < n; ++i) {
     if (!index.emplace(def.node(i).name(), i).second) {
-      return absl::InvalidArgumentError(absl::StrCat(NodeContext(def.node(i)),
-                                                     ": duplicate node name '",
-                                                     def.node(i).name(), "'"));
+      return absl::InvalidArgumentError(absl::StrCat(
+          NodeContext(def.node(i)), ": duplicate node name '", def.node(i).name(), "'"));
     }
   }
   // Resolve input names and order the nodes (Kahn's algorithm); what is left over is a cycle.
@@ -126,8 +130,8 @@ absl::StatusOr<std::unique_ptr<Graph>> GraphFromGraphDefUnfinalized(const proto:
     for (const std::string& in : nd.input()) {
       bool control = absl::StartsWith(in, "^");
       if (!control && seen_control) {
-        return absl::InvalidArgumentError(absl::StrCat(
-            NodeContext(nd), ": data input '", in, "' follows a control input"));
+        return absl::InvalidArgumentError(
+            absl::StrCat(NodeContext(nd), ": data input '", in, "' follows a control input"));
       }
       seen_control |= control;
       std::string name;
@@ -164,9 +168,9 @@ absl::StatusOr<std::unique_ptr<Graph>> GraphFromGraphDefUnfinalized(const proto:
     for (int i = 0; i < n && cyclic.size() < 10; ++i) {
       if (pending[i] > 0) cyclic.push_back(def.node(i).name());
     }
-    return absl::InvalidArgumentError(absl::StrCat(
-        "graph has a cycle through node '", cyclic.front(), "' (nodes on or after cycles: ",
-        absl::StrJoin(cyclic, ", "), ")"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("graph has a cycle through node '", cyclic.front(),
+                     "' (nodes on or after cycles: ", absl::StrJoin(cyclic, ", "), ")"));
   }
 
   auto graph = std::make_unique<Graph>(registry);
@@ -186,9 +190,9 @@ absl::StatusOr<std::unique_ptr<Graph>> GraphFromGraphDefUnfinalized(const proto:
         spec.control_inputs.push_back(src);
       } else {
         if (idx >= src->num_outputs()) {
-          return absl::InvalidArgumentError(absl::StrCat(
-              NodeContext(nd), ": input '", in, "' names output ", idx, " but ",
-              src->DebugName(), " has ", src->num_outputs(), " outputs"));
+          return absl::InvalidArgumentError(
+              absl::StrCat(NodeContext(nd), ": input '", in, "' names output ", idx, " but ",
+                           src->DebugName(), " has ", src->num_outputs(), " outputs"));
         }
         spec.inputs.push_back(Endpoint{src, idx});
       }
@@ -201,9 +205,9 @@ absl::StatusOr<std::unique_ptr<Graph>> GraphFromGraphDefUnfinalized(const proto:
       }
       spec.attrs[name] = *std::move(v);
     }
-    ASSIGN_OR_RETURN(Node * node, graph->AddNode(std::move(spec)));
+    SLUICE_ASSIGN_OR_RETURN(Node * node, graph->AddNode(std::move(spec)));
     if (!nd.assigned_device().empty()) {
-      RETURN_IF_ERROR(graph->SetAssignedDevice(node, nd.assigned_device()));
+      SLUICE_RETURN_IF_ERROR(graph->SetAssignedDevice(node, nd.assigned_device()));
     }
   }
   return graph;
@@ -211,8 +215,9 @@ absl::StatusOr<std::unique_ptr<Graph>> GraphFromGraphDefUnfinalized(const proto:
 
 absl::StatusOr<std::unique_ptr<Graph>> GraphFromGraphDef(const proto::GraphDef& def,
                                                          const OpRegistry* registry) {
-  ASSIGN_OR_RETURN(std::unique_ptr<Graph> graph, GraphFromGraphDefUnfinalized(def, registry));
-  RETURN_IF_ERROR(graph->Finalize());
+  SLUICE_ASSIGN_OR_RETURN(std::unique_ptr<Graph> graph,
+                          GraphFromGraphDefUnfinalized(def, registry));
+  SLUICE_RETURN_IF_ERROR(graph->Finalize());
   return graph;
 }
 

@@ -4,7 +4,7 @@
 //
 //   proto::GraphDef def;
 //   ToGraphDef(graph, &def);
-//   ASSIGN_OR_RETURN(std::unique_ptr<Graph> copy, GraphFromGraphDef(def));
+//   SLUICE_ASSIGN_OR_RETURN(std::unique_ptr<Graph> copy, GraphFromGraphDef(def));
 #ifndef SLUICE_GRAPH_GRAPH_DEF_H_
 #define SLUICE_GRAPH_GRAPH_DEF_H_
 

@@ -31,6 +31,15 @@ absl::StatusOr<ArgDef> ParseArg(absl::string_view op, absl::string_view spec) {
   if (!SplitNameColon(spec, &arg.name, &type)) {
     return SpecError(op, spec, "expected 'name: type'");
   }
+  absl::string_view inner = type;
+  if (absl::ConsumePrefix(&inner, "Ref(")) {
+    if (!absl::ConsumeSuffix(&inner, ")")) return SpecError(op, spec, "unterminated 'Ref('");
+    arg.is_ref = true;
+    type = std::string(absl::StripAsciiWhitespace(inner));
+    if (type.find('*') != std::string::npos) {
+      return SpecError(op, spec, "a reference cannot be a list");
+    }
+  }
   size_t star = type.find('*');
   if (star != std::string::npos) {
     arg.number_attr = std::string(absl::StripAsciiWhitespace(type.substr(0, star)));
@@ -77,7 +86,8 @@ absl::StatusOr<AttrValue> ParseDefault(AttrType type, absl::string_view text) {
     }
     case AttrType::kShape:
     case AttrType::kIntList: {
-      if (text == "<unknown>" && type == AttrType::kShape) return AttrValue(TensorShape::UnknownRank());
+      if (text == "<unknown>" && type == AttrType::kShape)
+        return AttrValue(TensorShape::UnknownRank());
       if (text.size() < 2 || text.front() != '[' || text.back() != ']') return bad();
       std::vector<int64_t> values;
       for (absl::string_view piece :
@@ -116,20 +126,22 @@ absl::StatusOr<AttrDef> ParseAttr(absl::string_view op, absl::string_view spec) 
   if (!rest.empty() && rest.front() == '{') {
     if (rest.back() != '}') return SpecError(op, spec, "unterminated type set");
     attr.type = AttrType::kType;
-    for (absl::string_view piece :
-         absl::StrSplit(absl::string_view(rest).substr(1, rest.size() - 2), ',',
-                        absl::SkipWhitespace())) {
+    for (absl::string_view piece : absl::StrSplit(
+             absl::string_view(rest).substr(1, rest.size() - 2), ',', absl::SkipWhitespace())) {
       absl::StatusOr<DType> d = DTypeFromName(absl::StripAsciiWhitespace(piece));
       if (!d.ok()) return SpecError(op, spec, d.status().message());
       attr.allowed_types.push_back(*d);
     }
   } else {
-    static const std::pair<const char*, AttrType> kKinds[] = {
-        {"int", AttrType::kInt},         {"float", AttrType::kFloat},
-        {"bool", AttrType::kBool},       {"string", AttrType::kString},
-        {"type", AttrType::kType},       {"shape", AttrType::kShape},
-        {"tensor", AttrType::kTensor},   {"list(int)", AttrType::kIntList},
-        {"list(type)", AttrType::kTypeList}};
+    static const std::pair<const char*, AttrType> kKinds[] = {{"int", AttrType::kInt},
+                                                              {"float", AttrType::kFloat},
+                                                              {"bool", AttrType::kBool},
+                                                              {"string", AttrType::kString},
+                                                              {"type", AttrType::kType},
+                                                              {"shape", AttrType::kShape},
+                                                              {"tensor", AttrType::kTensor},
+                                                              {"list(int)", AttrType::kIntList},
+                                                              {"list(type)", AttrType::kTypeList}};
     bool found = false;
     for (const auto& [name, kind] : kKinds) {
       if (rest == name) {
@@ -170,6 +182,7 @@ OpDefBuilder& OpDefBuilder::Input(absl::string_view spec) {
 
 OpDefBuilder& OpDefBuilder::Output(absl::string_view spec) {
   absl::StatusOr<ArgDef> arg = ParseArg(def_.name, spec);
+  if (arg.ok() && arg->is_ref) arg = SpecError(def_.name, spec, "an output cannot be a Ref");
   if (arg.ok()) {
     def_.outputs.push_back(*arg);
   } else if (status_.ok()) {
@@ -204,15 +217,15 @@ OpDefBuilder& OpDefBuilder::SetShapeFn(ShapeFn fn) {
 }
 
 absl::StatusOr<OpDef> OpDefBuilder::Build() const {
-  RETURN_IF_ERROR(status_);
+  SLUICE_RETURN_IF_ERROR(status_);
   // Every attribute an argument refers to must be declared.
   for (const auto* args : {&def_.inputs, &def_.outputs}) {
     for (const ArgDef& arg : *args) {
       for (const std::string& attr : {arg.type_attr, arg.number_attr}) {
         if (!attr.empty() && def_.FindAttr(attr) == nullptr) {
-          return absl::InvalidArgumentError(absl::StrCat(
-              "op ", def_.name, ": argument '", arg.name, "' uses undeclared attribute '", attr,
-              "'"));
+          return absl::InvalidArgumentError(absl::StrCat("op ", def_.name, ": argument '", arg.name,
+                                                         "' uses undeclared attribute '", attr,
+                                                         "'"));
         }
       }
     }
@@ -226,7 +239,7 @@ OpRegistry* OpRegistry::Global() {
 }
 
 absl::Status OpRegistry::Register(const OpDefBuilder& builder) {
-  ASSIGN_OR_RETURN(OpDef def, builder.Build());
+  SLUICE_ASSIGN_OR_RETURN(OpDef def, builder.Build());
   absl::MutexLock lock(&mu_);
   if (ops_.count(def.name)) {
     return absl::AlreadyExistsError(absl::StrCat("op ", def.name, " is already registered"));
@@ -240,7 +253,11 @@ absl::StatusOr<const OpDef*> OpRegistry::LookUp(absl::string_view op) const {
   absl::MutexLock lock(&mu_);
   auto it = ops_.find(op);
   if (it == ops_.end()) {
-    return absl::NotFoundError(absl::StrCat("unknown op '", op, "'"));
+    return absl::NotFoundError(absl::StrCat(
+        "unknown op '", op, "'",
+        ops_.empty() ? " (the registry is empty: start DSL graphs with ops::NewRootScope(), or "
+                       "call RegisterAllOps() first)"
+                     : ""));
   }
   return it->second.get();
 }

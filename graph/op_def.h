@@ -10,8 +10,10 @@
 //       .Doc("Matrix product of two rank-2 tensors.")
 //       .SetShapeFn(MatMulShape));
 //
-// Argument specs are "name: dtype" (a fixed dtype), "name: T" (the dtype attribute T) or
-// "name: N * T" (a list of N tensors of dtype T). Attribute specs are "name: kind [= default]"
+// Argument specs are "name: dtype" (a fixed dtype), "name: T" (the dtype attribute T),
+// "name: N * T" (a list of N tensors of dtype T) or, for inputs, "name: Ref(T)": a reference to
+// a variable, which the op reads or updates in place (the placer colocates the op with the
+// variable; the input must come from a Variable node). Attribute specs are "name: kind [= default]"
 // with kind one of int, float, bool, string, type, shape, tensor, list(int), list(type), or a
 // set of allowed dtypes "{float32, int64}" (a type attribute).
 //
@@ -42,6 +44,7 @@ struct ArgDef {
   DType fixed_type = DType::kInvalid;  // Set when the dtype is fixed.
   std::string type_attr;               // Else the dtype comes from this attribute.
   std::string number_attr;             // Non-empty for a list of `number_attr` tensors.
+  bool is_ref = false;                 // "Ref(T)": a variable reference (inputs only).
 };
 
 struct AttrDef {

@@ -40,8 +40,8 @@ class Partitioner {
   }
   absl::StatusOr<const Node*> Add(int device, NodeSpec spec) {
     Graph* g = PartGraph(device);
-    ASSIGN_OR_RETURN(Node * node, g->AddNode(std::move(spec)));
-    RETURN_IF_ERROR(g->SetAssignedDevice(node, placement_.devices[device]));
+    SLUICE_ASSIGN_OR_RETURN(Node * node, g->AddNode(std::move(spec)));
+    SLUICE_RETURN_IF_ERROR(g->SetAssignedDevice(node, placement_.devices[device]));
     return node;
   }
   AttrMap TransferAttrs(const std::string& tensor_name, int src, int dst, DType dtype,
@@ -95,7 +95,7 @@ absl::StatusOr<const Node*> Partitioner::Receive(const Node* src, int index, int
     c.attrs = {{"value", AttrValue(Tensor(DType::kBool, TensorShape({0})))},
                {"dtype", AttrValue(DType::kBool)}};
     c.control_inputs = {loc.node};
-    ASSIGN_OR_RETURN(const Node* cnode, Add(from, std::move(c)));
+    SLUICE_ASSIGN_OR_RETURN(const Node* cnode, Add(from, std::move(c)));
     payload = Endpoint{cnode, 0};
   }
   NodeSpec send;
@@ -103,12 +103,12 @@ absl::StatusOr<const Node*> Partitioner::Receive(const Node* src, int index, int
   send.op = kSendOp;
   send.inputs = {payload};
   send.attrs = TransferAttrs(t.tensor_name, from, dst, t.dtype, t.shape);
-  ASSIGN_OR_RETURN(const Node* send_node, Add(from, std::move(send)));
+  SLUICE_ASSIGN_OR_RETURN(const Node* send_node, Add(from, std::move(send)));
   NodeSpec recv;
   recv.name = FreshName(dst, absl::StrCat(src->name(), "/_recv_", suffix, "_from_", from));
   recv.op = kRecvOp;
   recv.attrs = TransferAttrs(t.tensor_name, from, dst, t.dtype, t.shape);
-  ASSIGN_OR_RETURN(const Node* recv_node, Add(dst, std::move(recv)));
+  SLUICE_ASSIGN_OR_RETURN(const Node* recv_node, Add(dst, std::move(recv)));
   t.send_node = send_node->name();
   t.recv_node = recv_node->name();
   transfers_.push_back(std::move(t));
@@ -130,7 +130,7 @@ absl::Status Partitioner::AddFedStandIns(const Node* n, int device,
                   {"shape", AttrValue(n->output_shape(o))}};
     spec.device = n->requested_device();
     spec.source_location = n->source_location();
-    ASSIGN_OR_RETURN(const Node* p, Add(device, std::move(spec)));
+    SLUICE_ASSIGN_OR_RETURN(const Node* p, Add(device, std::move(spec)));
     loc.outputs[o] = Endpoint{p, 0};
     if (loc.node == nullptr) loc.node = p;
   }
@@ -167,21 +167,21 @@ absl::Status Partitioner::CopyNode(const Node* n, int device) {
                                                      " is not fed, but the node is (partial feeds "
                                                      "of multi-output nodes are not supported)"));
     }
-    ASSIGN_OR_RETURN(const Node* recv, Receive(src, index, device));
+    SLUICE_ASSIGN_OR_RETURN(const Node* recv, Receive(src, index, device));
     return Endpoint{recv, 0};
   };
   for (const Endpoint& in : n->inputs()) {
-    ASSIGN_OR_RETURN(Endpoint e, local(in.node, in.index));
+    SLUICE_ASSIGN_OR_RETURN(Endpoint e, local(in.node, in.index));
     spec.inputs.push_back(e);
   }
   for (const Node* c : n->control_inputs()) {
-    ASSIGN_OR_RETURN(Endpoint e, local(c, -1));
+    SLUICE_ASSIGN_OR_RETURN(Endpoint e, local(c, -1));
     if (std::find(spec.control_inputs.begin(), spec.control_inputs.end(), e.node) ==
         spec.control_inputs.end()) {
       spec.control_inputs.push_back(e.node);
     }
   }
-  ASSIGN_OR_RETURN(const Node* copy, Add(device, std::move(spec)));
+  SLUICE_ASSIGN_OR_RETURN(const Node* copy, Add(device, std::move(spec)));
   PartitionedGraph::Located& loc = located_[n->id()];
   loc.partition = device;
   loc.node = copy;
@@ -219,7 +219,7 @@ absl::StatusOr<PartitionedGraph> Partitioner::Run(const PartitionOptions& option
   std::vector<int> partition_of_device(parts_.size(), -1);
   for (size_t d = 0; d < parts_.size(); ++d) {
     if (parts_[d].graph == nullptr) continue;
-    RETURN_IF_ERROR(parts_[d].graph->Finalize());
+    SLUICE_RETURN_IF_ERROR(parts_[d].graph->Finalize());
     partition_of_device[d] = static_cast<int>(out.partitions.size());
     out.partitions.push_back(
         GraphPartition{placement_.devices[d], static_cast<int>(d),

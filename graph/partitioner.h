@@ -16,8 +16,8 @@
 //     (named like the node when it has one output), and the fed node's inputs are cut off.
 // Thread-safety: stateless; the input graph is only read. The result is immutable.
 //
-//   ASSIGN_OR_RETURN(Placement p, PlaceGraph(*graph, devices));
-//   ASSIGN_OR_RETURN(PartitionedGraph parts, PartitionGraph(*graph, p));
+//   SLUICE_ASSIGN_OR_RETURN(Placement p, PlaceGraph(*graph, devices));
+//   SLUICE_ASSIGN_OR_RETURN(PartitionedGraph parts, PartitionGraph(*graph, p));
 //   for (const GraphPartition& part : parts.partitions) RunOn(part.device, *part.graph);
 #ifndef SLUICE_GRAPH_PARTITIONER_H_
 #define SLUICE_GRAPH_PARTITIONER_H_

@@ -45,18 +45,6 @@ bool IsTranscendental(absl::string_view op) {
   return ops->contains(op);
 }
 
-// The name of the OpDef argument that input `index` of `node` binds to.
-std::string InputArgName(const Node& node, int index) {
-  int pos = 0;
-  for (const ArgDef& arg : node.op_def().inputs) {
-    int64_t count = 1;
-    if (!arg.number_attr.empty()) count = node.GetAttr<int64_t>(arg.number_attr).value_or(1);
-    if (index < pos + count) return arg.name;
-    pos += static_cast<int>(count);
-  }
-  return "";
-}
-
 std::string VariableNameOf(const Node& n) {
   absl::StatusOr<std::string> shared = n.GetAttr<std::string>("shared_name");
   return shared.ok() && !shared->empty() ? *shared : n.name();
@@ -127,20 +115,8 @@ absl::Status BuildColocation(const Graph& graph, const PlacerOptions& options,
                   absl::StrCat(it->second->DebugName(), " and ", n->DebugName(),
                                " hold the same variable '", var, "'"));
     }
-    // Without the op library's answer: a node that only stateful ops consume is a write
-    // handle (it feeds only reference inputs); otherwise input 0 and "ref" arguments are.
-    bool only_stateful_consumers = true;
     for (const OutEdge& e : n->out_edges()) {
-      if (!e.is_control()) only_stateful_consumers &= e.dst->op_def().is_stateful;
-    }
-    for (const OutEdge& e : n->out_edges()) {
-      if (e.is_control()) continue;
-      if (options.is_variable_ref) {
-        if (!options.is_variable_ref(*e.dst, e.input_index)) continue;
-      } else if (!e.dst->op_def().is_stateful || !(only_stateful_consumers || e.input_index == 0 ||
-                                                   InputArgName(*e.dst, e.input_index) == "ref")) {
-        continue;
-      }
+      if (e.is_control() || !e.dst->IsRefInput(e.input_index)) continue;
       coloc->Link(n, e.dst,
                   absl::StrCat(n->DebugName(), " is the variable that ", e.dst->DebugName(),
                                " updates in place (input ", e.input_index, ")"));
@@ -223,7 +199,7 @@ absl::Status MergeRequests(const std::vector<DeviceName>& requests, ColocationGr
     for (int c = 0; c < 5; ++c) {
       if (sets[c]) source[c] = n;
     }
-    RETURN_IF_ERROR(m.MergeFrom(r));
+    SLUICE_RETURN_IF_ERROR(m.MergeFrom(r));
   }
   return absl::OkStatus();
 }
@@ -517,7 +493,7 @@ absl::StatusOr<Placement> PlaceGraph(const Graph& graph, const std::vector<std::
   Placement placement;
   std::vector<DeviceName> parsed;
   for (const std::string& d : devices) {
-    ASSIGN_OR_RETURN(DeviceName name, DeviceName::Parse(d));
+    SLUICE_ASSIGN_OR_RETURN(DeviceName name, DeviceName::Parse(d));
     if (!name.IsFullySpecified()) {
       return absl::InvalidArgumentError(absl::StrCat(
           "device '", d, "' is not a full device name (/job:NAME/task:N/device:TYPE:ID)"));
@@ -539,7 +515,7 @@ absl::StatusOr<Placement> PlaceGraph(const Graph& graph, const std::vector<std::
     requests[node->id()] = *std::move(r);
   }
   ColocationGraph coloc(n);
-  RETURN_IF_ERROR(BuildColocation(graph, options, &coloc));
+  SLUICE_RETURN_IF_ERROR(BuildColocation(graph, options, &coloc));
 
   std::vector<Group> groups;
   std::vector<int> group_of(n, -1);
@@ -552,8 +528,8 @@ absl::StatusOr<Placement> PlaceGraph(const Graph& graph, const std::vector<std::
     group_of[node->id()] = it->second;
   }
   for (Group& g : groups) {
-    RETURN_IF_ERROR(MergeRequests(requests, &coloc, &g));
-    RETURN_IF_ERROR(FindCandidates(requests, parsed, placement.devices, options, &g));
+    SLUICE_RETURN_IF_ERROR(MergeRequests(requests, &coloc, &g));
+    SLUICE_RETURN_IF_ERROR(FindCandidates(requests, parsed, placement.devices, options, &g));
     for (const Node* m : g.members) {
       NodeCost c = EstimateNodeCost(*m, options.cost.assumed_unknown_dim);
       g.cost_ns += c.flops / options.cost.flops_per_ns + c.bytes / options.cost.memory_bytes_per_ns;
@@ -569,7 +545,7 @@ absl::Status ApplyPlacement(const Placement& placement, Graph* graph) {
     return absl::InvalidArgumentError("the placement is for another graph");
   }
   for (const Node* n : graph->nodes()) {
-    RETURN_IF_ERROR(graph->SetAssignedDevice(n, placement.DeviceOf(n)));
+    SLUICE_RETURN_IF_ERROR(graph->SetAssignedDevice(n, placement.DeviceOf(n)));
   }
   return absl::OkStatus();
 }

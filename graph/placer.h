@@ -4,11 +4,10 @@
 //   1. Colocation. Nodes in one colocation group share a device. Groups come from
 //      - variables: every Variable node naming one variable (its "shared_name", default the node
 //        name), and every op that takes such a node as a reference input (one it updates in
-//        place: input 0 of Assign, AssignAdd, AssignSub, optimizer updates) -- the variable's
-//        value lives in one device's ResourceMgr, so its nodes and updaters must be there.
-//        PlacerOptions::is_variable_ref says which inputs are references; unset, the placer
-//        takes every stateful consumer of a Variable node that only stateful ops consume (a
-//        write handle), and otherwise input 0 of stateful ops and arguments named "ref";
+//        place: an input its OpDef declares "Ref(T)", such as input 0 of Assign or of the
+//        optimizer updates) -- the variable's value lives in one device's ResourceMgr, so its
+//        nodes and updaters must be there. Only the OpDef decides, so every caller (a local
+//        Session, the distributed master) places one graph the same way;
 //      - a string attribute "_class" of the form "loc:@other_node" (several separated by ',');
 //      - PlacerOptions::colocate, lists of node names.
 //   2. Device requests (Node::requested_device()), full or partial ("/job:ps", "/device:cpu:1").
@@ -31,7 +30,7 @@
 // Thread-safety: stateless functions; the graph is only read.
 //
 //   PlacerOptions opts;
-//   ASSIGN_OR_RETURN(Placement p, PlaceGraph(*graph, {"/job:localhost/task:0/device:cpu:0",
+//   SLUICE_ASSIGN_OR_RETURN(Placement p, PlaceGraph(*graph, {"/job:localhost/task:0/device:cpu:0",
 //                                                     "/job:localhost/task:0/device:cpu:1"},
 //                                                     opts));
 //   p.DeviceOf(node);   // "/job:localhost/task:0/device:cpu:1"
@@ -83,9 +82,6 @@ struct PlacerOptions {
   bool auto_balance = true;
   // Extra colocation groups, by node name.
   std::vector<std::vector<std::string>> colocate;
-  // Whether input `input_index` of `consumer`, fed by a Variable node, is a reference to the
-  // variable (see above). The runtime supplies the op library's answer.
-  std::function<bool(const Node& consumer, int input_index)> is_variable_ref;
   CostModel cost;
 };
 

@@ -9,19 +9,18 @@ namespace {
 // `value` converted to `dtype` (for literal constants such as the 2 in Mul(x, 2)).
 Tensor ConvertLiteral(const Tensor& value, DType dtype) {
   Tensor out(dtype, value.shape());
-  SLUICE_SWITCH_DTYPE(
-      value.dtype(), From,
-      {
-        SLUICE_SWITCH_DTYPE(
-            dtype, To,
-            {
-              for (int64_t i = 0; i < value.num_elements(); ++i) {
-                out.data<To>()[i] = static_cast<To>(value.data<From>()[i]);
-              }
-            },
-            {});
-      },
-      {});
+  SLUICE_SWITCH_DTYPE(value.dtype(), From,
+                      {
+                        SLUICE_SWITCH_DTYPE(dtype, To,
+                                            {
+                                              for (int64_t i = 0; i < value.num_elements(); ++i) {
+                                                out.data<To>()[i] =
+                                                    static_cast<To>(value.data<From>()[i]);
+                                              }
+                                            },
+                                            {});
+                      },
+                      {});
   return out;
 }
 
@@ -77,8 +76,8 @@ void Scope::UpdateStatus(const absl::Status& status) const {
 }
 
 absl::StatusOr<std::shared_ptr<const Graph>> Scope::Finalize() const {
-  RETURN_IF_ERROR(state_->status);
-  if (!state_->graph->finalized()) RETURN_IF_ERROR(state_->graph->Finalize());
+  SLUICE_RETURN_IF_ERROR(state_->status);
+  if (!state_->graph->finalized()) SLUICE_RETURN_IF_ERROR(state_->graph->Finalize());
   return std::shared_ptr<const Graph>(state_->graph);
 }
 

@@ -8,7 +8,7 @@
 //   Output x = Placeholder(root.WithOpName("x"), DType::kFloat32, TensorShape({-1, 4}));
 //   Scope layer = root.NewSubScope("dense");
 //   Output y = Relu(layer, MatMul(layer, x, w));        // node "dense/Relu"
-//   ASSIGN_OR_RETURN(std::shared_ptr<const Graph> graph, root.Finalize());
+//   SLUICE_ASSIGN_OR_RETURN(std::shared_ptr<const Graph> graph, root.Finalize());
 #ifndef SLUICE_GRAPH_SCOPE_H_
 #define SLUICE_GRAPH_SCOPE_H_
 
@@ -26,8 +26,7 @@ namespace sluice {
 struct SourceLocation {
   const char* file = "";
   int line = 0;
-  static SourceLocation Current(const char* file = __builtin_FILE(),
-                                int line = __builtin_LINE()) {
+  static SourceLocation Current(const char* file = __builtin_FILE(), int line = __builtin_LINE()) {
     return SourceLocation{file, line};
   }
   std::string ToString() const;
@@ -61,7 +60,8 @@ class Input {
   Input(double v) : value_(Tensor::Scalar<double>(v)), is_constant_(true) {}
   Input(int32_t v) : value_(Tensor::Scalar<int32_t>(v)), is_constant_(true) {}
   Input(int64_t v) : value_(Tensor::Scalar<int64_t>(v)), is_constant_(true) {}
-  Input(std::initializer_list<float> v) : value_(Tensor::FromVector<float>(v)), is_constant_(true) {}
+  Input(std::initializer_list<float> v)
+      : value_(Tensor::FromVector<float>(v)), is_constant_(true) {}
   // Integer literals such as {2, 3} (shapes, axes) become int32 tensors.
   Input(std::initializer_list<int> v)
       : value_(Tensor::FromVector<int32_t>(std::vector<int32_t>(v))), is_constant_(true) {}

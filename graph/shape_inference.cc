@@ -45,8 +45,8 @@ absl::StatusOr<TensorShape> BroadcastShapes(const TensorShape& a, const TensorSh
     } else if (db == kUnknownDim || da == db) {
       d = da;
     } else {
-      return absl::InvalidArgumentError(absl::StrCat("Incompatible shapes for broadcasting: ",
-                                                     a.DebugString(), " vs ", b.DebugString()));
+      return absl::InvalidArgumentError(absl::StrCat(
+          "Incompatible shapes for broadcasting: ", a.DebugString(), " vs ", b.DebugString()));
     }
     out.AddDim(d);
   }

@@ -167,20 +167,20 @@ absl::Status FillGrad(const Scope& s, const Node& op, const Grads& dy, Grads* dx
 }  // namespace
 
 absl::Status RegisterArrayGradients(GradientRegistry* r) {
-  RETURN_IF_ERROR(r->Register("Identity", IdentityGrad));
-  RETURN_IF_ERROR(r->Register("AddN", AddNGrad));
-  RETURN_IF_ERROR(r->Register("Reshape", ReshapeGrad));
-  RETURN_IF_ERROR(r->Register("Transpose", TransposeGrad));
-  RETURN_IF_ERROR(r->Register("Concat", ConcatGrad));
-  RETURN_IF_ERROR(r->Register("Split", SplitGrad));
-  RETURN_IF_ERROR(r->Register("Slice", SliceGradFn));
-  RETURN_IF_ERROR(r->Register("Cast", CastGrad));
-  RETURN_IF_ERROR(r->Register("Fill", FillGrad));
+  SLUICE_RETURN_IF_ERROR(r->Register("Identity", IdentityGrad));
+  SLUICE_RETURN_IF_ERROR(r->Register("AddN", AddNGrad));
+  SLUICE_RETURN_IF_ERROR(r->Register("Reshape", ReshapeGrad));
+  SLUICE_RETURN_IF_ERROR(r->Register("Transpose", TransposeGrad));
+  SLUICE_RETURN_IF_ERROR(r->Register("Concat", ConcatGrad));
+  SLUICE_RETURN_IF_ERROR(r->Register("Split", SplitGrad));
+  SLUICE_RETURN_IF_ERROR(r->Register("Slice", SliceGradFn));
+  SLUICE_RETURN_IF_ERROR(r->Register("Cast", CastGrad));
+  SLUICE_RETURN_IF_ERROR(r->Register("Fill", FillGrad));
   // Ops whose outputs do not depend differentiably on their inputs (or that have none).
   for (const char* op : {"Const", "Placeholder", "NoOp", "ZerosLike", "OnesLike", "StopGradient",
                          "Shape", "InvertPermutation", "ConcatOffset", "Variable", "Assign",
                          "AssignAdd", "AssignSub", "RandomUniform", "RandomNormal"}) {
-    RETURN_IF_ERROR(r->RegisterNoGradient(op));
+    SLUICE_RETURN_IF_ERROR(r->RegisterNoGradient(op));
   }
   return absl::OkStatus();
 }

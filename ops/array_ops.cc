@@ -92,7 +92,7 @@ absl::StatusOr<int64_t> ScalarInt(const Tensor& t, absl::string_view what) {
     return absl::InvalidArgumentError(
         absl::StrCat(what, " must be a scalar, got shape ", t.shape().DebugString()));
   }
-  ASSIGN_OR_RETURN(std::vector<int64_t> v, TensorToInt64s(t, what));
+  SLUICE_ASSIGN_OR_RETURN(std::vector<int64_t> v, TensorToInt64s(t, what));
   return v[0];
 }
 
@@ -126,7 +126,7 @@ void EvalSized(const OpKernelContext& ctx, Dst&& dst, const Expr& expr, int64_t 
 template <typename K>
 absl::Status RegisterUntyped(KernelRegistry* kernels, absl::string_view op) {
   for (DType dt : kAllTypes) {
-    RETURN_IF_ERROR(kernels->Register(op, kDeviceCpu, dt, MakeKernel<K>));
+    SLUICE_RETURN_IF_ERROR(kernels->Register(op, kDeviceCpu, dt, MakeKernel<K>));
   }
   return absl::OkStatus();
 }
@@ -180,8 +180,8 @@ absl::StatusOr<TensorShape> ResolveReshape(const TensorShape& in,
 
 absl::Status ReshapeShape(InferenceContext* c) {
   if (const Tensor* shape = c->input_value(1)) {
-    ASSIGN_OR_RETURN(std::vector<int64_t> requested, VectorInts(*shape, "shape"));
-    ASSIGN_OR_RETURN(TensorShape out, ResolveReshape(c->input_shape(0), requested));
+    SLUICE_ASSIGN_OR_RETURN(std::vector<int64_t> requested, VectorInts(*shape, "shape"));
+    SLUICE_ASSIGN_OR_RETURN(TensorShape out, ResolveReshape(c->input_shape(0), requested));
     c->set_output(0, std::move(out));
     return absl::OkStatus();
   }
@@ -200,16 +200,16 @@ class ReshapeOp : public OpKernel {
   bool IsExpensive() const override { return false; }
   absl::Status Compute(OpKernelContext* ctx) override {
     const Tensor& x = ctx->input(0);
-    ASSIGN_OR_RETURN(std::vector<int64_t> requested, VectorInts(ctx->input(1), "shape"));
-    ASSIGN_OR_RETURN(TensorShape shape, ResolveReshape(x.shape(), requested));
-    ASSIGN_OR_RETURN(Tensor y, x.Reshaped(shape));  // Shares x's buffer.
+    SLUICE_ASSIGN_OR_RETURN(std::vector<int64_t> requested, VectorInts(ctx->input(1), "shape"));
+    SLUICE_ASSIGN_OR_RETURN(TensorShape shape, ResolveReshape(x.shape(), requested));
+    SLUICE_ASSIGN_OR_RETURN(Tensor y, x.Reshaped(shape));  // Shares x's buffer.
     ctx->set_output(0, std::move(y));
     return absl::OkStatus();
   }
 };
 
 absl::Status RegisterReshape(OpRegistry* ops, KernelRegistry* kernels) {
-  RETURN_IF_ERROR(ops->Register(
+  SLUICE_RETURN_IF_ERROR(ops->Register(
       OpDefBuilder("Reshape")
           .Input("tensor: T")
           .Input("shape: Tshape")
@@ -257,14 +257,14 @@ absl::Status TransposeShape(InferenceContext* c) {
     }
     return absl::OkStatus();
   }
-  ASSIGN_OR_RETURN(std::vector<int64_t> perm, VectorInts(*perm_t, "perm"));
+  SLUICE_ASSIGN_OR_RETURN(std::vector<int64_t> perm, VectorInts(*perm_t, "perm"));
   if (x.unknown_rank()) {
     TensorShape assumed(std::vector<int64_t>(perm.size(), kUnknownDim));
-    RETURN_IF_ERROR(CheckPerm(perm, assumed));
+    SLUICE_RETURN_IF_ERROR(CheckPerm(perm, assumed));
     c->set_output(0, assumed);
     return absl::OkStatus();
   }
-  RETURN_IF_ERROR(CheckPerm(perm, x));
+  SLUICE_RETURN_IF_ERROR(CheckPerm(perm, x));
   TensorShape out;
   for (int64_t p : perm) out.AddDim(x.dim(p));
   c->set_output(0, std::move(out));
@@ -276,8 +276,8 @@ class TransposeOp : public OpKernel {
   using OpKernel::OpKernel;
   absl::Status Compute(OpKernelContext* ctx) override {
     const Tensor& x = ctx->input(0);
-    ASSIGN_OR_RETURN(std::vector<int64_t> perm, VectorInts(ctx->input(1), "perm"));
-    RETURN_IF_ERROR(CheckPerm(perm, x.shape()));
+    SLUICE_ASSIGN_OR_RETURN(std::vector<int64_t> perm, VectorInts(ctx->input(1), "perm"));
+    SLUICE_RETURN_IF_ERROR(CheckPerm(perm, x.shape()));
     bool identity = true;
     for (size_t i = 0; i < perm.size(); ++i) identity &= perm[i] == static_cast<int64_t>(i);
     if (identity) {  // Includes every rank 0 and rank 1 transpose: forward the buffer.
@@ -286,7 +286,7 @@ class TransposeOp : public OpKernel {
     }
     TensorShape out_shape;
     for (int64_t p : perm) out_shape.AddDim(x.dim(p));
-    ASSIGN_OR_RETURN(Tensor * y, ctx->allocate_output(0, out_shape));
+    SLUICE_ASSIGN_OR_RETURN(Tensor * y, ctx->allocate_output(0, out_shape));
     if (y->num_elements() == 0) return absl::OkStatus();
     return SwitchByElementSize(x.dtype(), [&](auto tag) {
       using S = typename decltype(tag)::type;
@@ -302,7 +302,7 @@ class TransposeOp : public OpKernel {
 };
 
 absl::Status RegisterTranspose(OpRegistry* ops, KernelRegistry* kernels) {
-  RETURN_IF_ERROR(ops->Register(
+  SLUICE_RETURN_IF_ERROR(ops->Register(
       OpDefBuilder("Transpose")
           .Input("x: T")
           .Input("perm: Tperm")
@@ -329,7 +329,7 @@ absl::StatusOr<TensorShape> ConcatShapes(const std::vector<TensorShape>& shapes,
   }
   if (first < 0) return TensorShape::UnknownRank();
   const int rank = shapes[first].rank();
-  ASSIGN_OR_RETURN(int ax, CanonicalAxis(axis, rank));
+  SLUICE_ASSIGN_OR_RETURN(int ax, CanonicalAxis(axis, rank));
   TensorShape out = shapes[first];
   bool axis_known = true;
   int64_t axis_size = 0;
@@ -372,8 +372,8 @@ absl::Status ConcatShape(InferenceContext* c) {
   std::vector<TensorShape> shapes;
   for (int i = 0; i < n; ++i) shapes.push_back(c->input_shape(i));
   if (const Tensor* axis_t = c->input_value(n)) {
-    ASSIGN_OR_RETURN(int64_t axis, ScalarInt(*axis_t, "axis"));
-    ASSIGN_OR_RETURN(TensorShape out, ConcatShapes(shapes, axis));
+    SLUICE_ASSIGN_OR_RETURN(int64_t axis, ScalarInt(*axis_t, "axis"));
+    SLUICE_ASSIGN_OR_RETURN(TensorShape out, ConcatShapes(shapes, axis));
     c->set_output(0, std::move(out));
     return absl::OkStatus();
   }
@@ -393,15 +393,15 @@ class ConcatOp : public OpKernel {
   using OpKernel::OpKernel;
   absl::Status Compute(OpKernelContext* ctx) override {
     const int n = ctx->num_inputs() - 1;
-    ASSIGN_OR_RETURN(int64_t axis_arg, ScalarInt(ctx->input(n), "axis"));
+    SLUICE_ASSIGN_OR_RETURN(int64_t axis_arg, ScalarInt(ctx->input(n), "axis"));
     std::vector<TensorShape> shapes;
     for (int i = 0; i < n; ++i) shapes.push_back(ctx->input(i).shape());
-    ASSIGN_OR_RETURN(TensorShape out_shape, ConcatShapes(shapes, axis_arg));
+    SLUICE_ASSIGN_OR_RETURN(TensorShape out_shape, ConcatShapes(shapes, axis_arg));
     if (n == 1) {
       ctx->set_output(0, ctx->input(0));
       return absl::OkStatus();
     }
-    ASSIGN_OR_RETURN(Tensor * y, ctx->allocate_output(0, out_shape));
+    SLUICE_ASSIGN_OR_RETURN(Tensor * y, ctx->allocate_output(0, out_shape));
     if (y->num_elements() == 0) return absl::OkStatus();
     const int axis = static_cast<int>(axis_arg < 0 ? axis_arg + out_shape.rank() : axis_arg);
     // Every input is a matrix [outer, its own inner]; the output places them side by side.
@@ -426,7 +426,7 @@ class ConcatOp : public OpKernel {
 };
 
 absl::Status RegisterConcat(OpRegistry* ops, KernelRegistry* kernels) {
-  RETURN_IF_ERROR(ops->Register(
+  SLUICE_RETURN_IF_ERROR(ops->Register(
       OpDefBuilder("Concat")
           .Input("values: N * T")
           .Input("axis: Tidx")
@@ -447,7 +447,7 @@ absl::Status RegisterConcat(OpRegistry* ops, KernelRegistry* kernels) {
 absl::StatusOr<TensorShape> SplitPieceShape(const TensorShape& value, int64_t axis_arg,
                                             int64_t num_split) {
   if (value.unknown_rank()) return TensorShape::UnknownRank();
-  ASSIGN_OR_RETURN(int axis, CanonicalAxis(axis_arg, value.rank()));
+  SLUICE_ASSIGN_OR_RETURN(int axis, CanonicalAxis(axis_arg, value.rank()));
   TensorShape piece = value;
   const int64_t d = value.dim(axis);
   if (d >= 0) {
@@ -462,12 +462,12 @@ absl::StatusOr<TensorShape> SplitPieceShape(const TensorShape& value, int64_t ax
 }
 
 absl::Status SplitShape(InferenceContext* c) {
-  ASSIGN_OR_RETURN(int64_t num_split, c->GetAttr<int64_t>("num_split"));
+  SLUICE_ASSIGN_OR_RETURN(int64_t num_split, c->GetAttr<int64_t>("num_split"));
   TensorShape piece;
   const TensorShape& value = c->input_shape(1);
   if (const Tensor* axis_t = c->input_value(0)) {
-    ASSIGN_OR_RETURN(int64_t axis, ScalarInt(*axis_t, "axis"));
-    ASSIGN_OR_RETURN(piece, SplitPieceShape(value, axis, num_split));
+    SLUICE_ASSIGN_OR_RETURN(int64_t axis, ScalarInt(*axis_t, "axis"));
+    SLUICE_ASSIGN_OR_RETURN(piece, SplitPieceShape(value, axis, num_split));
   } else if (value.unknown_rank()) {
     piece = TensorShape::UnknownRank();
   } else {
@@ -483,21 +483,22 @@ class SplitOp : public OpKernel {
   absl::Status Compute(OpKernelContext* ctx) override {
     const Tensor& value = ctx->input(1);
     const int num_split = node().num_outputs();
-    ASSIGN_OR_RETURN(int64_t axis_arg, ScalarInt(ctx->input(0), "axis"));
-    ASSIGN_OR_RETURN(TensorShape piece, SplitPieceShape(value.shape(), axis_arg, num_split));
+    SLUICE_ASSIGN_OR_RETURN(int64_t axis_arg, ScalarInt(ctx->input(0), "axis"));
+    SLUICE_ASSIGN_OR_RETURN(TensorShape piece, SplitPieceShape(value.shape(), axis_arg, num_split));
     const int axis = static_cast<int>(axis_arg < 0 ? axis_arg + value.rank() : axis_arg);
     const int64_t outer = DimProduct(value.shape(), 0, axis);
     const int64_t part = piece.dim(axis);
     const int64_t after = DimProduct(value.shape(), axis + 1, value.rank());
     if (value.num_elements() == 0) {
-      for (int i = 0; i < num_split; ++i) RETURN_IF_ERROR(ctx->allocate_output(i, piece).status());
+      for (int i = 0; i < num_split; ++i)
+        SLUICE_RETURN_IF_ERROR(ctx->allocate_output(i, piece).status());
       return absl::OkStatus();
     }
     if (outer == 1) {
       // Each part is a contiguous range of the input: share its buffer.
-      ASSIGN_OR_RETURN(Tensor rows, value.Reshaped(TensorShape({value.dim(axis), after})));
+      SLUICE_ASSIGN_OR_RETURN(Tensor rows, value.Reshaped(TensorShape({value.dim(axis), after})));
       for (int i = 0; i < num_split; ++i) {
-        ASSIGN_OR_RETURN(Tensor out, rows.Slice(i * part, (i + 1) * part).Reshaped(piece));
+        SLUICE_ASSIGN_OR_RETURN(Tensor out, rows.Slice(i * part, (i + 1) * part).Reshaped(piece));
         ctx->set_output(i, std::move(out));
       }
       return absl::OkStatus();
@@ -508,7 +509,7 @@ class SplitOp : public OpKernel {
       const int64_t inner = part * after;
       TensorMapT<S, 2> in = AsMatrix<S>(value, outer, in_inner);
       for (int i = 0; i < num_split; ++i) {
-        ASSIGN_OR_RETURN(Tensor * y, ctx->allocate_output(i, piece));
+        SLUICE_ASSIGN_OR_RETURN(Tensor * y, ctx->allocate_output(i, piece));
         Eigen::array<Eigen::DenseIndex, 2> offsets = {0, i * inner};
         Eigen::array<Eigen::DenseIndex, 2> extents = {outer, inner};
         EvalExpr(*ctx, AsMatrix<S>(*y, outer, inner), in.slice(offsets, extents));
@@ -519,7 +520,7 @@ class SplitOp : public OpKernel {
 };
 
 absl::Status RegisterSplit(OpRegistry* ops, KernelRegistry* kernels) {
-  RETURN_IF_ERROR(ops->Register(
+  SLUICE_RETURN_IF_ERROR(ops->Register(
       OpDefBuilder("Split")
           .Input("axis: int32")
           .Input("value: T")
@@ -572,15 +573,15 @@ absl::Status SliceShape(InferenceContext* c) {
   const Tensor* begin_v = c->input_value(1);
   const Tensor* size_v = c->input_value(2);
   if (begin_v != nullptr && size_v != nullptr && !x.unknown_rank()) {
-    ASSIGN_OR_RETURN(std::vector<int64_t> begin, VectorInts(*begin_v, "begin"));
-    ASSIGN_OR_RETURN(std::vector<int64_t> size, VectorInts(*size_v, "size"));
-    ASSIGN_OR_RETURN(std::vector<int64_t> out, ResolveSlice(x, begin, size));
+    SLUICE_ASSIGN_OR_RETURN(std::vector<int64_t> begin, VectorInts(*begin_v, "begin"));
+    SLUICE_ASSIGN_OR_RETURN(std::vector<int64_t> size, VectorInts(*size_v, "size"));
+    SLUICE_ASSIGN_OR_RETURN(std::vector<int64_t> out, ResolveSlice(x, begin, size));
     c->set_output(0, TensorShape(absl::Span<const int64_t>(out)));
     return absl::OkStatus();
   }
   if (size_v != nullptr) {
     // Sizes other than -1 are the output dims whatever begin is.
-    ASSIGN_OR_RETURN(std::vector<int64_t> size, VectorInts(*size_v, "size"));
+    SLUICE_ASSIGN_OR_RETURN(std::vector<int64_t> size, VectorInts(*size_v, "size"));
     for (int64_t& s : size) {
       if (s < 0) s = kUnknownDim;
     }
@@ -597,9 +598,9 @@ class SliceOp : public OpKernel {
   using OpKernel::OpKernel;
   absl::Status Compute(OpKernelContext* ctx) override {
     const Tensor& x = ctx->input(0);
-    ASSIGN_OR_RETURN(std::vector<int64_t> begin, VectorInts(ctx->input(1), "begin"));
-    ASSIGN_OR_RETURN(std::vector<int64_t> size, VectorInts(ctx->input(2), "size"));
-    ASSIGN_OR_RETURN(std::vector<int64_t> sizes, ResolveSlice(x.shape(), begin, size));
+    SLUICE_ASSIGN_OR_RETURN(std::vector<int64_t> begin, VectorInts(ctx->input(1), "begin"));
+    SLUICE_ASSIGN_OR_RETURN(std::vector<int64_t> size, VectorInts(ctx->input(2), "size"));
+    SLUICE_ASSIGN_OR_RETURN(std::vector<int64_t> sizes, ResolveSlice(x.shape(), begin, size));
     TensorShape out_shape = TensorShape(absl::Span<const int64_t>(sizes));
     // Only the first dimension cut: the result is a contiguous range and shares the buffer.
     bool rows_only = x.rank() >= 1;
@@ -612,7 +613,7 @@ class SliceOp : public OpKernel {
       ctx->set_output(0, x.Slice(begin[0], begin[0] + sizes[0]));
       return absl::OkStatus();
     }
-    ASSIGN_OR_RETURN(Tensor * y, ctx->allocate_output(0, out_shape));
+    SLUICE_ASSIGN_OR_RETURN(Tensor * y, ctx->allocate_output(0, out_shape));
     if (y->num_elements() == 0) return absl::OkStatus();
     return SwitchByElementSize(x.dtype(), [&](auto tag) {
       using S = typename decltype(tag)::type;
@@ -631,7 +632,7 @@ class SliceOp : public OpKernel {
 };
 
 absl::Status RegisterSlice(OpRegistry* ops, KernelRegistry* kernels) {
-  RETURN_IF_ERROR(ops->Register(
+  SLUICE_RETURN_IF_ERROR(ops->Register(
       OpDefBuilder("Slice")
           .Input("input: T")
           .Input("begin: Index")
@@ -668,7 +669,7 @@ class CastOp : public OpKernel {
       ctx->set_output(0, x);
       return absl::OkStatus();
     }
-    ASSIGN_OR_RETURN(Tensor * y, ctx->allocate_output(0, x.shape()));
+    SLUICE_ASSIGN_OR_RETURN(Tensor * y, ctx->allocate_output(0, x.shape()));
     absl::Status status = absl::OkStatus();
     SLUICE_SWITCH_DTYPE(
         x.dtype(), Src,
@@ -683,7 +684,7 @@ class CastOp : public OpKernel {
 };
 
 absl::Status RegisterCast(OpRegistry* ops, KernelRegistry* kernels) {
-  RETURN_IF_ERROR(ops->Register(
+  SLUICE_RETURN_IF_ERROR(ops->Register(
       OpDefBuilder("Cast")
           .Input("x: SrcT")
           .Output("y: DstT")
@@ -700,7 +701,7 @@ absl::Status RegisterCast(OpRegistry* ops, KernelRegistry* kernels) {
 // Fill, ZerosLike, OnesLike
 
 absl::StatusOr<TensorShape> FillDims(const Tensor& dims_t) {
-  ASSIGN_OR_RETURN(std::vector<int64_t> dims, VectorInts(dims_t, "dims"));
+  SLUICE_ASSIGN_OR_RETURN(std::vector<int64_t> dims, VectorInts(dims_t, "dims"));
   for (int64_t d : dims) {
     if (d < 0) {
       return absl::InvalidArgumentError(
@@ -719,9 +720,9 @@ absl::Status CheckScalarValue(const TensorShape& value) {
 }
 
 absl::Status FillShape(InferenceContext* c) {
-  RETURN_IF_ERROR(CheckScalarValue(c->input_shape(1)));
+  SLUICE_RETURN_IF_ERROR(CheckScalarValue(c->input_shape(1)));
   if (const Tensor* dims = c->input_value(0)) {
-    ASSIGN_OR_RETURN(TensorShape out, FillDims(*dims));
+    SLUICE_ASSIGN_OR_RETURN(TensorShape out, FillDims(*dims));
     c->set_output(0, std::move(out));
     return absl::OkStatus();
   }
@@ -737,10 +738,10 @@ class FillOp : public OpKernel {
  public:
   using OpKernel::OpKernel;
   absl::Status Compute(OpKernelContext* ctx) override {
-    ASSIGN_OR_RETURN(TensorShape shape, FillDims(ctx->input(0)));
+    SLUICE_ASSIGN_OR_RETURN(TensorShape shape, FillDims(ctx->input(0)));
     const Tensor& value = ctx->input(1);
-    RETURN_IF_ERROR(CheckScalarValue(value.shape()));
-    ASSIGN_OR_RETURN(Tensor * y, ctx->allocate_output(0, shape));
+    SLUICE_RETURN_IF_ERROR(CheckScalarValue(value.shape()));
+    SLUICE_ASSIGN_OR_RETURN(Tensor * y, ctx->allocate_output(0, shape));
     EvalExpr(*ctx, y->flat<T>(), y->flat<T>().constant(value.scalar<T>()));
     return absl::OkStatus();
   }
@@ -751,7 +752,7 @@ class ZerosLikeOp : public OpKernel {
  public:
   using OpKernel::OpKernel;
   absl::Status Compute(OpKernelContext* ctx) override {
-    ASSIGN_OR_RETURN(Tensor * y, ctx->allocate_output(0, ctx->input(0).shape()));
+    SLUICE_ASSIGN_OR_RETURN(Tensor * y, ctx->allocate_output(0, ctx->input(0).shape()));
     EvalExpr(*ctx, y->flat<T>(), y->flat<T>().constant(T(0)));
     return absl::OkStatus();
   }
@@ -762,14 +763,14 @@ class OnesLikeOp : public OpKernel {
  public:
   using OpKernel::OpKernel;
   absl::Status Compute(OpKernelContext* ctx) override {
-    ASSIGN_OR_RETURN(Tensor * y, ctx->allocate_output(0, ctx->input(0).shape()));
+    SLUICE_ASSIGN_OR_RETURN(Tensor * y, ctx->allocate_output(0, ctx->input(0).shape()));
     EvalExpr(*ctx, y->flat<T>(), y->flat<T>().constant(T(1)));
     return absl::OkStatus();
   }
 };
 
 absl::Status RegisterFillLike(OpRegistry* ops, KernelRegistry* kernels) {
-  RETURN_IF_ERROR(ops->Register(
+  SLUICE_RETURN_IF_ERROR(ops->Register(
       OpDefBuilder("Fill")
           .Input("dims: index_type")
           .Input("value: T")
@@ -779,34 +780,36 @@ absl::Status RegisterFillLike(OpRegistry* ops, KernelRegistry* kernels) {
           .Doc("A tensor of shape `dims` (a vector) with every element equal to the scalar "
                "`value`.")
           .SetShapeFn(FillShape)));
-  RETURN_IF_ERROR(
+  SLUICE_RETURN_IF_ERROR(
       (RegisterCpuKernels<FillOp, float, double, int32_t, int64_t, bool>(kernels, "Fill")));
-  RETURN_IF_ERROR(ops->Register(OpDefBuilder("ZerosLike")
-                                    .Input("x: T")
-                                    .Output("y: T")
-                                    .Attr("T: type")
-                                    .Doc("Zeros (false for bool) with the shape and dtype of x.")
-                                    .SetShapeFn(UnchangedShape)));
-  RETURN_IF_ERROR((RegisterCpuKernels<ZerosLikeOp, float, double, int32_t, int64_t, bool>(
+  SLUICE_RETURN_IF_ERROR(
+      ops->Register(OpDefBuilder("ZerosLike")
+                        .Input("x: T")
+                        .Output("y: T")
+                        .Attr("T: type")
+                        .Doc("Zeros (false for bool) with the shape and dtype of x.")
+                        .SetShapeFn(UnchangedShape)));
+  SLUICE_RETURN_IF_ERROR((RegisterCpuKernels<ZerosLikeOp, float, double, int32_t, int64_t, bool>(
       kernels, "ZerosLike")));
-  RETURN_IF_ERROR(ops->Register(OpDefBuilder("OnesLike")
-                                    .Input("x: T")
-                                    .Output("y: T")
-                                    .Attr("T: type")
-                                    .Doc("Ones (true for bool) with the shape and dtype of x.")
-                                    .SetShapeFn(UnchangedShape)));
+  SLUICE_RETURN_IF_ERROR(
+      ops->Register(OpDefBuilder("OnesLike")
+                        .Input("x: T")
+                        .Output("y: T")
+                        .Attr("T: type")
+                        .Doc("Ones (true for bool) with the shape and dtype of x.")
+                        .SetShapeFn(UnchangedShape)));
   return RegisterCpuKernels<OnesLikeOp, float, double, int32_t, int64_t, bool>(kernels, "OnesLike");
 }
 
 }  // namespace
 
 absl::Status RegisterArrayOps(OpRegistry* ops, KernelRegistry* kernels) {
-  RETURN_IF_ERROR(RegisterReshape(ops, kernels));
-  RETURN_IF_ERROR(RegisterTranspose(ops, kernels));
-  RETURN_IF_ERROR(RegisterConcat(ops, kernels));
-  RETURN_IF_ERROR(RegisterSplit(ops, kernels));
-  RETURN_IF_ERROR(RegisterSlice(ops, kernels));
-  RETURN_IF_ERROR(RegisterCast(ops, kernels));
+  SLUICE_RETURN_IF_ERROR(RegisterReshape(ops, kernels));
+  SLUICE_RETURN_IF_ERROR(RegisterTranspose(ops, kernels));
+  SLUICE_RETURN_IF_ERROR(RegisterConcat(ops, kernels));
+  SLUICE_RETURN_IF_ERROR(RegisterSplit(ops, kernels));
+  SLUICE_RETURN_IF_ERROR(RegisterSlice(ops, kernels));
+  SLUICE_RETURN_IF_ERROR(RegisterCast(ops, kernels));
   return RegisterFillLike(ops, kernels);
 }
 

@@ -24,8 +24,8 @@ class ConstOp : public OpKernel {
 };
 
 absl::StatusOr<std::unique_ptr<OpKernel>> MakeConst(const Node& node) {
-  ASSIGN_OR_RETURN(Tensor value, node.GetAttr<Tensor>("value"));
-  ASSIGN_OR_RETURN(DType dtype, node.GetAttr<DType>("dtype"));
+  SLUICE_ASSIGN_OR_RETURN(Tensor value, node.GetAttr<Tensor>("value"));
+  SLUICE_ASSIGN_OR_RETURN(DType dtype, node.GetAttr<DType>("dtype"));
   if (value.dtype() != dtype) {
     return absl::InvalidArgumentError(absl::StrCat(node.DebugName(), ": value has dtype ",
                                                    DTypeName(value.dtype()),
@@ -39,10 +39,9 @@ class PlaceholderOp : public OpKernel {
  public:
   using OpKernel::OpKernel;
   absl::Status Compute(OpKernelContext* ctx) override {
-    return absl::InvalidArgumentError(
-        absl::StrCat("placeholder '", node().name(), "' must be fed a value of dtype ",
-                     DTypeName(node().output_type(0)), " and shape ",
-                     node().output_shape(0).DebugString()));
+    return absl::InvalidArgumentError(absl::StrCat(
+        "placeholder '", node().name(), "' must be fed a value of dtype ",
+        DTypeName(node().output_type(0)), " and shape ", node().output_shape(0).DebugString()));
   }
   bool IsExpensive() const override { return false; }
 };
@@ -67,53 +66,54 @@ class NoOpOp : public OpKernel {
 }  // namespace
 
 absl::Status RegisterBaseOps(OpRegistry* ops, KernelRegistry* kernels) {
-  RETURN_IF_ERROR(ops->Register(
-      OpDefBuilder("Const")
-          .Output("output: dtype")
-          .Attr("value: tensor")
-          .Attr("dtype: type")
-          .Doc("A constant tensor, the value of attribute `value`.")
-          .SetShapeFn([](InferenceContext* c) -> absl::Status {
-            ASSIGN_OR_RETURN(Tensor value, c->GetAttr<Tensor>("value"));
-            c->set_output(0, value.shape());
-            return absl::OkStatus();
-          })));
-  RETURN_IF_ERROR(kernels->Register("Const", kDeviceCpu, DType::kInvalid, MakeConst));
+  SLUICE_RETURN_IF_ERROR(
+      ops->Register(OpDefBuilder("Const")
+                        .Output("output: dtype")
+                        .Attr("value: tensor")
+                        .Attr("dtype: type")
+                        .Doc("A constant tensor, the value of attribute `value`.")
+                        .SetShapeFn([](InferenceContext* c) -> absl::Status {
+                          SLUICE_ASSIGN_OR_RETURN(Tensor value, c->GetAttr<Tensor>("value"));
+                          c->set_output(0, value.shape());
+                          return absl::OkStatus();
+                        })));
+  SLUICE_RETURN_IF_ERROR(kernels->Register("Const", kDeviceCpu, DType::kInvalid, MakeConst));
 
-  RETURN_IF_ERROR(ops->Register(
+  SLUICE_RETURN_IF_ERROR(ops->Register(
       OpDefBuilder("Placeholder")
           .Output("output: dtype")
           .Attr("dtype: type")
           .Attr("shape: shape = <unknown>")
           .Doc("A value the caller must feed at run time; `shape` may be partially known.")
           .SetShapeFn([](InferenceContext* c) -> absl::Status {
-            ASSIGN_OR_RETURN(TensorShape shape, c->GetAttr<TensorShape>("shape"));
+            SLUICE_ASSIGN_OR_RETURN(TensorShape shape, c->GetAttr<TensorShape>("shape"));
             c->set_output(0, shape);
             return absl::OkStatus();
           })));
-  RETURN_IF_ERROR(
+  SLUICE_RETURN_IF_ERROR(
       kernels->Register("Placeholder", kDeviceCpu, DType::kInvalid, MakeKernel<PlaceholderOp>));
 
-  RETURN_IF_ERROR(ops->Register(OpDefBuilder("Identity")
-                                    .Input("input: T")
-                                    .Output("output: T")
-                                    .Attr("T: type")
-                                    .Doc("Forwards its input unchanged, without a copy.")
-                                    .SetShapeFn(UnchangedShape)));
-  RETURN_IF_ERROR(
+  SLUICE_RETURN_IF_ERROR(ops->Register(OpDefBuilder("Identity")
+                                           .Input("input: T")
+                                           .Output("output: T")
+                                           .Attr("T: type")
+                                           .Doc("Forwards its input unchanged, without a copy.")
+                                           .SetShapeFn(UnchangedShape)));
+  SLUICE_RETURN_IF_ERROR(
       kernels->Register("Identity", kDeviceCpu, DType::kInvalid, MakeKernel<IdentityOp>));
 
-  RETURN_IF_ERROR(ops->Register(
+  SLUICE_RETURN_IF_ERROR(ops->Register(
       OpDefBuilder("NoOp").Doc("Does nothing; groups control dependencies as a target.")));
-  RETURN_IF_ERROR(kernels->Register("NoOp", kDeviceCpu, DType::kInvalid, MakeKernel<NoOpOp>));
+  SLUICE_RETURN_IF_ERROR(
+      kernels->Register("NoOp", kDeviceCpu, DType::kInvalid, MakeKernel<NoOpOp>));
   return absl::OkStatus();
 }
 
 namespace ops {
 
 Output Const(const Scope& scope, const Tensor& value, SourceLocation loc) {
-  return BuildOp(scope, "Const", {}, {{"value", AttrValue(value)}, {"dtype", AttrValue(value.dtype())}},
-                 loc);
+  return BuildOp(scope, "Const", {},
+                 {{"value", AttrValue(value)}, {"dtype", AttrValue(value.dtype())}}, loc);
 }
 
 Output Placeholder(const Scope& scope, DType dtype, TensorShape shape, SourceLocation loc) {

@@ -38,7 +38,7 @@ absl::StatusOr<std::vector<int64_t>> VectorArg(const Tensor& t, absl::string_vie
 // vector's length with unknown dimensions, else unknown.
 absl::Status OutputShapeFromInput(InferenceContext* c, int i, int output) {
   if (const Tensor* v = c->input_value(i)) {
-    ASSIGN_OR_RETURN(std::vector<int64_t> dims, VectorArg(*v, "shape"));
+    SLUICE_ASSIGN_OR_RETURN(std::vector<int64_t> dims, VectorArg(*v, "shape"));
     c->set_output(output, TensorShape(absl::Span<const int64_t>(dims)));
     return absl::OkStatus();
   }
@@ -239,7 +239,7 @@ absl::StatusOr<std::vector<int64_t>> AlignSmall(const std::vector<int64_t>& big,
 
 // Which dimensions of a shape of `rank` the reduction axes name.
 absl::StatusOr<std::vector<bool>> ReducedDims(const Tensor& axis_t, int rank) {
-  ASSIGN_OR_RETURN(std::vector<int64_t> axes, TensorToInt64s(axis_t, "reduction axis"));
+  SLUICE_ASSIGN_OR_RETURN(std::vector<int64_t> axes, TensorToInt64s(axis_t, "reduction axis"));
   std::vector<bool> reduced(rank, false);
   for (int64_t a : axes) {
     if (a < -rank || a >= rank) {
@@ -276,7 +276,7 @@ class ShapeOp : public OpKernel {
   bool IsExpensive() const override { return false; }
   absl::Status Compute(OpKernelContext* ctx) override {
     const TensorShape& s = ctx->input(0).shape();
-    ASSIGN_OR_RETURN(Tensor * out, ctx->allocate_output(0, TensorShape({s.rank()})));
+    SLUICE_ASSIGN_OR_RETURN(Tensor * out, ctx->allocate_output(0, TensorShape({s.rank()})));
     for (int i = 0; i < s.rank(); ++i) out->data<int64_t>()[i] = s.dim(i);
     return absl::OkStatus();
   }
@@ -315,7 +315,7 @@ class AddNOp : public OpKernel {
       ctx->set_output(0, ctx->release_input(0));
       return absl::OkStatus();
     }
-    ASSIGN_OR_RETURN(Tensor * out, ForwardInputOrAllocateOutput(ctx, 0, 0, shape));
+    SLUICE_ASSIGN_OR_RETURN(Tensor * out, ForwardInputOrAllocateOutput(ctx, 0, 0, shape));
     auto o = out->flat<T>();
     EvalExpr(*ctx, o, ctx->input(0).flat<T>() + ctx->input(1).flat<T>());
     for (int i = 2; i < n; ++i) EvalExpr(*ctx, o, o + ctx->input(i).flat<T>());
@@ -332,21 +332,21 @@ class ReduceToShapeOp : public OpKernel {
   using OpKernel::OpKernel;
   absl::Status Compute(OpKernelContext* ctx) override {
     const Tensor& x = ctx->input(0);
-    ASSIGN_OR_RETURN(std::vector<int64_t> target, VectorArg(ctx->input(1), "shape"));
-    ASSIGN_OR_RETURN(std::vector<int64_t> small, AlignSmall(x.shape().dims(), target));
+    SLUICE_ASSIGN_OR_RETURN(std::vector<int64_t> target, VectorArg(ctx->input(1), "shape"));
+    SLUICE_ASSIGN_OR_RETURN(std::vector<int64_t> small, AlignSmall(x.shape().dims(), target));
     const TensorShape out_shape{absl::Span<const int64_t>(target)};
     const Groups g = GroupDims(x.shape().dims(), small);
     if (!g.any_repeated() || x.num_elements() == 0) {
       if (out_shape.num_elements() == x.num_elements()) {
-        ASSIGN_OR_RETURN(Tensor same, x.Reshaped(out_shape));  // Nothing to sum: share.
+        SLUICE_ASSIGN_OR_RETURN(Tensor same, x.Reshaped(out_shape));  // Nothing to sum: share.
         ctx->set_output(0, std::move(same));
         return absl::OkStatus();
       }
-      ASSIGN_OR_RETURN(Tensor * out, ctx->allocate_output(0, out_shape));
+      SLUICE_ASSIGN_OR_RETURN(Tensor * out, ctx->allocate_output(0, out_shape));
       out->flat<T>().setZero();  // Summing over an empty dimension.
       return absl::OkStatus();
     }
-    ASSIGN_OR_RETURN(Tensor * out, ctx->allocate_output(0, out_shape));
+    SLUICE_ASSIGN_OR_RETURN(Tensor * out, ctx->allocate_output(0, out_shape));
     SumGroups<T>(*ctx, x.data<T>(), out->data<T>(), g);
     return absl::OkStatus();
   }
@@ -359,7 +359,8 @@ class ReduceToShapeOp : public OpKernel {
 absl::StatusOr<std::vector<int64_t>> KeepDims(const std::vector<int64_t>& in_dims,
                                               const Tensor& axis, const Tensor& grad,
                                               int64_t* count) {
-  ASSIGN_OR_RETURN(std::vector<bool> reduced, ReducedDims(axis, static_cast<int>(in_dims.size())));
+  SLUICE_ASSIGN_OR_RETURN(std::vector<bool> reduced,
+                          ReducedDims(axis, static_cast<int>(in_dims.size())));
   std::vector<int64_t> keep(in_dims);
   int64_t kept = 1;
   *count = 1;
@@ -385,15 +386,15 @@ absl::StatusOr<std::vector<int64_t>> KeepDims(const std::vector<int64_t>& in_dim
 template <typename T>
 class ReductionGradOp : public OpKernel {
  public:
-  explicit ReductionGradOp(const Node& node)
-      : OpKernel(node), mean_(node.GetAttr<bool>("mean").value_or(false)) {}
+  explicit ReductionGradOp(const Node& node) : OpKernel(node), mean_(Attr<bool>("mean")) {}
   absl::Status Compute(OpKernelContext* ctx) override {
     const Tensor& grad = ctx->input(0);
-    ASSIGN_OR_RETURN(std::vector<int64_t> in_dims, VectorArg(ctx->input(1), "input_shape"));
+    SLUICE_ASSIGN_OR_RETURN(std::vector<int64_t> in_dims, VectorArg(ctx->input(1), "input_shape"));
     int64_t count = 1;
-    ASSIGN_OR_RETURN(std::vector<int64_t> keep, KeepDims(in_dims, ctx->input(2), grad, &count));
-    ASSIGN_OR_RETURN(Tensor * out,
-                     ctx->allocate_output(0, TensorShape(absl::Span<const int64_t>(in_dims))));
+    SLUICE_ASSIGN_OR_RETURN(std::vector<int64_t> keep,
+                            KeepDims(in_dims, ctx->input(2), grad, &count));
+    SLUICE_ASSIGN_OR_RETURN(
+        Tensor * out, ctx->allocate_output(0, TensorShape(absl::Span<const int64_t>(in_dims))));
     if (out->num_elements() == 0) return absl::OkStatus();
     Tensor src = grad;
     if (mean_) {
@@ -417,14 +418,14 @@ class MaxReductionGradOp : public OpKernel {
     const Tensor& y = ctx->input(1);
     const Tensor& grad = ctx->input(2);
     int64_t count = 1;
-    ASSIGN_OR_RETURN(std::vector<int64_t> keep,
-                     KeepDims(x.shape().dims(), ctx->input(3), grad, &count));
+    SLUICE_ASSIGN_OR_RETURN(std::vector<int64_t> keep,
+                            KeepDims(x.shape().dims(), ctx->input(3), grad, &count));
     if (y.num_elements() != grad.num_elements()) {
       return absl::InvalidArgumentError(
           absl::StrCat("output of shape ", y.shape().DebugString(), " and gradient of shape ",
                        grad.shape().DebugString(), " differ in size"));
     }
-    ASSIGN_OR_RETURN(Tensor * out, ctx->allocate_output(0, x.shape()));
+    SLUICE_ASSIGN_OR_RETURN(Tensor * out, ctx->allocate_output(0, x.shape()));
     const int64_t n = x.num_elements();
     if (n == 0) return absl::OkStatus();
     const std::vector<int64_t> idx = SmallIndices(GroupDims(x.shape().dims(), keep));
@@ -467,7 +468,7 @@ class ReluGradOp : public OpKernel {
                                                      " and features of shape ",
                                                      f.shape().DebugString(), " differ"));
     }
-    ASSIGN_OR_RETURN(Tensor * out, ForwardInputOrAllocateOutput(ctx, 0, 0, g.shape()));
+    SLUICE_ASSIGN_OR_RETURN(Tensor * out, ForwardInputOrAllocateOutput(ctx, 0, 0, g.shape()));
     auto gf = g.flat<T>();
     auto ff = f.flat<T>();
     EvalExpr(*ctx, out->flat<T>(), (ff > ff.constant(T(0))).select(gf, gf.constant(T(0))));
@@ -497,13 +498,13 @@ template <typename T>
 class MaximumMinimumGradOp : public OpKernel {
  public:
   explicit MaximumMinimumGradOp(const Node& node)
-      : OpKernel(node), is_maximum_(node.GetAttr<bool>("is_maximum").value_or(true)) {}
+      : OpKernel(node), is_maximum_(Attr<bool>("is_maximum")) {}
   absl::Status Compute(OpKernelContext* ctx) override {
     const Tensor& g = ctx->input(0);
-    ASSIGN_OR_RETURN(Tensor x, BroadcastTo<T>(*ctx, ctx->input(1), g.shape(), "x"));
-    ASSIGN_OR_RETURN(Tensor y, BroadcastTo<T>(*ctx, ctx->input(2), g.shape(), "y"));
-    ASSIGN_OR_RETURN(Tensor * gx, ctx->allocate_output(0, g.shape()));
-    ASSIGN_OR_RETURN(Tensor * gy, ctx->allocate_output(1, g.shape()));
+    SLUICE_ASSIGN_OR_RETURN(Tensor x, BroadcastTo<T>(*ctx, ctx->input(1), g.shape(), "x"));
+    SLUICE_ASSIGN_OR_RETURN(Tensor y, BroadcastTo<T>(*ctx, ctx->input(2), g.shape(), "y"));
+    SLUICE_ASSIGN_OR_RETURN(Tensor * gx, ctx->allocate_output(0, g.shape()));
+    SLUICE_ASSIGN_OR_RETURN(Tensor * gy, ctx->allocate_output(1, g.shape()));
     auto gf = g.flat<T>();
     auto xf = x.flat<T>();
     auto yf = y.flat<T>();
@@ -538,9 +539,9 @@ class InvertPermutationOp : public OpKernel {
   bool IsExpensive() const override { return false; }
   absl::Status Compute(OpKernelContext* ctx) override {
     const Tensor& x = ctx->input(0);
-    RETURN_IF_ERROR(CheckRank(x, 1, "permutation"));
+    SLUICE_RETURN_IF_ERROR(CheckRank(x, 1, "permutation"));
     const int64_t n = x.num_elements();
-    ASSIGN_OR_RETURN(Tensor * y, ctx->allocate_output(0, x.shape()));
+    SLUICE_ASSIGN_OR_RETURN(Tensor * y, ctx->allocate_output(0, x.shape()));
     std::vector<bool> seen(n, false);
     for (int64_t i = 0; i < n; ++i) {
       const int64_t v = x.data<T>()[i];
@@ -570,8 +571,8 @@ class ConcatOffsetOp : public OpKernel {
       return absl::InvalidArgumentError(
           absl::StrCat("axis must be a scalar, got shape ", axis_t.shape().DebugString()));
     }
-    ASSIGN_OR_RETURN(std::vector<int64_t> axis_v, TensorToInt64s(axis_t, "axis"));
-    ASSIGN_OR_RETURN(std::vector<int64_t> first, VectorArg(ctx->input(1), "shape 0"));
+    SLUICE_ASSIGN_OR_RETURN(std::vector<int64_t> axis_v, TensorToInt64s(axis_t, "axis"));
+    SLUICE_ASSIGN_OR_RETURN(std::vector<int64_t> first, VectorArg(ctx->input(1), "shape 0"));
     const int64_t rank = static_cast<int64_t>(first.size());
     int64_t axis = axis_v[0];
     if (axis < -rank || axis >= rank) {
@@ -581,8 +582,8 @@ class ConcatOffsetOp : public OpKernel {
     if (axis < 0) axis += rank;
     int64_t offset = 0;
     for (int i = 1; i < ctx->num_inputs(); ++i) {
-      ASSIGN_OR_RETURN(std::vector<int64_t> s,
-                       VectorArg(ctx->input(i), absl::StrCat("shape ", i - 1)));
+      SLUICE_ASSIGN_OR_RETURN(std::vector<int64_t> s,
+                              VectorArg(ctx->input(i), absl::StrCat("shape ", i - 1)));
       bool ok = s.size() == first.size();
       for (int64_t d = 0; ok && d < rank; ++d) ok = d == axis || s[d] == first[d];
       if (!ok) {
@@ -590,7 +591,7 @@ class ConcatOffsetOp : public OpKernel {
                                                        " does not concatenate with ",
                                                        VecString(first), " along axis ", axis));
       }
-      ASSIGN_OR_RETURN(Tensor * out, ctx->allocate_output(i - 1, TensorShape({rank})));
+      SLUICE_ASSIGN_OR_RETURN(Tensor * out, ctx->allocate_output(i - 1, TensorShape({rank})));
       std::fill(out->data<int64_t>(), out->data<int64_t>() + rank, 0);
       out->data<int64_t>()[axis] = offset;
       offset += s[axis];
@@ -604,8 +605,8 @@ class SliceGradOp : public OpKernel {
  public:
   using OpKernel::OpKernel;
   absl::Status Compute(OpKernelContext* ctx) override {
-    ASSIGN_OR_RETURN(std::vector<int64_t> dims, VectorArg(ctx->input(0), "input_shape"));
-    ASSIGN_OR_RETURN(std::vector<int64_t> begin, VectorArg(ctx->input(1), "begin"));
+    SLUICE_ASSIGN_OR_RETURN(std::vector<int64_t> dims, VectorArg(ctx->input(0), "input_shape"));
+    SLUICE_ASSIGN_OR_RETURN(std::vector<int64_t> begin, VectorArg(ctx->input(1), "begin"));
     const Tensor& g = ctx->input(2);
     const int rank = static_cast<int>(dims.size());
     bool ok = static_cast<int>(begin.size()) == rank && g.rank() == rank;
@@ -617,8 +618,8 @@ class SliceGradOp : public OpKernel {
                                                      " at ", VecString(begin),
                                                      " does not fit in shape ", VecString(dims)));
     }
-    ASSIGN_OR_RETURN(Tensor * out,
-                     ctx->allocate_output(0, TensorShape(absl::Span<const int64_t>(dims))));
+    SLUICE_ASSIGN_OR_RETURN(Tensor * out,
+                            ctx->allocate_output(0, TensorShape(absl::Span<const int64_t>(dims))));
     out->flat<T>().setZero();
     if (g.num_elements() == 0) return absl::OkStatus();
     if (rank == 0) {
@@ -653,7 +654,7 @@ constexpr DType kAllTypes[] = {DType::kFloat32, DType::kFloat64, DType::kInt32, 
                                DType::kBool};
 
 absl::Status RegisterPlumbing(OpRegistry* ops, KernelRegistry* kernels) {
-  RETURN_IF_ERROR(ops->Register(
+  SLUICE_RETURN_IF_ERROR(ops->Register(
       OpDefBuilder("StopGradient")
           .Input("input: T")
           .Output("output: T")
@@ -662,29 +663,30 @@ absl::Status RegisterPlumbing(OpRegistry* ops, KernelRegistry* kernels) {
                "the input is treated as a constant by the backward graph.")
           .SetShapeFn(UnchangedShape)));
   for (DType dt : kAllTypes) {
-    RETURN_IF_ERROR(kernels->Register("StopGradient", kDeviceCpu, dt, MakeKernel<ForwardOp>));
+    SLUICE_RETURN_IF_ERROR(
+        kernels->Register("StopGradient", kDeviceCpu, dt, MakeKernel<ForwardOp>));
   }
-  RETURN_IF_ERROR(ops->Register(OpDefBuilder("Shape")
-                                    .Input("input: T")
-                                    .Output("output: int64")
-                                    .Attr("T: type")
-                                    .Doc("The shape of `input` as an int64 vector.")
-                                    .SetShapeFn(ShapeShape)));
+  SLUICE_RETURN_IF_ERROR(ops->Register(OpDefBuilder("Shape")
+                                           .Input("input: T")
+                                           .Output("output: int64")
+                                           .Attr("T: type")
+                                           .Doc("The shape of `input` as an int64 vector.")
+                                           .SetShapeFn(ShapeShape)));
   for (DType dt : kAllTypes) {
-    RETURN_IF_ERROR(kernels->Register("Shape", kDeviceCpu, dt, MakeKernel<ShapeOp>));
+    SLUICE_RETURN_IF_ERROR(kernels->Register("Shape", kDeviceCpu, dt, MakeKernel<ShapeOp>));
   }
-  RETURN_IF_ERROR(ops->Register(OpDefBuilder("AddN")
-                                    .Input("inputs: N * T")
-                                    .Output("sum: T")
-                                    .Attr("N: int >= 1")
-                                    .Attr("T: {float32, float64, int32, int64}")
-                                    .Doc("The elementwise sum of N tensors of equal shape.")
-                                    .SetShapeFn(AddNShape)));
+  SLUICE_RETURN_IF_ERROR(ops->Register(OpDefBuilder("AddN")
+                                           .Input("inputs: N * T")
+                                           .Output("sum: T")
+                                           .Attr("N: int >= 1")
+                                           .Attr("T: {float32, float64, int32, int64}")
+                                           .Doc("The elementwise sum of N tensors of equal shape.")
+                                           .SetShapeFn(AddNShape)));
   return RegisterCpuKernels<AddNOp, float, double, int32_t, int64_t>(kernels, "AddN");
 }
 
 absl::Status RegisterBroadcastGrads(OpRegistry* ops, KernelRegistry* kernels) {
-  RETURN_IF_ERROR(ops->Register(
+  SLUICE_RETURN_IF_ERROR(ops->Register(
       OpDefBuilder("ReduceToShape")
           .Input("input: T")
           .Input("shape: Tshape")
@@ -695,9 +697,10 @@ absl::Status RegisterBroadcastGrads(OpRegistry* ops, KernelRegistry* kernels) {
                "shape would repeat (leading extra dimensions, and dimensions where `shape` has "
                "1), giving a tensor of shape `shape`: the gradient of broadcasting.")
           .SetShapeFn([](InferenceContext* c) { return OutputShapeFromInput(c, 1, 0); })));
-  RETURN_IF_ERROR((RegisterCpuKernels<ReduceToShapeOp, float, double>(kernels, "ReduceToShape")));
+  SLUICE_RETURN_IF_ERROR(
+      (RegisterCpuKernels<ReduceToShapeOp, float, double>(kernels, "ReduceToShape")));
 
-  RETURN_IF_ERROR(ops->Register(
+  SLUICE_RETURN_IF_ERROR(ops->Register(
       OpDefBuilder("ReductionGrad")
           .Input("grad: T")
           .Input("input_shape: Tshape")
@@ -712,9 +715,10 @@ absl::Status RegisterBroadcastGrads(OpRegistry* ops, KernelRegistry* kernels) {
                "repeated along the reduced dimensions, divided by their element count for "
                "Mean.")
           .SetShapeFn([](InferenceContext* c) { return OutputShapeFromInput(c, 1, 0); })));
-  RETURN_IF_ERROR((RegisterCpuKernels<ReductionGradOp, float, double>(kernels, "ReductionGrad")));
+  SLUICE_RETURN_IF_ERROR(
+      (RegisterCpuKernels<ReductionGradOp, float, double>(kernels, "ReductionGrad")));
 
-  RETURN_IF_ERROR(ops->Register(
+  SLUICE_RETURN_IF_ERROR(ops->Register(
       OpDefBuilder("MaxReductionGrad")
           .Input("input: T")
           .Input("output: T")
@@ -726,10 +730,10 @@ absl::Status RegisterBroadcastGrads(OpRegistry* ops, KernelRegistry* kernels) {
           .Doc("The gradient of Max over `axis`: each element of `grad` goes to the elements of "
                "`input` equal to the maximum `output`, split equally between ties; 0 elsewhere.")
           .SetShapeFn(UnchangedShape)));
-  RETURN_IF_ERROR(
+  SLUICE_RETURN_IF_ERROR(
       (RegisterCpuKernels<MaxReductionGradOp, float, double>(kernels, "MaxReductionGrad")));
 
-  RETURN_IF_ERROR(ops->Register(
+  SLUICE_RETURN_IF_ERROR(ops->Register(
       OpDefBuilder("ReluGrad")
           .Input("gradients: T")
           .Input("features: T")
@@ -738,9 +742,9 @@ absl::Status RegisterBroadcastGrads(OpRegistry* ops, KernelRegistry* kernels) {
           .Doc("gradients where features > 0, else 0 (the gradient of Relu; features may be "
                "Relu's input or output).")
           .SetShapeFn(SameShapesShape)));
-  RETURN_IF_ERROR((RegisterCpuKernels<ReluGradOp, float, double>(kernels, "ReluGrad")));
+  SLUICE_RETURN_IF_ERROR((RegisterCpuKernels<ReluGradOp, float, double>(kernels, "ReluGrad")));
 
-  RETURN_IF_ERROR(ops->Register(
+  SLUICE_RETURN_IF_ERROR(ops->Register(
       OpDefBuilder("MaximumMinimumGrad")
           .Input("grad: T")
           .Input("x: T")
@@ -757,16 +761,16 @@ absl::Status RegisterBroadcastGrads(OpRegistry* ops, KernelRegistry* kernels) {
 }
 
 absl::Status RegisterIndexGrads(OpRegistry* ops, KernelRegistry* kernels) {
-  RETURN_IF_ERROR(ops->Register(OpDefBuilder("InvertPermutation")
-                                    .Input("x: T")
-                                    .Output("y: T")
-                                    .Attr("T: {int32, int64} = int32")
-                                    .Doc("The inverse permutation: y[x[i]] = i.")
-                                    .SetShapeFn(UnchangedShape)));
-  RETURN_IF_ERROR(
+  SLUICE_RETURN_IF_ERROR(ops->Register(OpDefBuilder("InvertPermutation")
+                                           .Input("x: T")
+                                           .Output("y: T")
+                                           .Attr("T: {int32, int64} = int32")
+                                           .Doc("The inverse permutation: y[x[i]] = i.")
+                                           .SetShapeFn(UnchangedShape)));
+  SLUICE_RETURN_IF_ERROR(
       (RegisterCpuKernels<InvertPermutationOp, int32_t, int64_t>(kernels, "InvertPermutation")));
 
-  RETURN_IF_ERROR(ops->Register(
+  SLUICE_RETURN_IF_ERROR(ops->Register(
       OpDefBuilder("ConcatOffset")
           .Input("axis: Tidx")
           .Input("shape: N * int64")
@@ -777,10 +781,10 @@ absl::Status RegisterIndexGrads(OpRegistry* ops, KernelRegistry* kernels) {
                "output: zeros except the running sum of the sizes along `axis`.")
           .SetShapeFn(ConcatOffsetShape)));
   // No "T" attribute: one kernel for any axis dtype.
-  RETURN_IF_ERROR(
+  SLUICE_RETURN_IF_ERROR(
       kernels->Register("ConcatOffset", kDeviceCpu, DType::kInvalid, MakeKernel<ConcatOffsetOp>));
 
-  RETURN_IF_ERROR(ops->Register(
+  SLUICE_RETURN_IF_ERROR(ops->Register(
       OpDefBuilder("SliceGrad")
           .Input("input_shape: Tshape")
           .Input("begin: Index")
@@ -798,8 +802,8 @@ absl::Status RegisterIndexGrads(OpRegistry* ops, KernelRegistry* kernels) {
 }  // namespace
 
 absl::Status RegisterGradHelperOps(OpRegistry* ops, KernelRegistry* kernels) {
-  RETURN_IF_ERROR(RegisterPlumbing(ops, kernels));
-  RETURN_IF_ERROR(RegisterBroadcastGrads(ops, kernels));
+  SLUICE_RETURN_IF_ERROR(RegisterPlumbing(ops, kernels));
+  SLUICE_RETURN_IF_ERROR(RegisterBroadcastGrads(ops, kernels));
   return RegisterIndexGrads(ops, kernels);
 }
 

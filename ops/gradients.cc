@@ -48,27 +48,26 @@ Output SumGradients(const Scope& scope, const std::vector<Output>& grads) {
 absl::Status Build(const Scope& scope, const std::vector<Output>& ys, const std::vector<Output>& xs,
                    const std::vector<Output>& grad_ys_in, std::vector<Output>* grad_xs,
                    const GradientOptions& options) {
-  RegisterAllOps();
-  RETURN_IF_ERROR(scope.status());
+  SLUICE_RETURN_IF_ERROR(scope.status());
   if (grad_xs == nullptr) return absl::InvalidArgumentError("AddGradients: grad_xs is null");
   if (!grad_ys_in.empty() && grad_ys_in.size() != ys.size()) {
     return absl::InvalidArgumentError(
         absl::StrCat("AddGradients: ", ys.size(), " ys but ", grad_ys_in.size(), " grad_ys"));
   }
   for (size_t i = 0; i < ys.size(); ++i) {
-    RETURN_IF_ERROR(CheckInGraph(scope, ys[i], "ys", i));
+    SLUICE_RETURN_IF_ERROR(CheckInGraph(scope, ys[i], "ys", i));
     if (!IsFloating(ys[i].dtype())) {
       return absl::InvalidArgumentError(absl::StrCat("AddGradients: cannot differentiate ",
                                                      ys[i].name(), " of dtype ",
                                                      DTypeName(ys[i].dtype())));
     }
     if (!grad_ys_in.empty()) {
-      RETURN_IF_ERROR(CheckInGraph(scope, grad_ys_in[i], "grad_ys", i));
-      RETURN_IF_ERROR(CheckGradient(grad_ys_in[i], ys[i], "AddGradients"));
+      SLUICE_RETURN_IF_ERROR(CheckInGraph(scope, grad_ys_in[i], "grad_ys", i));
+      SLUICE_RETURN_IF_ERROR(CheckGradient(grad_ys_in[i], ys[i], "AddGradients"));
     }
   }
   for (size_t i = 0; i < xs.size(); ++i) {
-    RETURN_IF_ERROR(CheckInGraph(scope, xs[i], "xs", i));
+    SLUICE_RETURN_IF_ERROR(CheckInGraph(scope, xs[i], "xs", i));
     if (!IsFloating(xs[i].dtype())) {
       return absl::InvalidArgumentError(
           absl::StrCat("AddGradients: cannot differentiate with respect to ", xs[i].name(),
@@ -174,7 +173,7 @@ absl::Status Build(const Scope& scope, const std::vector<Output>& ys, const std:
           !IsFloating(in.node->output_type(in.index))) {
         continue;
       }
-      RETURN_IF_ERROR(
+      SLUICE_RETURN_IF_ERROR(
           CheckGradient(dx[i], Output(in.node, in.index), absl::StrCat(context, ", input ", i)));
       pending_of(in.node, in.index).push_back(dx[i]);
     }

@@ -24,7 +24,7 @@
 //
 //   Output loss = ops::ReduceMean(s, xent[0], {0});
 //   std::vector<Output> grads;
-//   RETURN_IF_ERROR(AddGradients(s.NewSubScope("gradients"), {loss}, {w, b}, &grads));
+//   SLUICE_RETURN_IF_ERROR(AddGradients(s.NewSubScope("gradients"), {loss}, {w, b}, &grads));
 #ifndef SLUICE_OPS_GRADIENTS_H_
 #define SLUICE_OPS_GRADIENTS_H_
 

@@ -8,8 +8,8 @@ namespace sluice {
 
 absl::Status CheckRank(const Tensor& t, int rank, absl::string_view what) {
   if (t.rank() == rank) return absl::OkStatus();
-  return absl::InvalidArgumentError(absl::StrCat(what, ": expected rank ", rank, ", got shape ",
-                                                 t.shape().DebugString()));
+  return absl::InvalidArgumentError(
+      absl::StrCat(what, ": expected rank ", rank, ", got shape ", t.shape().DebugString()));
 }
 
 absl::StatusOr<std::vector<int64_t>> TensorToInt64s(const Tensor& t, absl::string_view what) {

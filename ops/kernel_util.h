@@ -9,7 +9,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "core/tensor.h"
-#include "runtime/kernel.h"
+#include "runtime/kernel/kernel.h"
 
 namespace sluice {
 
@@ -85,7 +85,7 @@ class UnaryElementwiseOp : public OpKernel {
 };
 
 // Registers Kernel<T> on the CPU for `op` and each T in Ts:
-//   RETURN_IF_ERROR((RegisterCpuKernels<ReluOp, float, double>(kernels, "Relu")));
+//   SLUICE_RETURN_IF_ERROR((RegisterCpuKernels<ReluOp, float, double>(kernels, "Relu")));
 template <template <typename> class Kernel, typename... Ts>
 absl::Status RegisterCpuKernels(KernelRegistry* kernels, absl::string_view op) {
   absl::Status status;

@@ -81,8 +81,8 @@ absl::Status SqrtGrad(const Scope& s, const Node& op, const Grads& dy, Grads* dx
 // c = op(a) op(b): each operand's gradient is a product of dc with the other operand, arranged
 // so that no transpose is materialised.
 absl::Status MatMulGrad(const Scope& s, const Node& op, const Grads& dy, Grads* dx) {
-  ASSIGN_OR_RETURN(bool ta, op.GetAttr<bool>("transpose_a"));
-  ASSIGN_OR_RETURN(bool tb, op.GetAttr<bool>("transpose_b"));
+  SLUICE_ASSIGN_OR_RETURN(bool ta, op.GetAttr<bool>("transpose_a"));
+  SLUICE_ASSIGN_OR_RETURN(bool tb, op.GetAttr<bool>("transpose_b"));
   const Output a = OpInput(op, 0), b = OpInput(op, 1), dc = dy[0];
   if (!ta && !tb) {
     *dx = {ops::MatMul(s, dc, b, false, true), ops::MatMul(s, a, dc, true, false)};
@@ -112,20 +112,20 @@ absl::Status MaxGrad(const Scope& s, const Node& op, const Grads& dy, Grads* dx)
 }  // namespace
 
 absl::Status RegisterMathGradients(GradientRegistry* r) {
-  RETURN_IF_ERROR(r->Register("Add", AddGrad));
-  RETURN_IF_ERROR(r->Register("Sub", SubGrad));
-  RETURN_IF_ERROR(r->Register("Mul", MulGrad));
-  RETURN_IF_ERROR(r->Register("Div", DivGrad));
-  RETURN_IF_ERROR(r->Register("Maximum", MaximumMinimumGradFn<true>));
-  RETURN_IF_ERROR(r->Register("Minimum", MaximumMinimumGradFn<false>));
-  RETURN_IF_ERROR(r->Register("Neg", NegGrad));
-  RETURN_IF_ERROR(r->Register("Exp", ExpGrad));
-  RETURN_IF_ERROR(r->Register("Log", LogGrad));
-  RETURN_IF_ERROR(r->Register("Square", SquareGrad));
-  RETURN_IF_ERROR(r->Register("Sqrt", SqrtGrad));
-  RETURN_IF_ERROR(r->Register("MatMul", MatMulGrad));
-  RETURN_IF_ERROR(r->Register("Sum", SumMeanGrad<false>));
-  RETURN_IF_ERROR(r->Register("Mean", SumMeanGrad<true>));
+  SLUICE_RETURN_IF_ERROR(r->Register("Add", AddGrad));
+  SLUICE_RETURN_IF_ERROR(r->Register("Sub", SubGrad));
+  SLUICE_RETURN_IF_ERROR(r->Register("Mul", MulGrad));
+  SLUICE_RETURN_IF_ERROR(r->Register("Div", DivGrad));
+  SLUICE_RETURN_IF_ERROR(r->Register("Maximum", MaximumMinimumGradFn<true>));
+  SLUICE_RETURN_IF_ERROR(r->Register("Minimum", MaximumMinimumGradFn<false>));
+  SLUICE_RETURN_IF_ERROR(r->Register("Neg", NegGrad));
+  SLUICE_RETURN_IF_ERROR(r->Register("Exp", ExpGrad));
+  SLUICE_RETURN_IF_ERROR(r->Register("Log", LogGrad));
+  SLUICE_RETURN_IF_ERROR(r->Register("Square", SquareGrad));
+  SLUICE_RETURN_IF_ERROR(r->Register("Sqrt", SqrtGrad));
+  SLUICE_RETURN_IF_ERROR(r->Register("MatMul", MatMulGrad));
+  SLUICE_RETURN_IF_ERROR(r->Register("Sum", SumMeanGrad<false>));
+  SLUICE_RETURN_IF_ERROR(r->Register("Mean", SumMeanGrad<true>));
   return r->Register("Max", MaxGrad);
 }
 

@@ -49,25 +49,26 @@ absl::Status RegisterUnaryDef(OpRegistry* ops, absl::string_view name, absl::str
 }
 
 absl::Status RegisterUnaryOps(OpRegistry* ops, KernelRegistry* kernels) {
-  RETURN_IF_ERROR(
+  SLUICE_RETURN_IF_ERROR(
       RegisterUnaryDef(ops, "Neg", "float32, float64, int32, int64", "y = -x elementwise."));
-  RETURN_IF_ERROR((RegisterCpuKernels<NegOp, float, double, int32_t, int64_t>(kernels, "Neg")));
+  SLUICE_RETURN_IF_ERROR(
+      (RegisterCpuKernels<NegOp, float, double, int32_t, int64_t>(kernels, "Neg")));
 
-  RETURN_IF_ERROR(RegisterUnaryDef(ops, "Exp", "float32, float64", "y = e^x elementwise."));
-  RETURN_IF_ERROR((RegisterCpuKernels<ExpOp, float, double>(kernels, "Exp")));
+  SLUICE_RETURN_IF_ERROR(RegisterUnaryDef(ops, "Exp", "float32, float64", "y = e^x elementwise."));
+  SLUICE_RETURN_IF_ERROR((RegisterCpuKernels<ExpOp, float, double>(kernels, "Exp")));
 
-  RETURN_IF_ERROR(RegisterUnaryDef(ops, "Log", "float32, float64",
-                                   "y = ln(x) elementwise; -inf at 0, NaN below."));
-  RETURN_IF_ERROR((RegisterCpuKernels<LogOp, float, double>(kernels, "Log")));
+  SLUICE_RETURN_IF_ERROR(RegisterUnaryDef(ops, "Log", "float32, float64",
+                                          "y = ln(x) elementwise; -inf at 0, NaN below."));
+  SLUICE_RETURN_IF_ERROR((RegisterCpuKernels<LogOp, float, double>(kernels, "Log")));
 
-  RETURN_IF_ERROR(
+  SLUICE_RETURN_IF_ERROR(
       RegisterUnaryDef(ops, "Square", "float32, float64, int32, int64", "y = x * x elementwise."));
-  RETURN_IF_ERROR(
+  SLUICE_RETURN_IF_ERROR(
       (RegisterCpuKernels<SquareOp, float, double, int32_t, int64_t>(kernels, "Square")));
 
-  RETURN_IF_ERROR(
+  SLUICE_RETURN_IF_ERROR(
       RegisterUnaryDef(ops, "Sqrt", "float32, float64", "y = sqrt(x) elementwise; NaN below 0."));
-  RETURN_IF_ERROR((RegisterCpuKernels<SqrtOp, float, double>(kernels, "Sqrt")));
+  SLUICE_RETURN_IF_ERROR((RegisterCpuKernels<SqrtOp, float, double>(kernels, "Sqrt")));
   return absl::OkStatus();
 }
 
@@ -134,12 +135,12 @@ class BinaryOp : public OpKernel {
     const Tensor& y = ctx->input(1);
     // Hot path: identical shapes need no plan.
     if (x.shape() == y.shape()) {
-      ASSIGN_OR_RETURN(Tensor * z, ForwardEither(ctx, x.shape()));
+      SLUICE_ASSIGN_OR_RETURN(Tensor * z, ForwardEither(ctx, x.shape()));
       EvalExpr(*ctx, z->flat<T>(), x.flat<T>().binaryExpr(y.flat<T>(), F()));
       return absl::OkStatus();
     }
-    ASSIGN_OR_RETURN(BroadcastPlan p, PlanBroadcast(x.shape(), y.shape()));
-    ASSIGN_OR_RETURN(Tensor * z, ForwardEither(ctx, p.output_shape));
+    SLUICE_ASSIGN_OR_RETURN(BroadcastPlan p, PlanBroadcast(x.shape(), y.shape()));
+    SLUICE_ASSIGN_OR_RETURN(Tensor * z, ForwardEither(ctx, p.output_shape));
     if (z->num_elements() == 0) return absl::OkStatus();
     auto zf = z->flat<T>();
     switch (p.kind) {
@@ -212,27 +213,34 @@ absl::Status RegisterBinaryDef(OpRegistry* ops, absl::string_view name, absl::st
 
 absl::Status RegisterBinaryOps(OpRegistry* ops, KernelRegistry* kernels) {
   constexpr char kAllTypes[] = "float32, float64, int32, int64";
-  RETURN_IF_ERROR(RegisterBinaryDef(ops, "Add", kAllTypes, "z = x + y, numpy broadcasting."));
-  RETURN_IF_ERROR((RegisterCpuKernels<AddOp, float, double, int32_t, int64_t>(kernels, "Add")));
+  SLUICE_RETURN_IF_ERROR(
+      RegisterBinaryDef(ops, "Add", kAllTypes, "z = x + y, numpy broadcasting."));
+  SLUICE_RETURN_IF_ERROR(
+      (RegisterCpuKernels<AddOp, float, double, int32_t, int64_t>(kernels, "Add")));
 
-  RETURN_IF_ERROR(RegisterBinaryDef(ops, "Sub", kAllTypes, "z = x - y, numpy broadcasting."));
-  RETURN_IF_ERROR((RegisterCpuKernels<SubOp, float, double, int32_t, int64_t>(kernels, "Sub")));
+  SLUICE_RETURN_IF_ERROR(
+      RegisterBinaryDef(ops, "Sub", kAllTypes, "z = x - y, numpy broadcasting."));
+  SLUICE_RETURN_IF_ERROR(
+      (RegisterCpuKernels<SubOp, float, double, int32_t, int64_t>(kernels, "Sub")));
 
-  RETURN_IF_ERROR(RegisterBinaryDef(ops, "Mul", kAllTypes, "z = x * y, numpy broadcasting."));
-  RETURN_IF_ERROR((RegisterCpuKernels<MulOp, float, double, int32_t, int64_t>(kernels, "Mul")));
+  SLUICE_RETURN_IF_ERROR(
+      RegisterBinaryDef(ops, "Mul", kAllTypes, "z = x * y, numpy broadcasting."));
+  SLUICE_RETURN_IF_ERROR(
+      (RegisterCpuKernels<MulOp, float, double, int32_t, int64_t>(kernels, "Mul")));
 
-  RETURN_IF_ERROR(RegisterBinaryDef(ops, "Div", "float32, float64",
-                                    "z = x / y, numpy broadcasting (IEEE: x/0 is +-inf or NaN)."));
-  RETURN_IF_ERROR((RegisterCpuKernels<DivOp, float, double>(kernels, "Div")));
+  SLUICE_RETURN_IF_ERROR(
+      RegisterBinaryDef(ops, "Div", "float32, float64",
+                        "z = x / y, numpy broadcasting (IEEE: x/0 is +-inf or NaN)."));
+  SLUICE_RETURN_IF_ERROR((RegisterCpuKernels<DivOp, float, double>(kernels, "Div")));
 
-  RETURN_IF_ERROR(RegisterBinaryDef(ops, "Maximum", kAllTypes,
-                                    "z = max(x, y) elementwise, numpy broadcasting."));
-  RETURN_IF_ERROR(
+  SLUICE_RETURN_IF_ERROR(RegisterBinaryDef(ops, "Maximum", kAllTypes,
+                                           "z = max(x, y) elementwise, numpy broadcasting."));
+  SLUICE_RETURN_IF_ERROR(
       (RegisterCpuKernels<MaximumOp, float, double, int32_t, int64_t>(kernels, "Maximum")));
 
-  RETURN_IF_ERROR(RegisterBinaryDef(ops, "Minimum", kAllTypes,
-                                    "z = min(x, y) elementwise, numpy broadcasting."));
-  RETURN_IF_ERROR(
+  SLUICE_RETURN_IF_ERROR(RegisterBinaryDef(ops, "Minimum", kAllTypes,
+                                           "z = min(x, y) elementwise, numpy broadcasting."));
+  SLUICE_RETURN_IF_ERROR(
       (RegisterCpuKernels<MinimumOp, float, double, int32_t, int64_t>(kernels, "Minimum")));
   return absl::OkStatus();
 }
@@ -240,10 +248,10 @@ absl::Status RegisterBinaryOps(OpRegistry* ops, KernelRegistry* kernels) {
 }  // namespace
 
 absl::Status RegisterMathOps(OpRegistry* ops, KernelRegistry* kernels) {
-  RETURN_IF_ERROR(RegisterUnaryOps(ops, kernels));
-  RETURN_IF_ERROR(RegisterBinaryOps(ops, kernels));
-  RETURN_IF_ERROR(math_internal::RegisterMatMulOp(ops, kernels));
-  RETURN_IF_ERROR(math_internal::RegisterReductionOps(ops, kernels));
+  SLUICE_RETURN_IF_ERROR(RegisterUnaryOps(ops, kernels));
+  SLUICE_RETURN_IF_ERROR(RegisterBinaryOps(ops, kernels));
+  SLUICE_RETURN_IF_ERROR(math_internal::RegisterMatMulOp(ops, kernels));
+  SLUICE_RETURN_IF_ERROR(math_internal::RegisterReductionOps(ops, kernels));
   return absl::OkStatus();
 }
 

@@ -34,8 +34,8 @@ std::string InnerDimError(const TensorShape& a, const TensorShape& b, bool ta, b
 }
 
 absl::Status MatMulShape(InferenceContext* c) {
-  ASSIGN_OR_RETURN(bool ta, c->GetAttr<bool>("transpose_a"));
-  ASSIGN_OR_RETURN(bool tb, c->GetAttr<bool>("transpose_b"));
+  SLUICE_ASSIGN_OR_RETURN(bool ta, c->GetAttr<bool>("transpose_a"));
+  SLUICE_ASSIGN_OR_RETURN(bool tb, c->GetAttr<bool>("transpose_b"));
   const TensorShape& a = c->input_shape(0);
   const TensorShape& b = c->input_shape(1);
   for (const auto& [name, s] : {std::make_pair("a", &a), std::make_pair("b", &b)}) {
@@ -65,8 +65,8 @@ class MatMulOp : public OpKernel {
  public:
   explicit MatMulOp(const Node& node)
       : OpKernel(node),
-        transpose_a_(node.GetAttr<bool>("transpose_a").value_or(false)),
-        transpose_b_(node.GetAttr<bool>("transpose_b").value_or(false)) {}
+        transpose_a_(Attr<bool>("transpose_a")),
+        transpose_b_(Attr<bool>("transpose_b")) {}
 
   absl::Status Compute(OpKernelContext* ctx) override {
     const Tensor& a = ctx->input(0);
@@ -83,7 +83,7 @@ class MatMulOp : public OpKernel {
       return absl::InvalidArgumentError(
           InnerDimError(a.shape(), b.shape(), transpose_a_, transpose_b_));
     }
-    ASSIGN_OR_RETURN(Tensor * c, ctx->allocate_output(0, TensorShape({m, n})));
+    SLUICE_ASSIGN_OR_RETURN(Tensor * c, ctx->allocate_output(0, TensorShape({m, n})));
     if (m == 0 || n == 0) return absl::OkStatus();
     if (k == 0) {
       c->flat<T>().setZero();
@@ -126,7 +126,7 @@ class MatMulOp : public OpKernel {
 namespace math_internal {
 
 absl::Status RegisterMatMulOp(OpRegistry* ops, KernelRegistry* kernels) {
-  RETURN_IF_ERROR(ops->Register(
+  SLUICE_RETURN_IF_ERROR(ops->Register(
       OpDefBuilder("MatMul")
           .Input("a: T")
           .Input("b: T")

@@ -83,12 +83,12 @@ absl::Status XentGrad(const Scope& s, const Node& op, const Grads& dy, Grads* dx
 }  // namespace
 
 absl::Status RegisterNnGradients(GradientRegistry* r) {
-  RETURN_IF_ERROR(r->Register("Relu", ReluGradFn));
-  RETURN_IF_ERROR(r->Register("Sigmoid", SigmoidGrad));
-  RETURN_IF_ERROR(r->Register("Tanh", TanhGrad));
-  RETURN_IF_ERROR(r->Register("Softmax", SoftmaxGrad));
-  RETURN_IF_ERROR(r->Register("LogSoftmax", LogSoftmaxGrad));
-  RETURN_IF_ERROR(r->Register("SoftmaxCrossEntropyWithLogits", XentGrad<true>));
+  SLUICE_RETURN_IF_ERROR(r->Register("Relu", ReluGradFn));
+  SLUICE_RETURN_IF_ERROR(r->Register("Sigmoid", SigmoidGrad));
+  SLUICE_RETURN_IF_ERROR(r->Register("Tanh", TanhGrad));
+  SLUICE_RETURN_IF_ERROR(r->Register("Softmax", SoftmaxGrad));
+  SLUICE_RETURN_IF_ERROR(r->Register("LogSoftmax", LogSoftmaxGrad));
+  SLUICE_RETURN_IF_ERROR(r->Register("SoftmaxCrossEntropyWithLogits", XentGrad<true>));
   return r->Register("SparseSoftmaxCrossEntropyWithLogits", XentGrad<false>);
 }
 

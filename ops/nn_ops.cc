@@ -52,28 +52,29 @@ template <typename T>
 using TanhOp = UnaryElementwiseOp<T, Eigen::internal::scalar_tanh_op<T>>;
 
 absl::Status RegisterActivations(OpRegistry* ops, KernelRegistry* kernels) {
-  RETURN_IF_ERROR(ops->Register(OpDefBuilder("Relu")
-                                    .Input("features: T")
-                                    .Output("activations: T")
-                                    .Attr("T: {float32, float64, int32, int64}")
-                                    .Doc("max(features, 0) elementwise.")
-                                    .SetShapeFn(UnchangedShape)));
-  RETURN_IF_ERROR((RegisterCpuKernels<ReluOp, float, double, int32_t, int64_t>(kernels, "Relu")));
+  SLUICE_RETURN_IF_ERROR(ops->Register(OpDefBuilder("Relu")
+                                           .Input("features: T")
+                                           .Output("activations: T")
+                                           .Attr("T: {float32, float64, int32, int64}")
+                                           .Doc("max(features, 0) elementwise.")
+                                           .SetShapeFn(UnchangedShape)));
+  SLUICE_RETURN_IF_ERROR(
+      (RegisterCpuKernels<ReluOp, float, double, int32_t, int64_t>(kernels, "Relu")));
 
-  RETURN_IF_ERROR(ops->Register(OpDefBuilder("Sigmoid")
-                                    .Input("x: T")
-                                    .Output("y: T")
-                                    .Attr("T: {float32, float64}")
-                                    .Doc("1 / (1 + exp(-x)) elementwise.")
-                                    .SetShapeFn(UnchangedShape)));
-  RETURN_IF_ERROR((RegisterCpuKernels<SigmoidOp, float, double>(kernels, "Sigmoid")));
+  SLUICE_RETURN_IF_ERROR(ops->Register(OpDefBuilder("Sigmoid")
+                                           .Input("x: T")
+                                           .Output("y: T")
+                                           .Attr("T: {float32, float64}")
+                                           .Doc("1 / (1 + exp(-x)) elementwise.")
+                                           .SetShapeFn(UnchangedShape)));
+  SLUICE_RETURN_IF_ERROR((RegisterCpuKernels<SigmoidOp, float, double>(kernels, "Sigmoid")));
 
-  RETURN_IF_ERROR(ops->Register(OpDefBuilder("Tanh")
-                                    .Input("x: T")
-                                    .Output("y: T")
-                                    .Attr("T: {float32, float64}")
-                                    .Doc("Hyperbolic tangent elementwise.")
-                                    .SetShapeFn(UnchangedShape)));
+  SLUICE_RETURN_IF_ERROR(ops->Register(OpDefBuilder("Tanh")
+                                           .Input("x: T")
+                                           .Output("y: T")
+                                           .Attr("T: {float32, float64}")
+                                           .Doc("Hyperbolic tangent elementwise.")
+                                           .SetShapeFn(UnchangedShape)));
   return RegisterCpuKernels<TanhOp, float, double>(kernels, "Tanh");
 }
 
@@ -114,12 +115,12 @@ absl::Status CheckSoftmaxRank(const TensorShape& s, absl::string_view op) {
 }
 
 absl::Status SoftmaxShape(InferenceContext* c) {
-  RETURN_IF_ERROR(CheckSoftmaxRank(c->input_shape(0), "Softmax"));
+  SLUICE_RETURN_IF_ERROR(CheckSoftmaxRank(c->input_shape(0), "Softmax"));
   return UnchangedShape(c);
 }
 
 absl::Status LogSoftmaxShape(InferenceContext* c) {
-  RETURN_IF_ERROR(CheckSoftmaxRank(c->input_shape(0), "LogSoftmax"));
+  SLUICE_RETURN_IF_ERROR(CheckSoftmaxRank(c->input_shape(0), "LogSoftmax"));
   return UnchangedShape(c);
 }
 
@@ -131,8 +132,8 @@ class SoftmaxOp : public OpKernel {
 
   absl::Status Compute(OpKernelContext* ctx) override {
     const Tensor& logits = ctx->input(0);
-    RETURN_IF_ERROR(CheckSoftmaxRank(logits.shape(), kLog ? "LogSoftmax" : "Softmax"));
-    ASSIGN_OR_RETURN(Tensor * out, ForwardInputOrAllocateOutput(ctx, 0, 0, logits.shape()));
+    SLUICE_RETURN_IF_ERROR(CheckSoftmaxRank(logits.shape(), kLog ? "LogSoftmax" : "Softmax"));
+    SLUICE_ASSIGN_OR_RETURN(Tensor * out, ForwardInputOrAllocateOutput(ctx, 0, 0, logits.shape()));
     const int64_t cols = logits.dim(logits.rank() - 1);
     if (logits.num_elements() == 0) return absl::OkStatus();
     const int64_t rows = logits.num_elements() / cols;
@@ -164,7 +165,7 @@ template <typename T>
 using LogSoftmaxKernel = SoftmaxOp<T, true>;
 
 absl::Status RegisterSoftmax(OpRegistry* ops, KernelRegistry* kernels) {
-  RETURN_IF_ERROR(ops->Register(
+  SLUICE_RETURN_IF_ERROR(ops->Register(
       OpDefBuilder("Softmax")
           .Input("logits: T")
           .Output("softmax: T")
@@ -172,9 +173,9 @@ absl::Status RegisterSoftmax(OpRegistry* ops, KernelRegistry* kernels) {
           .Doc("exp(logits) / sum(exp(logits)) over the last axis, computed as "
                "exp(logits - max) / sum(exp(logits - max)) so large logits do not overflow.")
           .SetShapeFn(SoftmaxShape)));
-  RETURN_IF_ERROR((RegisterCpuKernels<SoftmaxKernel, float, double>(kernels, "Softmax")));
+  SLUICE_RETURN_IF_ERROR((RegisterCpuKernels<SoftmaxKernel, float, double>(kernels, "Softmax")));
 
-  RETURN_IF_ERROR(ops->Register(
+  SLUICE_RETURN_IF_ERROR(ops->Register(
       OpDefBuilder("LogSoftmax")
           .Input("logits: T")
           .Output("logsoftmax: T")
@@ -206,8 +207,8 @@ absl::Status XentShape(InferenceContext* c) {
   constexpr char kOp[] = "SoftmaxCrossEntropyWithLogits";
   const TensorShape& features = c->input_shape(0);
   const TensorShape& labels = c->input_shape(1);
-  RETURN_IF_ERROR(CheckRankOf(features, 2, kOp, "features"));
-  RETURN_IF_ERROR(CheckRankOf(labels, 2, kOp, "labels"));
+  SLUICE_RETURN_IF_ERROR(CheckRankOf(features, 2, kOp, "features"));
+  SLUICE_RETURN_IF_ERROR(CheckRankOf(labels, 2, kOp, "labels"));
   TensorShape merged;
   if (!features.MergeWith(labels, &merged).ok()) {
     return InferenceContext::Error(ShapeMismatch(features, labels));
@@ -227,14 +228,14 @@ class SoftmaxXentOp : public OpKernel {
     constexpr char kOp[] = "SoftmaxCrossEntropyWithLogits";
     const Tensor& features = ctx->input(0);
     const Tensor& labels = ctx->input(1);
-    RETURN_IF_ERROR(CheckRankOf(features.shape(), 2, kOp, "features"));
-    RETURN_IF_ERROR(CheckRankOf(labels.shape(), 2, kOp, "labels"));
+    SLUICE_RETURN_IF_ERROR(CheckRankOf(features.shape(), 2, kOp, "features"));
+    SLUICE_RETURN_IF_ERROR(CheckRankOf(labels.shape(), 2, kOp, "labels"));
     if (features.shape() != labels.shape()) {
       return absl::InvalidArgumentError(ShapeMismatch(features.shape(), labels.shape()));
     }
     const int64_t batch = features.dim(0), classes = features.dim(1);
-    ASSIGN_OR_RETURN(Tensor * loss, ctx->allocate_output(0, TensorShape({batch})));
-    ASSIGN_OR_RETURN(Tensor * backprop, ctx->allocate_output(1, features.shape()));
+    SLUICE_ASSIGN_OR_RETURN(Tensor * loss, ctx->allocate_output(0, TensorShape({batch})));
+    SLUICE_ASSIGN_OR_RETURN(Tensor * backprop, ctx->allocate_output(1, features.shape()));
     if (classes == 0) {
       // No classes: the loss is undefined (as in TensorFlow); backprop is empty.
       loss->flat<T>().setConstant(std::numeric_limits<T>::quiet_NaN());
@@ -268,8 +269,8 @@ class SoftmaxXentOp : public OpKernel {
 
 absl::Status SparseXentShapes(const TensorShape& features, const TensorShape& labels) {
   constexpr char kOp[] = "SparseSoftmaxCrossEntropyWithLogits";
-  RETURN_IF_ERROR(CheckRankOf(features, 2, kOp, "features"));
-  RETURN_IF_ERROR(CheckRankOf(labels, 1, kOp, "labels"));
+  SLUICE_RETURN_IF_ERROR(CheckRankOf(features, 2, kOp, "features"));
+  SLUICE_RETURN_IF_ERROR(CheckRankOf(labels, 1, kOp, "labels"));
   if (!features.unknown_rank() && !labels.unknown_rank() && features.dim(0) != kUnknownDim &&
       labels.dim(0) != kUnknownDim && features.dim(0) != labels.dim(0)) {
     return absl::InvalidArgumentError(
@@ -282,7 +283,7 @@ absl::Status SparseXentShapes(const TensorShape& features, const TensorShape& la
 absl::Status SparseXentShape(InferenceContext* c) {
   const TensorShape& features = c->input_shape(0);
   const TensorShape& labels = c->input_shape(1);
-  RETURN_IF_ERROR(SparseXentShapes(features, labels));
+  SLUICE_RETURN_IF_ERROR(SparseXentShapes(features, labels));
   int64_t batch = kUnknownDim, classes = kUnknownDim;
   if (!features.unknown_rank()) {
     batch = features.dim(0);
@@ -302,8 +303,8 @@ class SparseSoftmaxXentOp : public OpKernel {
   absl::Status Compute(OpKernelContext* ctx) override {
     const Tensor& features = ctx->input(0);
     const Tensor& labels_in = ctx->input(1);
-    RETURN_IF_ERROR(SparseXentShapes(features.shape(), labels_in.shape()));
-    ASSIGN_OR_RETURN(std::vector<int64_t> labels, TensorToInt64s(labels_in, "labels"));
+    SLUICE_RETURN_IF_ERROR(SparseXentShapes(features.shape(), labels_in.shape()));
+    SLUICE_ASSIGN_OR_RETURN(std::vector<int64_t> labels, TensorToInt64s(labels_in, "labels"));
     const int64_t batch = features.dim(0), classes = features.dim(1);
     for (int64_t i = 0; i < batch; ++i) {
       if (labels[i] < 0 || labels[i] >= classes) {
@@ -312,8 +313,8 @@ class SparseSoftmaxXentOp : public OpKernel {
                          " is outside the valid range of classes [0, ", classes, ")"));
       }
     }
-    ASSIGN_OR_RETURN(Tensor * loss, ctx->allocate_output(0, TensorShape({batch})));
-    ASSIGN_OR_RETURN(Tensor * backprop, ctx->allocate_output(1, features.shape()));
+    SLUICE_ASSIGN_OR_RETURN(Tensor * loss, ctx->allocate_output(0, TensorShape({batch})));
+    SLUICE_ASSIGN_OR_RETURN(Tensor * backprop, ctx->allocate_output(1, features.shape()));
     const T* x = features.data<T>();
     const int64_t* lab = labels.data();
     T* lp = loss->data<T>();
@@ -336,7 +337,7 @@ class SparseSoftmaxXentOp : public OpKernel {
 };
 
 absl::Status RegisterCrossEntropy(OpRegistry* ops, KernelRegistry* kernels) {
-  RETURN_IF_ERROR(ops->Register(
+  SLUICE_RETURN_IF_ERROR(ops->Register(
       OpDefBuilder("SoftmaxCrossEntropyWithLogits")
           .Input("features: T")
           .Input("labels: T")
@@ -348,10 +349,10 @@ absl::Status RegisterCrossEntropy(OpRegistry* ops, KernelRegistry* kernels) {
                "softmax(features) - labels (the gradient of loss with respect to features). "
                "features and labels are [batch, classes]; each labels row should sum to 1.")
           .SetShapeFn(XentShape)));
-  RETURN_IF_ERROR(
+  SLUICE_RETURN_IF_ERROR(
       (RegisterCpuKernels<SoftmaxXentOp, float, double>(kernels, "SoftmaxCrossEntropyWithLogits")));
 
-  RETURN_IF_ERROR(ops->Register(
+  SLUICE_RETURN_IF_ERROR(ops->Register(
       OpDefBuilder("SparseSoftmaxCrossEntropyWithLogits")
           .Input("features: T")
           .Input("labels: Tlabels")
@@ -371,8 +372,8 @@ absl::Status RegisterCrossEntropy(OpRegistry* ops, KernelRegistry* kernels) {
 }  // namespace
 
 absl::Status RegisterNnOps(OpRegistry* ops, KernelRegistry* kernels) {
-  RETURN_IF_ERROR(RegisterActivations(ops, kernels));
-  RETURN_IF_ERROR(RegisterSoftmax(ops, kernels));
+  SLUICE_RETURN_IF_ERROR(RegisterActivations(ops, kernels));
+  SLUICE_RETURN_IF_ERROR(RegisterSoftmax(ops, kernels));
   return RegisterCrossEntropy(ops, kernels);
 }
 

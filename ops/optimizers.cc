@@ -58,19 +58,19 @@ std::vector<bool> Ancestors(const Graph& g, const std::vector<const Node*>& root
 
 absl::StatusOr<std::vector<Output>> Optimizer::ComputeGradients(
     const Scope& scope, Output loss, const std::vector<Output>& var_list) {
-  RETURN_IF_ERROR(scope.status());
-  for (const Output& v : var_list) RETURN_IF_ERROR(CheckVariable(v));
+  SLUICE_RETURN_IF_ERROR(scope.status());
+  for (const Output& v : var_list) SLUICE_RETURN_IF_ERROR(CheckVariable(v));
   std::vector<Output> grads;
-  RETURN_IF_ERROR(AddGradients(scope.NewSubScope("gradients"), {loss}, var_list, &grads));
+  SLUICE_RETURN_IF_ERROR(AddGradients(scope.NewSubScope("gradients"), {loss}, var_list, &grads));
   return grads;
 }
 
 absl::StatusOr<const Node*> Optimizer::ApplyGradients(
     const Scope& scope, const std::vector<std::pair<Output, Output>>& grads_and_vars) {
-  RETURN_IF_ERROR(scope.status());
+  SLUICE_RETURN_IF_ERROR(scope.status());
   std::vector<std::pair<Output, Output>> pairs;
   for (const auto& [grad, var] : grads_and_vars) {
-    RETURN_IF_ERROR(CheckVariable(var));
+    SLUICE_RETURN_IF_ERROR(CheckVariable(var));
     if (grad.valid()) pairs.emplace_back(grad, var);
   }
   if (pairs.empty()) {
@@ -78,7 +78,7 @@ absl::StatusOr<const Node*> Optimizer::ApplyGradients(
         absl::StrCat(name_, ": no gradient for any variable (the loss depends on none of them)"));
   }
   const Scope s = scope.NewSubScope(name_);
-  RETURN_IF_ERROR(Prepare(s, pairs[0].second.dtype()));
+  SLUICE_RETURN_IF_ERROR(Prepare(s, pairs[0].second.dtype()));
 
   // Readers of each variable that the step runs anyway: ancestors of the gradients.
   std::vector<const Node*> grad_nodes;
@@ -94,20 +94,20 @@ absl::StatusOr<const Node*> Optimizer::ApplyGradients(
       }
     }
     const Node* update = ApplyDense(s, s.WithControlDependencies(readers), grad, var);
-    RETURN_IF_ERROR(s.status());
+    SLUICE_RETURN_IF_ERROR(s.status());
     if (update == nullptr) return absl::InternalError(absl::StrCat(name_, ": no update built"));
     updates.push_back(update);
   }
   std::vector<const Node*> deps = Finish(s, updates);
-  RETURN_IF_ERROR(s.status());
+  SLUICE_RETURN_IF_ERROR(s.status());
   const Node* train = NoOp(scope.WithControlDependencies(deps));
-  RETURN_IF_ERROR(scope.status());
+  SLUICE_RETURN_IF_ERROR(scope.status());
   return train;
 }
 
 absl::StatusOr<const Node*> Optimizer::Minimize(const Scope& scope, Output loss,
                                                 const std::vector<Output>& var_list) {
-  ASSIGN_OR_RETURN(std::vector<Output> grads, ComputeGradients(scope, loss, var_list));
+  SLUICE_ASSIGN_OR_RETURN(std::vector<Output> grads, ComputeGradients(scope, loss, var_list));
   std::vector<std::pair<Output, Output>> pairs;
   for (size_t i = 0; i < var_list.size(); ++i) pairs.emplace_back(grads[i], var_list[i]);
   return ApplyGradients(scope, pairs);

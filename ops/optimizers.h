@@ -23,8 +23,8 @@
 // An optimizer object is used from one thread while building, like Scope.
 //
 //   ops::AdamOptimizer opt(0.001);
-//   ASSIGN_OR_RETURN(const Node* train, opt.Minimize(s.WithOpName("train"), loss, {w1, b1}));
-//   const Node* init = ops::GlobalVariablesInitializer(s.WithOpName("init"));
+//   SLUICE_ASSIGN_OR_RETURN(const Node* train, opt.Minimize(s.WithOpName("train"), loss, {w1,
+//   b1})); const Node* init = ops::GlobalVariablesInitializer(s.WithOpName("init"));
 //   session->Run({}, {}, {"init"}, nullptr);
 //   for (...) session->Run({{"x", batch}, {"y", labels}}, {"loss"}, {"train"}, &out);
 #ifndef SLUICE_OPS_OPTIMIZERS_H_

@@ -86,7 +86,7 @@ absl::StatusOr<TensorShape> OutputShape(const Tensor& shape_t) {
     return absl::InvalidArgumentError(
         absl::StrCat("shape must be a vector, got shape ", shape_t.shape().DebugString()));
   }
-  ASSIGN_OR_RETURN(std::vector<int64_t> dims, TensorToInt64s(shape_t, "shape"));
+  SLUICE_ASSIGN_OR_RETURN(std::vector<int64_t> dims, TensorToInt64s(shape_t, "shape"));
   for (int64_t d : dims) {
     if (d < 0) {
       return absl::InvalidArgumentError(
@@ -98,7 +98,7 @@ absl::StatusOr<TensorShape> OutputShape(const Tensor& shape_t) {
 
 absl::Status RandomShape(InferenceContext* c) {
   if (const Tensor* shape = c->input_value(0)) {
-    ASSIGN_OR_RETURN(TensorShape out, OutputShape(*shape));
+    SLUICE_ASSIGN_OR_RETURN(TensorShape out, OutputShape(*shape));
     c->set_output(0, std::move(out));
     return absl::OkStatus();
   }
@@ -113,8 +113,8 @@ template <typename T, Distribution D>
 class RandomOp : public OpKernel {
  public:
   explicit RandomOp(const Node& node) : OpKernel(node) {
-    uint64_t seed = static_cast<uint64_t>(node.GetAttr<int64_t>("seed").value_or(0));
-    uint64_t seed2 = static_cast<uint64_t>(node.GetAttr<int64_t>("seed2").value_or(0));
+    uint64_t seed = static_cast<uint64_t>(Attr<int64_t>("seed"));
+    uint64_t seed2 = static_cast<uint64_t>(Attr<int64_t>("seed2"));
     if (seed == 0 && seed2 == 0) {
       std::random_device rd;
       seed = (static_cast<uint64_t>(rd()) << 32) | rd();
@@ -125,8 +125,8 @@ class RandomOp : public OpKernel {
   }
 
   absl::Status Compute(OpKernelContext* ctx) override {
-    ASSIGN_OR_RETURN(TensorShape shape, OutputShape(ctx->input(0)));
-    ASSIGN_OR_RETURN(Tensor * y, ctx->allocate_output(0, shape));
+    SLUICE_ASSIGN_OR_RETURN(TensorShape shape, OutputShape(ctx->input(0)));
+    SLUICE_ASSIGN_OR_RETURN(Tensor * y, ctx->allocate_output(0, shape));
     const int64_t n = y->num_elements();
     constexpr int kPer = kPerBlock<T>;
     const int64_t blocks = (n + kPer - 1) / kPer;
@@ -166,24 +166,24 @@ class RandomOp : public OpKernel {
 
 absl::Status RegisterRandom(OpRegistry* ops, KernelRegistry* kernels, const char* op,
                             const char* doc, KernelFactory f32, KernelFactory f64) {
-  RETURN_IF_ERROR(ops->Register(OpDefBuilder(op)
-                                    .Input("shape: Tshape")
-                                    .Output("output: dtype")
-                                    .Attr("dtype: {float32, float64}")
-                                    .Attr("seed: int = 0")
-                                    .Attr("seed2: int = 0")
-                                    .Attr("Tshape: {int32, int64} = int32")
-                                    .SetIsStateful()
-                                    .Doc(doc)
-                                    .SetShapeFn(RandomShape)));
-  RETURN_IF_ERROR(kernels->Register(op, kDeviceCpu, DType::kFloat32, std::move(f32)));
+  SLUICE_RETURN_IF_ERROR(ops->Register(OpDefBuilder(op)
+                                           .Input("shape: Tshape")
+                                           .Output("output: dtype")
+                                           .Attr("dtype: {float32, float64}")
+                                           .Attr("seed: int = 0")
+                                           .Attr("seed2: int = 0")
+                                           .Attr("Tshape: {int32, int64} = int32")
+                                           .SetIsStateful()
+                                           .Doc(doc)
+                                           .SetShapeFn(RandomShape)));
+  SLUICE_RETURN_IF_ERROR(kernels->Register(op, kDeviceCpu, DType::kFloat32, std::move(f32)));
   return kernels->Register(op, kDeviceCpu, DType::kFloat64, std::move(f64));
 }
 
 }  // namespace
 
 absl::Status RegisterRandomOps(OpRegistry* ops, KernelRegistry* kernels) {
-  RETURN_IF_ERROR(RegisterRandom(
+  SLUICE_RETURN_IF_ERROR(RegisterRandom(
       ops, kernels, "RandomUniform",
       "Uniform values in [0, 1) of shape `shape`, from the Philox4x32-10 stream keyed by seed "
       "and seed2 (both 0: a random key).",

@@ -23,7 +23,7 @@
 
 #include "graph/op_def.h"
 #include "graph/scope.h"
-#include "runtime/kernel.h"
+#include "runtime/kernel/kernel.h"
 
 namespace sluice {
 

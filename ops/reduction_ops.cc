@@ -48,7 +48,7 @@ TensorShape ReducedShape(const TensorShape& in, const std::vector<bool>& reduced
 }
 
 absl::Status ReductionShape(InferenceContext* c) {
-  ASSIGN_OR_RETURN(bool keep_dims, c->GetAttr<bool>("keep_dims"));
+  SLUICE_ASSIGN_OR_RETURN(bool keep_dims, c->GetAttr<bool>("keep_dims"));
   const TensorShape& in = c->input_shape(0);
   const Tensor* axis = c->input_value(1);
   if (axis == nullptr) {
@@ -60,9 +60,9 @@ absl::Status ReductionShape(InferenceContext* c) {
     }
     return absl::OkStatus();
   }
-  ASSIGN_OR_RETURN(std::vector<int64_t> axes, TensorToInt64s(*axis, "reduction axis"));
+  SLUICE_ASSIGN_OR_RETURN(std::vector<int64_t> axes, TensorToInt64s(*axis, "reduction axis"));
   if (in.unknown_rank()) return absl::OkStatus();
-  ASSIGN_OR_RETURN(std::vector<bool> reduced, ReducedDims(axes, in));
+  SLUICE_ASSIGN_OR_RETURN(std::vector<bool> reduced, ReducedDims(axes, in));
   c->set_output(0, ReducedShape(in, reduced, keep_dims));
   return absl::OkStatus();
 }
@@ -96,13 +96,13 @@ void ReduceMiddle(const OpKernelContext& ctx, const T* in, T* out, int64_t outer
 template <typename T, typename Reducer, bool kMean>
 class ReductionOp : public OpKernel {
  public:
-  explicit ReductionOp(const Node& node)
-      : OpKernel(node), keep_dims_(node.GetAttr<bool>("keep_dims").value_or(false)) {}
+  explicit ReductionOp(const Node& node) : OpKernel(node), keep_dims_(Attr<bool>("keep_dims")) {}
 
   absl::Status Compute(OpKernelContext* ctx) override {
     const Tensor& x = ctx->input(0);
-    ASSIGN_OR_RETURN(std::vector<int64_t> axes, TensorToInt64s(ctx->input(1), "reduction axis"));
-    ASSIGN_OR_RETURN(std::vector<bool> reduced, ReducedDims(axes, x.shape()));
+    SLUICE_ASSIGN_OR_RETURN(std::vector<int64_t> axes,
+                            TensorToInt64s(ctx->input(1), "reduction axis"));
+    SLUICE_ASSIGN_OR_RETURN(std::vector<bool> reduced, ReducedDims(axes, x.shape()));
     const TensorShape out_shape = ReducedShape(x.shape(), reduced, keep_dims_);
 
     // Collapse into alternating kept / reduced groups; size-1 dimensions change nothing.
@@ -121,11 +121,11 @@ class ReductionOp : public OpKernel {
     }
     if (std::find(is_reduced.begin(), is_reduced.end(), true) == is_reduced.end()) {
       // Nothing is reduced (count is 1): the output is the input, reshaped, sharing its buffer.
-      ASSIGN_OR_RETURN(Tensor same, x.Reshaped(out_shape));
+      SLUICE_ASSIGN_OR_RETURN(Tensor same, x.Reshaped(out_shape));
       ctx->set_output(0, std::move(same));
       return absl::OkStatus();
     }
-    ASSIGN_OR_RETURN(Tensor * y, ctx->allocate_output(0, out_shape));
+    SLUICE_ASSIGN_OR_RETURN(Tensor * y, ctx->allocate_output(0, out_shape));
     if (y->num_elements() == 0) return absl::OkStatus();
 
     // One pass per reduced group, last group first; intermediate results go to scratch tensors.
@@ -187,19 +187,20 @@ absl::Status RegisterReductionDef(OpRegistry* ops, absl::string_view name, absl:
 namespace math_internal {
 
 absl::Status RegisterReductionOps(OpRegistry* ops, KernelRegistry* kernels) {
-  RETURN_IF_ERROR(RegisterReductionDef(
+  SLUICE_RETURN_IF_ERROR(RegisterReductionDef(
       ops, "Sum", "float32, float64, int32, int64",
       "Sum of `input` over the dimensions in `axis` (a scalar or vector; negative axes count "
       "from the end; repeats are ignored). keep_dims keeps reduced dimensions as size 1. "
       "An empty reduction gives 0."));
-  RETURN_IF_ERROR((RegisterCpuKernels<SumOp, float, double, int32_t, int64_t>(kernels, "Sum")));
+  SLUICE_RETURN_IF_ERROR(
+      (RegisterCpuKernels<SumOp, float, double, int32_t, int64_t>(kernels, "Sum")));
 
-  RETURN_IF_ERROR(RegisterReductionDef(
+  SLUICE_RETURN_IF_ERROR(RegisterReductionDef(
       ops, "Mean", "float32, float64",
       "Mean of `input` over the dimensions in `axis`, like Sum; an empty reduction gives NaN."));
-  RETURN_IF_ERROR((RegisterCpuKernels<MeanOp, float, double>(kernels, "Mean")));
+  SLUICE_RETURN_IF_ERROR((RegisterCpuKernels<MeanOp, float, double>(kernels, "Mean")));
 
-  RETURN_IF_ERROR(RegisterReductionDef(
+  SLUICE_RETURN_IF_ERROR(RegisterReductionDef(
       ops, "Max", "float32, float64, int32, int64",
       "Maximum of `input` over the dimensions in `axis`, like Sum; an empty reduction gives "
       "the lowest value of the dtype (-inf for floats)."));

@@ -23,9 +23,9 @@ void RegisterAllOps() {
   std::call_once(once, [] {
     OpRegistry* ops = OpRegistry::Global();
     KernelRegistry* kernels = KernelRegistry::Global();
-    for (auto reg : {RegisterBaseOps, RegisterArrayOps, RegisterMathOps, RegisterNnOps,
-                     RegisterStateOps, RegisterRandomOps, RegisterSendRecvOps,
-                     RegisterGradHelperOps, RegisterTrainingOps}) {
+    for (auto reg :
+         {RegisterBaseOps, RegisterArrayOps, RegisterMathOps, RegisterNnOps, RegisterStateOps,
+          RegisterRandomOps, RegisterSendRecvOps, RegisterGradHelperOps, RegisterTrainingOps}) {
       absl::Status s = reg(ops, kernels);
       if (!s.ok()) {
         // A registration error is a programming error in ops/: fail loudly at start-up.
@@ -43,5 +43,12 @@ void RegisterAllOps() {
     }
   });
 }
+
+namespace ops {
+Scope NewRootScope() {
+  RegisterAllOps();
+  return Scope::NewRootScope();
+}
+}  // namespace ops
 
 }  // namespace sluice

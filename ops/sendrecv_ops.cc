@@ -6,23 +6,18 @@
 #include "absl/strings/str_cat.h"
 #include "core/status.h"
 #include "graph/shape_inference.h"
-#include "runtime/rendezvous.h"
+#include "runtime/kernel/rendezvous.h"
 
 namespace sluice {
 namespace {
 
 // What both ends read from their attributes.
 struct Edge {
-  explicit Edge(const Node& node)
-      : tensor_name(node.GetAttr<std::string>("tensor_name").value_or("")),
-        send_device(node.GetAttr<std::string>("send_device").value_or("")),
-        recv_device(node.GetAttr<std::string>("recv_device").value_or("")) {}
+  std::string tensor_name, send_device, recv_device;
 
   std::string Key(int64_t step_id) const {
     return Rendezvous::CreateKey(step_id, send_device, recv_device, tensor_name);
   }
-
-  std::string tensor_name, send_device, recv_device;
 };
 
 absl::Status NoRendezvous(const Edge& edge) {
@@ -33,7 +28,10 @@ absl::Status NoRendezvous(const Edge& edge) {
 
 class SendOp : public OpKernel {
  public:
-  explicit SendOp(const Node& node) : OpKernel(node), edge_(node) {}
+  explicit SendOp(const Node& node)
+      : OpKernel(node),
+        edge_{Attr<std::string>("tensor_name"), Attr<std::string>("send_device"),
+              Attr<std::string>("recv_device")} {}
   bool IsExpensive() const override { return false; }
 
   absl::Status Compute(OpKernelContext* ctx) override {
@@ -51,13 +49,13 @@ class SendOp : public OpKernel {
   const Edge edge_;
 };
 
-class RecvOp : public OpKernel {
+class RecvOp : public AsyncOpKernel {
  public:
-  explicit RecvOp(const Node& node) : OpKernel(node), edge_(node), dtype_(node.output_type(0)) {}
-  bool IsAsync() const override { return true; }
-  absl::Status Compute(OpKernelContext*) override {
-    return absl::InternalError("_Recv runs only asynchronously");
-  }
+  explicit RecvOp(const Node& node)
+      : AsyncOpKernel(node),
+        edge_{Attr<std::string>("tensor_name"), Attr<std::string>("send_device"),
+              Attr<std::string>("recv_device")},
+        dtype_(node.output_type(0)) {}
 
   void ComputeAsync(OpKernelContext* ctx, std::function<void()> done) override {
     Rendezvous* rendezvous = ctx->rendezvous();
@@ -105,7 +103,7 @@ class RecvOp : public OpKernel {
 };
 
 absl::Status RecvShape(InferenceContext* c) {
-  ASSIGN_OR_RETURN(TensorShape shape, c->GetAttr<TensorShape>("shape"));
+  SLUICE_ASSIGN_OR_RETURN(TensorShape shape, c->GetAttr<TensorShape>("shape"));
   c->set_output(0, std::move(shape));
   return absl::OkStatus();
 }
@@ -122,12 +120,13 @@ absl::Status RegisterSendRecvOps(OpRegistry* ops, KernelRegistry* kernels) {
         .Attr("shape: shape = <unknown>")
         .SetIsStateful();
   };
-  RETURN_IF_ERROR(ops->Register(
+  SLUICE_RETURN_IF_ERROR(ops->Register(
       common(OpDefBuilder("_Send").Input("tensor: T"))
           .Doc("Hands `tensor` to the step's rendezvous for the _Recv of the same tensor_name on "
                "recv_device. Inserted by the partitioner.")));
-  RETURN_IF_ERROR(kernels->Register("_Send", kDeviceCpu, DType::kInvalid, MakeKernel<SendOp>));
-  RETURN_IF_ERROR(ops->Register(
+  SLUICE_RETURN_IF_ERROR(
+      kernels->Register("_Send", kDeviceCpu, DType::kInvalid, MakeKernel<SendOp>));
+  SLUICE_RETURN_IF_ERROR(ops->Register(
       common(OpDefBuilder("_Recv").Output("tensor: T"))
           .Doc("Outputs the tensor that the _Send of the same tensor_name on send_device hands "
                "to the step's rendezvous. Inserted by the partitioner.")

@@ -11,7 +11,7 @@
 #define SLUICE_OPS_SENDRECV_OPS_H_
 
 #include "graph/op_def.h"
-#include "runtime/kernel.h"
+#include "runtime/kernel/kernel.h"
 
 namespace sluice {
 

@@ -15,27 +15,6 @@ namespace {
 
 constexpr char kVariableOp[] = "Variable";
 
-// Ops whose leading inputs are variable references, with how many: the Assign family here, and
-// whatever other families register through RegisterVariableRefOp (e.g. the optimizer updates).
-struct RefOps {
-  absl::Mutex mu;
-  std::map<std::string, int, std::less<>> num_refs ABSL_GUARDED_BY(mu) = {
-      {"Assign", 1}, {"AssignAdd", 1}, {"AssignSub", 1}};
-};
-
-RefOps& GetRefOps() {
-  static RefOps* ref_ops = new RefOps();
-  return *ref_ops;
-}
-
-bool IsRefConsumer(const OutEdge& e) {
-  if (e.is_control()) return false;
-  RefOps& r = GetRefOps();
-  absl::MutexLock lock(&r.mu);
-  auto it = r.num_refs.find(e.dst->op());
-  return it != r.num_refs.end() && e.input_index < it->second;
-}
-
 // The ResourceMgr name of the variable a Variable node stands for.
 std::string VariableName(const Node& variable_node) {
   absl::StatusOr<std::string> shared = variable_node.GetAttr<std::string>("shared_name");
@@ -46,7 +25,7 @@ std::string VariableName(const Node& variable_node) {
 // Variable
 
 absl::Status VariableShape(InferenceContext* c) {
-  ASSIGN_OR_RETURN(TensorShape shape, c->GetAttr<TensorShape>("shape"));
+  SLUICE_ASSIGN_OR_RETURN(TensorShape shape, c->GetAttr<TensorShape>("shape"));
   c->set_output(0, std::move(shape));
   return absl::OkStatus();
 }
@@ -60,7 +39,7 @@ class VariableOp : public OpKernel {
     for (const OutEdge& e : node.out_edges()) {
       if (e.is_control()) continue;
       ++consumers;
-      only_refs &= IsRefConsumer(e);
+      only_refs &= e.dst->IsRefInput(e.input_index);
     }
     is_handle_ = consumers > 0 && only_refs;
   }
@@ -95,7 +74,7 @@ class VariableOp : public OpKernel {
 };
 
 absl::Status RegisterVariable(OpRegistry* ops, KernelRegistry* kernels) {
-  RETURN_IF_ERROR(ops->Register(
+  SLUICE_RETURN_IF_ERROR(ops->Register(
       OpDefBuilder(kVariableOp)
           .Output("value: dtype")
           .Attr("dtype: type")
@@ -104,11 +83,11 @@ absl::Status RegisterVariable(OpRegistry* ops, KernelRegistry* kernels) {
           .SetIsStateful()
           .Doc("The current value of the variable named `shared_name` (default: this node's "
                "name) on this device. Fails with FailedPrecondition until it is assigned. A "
-               "node whose only consumers are Assign-family 'ref' inputs is a write handle "
+               "node whose only consumers are reference (Ref(T)) inputs is a write handle "
                "that outputs an empty tensor instead.")
           .SetShapeFn(VariableShape)));
   for (DType dt : {DType::kFloat32, DType::kFloat64, DType::kInt32, DType::kInt64, DType::kBool}) {
-    RETURN_IF_ERROR(kernels->Register(kVariableOp, kDeviceCpu, dt, MakeKernel<VariableOp>));
+    SLUICE_RETURN_IF_ERROR(kernels->Register(kVariableOp, kDeviceCpu, dt, MakeKernel<VariableOp>));
   }
   return absl::OkStatus();
 }
@@ -151,7 +130,7 @@ absl::StatusOr<std::unique_ptr<OpKernel>> MakeVariableUpdateKernel(const Node& n
 }
 
 absl::Status AssignShape(InferenceContext* c) {
-  ASSIGN_OR_RETURN(bool validate, c->GetAttr<bool>("validate_shape"));
+  SLUICE_ASSIGN_OR_RETURN(bool validate, c->GetAttr<bool>("validate_shape"));
   if (!validate) {
     c->set_output(0, c->input_shape(1));
     return absl::OkStatus();
@@ -180,8 +159,7 @@ absl::Status UpdateShape(InferenceContext* c) {
 class AssignOp : public VariableUpdateOp {
  public:
   explicit AssignOp(const Node& node)
-      : VariableUpdateOp(node),
-        validate_shape_(node.GetAttr<bool>("validate_shape").value_or(true)) {}
+      : VariableUpdateOp(node), validate_shape_(Attr<bool>("validate_shape")) {}
   bool IsExpensive() const override { return false; }
 
   absl::Status Compute(OpKernelContext* ctx) override {
@@ -249,19 +227,19 @@ using AssignSubOp = AssignUpdateOp<T, false>;
 
 template <template <typename> class K>
 absl::Status RegisterNumericUpdate(KernelRegistry* kernels, absl::string_view op) {
-  RETURN_IF_ERROR(
+  SLUICE_RETURN_IF_ERROR(
       kernels->Register(op, kDeviceCpu, DType::kFloat32, MakeVariableUpdateKernel<K<float>>));
-  RETURN_IF_ERROR(
+  SLUICE_RETURN_IF_ERROR(
       kernels->Register(op, kDeviceCpu, DType::kFloat64, MakeVariableUpdateKernel<K<double>>));
-  RETURN_IF_ERROR(
+  SLUICE_RETURN_IF_ERROR(
       kernels->Register(op, kDeviceCpu, DType::kInt32, MakeVariableUpdateKernel<K<int32_t>>));
   return kernels->Register(op, kDeviceCpu, DType::kInt64, MakeVariableUpdateKernel<K<int64_t>>);
 }
 
 absl::Status RegisterAssigns(OpRegistry* ops, KernelRegistry* kernels) {
-  RETURN_IF_ERROR(ops->Register(
+  SLUICE_RETURN_IF_ERROR(ops->Register(
       OpDefBuilder("Assign")
-          .Input("ref: T")
+          .Input("ref: Ref(T)")
           .Input("value: T")
           .Output("output: T")
           .Attr("T: type")
@@ -271,14 +249,14 @@ absl::Status RegisterAssigns(OpRegistry* ops, KernelRegistry* kernels) {
                "With validate_shape the value must match the variable's declared shape.")
           .SetShapeFn(AssignShape)));
   for (DType dt : {DType::kFloat32, DType::kFloat64, DType::kInt32, DType::kInt64, DType::kBool}) {
-    RETURN_IF_ERROR(
+    SLUICE_RETURN_IF_ERROR(
         kernels->Register("Assign", kDeviceCpu, dt, MakeVariableUpdateKernel<AssignOp>));
   }
   for (const char* op : {"AssignAdd", "AssignSub"}) {
     const bool add = std::string(op) == "AssignAdd";
-    RETURN_IF_ERROR(ops->Register(
+    SLUICE_RETURN_IF_ERROR(ops->Register(
         OpDefBuilder(op)
-            .Input("ref: T")
+            .Input("ref: Ref(T)")
             .Input("value: T")
             .Output("output: T")
             .Attr("T: {float32, float64, int32, int64}")
@@ -289,7 +267,7 @@ absl::Status RegisterAssigns(OpRegistry* ops, KernelRegistry* kernels) {
                        "outputs the new value.")
             .SetShapeFn(UpdateShape)));
   }
-  RETURN_IF_ERROR(RegisterNumericUpdate<AssignAddOp>(kernels, "AssignAdd"));
+  SLUICE_RETURN_IF_ERROR(RegisterNumericUpdate<AssignAddOp>(kernels, "AssignAdd"));
   return RegisterNumericUpdate<AssignSubOp>(kernels, "AssignSub");
 }
 
@@ -308,33 +286,10 @@ Output WriteHandle(const Scope& scope, const Output& var, SourceLocation loc) {
 
 }  // namespace
 
-absl::Status RegisterVariableRefOp(absl::string_view op, int num_ref_inputs) {
-  if (num_ref_inputs < 1) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("op '", op, "' must have at least one ref input, got ", num_ref_inputs));
-  }
-  RefOps& r = GetRefOps();
-  absl::MutexLock lock(&r.mu);
-  auto [it, inserted] = r.num_refs.emplace(std::string(op), num_ref_inputs);
-  if (!inserted && it->second != num_ref_inputs) {
-    return absl::AlreadyExistsError(absl::StrCat("op '", op, "' is already registered with ",
-                                                 it->second, " ref inputs"));
-  }
-  return absl::OkStatus();
-}
-
-bool IsVariableRefInput(const Node& consumer, int input_index) {
-  OutEdge e;
-  e.dst = &consumer;
-  e.input_index = input_index;
-  e.src_output = 0;
-  return input_index >= 0 && IsRefConsumer(e);
-}
-
 std::string VariableNameOf(const Node& variable_node) { return VariableName(variable_node); }
 
 absl::Status RegisterStateOps(OpRegistry* ops, KernelRegistry* kernels) {
-  RETURN_IF_ERROR(RegisterVariable(ops, kernels));
+  SLUICE_RETURN_IF_ERROR(RegisterVariable(ops, kernels));
   return RegisterAssigns(ops, kernels);
 }
 

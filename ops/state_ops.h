@@ -5,14 +5,14 @@
 //              "variable 'w1' is not initialized" before the first Assign
 //   Assign     sets the value ("validate_shape", default true: the value must match "shape")
 //   AssignAdd, AssignSub  update the value in place by an equally shaped delta
-// The Assign-family ops take the variable as input 0 ("ref"), which must come from a Variable
-// node; they use only its name, never its value. A Variable node whose every consumer is such a
-// "ref" input is a write handle: it never reads the variable (so it works before the first
+// The Assign-family ops take the variable as input 0 ("ref: Ref(T)"), which must come from a
+// Variable node; they use only its name, never its value. A Variable node whose every consumer is
+// such a "ref" input is a write handle: it never reads the variable (so it works before the first
 // Assign) and outputs an empty tensor. ops::Assign/AssignAdd/AssignSub create a handle beside
 // the variable (named "<variable>_ref/Variable"), so the variable's own node stays a plain
 // reader that any op may consume.
 //
-// Updates follow the copy-on-write contract of runtime/resource_mgr.h: a value that a reader
+// Updates follow the copy-on-write contract of runtime/kernel/resource_mgr.h: a value that a reader
 // still holds (a fetched tensor, an output in flight) is never modified; the update then goes to
 // a new buffer. Reads and updates of one variable are serialised by Variable::mu, but ops in one
 // step that are not ordered by edges may see the variable before or after an update.
@@ -27,19 +27,11 @@
 
 #include "graph/op_def.h"
 #include "graph/scope.h"
-#include "runtime/kernel.h"
+#include "runtime/kernel/kernel.h"
 
 namespace sluice {
 
 absl::Status RegisterStateOps(OpRegistry* ops, KernelRegistry* kernels);
-
-// Declares that the first `num_ref_inputs` inputs of `op` are variable references, as input 0
-// of Assign is: a Variable node that feeds only such inputs is a write handle (see above).
-// Families with variable-update ops (ops/training_ops.h) call it when they register.
-absl::Status RegisterVariableRefOp(absl::string_view op, int num_ref_inputs);
-// Whether input `input_index` of `consumer` is a variable reference by that registry (e.g. for
-// PlacerOptions::is_variable_ref). Meaningful once RegisterAllOps has run.
-bool IsVariableRefInput(const Node& consumer, int input_index);
 
 // The ResourceMgr name of the variable a Variable node stands for: its "shared_name", else its
 // node name.

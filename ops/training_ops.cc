@@ -138,7 +138,7 @@ class ApplyGradientDescentOp : public ApplyOpBase<T, 1> {
  protected:
   absl::Status Update(OpKernelContext* ctx, const std::array<Tensor*, 1>& vars,
                       const Tensor& grad) override {
-    ASSIGN_OR_RETURN(T alpha, this->Scalar(ctx, 1, "alpha"));
+    SLUICE_ASSIGN_OR_RETURN(T alpha, this->Scalar(ctx, 1, "alpha"));
     auto var = vars[0]->flat<T>();
     EvalExpr(*ctx, var, var - grad.flat<T>() * alpha);
     return absl::OkStatus();
@@ -149,14 +149,13 @@ template <typename T>
 class ApplyMomentumOp : public ApplyOpBase<T, 2> {
  public:
   explicit ApplyMomentumOp(const Node& node)
-      : ApplyOpBase<T, 2>(node, 3),
-        use_nesterov_(node.GetAttr<bool>("use_nesterov").value_or(false)) {}
+      : ApplyOpBase<T, 2>(node, 3), use_nesterov_(this->template Attr<bool>("use_nesterov")) {}
 
  protected:
   absl::Status Update(OpKernelContext* ctx, const std::array<Tensor*, 2>& vars,
                       const Tensor& grad) override {
-    ASSIGN_OR_RETURN(T lr, this->Scalar(ctx, 2, "lr"));
-    ASSIGN_OR_RETURN(T momentum, this->Scalar(ctx, 4, "momentum"));
+    SLUICE_ASSIGN_OR_RETURN(T lr, this->Scalar(ctx, 2, "lr"));
+    SLUICE_ASSIGN_OR_RETURN(T momentum, this->Scalar(ctx, 4, "momentum"));
     auto var = vars[0]->flat<T>();
     auto accum = vars[1]->flat<T>();
     auto g = grad.flat<T>();
@@ -181,7 +180,7 @@ class ApplyAdagradOp : public ApplyOpBase<T, 2> {
  protected:
   absl::Status Update(OpKernelContext* ctx, const std::array<Tensor*, 2>& vars,
                       const Tensor& grad) override {
-    ASSIGN_OR_RETURN(T lr, this->Scalar(ctx, 2, "lr"));
+    SLUICE_ASSIGN_OR_RETURN(T lr, this->Scalar(ctx, 2, "lr"));
     auto var = vars[0]->flat<T>();
     auto accum = vars[1]->flat<T>();
     auto g = grad.flat<T>();
@@ -199,12 +198,12 @@ class ApplyAdamOp : public ApplyOpBase<T, 3> {
  protected:
   absl::Status Update(OpKernelContext* ctx, const std::array<Tensor*, 3>& vars,
                       const Tensor& grad) override {
-    ASSIGN_OR_RETURN(T beta1_power, this->Scalar(ctx, 3, "beta1_power"));
-    ASSIGN_OR_RETURN(T beta2_power, this->Scalar(ctx, 4, "beta2_power"));
-    ASSIGN_OR_RETURN(T lr, this->Scalar(ctx, 5, "lr"));
-    ASSIGN_OR_RETURN(T beta1, this->Scalar(ctx, 6, "beta1"));
-    ASSIGN_OR_RETURN(T beta2, this->Scalar(ctx, 7, "beta2"));
-    ASSIGN_OR_RETURN(T epsilon, this->Scalar(ctx, 8, "epsilon"));
+    SLUICE_ASSIGN_OR_RETURN(T beta1_power, this->Scalar(ctx, 3, "beta1_power"));
+    SLUICE_ASSIGN_OR_RETURN(T beta2_power, this->Scalar(ctx, 4, "beta2_power"));
+    SLUICE_ASSIGN_OR_RETURN(T lr, this->Scalar(ctx, 5, "lr"));
+    SLUICE_ASSIGN_OR_RETURN(T beta1, this->Scalar(ctx, 6, "beta1"));
+    SLUICE_ASSIGN_OR_RETURN(T beta2, this->Scalar(ctx, 7, "beta2"));
+    SLUICE_ASSIGN_OR_RETURN(T epsilon, this->Scalar(ctx, 8, "epsilon"));
     const T lr_t = lr * std::sqrt(T(1) - beta2_power) / (T(1) - beta1_power);
     auto var = vars[0]->flat<T>();
     auto m = vars[1]->flat<T>();
@@ -226,8 +225,8 @@ class ApplyGradientDescentMatMulOp : public OpKernel {
   explicit ApplyGradientDescentMatMulOp(const Node& node)
       : OpKernel(node),
         name_(VariableNameOf(*node.input(0).node)),
-        transpose_a_(node.GetAttr<bool>("transpose_a").value_or(false)),
-        transpose_b_(node.GetAttr<bool>("transpose_b").value_or(false)) {}
+        transpose_a_(Attr<bool>("transpose_a")),
+        transpose_b_(Attr<bool>("transpose_b")) {}
 
   absl::Status Compute(OpKernelContext* ctx) override {
     ctx->release_input(0);
@@ -307,8 +306,8 @@ class ApplyGradientDescentMatMulOp : public OpKernel {
 };
 
 absl::Status MatMulUpdateShape(InferenceContext* c) {
-  ASSIGN_OR_RETURN(bool ta, c->GetAttr<bool>("transpose_a"));
-  ASSIGN_OR_RETURN(bool tb, c->GetAttr<bool>("transpose_b"));
+  SLUICE_ASSIGN_OR_RETURN(bool ta, c->GetAttr<bool>("transpose_a"));
+  SLUICE_ASSIGN_OR_RETURN(bool tb, c->GetAttr<bool>("transpose_b"));
   const TensorShape& a = c->input_shape(2);
   const TensorShape& b = c->input_shape(3);
   if (!c->input_shape(1).unknown_rank() && c->input_shape(1).rank() != 0) {
@@ -355,10 +354,18 @@ absl::StatusOr<std::unique_ptr<OpKernel>> MakeApplyKernel(const Node& node, int 
 template <template <typename> class K>
 absl::Status RegisterApply(OpRegistry* ops, KernelRegistry* kernels, const OpDefBuilder& def,
                            absl::string_view op, UpdateSignature sig) {
-  RETURN_IF_ERROR(ops->Register(OpDefBuilder(def).SetShapeFn(UpdateShapeFn(sig))));
-  RETURN_IF_ERROR(RegisterVariableRefOp(op, sig.num_refs));
+  SLUICE_ASSIGN_OR_RETURN(OpDef built, def.Build());
+  for (size_t i = 0; i < built.inputs.size(); ++i) {
+    // The kernel resolves exactly the leading num_refs inputs as variables.
+    if (built.inputs[i].is_ref != (static_cast<int>(i) < sig.num_refs)) {
+      return absl::InternalError(absl::StrCat("op ", op, ": input ", i, " ('", built.inputs[i].name,
+                                              "') must ", built.inputs[i].is_ref ? "not " : "",
+                                              "be declared Ref(T)"));
+    }
+  }
+  SLUICE_RETURN_IF_ERROR(ops->Register(OpDefBuilder(def).SetShapeFn(UpdateShapeFn(sig))));
   const int n = sig.num_refs;
-  RETURN_IF_ERROR(kernels->Register(op, kDeviceCpu, DType::kFloat32, [n](const Node& node) {
+  SLUICE_RETURN_IF_ERROR(kernels->Register(op, kDeviceCpu, DType::kFloat32, [n](const Node& node) {
     return MakeApplyKernel<K<float>>(node, n);
   }));
   return kernels->Register(op, kDeviceCpu, DType::kFloat64,
@@ -369,21 +376,21 @@ absl::Status RegisterApply(OpRegistry* ops, KernelRegistry* kernels, const OpDef
 
 absl::Status RegisterTrainingOps(OpRegistry* ops, KernelRegistry* kernels) {
   constexpr char kTypes[] = "T: {float32, float64}";
-  RETURN_IF_ERROR(RegisterApply<ApplyGradientDescentOp>(
+  SLUICE_RETURN_IF_ERROR(RegisterApply<ApplyGradientDescentOp>(
       ops, kernels,
       OpDefBuilder("ApplyGradientDescent")
-          .Input("var: T")
+          .Input("var: Ref(T)")
           .Input("alpha: T")
           .Input("delta: T")
           .Attr(kTypes)
           .SetIsStateful()
           .Doc("var -= alpha * delta, in place. `var` is a write handle (a Variable node)."),
       "ApplyGradientDescent", {1, {1}, 2}));
-  RETURN_IF_ERROR(RegisterApply<ApplyMomentumOp>(
+  SLUICE_RETURN_IF_ERROR(RegisterApply<ApplyMomentumOp>(
       ops, kernels,
       OpDefBuilder("ApplyMomentum")
-          .Input("var: T")
-          .Input("accum: T")
+          .Input("var: Ref(T)")
+          .Input("accum: Ref(T)")
           .Input("lr: T")
           .Input("grad: T")
           .Input("momentum: T")
@@ -393,11 +400,11 @@ absl::Status RegisterTrainingOps(OpRegistry* ops, KernelRegistry* kernels) {
           .Doc("accum = momentum * accum + grad; var -= lr * accum, or with use_nesterov "
                "var -= lr * grad + lr * momentum * accum. `var` and `accum` are write handles."),
       "ApplyMomentum", {2, {2, 4}, 3}));
-  RETURN_IF_ERROR(RegisterApply<ApplyAdagradOp>(
+  SLUICE_RETURN_IF_ERROR(RegisterApply<ApplyAdagradOp>(
       ops, kernels,
       OpDefBuilder("ApplyAdagrad")
-          .Input("var: T")
-          .Input("accum: T")
+          .Input("var: Ref(T)")
+          .Input("accum: Ref(T)")
           .Input("lr: T")
           .Input("grad: T")
           .Attr(kTypes)
@@ -405,9 +412,9 @@ absl::Status RegisterTrainingOps(OpRegistry* ops, KernelRegistry* kernels) {
           .Doc("accum += grad^2; var -= lr * grad / sqrt(accum). `var` and `accum` are write "
                "handles."),
       "ApplyAdagrad", {2, {2}, 3}));
-  RETURN_IF_ERROR(ops->Register(
+  SLUICE_RETURN_IF_ERROR(ops->Register(
       OpDefBuilder("ApplyGradientDescentMatMul")
-          .Input("var: T")
+          .Input("var: Ref(T)")
           .Input("alpha: T")
           .Input("a: T")
           .Input("b: T")
@@ -419,21 +426,20 @@ absl::Status RegisterTrainingOps(OpRegistry* ops, KernelRegistry* kernels) {
                "the variable (op transposes when transpose_* is set): gradient descent whose "
                "gradient is a MatMul, without materialising the gradient.")
           .SetShapeFn(MatMulUpdateShape)));
-  RETURN_IF_ERROR(RegisterVariableRefOp("ApplyGradientDescentMatMul", 1));
-  RETURN_IF_ERROR(kernels->Register(
+  SLUICE_RETURN_IF_ERROR(kernels->Register(
       "ApplyGradientDescentMatMul", kDeviceCpu, DType::kFloat32, [](const Node& node) {
         return MakeApplyKernel<ApplyGradientDescentMatMulOp<float>>(node, 1);
       }));
-  RETURN_IF_ERROR(kernels->Register(
+  SLUICE_RETURN_IF_ERROR(kernels->Register(
       "ApplyGradientDescentMatMul", kDeviceCpu, DType::kFloat64, [](const Node& node) {
         return MakeApplyKernel<ApplyGradientDescentMatMulOp<double>>(node, 1);
       }));
   return RegisterApply<ApplyAdamOp>(
       ops, kernels,
       OpDefBuilder("ApplyAdam")
-          .Input("var: T")
-          .Input("m: T")
-          .Input("v: T")
+          .Input("var: Ref(T)")
+          .Input("m: Ref(T)")
+          .Input("v: Ref(T)")
           .Input("beta1_power: T")
           .Input("beta2_power: T")
           .Input("lr: T")

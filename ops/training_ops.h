@@ -19,8 +19,8 @@
 // Concurrency and memory: an update locks the Variable::mu of each of its variables (in address
 // order, so two updates never deadlock) and writes the buffer in place, unless another reader
 // still holds it (a fetched value, a read earlier in the step that is still in flight): then it
-// first copies (copy-on-write, runtime/resource_mgr.h), so a value once read never changes. All
-// variables must be initialised and have the gradient's dtype and shape; errors name the
+// first copies (copy-on-write, runtime/kernel/resource_mgr.h), so a value once read never changes.
+// All variables must be initialised and have the gradient's dtype and shape; errors name the
 // variable. Kernels are thread-safe.
 //
 //   Output w = ops::Variable(s.WithOpName("w"), TensorShape({10}), DType::kFloat32);
@@ -31,7 +31,7 @@
 
 #include "graph/op_def.h"
 #include "graph/scope.h"
-#include "runtime/kernel.h"
+#include "runtime/kernel/kernel.h"
 
 namespace sluice {
 

@@ -67,7 +67,6 @@ Output AttachInitializer(const Scope& scope, Output var, Output value, SourceLoc
 }  // namespace
 
 Output VariableWithInit(const Scope& scope, Input initial_value, SourceLocation loc) {
-  RegisterAllOps();
   if (!scope.ok()) return Output();
   const DType dtype =
       initial_value.is_constant() ? initial_value.value().dtype() : initial_value.output().dtype();
@@ -82,7 +81,6 @@ Output VariableWithInit(const Scope& scope, Input initial_value, SourceLocation 
 
 Output VariableWithInitNamed(const Scope& scope, const std::string& name, Input initial_value,
                              SourceLocation loc) {
-  RegisterAllOps();
   if (!scope.ok()) return Output();
   if (!initial_value.is_constant() && !initial_value.output().valid()) return Output();
   const DType dtype =

@@ -16,7 +16,7 @@
 //                                                                           DType::kFloat32, 1));
 //   Output b = ops::VariableWithInit(s.WithOpName("b"), ops::Zeros(s, {256}, DType::kFloat32));
 //   const Node* init = ops::GlobalVariablesInitializer(s.WithOpName("init"));
-//   RETURN_IF_ERROR(session->Run({}, {}, {"init"}, nullptr));
+//   SLUICE_RETURN_IF_ERROR(session->Run({}, {}, {"init"}, nullptr));
 #ifndef SLUICE_OPS_VARIABLES_H_
 #define SLUICE_OPS_VARIABLES_H_
 

@@ -92,15 +92,15 @@ absl::StatusOr<AttrValue> AttrFromPython(const AttrDef* def, const py::handle& v
         if (!py::isinstance<py::str>(value)) return Mismatch(def, value, "a str");
         return AttrValue(py::cast<std::string>(value));
       case AttrType::kType: {
-        ASSIGN_OR_RETURN(DType d, DTypeFromPython(value));
+        SLUICE_ASSIGN_OR_RETURN(DType d, DTypeFromPython(value));
         return AttrValue(d);
       }
       case AttrType::kShape: {
-        ASSIGN_OR_RETURN(TensorShape s, ShapeFromPython(value));
+        SLUICE_ASSIGN_OR_RETURN(TensorShape s, ShapeFromPython(value));
         return AttrValue(std::move(s));
       }
       case AttrType::kTensor: {
-        ASSIGN_OR_RETURN(Tensor t, LiteralFromPython(value));
+        SLUICE_ASSIGN_OR_RETURN(Tensor t, LiteralFromPython(value));
         return AttrValue(std::move(t));
       }
       case AttrType::kIntList:
@@ -108,7 +108,7 @@ absl::StatusOr<AttrValue> AttrFromPython(const AttrDef* def, const py::handle& v
       case AttrType::kTypeList: {
         std::vector<DType> types;
         for (py::handle item : py::reinterpret_borrow<py::sequence>(value)) {
-          ASSIGN_OR_RETURN(DType d, DTypeFromPython(item));
+          SLUICE_ASSIGN_OR_RETURN(DType d, DTypeFromPython(item));
           types.push_back(d);
         }
         return AttrValue(std::move(types));

@@ -77,7 +77,7 @@ Tensor DefaultTypedLiteral(const Tensor& wide) {
   return wide;
 }
 
-GraphCore::GraphCore() : root_(Scope::NewRootScope()), frames_(1) { RegisterAllOps(); }
+GraphCore::GraphCore() : root_(ops::NewRootScope()), frames_(1) {}
 
 std::string GraphCore::Qualified(const std::string& name) const {
   const std::string& prefix = frames_.back().prefix;
@@ -194,7 +194,7 @@ absl::StatusOr<Endpoint> GraphCore::LiteralNode(const InputValue& value, DType w
   spec.attrs = {{"value", AttrValue(t)}, {"dtype", AttrValue(t.dtype())}};
   spec.device = frames_.back().device;
   spec.source_location = source_location;
-  ASSIGN_OR_RETURN(Node * node, root_.graph()->AddNode(std::move(spec)));
+  SLUICE_ASSIGN_OR_RETURN(Node * node, root_.graph()->AddNode(std::move(spec)));
   return Endpoint{node, 0};
 }
 
@@ -298,12 +298,12 @@ absl::StatusOr<Endpoint> GraphCore::WriteHandle(const Endpoint& variable,
                 {"shape", AttrValue(shape.ok() ? *shape : TensorShape::UnknownRank())}};
   spec.device = v.requested_device();
   spec.source_location = source_location;
-  ASSIGN_OR_RETURN(Node * node, root_.graph()->AddNode(std::move(spec)));
+  SLUICE_ASSIGN_OR_RETURN(Node * node, root_.graph()->AddNode(std::move(spec)));
   return Endpoint{node, 0};
 }
 
 absl::StatusOr<std::shared_ptr<const Graph>> GraphCore::Finalize() {
-  if (!root_.graph()->finalized()) RETURN_IF_ERROR(root_.graph()->Finalize());
+  if (!root_.graph()->finalized()) SLUICE_RETURN_IF_ERROR(root_.graph()->Finalize());
   // Aliasing: the graph stays alive as long as this GraphCore (which owns it) does.
   return std::shared_ptr<const Graph>(shared_from_this(), root_.graph());
 }
@@ -313,7 +313,7 @@ absl::StatusOr<std::shared_ptr<const Graph>> GraphCore::Snapshot() {
   if (snapshot_ != nullptr && snapshot_nodes_ == graph().num_nodes()) return snapshot_;
   proto::GraphDef def;
   ToGraphDef(graph(), &def);
-  ASSIGN_OR_RETURN(std::unique_ptr<Graph> copy, GraphFromGraphDef(def, graph().registry()));
+  SLUICE_ASSIGN_OR_RETURN(std::unique_ptr<Graph> copy, GraphFromGraphDef(def, graph().registry()));
   snapshot_ = std::move(copy);
   snapshot_nodes_ = graph().num_nodes();
   return snapshot_;

@@ -14,9 +14,9 @@
 //
 //   auto core = std::make_shared<GraphCore>();
 //   core->PushNameScope("dense");
-//   ASSIGN_OR_RETURN(const Node* mm, core->AddOp("MatMul", {{x}, {w}}, {}, "", "model.py:3"));
-//   core->PopFrame();
-//   ASSIGN_OR_RETURN(std::shared_ptr<const Graph> g, core->Finalize());
+//   SLUICE_ASSIGN_OR_RETURN(const Node* mm, core->AddOp("MatMul", {{x}, {w}}, {}, "",
+//   "model.py:3")); core->PopFrame(); SLUICE_ASSIGN_OR_RETURN(std::shared_ptr<const Graph> g,
+//   core->Finalize());
 #ifndef SLUICE_PYTHON_GRAPH_CORE_H_
 #define SLUICE_PYTHON_GRAPH_CORE_H_
 

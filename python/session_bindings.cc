@@ -6,9 +6,9 @@
 
 #include "absl/strings/str_cat.h"
 #include "python/bindings.h"
-#include "runtime/checkpoint.h"
-#include "runtime/resource_mgr.h"
-#include "runtime/session.h"
+#include "runtime/kernel/resource_mgr.h"
+#include "runtime/session/checkpoint.h"
+#include "runtime/session/session.h"
 
 namespace sluice {
 namespace python {
@@ -31,7 +31,8 @@ class PySession {
     return RunNamed(*session, NamedRunFromPython(feeds, fetches, targets));
   }
 
-  // Checkpoints (runtime/checkpoint.h) of the session's variables; `names` empty: all of them.
+  // Checkpoints (runtime/session/checkpoint.h) of the session's variables; `names` empty: all of
+  // them.
   void Save(const std::string& path, const std::vector<std::string>& names) {
     std::shared_ptr<Session> session = GetSession();
     CallWithoutGil([&] { return SaveCheckpoint(*session, path, names); });

@@ -55,7 +55,7 @@ absl::StatusOr<DType> DTypeFromNumpy(const py::dtype& dtype) {
 }
 
 absl::StatusOr<Tensor> TensorFromArray(const py::array& array) {
-  ASSIGN_OR_RETURN(DType dtype, DTypeFromNumpy(array.dtype()));
+  SLUICE_ASSIGN_OR_RETURN(DType dtype, DTypeFromNumpy(array.dtype()));
   std::vector<int64_t> dims(array.shape(), array.shape() + array.ndim());
   Tensor t(dtype, TensorShape(dims));
   if (t.num_elements() > 0) {
@@ -114,7 +114,7 @@ absl::StatusOr<Tensor> TensorFromPython(const py::handle& value, bool* default_t
 
 absl::StatusOr<Tensor> LiteralFromPython(const py::handle& value) {
   bool default_typed = false;
-  ASSIGN_OR_RETURN(Tensor t, TensorFromPython(value, &default_typed));
+  SLUICE_ASSIGN_OR_RETURN(Tensor t, TensorFromPython(value, &default_typed));
   return default_typed ? DefaultTypedLiteral(t) : t;
 }
 

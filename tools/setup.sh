@@ -4,7 +4,7 @@
 set -euo pipefail
 
 packages=(
-  bazel-bootstrap pkg-config g++
+  bazel-bootstrap pkg-config g++ clang clang-format
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler libabsl-dev
   libtbb-dev libeigen3-dev libgtest-dev libgmock-dev libbenchmark-dev libopenblas-dev
   pybind11-dev python3-dev python3-numpy python3-pytest

@@ -1,12 +1,20 @@
 #!/usr/bin/env bash
-# The whole test suite: installs what is missing, then builds everything and runs every test
-# (C++ and Python). Extra arguments go to `bazel test` (for example --config=asan).
+# The whole test suite: installs what is missing, checks the C++ formatting, builds everything
+# with clang's thread-safety analysis as errors, then builds with gcc and runs every test (C++
+# and Python). Extra arguments go to `bazel test` (for example --config=asan).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 tools/setup.sh
 cache="${SLUICE_BAZEL_DISK_CACHE:-$HOME/.cache/sluice-bazel-disk}"
 log="$(mktemp)"
 trap 'rm -f "$log"' EXIT
+tools/check_format.sh
+# The clang build has an output base of its own: switching the default one between compilers
+# would re-run its toolchain configuration and drop its analysis cache every time.
+clang_base="${SLUICE_CLANG_OUTPUT_BASE:-$(bazel info output_base 2>/dev/null)-clang}"
+echo "thread-safety: bazel build --config=clang //... (output base $clang_base)"
+bazel --output_base="$clang_base" build --disk_cache="$cache" --config=clang //...
+bazel --output_base="$clang_base" shutdown
 status=0
 bazel test --disk_cache="$cache" "$@" //... 2>&1 | tee "$log" || status=$?
 # One closing line that counts test targets, whatever the runner inside each.

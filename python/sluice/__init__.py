@@ -87,6 +87,7 @@ from sluice.variables import (
 from sluice.session import ConfigProto, Session, get_default_session
 from sluice.distributed import LocalCluster, Server
 from sluice import nn
+from sluice import operators as _operators  # Installs `+`, `@`, ... on Tensor and Variable.
 from sluice import train
 
 __all__ = [name for name in dir() if not name.startswith("_")]

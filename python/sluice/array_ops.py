@@ -155,3 +155,7 @@ def _int_list(value):
         fits = array.size == 0 or (array.min() >= -2**31 and array.max() < 2**31)
         return array.astype(np.int32) if fits else array
     return value
+
+
+framework.register_tensor_conversion_function(
+    object, lambda value, dtype=None, name=None: constant(value, dtype=dtype, name=name))

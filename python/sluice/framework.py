@@ -90,15 +90,44 @@ class Graph(_core.Graph):
         finally:
             self._pop_frame()
 
-    def get_collection(self, key):
-        """Variables of the collection `key`: "variables" (every variable) or
-        "trainable_variables"."""
-        from sluice import variables  # A cycle at import time otherwise.
+    def add_to_collection(self, key, value):
+        """Appends `value` to the user collection `key` of this graph."""
+        if key in _collection_providers:
+            raise KeyError("collection {!r} is kept by the graph itself".format(key))
+        self.__dict__.setdefault("_collections", {}).setdefault(key, []).append(value)
 
-        return variables._collection(self, key)
+    def get_collection(self, key):
+        """The values of collection `key`, in the order they joined it: the graph's own
+        "variables" (every variable) and "trainable_variables", or a collection filled with
+        add_to_collection (empty if there is none)."""
+        provider = _collection_providers.get(key)
+        if provider is not None:
+            return provider(self)
+        return list(self.__dict__.get("_collections", {}).get(key, []))
 
     def __repr__(self):
         return "<sluice.Graph with {} operations>".format(len(self))
+
+
+# Collections the graph computes from what it holds (the variables), by key: the module that
+# defines them registers a function of the graph here.
+_collection_providers = {}
+
+
+def register_collection(key, provider):
+    """Makes `provider(graph)` the contents of collection `key` of every graph."""
+    _collection_providers[key] = provider
+
+
+# How values that are not Tensors become one: (type, function(value, dtype, name)) pairs, the
+# first whose type matches wins; array_ops registers constant() for everything (object).
+_conversion_functions = []
+
+
+def register_tensor_conversion_function(base_type, conversion_func):
+    """Makes convert_to_tensor turn instances of `base_type` into Tensors with
+    `conversion_func(value, dtype=None, name=None)`; earlier registrations win."""
+    _conversion_functions.append((base_type, conversion_func))
 
 
 class _DefaultGraphState(threading.local):
@@ -213,6 +242,7 @@ def convert_to_tensor(value, dtype=None, name=None):
                 )
             )
         return t
-    from sluice import array_ops  # constant() lives there.
-
-    return array_ops.constant(value, dtype=dtype, name=name)
+    for base_type, conversion_func in _conversion_functions:
+        if isinstance(value, base_type):
+            return conversion_func(value, dtype=dtype, name=name)
+    raise TypeError("cannot convert {!r} to a Tensor".format(value))

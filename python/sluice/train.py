@@ -11,7 +11,7 @@ The updates are the engine's fused ops (ops/optimizers.h, ops/training_ops.h). S
 (momentum accumulators, Adam moments) are named "<variable>/<optimizer name>[...]" and are
 found by global_variables(); they are not trainable.
 
-`Saver` saves and restores variable values to a checkpoint file (runtime/checkpoint.h).
+`Saver` saves and restores variable values to a checkpoint file (runtime/session/checkpoint.h).
 """
 
 from sluice import framework

@@ -19,7 +19,6 @@ import numpy as np
 from sluice import array_ops
 from sluice import dtypes
 from sluice import framework
-from sluice import math_ops
 from sluice._core import core as _core
 
 GLOBAL_VARIABLES = "variables"
@@ -149,9 +148,6 @@ class Variable:
             self.op.name, self.shape, self.dtype.name)
 
 
-math_ops.overload_operators(Variable)
-
-
 def _assign_op(op_type, ref, value, name, location):
     """An Assign-family Operation writing `value` into the variable `ref` reads."""
     ref = framework._as_tensor_or_none(ref)
@@ -185,6 +181,10 @@ def _collection(graph, key):
         raise KeyError("unknown collection {!r} (use {!r} or {!r})".format(
             key, GLOBAL_VARIABLES, TRAINABLE_VARIABLES))
     return [Variable._from_tensor(t) for t in tensors]
+
+
+framework.register_collection(GLOBAL_VARIABLES, lambda g: _collection(g, GLOBAL_VARIABLES))
+framework.register_collection(TRAINABLE_VARIABLES, lambda g: _collection(g, TRAINABLE_VARIABLES))
 
 
 def global_variables():

@@ -31,6 +31,12 @@ TEST(TensorShapeTest, MergeFillsUnknownsAndRejectsConflicts) {
   EXPECT_TRUE(TensorShape::UnknownRank().IsCompatibleWith(TensorShape({2, 1})));
 }
 
+TEST(TensorDeathTest, FromVectorRefusesASizeMismatch) {
+  EXPECT_DEATH(Tensor::FromVector<float>({1, 2}, TensorShape({3})),
+               "Tensor::FromVector: 2 values for shape \\[3\\] \\(3 elements\\)");
+  EXPECT_EQ(Tensor::FromVector<float>({1, 2, 3}, TensorShape({3})).num_elements(), 3);
+}
+
 TEST(TensorTest, BufferIs64ByteAligned) {
   for (int n : {1, 3, 17, 1000}) {
     Tensor t(DType::kFloat32, TensorShape({n}));
@@ -75,11 +81,12 @@ TEST(TensorTest, ReshapedChecksElementCount) {
 }
 
 TEST(TensorProtoTest, RoundTripsEveryDType) {
-  std::vector<Tensor> tensors = {
-      Tensor::FromVector<float>({1.5f, -2.0f}), Tensor::FromVector<double>({3.25}),
-      Tensor::FromVector<int32_t>({7, 8, 9}, TensorShape({3, 1})),
-      Tensor::FromVector<int64_t>({int64_t{1} << 40}), Tensor::Scalar<bool>(true),
-      Tensor(DType::kFloat32, TensorShape({0, 5}))};
+  std::vector<Tensor> tensors = {Tensor::FromVector<float>({1.5f, -2.0f}),
+                                 Tensor::FromVector<double>({3.25}),
+                                 Tensor::FromVector<int32_t>({7, 8, 9}, TensorShape({3, 1})),
+                                 Tensor::FromVector<int64_t>({int64_t{1} << 40}),
+                                 Tensor::Scalar<bool>(true),
+                                 Tensor(DType::kFloat32, TensorShape({0, 5}))};
   for (const Tensor& t : tensors) {
     proto::TensorProto p;
     TensorToProto(t, &p);

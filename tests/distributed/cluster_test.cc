@@ -34,9 +34,9 @@
 #include "gtest/gtest.h"
 #include "ops/all_ops.h"
 #include "ops/register.h"
-#include "runtime/cancellation.h"
-#include "runtime/rendezvous.h"
-#include "runtime/session.h"
+#include "runtime/kernel/cancellation.h"
+#include "runtime/kernel/rendezvous.h"
+#include "runtime/session/session.h"
 #include "tests/util/test_util.h"
 
 namespace sluice {
@@ -110,7 +110,7 @@ bool WaitFor(F cond) {
 
 // A two-layer model split across the workers: layer 1 on task 0, layer 2 on task 1.
 struct Mlp {
-  Scope root = Scope::NewRootScope();
+  Scope root = ops::NewRootScope();
   Output x, y;
   std::shared_ptr<const Graph> graph;
   Mlp() {
@@ -160,7 +160,7 @@ TEST(ClusterTest, DistributedResultsEqualLocal) {
 TEST(ClusterTest, TensorLargerThanTheMessageLimitCrossesWorkers) {
   auto cluster = StartCluster();
   ASSERT_NE(cluster, nullptr);
-  Scope root = Scope::NewRootScope();
+  Scope root = ops::NewRootScope();
   Output v = ops::Placeholder(root.WithOpName("v"), DType::kFloat32, TensorShape({}));
   Scope s0 = root.WithDevice("/job:worker/task:0");
   Scope s1 = root.WithDevice("/job:worker/task:1");
@@ -180,7 +180,7 @@ TEST(ClusterTest, ConcurrentStepsOfTwoSessions) {
   auto cluster = StartCluster();
   ASSERT_NE(cluster, nullptr);
   Mlp m;
-  Scope root = Scope::NewRootScope();
+  Scope root = ops::NewRootScope();
   Output a = ops::Placeholder(root.WithOpName("a"), DType::kFloat32, TensorShape({3}));
   Output b = ops::Neg(root.WithDevice("/job:worker/task:1"),
                       ops::Square(root.WithDevice("/job:worker/task:0"), a));
@@ -408,7 +408,7 @@ struct ChainStep {
 ChainStep MakeChain(const LocalCluster& cluster) {
   RegisterAllOps();
   ChainStep out;
-  Scope root = Scope::NewRootScope();
+  Scope root = ops::NewRootScope();
   Output a = ops::Placeholder(root.WithOpName("a").WithDevice("/job:client/task:0"),
                               DType::kFloat32, TensorShape({2}));
   Output b = ops::Neg(root.WithOpName("b").WithDevice("/job:worker/task:0"), a);
@@ -448,7 +448,7 @@ absl::StatusOr<proto::RunGraphResponse> RunBoth(
 // its edge to task 1, which adds them and fetches c = [2, 12]. RunGraph timeouts of 60 s.
 std::vector<StepCoordinator::Partition> RegisterTwoTensorEdge(const LocalCluster& cluster) {
   RegisterAllOps();
-  Scope root = Scope::NewRootScope();
+  Scope root = ops::NewRootScope();
   Scope s0 = root.WithDevice("/job:worker/task:0");
   Output k = ops::Const(s0.WithOpName("k"), Tensor::FromVector<float>({2, -3}));
   Output c = ops::Add(root.WithOpName("c").WithDevice("/job:worker/task:1"),
@@ -465,7 +465,7 @@ std::vector<StepCoordinator::Partition> RegisterTwoTensorEdge(const LocalCluster
 constexpr int64_t kBigEdgeFloats = int64_t{16} << 20;
 std::vector<StepCoordinator::Partition> RegisterBigEdge(const LocalCluster& cluster) {
   RegisterAllOps();
-  Scope root = Scope::NewRootScope();
+  Scope root = ops::NewRootScope();
   Scope s0 = root.WithDevice("/job:worker/task:0");
   Output big =
       ops::Fill(s0.WithOpName("big"), ops::Const(s0, Tensor::FromVector<int64_t>({kBigEdgeFloats})),
@@ -834,7 +834,7 @@ TEST(ClusterTest, OrphanTensorsExpireAfterTheConfiguredTtl) {
 TEST(ClusterTest, AFeedOverAWorkersMessageCapNamesTheWorkerAndTheFlag) {
   auto cluster = StartCluster();
   ASSERT_NE(cluster, nullptr);
-  Scope root = Scope::NewRootScope();
+  Scope root = ops::NewRootScope();
   Output x = ops::Placeholder(root.WithOpName("x"), DType::kFloat32, TensorShape({-1}));
   Output y = ops::Neg(root.WithOpName("y").WithDevice("/job:worker/task:1"), x);
   auto remote = RemoteSession::Create(cluster->master_address(), *root.Finalize());
@@ -1114,7 +1114,7 @@ TEST(ClusterTest, CancellingAStepEndsItsWaitForACredit) {
 TEST(ClusterTest, ExtendSessionAddsNodes) {
   auto cluster = StartCluster();
   ASSERT_NE(cluster, nullptr);
-  Scope root = Scope::NewRootScope();
+  Scope root = ops::NewRootScope();
   Output a = ops::Placeholder(root.WithOpName("a"), DType::kFloat32, TensorShape({2}));
   ops::Neg(root.WithOpName("b").WithDevice("/job:worker/task:1"), a);
   proto::GraphDef full;

@@ -18,8 +18,8 @@
 #include "gtest/gtest.h"
 #include "ops/all_ops.h"
 #include "ops/variables.h"
-#include "runtime/checkpoint.h"
-#include "runtime/session.h"
+#include "runtime/session/checkpoint.h"
+#include "runtime/session/session.h"
 #include "tests/util/test_util.h"
 
 namespace sluice {
@@ -41,7 +41,7 @@ std::unique_ptr<LocalCluster> StartCluster() {
 // Variable "a" on worker 0 and "b" on worker 1, initialised to constants, and a step that
 // adds one to both.
 struct TwoVariables {
-  Scope root = Scope::NewRootScope();
+  Scope root = ops::NewRootScope();
   Output x, a, b, sum;
   std::shared_ptr<const Graph> graph;
   TwoVariables() {
@@ -107,7 +107,7 @@ TEST(RemoteSessionTest, MasterChecksFeedsLikeTheLocalSession) {
 TEST(RemoteSessionTest, FeedsAndFetchesLargerThanGrpcsDefaultMessageCap) {
   auto cluster = StartCluster();
   ASSERT_NE(cluster, nullptr);
-  Scope root = Scope::NewRootScope();
+  Scope root = ops::NewRootScope();
   Output x = ops::Placeholder(root.WithOpName("x"), DType::kFloat32, TensorShape({-1}));
   Output y = ops::Mul(root.WithOpName("y").WithDevice("/job:worker/task:1"), x,
                       ops::Const(root, Tensor::Scalar<float>(2)));

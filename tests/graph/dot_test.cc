@@ -14,7 +14,7 @@ int Count(const std::string& text, const std::string& what) {
 }
 
 TEST(DotTest, ColoursByDeviceAndDrawsOneEdgePerTransfer) {
-  Scope root = Scope::NewRootScope();
+  Scope root = ops::NewRootScope();
   Output x = ops::Placeholder(root.WithOpName("x"), DType::kFloat32, TensorShape({64, 1024}));
   Output a = ops::Relu(root.WithOpName("a"), x);    // Device 1: x crosses once...
   Output b = ops::Neg(root.WithOpName("b"), x);     // ...for both a and b.

@@ -38,13 +38,16 @@ proto::NodeDef* AddAdd(proto::GraphDef* def, const std::string& name, const std:
 
 TEST(GraphDefTest, RoundTripPreservesNodesEdgesAttrsAndDevices) {
   Scope root = Scope::NewRootScope(TestOpRegistry());
-  const Node* a = root.WithOpName("a").WithDevice("/job:worker/task:1")
-                      .AddNode("Const", {}, {{"value", AttrValue(Tensor::FromVector<float>({1, 2}))},
-                                             {"dtype", AttrValue(DType::kFloat32)}},
+  const Node* a = root.WithOpName("a")
+                      .WithDevice("/job:worker/task:1")
+                      .AddNode("Const", {},
+                               {{"value", AttrValue(Tensor::FromVector<float>({1, 2}))},
+                                {"dtype", AttrValue(DType::kFloat32)}},
                                SourceLocation::Current());
   const Node* b = root.WithOpName("b").AddNode("Add", {Output(a, 0), Output(a, 0)}, {},
                                                SourceLocation::Current());
-  const Node* after = root.WithOpName("after").WithControlDependencies({Output(b, 0)})
+  const Node* after = root.WithOpName("after")
+                          .WithControlDependencies({Output(b, 0)})
                           .AddNode("NoOp", {}, {}, SourceLocation::Current());
   ASSERT_TRUE(root.ok()) << root.status();
   ASSERT_NE(after, nullptr);
@@ -93,8 +96,9 @@ TEST(GraphDefTest, EveryBadInputNamesTheNode) {
     proto::GraphDef def;
     AddConst(&def, "a", 1);
     AddAdd(&def, "sum", "a", "a:5");
-    EXPECT_TRUE(Has(GraphFromGraphDef(def, TestOpRegistry()).status(),
-                    "node 'sum' (Add): input 'a:5' names output 5 but node 'a' (Const) has 1 outputs"));
+    EXPECT_TRUE(
+        Has(GraphFromGraphDef(def, TestOpRegistry()).status(),
+            "node 'sum' (Add): input 'a:5' names output 5 but node 'a' (Const) has 1 outputs"));
   }
   {
     proto::GraphDef def;
@@ -142,8 +146,9 @@ TEST(GraphDefTest, EveryBadInputNamesTheNode) {
     proto::GraphDef def;
     proto::NodeDef* c = AddConst(&def, "c", 1);
     (*c->mutable_attr())["value"].mutable_tensor()->set_content("xy");
-    EXPECT_TRUE(Has(GraphFromGraphDef(def, TestOpRegistry()).status(),
-                    "node 'c' (Const): attribute 'value': tensor proto of float32[] needs 4 bytes"));
+    EXPECT_TRUE(
+        Has(GraphFromGraphDef(def, TestOpRegistry()).status(),
+            "node 'c' (Const): attribute 'value': tensor proto of float32[] needs 4 bytes"));
   }
   {
     proto::GraphDef def;

@@ -49,21 +49,21 @@ TEST(GraphTest, ErrorsNameTheNode) {
                   absl::StatusCode::kNotFound, "node 'x' (Bogus): unknown op 'Bogus'"));
   EXPECT_TRUE(Has(g.AddNode(ConstSpec("f", Tensor::Scalar<float>(1))).status(),
                   absl::StatusCode::kAlreadyExists, "duplicate node name 'f'"));
-  EXPECT_TRUE(Has(g.AddNode(NodeSpec{.name = "mix", .op = "Add", .inputs = {{f, 0}, {d, 0}}})
-                      .status(),
-                  absl::StatusCode::kInvalidArgument,
-                  "node 'mix' (Add): input 1 ('y' from d:0) has dtype float64 but attribute T is "
-                  "float32"));
-  EXPECT_TRUE(Has(g.AddNode(NodeSpec{.name = "ints", .op = "Add", .inputs = {{i, 0}, {i, 0}}})
-                      .status(),
-                  absl::StatusCode::kInvalidArgument,
-                  "node 'ints' (Add): attribute T is int64, which is not one of {float32, "
-                  "float64, int32}"));
+  EXPECT_TRUE(
+      Has(g.AddNode(NodeSpec{.name = "mix", .op = "Add", .inputs = {{f, 0}, {d, 0}}}).status(),
+          absl::StatusCode::kInvalidArgument,
+          "node 'mix' (Add): input 1 ('y' from d:0) has dtype float64 but attribute T is "
+          "float32"));
+  EXPECT_TRUE(
+      Has(g.AddNode(NodeSpec{.name = "ints", .op = "Add", .inputs = {{i, 0}, {i, 0}}}).status(),
+          absl::StatusCode::kInvalidArgument,
+          "node 'ints' (Add): attribute T is int64, which is not one of {float32, "
+          "float64, int32}"));
   EXPECT_TRUE(Has(g.AddNode(NodeSpec{.name = "one", .op = "Add", .inputs = {{f, 0}}}).status(),
                   absl::StatusCode::kInvalidArgument, "node 'one' (Add): expects 2 inputs, got 1"));
-  EXPECT_TRUE(Has(g.AddNode(NodeSpec{.name = "bad_out", .op = "Add", .inputs = {{f, 3}, {f, 0}}})
-                      .status(),
-                  absl::StatusCode::kInvalidArgument, "input f:3 does not exist"));
+  EXPECT_TRUE(
+      Has(g.AddNode(NodeSpec{.name = "bad_out", .op = "Add", .inputs = {{f, 3}, {f, 0}}}).status(),
+          absl::StatusCode::kInvalidArgument, "input f:3 does not exist"));
   NodeSpec wrong_attr{.name = "mm", .op = "MatMul", .inputs = {{f, 0}, {f, 0}}};
   wrong_attr.attrs["transpose_a"] = AttrValue(int64_t{1});
   EXPECT_TRUE(Has(g.AddNode(wrong_attr).status(), absl::StatusCode::kInvalidArgument,
@@ -72,7 +72,9 @@ TEST(GraphTest, ErrorsNameTheNode) {
   unknown_attr.attrs["colour"] = AttrValue("red");
   EXPECT_TRUE(Has(g.AddNode(unknown_attr).status(), absl::StatusCode::kInvalidArgument,
                   "node 'mm2' (MatMul): unknown attribute 'colour'"));
-  EXPECT_TRUE(Has(g.AddNode(NodeSpec{.name = "mm3", .op = "MatMul", .inputs = {{f, 0}, {f, 0}},
+  EXPECT_TRUE(Has(g.AddNode(NodeSpec{.name = "mm3",
+                                     .op = "MatMul",
+                                     .inputs = {{f, 0}, {f, 0}},
                                      .source_location = "model.cc:7"})
                       .status(),
                   absl::StatusCode::kInvalidArgument,
@@ -86,8 +88,8 @@ TEST(GraphTest, ListArgumentsInferTheirLength) {
   Graph g(TestOpRegistry());
   Node* a = *g.AddNode(ConstSpec("a", Tensor(DType::kFloat32, TensorShape({2}))));
   Node* axis = *g.AddNode(ConstSpec("axis", Tensor::Scalar<int64_t>(0)));
-  absl::StatusOr<Node*> concat =
-      g.AddNode(NodeSpec{.name = "c", .op = "Concat", .inputs = {{a, 0}, {a, 0}, {a, 0}, {axis, 0}}});
+  absl::StatusOr<Node*> concat = g.AddNode(
+      NodeSpec{.name = "c", .op = "Concat", .inputs = {{a, 0}, {a, 0}, {a, 0}, {axis, 0}}});
   ASSERT_TRUE(concat.ok()) << concat.status();
   EXPECT_EQ(*(*concat)->GetAttr<int64_t>("N"), 3);
   NodeSpec split{.name = "s", .op = "Split", .inputs = {{a, 0}}};
@@ -138,8 +140,8 @@ TEST(GraphTest, ParseEndpointAndUniqueName) {
   EXPECT_EQ(g.ParseEndpoint("a:0")->index, 0);
   EXPECT_TRUE(Has(g.ParseEndpoint("a:1").status(), absl::StatusCode::kInvalidArgument,
                   "node 'a' (Const) has 1 outputs; 'a:1' names output 1"));
-  EXPECT_TRUE(Has(g.ParseEndpoint("zz").status(), absl::StatusCode::kNotFound,
-                  "no node named 'zz'"));
+  EXPECT_TRUE(
+      Has(g.ParseEndpoint("zz").status(), absl::StatusCode::kNotFound, "no node named 'zz'"));
   EXPECT_EQ(g.UniqueName("a"), "a_1");
   EXPECT_EQ(g.UniqueName("b"), "b");
 }

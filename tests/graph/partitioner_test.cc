@@ -8,8 +8,8 @@
 #include "absl/strings/match.h"
 #include "gtest/gtest.h"
 #include "ops/all_ops.h"
-#include "runtime/executor.h"
-#include "runtime/graph_runner.h"
+#include "runtime/exec/executor.h"
+#include "runtime/exec/graph_runner.h"
 #include "tests/util/test_util.h"
 
 namespace sluice {
@@ -71,7 +71,7 @@ RandomGraph BuildRandomGraph(uint64_t seed) {
     }
     return t;
   };
-  Scope root = Scope::NewRootScope();
+  Scope root = ops::NewRootScope();
   RandomGraph out;
   std::vector<Output> floats, ints, all;
   auto add = [&](Output o) {
@@ -327,7 +327,7 @@ TEST(PartitionerPropertyTest, RandomGraphsAndPlacementsPartitionCorrectly) {
 }
 
 TEST(PartitionerTest, OneTransferPerTensorAndDestinationDevice) {
-  Scope root = Scope::NewRootScope();
+  Scope root = ops::NewRootScope();
   Output x = ops::Const(root.WithOpName("x"), Tensor::FromVector<float>({1, 2, 3}));
   Output a = ops::Neg(root.WithOpName("a"), x);
   ops::Square(root.WithOpName("b"), x);
@@ -364,7 +364,7 @@ TEST(PartitionerTest, OneTransferPerTensorAndDestinationDevice) {
 }
 
 TEST(PartitionerTest, ControlEdgesBecomeControlOnlyTransfers) {
-  Scope root = Scope::NewRootScope();
+  Scope root = ops::NewRootScope();
   Output x = ops::Const(root.WithOpName("x"), Tensor::Scalar<float>(1));
   Output y = ops::Neg(root.WithOpName("y").WithControlDependencies({x}), 2.0f);
   Output z = ops::Neg(root.WithOpName("z").WithControlDependencies({x}), 3.0f);
@@ -394,7 +394,7 @@ TEST(PartitionerTest, ControlEdgesBecomeControlOnlyTransfers) {
 }
 
 TEST(PartitionerTest, FedNodesBecomePlaceholdersAndCutTheirInputs) {
-  Scope root = Scope::NewRootScope();
+  Scope root = ops::NewRootScope();
   Output a = ops::Const(root.WithOpName("a"), Tensor::Scalar<float>(1));
   Output b = ops::Neg(root.WithOpName("b"), a);
   Output c = ops::Square(root.WithOpName("c"), b);
@@ -423,7 +423,7 @@ TEST(PartitionerTest, FedNodesBecomePlaceholdersAndCutTheirInputs) {
 
 TEST(PartitionerTest, RunFailuresAbortEveryPartitionWithTheFirstError) {
   // A placeholder that is not fed fails on device 0 while device 1 waits for a tensor from it.
-  Scope root = Scope::NewRootScope();
+  Scope root = ops::NewRootScope();
   Output x = ops::Placeholder(root.WithOpName("x"), DType::kFloat32, TensorShape({2}));
   Output y = ops::Neg(root.WithOpName("y"), x);
   Output z =

@@ -3,6 +3,7 @@
 #include "graph/shape_inference.h"
 #include "gtest/gtest.h"
 #include "ops/all_ops.h"
+#include "ops/op_builder.h"
 #include "ops/register.h"
 #include "tests/util/test_util.h"
 
@@ -24,7 +25,7 @@ Tensor Filled(TensorShape shape, float v) {
 }
 
 TEST(PlacerTest, HonoursFullAndPartialRequests) {
-  Scope root = Scope::NewRootScope();
+  Scope root = ops::NewRootScope();
   Output a = ops::Const(root.WithOpName("a").WithDevice("/job:ps/task:0/device:cpu:1"),
                         Tensor::Scalar<float>(1.0f));
   Output b = ops::Const(root.WithOpName("b").WithDevice("/job:worker/task:1"),
@@ -42,7 +43,7 @@ TEST(PlacerTest, HonoursFullAndPartialRequests) {
 }
 
 TEST(PlacerTest, ColocatesVariablesWithTheOpsThatUpdateThem) {
-  Scope root = Scope::NewRootScope();
+  Scope root = ops::NewRootScope();
   Output w = ops::Variable(root.WithOpName("w").WithDevice("/device:cpu:1"), TensorShape({2}),
                            DType::kFloat32);
   // Unannotated updates and their write handles follow the variable.
@@ -65,7 +66,7 @@ TEST(PlacerTest, ColocatesVariablesWithTheOpsThatUpdateThem) {
     EXPECT_EQ(colocated, 5);  // w, two write handles, init, bump.
   }
   // Updates that request a device pull the variable along.
-  Scope r2 = Scope::NewRootScope();
+  Scope r2 = ops::NewRootScope();
   Output v = ops::Variable(r2.WithOpName("v"), TensorShape({2}), DType::kFloat32);
   ops::Assign(r2.WithOpName("set").WithDevice("/device:cpu:1"), v,
               Tensor::FromVector<float>({1, 2}));
@@ -75,8 +76,63 @@ TEST(PlacerTest, ColocatesVariablesWithTheOpsThatUpdateThem) {
   EXPECT_EQ(p2->DeviceIndexOf(v.node()), 1);
 }
 
+// An updater whose name, argument name and input position give no hint: only its OpDef's
+// "Ref(T)" says it updates the variable in place.
+void RegisterNudgeOnce() {
+  static const absl::Status registered = [] {
+    RegisterAllOps();
+    return OpRegistry::Global()->Register(OpDefBuilder("TestNudge")
+                                              .Input("delta: T")
+                                              .Input("target: Ref(T)")
+                                              .Output("out: T")
+                                              .Attr("T: type")
+                                              .SetIsStateful()
+                                              .SetShapeFn(UnchangedShape));
+  }();
+  ASSERT_TRUE(registered.ok()) << registered;
+}
+
+TEST(PlacerTest, RefInputsDeclaredInTheOpDefColocateWhateverTheirNames) {
+  RegisterNudgeOnce();
+  Scope root = ops::NewRootScope();
+  Output v = ops::Variable(root.WithOpName("v").WithDevice("/device:cpu:1"), TensorShape({256}),
+                           DType::kFloat32);
+  // A large delta made on cpu:0 would pull a free consumer there; the reference must win.
+  Output delta = ops::Neg(root.WithOpName("delta").WithDevice("/device:cpu:0"),
+                          ops::Const(root, Filled(TensorShape({256}), 1.0f)));
+  Output nudge = ops::BuildOp(root.WithOpName("nudge"), "TestNudge", {delta, v}, {}, {});
+  ops::Neg(root.WithOpName("read"), v);  // The variable node is also read, not only a handle.
+  auto graph = *root.Finalize();
+  EXPECT_FALSE(nudge.node()->IsRefInput(0));
+  EXPECT_TRUE(nudge.node()->IsRefInput(1));
+  for (bool balance : {true, false}) {
+    PlacerOptions opts;
+    opts.auto_balance = balance;
+    absl::StatusOr<Placement> p = PlaceGraph(*graph, kTwo, opts);
+    ASSERT_TRUE(p.ok()) << p.status();
+    EXPECT_EQ(p->DeviceIndexOf(nudge.node()), 1);
+  }
+}
+
+TEST(PlacerTest, RefSpecsAreParsedAndChecked) {
+  absl::StatusOr<OpDef> def =
+      OpDefBuilder("X").Input("a: Ref(T)").Input("b: T").Attr("T: type").Build();
+  ASSERT_TRUE(def.ok()) << def.status();
+  EXPECT_TRUE(def->inputs[0].is_ref);
+  EXPECT_EQ(def->inputs[0].type_attr, "T");
+  EXPECT_FALSE(def->inputs[1].is_ref);
+  EXPECT_TRUE(StatusHas(OpDefBuilder("X").Input("a: Ref(T").Attr("T: type").Build().status(),
+                        absl::StatusCode::kInvalidArgument,
+                        "op X: cannot parse spec 'a: Ref(T': unterminated 'Ref('"));
+  EXPECT_TRUE(StatusHas(OpDefBuilder("X").Output("a: Ref(T)").Attr("T: type").Build().status(),
+                        absl::StatusCode::kInvalidArgument,
+                        "op X: cannot parse spec 'a: Ref(T)': an output cannot be a Ref"));
+  EXPECT_TRUE(StatusHas(OpDefBuilder("X").Input("a: Ref(N * T)").Attr("T: type").Build().status(),
+                        absl::StatusCode::kInvalidArgument, "a reference cannot be a list"));
+}
+
 TEST(PlacerTest, ConflictingColocatedRequestsNameTheChain) {
-  Scope root = Scope::NewRootScope();
+  Scope root = ops::NewRootScope();
   Output w = ops::Variable(root.WithOpName("w").WithDevice("/device:cpu:0"), TensorShape({2}),
                            DType::kFloat32);
   ops::Assign(root.WithOpName("init").WithDevice("/device:cpu:1"), w,
@@ -92,7 +148,7 @@ TEST(PlacerTest, ConflictingColocatedRequestsNameTheChain) {
 }
 
 TEST(PlacerTest, UnsatisfiableRequestsFailUnlessSoftPlacement) {
-  Scope root = Scope::NewRootScope();
+  Scope root = ops::NewRootScope();
   Output x = ops::Const(root.WithOpName("x").WithDevice("/job:ps"), Tensor::Scalar<float>(1.0f));
   Output y = ops::Neg(root.WithOpName("y").WithDevice("/device:cpu:7"), x);
   auto graph = *root.Finalize();
@@ -109,7 +165,7 @@ TEST(PlacerTest, UnsatisfiableRequestsFailUnlessSoftPlacement) {
   EXPECT_GE(p->DeviceIndexOf(y.node()), 0);
   // Soft placement relaxes only what it must: the id of /job:ps/task:0/device:cpu:5, keeping
   // job and task.
-  Scope r2 = Scope::NewRootScope();
+  Scope r2 = ops::NewRootScope();
   Output z = ops::Const(r2.WithOpName("z").WithDevice("/job:ps/task:0/device:cpu:5"),
                         Tensor::Scalar<float>(1.0f));
   auto g2 = *r2.Finalize();
@@ -119,7 +175,7 @@ TEST(PlacerTest, UnsatisfiableRequestsFailUnlessSoftPlacement) {
 }
 
 TEST(PlacerTest, MergedUnsatisfiableRequestsListTheGroup) {
-  Scope root = Scope::NewRootScope();
+  Scope root = ops::NewRootScope();
   Output w =
       ops::Variable(root.WithOpName("w").WithDevice("/job:ps"), TensorShape({2}), DType::kFloat32);
   ops::Assign(root.WithOpName("init").WithDevice("/device:cpu:1"), w,
@@ -133,12 +189,12 @@ TEST(PlacerTest, MergedUnsatisfiableRequestsListTheGroup) {
 }
 
 TEST(PlacerTest, BadRequestsAndDeviceListsAreRejected) {
-  Scope root = Scope::NewRootScope();
+  Scope root = ops::NewRootScope();
   ops::Const(root.WithOpName("x").WithDevice("cpu:0"), Tensor::Scalar<float>(1.0f));
   auto graph = *root.Finalize();
   EXPECT_TRUE(StatusHas(PlaceGraph(*graph, kTwo).status(), absl::StatusCode::kInvalidArgument,
                         "node 'x' (Const): invalid device name 'cpu:0': must start with '/'"));
-  Scope r2 = Scope::NewRootScope();
+  Scope r2 = ops::NewRootScope();
   ops::Const(r2.WithOpName("x"), Tensor::Scalar<float>(1.0f));
   auto g2 = *r2.Finalize();
   EXPECT_TRUE(StatusHas(PlaceGraph(*g2, {"/job:a/device:cpu:0"}).status(),
@@ -210,7 +266,7 @@ TEST(PlacerTest, ClassAttributeAndOptionGroupsColocate) {
 }
 
 TEST(PlacerTest, CostEstimatesFollowShapes) {
-  Scope root = Scope::NewRootScope();
+  Scope root = ops::NewRootScope();
   Output a = ops::Placeholder(root.WithOpName("a"), DType::kFloat32, TensorShape({-1, 128}));
   Output b = ops::Const(root.WithOpName("b"), Filled(TensorShape({128, 32}), 1));
   Output m = ops::MatMul(root.WithOpName("m"), a, b);
@@ -228,7 +284,7 @@ TEST(PlacerTest, CostEstimatesFollowShapes) {
 // Two heavy independent branches joined at the end: the balanced placement puts one branch on
 // each device (each with its weights) and crosses devices only at the ends.
 TEST(PlacerTest, AutomaticPlacementBalancesComputeAndKeepsTransfersSmall) {
-  Scope root = Scope::NewRootScope();
+  Scope root = ops::NewRootScope();
   Output x = ops::Placeholder(root.WithOpName("x"), DType::kFloat32, TensorShape({64, 256}));
   std::vector<std::vector<Output>> branches(2);
   Output outs[2];
@@ -271,7 +327,7 @@ TEST(PlacerTest, AutomaticPlacementBalancesComputeAndKeepsTransfersSmall) {
 }
 
 TEST(PlacerTest, CheapChainsStayOnOneDevice) {
-  Scope root = Scope::NewRootScope();
+  Scope root = ops::NewRootScope();
   Output h = ops::Placeholder(root.WithOpName("x"), DType::kFloat32, TensorShape({8}));
   for (int i = 0; i < 12; ++i) h = ops::Square(root, ops::Neg(root, h));
   auto graph = *root.Finalize();

@@ -45,11 +45,11 @@ inline const OpRegistry* TestOpRegistry() {
                           .SetShapeFn([](InferenceContext* c) -> absl::Status {
                             const TensorShape& a = c->input_shape(0);
                             const TensorShape& b = c->input_shape(1);
-                            if (a.rank() == 2 && b.rank() == 2 && a.dim(1) >= 0 &&
-                                b.dim(0) >= 0 && a.dim(1) != b.dim(0)) {
+                            if (a.rank() == 2 && b.rank() == 2 && a.dim(1) >= 0 && b.dim(0) >= 0 &&
+                                a.dim(1) != b.dim(0)) {
                               return InferenceContext::Error(
-                                  absl::StrCat("MatMul inner dimensions differ: ",
-                                               a.DebugString(), " x ", b.DebugString()));
+                                  absl::StrCat("MatMul inner dimensions differ: ", a.DebugString(),
+                                               " x ", b.DebugString()));
                             }
                             c->set_output(0, TensorShape({a.dim(0), b.dim(1)}));
                             return absl::OkStatus();

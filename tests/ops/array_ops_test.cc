@@ -109,7 +109,7 @@ Tensor RefConcat(const std::vector<Tensor>& xs, int axis) {
 // ---------------------------------------------------------------------------------- Reshape
 
 TEST(ReshapeTest, HandWorked) {
-  Scope s = Scope::NewRootScope();
+  Scope s = ops::NewRootScope();
   Output x = ops::Const(s, Vals<float>({1, 2, 3, 4, 5, 6}, {2, 3}));
   Output y = ops::Reshape(s, x, I64({3, 2}));
   EXPECT_EQ(y.shape(), TensorShape({3, 2}));  // Known when the graph is built.
@@ -119,7 +119,7 @@ TEST(ReshapeTest, HandWorked) {
 }
 
 TEST(ReshapeTest, InferredDimensionAllDtypes) {
-  Scope s = Scope::NewRootScope();
+  Scope s = ops::NewRootScope();
   std::vector<Output> fetches = {
       ops::Reshape(s, ops::Const(s, Iota<float>({2, 6})), I32({-1, 4})),
       ops::Reshape(s, ops::Const(s, Iota<double>({12})), I64({2, -1, 3})),
@@ -142,7 +142,7 @@ TEST(ReshapeTest, InferredDimensionAllDtypes) {
 
 TEST(ReshapeTest, BraceListShape) {
   // Input's initializer_list constructors make a literal shape a one-liner.
-  Scope s = Scope::NewRootScope();
+  Scope s = ops::NewRootScope();
   Output y = ops::Reshape(s, ops::Const(s, Iota<float>({6})), {int64_t{2}, int64_t{3}});
   EXPECT_EQ(y.shape(), TensorShape({2, 3}));
   absl::StatusOr<Tensor> out = RunScope1(s, y);
@@ -151,7 +151,7 @@ TEST(ReshapeTest, BraceListShape) {
 }
 
 TEST(ReshapeTest, SharesTheInputBuffer) {
-  Scope s = Scope::NewRootScope();
+  Scope s = ops::NewRootScope();
   Output x = ops::Placeholder(s, DType::kFloat32);
   Output y = ops::Reshape(s, x, I64({-1}));
   Tensor fed = Iota<float>({2, 3});
@@ -163,7 +163,7 @@ TEST(ReshapeTest, SharesTheInputBuffer) {
 }
 
 TEST(ReshapeTest, ShapeFromPlaceholder) {
-  Scope s = Scope::NewRootScope();
+  Scope s = ops::NewRootScope();
   Output shape = ops::Placeholder(s, DType::kInt32, TensorShape({2}));
   Output y = ops::Reshape(s, ops::Const(s, Iota<int32_t>({6})), shape);
   EXPECT_EQ(y.shape(), TensorShape({-1, -1}));  // Rank known, dims not.
@@ -188,19 +188,19 @@ TEST(ReshapeTest, BuildTimeErrors) {
            {{-1, -1}, "only one dimension of the new shape can be -1, got [-1,-1]"},
            {{-2, 3}, "invalid dimension -2 in the new shape [-2,3]"},
        }) {
-    Scope s = Scope::NewRootScope();
+    Scope s = ops::NewRootScope();
     ops::Reshape(s.WithOpName("r"), ops::Const(s, Iota<float>({2, 3})), I64(c.shape));
     EXPECT_TRUE(StatusHas(s.status(), absl::StatusCode::kInvalidArgument, c.error));
     EXPECT_TRUE(StatusHas(s.status(), absl::StatusCode::kInvalidArgument, "node 'r' (Reshape)"));
   }
-  Scope s = Scope::NewRootScope();
+  Scope s = ops::NewRootScope();
   ops::Reshape(s, ops::Const(s, Iota<float>({6})), ops::Const(s, Vals<int64_t>({2, 3}, {1, 2})));
   EXPECT_TRUE(StatusHas(s.status(), absl::StatusCode::kInvalidArgument,
                         "shape must be a vector, got shape [1,2]"));
 }
 
 TEST(ReshapeTest, RunTimeError) {
-  Scope s = Scope::NewRootScope();
+  Scope s = ops::NewRootScope();
   Output x = ops::Placeholder(s, DType::kFloat32);
   Output y = ops::Reshape(s.WithOpName("r"), x, I64({4, -1}));
   absl::StatusOr<Tensor> out = RunScope1(s, y, {{x, Iota<float>({2, 5})}});
@@ -212,7 +212,7 @@ TEST(ReshapeTest, RunTimeError) {
 // -------------------------------------------------------------------------------- Transpose
 
 TEST(TransposeTest, HandWorkedMatrix) {
-  Scope s = Scope::NewRootScope();
+  Scope s = ops::NewRootScope();
   Output y = ops::Transpose(s, ops::Const(s, Vals<float>({1, 2, 3, 4, 5, 6}, {2, 3})), I32({1, 0}));
   EXPECT_EQ(y.shape(), TensorShape({3, 2}));
   absl::StatusOr<Tensor> out = RunScope1(s, y);
@@ -230,7 +230,7 @@ void CheckTransposeAgainstReference() {
       {{4, 70}, {1, 0}},
       {{0, 3}, {1, 0}}};
   for (const auto& [shape, perm] : cases) {
-    Scope s = Scope::NewRootScope();
+    Scope s = ops::NewRootScope();
     Tensor x = Iota<T>(shape);
     absl::StatusOr<Tensor> out = RunScope1(s, ops::Transpose(s, ops::Const(s, x), I64(perm)));
     ASSERT_TRUE(out.ok()) << out.status();
@@ -247,7 +247,7 @@ TEST(TransposeTest, MatchesReferenceForEveryDtype) {
 }
 
 TEST(TransposeTest, LargeUsesThreadPoolAndMatches) {
-  Scope s = Scope::NewRootScope();
+  Scope s = ops::NewRootScope();
   Tensor x = Iota<float>({64, 300, 3});
   absl::StatusOr<Tensor> out = RunScope1(s, ops::Transpose(s, ops::Const(s, x), I32({2, 0, 1})));
   ASSERT_TRUE(out.ok()) << out.status();
@@ -255,7 +255,7 @@ TEST(TransposeTest, LargeUsesThreadPoolAndMatches) {
 }
 
 TEST(TransposeTest, IdentityPermutationForwardsTheBuffer) {
-  Scope s = Scope::NewRootScope();
+  Scope s = ops::NewRootScope();
   Output x = ops::Placeholder(s, DType::kInt32);
   Output y = ops::Transpose(s, x, I32({0, 1}));
   Tensor fed = Iota<int32_t>({2, 3});
@@ -267,20 +267,20 @@ TEST(TransposeTest, IdentityPermutationForwardsTheBuffer) {
 
 TEST(TransposeTest, InvalidPermutations) {
   {
-    Scope s = Scope::NewRootScope();
+    Scope s = ops::NewRootScope();
     ops::Transpose(s, ops::Const(s, Iota<float>({2, 3})), I32({0, 0}));
     EXPECT_TRUE(StatusHas(s.status(), absl::StatusCode::kInvalidArgument,
                           "transpose permutation [0,0] is not a permutation of 0..1"));
   }
   {
-    Scope s = Scope::NewRootScope();
+    Scope s = ops::NewRootScope();
     ops::Transpose(s, ops::Const(s, Iota<float>({2, 3})), I32({1, 0, 2}));
     EXPECT_TRUE(StatusHas(s.status(), absl::StatusCode::kInvalidArgument,
                           "transpose permutation [1,0,2] has 3 entries but x has rank 2 (shape "
                           "[2,3])"));
   }
   {
-    Scope s = Scope::NewRootScope();
+    Scope s = ops::NewRootScope();
     Output perm = ops::Placeholder(s, DType::kInt32);
     Output y = ops::Transpose(s.WithOpName("t"), ops::Const(s, Iota<float>({2, 3})), perm);
     EXPECT_EQ(y.shape(), TensorShape({-1, -1}));
@@ -294,7 +294,7 @@ TEST(TransposeTest, InvalidPermutations) {
 // ----------------------------------------------------------------------------------- Concat
 
 TEST(ConcatTest, HandWorked) {
-  Scope s = Scope::NewRootScope();
+  Scope s = ops::NewRootScope();
   Output a = ops::Const(s, Vals<float>({1, 2, 3, 4}, {2, 2}));
   Output b = ops::Const(s, Vals<float>({5, 6}, {2, 1}));
   Output c = ops::Const(s, Vals<float>({7, 8}, {1, 2}));
@@ -320,7 +320,7 @@ void CheckConcatAgainstReference() {
       shape.set_dim(axis, k);
       xs.push_back(Iota<T>(shape));
     }
-    Scope s = Scope::NewRootScope();
+    Scope s = ops::NewRootScope();
     std::vector<Output> values;
     for (const Tensor& x : xs) values.push_back(ops::Const(s, x));
     absl::StatusOr<Tensor> out = RunScope1(s, ops::Concat(s, values, axis));
@@ -338,7 +338,7 @@ TEST(ConcatTest, MatchesReferenceForEveryDtype) {
 }
 
 TEST(ConcatTest, LargeAndEmptyInputs) {
-  Scope s = Scope::NewRootScope();
+  Scope s = ops::NewRootScope();
   std::vector<Tensor> xs = {Iota<double>({300, 70}), Iota<double>({300, 0}),
                             Iota<double>({300, 130})};
   std::vector<Output> values;
@@ -350,28 +350,28 @@ TEST(ConcatTest, LargeAndEmptyInputs) {
 
 TEST(ConcatTest, Errors) {
   {
-    Scope s = Scope::NewRootScope();
+    Scope s = ops::NewRootScope();
     ops::Concat(s, {ops::Const(s, Iota<float>({2, 3})), ops::Const(s, Iota<float>({2, 4}))}, 0);
     EXPECT_TRUE(StatusHas(s.status(), absl::StatusCode::kInvalidArgument,
                           "inputs to concatenate along axis 0 must match in every other "
                           "dimension: input 0 has shape [2,3], input 1 has shape [2,4]"));
   }
   {
-    Scope s = Scope::NewRootScope();
+    Scope s = ops::NewRootScope();
     ops::Concat(s, {ops::Const(s, Iota<float>({2, 3})), ops::Const(s, Iota<float>({3}))}, 0);
     EXPECT_TRUE(StatusHas(s.status(), absl::StatusCode::kInvalidArgument,
                           "inputs to concatenate must have the same rank: input 0 has shape "
                           "[2,3], input 1 has shape [3]"));
   }
   {
-    Scope s = Scope::NewRootScope();
+    Scope s = ops::NewRootScope();
     ops::Concat(s, {ops::Const(s, Iota<float>({2, 3})), ops::Const(s, Iota<float>({2, 3}))}, 2);
     EXPECT_TRUE(StatusHas(s.status(), absl::StatusCode::kInvalidArgument,
                           "axis 2 is out of range for rank 2 (expected -2 <= axis < 2)"));
   }
   {
     // Unknown shapes at build time: the kernel reports the mismatch.
-    Scope s = Scope::NewRootScope();
+    Scope s = ops::NewRootScope();
     Output a = ops::Placeholder(s, DType::kInt64);
     Output b = ops::Placeholder(s, DType::kInt64);
     Output y = ops::Concat(s.WithOpName("c"), {a, b}, 1);
@@ -387,7 +387,7 @@ TEST(ConcatTest, Errors) {
 // ------------------------------------------------------------------------------------ Split
 
 TEST(SplitTest, HandWorked) {
-  Scope s = Scope::NewRootScope();
+  Scope s = ops::NewRootScope();
   Output x = ops::Const(s, Vals<int32_t>({1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12}, {2, 6}));
   std::vector<Output> cols = ops::Split(s, 1, x, 3);
   std::vector<Output> rows = ops::Split(s, -2, x, 2);
@@ -411,7 +411,7 @@ void CheckSplitAgainstReference() {
   Tensor x = Iota<T>(shape);
   for (int axis = 0; axis < 3; ++axis) {
     const int num = axis == 2 ? 2 : 2 + axis;  // 2, 3, 2
-    Scope s = Scope::NewRootScope();
+    Scope s = ops::NewRootScope();
     std::vector<Output> parts = ops::Split(s, axis, ops::Const(s, x), num);
     absl::StatusOr<std::vector<Tensor>> out = RunScope(s, parts);
     ASSERT_TRUE(out.ok()) << out.status();
@@ -434,7 +434,7 @@ TEST(SplitTest, MatchesReferenceForEveryDtype) {
 }
 
 TEST(SplitTest, ContiguousPartsShareTheBuffer) {
-  Scope s = Scope::NewRootScope();
+  Scope s = ops::NewRootScope();
   Output x = ops::Placeholder(s, DType::kFloat32);
   std::vector<Output> parts = ops::Split(s, 0, x, 2);
   Tensor fed = Iota<float>({4, 3});
@@ -446,14 +446,14 @@ TEST(SplitTest, ContiguousPartsShareTheBuffer) {
 
 TEST(SplitTest, NotDivisible) {
   {
-    Scope s = Scope::NewRootScope();
+    Scope s = ops::NewRootScope();
     ops::Split(s, 1, ops::Const(s, Iota<float>({2, 5})), 2);
     EXPECT_TRUE(StatusHas(s.status(), absl::StatusCode::kInvalidArgument,
                           "dimension 1 of shape [2,5] (size 5) cannot be split into 2 equal "
                           "parts"));
   }
   {
-    Scope s = Scope::NewRootScope();
+    Scope s = ops::NewRootScope();
     Output x = ops::Placeholder(s, DType::kFloat32);
     std::vector<Output> parts = ops::Split(s.WithOpName("sp"), 0, x, 3);
     absl::StatusOr<std::vector<Tensor>> out = RunScope(s, parts, {{x, Iota<float>({4})}});
@@ -462,7 +462,7 @@ TEST(SplitTest, NotDivisible) {
                           "into 3 equal parts"));
   }
   {
-    Scope s = Scope::NewRootScope();
+    Scope s = ops::NewRootScope();
     ops::Split(s, 3, ops::Const(s, Iota<float>({2, 5})), 1);
     EXPECT_TRUE(StatusHas(s.status(), absl::StatusCode::kInvalidArgument,
                           "axis 3 is out of range for rank 2"));
@@ -472,7 +472,7 @@ TEST(SplitTest, NotDivisible) {
 // ------------------------------------------------------------------------------------ Slice
 
 TEST(SliceTest, HandWorked) {
-  Scope s = Scope::NewRootScope();
+  Scope s = ops::NewRootScope();
   Output x = ops::Const(s, Vals<float>({1, 2, 3, 4, 5, 6}, {2, 3}));
   Output a = ops::Slice(s, x, I32({0, 1}), I32({2, 2}));
   Output b = ops::Slice(s, x, I32({1, 0}), I32({1, -1}));
@@ -499,7 +499,7 @@ void CheckSliceAgainstReference() {
       size[d] = (trial % 3 == 0 && d == 2) ? -1 : resolved[d];
       if (size[d] == -1) resolved[d] = shape.dim(d) - begin[d];
     }
-    Scope s = Scope::NewRootScope();
+    Scope s = ops::NewRootScope();
     absl::StatusOr<Tensor> out =
         RunScope1(s, ops::Slice(s, ops::Const(s, x), I64(begin), I64(size)));
     ASSERT_TRUE(out.ok()) << out.status();
@@ -516,7 +516,7 @@ TEST(SliceTest, MatchesReferenceForEveryDtype) {
 }
 
 TEST(SliceTest, RowRangeSharesTheBuffer) {
-  Scope s = Scope::NewRootScope();
+  Scope s = ops::NewRootScope();
   Output x = ops::Placeholder(s, DType::kFloat32);
   Output y = ops::Slice(s, x, I32({1, 0}), I32({2, -1}));
   Tensor fed = Iota<float>({4, 2});
@@ -550,11 +550,11 @@ TEST(SliceTest, OutOfBounds) {
             "begin [0] and size [1] must each have 2 entries for an input of shape "
             "[2,3]"},
        }) {
-    Scope s = Scope::NewRootScope();
+    Scope s = ops::NewRootScope();
     ops::Slice(s, ops::Const(s, Iota<float>({2, 3})), I64(c.begin), I64(c.size));
     EXPECT_TRUE(StatusHas(s.status(), absl::StatusCode::kInvalidArgument, c.error));
   }
-  Scope s = Scope::NewRootScope();
+  Scope s = ops::NewRootScope();
   Output x = ops::Placeholder(s, DType::kFloat32);
   Output y = ops::Slice(s.WithOpName("sl"), x, I64({0, 1}), I64({2, 4}));
   absl::StatusOr<Tensor> out = RunScope1(s, y, {{x, Iota<float>({2, 3})}});
@@ -566,7 +566,7 @@ TEST(SliceTest, OutOfBounds) {
 // ------------------------------------------------------------------------------------- Cast
 
 TEST(CastTest, HandWorked) {
-  Scope s = Scope::NewRootScope();
+  Scope s = ops::NewRootScope();
   Output f = ops::Const(s, Vals<float>({1.7f, -1.7f, 0.0f, -0.5f, 3.0f}, {5}));
   Output b = ops::Const(s, Vals<bool>({true, false, true}, {3}));
   Output i64 = ops::Const(s, Vals<int64_t>({-3, 0, 5000000000}, {3}));
@@ -610,7 +610,7 @@ TEST(CastTest, EveryPairMatchesStaticCast) {
                             },
                             {});
       }
-      Scope s = Scope::NewRootScope();
+      Scope s = ops::NewRootScope();
       Output y = ops::Cast(s, ops::Const(s, x), dst);
       absl::StatusOr<Tensor> out = RunScope1(s, y);
       ASSERT_TRUE(out.ok()) << out.status();
@@ -620,7 +620,7 @@ TEST(CastTest, EveryPairMatchesStaticCast) {
 }
 
 TEST(CastTest, SameDtypeForwardsTheBuffer) {
-  Scope s = Scope::NewRootScope();
+  Scope s = ops::NewRootScope();
   Output x = ops::Placeholder(s, DType::kFloat64);
   Tensor fed = Iota<double>({3});
   absl::StatusOr<Tensor> out = RunScope1(s, ops::Cast(s, x, DType::kFloat64), {{x, fed}});
@@ -631,7 +631,7 @@ TEST(CastTest, SameDtypeForwardsTheBuffer) {
 // --------------------------------------------------------------------- Fill, Zeros/OnesLike
 
 TEST(FillTest, HandWorked) {
-  Scope s = Scope::NewRootScope();
+  Scope s = ops::NewRootScope();
   Output a = ops::Fill(s, I32({2, 3}), 7);
   Output b = ops::Fill(s, I64({2}), 2.5);
   Output c = ops::Fill(s, I64({1, 2}), ops::Const(s, Tensor::Scalar<bool>(true)));
@@ -647,19 +647,19 @@ TEST(FillTest, HandWorked) {
 
 TEST(FillTest, Errors) {
   {
-    Scope s = Scope::NewRootScope();
+    Scope s = ops::NewRootScope();
     ops::Fill(s, I64({2, -1}), 1.0f);
     EXPECT_TRUE(StatusHas(s.status(), absl::StatusCode::kInvalidArgument,
                           "dims [2,-1] has a negative dimension"));
   }
   {
-    Scope s = Scope::NewRootScope();
+    Scope s = ops::NewRootScope();
     ops::Fill(s, I64({2}), {1.0f, 2.0f});
     EXPECT_TRUE(StatusHas(s.status(), absl::StatusCode::kInvalidArgument,
                           "value must be a scalar, got shape [2]"));
   }
   {
-    Scope s = Scope::NewRootScope();
+    Scope s = ops::NewRootScope();
     Output dims = ops::Placeholder(s, DType::kInt32);
     Output y = ops::Fill(s.WithOpName("f"), dims, 1.0f);
     absl::StatusOr<Tensor> out = RunScope1(s, y, {{dims, I32({-3})}});
@@ -670,7 +670,7 @@ TEST(FillTest, Errors) {
 
 template <typename T>
 void CheckZerosOnesLike() {
-  Scope s = Scope::NewRootScope();
+  Scope s = ops::NewRootScope();
   Output x = ops::Const(s, Iota<T>({2, 3}));
   absl::StatusOr<std::vector<Tensor>> out =
       RunScope(s, {ops::ZerosLike(s, x), ops::OnesLike(s, x)});

@@ -50,7 +50,7 @@ Tensor RandomAwayFromZero(const TensorShape& shape, uint32_t seed) {
 // applies `build` and returns the largest Jacobian error.
 double GradientError(const std::vector<Tensor>& values, const BuildFn& build,
                      bool static_shapes = true) {
-  Scope s = Scope::NewRootScope();
+  Scope s = ops::NewRootScope();
   std::vector<Output> xs;
   for (size_t i = 0; i < values.size(); ++i) {
     TensorShape shape = values[i].shape();
@@ -120,7 +120,7 @@ TEST(GradientsTest, Relu) {
 TEST(GradientsTest, CastThroughFloat32) {
   // float64 -> float32 -> float64 loses precision: the symbolic gradient is exactly 1, the
   // numeric one only to float32's resolution.
-  Scope s = Scope::NewRootScope();
+  Scope s = ops::NewRootScope();
   Output x = ops::Placeholder(s, DType::kFloat64, TensorShape({3}));
   Output y = ops::Cast(s, ops::Mul(s, ops::Cast(s, x, DType::kFloat32), 3.0f), DType::kFloat64);
   absl::StatusOr<double> err =
@@ -219,7 +219,7 @@ TEST(GradientsTest, ReductionWithComputedAxis) {
 }
 
 TEST(GradientsTest, MaxSplitsGradientBetweenTies) {
-  Scope s = Scope::NewRootScope();
+  Scope s = ops::NewRootScope();
   Output x = ops::Placeholder(s, DType::kFloat64, TensorShape({2, 3}));
   Output y = ops::ReduceMax(s, x, {1});
   std::vector<Output> dx;
@@ -333,7 +333,7 @@ TEST(GradientsTest, ArrayOps) {
 // AddGradients' rules
 
 TEST(GradientsTest, FanOutGradientsAreSummed) {
-  Scope s = Scope::NewRootScope();
+  Scope s = ops::NewRootScope();
   Output x = ops::Placeholder(s, DType::kFloat64, TensorShape({3}));
   Output y = ops::Add(s, ops::Mul(s, x, x), x);  // dy/dx = 2x + 1
   std::vector<Output> dx;
@@ -344,7 +344,7 @@ TEST(GradientsTest, FanOutGradientsAreSummed) {
 }
 
 TEST(GradientsTest, GradYsScaleTheResultAndRepeatedYsAdd) {
-  Scope s = Scope::NewRootScope();
+  Scope s = ops::NewRootScope();
   Output x = ops::Placeholder(s, DType::kFloat64, TensorShape({2}));
   Output y = ops::Mul(s, x, 3.0);
   Output dy = ops::Const(s, Tensor::FromVector<double>({1, 10}));
@@ -356,7 +356,7 @@ TEST(GradientsTest, GradYsScaleTheResultAndRepeatedYsAdd) {
 }
 
 TEST(GradientsTest, StopGradientTreatsItsInputAsConstant) {
-  Scope s = Scope::NewRootScope();
+  Scope s = ops::NewRootScope();
   Output x = ops::Placeholder(s, DType::kFloat64, TensorShape({2}));
   Output y = ops::Mul(s, x, ops::StopGradient(s, x));  // d/dx = stop(x), not 2x
   std::vector<Output> dx;
@@ -368,7 +368,7 @@ TEST(GradientsTest, StopGradientTreatsItsInputAsConstant) {
 }
 
 TEST(GradientsTest, UnconnectedInputsAreAbsentOrZero) {
-  Scope s = Scope::NewRootScope();
+  Scope s = ops::NewRootScope();
   Output a = ops::Placeholder(s, DType::kFloat64, TensorShape({2}));
   Output b = ops::Placeholder(s, DType::kFloat64, TensorShape({2}));
   Output stopped = ops::Placeholder(s, DType::kFloat64, TensorShape({2}));
@@ -390,7 +390,7 @@ TEST(GradientsTest, UnconnectedInputsAreAbsentOrZero) {
 }
 
 TEST(GradientsTest, IntegerPathsCarryNoGradient) {
-  Scope s = Scope::NewRootScope();
+  Scope s = ops::NewRootScope();
   Output x = ops::Placeholder(s, DType::kFloat64, TensorShape({2}));
   Output y = ops::Add(s, ops::Cast(s, ops::Cast(s, x, DType::kInt32), DType::kFloat64), 1.0);
   std::vector<Output> dx;
@@ -399,7 +399,7 @@ TEST(GradientsTest, IntegerPathsCarryNoGradient) {
 }
 
 TEST(GradientsTest, GradientOfVariableReadAndIntermediateX) {
-  Scope s = Scope::NewRootScope();
+  Scope s = ops::NewRootScope();
   Output w = ops::Variable(s.WithOpName("w"), TensorShape({2}), DType::kFloat64);
   Output init = ops::Assign(s, w, Tensor::FromVector<double>({2, -3}));
   Output h = ops::Mul(s, w, 2.0);
@@ -419,7 +419,7 @@ TEST(GradientsTest, GradientOfVariableReadAndIntermediateX) {
 }
 
 TEST(GradientsTest, BiasAddNeedsNoReductionForTheMatrixOperand) {
-  Scope s = Scope::NewRootScope();
+  Scope s = ops::NewRootScope();
   Output x = ops::Placeholder(s, DType::kFloat32, TensorShape({-1, 4}));
   Output b = ops::Placeholder(s, DType::kFloat32, TensorShape({4}));
   Output y = ops::ReduceSum(s, ops::Add(s, x, b), {0, 1});
@@ -436,25 +436,25 @@ TEST(GradientsTest, BiasAddNeedsNoReductionForTheMatrixOperand) {
 }
 
 TEST(GradientsTest, Errors) {
-  Scope s = Scope::NewRootScope();
+  Scope s = ops::NewRootScope();
   Output x = ops::Placeholder(s, DType::kFloat64, TensorShape({2}));
   Output i = ops::Placeholder(s, DType::kInt32, TensorShape({2}));
   Output y = ops::Exp(s, x);
   std::vector<Output> dx;
-  EXPECT_TRUE(StatusHas(AddGradients(Scope::NewRootScope(), {y}, {x}, &dx),
+  EXPECT_TRUE(StatusHas(AddGradients(ops::NewRootScope(), {y}, {x}, &dx),
                         absl::StatusCode::kInvalidArgument,
                         "ys[0] Exp:0 is not in the scope's graph"));
-  EXPECT_TRUE(StatusHas(AddGradients(Scope::NewRootScope(), {y}, {x}, {y, y}, &dx),
+  EXPECT_TRUE(StatusHas(AddGradients(ops::NewRootScope(), {y}, {x}, {y, y}, &dx),
                         absl::StatusCode::kInvalidArgument, "1 ys but 2 grad_ys"));
   {
-    Scope t = Scope::NewRootScope();
+    Scope t = ops::NewRootScope();
     Output xi = ops::Placeholder(t, DType::kInt32, TensorShape({2}));
     Output yf = ops::Cast(t, xi, DType::kFloat32);
     EXPECT_TRUE(StatusHas(AddGradients(t, {yf}, {xi}, &dx), absl::StatusCode::kInvalidArgument,
                           "cannot differentiate with respect to Placeholder:0 of dtype int32"));
   }
   {
-    Scope t = Scope::NewRootScope();
+    Scope t = ops::NewRootScope();
     Output a = ops::Placeholder(t, DType::kFloat64, TensorShape({2}));
     Output g = ops::ReluGrad(t, a, a);  // A helper op: no second derivatives.
     absl::Status st = AddGradients(t, {g}, {a}, &dx);
@@ -464,7 +464,7 @@ TEST(GradientsTest, Errors) {
     EXPECT_FALSE(t.ok());  // Also recorded in the scope.
   }
   {
-    Scope t = Scope::NewRootScope();
+    Scope t = ops::NewRootScope();
     Output a = ops::Placeholder(t, DType::kFloat64, TensorShape({2}));
     Output bad = ops::Placeholder(t, DType::kFloat32, TensorShape({2}));
     EXPECT_TRUE(StatusHas(AddGradients(t, {a}, {a}, {bad}, &dx), absl::StatusCode::kInvalidArgument,

@@ -16,7 +16,7 @@
 #include "absl/strings/str_join.h"
 #include "gtest/gtest.h"
 #include "ops/all_ops.h"
-#include "runtime/session.h"
+#include "runtime/session/session.h"
 #include "tests/util/test_util.h"
 
 namespace sluice {
@@ -82,7 +82,7 @@ using FloatTypes = ::testing::Types<float, double>;
 TYPED_TEST_SUITE(MathTypedTest, FloatTypes);
 
 TEST(MathOpsTest, AddBroadcastsRowHandWorked) {
-  Scope root = Scope::NewRootScope();
+  Scope root = ops::NewRootScope();
   Output z = ops::Add(root, ops::Const(root, Make<float>({1, 2, 3, 4, 5, 6}, {2, 3})),
                       ops::Const(root, Make<float>({10, 20, 30}, {3})));
   EXPECT_EQ(z.shape(), TensorShape({2, 3}));
@@ -93,7 +93,7 @@ TEST(MathOpsTest, AddBroadcastsRowHandWorked) {
 
 TEST(MathOpsTest, OuterBroadcastHandWorked) {
   // [2,1] - [1,3]: every pair.
-  Scope root = Scope::NewRootScope();
+  Scope root = ops::NewRootScope();
   Output z = ops::Sub(root, ops::Const(root, Make<double>({10, 20}, {2, 1})),
                       ops::Const(root, Make<double>({1, 2, 3}, {1, 3})));
   absl::StatusOr<Tensor> out = RunScope1(root, z);
@@ -151,7 +151,7 @@ TYPED_TEST(MathTypedTest, BinaryOpsMatchLoopReference) {
     std::vector<double> yv = Values(c.y.num_elements(), seed++, 0.5, 2.5);
     for (size_t i = 0; i < yv.size(); i += 2) yv[i] = -yv[i];
     Tensor y = Make<T>(yv, c.y);
-    Scope root = Scope::NewRootScope();
+    Scope root = ops::NewRootScope();
     Output xo = ops::Const(root, x), yo = ops::Const(root, y);
     std::vector<Output> fetches;
     for (const NamedOp& op : named_ops) fetches.push_back(op.build(root, xo, yo));
@@ -168,7 +168,7 @@ TYPED_TEST(MathTypedTest, BinaryOpsMatchLoopReference) {
 
 template <typename T>
 void CheckIntegerBinaryOps() {
-  Scope root = Scope::NewRootScope();
+  Scope root = ops::NewRootScope();
   Output x = ops::Const(root, Make<T>({1, -2, 3, 4, 5, -6}, {2, 3}));
   Output y = ops::Const(root, Make<T>({2, 2, -7}, {3}));
   absl::StatusOr<std::vector<Tensor>> out =
@@ -191,7 +191,7 @@ TEST(MathOpsTest, IntegerBinaryAndUnaryOps) {
 }
 
 TEST(MathOpsTest, LiteralTakesTheOtherInputsDtype) {
-  Scope root = Scope::NewRootScope();
+  Scope root = ops::NewRootScope();
   Output x = ops::Const(root, Make<double>({1, 2, 3}, {3}));
   Output z = ops::Mul(root, x, 2.0f);
   ASSERT_TRUE(root.ok()) << root.status();
@@ -206,7 +206,7 @@ TYPED_TEST(MathTypedTest, UnaryOpsMatchStdFunctions) {
   const TensorShape shape({3, 7});
   std::vector<double> any = Values(21, 11, -3.0, 3.0);
   std::vector<double> positive = Values(21, 12, 0.01, 9.0);
-  Scope root = Scope::NewRootScope();
+  Scope root = ops::NewRootScope();
   Output a = ops::Const(root, Make<T>(any, shape));
   Output p = ops::Const(root, Make<T>(positive, shape));
   absl::StatusOr<std::vector<Tensor>> out =
@@ -231,7 +231,7 @@ TYPED_TEST(MathTypedTest, UnaryOpsMatchStdFunctions) {
 TEST(MathOpsTest, LargeUnaryUsesThreadPoolAndMatches) {
   const int64_t n = 100000;
   std::vector<double> v = Values(n, 5);
-  Scope root = Scope::NewRootScope();
+  Scope root = ops::NewRootScope();
   absl::StatusOr<Tensor> out =
       RunScope1(root, ops::Exp(root, ops::Const(root, Make<float>(v, {n}))));
   ASSERT_TRUE(out.ok()) << out.status();
@@ -243,7 +243,7 @@ TEST(MathOpsTest, LargeUnaryUsesThreadPoolAndMatches) {
 TEST(MathOpsTest, BufferReuseNeverCorruptsFedOrFetchedValues) {
   // Intermediates that are also fetched must not be overwritten by a consumer reusing their
   // buffer, and fed values must come back unchanged.
-  Scope root = Scope::NewRootScope();
+  Scope root = ops::NewRootScope();
   Output x = ops::Placeholder(root, DType::kFloat32, TensorShape({2, 3}));
   Output a = ops::Add(root, x, 1.0f);
   Output b = ops::Exp(root, a);
@@ -276,7 +276,7 @@ TEST(MathOpsTest, BroadcastIntoAReusedBufferMatchesReference) {
     const int64_t cols = 200;
     std::vector<double> xv = Values(rows * cols, 21), bias = Values(cols, 22),
                         scale = Values(rows, 23);
-    Scope root = Scope::NewRootScope();
+    Scope root = ops::NewRootScope();
     Output x = ops::Placeholder(root, DType::kFloat32, TensorShape({rows, cols}));
     Output added = ops::Add(root, ops::Exp(root, x), ops::Const(root, Make<float>(bias, {cols})));
     Output scaled =
@@ -296,7 +296,7 @@ TEST(MathOpsTest, BroadcastIntoAReusedBufferMatchesReference) {
 }
 
 TEST(MathOpsTest, IncompatibleBroadcastFailsAtBuildTime) {
-  Scope root = Scope::NewRootScope();
+  Scope root = ops::NewRootScope();
   Output z = ops::Add(root, ops::Const(root, Make<float>(Values(6, 1), {2, 3})),
                       ops::Const(root, Make<float>(Values(4, 2), {4})));
   EXPECT_FALSE(z.valid());
@@ -306,7 +306,7 @@ TEST(MathOpsTest, IncompatibleBroadcastFailsAtBuildTime) {
 }
 
 TEST(MathOpsTest, IncompatibleBroadcastFailsAtRunTime) {
-  Scope root = Scope::NewRootScope();
+  Scope root = ops::NewRootScope();
   Output x = ops::Placeholder(root, DType::kFloat32);
   Output y = ops::Placeholder(root, DType::kFloat32);
   Output z = ops::Mul(root, x, y);
@@ -319,7 +319,7 @@ TEST(MathOpsTest, IncompatibleBroadcastFailsAtRunTime) {
 }
 
 TEST(MathOpsTest, DivOfIntegersIsRejectedAtBuildTime) {
-  Scope root = Scope::NewRootScope();
+  Scope root = ops::NewRootScope();
   ops::Div(root, ops::Const(root, Make<int32_t>({4}, {1})),
            ops::Const(root, Make<int32_t>({2}, {1})));
   EXPECT_TRUE(StatusHas(root.status(), absl::StatusCode::kInvalidArgument, "int32"));
@@ -372,7 +372,7 @@ TYPED_TEST(MathTypedTest, MatMulAllTransposesMatchTripleLoop) {
   for (Dims d : {Dims{5, 7, 3}, Dims{1, 1, 1}, Dims{70, 80, 90}, Dims{129, 65, 33}}) {
     for (int threads : {1, 3}) {
       SCOPED_TRACE(absl::StrCat(d.m, "x", d.k, "x", d.n, " threads=", threads));
-      Scope root = Scope::NewRootScope();
+      Scope root = ops::NewRootScope();
       std::vector<Output> fetches;
       std::vector<Tensor> expected;
       uint64_t seed = 100;
@@ -400,7 +400,7 @@ TYPED_TEST(MathTypedTest, MatMulAllTransposesMatchTripleLoop) {
 }
 
 TEST(MathOpsTest, MatMulHandWorked) {
-  Scope root = Scope::NewRootScope();
+  Scope root = ops::NewRootScope();
   Output c = ops::MatMul(root, ops::Const(root, Make<float>({1, 2, 3, 4, 5, 6}, {2, 3})),
                          ops::Const(root, Make<float>({7, 8, 9, 10, 11, 12}, {3, 2})));
   absl::StatusOr<Tensor> out = RunScope1(root, c);
@@ -409,7 +409,7 @@ TEST(MathOpsTest, MatMulHandWorked) {
 }
 
 TEST(MathOpsTest, MatMulWithEmptyInnerDimensionIsZero) {
-  Scope root = Scope::NewRootScope();
+  Scope root = ops::NewRootScope();
   Output c = ops::MatMul(root, ops::Const(root, Tensor(DType::kFloat32, TensorShape({2, 0}))),
                          ops::Const(root, Tensor(DType::kFloat32, TensorShape({0, 3}))));
   absl::StatusOr<Tensor> out = RunScope1(root, c);
@@ -418,7 +418,7 @@ TEST(MathOpsTest, MatMulWithEmptyInnerDimensionIsZero) {
 }
 
 TEST(MathOpsTest, MatMulShapeInferenceUsesKnownDims) {
-  Scope root = Scope::NewRootScope();
+  Scope root = ops::NewRootScope();
   Output x = ops::Placeholder(root, DType::kFloat32, TensorShape({kUnknownDim, 3}));
   Output w = ops::Const(root, Make<float>(Values(12, 3), {3, 4}));
   EXPECT_EQ(ops::MatMul(root, x, w).shape(), TensorShape({kUnknownDim, 4}));
@@ -429,7 +429,7 @@ TEST(MathOpsTest, MatMulShapeInferenceUsesKnownDims) {
 }
 
 TEST(MathOpsTest, MatMulInnerDimensionMismatchFailsAtBuildTime) {
-  Scope root = Scope::NewRootScope();
+  Scope root = ops::NewRootScope();
   ops::MatMul(root, ops::Const(root, Make<float>(Values(6, 1), {2, 3})),
               ops::Const(root, Make<float>(Values(20, 2), {4, 5})));
   EXPECT_TRUE(StatusHas(root.status(), absl::StatusCode::kInvalidArgument,
@@ -437,13 +437,13 @@ TEST(MathOpsTest, MatMulInnerDimensionMismatchFailsAtBuildTime) {
 }
 
 TEST(MathOpsTest, MatMulTransposeFixesInnerDimensions) {
-  Scope root = Scope::NewRootScope();
+  Scope root = ops::NewRootScope();
   Output c = ops::MatMul(root, ops::Const(root, Make<float>(Values(6, 1), {2, 3})),
                          ops::Const(root, Make<float>(Values(6, 2), {2, 3})), false, true);
   ASSERT_TRUE(root.ok()) << root.status();
   EXPECT_EQ(c.shape(), TensorShape({2, 2}));
 
-  Scope bad = Scope::NewRootScope();
+  Scope bad = ops::NewRootScope();
   ops::MatMul(bad, ops::Const(bad, Make<float>(Values(6, 1), {2, 3})),
               ops::Const(bad, Make<float>(Values(9, 2), {3, 3})), true, false);
   EXPECT_TRUE(StatusHas(bad.status(), absl::StatusCode::kInvalidArgument,
@@ -452,7 +452,7 @@ TEST(MathOpsTest, MatMulTransposeFixesInnerDimensions) {
 }
 
 TEST(MathOpsTest, MatMulRankErrorAtBuildTime) {
-  Scope root = Scope::NewRootScope();
+  Scope root = ops::NewRootScope();
   ops::MatMul(root, ops::Const(root, Make<float>(Values(3, 1), {3})),
               ops::Const(root, Make<float>(Values(6, 2), {3, 2})));
   EXPECT_TRUE(StatusHas(root.status(), absl::StatusCode::kInvalidArgument,
@@ -460,7 +460,7 @@ TEST(MathOpsTest, MatMulRankErrorAtBuildTime) {
 }
 
 TEST(MathOpsTest, MatMulMismatchFailsAtRunTime) {
-  Scope root = Scope::NewRootScope();
+  Scope root = ops::NewRootScope();
   Output a = ops::Placeholder(root, DType::kFloat32);
   Output b = ops::Placeholder(root, DType::kFloat32);
   Output c = ops::MatMul(root, a, b);
@@ -540,7 +540,7 @@ TYPED_TEST(MathTypedTest, ReductionsMatchLoopReference) {
       SCOPED_TRACE(absl::StrCat(c.shape.DebugString(), " axes {", absl::StrJoin(c.axes, ","),
                                 "} keep_dims=", keep_dims));
       Tensor x = Make<T>(Values(c.shape.num_elements(), seed++), c.shape);
-      Scope root = Scope::NewRootScope();
+      Scope root = ops::NewRootScope();
       Output xo = ops::Const(root, x);
       std::vector<Output> fetches = {ops::ReduceSum(root, xo, c.axes, keep_dims),
                                      ops::ReduceMean(root, xo, c.axes, keep_dims),
@@ -560,7 +560,7 @@ TYPED_TEST(MathTypedTest, ReductionsMatchLoopReference) {
 
 TEST(MathOpsTest, ReductionHandWorkedWithInt32AndInt64Axes) {
   // [[1, 2, 3], [4, 5, 6]]
-  Scope root = Scope::NewRootScope();
+  Scope root = ops::NewRootScope();
   Output x = ops::Const(root, Make<float>({1, 2, 3, 4, 5, 6}, {2, 3}));
   Output rows = ops::ReduceSum(root, x, 1);  // int32 scalar
   Output cols = ops::ReduceMean(root, x, Tensor::FromVector<int32_t>({0}), true);
@@ -573,7 +573,7 @@ TEST(MathOpsTest, ReductionHandWorkedWithInt32AndInt64Axes) {
 }
 
 TEST(MathOpsTest, IntegerReductions) {
-  Scope root = Scope::NewRootScope();
+  Scope root = ops::NewRootScope();
   Output x32 = ops::Const(root, Make<int32_t>({1, -2, 3, 4, 5, -6}, {2, 3}));
   Output x64 = ops::Const(root, Make<int64_t>({1, -2, 3, 4, 5, -6}, {2, 3}));
   absl::StatusOr<std::vector<Tensor>> out =
@@ -587,7 +587,7 @@ TEST(MathOpsTest, IntegerReductions) {
 }
 
 TEST(MathOpsTest, EmptyReductions) {
-  Scope root = Scope::NewRootScope();
+  Scope root = ops::NewRootScope();
   Output x = ops::Const(root, Tensor(DType::kFloat32, TensorShape({0, 3})));
   absl::StatusOr<std::vector<Tensor>> out =
       RunScope(root, {ops::ReduceSum(root, x, {0}), ops::ReduceMax(root, x, {0}),
@@ -603,7 +603,7 @@ TEST(MathOpsTest, EmptyReductions) {
 }
 
 TEST(MathOpsTest, ReductionShapeInferenceWithoutConstantAxis) {
-  Scope root = Scope::NewRootScope();
+  Scope root = ops::NewRootScope();
   Output x = ops::Placeholder(root, DType::kFloat32, TensorShape({2, 1, 4}));
   Output axis = ops::Placeholder(root, DType::kInt32);
   EXPECT_EQ(ops::ReduceSum(root, x, axis, true).shape(),
@@ -614,7 +614,7 @@ TEST(MathOpsTest, ReductionShapeInferenceWithoutConstantAxis) {
 
 TEST(MathOpsTest, ReductionAxisOutOfRangeFailsAtBuildTime) {
   for (int64_t axis : {2, -3}) {
-    Scope root = Scope::NewRootScope();
+    Scope root = ops::NewRootScope();
     ops::ReduceSum(root, ops::Const(root, Make<float>(Values(6, 1), {2, 3})), {axis});
     EXPECT_TRUE(StatusHas(
         root.status(), absl::StatusCode::kInvalidArgument,
@@ -623,7 +623,7 @@ TEST(MathOpsTest, ReductionAxisOutOfRangeFailsAtBuildTime) {
 }
 
 TEST(MathOpsTest, ReductionAxisOutOfRangeFailsAtRunTime) {
-  Scope root = Scope::NewRootScope();
+  Scope root = ops::NewRootScope();
   Output x = ops::Placeholder(root, DType::kFloat32);
   Output axis = ops::Placeholder(root, DType::kInt32);
   Output y = ops::ReduceMax(root, x, axis);

@@ -84,7 +84,7 @@ TYPED_TEST(NnTypedTest, ActivationsMatchStdFunctions) {
   const TensorShape shape({4, 9});
   std::vector<double> v = Rounded<T>(Values(36, 1, -6, 6));
   v[0] = 0;
-  Scope root = Scope::NewRootScope();
+  Scope root = ops::NewRootScope();
   Output x = ops::Const(root, Make<T>(v, shape));
   absl::StatusOr<std::vector<Tensor>> out =
       RunScope(root, {ops::Relu(root, x), ops::Sigmoid(root, x), ops::Tanh(root, x)});
@@ -101,7 +101,7 @@ TYPED_TEST(NnTypedTest, ActivationsMatchStdFunctions) {
 }
 
 TEST(NnOpsTest, ReluOfIntegers) {
-  Scope root = Scope::NewRootScope();
+  Scope root = ops::NewRootScope();
   absl::StatusOr<Tensor> out =
       RunScope1(root, ops::Relu(root, ops::Const(root, Make<int32_t>({-3, 0, 5}, {3}))));
   ASSERT_TRUE(out.ok()) << out.status();
@@ -111,7 +111,7 @@ TEST(NnOpsTest, ReluOfIntegers) {
 TEST(NnOpsTest, LargeActivationsUseThreadPoolAndMatch) {
   const int64_t n = 50000;
   std::vector<double> v = Rounded<float>(Values(n, 2, -10, 10));
-  Scope root = Scope::NewRootScope();
+  Scope root = ops::NewRootScope();
   Output x = ops::Const(root, Make<float>(v, {n}));
   absl::StatusOr<std::vector<Tensor>> out =
       RunScope(root, {ops::Relu(root, x), ops::Sigmoid(root, x)});
@@ -132,7 +132,7 @@ TYPED_TEST(NnTypedTest, SoftmaxAndLogSoftmaxMatchReference) {
     SCOPED_TRACE(shape.DebugString());
     std::vector<double> v = Rounded<T>(Values(shape.num_elements(), 7));
     const int64_t cols = shape.dim(shape.rank() - 1);
-    Scope root = Scope::NewRootScope();
+    Scope root = ops::NewRootScope();
     Output x = ops::Const(root, Make<T>(v, shape));
     Output sm = ops::Softmax(root, x), lsm = ops::LogSoftmax(root, x);
     EXPECT_EQ(sm.shape(), shape);
@@ -149,7 +149,7 @@ TYPED_TEST(NnTypedTest, SoftmaxAndLogSoftmaxMatchReference) {
 TYPED_TEST(NnTypedTest, SoftmaxIsStableForLargeLogits) {
   using T = TypeParam;
   // Row 0 is [0, 1, 2] shifted by 1000; row 1 spans 2000.
-  Scope root = Scope::NewRootScope();
+  Scope root = ops::NewRootScope();
   Output x = ops::Const(root, Make<T>({1000, 1001, 1002, -1000, 0, 1000}, {2, 3}));
   absl::StatusOr<std::vector<Tensor>> out =
       RunScope(root, {ops::Softmax(root, x), ops::LogSoftmax(root, x)});
@@ -164,14 +164,14 @@ TYPED_TEST(NnTypedTest, SoftmaxIsStableForLargeLogits) {
 }
 
 TEST(NnOpsTest, SoftmaxOfScalarFailsAtBuildTime) {
-  Scope root = Scope::NewRootScope();
+  Scope root = ops::NewRootScope();
   ops::Softmax(root, ops::Const(root, Tensor::Scalar<float>(1)));
   EXPECT_TRUE(StatusHas(root.status(), absl::StatusCode::kInvalidArgument,
                         "Softmax requires logits of rank >= 1, got shape []"));
 }
 
 TEST(NnOpsTest, SoftmaxOfEmptyLastAxis) {
-  Scope root = Scope::NewRootScope();
+  Scope root = ops::NewRootScope();
   absl::StatusOr<Tensor> out = RunScope1(
       root, ops::Softmax(root, ops::Const(root, Tensor(DType::kFloat32, TensorShape({2, 0})))));
   ASSERT_TRUE(out.ok()) << out.status();
@@ -205,7 +205,7 @@ TYPED_TEST(NnTypedTest, SoftmaxCrossEntropyMatchesReference) {
       for (int64_t j = 0; j < classes; ++j) labels[b * classes + j] /= sum;
     }
     labels = Rounded<T>(labels);
-    Scope root = Scope::NewRootScope();
+    Scope root = ops::NewRootScope();
     std::vector<Output> xent =
         ops::SoftmaxCrossEntropyWithLogits(root, ops::Const(root, Make<T>(x, {batch, classes})),
                                            ops::Const(root, Make<T>(labels, {batch, classes})));
@@ -224,7 +224,7 @@ TYPED_TEST(NnTypedTest, SoftmaxCrossEntropyMatchesReference) {
 TYPED_TEST(NnTypedTest, SoftmaxCrossEntropyIsStableForLargeLogits) {
   using T = TypeParam;
   // log_softmax of [1000, 0, -1000] is [0, -1000, -2000] (to far below float precision).
-  Scope root = Scope::NewRootScope();
+  Scope root = ops::NewRootScope();
   std::vector<Output> xent = ops::SoftmaxCrossEntropyWithLogits(
       root, ops::Const(root, Make<T>({1000, 0, -1000, 1000, 1000, 1000}, {2, 3})),
       ops::Const(root, Make<T>({0, 0, 1, 0.5, 0.5, 0}, {2, 3})));
@@ -237,7 +237,7 @@ TYPED_TEST(NnTypedTest, SoftmaxCrossEntropyIsStableForLargeLogits) {
 }
 
 TEST(NnOpsTest, SoftmaxCrossEntropyShapeMismatchFailsAtBuildTime) {
-  Scope root = Scope::NewRootScope();
+  Scope root = ops::NewRootScope();
   std::vector<Output> xent =
       ops::SoftmaxCrossEntropyWithLogits(root, ops::Const(root, Make<float>(Values(6, 1), {2, 3})),
                                          ops::Const(root, Make<float>(Values(8, 2), {2, 4})));
@@ -248,7 +248,7 @@ TEST(NnOpsTest, SoftmaxCrossEntropyShapeMismatchFailsAtBuildTime) {
 }
 
 TEST(NnOpsTest, SoftmaxCrossEntropyRankErrorAtBuildTime) {
-  Scope root = Scope::NewRootScope();
+  Scope root = ops::NewRootScope();
   ops::SoftmaxCrossEntropyWithLogits(root, ops::Const(root, Make<float>(Values(3, 1), {3})),
                                      ops::Const(root, Make<float>(Values(3, 2), {3})));
   EXPECT_TRUE(StatusHas(root.status(), absl::StatusCode::kInvalidArgument,
@@ -256,7 +256,7 @@ TEST(NnOpsTest, SoftmaxCrossEntropyRankErrorAtBuildTime) {
 }
 
 TEST(NnOpsTest, SoftmaxCrossEntropyShapeMismatchFailsAtRunTime) {
-  Scope root = Scope::NewRootScope();
+  Scope root = ops::NewRootScope();
   Output f = ops::Placeholder(root, DType::kFloat32);
   Output l = ops::Placeholder(root, DType::kFloat32);
   std::vector<Output> xent = ops::SoftmaxCrossEntropyWithLogits(root, f, l);
@@ -283,7 +283,7 @@ void CheckSparseXent(int64_t batch, int64_t classes, uint64_t seed) {
     labels[b] = static_cast<double>((b * 5 + seed) % classes);
     dense[b * classes + static_cast<int64_t>(labels[b])] = 1;
   }
-  Scope root = Scope::NewRootScope();
+  Scope root = ops::NewRootScope();
   std::vector<Output> xent =
       ops::SparseSoftmaxCrossEntropyWithLogits(root, ops::Const(root, Make<T>(x, {batch, classes})),
                                                ops::Const(root, Make<L>(labels, {batch})));
@@ -308,7 +308,7 @@ TYPED_TEST(NnTypedTest, SparseSoftmaxCrossEntropyMatchesReference) {
 
 TYPED_TEST(NnTypedTest, SparseSoftmaxCrossEntropyIsStableForLargeLogits) {
   using T = TypeParam;
-  Scope root = Scope::NewRootScope();
+  Scope root = ops::NewRootScope();
   std::vector<Output> xent = ops::SparseSoftmaxCrossEntropyWithLogits(
       root, ops::Const(root, Make<T>({1000, 0, -1000, 1000, 1001, 1002}, {2, 3})),
       ops::Const(root, Make<int64_t>({2, 0}, {2})));
@@ -323,7 +323,7 @@ TYPED_TEST(NnTypedTest, SparseSoftmaxCrossEntropyIsStableForLargeLogits) {
 
 TEST(NnOpsTest, SparseLabelOutOfRangeFailsAtRunTime) {
   for (int64_t bad : {7, -1, 3}) {
-    Scope root = Scope::NewRootScope();
+    Scope root = ops::NewRootScope();
     Output labels = ops::Placeholder(root, DType::kInt32, TensorShape({2}));
     std::vector<Output> xent = ops::SparseSoftmaxCrossEntropyWithLogits(
         root, ops::Const(root, Make<float>(Values(6, 1), {2, 3})), labels);
@@ -338,7 +338,7 @@ TEST(NnOpsTest, SparseLabelOutOfRangeFailsAtRunTime) {
 }
 
 TEST(NnOpsTest, SparseShapeErrorsAtBuildTime) {
-  Scope root = Scope::NewRootScope();
+  Scope root = ops::NewRootScope();
   ops::SparseSoftmaxCrossEntropyWithLogits(root,
                                            ops::Const(root, Make<float>(Values(6, 1), {2, 3})),
                                            ops::Const(root, Make<int64_t>({0, 1, 2}, {3})));
@@ -346,7 +346,7 @@ TEST(NnOpsTest, SparseShapeErrorsAtBuildTime) {
                         "labels must have one entry per row of features: features [2,3] vs "
                         "labels [3]"));
 
-  Scope rank = Scope::NewRootScope();
+  Scope rank = ops::NewRootScope();
   ops::SparseSoftmaxCrossEntropyWithLogits(rank,
                                            ops::Const(rank, Make<float>(Values(6, 1), {2, 3})),
                                            ops::Const(rank, Make<int64_t>({0, 1}, {2, 1})));
@@ -354,7 +354,7 @@ TEST(NnOpsTest, SparseShapeErrorsAtBuildTime) {
                         "SparseSoftmaxCrossEntropyWithLogits requires rank-1 labels, got shape "
                         "[2,1]"));
 
-  Scope dtype = Scope::NewRootScope();
+  Scope dtype = ops::NewRootScope();
   ops::SparseSoftmaxCrossEntropyWithLogits(dtype,
                                            ops::Const(dtype, Make<float>(Values(6, 1), {2, 3})),
                                            ops::Const(dtype, Make<float>({0, 1}, {2})));
@@ -362,7 +362,7 @@ TEST(NnOpsTest, SparseShapeErrorsAtBuildTime) {
 }
 
 TEST(NnOpsTest, SparseShapeMismatchFailsAtRunTime) {
-  Scope root = Scope::NewRootScope();
+  Scope root = ops::NewRootScope();
   Output f = ops::Placeholder(root, DType::kFloat64);
   Output l = ops::Placeholder(root, DType::kInt64);
   std::vector<Output> xent = ops::SparseSoftmaxCrossEntropyWithLogits(root, f, l);

@@ -13,7 +13,7 @@
 #include "ops/all_ops.h"
 #include "ops/training_ops.h"
 #include "ops/variables.h"
-#include "runtime/session.h"
+#include "runtime/session/session.h"
 #include "tests/util/test_util.h"
 
 namespace sluice {
@@ -40,7 +40,7 @@ void MakeData(Tensor* x, Tensor* y) {
 }
 
 struct Model {
-  Scope s = Scope::NewRootScope();
+  Scope s = ops::NewRootScope();
   Output x, y, loss;
   std::vector<Output> vars;
 };

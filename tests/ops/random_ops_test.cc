@@ -10,7 +10,7 @@
 
 #include "gtest/gtest.h"
 #include "ops/all_ops.h"
-#include "runtime/session.h"
+#include "runtime/session/session.h"
 #include "tests/util/test_util.h"
 
 namespace sluice {
@@ -26,7 +26,7 @@ enum class Kind { kUniform, kNormal };
 // A graph with one random node; `runs` runs of it in one fresh session.
 std::vector<Tensor> Draw(Kind kind, DType dtype, const std::vector<int64_t>& dims, int64_t seed,
                          int runs = 1) {
-  Scope s = Scope::NewRootScope();
+  Scope s = ops::NewRootScope();
   Output r = kind == Kind::kUniform ? ops::RandomUniform(s, Shape(dims), dtype, seed)
                                     : ops::RandomNormal(s, Shape(dims), dtype, seed);
   absl::StatusOr<std::shared_ptr<const Graph>> graph = s.Finalize();
@@ -124,7 +124,7 @@ TEST(RandomTest, ConcurrentRunsShareOneStreamWithoutOverlap) {
   // Runs from several threads take disjoint parts of the node's stream: together they are the
   // values the same number of sequential runs gives, in some order.
   constexpr int kThreads = 4, kRuns = 25;
-  Scope s = Scope::NewRootScope();
+  Scope s = ops::NewRootScope();
   Output r = ops::RandomUniform(s, Shape({8}), DType::kFloat32, 11);
   std::unique_ptr<Session> session = *Session::Create(*s.Finalize());
   std::vector<std::vector<float>> per_thread(kThreads);
@@ -223,25 +223,25 @@ TEST(RandomNormalTest, Moments) {
 
 TEST(RandomTest, ShapeInferenceAndErrors) {
   {
-    Scope s = Scope::NewRootScope();
+    Scope s = ops::NewRootScope();
     Output r = ops::RandomNormal(s, Shape({2, 5}), DType::kFloat64, 3);
     EXPECT_EQ(r.shape(), TensorShape({2, 5}));
     EXPECT_EQ(r.dtype(), DType::kFloat64);
   }
   {
-    Scope s = Scope::NewRootScope();
+    Scope s = ops::NewRootScope();
     ops::RandomUniform(s, Shape({2, -1}), DType::kFloat32);
     EXPECT_TRUE(StatusHas(s.status(), absl::StatusCode::kInvalidArgument,
                           "shape [2,-1] has a negative dimension"));
   }
   {
-    Scope s = Scope::NewRootScope();
+    Scope s = ops::NewRootScope();
     ops::RandomUniform(s, Shape({2}), DType::kInt32);
     EXPECT_TRUE(StatusHas(s.status(), absl::StatusCode::kInvalidArgument,
                           "attribute dtype is int32, which is not one of {float32, float64}"));
   }
   {
-    Scope s = Scope::NewRootScope();
+    Scope s = ops::NewRootScope();
     Output shape = ops::Placeholder(s, DType::kInt32);
     Output r = ops::RandomNormal(s.WithOpName("rn"), shape, DType::kFloat32, 1);
     absl::StatusOr<Tensor> out = test::RunScope1(s, r, {{shape, Tensor::Scalar<int32_t>(3)}});

@@ -9,7 +9,7 @@
 #include "gtest/gtest.h"
 #include "ops/all_ops.h"
 #include "ops/op_builder.h"
-#include "runtime/session.h"
+#include "runtime/session/session.h"
 #include "tests/util/test_util.h"
 
 namespace sluice {
@@ -41,7 +41,7 @@ Tensor Fetch(Session* session, const Output& out) {
 }
 
 TEST(VariableTest, ReadBeforeAssignFails) {
-  Scope s = Scope::NewRootScope();
+  Scope s = ops::NewRootScope();
   Output w = ops::Variable(s.WithOpName("w1"), TensorShape({2}), DType::kFloat32);
   absl::StatusOr<Tensor> out = RunScope1(s, w);
   EXPECT_TRUE(StatusHas(out.status(), absl::StatusCode::kFailedPrecondition,
@@ -49,7 +49,7 @@ TEST(VariableTest, ReadBeforeAssignFails) {
 }
 
 TEST(VariableTest, ReadBeforeAssignFailsEvenWithAnAssignInTheGraph) {
-  Scope s = Scope::NewRootScope();
+  Scope s = ops::NewRootScope();
   Output w = ops::Variable(s.WithOpName("w1"), TensorShape({2}), DType::kFloat32);
   ops::Assign(s, w, Vals<float>({1, 2}));
   Output y = ops::Identity(s, w);
@@ -62,7 +62,7 @@ TEST(VariableTest, ReadBeforeAssignFailsEvenWithAnAssignInTheGraph) {
 }
 
 TEST(VariableTest, AssignThenRead) {
-  Scope s = Scope::NewRootScope();
+  Scope s = ops::NewRootScope();
   Output w = ops::Variable(s.WithOpName("w"), TensorShape({2, 2}), DType::kFloat64);
   Output init = ops::Assign(s, w, Tensor::FromVector<double>({1, 2, 3, 4}, TensorShape({2, 2})));
   Output doubled = ops::Identity(s, w);
@@ -76,7 +76,7 @@ TEST(VariableTest, AssignThenRead) {
 }
 
 TEST(VariableTest, AssignAsTargetOnly) {
-  Scope s = Scope::NewRootScope();
+  Scope s = ops::NewRootScope();
   Output w = ops::Variable(s.WithOpName("w"), TensorShape({3}), DType::kInt64);
   Output init = ops::Assign(s, w, Vals<int64_t>({7, 8, 9}));
   std::unique_ptr<Session> session = MakeSession(s);
@@ -85,7 +85,7 @@ TEST(VariableTest, AssignAsTargetOnly) {
 }
 
 TEST(VariableTest, BoolAndInt32Variables) {
-  Scope s = Scope::NewRootScope();
+  Scope s = ops::NewRootScope();
   Output b = ops::Variable(s.WithOpName("b"), TensorShape({2}), DType::kBool);
   Output i = ops::Variable(s.WithOpName("i"), TensorShape({}), DType::kInt32);
   Output init_b = ops::Assign(s, b, ops::Const(s, Vals<bool>({true, false})));
@@ -100,7 +100,7 @@ TEST(VariableTest, BoolAndInt32Variables) {
 
 template <typename T>
 void CheckAddSubOverRuns() {
-  Scope s = Scope::NewRootScope();
+  Scope s = ops::NewRootScope();
   Output w = ops::Variable(s.WithOpName("w"), TensorShape({3}), DTypeOf<T>::value);
   Output init = ops::Assign(s, w, ops::Const(s, Vals<T>({T(10), T(20), T(30)})));
   Output add = ops::AssignAdd(s, w, ops::Const(s, Vals<T>({T(1), T(2), T(3)})));
@@ -141,7 +141,7 @@ TEST(VariableTest, LargeUpdateMatchesLoop) {
     delta[i] = static_cast<float>(i % 13) - 6.0f;
     expected[i] = init[i] + 2 * delta[i];
   }
-  Scope s = Scope::NewRootScope();
+  Scope s = ops::NewRootScope();
   Output w = ops::Variable(s.WithOpName("big"), TensorShape({n}), DType::kFloat32);
   Output assign = ops::Assign(s, w, ops::Const(s, Vals<float>(init)));
   Output add = ops::AssignAdd(s, w, ops::Const(s, Vals<float>(delta)));
@@ -153,7 +153,7 @@ TEST(VariableTest, LargeUpdateMatchesLoop) {
 }
 
 TEST(VariableTest, CopyOnWriteKeepsFetchedValues) {
-  Scope s = Scope::NewRootScope();
+  Scope s = ops::NewRootScope();
   Output w = ops::Variable(s.WithOpName("w"), TensorShape({2}), DType::kFloat32);
   Output init = ops::Assign(s, w, Vals<float>({1, 2}));
   Output add = ops::AssignAdd(s, w, Vals<float>({10, 10}));
@@ -178,7 +178,7 @@ TEST(VariableTest, CopyOnWriteKeepsFetchedValues) {
 
 TEST(VariableTest, ReadAndUpdateInOneRunSeeTheOldValue) {
   // w feeds y, and y feeds the update: y is computed from the value before the update.
-  Scope s = Scope::NewRootScope();
+  Scope s = ops::NewRootScope();
   Output w = ops::Variable(s.WithOpName("w"), TensorShape({2}), DType::kFloat32);
   Output init = ops::Assign(s, w, Vals<float>({1, 2}));
   Output y = ops::Identity(s, w);
@@ -196,7 +196,7 @@ TEST(VariableTest, ReadAndUpdateInOneRunSeeTheOldValue) {
 
 TEST(VariableTest, ConcurrentUpdatesAreNotLost) {
   // Runs of one session may overlap; Variable::mu serialises the read-modify-write.
-  Scope s = Scope::NewRootScope();
+  Scope s = ops::NewRootScope();
   Output w = ops::Variable(s.WithOpName("counter"), TensorShape({64}), DType::kInt64);
   Output init = ops::Assign(s, w, ops::Const(s, Vals<int64_t>(std::vector<int64_t>(64, 0))));
   Output inc = ops::AssignAdd(s, w, ops::Const(s, Vals<int64_t>(std::vector<int64_t>(64, 1))));
@@ -222,7 +222,7 @@ TEST(VariableTest, ConcurrentUpdatesAreNotLost) {
 }
 
 TEST(VariableTest, EachSessionHasItsOwnVariables) {
-  Scope s = Scope::NewRootScope();
+  Scope s = ops::NewRootScope();
   Output w = ops::Variable(s.WithOpName("w1"), TensorShape({1}), DType::kFloat32);
   Output init = ops::Assign(s, w, Vals<float>({5}));
   std::shared_ptr<const Graph> graph = *s.Finalize();
@@ -238,7 +238,7 @@ TEST(VariableTest, EachSessionHasItsOwnVariables) {
 TEST(VariableTest, SharedNameAndValidateShapeFalse) {
   // Two Variable nodes with one shared_name are one variable. An Assign built directly on a
   // Variable node that feeds nothing else (a write handle) works before initialisation.
-  Scope s = Scope::NewRootScope();
+  Scope s = ops::NewRootScope();
   AttrMap attrs = {{"dtype", AttrValue(DType::kFloat32)},
                    {"shape", AttrValue(TensorShape({2}))},
                    {"shared_name", AttrValue("shared")}};
@@ -254,7 +254,7 @@ TEST(VariableTest, SharedNameAndValidateShapeFalse) {
 
 TEST(VariableTest, AssignShapeErrors) {
   {
-    Scope s = Scope::NewRootScope();
+    Scope s = ops::NewRootScope();
     Output w = ops::Variable(s.WithOpName("w1"), TensorShape({2}), DType::kFloat32);
     ops::Assign(s.WithOpName("a"), w, Vals<float>({1, 2, 3}));
     EXPECT_TRUE(StatusHas(s.status(), absl::StatusCode::kInvalidArgument, "node 'a' (Assign)"));
@@ -262,7 +262,7 @@ TEST(VariableTest, AssignShapeErrors) {
                           "cannot assign a value of shape [3] to a variable of shape [2]"));
   }
   {
-    Scope s = Scope::NewRootScope();
+    Scope s = ops::NewRootScope();
     Output w = ops::Variable(s.WithOpName("w1"), TensorShape({2}), DType::kFloat32);
     Output v = ops::Placeholder(s, DType::kFloat32);
     Output a = ops::Assign(s.WithOpName("a"), w, v);
@@ -275,7 +275,7 @@ TEST(VariableTest, AssignShapeErrors) {
 
 TEST(VariableTest, UpdateErrors) {
   {
-    Scope s = Scope::NewRootScope();
+    Scope s = ops::NewRootScope();
     Output w = ops::Variable(s.WithOpName("w1"), TensorShape({2}), DType::kFloat32);
     Output add = ops::AssignAdd(s.WithOpName("add"), w, Vals<float>({1, 1}));
     absl::StatusOr<Tensor> out = RunScope1(s, add);
@@ -283,7 +283,7 @@ TEST(VariableTest, UpdateErrors) {
                           "node 'add' (AssignAdd): variable 'w1' is not initialized"));
   }
   {
-    Scope s = Scope::NewRootScope();
+    Scope s = ops::NewRootScope();
     Output w = ops::Variable(s.WithOpName("w1"), TensorShape({2}), DType::kFloat32);
     ops::AssignSub(s, w, Vals<float>({1, 1, 1}));
     EXPECT_TRUE(StatusHas(s.status(), absl::StatusCode::kInvalidArgument,
@@ -291,7 +291,7 @@ TEST(VariableTest, UpdateErrors) {
   }
   {
     // The declared shape is [?]: the kernel compares with the current value.
-    Scope s = Scope::NewRootScope();
+    Scope s = ops::NewRootScope();
     Output w = ops::Variable(s.WithOpName("w1"), TensorShape({-1}), DType::kFloat32);
     Output init = ops::Assign(s, w, Vals<float>({1, 2}));
     Output sub = ops::AssignSub(s.WithOpName("sub"), w, Vals<float>({1, 1, 1}));
@@ -303,7 +303,7 @@ TEST(VariableTest, UpdateErrors) {
                           "a value of shape [3]"));
   }
   {
-    Scope s = Scope::NewRootScope();
+    Scope s = ops::NewRootScope();
     Output w = ops::Variable(s, TensorShape({2}), DType::kBool);
     ops::AssignAdd(s, w, ops::Const(s, Vals<bool>({true, true})));
     EXPECT_TRUE(StatusHas(s.status(), absl::StatusCode::kInvalidArgument,
@@ -313,7 +313,7 @@ TEST(VariableTest, UpdateErrors) {
 }
 
 TEST(VariableTest, RefMustComeFromAVariable) {
-  Scope s = Scope::NewRootScope();
+  Scope s = ops::NewRootScope();
   Output c = ops::Const(s.WithOpName("c"), Vals<float>({1, 2}));
   Output a = ops::Assign(s.WithOpName("a"), c, Vals<float>({3, 4}));
   ASSERT_TRUE(s.ok()) << s.status();

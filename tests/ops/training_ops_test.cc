@@ -10,7 +10,7 @@
 #include "gtest/gtest.h"
 #include "ops/all_ops.h"
 #include "ops/op_builder.h"
-#include "runtime/session.h"
+#include "runtime/session/session.h"
 #include "tests/util/test_util.h"
 
 namespace sluice {
@@ -21,7 +21,7 @@ using test::TensorNear;
 
 // One variable (and optional slot variables) of 3 float64 elements in a session.
 struct Fixture {
-  Scope s = Scope::NewRootScope();
+  Scope s = ops::NewRootScope();
   std::unique_ptr<Session> session;
 
   Output Var(const std::string& name, std::vector<double> init, std::vector<Output>* inits) {
@@ -139,7 +139,7 @@ TEST(TrainingOpsTest, GradientDescentMatMulAllTransposes) {
   for (int threads : {1, 2}) {
     for (bool ta : {false, true}) {
       for (bool tb : {false, true}) {
-        Scope s = Scope::NewRootScope();
+        Scope s = ops::NewRootScope();
         Tensor w0(DType::kFloat64, TensorShape({m, n}));
         Tensor a(DType::kFloat64, ta ? TensorShape({k, m}) : TensorShape({m, k}));
         Tensor b(DType::kFloat64, tb ? TensorShape({n, k}) : TensorShape({k, n}));
@@ -177,7 +177,7 @@ TEST(TrainingOpsTest, GradientDescentMatMulAllTransposes) {
 }
 
 TEST(TrainingOpsTest, GradientDescentMatMulShapeErrors) {
-  Scope s = Scope::NewRootScope();
+  Scope s = ops::NewRootScope();
   Output w = ops::Variable(s.WithOpName("w"), TensorShape({2, 3}), DType::kFloat32);
   Tensor a(DType::kFloat32, TensorShape({2, 4})), b(DType::kFloat32, TensorShape({4, 2}));
   EXPECT_EQ(ops::ApplyGradientDescentMatMul(s, w, 0.1f, a, b), nullptr);
@@ -186,7 +186,7 @@ TEST(TrainingOpsTest, GradientDescentMatMulShapeErrors) {
 }
 
 TEST(TrainingOpsTest, Float32) {
-  Scope s = Scope::NewRootScope();
+  Scope s = ops::NewRootScope();
   Output w = ops::Variable(s.WithOpName("w"), TensorShape({2}), DType::kFloat32);
   Output init = ops::Assign(s, w, Tensor::FromVector<float>({1, 2}));
   const Node* step = ops::ApplyGradientDescent(s, w, 0.5f, Tensor::FromVector<float>({2, 2}));
@@ -244,7 +244,7 @@ TEST(TrainingOpsTest, Errors) {
   }
   {
     // The shape error is caught while building.
-    Scope s = Scope::NewRootScope();
+    Scope s = ops::NewRootScope();
     Output w = ops::Variable(s.WithOpName("w"), TensorShape({3}), DType::kFloat64);
     ops::ApplyGradientDescent(s, w, 0.1, Tensor::FromVector<double>({1, 2}));
     EXPECT_TRUE(StatusHas(s.status(), absl::StatusCode::kInvalidArgument,
@@ -273,7 +273,7 @@ TEST(TrainingOpsTest, Errors) {
   }
   {
     // Input 0 must be a variable.
-    Scope s = Scope::NewRootScope();
+    Scope s = ops::NewRootScope();
     Output c = ops::Const(s, Tensor::FromVector<double>({1, 2, 3}));
     const Node* step =
         ops::BuildNode(s, "ApplyGradientDescent", {c, 0.1, Tensor::FromVector<double>(kGrad)}, {},

@@ -1,7 +1,7 @@
 #include "python/graph_core.h"
 
 #include "gtest/gtest.h"
-#include "runtime/session.h"
+#include "runtime/session/session.h"
 #include "tests/util/test_util.h"
 
 namespace sluice {

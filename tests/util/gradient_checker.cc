@@ -9,7 +9,7 @@
 #include "core/status.h"
 #include "ops/base_ops.h"
 #include "ops/gradients.h"
-#include "runtime/session.h"
+#include "runtime/session/session.h"
 
 namespace sluice {
 namespace test {
@@ -32,9 +32,9 @@ absl::StatusOr<double> ComputeGradientError(const Scope& scope, const std::vecto
   std::vector<Output> dys;
   for (size_t j = 0; j < ys.size(); ++j) dys.push_back(ops::Placeholder(s, DType::kFloat64));
   std::vector<Output> dxs;
-  RETURN_IF_ERROR(AddGradients(s, ys, xs, dys, &dxs));
-  ASSIGN_OR_RETURN(std::shared_ptr<const Graph> graph, scope.Finalize());
-  ASSIGN_OR_RETURN(std::unique_ptr<Session> session, Session::Create(graph));
+  SLUICE_RETURN_IF_ERROR(AddGradients(s, ys, xs, dys, &dxs));
+  SLUICE_ASSIGN_OR_RETURN(std::shared_ptr<const Graph> graph, scope.Finalize());
+  SLUICE_ASSIGN_OR_RETURN(std::unique_ptr<Session> session, Session::Create(graph));
 
   auto feeds_for = [&](const std::vector<Tensor>& values) {
     std::vector<std::pair<Output, Tensor>> feeds;
@@ -43,7 +43,7 @@ absl::StatusOr<double> ComputeGradientError(const Scope& scope, const std::vecto
   };
   // Forward values, for the shapes of ys.
   std::vector<Tensor> y0;
-  RETURN_IF_ERROR(session->Run(feeds_for(x_values), ys, &y0));
+  SLUICE_RETURN_IF_ERROR(session->Run(feeds_for(x_values), ys, &y0));
   int64_t rows = 0, cols = 0;
   for (const Tensor& y : y0) rows += y.num_elements();
   for (const Tensor& x : x_values) cols += x.num_elements();
@@ -70,7 +70,7 @@ absl::StatusOr<double> ComputeGradientError(const Scope& scope, const std::vecto
       }
       std::vector<Tensor> out;
       if (fetch.empty()) continue;
-      RETURN_IF_ERROR(session->Run(feeds, fetch, &out));
+      SLUICE_RETURN_IF_ERROR(session->Run(feeds, fetch, &out));
       int64_t col = 0;
       for (size_t i = 0; i < xs.size(); ++i) {
         const int64_t n = x_values[i].num_elements();
@@ -99,8 +99,8 @@ absl::StatusOr<double> ComputeGradientError(const Scope& scope, const std::vecto
       plus[i].data<double>()[k] += delta;
       minus[i].data<double>()[k] -= delta;
       std::vector<Tensor> yp, ym;
-      RETURN_IF_ERROR(session->Run(feeds_for(plus), ys, &yp));
-      RETURN_IF_ERROR(session->Run(feeds_for(minus), ys, &ym));
+      SLUICE_RETURN_IF_ERROR(session->Run(feeds_for(plus), ys, &yp));
+      SLUICE_RETURN_IF_ERROR(session->Run(feeds_for(minus), ys, &ym));
       int64_t r = 0;
       for (size_t j = 0; j < ys.size(); ++j) {
         for (int64_t e = 0; e < yp[j].num_elements(); ++e, ++r) {

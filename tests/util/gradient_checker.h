@@ -9,7 +9,7 @@
 // Placeholders); every x and y must be float64. An x the ys do not depend on counts as a zero
 // gradient. Not thread-safe (builds on the scope).
 //
-//   Scope s = Scope::NewRootScope();
+//   Scope s = ops::NewRootScope();
 //   Output x = ops::Placeholder(s, DType::kFloat64, TensorShape({2, 3}));
 //   Output y = ops::Exp(s, x);
 //   absl::StatusOr<double> err = test::ComputeGradientError(s, {x}, {x0}, {y});
@@ -23,6 +23,7 @@
 #include "absl/status/statusor.h"
 #include "core/tensor.h"
 #include "graph/scope.h"
+#include "ops/register.h"
 
 namespace sluice {
 namespace test {

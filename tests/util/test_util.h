@@ -12,7 +12,7 @@
 #include "core/tensor.h"
 #include "graph/scope.h"
 #include "gtest/gtest.h"
-#include "runtime/session.h"
+#include "runtime/session/session.h"
 
 namespace sluice {
 namespace test {

@@ -1,0 +1,30 @@
+#include "runtime/kernel/resource_mgr.h"
+
+namespace sluice {
+
+std::shared_ptr<Variable> ResourceMgr::LookupOrCreateVariable(const std::string& name) {
+  absl::MutexLock lock(&mu_);
+  std::shared_ptr<Variable>& v = variables_[name];
+  if (v == nullptr) v = std::make_shared<Variable>();
+  return v;
+}
+
+std::shared_ptr<Variable> ResourceMgr::LookupVariable(const std::string& name) const {
+  absl::MutexLock lock(&mu_);
+  auto it = variables_.find(name);
+  return it == variables_.end() ? nullptr : it->second;
+}
+
+std::vector<std::string> ResourceMgr::VariableNames() const {
+  absl::MutexLock lock(&mu_);
+  std::vector<std::string> names;
+  for (const auto& [name, v] : variables_) names.push_back(name);
+  return names;
+}
+
+void ResourceMgr::Clear() {
+  absl::MutexLock lock(&mu_);
+  variables_.clear();
+}
+
+}  // namespace sluice

@@ -1,0 +1,46 @@
+// ResourceMgr: state that outlives a step on one device, such as the values of variables.
+// Variables are looked up by name; each has its own lock.
+// Thread-safe.
+//
+//   std::shared_ptr<Variable> v = resources->LookupOrCreateVariable("w1");
+//   absl::MutexLock lock(&v->mu);
+//   if (!v->initialized) ...
+#ifndef SLUICE_RUNTIME_KERNEL_RESOURCE_MGR_H_
+#define SLUICE_RUNTIME_KERNEL_RESOURCE_MGR_H_
+
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/synchronization/mutex.h"
+#include "core/tensor.h"
+
+namespace sluice {
+
+// One variable's value. Readers copy `value` (sharing its buffer); writers replace the buffer
+// when a reader still holds it (copy-on-write), so a value read in a step never changes under
+// the reader.
+struct Variable {
+  absl::Mutex mu;
+  Tensor value ABSL_GUARDED_BY(mu);
+  bool initialized ABSL_GUARDED_BY(mu) = false;
+};
+
+class ResourceMgr {
+ public:
+  std::shared_ptr<Variable> LookupOrCreateVariable(const std::string& name);
+  // nullptr when no variable of that name exists.
+  std::shared_ptr<Variable> LookupVariable(const std::string& name) const;
+  std::vector<std::string> VariableNames() const;
+  void Clear();
+
+ private:
+  mutable absl::Mutex mu_;
+  std::map<std::string, std::shared_ptr<Variable>> variables_ ABSL_GUARDED_BY(mu_);
+};
+
+}  // namespace sluice
+
+#endif  // SLUICE_RUNTIME_KERNEL_RESOURCE_MGR_H_

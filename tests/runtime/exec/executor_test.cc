@@ -1,0 +1,283 @@
+#include "runtime/exec/executor.h"
+
+#include <thread>
+
+#include "absl/synchronization/notification.h"
+#include "core/status.h"
+#include "graph/shape_inference.h"
+#include "gtest/gtest.h"
+#include "ops/register.h"
+#include "runtime/kernel/kernel.h"
+#include "tests/util/test_util.h"
+
+namespace sluice {
+namespace {
+
+// Test-only ops: int64 addition (an "expensive" kernel, so it is scheduled on the arena), a
+// kernel that always fails, and an async kernel that waits until the step is cancelled.
+class AddIntOp : public OpKernel {
+ public:
+  using OpKernel::OpKernel;
+  absl::Status Compute(OpKernelContext* ctx) override {
+    SLUICE_ASSIGN_OR_RETURN(Tensor * out, ctx->allocate_output(0, TensorShape()));
+    *out->data<int64_t>() = ctx->input(0).scalar<int64_t>() + ctx->input(1).scalar<int64_t>();
+    return absl::OkStatus();
+  }
+};
+
+class FailOp : public OpKernel {
+ public:
+  using OpKernel::OpKernel;
+  absl::Status Compute(OpKernelContext*) override {
+    return absl::InvalidArgumentError("deliberate failure");
+  }
+};
+
+absl::Notification* wait_entered = nullptr;
+
+class WaitForCancelOp : public AsyncOpKernel {
+ public:
+  using AsyncOpKernel::AsyncOpKernel;
+  void ComputeAsync(OpKernelContext* ctx, std::function<void()> done) override {
+    CancellationManager* cm = ctx->cancellation();
+    auto finish = [ctx, done] {
+      ctx->SetStatus(absl::CancelledError("wait aborted"));
+      done();
+    };
+    if (cm == nullptr || !cm->RegisterCallback(finish)) {
+      finish();
+      return;
+    }
+    wait_entered->Notify();
+  }
+};
+
+// Completes on a thread of its own, as a network receive would.
+std::vector<std::thread>* async_threads = nullptr;
+absl::Mutex async_threads_mu;
+
+class OffThreadIncrementOp : public AsyncOpKernel {
+ public:
+  using AsyncOpKernel::AsyncOpKernel;
+  void ComputeAsync(OpKernelContext* ctx, std::function<void()> done) override {
+    absl::MutexLock lock(&async_threads_mu);
+    async_threads->emplace_back([ctx, done] {
+      absl::StatusOr<Tensor*> out = ctx->allocate_output(0, TensorShape());
+      **out = Tensor::Scalar<int64_t>(ctx->input(0).scalar<int64_t>() + 1);
+      done();
+    });
+  }
+};
+
+void RegisterTestOps() {
+  static bool once = [] {
+    OpRegistry* ops = OpRegistry::Global();
+    KernelRegistry* kernels = KernelRegistry::Global();
+    RegisterAllOps();
+    EXPECT_TRUE(ops->Register(OpDefBuilder("AddInt")
+                                  .Input("x: int64")
+                                  .Input("y: int64")
+                                  .Output("z: int64")
+                                  .SetShapeFn(ScalarShape))
+                    .ok());
+    EXPECT_TRUE(
+        kernels->Register("AddInt", kDeviceCpu, DType::kInvalid, MakeKernel<AddIntOp>).ok());
+    EXPECT_TRUE(ops->Register(OpDefBuilder("Fail").Input("x: int64").Output("y: int64")).ok());
+    EXPECT_TRUE(kernels->Register("Fail", kDeviceCpu, DType::kInvalid, MakeKernel<FailOp>).ok());
+    EXPECT_TRUE(
+        ops->Register(OpDefBuilder("WaitForCancel").Input("x: int64").Output("y: int64")).ok());
+    EXPECT_TRUE(
+        kernels->Register("WaitForCancel", kDeviceCpu, DType::kInvalid, MakeKernel<WaitForCancelOp>)
+            .ok());
+    EXPECT_TRUE(ops->Register(OpDefBuilder("OffThreadIncrement")
+                                  .Input("x: int64")
+                                  .Output("y: int64")
+                                  .SetShapeFn(ScalarShape))
+                    .ok());
+    EXPECT_TRUE(kernels
+                    ->Register("OffThreadIncrement", kDeviceCpu, DType::kInvalid,
+                               MakeKernel<OffThreadIncrementOp>)
+                    .ok());
+    return true;
+  }();
+  (void)once;
+}
+
+class ExecutorTest : public ::testing::Test {
+ protected:
+  void SetUp() override { RegisterTestOps(); }
+
+  Output Const(int64_t v) {
+    return SingleOutput(root_.AddNode(
+        "Const", {},
+        {{"value", AttrValue(Tensor::Scalar<int64_t>(v))}, {"dtype", AttrValue(DType::kInt64)}},
+        SourceLocation::Current()));
+  }
+  Output Op(const std::string& op, std::vector<Input> inputs, const Scope* s = nullptr) {
+    return SingleOutput((s ? *s : root_).AddNode(op, inputs, {}, SourceLocation::Current()));
+  }
+  std::unique_ptr<Executor> Make(std::vector<Output> fetches, std::vector<Output> feeds = {}) {
+    graph_ = *root_.Finalize();
+    ExecutorParams p;
+    p.graph = graph_.get();
+    p.device = &device_;
+    for (const Output& f : fetches) p.fetches.push_back(f.endpoint());
+    for (const Output& f : feeds) p.feeds.push_back(f.endpoint());
+    absl::StatusOr<std::unique_ptr<Executor>> e = Executor::Create(p);
+    EXPECT_TRUE(e.ok()) << e.status();
+    return e.ok() ? *std::move(e) : nullptr;
+  }
+
+  Scope root_ = ops::NewRootScope();
+  std::shared_ptr<const Graph> graph_;
+  CpuDevice device_{DeviceOptions{.inter_op_threads = 2, .intra_op_threads = 1}};
+};
+
+TEST_F(ExecutorTest, DiamondAndChainComputeTheRightValues) {
+  Output a = Const(3);
+  Output b = Op("AddInt", {a, a});  // 6
+  Output c = Op("AddInt", {a, b});  // 9
+  Output d = Op("AddInt", {b, c});  // 15
+  Output chain = d;
+  for (int i = 0; i < 100; ++i) chain = Op("AddInt", {chain, a});  // 15 + 300
+  auto exec = Make({d, chain, b});
+  std::vector<Tensor> out;
+  ASSERT_TRUE(exec->Run(StepArgs{}, &out).ok());
+  ASSERT_EQ(out.size(), 3u);
+  EXPECT_EQ(out[0].scalar<int64_t>(), 15);
+  EXPECT_EQ(out[1].scalar<int64_t>(), 315);
+  EXPECT_EQ(out[2].scalar<int64_t>(), 6);
+}
+
+TEST_F(ExecutorTest, WideFanOutRunsInParallelAndJoins) {
+  Output one = Const(1);
+  std::vector<Output> level;
+  for (int i = 0; i < 256; ++i) level.push_back(Op("AddInt", {one, Const(i)}));
+  while (level.size() > 1) {  // Pairwise tree reduction.
+    std::vector<Output> next;
+    for (size_t i = 0; i < level.size(); i += 2)
+      next.push_back(Op("AddInt", {level[i], level[i + 1]}));
+    level = next;
+  }
+  auto exec = Make({level[0]});
+  for (int run = 0; run < 20; ++run) {
+    std::vector<Tensor> out;
+    ASSERT_TRUE(exec->Run(StepArgs{}, &out).ok());
+    EXPECT_EQ(out[0].scalar<int64_t>(), 256 + 255 * 256 / 2);
+  }
+}
+
+TEST_F(ExecutorTest, FeedsReplaceNodesAndConcurrentStepsStayIndependent) {
+  Output x = SingleOutput(root_.WithOpName("x").AddNode(
+      "Placeholder", {}, {{"dtype", AttrValue(DType::kInt64)}}, SourceLocation::Current()));
+  Output y = Op("AddInt", {x, x});
+  Output z = Op("AddInt", {y, Const(1)});
+  auto exec = Make({z}, {x});
+  std::vector<std::thread> threads;
+  std::atomic<int> wrong{0};
+  for (int t = 0; t < 4; ++t) {
+    threads.emplace_back([&, t] {
+      for (int i = 0; i < 200; ++i) {
+        StepArgs args;
+        int64_t v = t * 1000 + i;
+        args.feed_values = {Tensor::Scalar<int64_t>(v)};
+        std::vector<Tensor> out;
+        absl::Status s = exec->Run(std::move(args), &out);
+        if (!s.ok() || out[0].scalar<int64_t>() != 2 * v + 1) wrong.fetch_add(1);
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  EXPECT_EQ(wrong.load(), 0);
+}
+
+TEST_F(ExecutorTest, KernelErrorNamesTheNodeAndLaterStepsStillWork) {
+  Output a = Const(1);
+  Scope broken = root_.WithOpName("broken");
+  Output bad = Op("Fail", {a}, &broken);
+  Output after = Op("AddInt", {bad, a});
+  Output fine = Op("AddInt", {a, a});
+  graph_ = *root_.Finalize();
+  ExecutorParams p{.graph = graph_.get(), .device = &device_, .fetches = {after.endpoint()}};
+  auto failing = *Executor::Create(p);
+  std::vector<Tensor> out;
+  EXPECT_TRUE(test::StatusHas(failing->Run(StepArgs{}, &out), absl::StatusCode::kInvalidArgument,
+                              "node 'broken' (Fail): deliberate failure"));
+  ExecutorParams q{.graph = graph_.get(), .device = &device_, .fetches = {fine.endpoint()}};
+  auto working = *Executor::Create(q);
+  ASSERT_TRUE(working->Run(StepArgs{}, &out).ok());
+  EXPECT_EQ(out[0].scalar<int64_t>(), 2);
+}
+
+TEST_F(ExecutorTest, CancellingAStepUnblocksItsWaitingKernel) {
+  Output a = Const(1);
+  Scope wait = root_.WithOpName("wait");
+  Output waiting = Op("WaitForCancel", {a}, &wait);
+  auto exec = Make({waiting});
+  absl::Notification entered, finished;
+  wait_entered = &entered;
+  CancellationManager cm;
+  StepArgs args;
+  args.cancellation = &cm;
+  absl::Status result;
+  exec->RunAsync(std::move(args), [&](absl::Status s, std::vector<Tensor>) {
+    result = s;
+    finished.Notify();
+  });
+  entered.WaitForNotification();
+  EXPECT_FALSE(finished.HasBeenNotified());
+  cm.StartCancel();
+  finished.WaitForNotification();
+  EXPECT_EQ(result.code(), absl::StatusCode::kCancelled) << result;
+  wait_entered = nullptr;
+}
+
+TEST_F(ExecutorTest, AsyncKernelsCompletingOnOtherThreadsContinueTheStep) {
+  std::vector<std::thread> threads;
+  async_threads = &threads;
+  Output a = Const(1);
+  std::vector<Output> branches;
+  for (int i = 0; i < 8; ++i) {
+    Output x = Op("OffThreadIncrement", {a});
+    x = Op("AddInt", {x, a});
+    branches.push_back(Op("OffThreadIncrement", {x}));
+  }
+  Output sum = branches[0];
+  for (int i = 1; i < 8; ++i) sum = Op("AddInt", {sum, branches[i]});
+  auto exec = Make({sum});
+  for (int run = 0; run < 10; ++run) {
+    std::vector<Tensor> out;
+    ASSERT_TRUE(exec->Run(StepArgs{}, &out).ok());
+    EXPECT_EQ(out[0].scalar<int64_t>(), 8 * 4);
+  }
+  absl::MutexLock lock(&async_threads_mu);
+  for (auto& t : threads) t.join();
+  async_threads = nullptr;
+}
+
+TEST_F(ExecutorTest, AlreadyCancelledStepFailsFast) {
+  Output a = Const(1);
+  Output b = Op("AddInt", {a, a});
+  auto exec = Make({b});
+  CancellationManager cm;
+  cm.StartCancel(absl::CancelledError("user gave up"));
+  StepArgs args;
+  args.cancellation = &cm;
+  std::vector<Tensor> out;
+  EXPECT_TRUE(test::StatusHas(exec->Run(std::move(args), &out), absl::StatusCode::kCancelled,
+                              "user gave up"));
+}
+
+TEST_F(ExecutorTest, MissingKernelIsReportedAtCreation) {
+  static const bool registered =
+      OpRegistry::Global()->Register(OpDefBuilder("NoKernel").Output("y: int64")).ok();
+  ASSERT_TRUE(registered);
+  Output n = Op("NoKernel", {});
+  graph_ = *root_.Finalize();
+  ExecutorParams p{.graph = graph_.get(), .device = &device_, .fetches = {n.endpoint()}};
+  EXPECT_TRUE(test::StatusHas(Executor::Create(p).status(), absl::StatusCode::kNotFound,
+                              "(NoKernel): no CPU kernel registered for dtype invalid"));
+}
+
+}  // namespace
+}  // namespace sluice
