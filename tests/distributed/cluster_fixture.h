@@ -4,10 +4,10 @@
 #ifndef SLUICE_TESTS_DISTRIBUTED_CLUSTER_FIXTURE_H_
 #define SLUICE_TESTS_DISTRIBUTED_CLUSTER_FIXTURE_H_
 
+#include <algorithm>
 #include <cstdint>
 #include <memory>
 #include <string>
-#include <thread>
 #include <vector>
 
 #include "absl/status/status.h"
@@ -52,13 +52,16 @@ WorkerRef Ref(const LocalCluster& c, int i);
 // One heartbeat to a server's control port (5 s deadline); fails the test if it fails.
 proto::HeartbeatResponse Beat(const std::string& control_address);
 
-// Polls `cond` until true or 20 s passed.
+// Polls `cond` until true or 20 s passed, sleeping between polls: 100 us at first, doubling up
+// to 10 ms. The result of the last poll.
 template <typename F>
 bool WaitFor(F cond) {
   const absl::Time deadline = absl::Now() + absl::Seconds(20);
+  absl::Duration pause = absl::Microseconds(100);
   while (absl::Now() < deadline) {
     if (cond()) return true;
-    std::this_thread::yield();
+    absl::SleepFor(std::min(pause, deadline - absl::Now()));
+    pause = std::min(pause * 2, absl::Milliseconds(10));
   }
   return cond();
 }
