@@ -32,15 +32,21 @@ absl::StatusOr<Tensor> RunScope1(const Scope& scope, Output fetch,
   return (*out)[0];
 }
 
-namespace {
+std::vector<double> Values(int64_t n, uint64_t seed, double lo, double hi) {
+  std::vector<double> v(n);
+  uint64_t s = seed * 6364136223846793005ULL + 1442695040888963407ULL;
+  for (auto& x : v) {
+    s = s * 6364136223846793005ULL + 1442695040888963407ULL;
+    x = lo + (hi - lo) * static_cast<double>(s >> 11) / static_cast<double>(1ULL << 53);
+  }
+  return v;
+}
 
-double ElementAsDouble(const Tensor& t, int64_t i) {
+double At(const Tensor& t, int64_t i) {
   double v = 0;
   SLUICE_SWITCH_DTYPE(t.dtype(), T, { v = static_cast<double>(t.data<T>()[i]); }, {});
   return v;
 }
-
-}  // namespace
 
 ::testing::AssertionResult TensorNear(const Tensor& actual, const Tensor& expected, double atol,
                                       double rtol) {
@@ -53,7 +59,7 @@ double ElementAsDouble(const Tensor& t, int64_t i) {
            << "shape " << actual.shape().DebugString() << " != " << expected.shape().DebugString();
   }
   for (int64_t i = 0; i < actual.num_elements(); ++i) {
-    double a = ElementAsDouble(actual, i), e = ElementAsDouble(expected, i);
+    double a = At(actual, i), e = At(expected, i);
     bool both_nan = std::isnan(a) && std::isnan(e);
     if (!both_nan && !(a == e || std::fabs(a - e) <= atol + rtol * std::fabs(e))) {
       return ::testing::AssertionFailure()
