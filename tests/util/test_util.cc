@@ -1,8 +1,10 @@
 #include "tests/util/test_util.h"
 
 #include <cmath>
+#include <random>
 
 #include "absl/strings/str_cat.h"
+#include "ops/math_ops.h"
 
 namespace sluice {
 namespace test {
@@ -46,6 +48,23 @@ double At(const Tensor& t, int64_t i) {
   double v = 0;
   SLUICE_SWITCH_DTYPE(t.dtype(), T, { v = static_cast<double>(t.data<T>()[i]); }, {});
   return v;
+}
+
+void MakeData(Tensor* x, Tensor* y, int64_t examples) {
+  std::mt19937 rng(2024);
+  std::uniform_real_distribution<float> u(-1.0f, 1.0f);
+  *x = Tensor(DType::kFloat32, TensorShape({examples, 2}));
+  *y = Tensor(DType::kInt64, TensorShape({examples}));
+  for (int64_t i = 0; i < examples; ++i) {
+    const float a = u(rng), b = u(rng);
+    x->matrix<float>()(i, 0) = a;
+    x->matrix<float>()(i, 1) = b;
+    y->data<int64_t>()[i] = (a > 0) != (b > 0) ? 1 : 0;
+  }
+}
+
+Output Dense(const Scope& scope, Output x, Output w, Output b, SourceLocation loc) {
+  return ops::Add(scope, ops::MatMul(scope, x, w, false, false, loc), b, loc);
 }
 
 ::testing::AssertionResult TensorNear(const Tensor& actual, const Tensor& expected, double atol,

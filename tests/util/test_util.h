@@ -1,5 +1,5 @@
 // Helpers shared by tests: run a DSL-built graph in a local Session, make deterministic test
-// data, and compare tensors against reference values.
+// data, build a dense layer, and compare tensors against reference values.
 #ifndef SLUICE_TESTS_UTIL_TEST_UTIL_H_
 #define SLUICE_TESTS_UTIL_TEST_UTIL_H_
 
@@ -42,6 +42,15 @@ std::vector<double> Values(int64_t n, uint64_t seed, double lo = -2.0, double hi
 
 // Element `i` (in row-major order) of a tensor of any numeric dtype, as a double.
 double At(const Tensor& t, int64_t i);
+
+// The data of the training tests: `examples` points, uniform in [-1, 1)^2 (x, float32
+// [examples, 2]), labelled with the XOR of their coordinates' signs (y, int64 [examples]): not
+// linearly separable, so a hidden layer matters. Seeded: every call gives the same data.
+void MakeData(Tensor* x, Tensor* y, int64_t examples = 256);
+
+// A dense layer without activation: MatMul(x, w) + b, its nodes built in `scope` at `loc`.
+Output Dense(const Scope& scope, Output x, Output w, Output b,
+             SourceLocation loc = SourceLocation::Current());
 
 // gtest assertion: same dtype and shape, and every element within atol + rtol*|expected|.
 ::testing::AssertionResult TensorNear(const Tensor& actual, const Tensor& expected,
