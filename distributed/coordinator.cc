@@ -13,10 +13,22 @@
 
 namespace sluice {
 
+proto::PeerAddress MakePeerAddress(std::string task_prefix, std::string control_address,
+                                   std::string data_address) {
+  proto::PeerAddress peer;
+  peer.set_task_prefix(std::move(task_prefix));
+  peer.set_control_address(std::move(control_address));
+  peer.set_data_address(std::move(data_address));
+  return peer;
+}
+
+std::string PeerName(const proto::PeerAddress& peer) {
+  return absl::StrCat(peer.task_prefix(), " at ", peer.control_address());
+}
+
 namespace {
-absl::Status Restarted(const WorkerRef& w) {
-  return absl::UnavailableError(
-      absl::StrCat("task ", w.DebugString(), " restarted (new incarnation)"));
+absl::Status Restarted(const proto::PeerAddress& w) {
+  return absl::UnavailableError(absl::StrCat("task ", PeerName(w), " restarted (new incarnation)"));
 }
 }  // namespace
 
@@ -32,15 +44,15 @@ HeartbeatMonitor::~HeartbeatMonitor() {
   thread_.join();
 }
 
-void HeartbeatMonitor::Watch(const WorkerRef& worker) {
+void HeartbeatMonitor::Watch(const proto::PeerAddress& worker) {
   auto w = std::make_shared<Watched>();
   w->ref = worker;
   // RunGraph responses carry whole fetched tensors: up to protobuf's 2 GiB.
-  w->stub = proto::Control::NewStub(MakeChannel(worker.control_address, INT32_MAX));
-  w->heartbeat_stub = proto::Control::NewStub(MakeChannel(worker.control_address));
+  w->stub = proto::Control::NewStub(MakeChannel(worker.control_address(), INT32_MAX));
+  w->heartbeat_stub = proto::Control::NewStub(MakeChannel(worker.control_address()));
   absl::MutexLock lock(&mu_);
-  watched_[worker.task_prefix] = std::move(w);
-  liveness_[worker.task_prefix] = Liveness{absl::Now(), 0, absl::OkStatus()};
+  watched_[worker.task_prefix()] = std::move(w);
+  liveness_[worker.task_prefix()] = Liveness{absl::Now(), 0, absl::OkStatus()};
 }
 
 int64_t HeartbeatMonitor::AddListener(LostCallback callback) {
@@ -71,7 +83,7 @@ absl::Status HeartbeatMonitor::health(const std::string& task_prefix) const {
 }
 
 void HeartbeatMonitor::NoteIncarnation(const std::string& task_prefix, uint64_t incarnation) {
-  WorkerRef restarted;
+  proto::PeerAddress restarted;
   std::vector<LostCallback> callbacks;
   {
     absl::MutexLock lock(&mu_);
@@ -134,13 +146,13 @@ void HeartbeatMonitor::Loop() {
     cq.Shutdown();
     while (cq.Next(&tag, &ok)) {
     }
-    std::vector<std::pair<WorkerRef, absl::Status>> lost;
+    std::vector<std::pair<proto::PeerAddress, absl::Status>> lost;
     for (size_t i = 0; i < round.size(); ++i) {
       const Watched& w = *round[i];
       const grpc::Status& s = beats[i].status;
       const proto::HeartbeatResponse& resp = beats[i].resp;
       absl::MutexLock lock(&mu_);
-      Liveness& live = liveness_[w.ref.task_prefix];
+      Liveness& live = liveness_[w.ref.task_prefix()];
       const absl::Time now = absl::Now();
       if (s.ok()) {
         const uint64_t inc = resp.identity().incarnation();
@@ -153,7 +165,7 @@ void HeartbeatMonitor::Loop() {
         live.health = absl::OkStatus();
       } else if (now - live.last_ok >= options_.timeout && live.health.ok()) {
         live.health = absl::UnavailableError(
-            absl::StrCat("task ", w.ref.DebugString(), " missed heartbeats for ",
+            absl::StrCat("task ", PeerName(w.ref), " missed heartbeats for ",
                          absl::FormatDuration(now - live.last_ok), ": ", s.error_message()));
         lost.emplace_back(w.ref, live.health);
       }
@@ -176,18 +188,18 @@ struct StepCoordinator::StepState {
   int64_t step_id = 0;
   absl::Mutex mu;
   absl::Status status ABSL_GUARDED_BY(mu);
-  std::vector<WorkerRef> workers;
+  std::vector<proto::PeerAddress> workers;
   std::vector<std::unique_ptr<grpc::ClientContext>> contexts;
 };
 
 namespace {
 
 // The error a failed RunGraph call fails its step with.
-absl::Status RunGraphError(int64_t step_id, const WorkerRef& w, const grpc::Status& s) {
+absl::Status RunGraphError(int64_t step_id, const proto::PeerAddress& w, const grpc::Status& s) {
   if (s.error_code() == grpc::StatusCode::UNAVAILABLE) {
     // The connection broke: the process is gone (or unreachable).
     return absl::UnavailableError(
-        absl::StrCat("step ", step_id, " failed: lost ", w.DebugString(), ": ", s.error_message()));
+        absl::StrCat("step ", step_id, " failed: lost ", PeerName(w), ": ", s.error_message()));
   }
   // gRPC's size check: the feeds (request) or fetches (response) did not fit.
   const char* hint = s.error_code() == grpc::StatusCode::RESOURCE_EXHAUSTED &&
@@ -196,8 +208,8 @@ absl::Status RunGraphError(int64_t step_id, const WorkerRef& w, const grpc::Stat
                            "RunGraph call; see that worker's --max_message_bytes)"
                          : "";
   absl::Status err = FromGrpc(s);
-  return absl::Status(err.code(), absl::StrCat("step ", step_id, " failed on ", w.DebugString(),
-                                               ": ", err.message(), hint));
+  return absl::Status(err.code(), absl::StrCat("step ", step_id, " failed on ", PeerName(w), ": ",
+                                               err.message(), hint));
 }
 
 }  // namespace
@@ -234,8 +246,8 @@ void StepCoordinator::FailStep(const std::shared_ptr<StepState>& step, const abs
   fanout->step = step;
   fanout->cancel_calls = first;
   std::vector<proto::Control::Stub*> stubs;
-  for (const WorkerRef& w : step->workers) {
-    proto::Control::Stub* stub = monitor_->stub(w.task_prefix);
+  for (const proto::PeerAddress& w : step->workers) {
+    proto::Control::Stub* stub = monitor_->stub(w.task_prefix());
     if (stub == nullptr) continue;
     auto call = std::make_unique<Fanout::Call>();
     call->req.set_protocol_version(kProtocolVersion);
@@ -280,7 +292,7 @@ absl::StatusOr<std::vector<proto::RunGraphResponse>> StepCoordinator::Run(
   auto step = std::make_shared<StepState>();
   step->step_id = step_id;
   for (const Partition& p : partitions) {
-    SLUICE_RETURN_IF_ERROR(monitor_->health(p.worker.task_prefix));
+    SLUICE_RETURN_IF_ERROR(monitor_->health(p.worker.task_prefix()));
     step->workers.push_back(p.worker);
     step->contexts.push_back(std::make_unique<grpc::ClientContext>());
   }
@@ -289,13 +301,13 @@ absl::StatusOr<std::vector<proto::RunGraphResponse>> StepCoordinator::Run(
     steps_[step_id] = step;
   }
   const int64_t listener =
-      monitor_->AddListener([this, step](const WorkerRef& lost, const absl::Status& why) {
-        for (const WorkerRef& w : step->workers) {
-          if (w.task_prefix != lost.task_prefix) continue;
+      monitor_->AddListener([this, step](const proto::PeerAddress& lost, const absl::Status& why) {
+        for (const proto::PeerAddress& w : step->workers) {
+          if (w.task_prefix() != lost.task_prefix()) continue;
           FailStep(step,
                    absl::UnavailableError(absl::StrCat("step ", step->step_id, " failed: lost ",
-                                                       lost.DebugString(), ": ", why.message())),
-                   lost.task_prefix);
+                                                       PeerName(lost), ": ", why.message())),
+                   lost.task_prefix());
           return;
         }
       });
@@ -303,7 +315,7 @@ absl::StatusOr<std::vector<proto::RunGraphResponse>> StepCoordinator::Run(
   // Every partition's RunGraph at once, on gRPC's callback API (no thread per partition).
   absl::BlockingCounter running(static_cast<int>(partitions.size()));
   for (size_t i = 0; i < partitions.size(); ++i) {
-    proto::Control::Stub* stub = monitor_->stub(partitions[i].worker.task_prefix);
+    proto::Control::Stub* stub = monitor_->stub(partitions[i].worker.task_prefix());
     partitions[i].request.set_step_id(step_id);
     partitions[i].request.set_protocol_version(kProtocolVersion);
     stub->async()->RunGraph(step->contexts[i].get(), &partitions[i].request, &responses[i],

@@ -33,13 +33,12 @@
 
 namespace sluice {
 
-// How to reach one task.
-struct WorkerRef {
-  std::string task_prefix;  // "/job:worker/task:0"
-  std::string control_address;
-  std::string data_address;
-  std::string DebugString() const { return task_prefix + " at " + control_address; }
-};
+// How to reach one task is a proto::PeerAddress (task_prefix "/job:worker/task:0",
+// control_address, data_address), the message the master also sends workers about their peers.
+proto::PeerAddress MakePeerAddress(std::string task_prefix, std::string control_address,
+                                   std::string data_address);
+// "/job:worker/task:0 at host:port": how errors name a task.
+std::string PeerName(const proto::PeerAddress& peer);
 
 struct HeartbeatOptions {
   absl::Duration interval = absl::Milliseconds(500);
@@ -49,12 +48,12 @@ struct HeartbeatOptions {
 class HeartbeatMonitor {
  public:
   // Called (on the monitor's thread) with the lost task and why.
-  using LostCallback = std::function<void(const WorkerRef&, const absl::Status&)>;
+  using LostCallback = std::function<void(const proto::PeerAddress&, const absl::Status&)>;
 
   explicit HeartbeatMonitor(HeartbeatOptions options = {});
   ~HeartbeatMonitor();
 
-  void Watch(const WorkerRef& worker);
+  void Watch(const proto::PeerAddress& worker);
   // Returns an id for RemoveListener.
   int64_t AddListener(LostCallback callback);
   void RemoveListener(int64_t id);
@@ -74,7 +73,7 @@ class HeartbeatMonitor {
  private:
   // How to reach one task; fixed once watched.
   struct Watched {
-    WorkerRef ref;
+    proto::PeerAddress ref;
     std::unique_ptr<proto::Control::Stub> stub;  // RunGraph, RegisterGraph, AbortStep.
     // On a connection of its own: a heartbeat never queues behind a large RunGraph message.
     std::unique_ptr<proto::Control::Stub> heartbeat_stub;
@@ -103,7 +102,7 @@ class StepCoordinator {
   explicit StepCoordinator(HeartbeatMonitor* monitor) : monitor_(monitor) {}
 
   struct Partition {
-    WorkerRef worker;
+    proto::PeerAddress worker;
     proto::RunGraphRequest request;
   };
   // Runs every partition of `step_id`; returns their responses in order, or the first error.

@@ -7,7 +7,7 @@
 // was aborted or has ended there). DataClient keeps one Push stream per peer open and
 // serialises writers on it. Thread-safe.
 //
-//   DataPlaneService service(&mailbox, incarnation);   // builder.RegisterService(&service)
+//   DataPlaneService service(&mailbox, {.chunk_bytes = 256 << 10});  // RegisterService(&service)
 //   DataClient client(channel, {.chunk_bytes = 256 << 10});
 //   SLUICE_RETURN_IF_ERROR(client.Push(step, "a->b", tensor));
 //   SLUICE_ASSIGN_OR_RETURN(Tensor t, client.Pull(step, "b->c", absl::Seconds(5)));

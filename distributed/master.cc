@@ -22,7 +22,7 @@ std::string EndpointName(const Endpoint& e) { return absl::StrCat(e.node->name()
 Master::Master(MasterOptions options)
     : options_(std::move(options)), monitor_(options_.heartbeat), coordinator_(&monitor_) {
   RegisterAllOps();
-  for (const WorkerRef& w : options_.workers) monitor_.Watch(w);
+  for (const proto::PeerAddress& w : options_.workers) monitor_.Watch(w);
   // Step ids differ across master restarts, so a worker never mixes two masters' steps.
   next_step_ = (absl::Uniform<int64_t>(absl::BitGen(), 1, 1 << 20)) << 20;
 }
@@ -31,8 +31,8 @@ Master::~Master() = default;
 
 std::vector<std::string> Master::DeviceNames() const {
   std::vector<std::string> names;
-  for (const WorkerRef& w : options_.workers)
-    names.push_back(DeviceName::TaskCpuDevice(w.task_prefix));
+  for (const proto::PeerAddress& w : options_.workers)
+    names.push_back(DeviceName::TaskCpuDevice(w.task_prefix()));
   return names;
 }
 
@@ -109,7 +109,7 @@ grpc::Status Master::CloseSession(grpc::ServerContext*, const proto::CloseSessio
   absl::MutexLock lock(&s->mu);
   for (auto& [sig, prepared] : s->prepared) {
     for (auto& part : prepared->parts) {
-      proto::Control::Stub* stub = monitor_.stub(options_.workers[part.worker].task_prefix);
+      proto::Control::Stub* stub = monitor_.stub(options_.workers[part.worker].task_prefix());
       proto::DeregisterGraphRequest dreq;
       dreq.set_protocol_version(kProtocolVersion);
       dreq.set_graph_handle(part.handle);
@@ -164,14 +164,7 @@ absl::StatusOr<std::shared_ptr<Master::Prepared>> Master::Prepare(
   SLUICE_ASSIGN_OR_RETURN(PartitionedGraph parts, PartitionGraph(graph, session->placement, popts));
   auto prepared = std::make_shared<Prepared>();
   prepared->feeds = feeds;
-  std::vector<proto::PeerAddress> peers;
-  for (const WorkerRef& w : options_.workers) {
-    proto::PeerAddress p;
-    p.set_task_prefix(w.task_prefix);
-    p.set_control_address(w.control_address);
-    p.set_data_address(w.data_address);
-    peers.push_back(p);
-  }
+  const std::vector<proto::PeerAddress>& peers = options_.workers;
   for (const GraphPartition& p : parts.partitions) {
     Prepared::Part part;
     part.worker = p.device_index;  // One device per worker task, in worker order.
@@ -209,21 +202,20 @@ absl::Status Master::CheckFeeds(const Prepared& prepared, const proto::RunStepRe
 }
 
 absl::Status Master::EnsureRegistered(Prepared::Part* part) {
-  const WorkerRef& w = options_.workers[part->worker];
-  const uint64_t inc = monitor_.incarnation(w.task_prefix);
+  const proto::PeerAddress& w = options_.workers[part->worker];
+  const uint64_t inc = monitor_.incarnation(w.task_prefix());
   if (!part->handle.empty() && part->incarnation == inc) return absl::OkStatus();
-  proto::Control::Stub* stub = monitor_.stub(w.task_prefix);
+  proto::Control::Stub* stub = monitor_.stub(w.task_prefix());
   proto::RegisterGraphResponse resp;
   grpc::ClientContext ctx;
   ctx.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(10)));
   grpc::Status s = stub->RegisterGraph(&ctx, part->registration, &resp);
   if (!s.ok()) {
-    return AnnotateStatus(FromGrpc(s),
-                          absl::StrCat("registering a partition on ", w.DebugString()));
+    return AnnotateStatus(FromGrpc(s), absl::StrCat("registering a partition on ", PeerName(w)));
   }
   part->handle = resp.graph_handle();
   // The worker may have restarted since the last heartbeat: learn its incarnation now.
-  monitor_.NoteIncarnation(w.task_prefix, resp.incarnation());
+  monitor_.NoteIncarnation(w.task_prefix(), resp.incarnation());
   part->incarnation = resp.incarnation();
   return absl::OkStatus();
 }
@@ -248,7 +240,7 @@ absl::Status Master::RunStepImpl(const proto::RunStepRequest& req, proto::RunSte
   {
     absl::MutexLock lock(&session->mu);  // Serialises (re)registration of this session's parts.
     for (auto& part : prepared->parts) {
-      SLUICE_RETURN_IF_ERROR(monitor_.health(options_.workers[part.worker].task_prefix));
+      SLUICE_RETURN_IF_ERROR(monitor_.health(options_.workers[part.worker].task_prefix()));
       SLUICE_RETURN_IF_ERROR(EnsureRegistered(&part));
       StepCoordinator::Partition run;
       run.worker = options_.workers[part.worker];

@@ -26,7 +26,7 @@
 namespace sluice {
 
 struct MasterOptions {
-  std::vector<WorkerRef> workers;
+  std::vector<proto::PeerAddress> workers;
   HeartbeatOptions heartbeat;
   absl::Duration default_step_timeout = absl::Seconds(60);
 };

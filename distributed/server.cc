@@ -13,7 +13,7 @@
 namespace sluice {
 namespace {
 
-absl::StatusOr<WorkerRef> Handshake(const std::string& control_address, int task) {
+absl::StatusOr<proto::PeerAddress> Handshake(const std::string& control_address, int task) {
   auto stub = proto::Control::NewStub(MakeChannel(control_address));
   proto::HeartbeatRequest req;
   req.set_protocol_version(kProtocolVersion);
@@ -27,13 +27,12 @@ absl::StatusOr<WorkerRef> Handshake(const std::string& control_address, int task
     return AnnotateStatus(FromGrpc(s), absl::StrCat("worker task ", task, " at ", control_address,
                                                     " did not answer"));
   }
-  WorkerRef ref;
-  ref.task_prefix = DeviceName::TaskPrefix(resp.identity().job(), resp.identity().task());
-  ref.control_address = control_address;
-  ref.data_address = resp.identity().data_address();
-  if (ref.task_prefix != DeviceName::TaskPrefix("worker", task)) {
+  proto::PeerAddress ref =
+      MakePeerAddress(DeviceName::TaskPrefix(resp.identity().job(), resp.identity().task()),
+                      control_address, resp.identity().data_address());
+  if (ref.task_prefix() != DeviceName::TaskPrefix("worker", task)) {
     return absl::FailedPreconditionError(absl::StrCat("the server at ", control_address, " is ",
-                                                      ref.task_prefix,
+                                                      ref.task_prefix(),
                                                       ", expected /job:worker/task:", task));
   }
   return ref;
@@ -103,7 +102,8 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const ServerOptions& optio
     MasterOptions mopts;
     mopts.heartbeat = options.heartbeat;
     for (size_t i = 0; i < options.worker_control_addresses.size(); ++i) {
-      SLUICE_ASSIGN_OR_RETURN(WorkerRef ref, Handshake(options.worker_control_addresses[i], i));
+      SLUICE_ASSIGN_OR_RETURN(proto::PeerAddress ref,
+                              Handshake(options.worker_control_addresses[i], i));
       mopts.workers.push_back(ref);
     }
     server->master_ = std::make_unique<Master>(mopts);

@@ -1,11 +1,11 @@
-// Server: one sluice_server task. Every task serves the worker's Control service on its control
-// port and the Data service on a separate data port (its own gRPC server, so the two planes
-// never share a connection); a task of job "master" also serves the Master service on its
-// control port. Binds to loopback unless told otherwise. Thread-safe.
+// Server: one sluice_server task. Every task serves the worker's Control service (WorkerService
+// over a Worker) on its control port and the Data service on a separate data port (its own gRPC
+// server, so the two planes never share a connection); a task of job "master" also serves the
+// Master service on its control port. Binds to loopback unless told otherwise. Thread-safe.
 //
 //   ServerOptions opts{.job = "worker", .task = 0};           // ports 0: the OS chooses
 //   SLUICE_ASSIGN_OR_RETURN(std::unique_ptr<Server> server, Server::Start(opts));
-//   LOG: server->control_address(), server->data_address()
+//   std::string control = server->control_address();  // "127.0.0.1:<port>"; data_address() too
 //   server->Shutdown();
 #ifndef SLUICE_DISTRIBUTED_SERVER_H_
 #define SLUICE_DISTRIBUTED_SERVER_H_

@@ -88,6 +88,7 @@ class ApplyOpBase : public OpKernel {
     std::array<Tensor*, N> values;
     for (int i = 0; i < N; ++i) {
       Variable& v = *vars[i];
+      v.mu.AssertHeld();  // `lock` holds every variable's mutex (the analysis cannot see it).
       if (!v.initialized) {
         return absl::FailedPreconditionError(
             absl::StrCat("variable '", names_[i], "' is not initialized"));
@@ -105,6 +106,7 @@ class ApplyOpBase : public OpKernel {
     }
     for (int i = 0; i < N; ++i) {
       Variable& v = *vars[i];
+      v.mu.AssertHeld();
       // Copy-on-write: a reader still holds the buffer, so the update goes to a copy.
       if (!v.value.RefCountIsOne()) v.value = v.value.DeepCopy();
       values[i] = &v.value;

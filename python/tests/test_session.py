@@ -9,25 +9,15 @@ import pytest
 
 import sluice as sl
 
+from two_worker_model import build_two_worker_model
+
 
 def test_issue_example_graph_runs_in_process():
-    g = sl.Graph()
-    with g.as_default():
-        x = sl.placeholder(sl.float32, shape=[None, 4], name="x")
-        y_true = sl.placeholder(sl.int64, shape=[None], name="y")
-        with sl.device("/job:worker/task:0"):
-            w1 = sl.Variable(sl.random_normal([4, 8], seed=1), name="w1")
-            h = sl.nn.relu(sl.matmul(x, w1))
-        with sl.device("/job:worker/task:1"):
-            w2 = sl.Variable(sl.random_normal([8, 3], seed=2), name="w2")
-            logits = sl.matmul(h, w2)
-        loss = sl.reduce_mean(
-            sl.nn.sparse_softmax_cross_entropy_with_logits(labels=y_true, logits=logits))
-        init = sl.global_variables_initializer()
+    g, m = build_two_worker_model()
     xv, yv = np.ones((2, 4), np.float32), np.array([0, 2])
     with sl.Session(graph=g) as sess:
-        sess.run(init)
-        l, w1v, w2v = sess.run([loss, w1, w2], feed_dict={x: xv, y_true: yv})
+        sess.run(m["init"])
+        l, w1v, w2v = sess.run([m["loss"], m["w1"], m["w2"]], feed_dict={m["x"]: xv, m["y"]: yv})
     # Independent numpy forward pass from the fetched weights.
     z = np.maximum(xv @ w1v, 0) @ w2v
     log_p = z - z.max(1, keepdims=True)

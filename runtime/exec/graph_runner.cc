@@ -221,7 +221,10 @@ void GraphRunner::Launch(RunArgs args, DoneCallback done, bool caller_runs_first
         });
     step->rendezvous = step->own_rendezvous.get();
   }
-  step->fetched.resize(fetch_slots_.size());
+  {
+    absl::MutexLock lock(&step->mu);  // Not shared yet; the lock costs nothing and says so.
+    step->fetched.resize(fetch_slots_.size());
+  }
   step->pending_units.store(n, std::memory_order_relaxed);
   if (n == 0) {
     step->Unref();  // The launcher's reference.

@@ -1,5 +1,6 @@
-// RemoteSession against a real local cluster: feeds are checked by the master as the local
-// Session checks them, and checkpoints of variables on the workers round-trip with the local
+// RemoteSession against a real local cluster: distributed steps give the local Session's
+// results, also for two sessions at once; feeds are checked by the master as the local Session
+// checks them, and checkpoints of variables on the workers round-trip with the local
 // Save/Restore (same file format).
 #include "distributed/remote_session.h"
 
@@ -11,6 +12,7 @@
 #include <cstdlib>
 #include <memory>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
@@ -20,23 +22,21 @@
 #include "ops/variables.h"
 #include "runtime/session/checkpoint.h"
 #include "runtime/session/session.h"
+#include "tests/distributed/cluster_fixture.h"
 #include "tests/util/test_util.h"
 
 namespace sluice {
 namespace {
 
+using test::Beat;
+using test::kW0;
+using test::kW1;
+using test::Mlp;
+using test::StartCluster;
+using test::StartDefaultCluster;
 using test::StatusHas;
 using test::TensorEq;
-
-std::unique_ptr<LocalCluster> StartCluster() {
-  const char* srcdir = std::getenv("TEST_SRCDIR");
-  LocalClusterOptions opts;
-  opts.server_binary = absl::StrCat(srcdir ? srcdir : ".", "/sluice/distributed/sluice_server");
-  opts.num_workers = 2;
-  absl::StatusOr<std::unique_ptr<LocalCluster>> c = LocalCluster::Start(opts);
-  EXPECT_TRUE(c.ok()) << c.status();
-  return c.ok() ? *std::move(c) : nullptr;
-}
+using test::TensorNear;
 
 // Variable "a" on worker 0 and "b" on worker 1, initialised to constants, and a step that
 // adds one to both.
@@ -84,7 +84,7 @@ TEST(RemoteSessionTest, AnUnreachableMasterIsReportedWithTheConnectionError) {
 }
 
 TEST(RemoteSessionTest, MasterChecksFeedsLikeTheLocalSession) {
-  auto cluster = StartCluster();
+  auto cluster = StartDefaultCluster();
   ASSERT_NE(cluster, nullptr);
   TwoVariables m;
   auto remote = RemoteSession::Create(cluster->master_address(), m.graph);
@@ -105,7 +105,7 @@ TEST(RemoteSessionTest, MasterChecksFeedsLikeTheLocalSession) {
 // Feeds and fetches travel whole inside RunStep and RunGraph: with default flags they may be
 // far larger than gRPC's 4 MiB default message cap (16 MiB here, each way, on both hops).
 TEST(RemoteSessionTest, FeedsAndFetchesLargerThanGrpcsDefaultMessageCap) {
-  auto cluster = StartCluster();
+  auto cluster = StartDefaultCluster();
   ASSERT_NE(cluster, nullptr);
   Scope root = ops::NewRootScope();
   Output x = ops::Placeholder(root.WithOpName("x"), DType::kFloat32, TensorShape({-1}));
@@ -132,7 +132,7 @@ TEST(RemoteSessionTest, FeedsAndFetchesLargerThanGrpcsDefaultMessageCap) {
 }
 
 TEST(RemoteSessionTest, CheckpointsRoundTripWithTheLocalSession) {
-  auto cluster = StartCluster();
+  auto cluster = StartDefaultCluster();
   ASSERT_NE(cluster, nullptr);
   TwoVariables m;
   const std::string path = absl::StrCat(std::getenv("TEST_TMPDIR"), "/remote.ckpt");
@@ -169,6 +169,62 @@ TEST(RemoteSessionTest, CheckpointsRoundTripWithTheLocalSession) {
   EXPECT_TRUE(StatusHas((*remote)->Restore(path, {"nope"}), absl::StatusCode::kNotFound,
                         "no variable 'nope' in the graph"));
   EXPECT_TRUE(StatusHas((*remote)->Restore(path + ".missing"), absl::StatusCode::kNotFound, ""));
+}
+
+TEST(RemoteSessionTest, DistributedResultsEqualLocal) {
+  auto cluster = StartCluster();
+  ASSERT_NE(cluster, nullptr);
+  Mlp m;
+  auto remote = RemoteSession::Create(cluster->master_address(), m.graph);
+  ASSERT_TRUE(remote.ok()) << remote.status();
+  auto devices = (*remote)->ListDevices();
+  ASSERT_TRUE(devices.ok());
+  EXPECT_EQ(*devices, (std::vector<std::string>{kW0, kW1}));
+  auto local = Session::Create(m.graph);
+  ASSERT_TRUE(local.ok());
+  for (int i = 0; i < 3; ++i) {  // Repeated steps reuse the registered partitions.
+    Tensor batch = Mlp::Batch(5, 0.3f * (i + 1));
+    std::vector<Tensor> got, want;
+    ASSERT_TRUE((*remote)->Run({{m.x, batch}}, {m.y}, &got).ok());
+    ASSERT_TRUE((*local)->Run({{m.x, batch}}, {m.y}, &want).ok());
+    EXPECT_TRUE(TensorNear(got[0], want[0], 1e-6, 1e-6));
+  }
+  // Both workers ran a partition.
+  EXPECT_GT(Beat(cluster->worker(0).control_address).identity().incarnation(), 0u);
+}
+
+TEST(RemoteSessionTest, ConcurrentStepsOfTwoSessions) {
+  auto cluster = StartCluster();
+  ASSERT_NE(cluster, nullptr);
+  Mlp m;
+  Scope root = ops::NewRootScope();
+  Output a = ops::Placeholder(root.WithOpName("a"), DType::kFloat32, TensorShape({3}));
+  Output b = ops::Neg(root.WithDevice("/job:worker/task:1"),
+                      ops::Square(root.WithDevice("/job:worker/task:0"), a));
+  auto g2 = *root.Finalize();
+  auto s1 = RemoteSession::Create(cluster->master_address(), m.graph);
+  auto s2 = RemoteSession::Create(cluster->master_address(), g2);
+  ASSERT_TRUE(s1.ok() && s2.ok());
+  auto local = *Session::Create(m.graph);
+  std::vector<Tensor> want;
+  ASSERT_TRUE(local->Run({{m.x, Mlp::Batch(2, 0.5f)}}, {m.y}, &want).ok());
+  std::thread t1([&] {
+    for (int i = 0; i < 10; ++i) {
+      std::vector<Tensor> got;
+      ASSERT_TRUE((*s1)->Run({{m.x, Mlp::Batch(2, 0.5f)}}, {m.y}, &got).ok());
+      EXPECT_TRUE(TensorNear(got[0], want[0], 1e-6, 1e-6));
+    }
+  });
+  std::thread t2([&] {
+    for (int i = 0; i < 10; ++i) {
+      std::vector<Tensor> got;
+      float f = static_cast<float>(i);
+      ASSERT_TRUE((*s2)->Run({{a, Tensor::FromVector<float>({f, 1, -2})}}, {b}, &got).ok());
+      EXPECT_TRUE(TensorEq(got[0], Tensor::FromVector<float>({-f * f, -1, -4})));
+    }
+  });
+  t1.join();
+  t2.join();
 }
 
 }  // namespace

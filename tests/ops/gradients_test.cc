@@ -190,7 +190,9 @@ TEST(GradientsTest, ReductionsWithAndWithoutKeepDims) {
   const std::vector<std::pair<const char*, Reduce>> ops_list = {
       {"Sum", ops::ReduceSum}, {"Mean", ops::ReduceMean}, {"Max", ops::ReduceMax}};
   uint32_t seed = 200;
-  for (const auto& [name, reduce] : ops_list) {
+  for (const auto& entry : ops_list) {
+    const char* name = entry.first;
+    const Reduce reduce = entry.second;  // A structured binding cannot be captured in C++17.
     for (const auto& axis : axes) {
       for (bool keep_dims : {false, true}) {
         ExpectGradientsMatch(

@@ -22,34 +22,13 @@
 namespace sluice {
 namespace {
 
+using test::At;
+using test::Make;
 using test::RunScope;
 using test::RunScope1;
 using test::StatusHas;
 using test::TensorNear;
-
-template <typename T>
-Tensor Make(const std::vector<double>& values, const TensorShape& shape) {
-  Tensor t(DTypeOf<T>::value, shape);
-  for (int64_t i = 0; i < t.num_elements(); ++i) t.data<T>()[i] = static_cast<T>(values[i]);
-  return t;
-}
-
-// Deterministic values in [lo, hi).
-std::vector<double> Values(int64_t n, uint64_t seed, double lo = -2.0, double hi = 2.0) {
-  std::vector<double> v(n);
-  uint64_t s = seed * 6364136223846793005ULL + 1442695040888963407ULL;
-  for (auto& x : v) {
-    s = s * 6364136223846793005ULL + 1442695040888963407ULL;
-    x = lo + (hi - lo) * static_cast<double>(s >> 11) / static_cast<double>(1ULL << 53);
-  }
-  return v;
-}
-
-double At(const Tensor& t, int64_t i) {
-  double v = 0;
-  SLUICE_SWITCH_DTYPE(t.dtype(), T, { v = static_cast<double>(t.data<T>()[i]); }, {});
-  return v;
-}
+using test::Values;
 
 // numpy broadcasting, one element at a time.
 template <typename T>

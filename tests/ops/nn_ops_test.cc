@@ -16,27 +16,15 @@
 namespace sluice {
 namespace {
 
+using test::Make;
 using test::RunScope;
 using test::RunScope1;
 using test::StatusHas;
 using test::TensorNear;
 
-template <typename T>
-Tensor Make(const std::vector<double>& values, const TensorShape& shape) {
-  Tensor t(DTypeOf<T>::value, shape);
-  for (int64_t i = 0; i < t.num_elements(); ++i) t.data<T>()[i] = static_cast<T>(values[i]);
-  return t;
-}
-
-// Deterministic values in [lo, hi).
+// Deterministic values in [-3, 3) unless [lo, hi) is given (test::Values' default is [-2, 2)).
 std::vector<double> Values(int64_t n, uint64_t seed, double lo = -3.0, double hi = 3.0) {
-  std::vector<double> v(n);
-  uint64_t s = seed * 6364136223846793005ULL + 1442695040888963407ULL;
-  for (auto& x : v) {
-    s = s * 6364136223846793005ULL + 1442695040888963407ULL;
-    x = lo + (hi - lo) * static_cast<double>(s >> 11) / static_cast<double>(1ULL << 53);
-  }
-  return v;
+  return test::Values(n, seed, lo, hi);
 }
 
 // log(sum(exp(row))) in long double, shifted by the row maximum.

@@ -5,7 +5,6 @@
 #include <cstdio>
 #include <functional>
 #include <memory>
-#include <random>
 #include <string>
 #include <vector>
 
@@ -19,25 +18,12 @@
 namespace sluice {
 namespace {
 
+using test::Dense;
+using test::MakeData;
 using test::StatusHas;
 using test::TensorNear;
 
 constexpr int64_t kExamples = 256, kFeatures = 2, kHidden = 16, kClasses = 2;
-
-// XOR of the signs of two uniform coordinates: not linearly separable, so the hidden layer
-// matters. Seeded: every run sees the same data.
-void MakeData(Tensor* x, Tensor* y) {
-  std::mt19937 rng(2024);
-  std::uniform_real_distribution<float> u(-1.0f, 1.0f);
-  *x = Tensor(DType::kFloat32, TensorShape({kExamples, kFeatures}));
-  *y = Tensor(DType::kInt64, TensorShape({kExamples}));
-  for (int64_t i = 0; i < kExamples; ++i) {
-    const float a = u(rng), b = u(rng);
-    x->matrix<float>()(i, 0) = a;
-    x->matrix<float>()(i, 1) = b;
-    y->data<int64_t>()[i] = (a > 0) != (b > 0) ? 1 : 0;
-  }
-}
 
 struct Model {
   Scope s = ops::NewRootScope();
@@ -55,8 +41,8 @@ void BuildModel(Model* m) {
   Output w2 = ops::VariableWithInit(s.WithOpName("w2"),
                                     ops::GlorotUniform(s, {kHidden, kClasses}, DType::kFloat32, 2));
   Output b2 = ops::VariableWithInit(s.WithOpName("b2"), ops::Zeros(s, {kClasses}, DType::kFloat32));
-  Output h = ops::Tanh(s, ops::Add(s, ops::MatMul(s, m->x, w1), b1));
-  Output logits = ops::Add(s, ops::MatMul(s, h, w2), b2);
+  Output h = ops::Tanh(s, Dense(s, m->x, w1, b1));
+  Output logits = Dense(s, h, w2, b2);
   m->loss = ops::ReduceMean(s.WithOpName("loss"),
                             ops::SparseSoftmaxCrossEntropyWithLogits(s, logits, m->y)[0], {0});
   m->vars = {w1, b1, w2, b2};
@@ -75,7 +61,7 @@ std::vector<float> Train(ops::Optimizer* opt, int steps) {
   auto session = *Session::Create(*graph);
   EXPECT_TRUE(session->Run({}, {}, {"init"}, nullptr).ok());
   Tensor x, y;
-  MakeData(&x, &y);
+  MakeData(&x, &y, kExamples);
   std::vector<float> losses;
   std::vector<Tensor> out;
   for (int i = 0; i < steps; ++i) {
@@ -143,7 +129,7 @@ TEST(OptimizersTest, FusedGradientDescentMatchesPlainUpdates) {
   auto session = *Session::Create(*m.s.Finalize());
   ASSERT_TRUE(session->Run({}, {}, {"init"}, nullptr).ok());
   Tensor x, y;
-  MakeData(&x, &y);
+  MakeData(&x, &y, kExamples);
   std::vector<Tensor> out;
   ASSERT_EQ(fused.size(), 31u);
   for (int i = 0; i < 30; ++i) {
@@ -216,7 +202,7 @@ TEST(OptimizersTest, AdamAdvancesBetaPowersOncePerStep) {
   auto session = *Session::Create(*m.s.Finalize());
   ASSERT_TRUE(session->Run({}, {}, {"init"}, nullptr).ok());
   Tensor x, y;
-  MakeData(&x, &y);
+  MakeData(&x, &y, kExamples);
   for (int i = 0; i < 3; ++i) {
     ASSERT_TRUE(session->Run({{"x", x}, {"y", y}}, {}, {"train"}, nullptr).ok());
   }
@@ -236,7 +222,7 @@ TEST(OptimizersTest, UpdatesDoNotCopyVariables) {
   auto session = *Session::Create(*m.s.Finalize());
   ASSERT_TRUE(session->Run({}, {}, {"init"}, nullptr).ok());
   Tensor x, y;
-  MakeData(&x, &y);
+  MakeData(&x, &y, kExamples);
   ASSERT_TRUE(session->Run({{"x", x}, {"y", y}}, {}, {"train"}, nullptr).ok());
   std::shared_ptr<Variable> w2 = session->device()->resources()->LookupVariable("w2");
   const void* before;

@@ -1,8 +1,10 @@
 #include "tests/util/test_util.h"
 
 #include <cmath>
+#include <random>
 
 #include "absl/strings/str_cat.h"
+#include "ops/math_ops.h"
 
 namespace sluice {
 namespace test {
@@ -32,15 +34,38 @@ absl::StatusOr<Tensor> RunScope1(const Scope& scope, Output fetch,
   return (*out)[0];
 }
 
-namespace {
+std::vector<double> Values(int64_t n, uint64_t seed, double lo, double hi) {
+  std::vector<double> v(n);
+  uint64_t s = seed * 6364136223846793005ULL + 1442695040888963407ULL;
+  for (auto& x : v) {
+    s = s * 6364136223846793005ULL + 1442695040888963407ULL;
+    x = lo + (hi - lo) * static_cast<double>(s >> 11) / static_cast<double>(1ULL << 53);
+  }
+  return v;
+}
 
-double ElementAsDouble(const Tensor& t, int64_t i) {
+double At(const Tensor& t, int64_t i) {
   double v = 0;
   SLUICE_SWITCH_DTYPE(t.dtype(), T, { v = static_cast<double>(t.data<T>()[i]); }, {});
   return v;
 }
 
-}  // namespace
+void MakeData(Tensor* x, Tensor* y, int64_t examples) {
+  std::mt19937 rng(2024);
+  std::uniform_real_distribution<float> u(-1.0f, 1.0f);
+  *x = Tensor(DType::kFloat32, TensorShape({examples, 2}));
+  *y = Tensor(DType::kInt64, TensorShape({examples}));
+  for (int64_t i = 0; i < examples; ++i) {
+    const float a = u(rng), b = u(rng);
+    x->matrix<float>()(i, 0) = a;
+    x->matrix<float>()(i, 1) = b;
+    y->data<int64_t>()[i] = (a > 0) != (b > 0) ? 1 : 0;
+  }
+}
+
+Output Dense(const Scope& scope, Output x, Output w, Output b, SourceLocation loc) {
+  return ops::Add(scope, ops::MatMul(scope, x, w, false, false, loc), b, loc);
+}
 
 ::testing::AssertionResult TensorNear(const Tensor& actual, const Tensor& expected, double atol,
                                       double rtol) {
@@ -53,7 +78,7 @@ double ElementAsDouble(const Tensor& t, int64_t i) {
            << "shape " << actual.shape().DebugString() << " != " << expected.shape().DebugString();
   }
   for (int64_t i = 0; i < actual.num_elements(); ++i) {
-    double a = ElementAsDouble(actual, i), e = ElementAsDouble(expected, i);
+    double a = At(actual, i), e = At(expected, i);
     bool both_nan = std::isnan(a) && std::isnan(e);
     if (!both_nan && !(a == e || std::fabs(a - e) <= atol + rtol * std::fabs(e))) {
       return ::testing::AssertionFailure()

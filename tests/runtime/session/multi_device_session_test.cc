@@ -19,6 +19,7 @@
 namespace sluice {
 namespace {
 
+using test::Dense;
 using test::StatusHas;
 using test::TensorNear;
 
@@ -60,7 +61,7 @@ Mlp BuildMlp(const Scope& root, const std::function<std::string(int)>& device) {
     int out = layer == 3 ? 5 : 32;
     Output w = ops::Const(s.WithOpName("w"), RandomTensor(TensorShape({in, out}), 10 + layer));
     Output b = ops::Const(s.WithOpName("b"), RandomTensor(TensorShape({out}), 20 + layer));
-    h = ops::Add(s, ops::MatMul(s, h, w), b);
+    h = Dense(s, h, w, b);
     if (layer < 3) h = ops::Tanh(s, h);
     in = out;
   }
@@ -379,8 +380,8 @@ std::vector<float> TrainByHand(int num_devices, bool spread_by_request, int step
   Param b1 = param("b1", TensorShape({hidden}), 2, 1);
   Param w2 = param("w2", TensorShape({hidden, classes}), 3, 2);
   Param b2 = param("b2", TensorShape({classes}), 4, 3);
-  Output h = ops::Tanh(root, ops::Add(root, ops::MatMul(root, x, w1.var), b1.var));
-  Output logits = ops::Add(root, ops::MatMul(root, h, w2.var), b2.var);
+  Output h = ops::Tanh(root, Dense(root, x, w1.var, b1.var));
+  Output logits = Dense(root, h, w2.var, b2.var);
   std::vector<Output> xent = ops::SoftmaxCrossEntropyWithLogits(root, logits, y);
   ops::ReduceMean(root.WithOpName("loss"), xent[0], {int64_t{0}});
   // Backward by hand.

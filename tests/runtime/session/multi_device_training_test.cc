@@ -5,7 +5,6 @@
 // every variable's value lives on exactly one device.
 #include <functional>
 #include <memory>
-#include <random>
 #include <set>
 #include <string>
 #include <vector>
@@ -20,20 +19,10 @@
 namespace sluice {
 namespace {
 
-constexpr int64_t kExamples = 256, kFeatures = 2, kHidden = 16, kClasses = 2;
+using test::Dense;
+using test::MakeData;
 
-void MakeData(Tensor* x, Tensor* y) {
-  std::mt19937 rng(2024);
-  std::uniform_real_distribution<float> u(-1.0f, 1.0f);
-  *x = Tensor(DType::kFloat32, TensorShape({kExamples, kFeatures}));
-  *y = Tensor(DType::kInt64, TensorShape({kExamples}));
-  for (int64_t i = 0; i < kExamples; ++i) {
-    const float a = u(rng), b = u(rng);
-    x->matrix<float>()(i, 0) = a;
-    x->matrix<float>()(i, 1) = b;
-    y->data<int64_t>()[i] = (a > 0) != (b > 0) ? 1 : 0;
-  }
-}
+constexpr int64_t kExamples = 256, kFeatures = 2, kHidden = 16, kClasses = 2;
 
 enum class Spread { kAutomatic, kPerVariable };
 
@@ -63,8 +52,8 @@ TrainingRun Train(const std::function<std::unique_ptr<ops::Optimizer>()>& make_o
       l2.WithOpName("w2"), ops::GlorotUniform(l2, {kHidden, kClasses}, DType::kFloat32, 2));
   Output b2 =
       ops::VariableWithInit(l2b.WithOpName("b2"), ops::Zeros(l2b, {kClasses}, DType::kFloat32));
-  Output h = ops::Tanh(l1, ops::Add(l1, ops::MatMul(l1, x, w1), b1));
-  Output logits = ops::Add(l2, ops::MatMul(l2, h, w2), b2);
+  Output h = ops::Tanh(l1, Dense(l1, x, w1, b1));
+  Output logits = Dense(l2, h, w2, b2);
   Output loss = ops::ReduceMean(s.WithOpName("loss"),
                                 ops::SparseSoftmaxCrossEntropyWithLogits(l2, logits, y)[0], {0});
   std::unique_ptr<ops::Optimizer> opt = make_optimizer();
@@ -89,7 +78,7 @@ TrainingRun Train(const std::function<std::unique_ptr<ops::Optimizer>()>& make_o
   absl::Status st = (*session)->Run({}, {}, {"init"}, nullptr);
   EXPECT_TRUE(st.ok()) << st;
   Tensor xv, yv;
-  MakeData(&xv, &yv);
+  MakeData(&xv, &yv, kExamples);
   std::vector<Tensor> out;
   for (int i = 0; i < steps; ++i) {
     st = (*session)->Run({{"x", xv}, {"y", yv}}, {"loss"}, {"train"}, &out);

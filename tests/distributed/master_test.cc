@@ -1,29 +1,65 @@
-// The distributed master and the local multi-device Session place one graph by one rule: which
-// inputs are variable references comes from the OpDef ("Ref(T)"), not from a callback that only
-// the Session supplied nor from the names of ops and arguments.
-#include <cstdlib>
-#include <memory>
-#include <string>
-#include <vector>
-
-#include "absl/strings/str_cat.h"
-#include "core/tensor_proto.h"
-#include "distributed/local_cluster.h"
+// The master's service, called directly over gRPC (ExtendSession adds nodes to a session) and
+// in process (it places a graph as the local Session does: variable references come from the
+// OpDef, "Ref(T)", not from the names of ops or arguments).
 #include "distributed/master.h"
+
+#include "core/tensor_proto.h"
+#include "distributed/grpc_util.h"
+#include "distributed/local_cluster.h"
 #include "distributed/protocol.h"
 #include "graph/graph_def.h"
 #include "gtest/gtest.h"
 #include "ops/all_ops.h"
 #include "ops/op_builder.h"
 #include "runtime/session/session.h"
+#include "tests/distributed/cluster_fixture.h"
 #include "tests/util/test_util.h"
 
 namespace sluice {
 namespace {
 
-std::string ServerBinary() {
-  const char* srcdir = std::getenv("TEST_SRCDIR");
-  return absl::StrCat(srcdir ? srcdir : ".", "/sluice/distributed/sluice_server");
+using test::StartCluster;
+using test::TensorEq;
+
+TEST(MasterTest, ExtendSessionAddsNodes) {
+  auto cluster = StartCluster();
+  ASSERT_NE(cluster, nullptr);
+  Scope root = ops::NewRootScope();
+  Output a = ops::Placeholder(root.WithOpName("a"), DType::kFloat32, TensorShape({2}));
+  ops::Neg(root.WithOpName("b").WithDevice("/job:worker/task:1"), a);
+  proto::GraphDef full;
+  ToGraphDef(**root.Finalize(), &full);
+  proto::GraphDef first, rest;
+  for (const auto& n : full.node()) *(n.name() == "b" ? rest.add_node() : first.add_node()) = n;
+  auto master = proto::Master::NewStub(MakeChannel(cluster->master_address()));
+  proto::CreateSessionRequest create;
+  create.set_protocol_version(kProtocolVersion);
+  *create.mutable_graph() = first;
+  proto::CreateSessionResponse created;
+  grpc::ClientContext c1;
+  ASSERT_TRUE(master->CreateSession(&c1, create, &created).ok());
+  proto::RunStepRequest run;
+  run.set_protocol_version(kProtocolVersion);
+  run.set_session_handle(created.session_handle());
+  proto::NamedTensor* feed = run.add_feeds();
+  feed->set_name("a:0");
+  TensorToProto(Tensor::FromVector<float>({1, -3}), feed->mutable_tensor());
+  run.add_fetches("b:0");
+  proto::RunStepResponse ran;
+  grpc::ClientContext c2;
+  EXPECT_FALSE(master->RunStep(&c2, run, &ran).ok());  // No node 'b' yet.
+  proto::ExtendSessionRequest extend;
+  extend.set_protocol_version(kProtocolVersion);
+  extend.set_session_handle(created.session_handle());
+  *extend.mutable_graph() = rest;
+  proto::ExtendSessionResponse extended;
+  grpc::ClientContext c3;
+  ASSERT_TRUE(master->ExtendSession(&c3, extend, &extended).ok());
+  grpc::ClientContext c4;
+  grpc::Status s = master->RunStep(&c4, run, &ran);
+  ASSERT_TRUE(s.ok()) << s.error_message();
+  EXPECT_TRUE(
+      TensorEq(*TensorFromProto(ran.fetches(0).tensor()), Tensor::FromVector<float>({-1, 3})));
 }
 
 Tensor Filled(TensorShape shape, float v) {
@@ -54,7 +90,7 @@ MomentumGraph Build() {
   return g;
 }
 
-TEST(MasterPlacementTest, MasterAndSessionPlaceAGraphAlikeAndColocateEveryUpdater) {
+TEST(MasterTest, MasterAndSessionPlaceAGraphAlikeAndColocateEveryUpdater) {
   MomentumGraph built = Build();
   // Both sides place the graph the master receives: one GraphDef, imported alike.
   proto::CreateSessionRequest create;
@@ -78,16 +114,16 @@ TEST(MasterPlacementTest, MasterAndSessionPlaceAGraphAlikeAndColocateEveryUpdate
   const Placement& local_placement = *(*local)->placement();
 
   LocalClusterOptions cluster_opts;
-  cluster_opts.server_binary = ServerBinary();
+  cluster_opts.server_binary = test::ServerBinary();
   cluster_opts.num_workers = 2;
   cluster_opts.start_master = false;
   absl::StatusOr<std::unique_ptr<LocalCluster>> cluster = LocalCluster::Start(cluster_opts);
   ASSERT_TRUE(cluster.ok()) << cluster.status();
   MasterOptions master_opts;
   for (int i = 0; i < 2; ++i) {
-    master_opts.workers.push_back({absl::StrCat("/job:worker/task:", i),
-                                   (*cluster)->worker(i).control_address,
-                                   (*cluster)->worker(i).data_address});
+    master_opts.workers.push_back(MakePeerAddress(absl::StrCat("/job:worker/task:", i),
+                                                  (*cluster)->worker(i).control_address,
+                                                  (*cluster)->worker(i).data_address));
   }
   Master master(master_opts);
   proto::CreateSessionResponse created;

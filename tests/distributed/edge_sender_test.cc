@@ -1,0 +1,119 @@
+// EdgeSender against a real receiving worker: credits bound the tensors in flight, a cancelled
+// edge stays cancelled, and a cancelled step ends its wait for a credit.
+#include "distributed/edge_sender.h"
+
+#include <string>
+#include <thread>
+
+#include "absl/strings/str_cat.h"
+#include "distributed/data_plane.h"
+#include "distributed/grpc_util.h"
+#include "distributed/local_cluster.h"
+#include "gtest/gtest.h"
+#include "runtime/kernel/cancellation.h"
+#include "runtime/kernel/rendezvous.h"
+#include "tests/distributed/cluster_fixture.h"
+#include "tests/util/test_util.h"
+
+namespace sluice {
+namespace {
+
+using test::kClient;
+using test::kMaxMessage;
+using test::kW1;
+using test::StartCluster;
+using test::StatusHas;
+using test::TensorEq;
+using test::WaitFor;
+
+TEST(EdgeSenderTest, CreditsBoundTensorsInFlight) {
+  auto cluster = StartCluster({"--credit_window=2"});
+  ASSERT_NE(cluster, nullptr);
+  const std::string& data = cluster->worker(1).data_address;
+  DataClient client(MakeChannel(data, kMaxMessage), {.chunk_bytes = 16384});
+  EdgeSender edge(MakeChannel(cluster->worker(1).control_address), &client,
+                  "/job:client/task:0->/job:worker/task:1");
+  auto key = [](int i) {
+    return Rendezvous::CreateKey(9, kClient, kW1, absl::StrCat("t", i, ":0"));
+  };
+  Tensor v = Tensor::FromVector<float>({1, 2, 3});
+  ASSERT_TRUE(edge.Send(9, key(0), v, absl::Now() + absl::Seconds(10)).ok());
+  ASSERT_TRUE(edge.Send(9, key(1), v, absl::Now() + absl::Seconds(10)).ok());
+  EXPECT_TRUE(StatusHas(edge.Send(9, key(2), v, absl::Now() + absl::Milliseconds(300)),
+                        absl::StatusCode::kDeadlineExceeded, "no credit from the receiver"));
+  // Consuming one tensor on the receiver grants one credit back.
+  DataClient puller(MakeChannel(data, kMaxMessage), {.chunk_bytes = 16384});
+  absl::StatusOr<Tensor> got = puller.Pull(9, key(0), absl::Seconds(10));
+  ASSERT_TRUE(got.ok()) << got.status();
+  EXPECT_TRUE(TensorEq(*got, v));
+  ASSERT_TRUE(edge.Send(9, key(2), v, absl::Now() + absl::Seconds(10)).ok());
+  EXPECT_EQ(edge.credits(), 0);
+}
+
+// An edge cancelled because its receiver was found lost stays dead: later Sends fail at once
+// instead of reopening streams that nothing would cancel again.
+TEST(EdgeSenderTest, ACancelledEdgeStaysCancelled) {
+  auto cluster = StartCluster();
+  ASSERT_NE(cluster, nullptr);
+  DataClient client(MakeChannel(cluster->worker(1).data_address, kMaxMessage),
+                    {.chunk_bytes = 16384});
+  EdgeSender edge(MakeChannel(cluster->worker(1).control_address), &client,
+                  "/job:client/task:0->/job:worker/task:1");
+  auto key = [](int i) {
+    return Rendezvous::CreateKey(9, kClient, kW1, absl::StrCat("t", i, ":0"));
+  };
+  Tensor v = Tensor::FromVector<float>({1, 2, 3});
+  const absl::Time deadline = absl::Now() + absl::Seconds(30);
+  ASSERT_TRUE(edge.Send(9, key(0), v, deadline).ok());
+  edge.Cancel();
+  EXPECT_TRUE(StatusHas(edge.Send(9, key(1), v, deadline), absl::StatusCode::kUnavailable,
+                        "edge '/job:client/task:0->/job:worker/task:1': the receiver was found "
+                        "lost; its links were dropped"));
+  EXPECT_TRUE(StatusHas(client.Push(9, key(2), v), absl::StatusCode::kUnavailable,
+                        "the data stream to this peer was cancelled (peer lost)"));
+}
+
+// A Send waiting for a credit from a receiver that grants none: cancelling the step's
+// CancellationManager ends the wait at once, with the cancellation's code and a message naming
+// the edge, the step and the tensor.
+TEST(EdgeSenderTest, CancellingAStepEndsItsWaitForACredit) {
+  auto cluster = StartCluster({"--credit_window=1"});
+  ASSERT_NE(cluster, nullptr);
+  DataClient client(MakeChannel(cluster->worker(1).data_address, kMaxMessage),
+                    {.chunk_bytes = 16384});
+  EdgeSender edge(MakeChannel(cluster->worker(1).control_address), &client,
+                  "/job:client/task:0->/job:worker/task:1");
+  auto key = [](int i) {
+    return Rendezvous::CreateKey(9, kClient, kW1, absl::StrCat("t", i, ":0"));
+  };
+  Tensor v = Tensor::FromVector<float>({1, 2, 3});
+  CancellationManager cm;
+  ASSERT_TRUE(edge.Send(9, key(0), v, absl::Now() + absl::Seconds(10), &cm).ok());
+  // Nobody consumes t0 on task 1, so no credit comes back and the next Send waits.
+  const absl::Time deadline = absl::Now() + absl::Seconds(60);
+  absl::Status sent;
+  absl::Time returned;
+  std::thread sender([&] {
+    sent = edge.Send(9, key(1), v, deadline, &cm);
+    returned = absl::Now();
+  });
+  ASSERT_TRUE(WaitFor([&] { return edge.waiting() == 1; }));
+  const absl::Time cancelled = absl::Now();
+  cm.StartCancel(absl::AbortedError("step 9 aborted: lost /job:worker/task:1"));
+  sender.join();
+  EXPECT_LT(returned - cancelled, absl::Seconds(5));
+  EXPECT_TRUE(StatusHas(sent, absl::StatusCode::kAborted,
+                        absl::StrCat("edge '/job:client/task:0->/job:worker/task:1': step 9 was "
+                                     "cancelled before tensor '",
+                                     key(1),
+                                     "' got a credit (1 in flight): step 9 aborted: lost "
+                                     "/job:worker/task:1")));
+  EXPECT_EQ(edge.waiting(), 0);
+  EXPECT_EQ(edge.credits(), 0);
+  // A step cancelled before its Send fails at once.
+  EXPECT_TRUE(StatusHas(edge.Send(9, key(2), v, deadline, &cm), absl::StatusCode::kAborted,
+                        "step 9 aborted: lost /job:worker/task:1"));
+}
+
+}  // namespace
+}  // namespace sluice
