@@ -190,6 +190,10 @@ struct StepCoordinator::StepState {
   absl::Status status ABSL_GUARDED_BY(mu);
   std::vector<proto::PeerAddress> workers;
   std::vector<std::unique_ptr<grpc::ClientContext>> contexts;
+  // Notified once the first failure's AbortStep fan-out has been answered everywhere (and the
+  // RunGraph calls cancelled): Run returns only after that, so no abort of this step reaches a
+  // worker after the step was reported.
+  absl::Notification first_abort_done;
 };
 
 namespace {
@@ -261,6 +265,7 @@ void StepCoordinator::FailStep(const std::shared_ptr<StepState>& step, const abs
   auto finish = [](const std::shared_ptr<Fanout>& f) {
     if (!f->cancel_calls) return;
     for (auto& ctx : f->step->contexts) ctx->TryCancel();
+    f->step->first_abort_done.Notify();
   };
   if (fanout->calls.empty()) {
     finish(fanout);
@@ -326,6 +331,12 @@ absl::StatusOr<std::vector<proto::RunGraphResponse>> StepCoordinator::Run(
                             });
   }
   running.Wait();
+  bool failed;
+  {
+    absl::MutexLock lock(&step->mu);
+    failed = !step->status.ok();
+  }
+  if (failed) step->first_abort_done.WaitForNotification();
   monitor_->RemoveListener(listener);
   {
     absl::MutexLock lock(&mu_);

@@ -201,6 +201,10 @@ struct Worker::RunningStep {
   std::shared_ptr<RegisteredGraph> graph;
   std::unique_ptr<StepRendezvous> rendezvous;
   StepArgs args;  // Until the executor takes them.
+  // A callback on `cm` that holds the step: a cancellation that is running its callbacks (a
+  // _Recv's uses the rendezvous) keeps the step alive until it has run them all, even when the
+  // step ends in the middle of them. Deregistered when the step ends (breaking the cycle).
+  std::optional<CancellationManager::Token> keep_alive;
 };
 
 void Worker::RunGraphAsync(const proto::RunGraphRequest* req, proto::RunGraphResponse* resp,
@@ -216,6 +220,7 @@ void Worker::RunGraphAsync(const proto::RunGraphRequest* req, proto::RunGraphRes
   step->resp = resp;
   step->cm = std::move(cancellation);
   step->done = std::move(done);
+  step->keep_alive = step->cm->RegisterCallback([step] {});
   {
     absl::MutexLock lock(&mu_);
     step->active = active_steps_.emplace(req->step_id(), step->cm);
@@ -236,6 +241,7 @@ void Worker::FinishStep(const std::shared_ptr<RunningStep>& step, absl::Status s
     status = AnnotateStatus(status, absl::StrCat(task_prefix(), " step ", step_id));
   }
   mailbox_->CleanupStep(step_id);
+  if (step->keep_alive) step->cm->DeregisterCallback(*step->keep_alive);
   std::function<void(absl::Status)> done = std::move(step->done);
   done(std::move(status));
 }
@@ -255,19 +261,23 @@ absl::Status Worker::StartStep(const std::shared_ptr<RunningStep>& step) {
       req.timeout_ms() > 0 ? absl::Milliseconds(req.timeout_ms()) : absl::Seconds(60);
   step->rendezvous = std::make_unique<StepRendezvous>(this, req.step_id(), step->graph.get(),
                                                       absl::Now() + timeout, step->cm);
-  StepArgs& args = step->args;
-  args.step_id = req.step_id();
-  args.cancellation = step->cm.get();
-  args.rendezvous = step->rendezvous.get();
-  for (const proto::NamedTensor& f : req.feeds()) {
-    SLUICE_ASSIGN_OR_RETURN(Tensor t, TensorFromProto(f.tensor()));
-    args.feed_values.push_back(std::move(t));
-  }
-  // On the device's threads: the caller may be a transport thread that must not run kernels
-  // (a _Send may wait there for a credit).
+  // On the device's threads: the caller may be a transport thread that must neither decode
+  // large feeds nor run kernels (a _Send may wait there for a credit).
   device_->arena().enqueue([this, step] {
+    StepArgs& args = step->args;
+    args.step_id = step->req->step_id();
+    args.cancellation = step->cm.get();
+    args.rendezvous = step->rendezvous.get();
+    for (const proto::NamedTensor& f : step->req->feeds()) {
+      absl::StatusOr<Tensor> t = TensorFromProto(f.tensor());
+      if (!t.ok()) {
+        FinishStep(step, t.status());
+        return;
+      }
+      args.feed_values.push_back(*std::move(t));
+    }
     step->graph->executor->RunAsync(
-        std::move(step->args), [this, step](absl::Status s, std::vector<Tensor> outputs) {
+        std::move(args), [this, step](absl::Status s, std::vector<Tensor> outputs) {
           if (s.ok()) {
             for (const Tensor& t : outputs) {
               TensorToProto(t, step->resp->add_fetches()->mutable_tensor());

@@ -25,6 +25,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "absl/base/thread_annotations.h"
@@ -106,7 +107,7 @@ class Worker {
     std::unique_ptr<DataClient> data;
     std::unique_ptr<EdgeSender> edge;
   };
-  // The partition's step with its feeds, on the device; StatusOr for what fails before it runs.
+  // Starts the partition's step on the device; an error is what failed before it could start.
   absl::Status StartStep(const std::shared_ptr<RunningStep>& step);
   void FinishStep(const std::shared_ptr<RunningStep>& step, absl::Status status);
   absl::StatusOr<std::shared_ptr<PeerLink>> GetPeer(const proto::PeerAddress& peer);

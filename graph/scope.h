@@ -4,7 +4,7 @@
 // line that built the node. Scopes are cheap values that share one graph; building is
 // single-threaded.
 //
-//   Scope root = Scope::NewRootScope();
+//   Scope root = ops::NewRootScope();   // Scope::NewRootScope() once the op library registered
 //   Output x = Placeholder(root.WithOpName("x"), DType::kFloat32, TensorShape({-1, 4}));
 //   Scope layer = root.NewSubScope("dense");
 //   Output y = Relu(layer, MatMul(layer, x, w));        // node "dense/Relu"

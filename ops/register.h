@@ -4,7 +4,7 @@
 // ops::NewRootScope (where a DSL graph starts), Session::Create, the master and worker, the
 // Python module; DSL op functions do not.
 //
-//   Scope root = ops::NewRootScope();          // registers, then ops::NewRootScope()
+//   Scope root = ops::NewRootScope();          // registers, then Scope::NewRootScope()
 //   Output x = ops::Placeholder(root.WithOpName("x"), DType::kFloat32);
 #ifndef SLUICE_OPS_REGISTER_H_
 #define SLUICE_OPS_REGISTER_H_

@@ -3,7 +3,12 @@
 # (.clang-format: Google style, 100 columns). Fix with: tools/check_format.sh --fix
 set -euo pipefail
 cd "$(dirname "$0")/.."
-mapfile -t files < <(git ls-files '*.cc' '*.h')
+listing="$(git ls-files '*.cc' '*.h')"  # Fails the script (set -e) if git cannot list.
+mapfile -t files <<<"$listing"
+if [ -z "$listing" ]; then
+  echo "format: git lists no C++ files here" >&2
+  exit 1
+fi
 if [ "${1:-}" = "--fix" ]; then
   clang-format -i "${files[@]}"
   exit 0

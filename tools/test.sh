@@ -17,8 +17,11 @@ clang_base="${SLUICE_CLANG_OUTPUT_BASE:-$(bazel info output_base 2>/dev/null)-cl
 packages=(//core/... //graph/... //runtime/... //ops/... //distributed/... //python/... //tests/...
           //bench/... //examples/... //tools/...)
 echo "thread-safety: bazel build --config=clang (output base $clang_base)"
-bazel --output_base="$clang_base" build --disk_cache="$cache" --config=clang "${packages[@]}"
+clang_status=0
+bazel --output_base="$clang_base" build --disk_cache="$cache" --config=clang "${packages[@]}" ||
+  clang_status=$?
 bazel --output_base="$clang_base" shutdown
+[ "$clang_status" -eq 0 ] || exit "$clang_status"
 status=0
 bazel test --disk_cache="$cache" "$@" //... 2>&1 | tee "$log" || status=$?
 # One closing line that counts test targets, whatever the runner inside each.

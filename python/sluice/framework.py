@@ -119,15 +119,18 @@ def register_collection(key, provider):
     _collection_providers[key] = provider
 
 
-# How values that are not Tensors become one: (type, function(value, dtype, name)) pairs, the
-# first whose type matches wins; array_ops registers constant() for everything (object).
+# How values that are not Tensors become one: (type, function(value, dtype, name)) pairs. The
+# first registration whose type matches wins, except that those for `object` (array_ops
+# registers constant() for any literal) are tried only after every other.
 _conversion_functions = []
 
 
 def register_tensor_conversion_function(base_type, conversion_func):
     """Makes convert_to_tensor turn instances of `base_type` into Tensors with
-    `conversion_func(value, dtype=None, name=None)`; earlier registrations win."""
+    `conversion_func(value, dtype=None, name=None)`; earlier registrations win, and one for
+    `object` is a fallback tried last."""
     _conversion_functions.append((base_type, conversion_func))
+    _conversion_functions.sort(key=lambda entry: entry[0] is object)  # Stable: keeps order.
 
 
 class _DefaultGraphState(threading.local):

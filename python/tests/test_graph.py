@@ -236,3 +236,26 @@ def test_public_functions_have_docstrings():
             if callable(obj) and not (obj.__doc__ or "").strip():
                 missing.append("{}.{}".format(module.__name__, name))
     assert missing == []
+
+
+def test_collections_and_conversion_functions_live_in_the_framework(graph):
+    w = sl.Variable([1.0, 2.0], name="w")
+    sl.Variable([3.0], trainable=False, name="steps")
+    assert [v.name for v in graph.get_collection("variables")] == ["w:0", "steps:0"]
+    assert [v.name for v in graph.get_collection("trainable_variables")] == ["w:0"]
+    graph.add_to_collection("losses", w)
+    assert graph.get_collection("losses") == [w]
+    assert graph.get_collection("nothing") == []
+    with pytest.raises(KeyError, match="kept by the graph itself"):
+        graph.add_to_collection("variables", w)
+
+    class Meters:  # A user type, registered after array_ops' fallback for any literal.
+        def __init__(self, value):
+            self.value = value
+
+    sl.framework.register_tensor_conversion_function(
+        Meters, lambda m, dtype=None, name=None: sl.constant([m.value * 1000.0], name=name))
+    t = sl.convert_to_tensor(Meters(2.0), name="distance")
+    assert t.op.type == "Const" and t.op.name == "distance"
+    with sl.Session(graph=graph) as sess:
+        np.testing.assert_array_equal(sess.run(t), [2000.0])
