@@ -372,10 +372,17 @@ absl::StatusOr<int64_t> Worker::OpenEdge(const proto::EdgeControlMessage& open,
 
 void Worker::OnEdgeMessage(const proto::EdgeControlMessage& msg) {
   if (msg.has_step_failed()) {
+    // A status off the wire is checked: OK, or a code absl does not know, would abort the step
+    // with a status that is not an error (and crash what expects one).
+    const int code = msg.step_failed().code();
+    absl::Status reason(static_cast<absl::StatusCode>(code), msg.step_failed().message());
+    if (code <= 0 || code > static_cast<int>(absl::StatusCode::kUnauthenticated)) {
+      reason = absl::UnknownError(absl::StrCat("peer reported step ", msg.step_failed().step_id(),
+                                               " failed with invalid status code ", code, ": ",
+                                               msg.step_failed().message()));
+    }
     // The whole step, not only its receives: its Sends waiting for credits end too.
-    AbortLocalStep(msg.step_failed().step_id(),
-                   absl::Status(static_cast<absl::StatusCode>(msg.step_failed().code()),
-                                msg.step_failed().message()));
+    AbortLocalStep(msg.step_failed().step_id(), reason);
   }
 }
 

@@ -96,6 +96,34 @@ TEST(WorkerTest, RunsAPartitionInProcessWithoutATransport) {
                         "speaks 1"));
 }
 
+// A step_failed notice whose status code is OK (or unknown to absl) still fails the step's
+// receives, with an error that says so, instead of crashing the worker.
+TEST(WorkerTest, AStepFailedNoticeWithAnInvalidCodeFailsTheStep) {
+  TensorMailbox mailbox;
+  Worker worker(WorkerOptions{}, &mailbox);
+  for (int code : {0, 99}) {
+    const int64_t step = 40 + code;
+    mailbox.StartStep(step);
+    absl::Notification received;
+    absl::Status status;
+    mailbox.RecvAsync(step, "a;b;t", [&](absl::StatusOr<Tensor> t) {
+      status = t.status();
+      received.Notify();
+    });
+    proto::EdgeControlMessage msg;
+    msg.mutable_step_failed()->set_step_id(step);
+    msg.mutable_step_failed()->set_code(code);
+    msg.mutable_step_failed()->set_message("from a hostile peer");
+    worker.OnEdgeMessage(msg);
+    received.WaitForNotification();
+    EXPECT_TRUE(
+        StatusHas(status, absl::StatusCode::kUnknown,
+                  absl::StrCat("peer reported step ", step, " failed with invalid status code ",
+                               code, ": from a hostile peer")));
+    mailbox.CleanupStep(step);
+  }
+}
+
 // A receiver that is hung but still connected grants no credit: a step whose _Send waits for
 // one must still end as soon as it is aborted, not at its deadline.
 TEST(WorkerTest, AbortEndsASendWaitingForAHungPeersCredit) {
