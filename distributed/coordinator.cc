@@ -237,6 +237,7 @@ void StepCoordinator::FailStep(const std::shared_ptr<StepState>& step, const abs
   // gRPC's callback threads and the heartbeat thread.
   struct Fanout {
     struct Call {
+      proto::Control::Stub* stub = nullptr;
       grpc::ClientContext ctx;
       proto::AbortStepRequest req;
       proto::AbortStepResponse resp;
@@ -249,18 +250,17 @@ void StepCoordinator::FailStep(const std::shared_ptr<StepState>& step, const abs
   auto fanout = std::make_shared<Fanout>();
   fanout->step = step;
   fanout->cancel_calls = first;
-  std::vector<proto::Control::Stub*> stubs;
   for (const proto::PeerAddress& w : step->workers) {
     proto::Control::Stub* stub = monitor_->stub(w.task_prefix());
     if (stub == nullptr) continue;
     auto call = std::make_unique<Fanout::Call>();
+    call->stub = stub;
     call->req.set_protocol_version(kProtocolVersion);
     call->req.set_step_id(step->step_id);
     call->req.set_reason(reason);
     call->req.set_lost_task(lost_task);
     call->ctx.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(1)));
     fanout->calls.push_back(std::move(call));
-    stubs.push_back(stub);
   }
   auto finish = [](const std::shared_ptr<Fanout>& f) {
     if (!f->cancel_calls) return;
@@ -272,12 +272,11 @@ void StepCoordinator::FailStep(const std::shared_ptr<StepState>& step, const abs
     return;
   }
   fanout->left = static_cast<int>(fanout->calls.size());
-  for (size_t i = 0; i < fanout->calls.size(); ++i) {
-    Fanout::Call* call = fanout->calls[i].get();
-    stubs[i]->async()->AbortStep(&call->ctx, &call->req, &call->resp,
-                                 [fanout, finish](grpc::Status) {
-                                   if (fanout->left.fetch_sub(1) == 1) finish(fanout);
-                                 });
+  for (const auto& call : fanout->calls) {
+    call->stub->async()->AbortStep(&call->ctx, &call->req, &call->resp,
+                                   [fanout, finish](grpc::Status) {
+                                     if (fanout->left.fetch_sub(1) == 1) finish(fanout);
+                                   });
   }
 }
 

@@ -164,13 +164,12 @@ absl::StatusOr<std::shared_ptr<Master::Prepared>> Master::Prepare(
   SLUICE_ASSIGN_OR_RETURN(PartitionedGraph parts, PartitionGraph(graph, session->placement, popts));
   auto prepared = std::make_shared<Prepared>();
   prepared->feeds = feeds;
-  const std::vector<proto::PeerAddress>& peers = options_.workers;
   for (const GraphPartition& p : parts.partitions) {
     Prepared::Part part;
     part.worker = p.device_index;  // One device per worker task, in worker order.
     part.registration.set_protocol_version(kProtocolVersion);
     ToGraphDef(*p.graph, part.registration.mutable_partition());
-    for (const auto& peer : peers) *part.registration.add_peers() = peer;
+    for (const auto& peer : options_.workers) *part.registration.add_peers() = peer;
     prepared->parts.push_back(std::move(part));
   }
   std::vector<bool> needed(graph.num_nodes(), false);

@@ -18,6 +18,7 @@
 namespace sluice {
 namespace {
 
+using test::Filled;
 using test::StartCluster;
 using test::TensorEq;
 
@@ -62,19 +63,9 @@ TEST(MasterTest, ExtendSessionAddsNodes) {
       TensorEq(*TensorFromProto(ran.fetches(0).tensor()), Tensor::FromVector<float>({-1, 3})));
 }
 
-Tensor Filled(TensorShape shape, float v) {
-  Tensor t(DType::kFloat32, shape);
-  t.flat<float>().setConstant(v);
-  return t;
-}
-
 // ApplyMomentum's "accum" is input 1 and its Variable node is also read by another op: no name
 // or position says it is a reference; only the OpDef does.
-struct MomentumGraph {
-  std::shared_ptr<const Graph> graph;
-};
-
-MomentumGraph Build() {
+std::shared_ptr<const Graph> BuildMomentumGraph() {
   Scope root = ops::NewRootScope();
   Output w = ops::Variable(root.WithOpName("w"), TensorShape({64, 64}), DType::kFloat32);
   Output acc = ops::Variable(root.WithOpName("acc"), TensorShape({64, 64}), DType::kFloat32);
@@ -85,17 +76,15 @@ MomentumGraph Build() {
   ops::BuildNode(root.WithOpName("update"), "ApplyMomentum",
                  {w, acc, Tensor::Scalar<float>(0.1f), grad, Tensor::Scalar<float>(0.9f)}, {}, {});
   ops::Neg(root.WithOpName("read_acc"), acc);
-  MomentumGraph g;
-  g.graph = *root.Finalize();
-  return g;
+  return *root.Finalize();
 }
 
 TEST(MasterTest, MasterAndSessionPlaceAGraphAlikeAndColocateEveryUpdater) {
-  MomentumGraph built = Build();
+  std::shared_ptr<const Graph> built = BuildMomentumGraph();
   // Both sides place the graph the master receives: one GraphDef, imported alike.
   proto::CreateSessionRequest create;
   create.set_protocol_version(kProtocolVersion);
-  ToGraphDef(*built.graph, create.mutable_graph());
+  ToGraphDef(*built, create.mutable_graph());
   absl::StatusOr<std::unique_ptr<Graph>> imported = GraphFromGraphDef(create.graph());
   ASSERT_TRUE(imported.ok()) << imported.status();
   std::shared_ptr<const Graph> graph(*std::move(imported));

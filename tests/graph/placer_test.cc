@@ -10,6 +10,7 @@
 namespace sluice {
 namespace {
 
+using test::Filled;
 using test::StatusHas;
 
 const std::vector<std::string> kTwo = {"/job:localhost/task:0/device:cpu:0",
@@ -17,12 +18,6 @@ const std::vector<std::string> kTwo = {"/job:localhost/task:0/device:cpu:0",
 const std::vector<std::string> kCluster = {
     "/job:worker/task:0/device:cpu:0", "/job:worker/task:1/device:cpu:0",
     "/job:ps/task:0/device:cpu:0", "/job:ps/task:0/device:cpu:1"};
-
-Tensor Filled(TensorShape shape, float v) {
-  Tensor t(DType::kFloat32, shape);
-  t.flat<float>().setConstant(v);
-  return t;
-}
 
 TEST(PlacerTest, HonoursFullAndPartialRequests) {
   Scope root = ops::NewRootScope();

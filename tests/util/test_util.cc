@@ -21,6 +21,12 @@ absl::StatusOr<std::vector<Tensor>> RunScope(const Scope& scope, const std::vect
   return out;
 }
 
+Tensor Filled(const TensorShape& shape, float value) {
+  Tensor t(DType::kFloat32, shape);
+  t.flat<float>().setConstant(value);
+  return t;
+}
+
 Tensor Ramp(int64_t n) {
   Tensor t(DType::kFloat32, TensorShape({n}));
   for (int64_t i = 0; i < n; ++i) t.data<float>()[i] = static_cast<float>(i) * 0.5f;

@@ -28,6 +28,8 @@ absl::StatusOr<Tensor> RunScope1(const Scope& scope, Output fetch,
 
 // A float32 vector of `n` elements 0, 0.5, 1, 1.5, ...
 Tensor Ramp(int64_t n);
+// A float32 tensor of `shape` with every element `value`.
+Tensor Filled(const TensorShape& shape, float value);
 
 // A tensor of T (of DTypeOf<T>) and `shape`, holding `values` cast to T, in row-major order.
 template <typename T>
