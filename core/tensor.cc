@@ -98,8 +98,47 @@ TensorBuffer::~TensorBuffer() {
 
 Tensor::Tensor(DType dtype, const TensorShape& shape)
     : dtype_(dtype), shape_(shape), num_elements_(shape.num_elements()) {
-  if (num_elements_ < 0) num_elements_ = 0;  // Callers validate shapes; never allocate junk.
-  buffer_ = std::make_shared<TensorBuffer>(num_elements_ * DTypeSize(dtype));
+  if (num_elements_ < 0) {
+    // An overflowing shape must never get a small buffer (kernels would index past it).
+    if (shape.IsFullyDefined()) {
+      std::fprintf(stderr, "sluice: tensor shape %s overflows; use Tensor::Allocate\n",
+                   shape.DebugString().c_str());
+      std::abort();
+    }
+    num_elements_ = 0;  // Callers validate shapes; never allocate junk.
+  }
+  size_t bytes;
+  if (__builtin_mul_overflow(static_cast<size_t>(num_elements_), DTypeSize(dtype), &bytes)) {
+    std::fprintf(stderr, "sluice: tensor shape %s overflows; use Tensor::Allocate\n",
+                 shape.DebugString().c_str());
+    std::abort();
+  }
+  buffer_ = std::make_shared<TensorBuffer>(bytes);
+}
+
+absl::StatusOr<size_t> Tensor::CheckedBytes(DType dtype, const TensorShape& shape) {
+  auto n = shape.CheckedNumElements();
+  if (!n.ok()) return n.status();
+  int64_t bytes;
+  if (__builtin_mul_overflow(*n, static_cast<int64_t>(DTypeSize(dtype)), &bytes) ||
+      bytes > static_cast<int64_t>(SIZE_MAX / 2)) {
+    return absl::InvalidArgumentError(absl::StrCat("a ", DTypeName(dtype), " tensor of shape ",
+                                                   shape.DebugString(),
+                                                   " needs more than 2^63-1 bytes"));
+  }
+  return static_cast<size_t>(bytes);
+}
+
+absl::StatusOr<Tensor> Tensor::Allocate(DType dtype, const TensorShape& shape) {
+  auto bytes = CheckedBytes(dtype, shape);
+  if (!bytes.ok()) return bytes.status();
+  try {
+    return Tensor(dtype, shape);
+  } catch (const std::bad_alloc&) {
+    return absl::ResourceExhaustedError(absl::StrCat("out of memory allocating ", *bytes,
+                                                     " bytes for a ", DTypeName(dtype),
+                                                     " tensor of shape ", shape.DebugString()));
+  }
 }
 
 void Tensor::DieRankMismatch(int rank) const {
@@ -118,7 +157,8 @@ Tensor Tensor::Slice(int64_t begin, int64_t end) const {
 }
 
 absl::StatusOr<Tensor> Tensor::Reshaped(const TensorShape& shape) const {
-  if (!shape.IsFullyDefined() || shape.num_elements() != num_elements_) {
+  // num_elements() is -1 for an undefined or overflowing shape, never equal to ours.
+  if (shape.num_elements() != num_elements_) {
     return absl::InvalidArgumentError(absl::StrCat("cannot reshape a tensor of shape ",
                                                    shape_.DebugString(), " (", num_elements_,
                                                    " elements) to ", shape.DebugString()));

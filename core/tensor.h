@@ -60,8 +60,13 @@ class Tensor {
  public:
   // An empty float32 scalar with no buffer (IsInitialized() is false).
   Tensor() = default;
-  // Allocates an uninitialised buffer; `shape` must be fully defined.
+  // Allocates an uninitialised buffer; `shape` must be fully defined and small enough to
+  // address (the process aborts on a shape whose size overflows; an allocation failure throws
+  // std::bad_alloc). Sizes that come from users or the wire go through Allocate instead.
   Tensor(DType dtype, const TensorShape& shape);
+  // The checked constructor: InvalidArgument when `shape` is not fully defined or its byte size
+  // overflows, ResourceExhausted naming dtype, shape and bytes when the memory is not there.
+  static absl::StatusOr<Tensor> Allocate(DType dtype, const TensorShape& shape);
 
   template <typename T>
   static Tensor Scalar(T value) {
@@ -131,6 +136,8 @@ class Tensor {
 
  private:
   [[noreturn]] void DieRankMismatch(int rank) const;
+  // Bytes of a tensor of `shape` (checked: InvalidArgument on an undefined or overflowing shape).
+  static absl::StatusOr<size_t> CheckedBytes(DType dtype, const TensorShape& shape);
 
   DType dtype_ = DType::kFloat32;
   TensorShape shape_;

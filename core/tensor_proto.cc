@@ -44,7 +44,7 @@ absl::StatusOr<Tensor> TensorFromProto(const proto::TensorProto& proto) {
     return absl::InvalidArgumentError(
         absl::StrCat("tensor proto has a shape that is not fully defined: ", shape.DebugString()));
   }
-  Tensor t(dtype, shape);
+  SLUICE_ASSIGN_OR_RETURN(Tensor t, Tensor::Allocate(dtype, shape));
   if (proto.content().size() != t.TotalBytes()) {
     return absl::InvalidArgumentError(
         absl::StrCat("tensor proto of ", DTypeName(dtype), shape.DebugString(), " needs ",

@@ -22,7 +22,22 @@ bool TensorShape::IsFullyDefined() const {
 int64_t TensorShape::num_elements() const {
   if (!IsFullyDefined()) return -1;
   int64_t n = 1;
-  for (int64_t d : dims_) n *= d;
+  for (int64_t d : dims_) {
+    if (__builtin_mul_overflow(n, d, &n)) return -1;
+  }
+  return n;
+}
+
+absl::StatusOr<int64_t> TensorShape::CheckedNumElements() const {
+  if (!IsFullyDefined()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("shape ", DebugString(), " is not fully defined"));
+  }
+  const int64_t n = num_elements();
+  if (n < 0) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("shape ", DebugString(), " has more than 2^63-1 elements"));
+  }
   return n;
 }
 

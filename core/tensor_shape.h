@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "absl/status/status.h"
+#include "absl/status/statusor.h"
 #include "absl/types/span.h"
 
 namespace sluice {
@@ -33,8 +34,11 @@ class TensorShape {
   int64_t dim(int i) const { return dims_[i]; }
   const std::vector<int64_t>& dims() const { return dims_; }
   bool IsFullyDefined() const;
-  // Product of the dimensions; -1 when not fully defined.
+  // Product of the dimensions; -1 when not fully defined or when the product overflows int64.
   int64_t num_elements() const;
+  // The product, or InvalidArgument naming the shape when it is not fully defined or overflows
+  // int64. Shapes that come from users or the wire pass this before anything is sized by them.
+  absl::StatusOr<int64_t> CheckedNumElements() const;
 
   void AddDim(int64_t size) { dims_.push_back(size); }
   void set_dim(int i, int64_t size) { dims_[i] = size; }

@@ -184,7 +184,10 @@ absl::StatusOr<bool> ChunkAssembler::Add(const grpc::ByteBuffer& msg) {
       return absl::InvalidArgumentError(
           absl::StrCat(where, " has a shape that is not fully defined"));
     }
-    if (shape.num_elements() * static_cast<int64_t>(DTypeSize(dtype)) != h.total_bytes()) {
+    const int64_t n = shape.num_elements();  // -1 when it overflows.
+    int64_t bytes;
+    if (n < 0 || __builtin_mul_overflow(n, static_cast<int64_t>(DTypeSize(dtype)), &bytes) ||
+        bytes != static_cast<int64_t>(h.total_bytes())) {
       return absl::InvalidArgumentError(absl::StrCat(where, ": total_bytes ", h.total_bytes(),
                                                      " does not match its dtype and shape"));
     }
@@ -192,7 +195,8 @@ absl::StatusOr<bool> ChunkAssembler::Add(const grpc::ByteBuffer& msg) {
       return absl::InvalidArgumentError(absl::StrCat(where, " overruns the tensor: offset 0 + ",
                                                      h.length(), " > ", h.total_bytes()));
     }
-    current_ = Received{h.step_id(), h.key(), Tensor(dtype, shape)};  // Preallocated, aligned.
+    SLUICE_ASSIGN_OR_RETURN(Tensor buffer, Tensor::Allocate(dtype, shape));
+    current_ = Received{h.step_id(), h.key(), std::move(buffer)};  // Preallocated, aligned.
     first_ = h;
     received_ = 0;
     in_progress_ = true;

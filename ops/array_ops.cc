@@ -151,8 +151,9 @@ absl::StatusOr<TensorShape> ResolveReshape(const TensorShape& in,
     } else if (d < 0) {
       return absl::InvalidArgumentError(
           absl::StrCat("invalid dimension ", d, " in the new shape ", VecString(requested)));
-    } else {
-      known_product *= d;
+    } else if (__builtin_mul_overflow(known_product, d, &known_product)) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "the new shape ", VecString(requested), " has more than 2^63-1 elements"));
     }
   }
   TensorShape out = TensorShape(absl::Span<const int64_t>(requested));
@@ -557,7 +558,11 @@ absl::StatusOr<std::vector<int64_t>> ResolveSlice(const TensorShape& x,
       out[i] = size[i];
       continue;
     }
-    const int64_t end = size[i] == -1 ? dim : b + size[i];
+    int64_t end = dim;
+    if (size[i] != -1 && __builtin_add_overflow(b, size[i], &end)) {
+      return absl::InvalidArgumentError(absl::StrCat("slice of dimension ", i, " from ", b,
+                                                     " with size ", size[i], " overflows int64"));
+    }
     if (b < 0 || b > dim || end > dim) {
       return absl::InvalidArgumentError(
           absl::StrCat("slice range [", b, ", ", end, ") of dimension ", i,

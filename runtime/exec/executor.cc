@@ -1,9 +1,12 @@
 #include "runtime/exec/executor.h"
 
 #include <atomic>
+#include <exception>
+#include <new>
 #include <thread>
 
 #include "absl/container/flat_hash_map.h"
+#include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/synchronization/notification.h"
 #include "core/status.h"
@@ -13,6 +16,18 @@
 
 namespace sluice {
 namespace {
+
+// A kernel returns Status; an exception escaping one (std::bad_alloc from a container, a bug)
+// must still end as the node's error, never unwind through a oneTBB task.
+absl::Status ComputeCatching(OpKernel* kernel, OpKernelContext* ctx) {
+  try {
+    return kernel->Compute(ctx);
+  } catch (const std::bad_alloc&) {
+    return absl::ResourceExhaustedError("out of memory (std::bad_alloc inside the kernel)");
+  } catch (const std::exception& e) {
+    return absl::InternalError(absl::StrCat("the kernel threw an exception: ", e.what()));
+  }
+}
 
 // Static, per-executor description of one node (indices are local to the executor).
 struct NodeItem {
@@ -317,7 +332,7 @@ void ExecutorImpl::Process(StepState* step, std::vector<int> ready) const {
           continue;
         }
         OpKernelContext ctx(std::move(p));
-        absl::Status s = item.kernel->Compute(&ctx);
+        absl::Status s = ComputeCatching(item.kernel.get(), &ctx);
         CollectOutputs(step, item, std::move(s), &ctx, &outputs);
       }
     }

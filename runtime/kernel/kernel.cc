@@ -23,7 +23,11 @@ absl::StatusOr<Tensor*> OpKernelContext::allocate_output(int i, const TensorShap
   for (int64_t d : shape.dims()) {
     if (d < 0) return absl::InvalidArgumentError("negative output dimension");
   }
-  outputs_[i] = Tensor(params_.node->output_type(i), shape);
+  absl::StatusOr<Tensor> t = Tensor::Allocate(params_.node->output_type(i), shape);
+  if (!t.ok()) {
+    return absl::Status(t.status().code(), absl::StrCat("output ", i, ": ", t.status().message()));
+  }
+  outputs_[i] = *std::move(t);
   return &outputs_[i];
 }
 

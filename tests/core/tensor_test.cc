@@ -2,6 +2,7 @@
 
 #include <cstdint>
 
+#include "absl/strings/match.h"
 #include "core/tensor_proto.h"
 #include "gtest/gtest.h"
 
@@ -120,6 +121,61 @@ TEST(TensorProtoTest, RejectsMalformedProtos) {
   (*bad_bool.mutable_content())[0] = 7;
   EXPECT_NE(TensorFromProto(bad_bool).status().message().find("bool tensor proto has byte 7"),
             std::string::npos);
+}
+
+// The core tests sit below tests/util (which needs the graph layer), so they keep their own.
+::testing::AssertionResult StatusHas(const absl::Status& s, absl::StatusCode code,
+                                     absl::string_view text) {
+  if (s.code() == code && absl::StrContains(s.message(), text)) {
+    return ::testing::AssertionSuccess();
+  }
+  return ::testing::AssertionFailure() << s << " lacks " << text;
+}
+
+TEST(TensorProtoTest, AShapeWhoseElementCountOverflowsIsRefused) {
+  // [2^32, 2^32] has 2^64 elements: an unchecked product wraps to 0 and matches empty content,
+  // which gave a zero-byte buffer behind a huge shape (kernels then read the heap).
+  proto::TensorProto p;
+  TensorToProto(Tensor::FromVector<float>({}), &p);
+  p.mutable_shape()->clear_dim();
+  p.mutable_shape()->add_dim(int64_t{1} << 32);
+  p.mutable_shape()->add_dim(int64_t{1} << 32);
+  EXPECT_TRUE(StatusHas(TensorFromProto(p).status(), absl::StatusCode::kInvalidArgument,
+                              "shape [4294967296,4294967296] has more than 2^63-1 elements"));
+}
+
+TEST(TensorShapeTest, ElementCountsAreOverflowChecked) {
+  TensorShape wraps({int64_t{1} << 32, int64_t{1} << 32});
+  EXPECT_EQ(wraps.num_elements(), -1);
+  EXPECT_TRUE(StatusHas(wraps.CheckedNumElements().status(),
+                              absl::StatusCode::kInvalidArgument, "more than 2^63-1 elements"));
+  EXPECT_TRUE(StatusHas(TensorShape({-1, 2}).CheckedNumElements().status(),
+                              absl::StatusCode::kInvalidArgument,
+                              "shape [?,2] is not fully defined"));
+  EXPECT_EQ(*TensorShape({0, int64_t{1} << 62}).CheckedNumElements(), 0);
+  EXPECT_EQ(*TensorShape({3, 5}).CheckedNumElements(), 15);
+}
+
+TEST(TensorTest, AllocateChecksSizesAndReportsMemoryExhaustion) {
+  // 2^62 elements fit int64, but not as float32 bytes.
+  EXPECT_TRUE(StatusHas(
+      Tensor::Allocate(DType::kFloat32, TensorShape({int64_t{1} << 62})).status(),
+      absl::StatusCode::kInvalidArgument, "needs more than 2^63-1 bytes"));
+  // 10^15 float32 (4 PB) is addressable but never there: ResourceExhausted, no throw.
+  auto huge = Tensor::Allocate(DType::kFloat32, TensorShape({100000, 100000, 100000}));
+  EXPECT_TRUE(StatusHas(huge.status(), absl::StatusCode::kResourceExhausted,
+                              "out of memory allocating 4000000000000000 bytes for a float32 "
+                              "tensor of shape [100000,100000,100000]"));
+  auto ok = Tensor::Allocate(DType::kInt64, TensorShape({3}));
+  ASSERT_TRUE(ok.ok());
+  EXPECT_EQ(ok->TotalBytes(), 24u);
+  Tensor empty(DType::kFloat32, TensorShape({0}));
+  EXPECT_FALSE(empty.Reshaped(TensorShape({int64_t{1} << 32, int64_t{1} << 32})).ok());
+}
+
+TEST(TensorDeathTest, TheUncheckedConstructorAbortsOnAnOverflowingShape) {
+  EXPECT_DEATH(Tensor(DType::kFloat32, TensorShape({int64_t{1} << 32, int64_t{1} << 32})),
+               "overflows; use Tensor::Allocate");
 }
 
 TEST(DTypeTest, NamesRoundTrip) {

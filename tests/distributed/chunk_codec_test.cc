@@ -140,6 +140,17 @@ TEST(ChunkCodecTest, OverrunAndBadTotalAreRejected) {
                         "announces 64 bytes, over the limit of 32"));
 }
 
+TEST(ChunkCodecTest, AShapeWhoseSizeOverflowsIsRejected) {
+  // [2^32, 2^32] float32 wraps to 0 bytes unchecked, matching an empty tensor's total.
+  proto::ChunkHeader h = *ParseChunkHeader(Encode(Ramp(0), 1024)[0], 1024);
+  h.mutable_shape()->clear_dim();
+  h.mutable_shape()->add_dim(int64_t{1} << 32);
+  h.mutable_shape()->add_dim(int64_t{1} << 32);
+  ChunkAssembler a;
+  EXPECT_TRUE(StatusHas(a.Add(Frame(h, "")).status(), absl::StatusCode::kInvalidArgument,
+                        "total_bytes 0 does not match its dtype and shape"));
+}
+
 TEST(ChunkCodecTest, TruncatedAndInterleavedStreams) {
   std::vector<grpc::ByteBuffer> chunks = Encode(Ramp(100), 100);  // 4 chunks.
   ChunkAssembler a;

@@ -7,6 +7,7 @@
 
 #include "gtest/gtest.h"
 #include "ops/all_ops.h"
+#include "runtime/session/session.h"
 #include "tests/util/test_util.h"
 
 namespace sluice {
@@ -207,6 +208,27 @@ TEST(ReshapeTest, RunTimeError) {
   EXPECT_TRUE(StatusHas(out.status(), absl::StatusCode::kInvalidArgument,
                         "node 'r' (Reshape): cannot reshape a tensor of shape [2,5] (10 elements) "
                         "into shape [4,-1] (a multiple of 4 elements)"));
+}
+
+TEST(ReshapeTest, AnOverflowingShapeIsRefused) {
+  // 2^32 * 2^32 wraps to 0 in int64: unchecked, an empty tensor took this shape and a Slice of
+  // it read the heap.
+  const std::vector<int64_t> wraps = {int64_t{1} << 32, int64_t{1} << 32};
+  {
+    Scope s = ops::NewRootScope();
+    ops::Reshape(s, ops::Const(s, Iota<float>({0})), I64(wraps));
+    EXPECT_TRUE(StatusHas(s.status(), absl::StatusCode::kInvalidArgument,
+                          "the new shape [4294967296,4294967296] has more than 2^63-1 elements"));
+  }
+  Scope s = ops::NewRootScope();
+  Output x = ops::Placeholder(s, DType::kFloat32);
+  Output shape = ops::Placeholder(s, DType::kInt64);
+  Output r = ops::Reshape(s.WithOpName("r"), x, shape);
+  Output y = ops::Slice(s, r, I64({0, 0}), I64({1, 65536}));
+  absl::StatusOr<Tensor> out = RunScope1(s, y, {{x, Iota<float>({0})}, {shape, I64(wraps)}});
+  EXPECT_TRUE(StatusHas(out.status(), absl::StatusCode::kInvalidArgument,
+                        "node 'r' (Reshape): the new shape [4294967296,4294967296] has more "
+                        "than 2^63-1 elements"));
 }
 
 // -------------------------------------------------------------------------------- Transpose
@@ -545,6 +567,9 @@ TEST(SliceTest, OutOfBounds) {
             "slice range [-1, 0) of dimension 0 is out of bounds for input "
             "shape [2,3]"},
            {{0, 0}, {1, -2}, "size -2 of dimension 1 is invalid (sizes must be >= -1)"},
+           {{0, 1},
+            {1, std::numeric_limits<int64_t>::max()},
+            "slice of dimension 1 from 1 with size 9223372036854775807 overflows int64"},
            {{0},
             {1},
             "begin [0] and size [1] must each have 2 entries for an input of shape "
@@ -666,6 +691,26 @@ TEST(FillTest, Errors) {
     EXPECT_TRUE(StatusHas(out.status(), absl::StatusCode::kInvalidArgument,
                           "node 'f' (Fill): dims [-3] has a negative dimension"));
   }
+}
+
+TEST(FillTest, AnAllocationThatCannotBeMetIsResourceExhaustedAndTheSessionGoesOn) {
+  // Beside a MatMul, so the failing node runs on a oneTBB task while another kernel runs.
+  Scope s = ops::NewRootScope();
+  Output dims = ops::Placeholder(s, DType::kInt64);
+  Output huge = ops::Fill(s.WithOpName("f"), dims, 0.0f);
+  Output m = ops::Const(s, Iota<float>({64, 64}));
+  Output mm = ops::MatMul(s, m, m);
+  auto graph = s.Finalize();
+  ASSERT_TRUE(graph.ok()) << graph.status();
+  auto session = Session::Create(*graph);
+  ASSERT_TRUE(session.ok()) << session.status();
+  std::vector<Tensor> out;
+  absl::Status st = (*session)->Run({{dims, I64({100000, 100000, 100000})}}, {huge, mm}, &out);
+  EXPECT_TRUE(StatusHas(st, absl::StatusCode::kResourceExhausted,
+                        "node 'f' (Fill): output 0: out of memory allocating 4000000000000000 "
+                        "bytes for a float32 tensor of shape [100000,100000,100000]"));
+  ASSERT_TRUE((*session)->Run({{dims, I64({2})}}, {huge, mm}, &out).ok());
+  EXPECT_TRUE(TensorEq(out[0], Vals<float>({0, 0}, {2})));
 }
 
 template <typename T>
