@@ -152,8 +152,8 @@ absl::StatusOr<TensorShape> ResolveReshape(const TensorShape& in,
       return absl::InvalidArgumentError(
           absl::StrCat("invalid dimension ", d, " in the new shape ", VecString(requested)));
     } else if (__builtin_mul_overflow(known_product, d, &known_product)) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "the new shape ", VecString(requested), " has more than 2^63-1 elements"));
+      return absl::InvalidArgumentError(
+          absl::StrCat("the new shape ", VecString(requested), " has more than 2^63-1 elements"));
     }
   }
   TensorShape out = TensorShape(absl::Span<const int64_t>(requested));

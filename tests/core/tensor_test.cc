@@ -141,31 +141,29 @@ TEST(TensorProtoTest, AShapeWhoseElementCountOverflowsIsRefused) {
   p.mutable_shape()->add_dim(int64_t{1} << 32);
   p.mutable_shape()->add_dim(int64_t{1} << 32);
   EXPECT_TRUE(StatusHas(TensorFromProto(p).status(), absl::StatusCode::kInvalidArgument,
-                              "shape [4294967296,4294967296] has more than 2^63-1 elements"));
+                        "shape [4294967296,4294967296] has more than 2^63-1 elements"));
 }
 
 TEST(TensorShapeTest, ElementCountsAreOverflowChecked) {
   TensorShape wraps({int64_t{1} << 32, int64_t{1} << 32});
   EXPECT_EQ(wraps.num_elements(), -1);
-  EXPECT_TRUE(StatusHas(wraps.CheckedNumElements().status(),
-                              absl::StatusCode::kInvalidArgument, "more than 2^63-1 elements"));
+  EXPECT_TRUE(StatusHas(wraps.CheckedNumElements().status(), absl::StatusCode::kInvalidArgument,
+                        "more than 2^63-1 elements"));
   EXPECT_TRUE(StatusHas(TensorShape({-1, 2}).CheckedNumElements().status(),
-                              absl::StatusCode::kInvalidArgument,
-                              "shape [?,2] is not fully defined"));
+                        absl::StatusCode::kInvalidArgument, "shape [?,2] is not fully defined"));
   EXPECT_EQ(*TensorShape({0, int64_t{1} << 62}).CheckedNumElements(), 0);
   EXPECT_EQ(*TensorShape({3, 5}).CheckedNumElements(), 15);
 }
 
 TEST(TensorTest, AllocateChecksSizesAndReportsMemoryExhaustion) {
   // 2^62 elements fit int64, but not as float32 bytes.
-  EXPECT_TRUE(StatusHas(
-      Tensor::Allocate(DType::kFloat32, TensorShape({int64_t{1} << 62})).status(),
-      absl::StatusCode::kInvalidArgument, "needs more than 2^63-1 bytes"));
+  EXPECT_TRUE(StatusHas(Tensor::Allocate(DType::kFloat32, TensorShape({int64_t{1} << 62})).status(),
+                        absl::StatusCode::kInvalidArgument, "needs more than 2^63-1 bytes"));
   // 10^15 float32 (4 PB) is addressable but never there: ResourceExhausted, no throw.
   auto huge = Tensor::Allocate(DType::kFloat32, TensorShape({100000, 100000, 100000}));
   EXPECT_TRUE(StatusHas(huge.status(), absl::StatusCode::kResourceExhausted,
-                              "out of memory allocating 4000000000000000 bytes for a float32 "
-                              "tensor of shape [100000,100000,100000]"));
+                        "out of memory allocating 4000000000000000 bytes for a float32 "
+                        "tensor of shape [100000,100000,100000]"));
   auto ok = Tensor::Allocate(DType::kInt64, TensorShape({3}));
   ASSERT_TRUE(ok.ok());
   EXPECT_EQ(ok->TotalBytes(), 24u);
