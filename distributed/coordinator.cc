@@ -5,7 +5,7 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
-#include "absl/synchronization/blocking_counter.h"
+#include "absl/strings/str_join.h"
 #include "absl/synchronization/notification.h"
 #include "core/status.h"
 #include "distributed/grpc_util.h"
@@ -32,6 +32,15 @@ absl::Status Restarted(const proto::PeerAddress& w) {
 }
 }  // namespace
 
+// One heartbeat call in flight.
+struct HeartbeatMonitor::Ping {
+  std::shared_ptr<const Watched> watched;
+  grpc::ClientContext ctx;
+  proto::HeartbeatRequest req;
+  proto::HeartbeatResponse resp;
+  grpc::Status status;
+};
+
 HeartbeatMonitor::HeartbeatMonitor(HeartbeatOptions options) : options_(options) {
   thread_ = std::thread([this] { Loop(); });
 }
@@ -42,6 +51,11 @@ HeartbeatMonitor::~HeartbeatMonitor() {
     stop_ = true;
   }
   thread_.join();
+  // Pings in flight hold stubs of watched_ and call back into this: end them first.
+  absl::MutexLock lock(&mu_);
+  for (auto& [raw, ping] : pings_) ping->ctx.TryCancel();
+  mu_.Await(absl::Condition(
+      +[](std::map<Ping*, std::shared_ptr<Ping>>* p) { return p->empty(); }, &pings_));
 }
 
 void HeartbeatMonitor::Watch(const proto::PeerAddress& worker) {
@@ -112,73 +126,98 @@ proto::Control::Stub* HeartbeatMonitor::stub(const std::string& task_prefix) {
   return it == watched_.end() ? nullptr : it->second->stub.get();
 }
 
+int64_t HeartbeatMonitor::answers(const std::string& task_prefix) const {
+  absl::MutexLock lock(&mu_);
+  auto it = liveness_.find(task_prefix);
+  return it == liveness_.end() ? 0 : it->second.answers;
+}
+
+void HeartbeatMonitor::Send(const std::shared_ptr<const Watched>& w) {
+  auto ping = std::make_shared<Ping>();
+  ping->watched = w;
+  ping->req.set_protocol_version(kProtocolVersion);
+  ping->req.set_from("master");
+  ping->ctx.set_deadline(absl::ToChronoTime(absl::Now() + options_.deadline));
+  {
+    absl::MutexLock lock(&mu_);
+    pings_[ping.get()] = ping;
+  }
+  w->heartbeat_stub->async()->Heartbeat(&ping->ctx, &ping->req, &ping->resp,
+                                        [this, raw = ping.get()](grpc::Status s) {
+                                          raw->status = std::move(s);
+                                          OnAnswer(*raw);
+                                        });
+}
+
+void HeartbeatMonitor::OnAnswer(const Ping& ping) {
+  std::vector<std::pair<proto::PeerAddress, absl::Status>> lost;
+  std::shared_ptr<Ping> self;  // Freed here, outside the lock.
+  {
+    absl::MutexLock lock(&mu_);
+    const proto::PeerAddress& ref = ping.watched->ref;
+    Liveness& live = liveness_[ref.task_prefix()];
+    live.in_flight = false;
+    if (ping.status.ok()) {
+      const uint64_t inc = ping.resp.identity().incarnation();
+      if (live.incarnation != 0 && inc != live.incarnation) {
+        // Restarted: whatever ran on the old incarnation is gone.
+        lost.emplace_back(ref, Restarted(ref));
+      }
+      live.incarnation = inc;
+      live.last_ok = absl::Now();
+      live.health = absl::OkStatus();  // Heals a task marked lost that answers again.
+      ++live.answers;
+    } else {
+      live.last_error = ping.status.error_message();
+    }
+    auto it = pings_.find(const_cast<Ping*>(&ping));
+    self = std::move(it->second);
+    pings_.erase(it);
+  }
+  Report(lost);
+}
+
+void HeartbeatMonitor::Report(
+    const std::vector<std::pair<proto::PeerAddress, absl::Status>>& lost) {
+  if (lost.empty()) return;
+  std::vector<LostCallback> callbacks;
+  {
+    absl::MutexLock lock(&mu_);
+    for (auto& [id, cb] : listeners_) callbacks.push_back(cb);
+  }
+  for (auto& [ref, status] : lost) {
+    for (auto& cb : callbacks) cb(ref, status);
+  }
+}
+
 void HeartbeatMonitor::Loop() {
   while (true) {
-    std::vector<std::shared_ptr<const Watched>> round;
+    std::vector<std::shared_ptr<const Watched>> to_ping;
+    std::vector<std::pair<proto::PeerAddress, absl::Status>> lost;
     {
       absl::MutexLock lock(&mu_);
       if (stop_) return;
-      for (auto& [name, w] : watched_) round.push_back(w);
-    }
-    // All workers at once, so a hung one (which uses up its whole deadline) delays nobody else.
-    struct Beat {
-      grpc::ClientContext ctx;
-      std::unique_ptr<grpc::ClientAsyncResponseReader<proto::HeartbeatResponse>> call;
-      proto::HeartbeatResponse resp;
-      grpc::Status status;
-    };
-    std::vector<Beat> beats(round.size());
-    grpc::CompletionQueue cq;
-    proto::HeartbeatRequest req;
-    req.set_protocol_version(kProtocolVersion);
-    req.set_from("master");
-    const auto deadline = absl::ToChronoTime(absl::Now() + options_.interval);
-    for (size_t i = 0; i < round.size(); ++i) {
-      beats[i].ctx.set_deadline(deadline);
-      beats[i].call = round[i]->heartbeat_stub->AsyncHeartbeat(&beats[i].ctx, req, &cq);
-      beats[i].call->Finish(&beats[i].resp, &beats[i].status, reinterpret_cast<void*>(i));
-    }
-    // Every call ends by its deadline; then the queue must be shut down and drained.
-    void* tag = nullptr;
-    bool ok = false;
-    for (size_t done = 0; done < round.size() && cq.Next(&tag, &ok); ++done) {
-    }
-    cq.Shutdown();
-    while (cq.Next(&tag, &ok)) {
-    }
-    std::vector<std::pair<proto::PeerAddress, absl::Status>> lost;
-    for (size_t i = 0; i < round.size(); ++i) {
-      const Watched& w = *round[i];
-      const grpc::Status& s = beats[i].status;
-      const proto::HeartbeatResponse& resp = beats[i].resp;
-      absl::MutexLock lock(&mu_);
-      Liveness& live = liveness_[w.ref.task_prefix()];
       const absl::Time now = absl::Now();
-      if (s.ok()) {
-        const uint64_t inc = resp.identity().incarnation();
-        if (live.incarnation != 0 && inc != live.incarnation) {
-          // Restarted: whatever ran on the old incarnation is gone.
-          lost.emplace_back(w.ref, Restarted(w.ref));
+      for (auto& [name, w] : watched_) {
+        Liveness& live = liveness_[name];
+        if (live.health.ok() && now - live.last_ok >= options_.timeout) {
+          live.health = absl::UnavailableError(absl::StrCat(
+              "task ", PeerName(w->ref), " answered no heartbeat for ",
+              absl::FormatDuration(absl::Trunc(now - live.last_ok, absl::Milliseconds(1))),
+              " (missed heartbeats; timeout ", absl::FormatDuration(options_.timeout),
+              live.last_error.empty() ? ")" : absl::StrCat("): ", live.last_error)));
+          lost.emplace_back(w->ref, live.health);
         }
-        live.incarnation = inc;
-        live.last_ok = now;
-        live.health = absl::OkStatus();
-      } else if (now - live.last_ok >= options_.timeout && live.health.ok()) {
-        live.health = absl::UnavailableError(
-            absl::StrCat("task ", PeerName(w.ref), " missed heartbeats for ",
-                         absl::FormatDuration(now - live.last_ok), ": ", s.error_message()));
-        lost.emplace_back(w.ref, live.health);
+        // A ping still out (a slow link, a hung task) ends by its own deadline; no second one.
+        if (!live.in_flight) {
+          live.in_flight = true;
+          to_ping.push_back(w);
+        }
       }
-    }
-    std::vector<LostCallback> callbacks;
-    {
-      absl::MutexLock lock(&mu_);
       ++rounds_;
-      for (auto& [id, cb] : listeners_) callbacks.push_back(cb);
     }
-    for (auto& [ref, status] : lost) {
-      for (auto& cb : callbacks) cb(ref, status);
-    }
+    for (const auto& w : to_ping) Send(w);
+    Report(lost);
     absl::MutexLock lock(&mu_);
     mu_.AwaitWithTimeout(absl::Condition(&stop_), options_.interval);
   }
@@ -292,7 +331,7 @@ void StepCoordinator::Abort(int64_t step_id, const absl::Status& reason) {
 }
 
 absl::StatusOr<std::vector<proto::RunGraphResponse>> StepCoordinator::Run(
-    int64_t step_id, std::vector<Partition> partitions) {
+    int64_t step_id, std::vector<Partition> partitions, const StepRunOptions& options) {
   auto step = std::make_shared<StepState>();
   step->step_id = step_id;
   for (const Partition& p : partitions) {
@@ -316,20 +355,54 @@ absl::StatusOr<std::vector<proto::RunGraphResponse>> StepCoordinator::Run(
         }
       });
   std::vector<proto::RunGraphResponse> responses(partitions.size());
+  // Which partitions are still running (for the deadline's error), and how many.
+  absl::Mutex running_mu;
+  std::vector<bool> running(partitions.size(), true);
+  int num_running = static_cast<int>(partitions.size());
+  const absl::Time start = absl::Now();
   // Every partition's RunGraph at once, on gRPC's callback API (no thread per partition).
-  absl::BlockingCounter running(static_cast<int>(partitions.size()));
   for (size_t i = 0; i < partitions.size(); ++i) {
     proto::Control::Stub* stub = monitor_->stub(partitions[i].worker.task_prefix());
     partitions[i].request.set_step_id(step_id);
     partitions[i].request.set_protocol_version(kProtocolVersion);
-    stub->async()->RunGraph(step->contexts[i].get(), &partitions[i].request, &responses[i],
-                            [&, i](grpc::Status s) {
-                              if (!s.ok())
-                                FailStep(step, RunGraphError(step_id, partitions[i].worker, s));
-                              running.DecrementCount();
-                            });
+    if (options.deadline != absl::InfiniteFuture()) {
+      step->contexts[i]->set_deadline(absl::ToChronoTime(options.deadline));
+    }
+    stub->async()->RunGraph(
+        step->contexts[i].get(), &partitions[i].request, &responses[i], [&, i](grpc::Status s) {
+          absl::Status error;
+          if (s.error_code() == grpc::StatusCode::DEADLINE_EXCEEDED) {
+            std::vector<std::string> unfinished;
+            absl::MutexLock lock(&running_mu);
+            for (size_t j = 0; j < running.size(); ++j) {
+              if (running[j]) unfinished.push_back(PeerName(partitions[j].worker));
+            }
+            error = absl::DeadlineExceededError(absl::StrCat(
+                "step ", step_id, " did not finish within its deadline (",
+                absl::FormatDuration(absl::Ceil(options.deadline - start, absl::Milliseconds(1))),
+                "); still running on ", absl::StrJoin(unfinished, ", ")));
+          } else if (!s.ok()) {
+            error = RunGraphError(step_id, partitions[i].worker, s);
+          }
+          if (!error.ok()) FailStep(step, error);
+          absl::MutexLock lock(&running_mu);
+          running[i] = false;
+          --num_running;
+        });
   }
-  running.Wait();
+  auto all_done = [&num_running]() { return num_running == 0; };
+  bool cancelled = false;
+  while (true) {
+    {
+      absl::MutexLock lock(&running_mu);
+      if (running_mu.AwaitWithTimeout(absl::Condition(&all_done), absl::Milliseconds(50))) break;
+    }
+    if (!cancelled && options.abandoned && options.abandoned()) {
+      cancelled = true;
+      FailStep(step, absl::CancelledError(
+                         absl::StrCat("step ", step_id, " was cancelled: its client went away")));
+    }
+  }
   bool failed;
   {
     absl::MutexLock lock(&step->mu);

@@ -1,8 +1,11 @@
 // Coordinator: the master's side of running one step across workers, and of noticing lost ones.
 //
-// HeartbeatMonitor pings every worker's control service (all at once) at a fixed interval; a
-// worker that answers no heartbeat for `timeout` (5 s by default), or answers with a new
-// incarnation (it restarted), is reported lost. StepCoordinator runs one step's partitions (one
+// HeartbeatMonitor pings every worker's control service at a fixed interval, each ping with its
+// own answer deadline and at most one in flight per worker, so neither a slow link (an answer
+// that takes longer than the interval) nor a hung worker delays anyone's next ping. A worker
+// that answers no heartbeat for `timeout` (5 s by default), or answers with a new incarnation
+// (it restarted), is reported lost; a lost worker is still pinged, and its next answer with the
+// same incarnation makes it healthy again. StepCoordinator runs one step's partitions (one
 // RunGraph each, in parallel) and fails the step as soon as one partition fails or one involved
 // worker is lost: it aborts the step on every other worker (which fails their pending receives and
 // frees the step's tensors) and cancels the outstanding RPCs, so the step ends within the heartbeat
@@ -43,6 +46,9 @@ std::string PeerName(const proto::PeerAddress& peer);
 struct HeartbeatOptions {
   absl::Duration interval = absl::Milliseconds(500);
   absl::Duration timeout = absl::Seconds(5);
+  // How long one ping may take to be answered: above the links' round trip, whatever the
+  // interval (an RTT above it must not look like a dead worker).
+  absl::Duration deadline = absl::Seconds(2);
 };
 
 class HeartbeatMonitor {
@@ -66,9 +72,10 @@ class HeartbeatMonitor {
   // graph). A new one is a restart: listeners hear of it now, as the next heartbeat would
   // otherwise report it, failing whatever ran on the new incarnation meanwhile.
   void NoteIncarnation(const std::string& task_prefix, uint64_t incarnation);
-  // Heartbeat rounds completed (every watched worker pinged at once, each with the interval
-  // as its deadline).
+  // Heartbeat rounds started (every watched worker without a ping in flight pinged).
   int64_t rounds() const;
+  // Heartbeats a task has answered so far.
+  int64_t answers(const std::string& task_prefix) const;
 
  private:
   // How to reach one task; fixed once watched.
@@ -83,8 +90,16 @@ class HeartbeatMonitor {
     absl::Time last_ok;
     uint64_t incarnation = 0;  // 0 before the first answer.
     absl::Status health;
+    bool in_flight = false;  // A ping is out (at most one per task).
+    int64_t answers = 0;
+    std::string last_error;  // Of the last ping that failed.
   };
+  struct Ping;
   void Loop();
+  void Send(const std::shared_ptr<const Watched>& w) ABSL_LOCKS_EXCLUDED(mu_);
+  void OnAnswer(const Ping& ping) ABSL_LOCKS_EXCLUDED(mu_);
+  void Report(const std::vector<std::pair<proto::PeerAddress, absl::Status>>& lost)
+      ABSL_LOCKS_EXCLUDED(mu_);
 
   const HeartbeatOptions options_;
   mutable absl::Mutex mu_;
@@ -94,7 +109,19 @@ class HeartbeatMonitor {
   std::map<std::string, Liveness> liveness_ ABSL_GUARDED_BY(mu_);  // By task prefix.
   int64_t next_listener_ ABSL_GUARDED_BY(mu_) = 1;
   std::map<int64_t, LostCallback> listeners_ ABSL_GUARDED_BY(mu_);
+  // Pings in flight, cancelled and waited for by the destructor.
+  std::map<Ping*, std::shared_ptr<Ping>> pings_ ABSL_GUARDED_BY(mu_);
   std::thread thread_;
+};
+
+struct StepRunOptions {
+  // Every partition's RunGraph carries it (gRPC ends the call on the worker when it passes,
+  // which cancels the partition there); the step then fails with DeadlineExceeded naming the
+  // workers still running.
+  absl::Time deadline = absl::InfiniteFuture();
+  // Polled while the step runs (every 50 ms); true fails it with Cancelled (the client that
+  // asked for the step went away).
+  std::function<bool()> abandoned;
 };
 
 class StepCoordinator {
@@ -107,7 +134,8 @@ class StepCoordinator {
   };
   // Runs every partition of `step_id`; returns their responses in order, or the first error.
   absl::StatusOr<std::vector<proto::RunGraphResponse>> Run(int64_t step_id,
-                                                           std::vector<Partition> partitions);
+                                                           std::vector<Partition> partitions,
+                                                           const StepRunOptions& options = {});
   // Aborts a step from outside (e.g. a client cancelled it).
   void Abort(int64_t step_id, const absl::Status& reason);
 

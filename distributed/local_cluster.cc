@@ -235,12 +235,26 @@ absl::Status LocalCluster::KillWorker(int i) {
 absl::Status LocalCluster::PauseWorker(int i) {
   if (workers_[i].pid < 0) return absl::FailedPreconditionError("not running");
   kill(workers_[i].pid, SIGSTOP);
+  // The signal is delivered asynchronously: wait until the process has stopped, so whatever
+  // the caller does next finds it stopped.
+  int status = 0;
+  while (waitpid(workers_[i].pid, &status, WUNTRACED) < 0) {
+    if (errno != EINTR) return absl::InternalError(absl::StrCat("waitpid: ", std::strerror(errno)));
+  }
+  if (!WIFSTOPPED(status)) return absl::InternalError("the worker ended instead of stopping");
+  workers_[i].paused = true;
   return absl::OkStatus();
 }
 
 absl::Status LocalCluster::ResumeWorker(int i) {
   if (workers_[i].pid < 0) return absl::FailedPreconditionError("not running");
   kill(workers_[i].pid, SIGCONT);
+  if (!workers_[i].paused) return absl::OkStatus();
+  workers_[i].paused = false;
+  int status = 0;
+  while (waitpid(workers_[i].pid, &status, WCONTINUED) < 0) {
+    if (errno != EINTR) return absl::InternalError(absl::StrCat("waitpid: ", std::strerror(errno)));
+  }
   return absl::OkStatus();
 }
 

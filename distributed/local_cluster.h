@@ -52,6 +52,7 @@ class LocalCluster {
     std::string control_address;
     std::string data_address;
     int lifeline_fd = -1;  // Write end of the server's stdin pipe; closing it stops the server.
+    bool paused = false;   // By PauseWorker.
     std::shared_ptr<ServerLog> log;
   };
 
@@ -68,7 +69,8 @@ class LocalCluster {
   absl::Status KillWorker(int i);
   // Starts worker i again on its previous ports.
   absl::Status RestartWorker(int i);
-  // SIGSTOP / SIGCONT: the process stays connected but answers nothing (a hung machine).
+  // SIGSTOP / SIGCONT: the process stays connected but answers nothing (a hung machine). Each
+  // returns once the process has stopped / continued.
   absl::Status PauseWorker(int i);
   absl::Status ResumeWorker(int i);
   // SIGTERM and wait; the exit status (0 for a clean shutdown).

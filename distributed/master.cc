@@ -219,7 +219,8 @@ absl::Status Master::EnsureRegistered(Prepared::Part* part) {
   return absl::OkStatus();
 }
 
-absl::Status Master::RunStepImpl(const proto::RunStepRequest& req, proto::RunStepResponse* resp) {
+absl::Status Master::RunStepImpl(const proto::RunStepRequest& req, proto::RunStepResponse* resp,
+                                 std::function<bool()> abandoned) {
   std::shared_ptr<SessionState> session;
   {
     absl::MutexLock lock(&mu_);
@@ -249,8 +250,11 @@ absl::Status Master::RunStepImpl(const proto::RunStepRequest& req, proto::RunSte
       runs.push_back(std::move(run));
     }
   }
+  StepRunOptions step_options;
+  step_options.deadline = absl::Now() + timeout;
+  step_options.abandoned = std::move(abandoned);
   SLUICE_ASSIGN_OR_RETURN(std::vector<proto::RunGraphResponse> results,
-                          coordinator_.Run(step_id, std::move(runs)));
+                          coordinator_.Run(step_id, std::move(runs), step_options));
   for (size_t i = 0; i < prepared->fetch_slots.size(); ++i) {
     auto [part, index] = prepared->fetch_slots[i];
     proto::NamedTensor* out = resp->add_fetches();
@@ -261,11 +265,12 @@ absl::Status Master::RunStepImpl(const proto::RunStepRequest& req, proto::RunSte
   return absl::OkStatus();
 }
 
-grpc::Status Master::RunStep(grpc::ServerContext*, const proto::RunStepRequest* req,
+grpc::Status Master::RunStep(grpc::ServerContext* ctx, const proto::RunStepRequest* req,
                              proto::RunStepResponse* resp) {
   grpc::Status v = ToGrpc(CheckProtocolVersion(req->protocol_version(), "RunStep"));
   if (!v.ok()) return v;
-  return ToGrpc(RunStepImpl(*req, resp));
+  // A client that goes away (killed, or its deadline passed) cancels its step on the workers.
+  return ToGrpc(RunStepImpl(*req, resp, [ctx] { return ctx->IsCancelled(); }));
 }
 
 }  // namespace sluice

@@ -79,7 +79,9 @@ class Master : public proto::Master::Service {
   absl::Status EnsureRegistered(Prepared::Part* part);
   // The fed values' dtypes and shapes against the graph, as the local Session checks them.
   static absl::Status CheckFeeds(const Prepared& prepared, const proto::RunStepRequest& req);
-  absl::Status RunStepImpl(const proto::RunStepRequest& req, proto::RunStepResponse* resp);
+  // `abandoned` tells whether the client gave up on the step (see StepRunOptions).
+  absl::Status RunStepImpl(const proto::RunStepRequest& req, proto::RunStepResponse* resp,
+                           std::function<bool()> abandoned);
   std::vector<std::string> DeviceNames() const;
 
   const MasterOptions options_;

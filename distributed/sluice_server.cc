@@ -9,10 +9,12 @@
 //   SLUICE_SERVER_READY job=worker task=1 control=127.0.0.1:5002 data=127.0.0.1:5003
 // which the local cluster launcher reads. SIGTERM or SIGINT shut it down cleanly.
 #include <signal.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include <cerrno>
 #include <cstdio>
+#include <cstring>
 #include <iostream>
 #include <string>
 #include <thread>
@@ -49,11 +51,26 @@ ABSL_FLAG(int64_t, orphan_ttl_ms, 300000,
           "How long a worker keeps tensors or aborts for a step that never ran there");
 ABSL_FLAG(int, heartbeat_interval_ms, 500, "Master: heartbeat period");
 ABSL_FLAG(int, heartbeat_timeout_ms, 5000, "Master: a worker silent this long is lost");
+ABSL_FLAG(int, heartbeat_deadline_ms, 2000,
+          "Master: how long one heartbeat may take to be answered (keep it above the links' "
+          "round trip; independent of the interval)");
 ABSL_FLAG(bool, exit_on_stdin_eof, false,
           "Shut down when stdin reaches end of file (a launcher's lifeline pipe: the server "
           "then stops when its launcher exits, however it dies)");
 
 namespace {
+
+// Every peer, client and idle connection holds a descriptor: the default soft limit (often
+// 1024) runs out long before the hard one, and a server out of descriptors accepts no one.
+void RaiseOpenFileLimit() {
+  struct rlimit limit;
+  if (getrlimit(RLIMIT_NOFILE, &limit) != 0 || limit.rlim_cur >= limit.rlim_max) return;
+  limit.rlim_cur = limit.rlim_max;
+  if (setrlimit(RLIMIT_NOFILE, &limit) != 0) {
+    std::cerr << "sluice_server: warning: cannot raise the open-file limit: "
+              << std::strerror(errno) << std::endl;
+  }
+}
 
 int Fail(const absl::Status& s) {
   std::cerr << "sluice_server: " << s << std::endl;
@@ -93,6 +110,14 @@ int main(int argc, char** argv) {
   }
   options.heartbeat.interval = absl::Milliseconds(absl::GetFlag(FLAGS_heartbeat_interval_ms));
   options.heartbeat.timeout = absl::Milliseconds(absl::GetFlag(FLAGS_heartbeat_timeout_ms));
+  options.heartbeat.deadline = absl::Milliseconds(absl::GetFlag(FLAGS_heartbeat_deadline_ms));
+  if (options.heartbeat.interval <= absl::ZeroDuration() ||
+      options.heartbeat.timeout <= absl::ZeroDuration() ||
+      options.heartbeat.deadline <= absl::ZeroDuration()) {
+    return Fail(absl::InvalidArgumentError(
+        "--heartbeat_interval_ms, --heartbeat_timeout_ms and --heartbeat_deadline_ms must be > 0"));
+  }
+  RaiseOpenFileLimit();
 
   int port = absl::GetFlag(FLAGS_port);
   const std::string spec_text = absl::GetFlag(FLAGS_cluster_spec);

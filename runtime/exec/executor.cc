@@ -11,6 +11,7 @@
 #include "absl/synchronization/notification.h"
 #include "core/status.h"
 #include "runtime/kernel/kernel.h"
+#include "runtime/kernel/rendezvous.h"
 #include "tbb/task_arena.h"
 #include "tbb/task_group.h"
 
@@ -63,12 +64,16 @@ struct StepState {
   std::optional<CancellationManager::Token> cancel_token;
   tbb::task_group* group = nullptr;  // Set for blocking runs.
 
-  void RecordError(absl::Status s) {
+  // True for the step's first error.
+  bool RecordError(absl::Status s) {
+    bool first;
     {
       absl::MutexLock lock(&mu);
-      if (status.ok()) status = std::move(s);
+      first = status.ok();
+      if (first) status = std::move(s);
     }
     failed.store(true, std::memory_order_release);
+    return first;
   }
 };
 
@@ -275,7 +280,13 @@ void ExecutorImpl::CollectOutputs(StepState* step, const NodeItem& item, absl::S
     }
   }
   if (!s.ok()) {
-    step->RecordError(absl::Status(s.code(), absl::StrCat(n->DebugName(), ": ", s.message())));
+    absl::Status error(s.code(), absl::StrCat(n->DebugName(), ": ", s.message()));
+    // The step's other transfers will never complete (this node sends nothing): fail them now,
+    // so a receive here, and through the rendezvous the peers' partitions, end too. The node
+    // has not completed yet, so the step cannot finish (and be freed) during the abort.
+    if (step->RecordError(error) && step->args.rendezvous != nullptr) {
+      step->args.rendezvous->StartAbort(error);
+    }
     return;
   }
   *outputs = std::move(ctx->outputs());

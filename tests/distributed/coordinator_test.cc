@@ -239,8 +239,9 @@ TEST(CoordinatorTest, AnIncarnationLearnedAtRegistrationIsNotReportedAgainByHear
   ASSERT_NE(new_incarnation, old_incarnation);
   monitor.NoteIncarnation("/job:worker/task:1", new_incarnation);
   EXPECT_EQ(monitor.incarnation("/job:worker/task:1"), new_incarnation);
-  const int64_t seen = monitor.rounds();
-  ASSERT_TRUE(WaitFor([&] { return monitor.rounds() >= seen + 5; }));  // Heartbeats see it too.
+  const int64_t seen = monitor.answers("/job:worker/task:1");
+  // Heartbeats see it too.
+  ASSERT_TRUE(WaitFor([&] { return monitor.answers("/job:worker/task:1") >= seen + 5; }));
   absl::MutexLock lock(&mu);
   ASSERT_EQ(reports.size(), 1u);
   EXPECT_NE(reports[0].find("restarted (new incarnation)"), std::string::npos) << reports[0];
