@@ -177,6 +177,36 @@ TEST(CoordinatorTest, HungWorkerIsDetectedByMissedHeartbeats) {
   ASSERT_TRUE(cluster->ResumeWorker(0).ok());
 }
 
+// A worker marked lost (hung past the timeout) is still pinged; when it answers again with the
+// same incarnation it is healthy again, and no restart is reported.
+TEST(CoordinatorTest, ALostWorkerThatAnswersAgainHeals) {
+  auto cluster = StartCluster();
+  ASSERT_NE(cluster, nullptr);
+  HeartbeatMonitor monitor(
+      {.interval = absl::Milliseconds(50), .timeout = absl::Milliseconds(500)});
+  absl::Mutex mu;
+  std::vector<std::string> reports;
+  monitor.AddListener([&](const proto::PeerAddress&, const absl::Status& why) {
+    absl::MutexLock lock(&mu);
+    reports.push_back(std::string(why.message()));
+  });
+  monitor.Watch(Ref(*cluster, 1));
+  const std::string task = "/job:worker/task:1";
+  ASSERT_TRUE(WaitFor([&] { return monitor.answers(task) > 0; }));
+  const uint64_t incarnation = monitor.incarnation(task);
+  ASSERT_TRUE(cluster->PauseWorker(1).ok());
+  ASSERT_TRUE(WaitFor([&] { return !monitor.health(task).ok(); }));
+  EXPECT_TRUE(StatusHas(monitor.health(task), absl::StatusCode::kUnavailable,
+                        "task /job:worker/task:1 at " + cluster->worker(1).control_address +
+                            " answered no heartbeat for "));
+  ASSERT_TRUE(cluster->ResumeWorker(1).ok());
+  ASSERT_TRUE(WaitFor([&] { return monitor.health(task).ok(); }));
+  EXPECT_EQ(monitor.incarnation(task), incarnation);
+  absl::MutexLock lock(&mu);
+  ASSERT_EQ(reports.size(), 1u);
+  EXPECT_NE(reports[0].find("missed heartbeats; timeout 500ms"), std::string::npos) << reports[0];
+}
+
 // Heartbeats go to every worker at once: hung workers, each using up its whole heartbeat
 // deadline, do not stretch the rounds (one at a time, five hung workers would make every round
 // last 5 x 200 ms, and a worker hanging later would be noticed that much later).

@@ -66,8 +66,8 @@ TEST(StepEndTest, AFailingNodeEndsTheStepOnEveryWorker) {
   ASSERT_NE(cluster, nullptr);
   RoundTrip m;
   // A step that hangs instead would end at this deadline, with DeadlineExceeded.
-  auto session =
-      RemoteSession::Create(cluster->master_address(), m.graph, {.step_timeout = absl::Seconds(30)});
+  auto session = RemoteSession::Create(cluster->master_address(), m.graph,
+                                       {.step_timeout = absl::Seconds(30)});
   ASSERT_TRUE(session.ok()) << session.status();
   std::vector<Tensor> out;
   EXPECT_TRUE(StatusHas((*session)->Run(m.Feeds(3), {m.h}, &out),
