@@ -42,7 +42,8 @@ absl::Status EdgeSender::EnsureOpen(const absl::Status* cancelled) {
     if (dropped_) return broken_;                   // The receiver was found lost: never reopen.
     if (!cancelled->ok()) return absl::OkStatus();  // TakeCredit reports the cancellation.
     broken_ = absl::OkStatus();
-    credits_ = 0;
+    window_ = 0;  // The new receiver's window comes with its first message.
+    step_in_flight_.clear();
     in_flight_ = 0;
     ctx_ = std::make_unique<grpc::ClientContext>();
     ctx = ctx_.get();
@@ -76,9 +77,15 @@ void EdgeSender::ReadLoop() {
   proto::EdgeControlMessage msg;
   while (stream_->Read(&msg)) {
     absl::MutexLock lock(&mu_);
+    if (msg.has_window()) window_ = std::max(0, msg.window().tensors_per_step());
     if (msg.has_credit()) {
-      credits_ += msg.credit().grant();
-      if (in_flight_ > 0) in_flight_ = std::max<int64_t>(0, in_flight_ - msg.credit().grant());
+      const int64_t grant = std::max(0, msg.credit().grant());
+      auto it = step_in_flight_.find(msg.credit().step_id());
+      if (it == step_in_flight_.end()) continue;  // Not ours (or from before a reopen).
+      const int64_t returned = std::min(grant, it->second);
+      it->second -= returned;
+      in_flight_ -= returned;
+      if (it->second == 0) step_in_flight_.erase(it);
     }
   }
   absl::MutexLock lock(&mu_);
@@ -112,29 +119,29 @@ absl::Status EdgeSender::Send(int64_t step_id, const std::string& key, const Ten
     }
   }
   absl::Status s;
-  {
+  if (!cancelled_before) {  // A step cancelled already opens nothing: TakeCredit fails at once.
     absl::MutexLock send_lock(&send_mu_);
-    // A step cancelled already opens nothing: TakeCredit fails at once.
-    if (!cancelled_before) s = EnsureOpen(&cancelled);
-    if (s.ok()) s = TakeCredit(step_id, key, deadline, &cancelled);
-    if (s.ok()) {
-      {
-        absl::MutexLock lock(&mu_);
-        ++pushing_;
-      }
-      // A step cancelled midway abandons its tensor between chunks (the stream stays usable).
-      s = data_->Push(step_id, key, tensor, [cancellation] {
-        return cancellation != nullptr && cancellation->IsCancelled();
-      });
+    s = EnsureOpen(&cancelled);
+  }
+  // Not under send_mu_: a step waiting for its own credit holds up no other step.
+  if (s.ok()) s = TakeCredit(step_id, key, deadline, &cancelled);
+  if (s.ok()) {
+    {
       absl::MutexLock lock(&mu_);
-      --pushing_;
-      if (!s.ok()) {
-        // A push broken because the step was aborted (its peer lost) reports the abort.
-        if (!cancelled.ok()) {
-          s = absl::Status(cancelled.code(), absl::StrCat("edge '", edge_, "': step ", step_id,
-                                                          " was cancelled while pushing tensor '",
-                                                          key, "': ", cancelled.message()));
-        }
+      ++pushing_;
+    }
+    // A step cancelled midway abandons its tensor between chunks (the stream stays usable).
+    s = data_->Push(step_id, key, tensor, [cancellation] {
+      return cancellation != nullptr && cancellation->IsCancelled();
+    });
+    absl::MutexLock lock(&mu_);
+    --pushing_;
+    if (!s.ok()) {
+      // A push broken because the step was aborted (its peer lost) reports the abort.
+      if (!cancelled.ok()) {
+        s = absl::Status(cancelled.code(), absl::StrCat("edge '", edge_, "': step ", step_id,
+                                                        " was cancelled while pushing tensor '",
+                                                        key, "': ", cancelled.message()));
       }
     }
   }
@@ -146,24 +153,25 @@ absl::Status EdgeSender::Send(int64_t step_id, const std::string& key, const Ten
 absl::Status EdgeSender::TakeCredit(int64_t step_id, const std::string& key, absl::Time deadline,
                                     const absl::Status* cancelled) {
   absl::MutexLock lock(&mu_);
-  auto ready = [this, cancelled]()
-                   ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return CanSend() || !cancelled->ok(); };
+  auto ready = [this, step_id, cancelled]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    return CanSend(step_id) || !cancelled->ok();
+  };
   ++waiting_;
   mu_.AwaitWithDeadline(absl::Condition(&ready), deadline);
   --waiting_;
   if (!cancelled->ok()) {
-    return absl::Status(
-        cancelled->code(),
-        absl::StrCat("edge '", edge_, "': step ", step_id, " was cancelled before tensor '", key,
-                     "' got a credit (", in_flight_, " in flight): ", cancelled->message()));
+    return absl::Status(cancelled->code(),
+                        absl::StrCat("edge '", edge_, "': step ", step_id,
+                                     " was cancelled before tensor '", key, "' got a credit (",
+                                     StepInFlight(step_id), " in flight): ", cancelled->message()));
   }
-  if (credits_ == 0) {
-    if (!broken_.ok()) return broken_;
-    return absl::DeadlineExceededError(absl::StrCat("edge '", edge_, "': no credit from the ",
-                                                    "receiver for tensor '", key, "' of step ",
-                                                    step_id, " (", in_flight_, " in flight)"));
+  if (!broken_.ok()) return broken_;
+  if (!CanSend(step_id)) {
+    return absl::DeadlineExceededError(absl::StrCat(
+        "edge '", edge_, "': no credit from the receiver for tensor '", key, "' of step ", step_id,
+        " (", StepInFlight(step_id), " in flight, window ", window_, ")"));
   }
-  --credits_;
+  ++step_in_flight_[step_id];
   ++in_flight_;
   return absl::OkStatus();
 }
@@ -172,7 +180,6 @@ void EdgeSender::Cancel() {
   {
     absl::MutexLock lock(&mu_);
     dropped_ = true;
-    credits_ = 0;
     if (ctx_) ctx_->TryCancel();
     if (broken_.ok()) {
       broken_ = absl::UnavailableError(
@@ -182,9 +189,14 @@ void EdgeSender::Cancel() {
   data_->CancelStream();
 }
 
-int64_t EdgeSender::credits() const {
+int64_t EdgeSender::StepInFlight(int64_t step_id) const {
+  auto it = step_in_flight_.find(step_id);
+  return it == step_in_flight_.end() ? 0 : it->second;
+}
+
+int64_t EdgeSender::credits(int64_t step_id) const {
   absl::MutexLock lock(&mu_);
-  return credits_;
+  return std::max<int64_t>(0, window_ - StepInFlight(step_id));
 }
 
 int64_t EdgeSender::in_flight() const {

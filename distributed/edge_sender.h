@@ -1,18 +1,22 @@
 // EdgeSender: the sending end of one data-plane edge under credit-based flow control.
 //
-// It opens the per-edge control stream on the receiver's control port ("open"), collects the
-// credits the receiver grants (one per free buffer slot; one more each time a tensor of the edge
-// is consumed), and pushes a tensor over the data plane only after taking a credit. So the sender
-// never has more tensors in flight on the edge than the receiver granted. A receiver that is hung
-// but still connected grants nothing, so the wait for a credit also ends when the step is
-// cancelled: Send registers a callback on the step's CancellationManager that wakes it.
-// Thread-safe; Send calls are serialised.
+// It opens the per-edge control stream on the receiver's control port ("open"), learns the
+// receiver's window (tensors each step may have in flight on the edge), and pushes a tensor of a
+// step over the data plane only while that step has fewer than the window in flight; the
+// receiver credits a step back each time one of its tensors leaves its mailbox. So one step's
+// tensors that nobody consumes yet never hold up another step's (windows are per step; a Send
+// waits for its own step's credit only), while the receiver's memory per step stays bounded. A
+// receiver that is hung but still connected grants nothing, so the wait for a credit also ends
+// when the step is cancelled: Send registers a callback on the step's CancellationManager that
+// wakes it. Thread-safe; Sends of different steps proceed concurrently (their pushes share the
+// DataClient's stream, which serialises them).
 //
 //   EdgeSender edge(control_channel, data_client, "/job:worker/task:0->/job:worker/task:1");
 //   SLUICE_RETURN_IF_ERROR(edge.Send(step, key, tensor, absl::Now() + absl::Seconds(5), &cm));
 #ifndef SLUICE_DISTRIBUTED_EDGE_SENDER_H_
 #define SLUICE_DISTRIBUTED_EDGE_SENDER_H_
 
+#include <map>
 #include <memory>
 #include <string>
 #include <thread>
@@ -45,7 +49,9 @@ class EdgeSender {
   // Sends fail at once. For a receiver found lost (the worker then makes a new EdgeSender).
   void Cancel();
 
-  int64_t credits() const;
+  // Tensors `step_id` may still push before the receiver credits some back (0 before the
+  // receiver's window arrived).
+  int64_t credits(int64_t step_id) const;
   int64_t in_flight() const;  // Tensors sent whose consumption the receiver has not credited.
   int64_t waiting() const;    // Sends waiting for a credit now (not those queued behind one).
   int64_t pushing() const;    // Sends writing their tensor to the data plane now.
@@ -56,16 +62,19 @@ class EdgeSender {
   absl::Status EnsureOpen(const absl::Status* cancelled) ABSL_EXCLUSIVE_LOCKS_REQUIRED(send_mu_);
   // Takes a credit; `cancelled` is set (under mu_) by the step's cancellation callback.
   absl::Status TakeCredit(int64_t step_id, const std::string& key, absl::Time deadline,
-                          const absl::Status* cancelled) ABSL_EXCLUSIVE_LOCKS_REQUIRED(send_mu_);
+                          const absl::Status* cancelled) ABSL_LOCKS_EXCLUDED(mu_);
   void ReadLoop();
-  bool CanSend() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return credits_ > 0 || !broken_.ok(); }
+  int64_t StepInFlight(int64_t step_id) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  bool CanSend(int64_t step_id) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    return (window_ > 0 && StepInFlight(step_id) < window_) || !broken_.ok();
+  }
 
   std::unique_ptr<proto::Control::Stub> stub_;
   DataClient* data_;
   const std::string edge_;
 
   // Lock order: send_mu_, then mu_.
-  absl::Mutex send_mu_ ABSL_ACQUIRED_BEFORE(mu_);  // Serialises Send.
+  absl::Mutex send_mu_ ABSL_ACQUIRED_BEFORE(mu_);  // Serialises opening the stream.
   mutable absl::Mutex mu_;
   std::unique_ptr<grpc::ClientContext> ctx_ ABSL_GUARDED_BY(mu_);
   // Replaced under send_mu_ (and mu_, for Cancel) only while no reader thread runs; the reader
@@ -73,8 +82,9 @@ class EdgeSender {
   std::unique_ptr<grpc::ClientReaderWriter<proto::EdgeControlMessage, proto::EdgeControlMessage>>
       stream_;
   std::thread reader_ ABSL_GUARDED_BY(send_mu_);
-  int64_t credits_ ABSL_GUARDED_BY(mu_) = 0;
-  int64_t in_flight_ ABSL_GUARDED_BY(mu_) = 0;
+  int64_t window_ ABSL_GUARDED_BY(mu_) = 0;  // Per step; 0 until the receiver sent it.
+  std::map<int64_t, int64_t> step_in_flight_ ABSL_GUARDED_BY(mu_);  // Only steps with some.
+  int64_t in_flight_ ABSL_GUARDED_BY(mu_) = 0;                      // All steps.
   int64_t waiting_ ABSL_GUARDED_BY(mu_) = 0;
   int64_t pushing_ ABSL_GUARDED_BY(mu_) = 0;
   // The `cancelled` of the Send whose EnsureOpen is starting the control stream and writing its

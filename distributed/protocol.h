@@ -3,7 +3,7 @@
 //
 //   SLUICE_RETURN_IF_ERROR(CheckProtocolVersion(req.protocol_version(), "RunGraph"));
 //   // FailedPrecondition "RunGraph: protocol version mismatch: peer speaks 7, this server
-//   // speaks 1"
+//   // speaks 2"
 #ifndef SLUICE_DISTRIBUTED_PROTOCOL_H_
 #define SLUICE_DISTRIBUTED_PROTOCOL_H_
 

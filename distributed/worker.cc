@@ -349,8 +349,9 @@ absl::Status Worker::Heartbeat(const proto::HeartbeatRequest& req, proto::Heartb
   return absl::OkStatus();
 }
 
-absl::StatusOr<int64_t> Worker::OpenEdge(const proto::EdgeControlMessage& open,
-                                         std::function<void(int credits)> grant) {
+absl::StatusOr<int64_t> Worker::OpenEdge(
+    const proto::EdgeControlMessage& open,
+    std::function<void(const proto::EdgeControlMessage&)> write) {
   if (!open.has_open()) {
     return absl::InvalidArgumentError("EdgeControl stream must start with 'open'");
   }
@@ -358,16 +359,20 @@ absl::StatusOr<int64_t> Worker::OpenEdge(const proto::EdgeControlMessage& open,
   // The edge is "<sender task>-><receiver task>": a credit returns when one of its tensors
   // leaves the mailbox here.
   const std::string edge = open.open().edge();
-  const int64_t id = mailbox_->AddEdgeListener([grant, edge](const std::string& key) {
+  proto::EdgeControlMessage window;
+  window.mutable_window()->set_tensors_per_step(options_.credit_window);
+  write(window);
+  return mailbox_->AddEdgeListener([write, edge](const std::string& key) {
     absl::StatusOr<Rendezvous::ParsedKey> parsed = Rendezvous::ParseKey(key);
     if (!parsed.ok()) return;
     if (absl::StrCat(TaskPrefixOf(parsed->src_device), "->", TaskPrefixOf(parsed->dst_device)) ==
         edge) {
-      grant(1);
+      proto::EdgeControlMessage credit;
+      credit.mutable_credit()->set_grant(1);
+      credit.mutable_credit()->set_step_id(parsed->step_id);
+      write(credit);
     }
   });
-  grant(options_.credit_window);
-  return id;
 }
 
 void Worker::OnEdgeMessage(const proto::EdgeControlMessage& msg) {

@@ -45,7 +45,8 @@ namespace sluice {
 struct WorkerOptions {
   std::string job = "worker";
   int task = 0;
-  // Credits granted to a sender when it opens an edge: tensors it may have in flight.
+  // Tensors each step may have in flight on an edge into this worker (granted to a sender when
+  // it opens the edge). Per step, so one step's unconsumed tensors never hold up another's.
   int credit_window = 4;
   ChunkOptions chunk;
   int max_message_bytes = -1;  // For channels to peers; -1: gRPC's default.
@@ -84,10 +85,11 @@ class Worker {
   absl::Status Heartbeat(const proto::HeartbeatRequest& req, proto::HeartbeatResponse* resp);
 
   // The receiving end of an edge's control stream. OpenEdge checks the sender's `open` message
-  // and grants the credit window through `grant`, which is called again (from any thread) with
-  // one credit each time a tensor of the edge leaves the mailbox, until CloseEdge(id).
+  // and sends the per-step credit window through `write`, which is called again (from any
+  // thread) with a credit for a step each time one of the step's tensors on the edge leaves
+  // the mailbox, until CloseEdge(id).
   absl::StatusOr<int64_t> OpenEdge(const proto::EdgeControlMessage& open,
-                                   std::function<void(int credits)> grant);
+                                   std::function<void(const proto::EdgeControlMessage&)> write);
   // A later message of the edge's stream (a step_failed aborts that step here).
   void OnEdgeMessage(const proto::EdgeControlMessage& msg);
   void CloseEdge(int64_t id);

@@ -72,14 +72,11 @@ grpc::Status WorkerService::EdgeControl(
     bool open ABSL_GUARDED_BY(mu) = true;
   };
   auto writer = std::make_shared<Writer>();
-  auto grant = [stream, writer](int n) {
+  auto write = [stream, writer](const proto::EdgeControlMessage& out) {
     absl::MutexLock lock(&writer->mu);
-    if (!writer->open) return;
-    proto::EdgeControlMessage credit;
-    credit.mutable_credit()->set_grant(n);
-    stream->Write(credit);
+    if (writer->open) stream->Write(out);
   };
-  absl::StatusOr<int64_t> edge = worker_->OpenEdge(msg, grant);
+  absl::StatusOr<int64_t> edge = worker_->OpenEdge(msg, write);
   if (!edge.ok()) return ToGrpc(edge.status());
   while (stream->Read(&msg)) worker_->OnEdgeMessage(msg);
   worker_->CloseEdge(*edge);

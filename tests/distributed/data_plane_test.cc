@@ -94,10 +94,10 @@ TEST(DataPlaneTest, AStoppedPushAbandonsItsTensorAndKeepsTheStreamAndTheCredit) 
     return Rendezvous::CreateKey(10, kClient, kW1, absl::StrCat("t", i, ":0"));
   };
   ASSERT_TRUE(edge.Send(10, key(0), small, absl::Now() + absl::Seconds(10)).ok());
-  EXPECT_EQ(edge.credits(), 0);
+  EXPECT_EQ(edge.credits(10), 0);
   int n = 0;
   EXPECT_FALSE(client.Push(10, key(1), big, [&] { return ++n > 1; }).ok());  // Abandoned.
-  EXPECT_TRUE(WaitFor([&] { return edge.credits() == 1; }));
+  EXPECT_TRUE(WaitFor([&] { return edge.credits(10) == 1; }));
 }
 
 }  // namespace

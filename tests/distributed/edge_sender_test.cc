@@ -47,7 +47,43 @@ TEST(EdgeSenderTest, CreditsBoundTensorsInFlight) {
   ASSERT_TRUE(got.ok()) << got.status();
   EXPECT_TRUE(TensorEq(*got, v));
   ASSERT_TRUE(edge.Send(9, key(2), v, absl::Now() + absl::Seconds(10)).ok());
-  EXPECT_EQ(edge.credits(), 0);
+  EXPECT_EQ(edge.credits(9), 0);
+}
+
+// Windows are per step: tensors of one step that nobody consumes yet (its receiver has not
+// started, or is slow) hold up no other step on the edge, while that step stays bounded. (With
+// one window per edge, concurrent clients starved each other for 30 s at a time.)
+TEST(EdgeSenderTest, OneStepsUnconsumedTensorsDoNotHoldUpAnotherStep) {
+  auto cluster = StartCluster({"--credit_window=1"});
+  ASSERT_NE(cluster, nullptr);
+  const std::string& data = cluster->worker(1).data_address;
+  DataClient client(MakeChannel(data, kMaxMessage), {.chunk_bytes = 16384});
+  EdgeSender edge(MakeChannel(cluster->worker(1).control_address), &client,
+                  "/job:client/task:0->/job:worker/task:1");
+  auto key = [](int64_t step, int i) {
+    return Rendezvous::CreateKey(step, kClient, kW1, absl::StrCat("t", i, ":0"));
+  };
+  Tensor v = Tensor::FromVector<float>({1, 2, 3});
+  ASSERT_TRUE(edge.Send(9, key(9, 0), v, absl::Now() + absl::Seconds(10)).ok());
+  // Step 9 used its window and nobody consumes its tensor; a waiting step 9 Send must not
+  // hold up the others either.
+  absl::Status blocked;
+  std::thread waiter(
+      [&] { blocked = edge.Send(9, key(9, 1), v, absl::Now() + absl::Milliseconds(1500)); });
+  ASSERT_TRUE(WaitFor([&] { return edge.waiting() == 1; }));
+  for (int64_t step = 10; step < 20; ++step) {
+    ASSERT_TRUE(edge.Send(step, key(step, 0), v, absl::Now() + absl::Milliseconds(500)).ok())
+        << "step " << step;
+  }
+  waiter.join();
+  EXPECT_TRUE(StatusHas(blocked, absl::StatusCode::kDeadlineExceeded,
+                        "no credit from the receiver for tensor '" + key(9, 1) +
+                            "' of step 9 (1 in flight, window 1)"));
+  // Consuming step 9's tensor credits step 9 back.
+  DataClient puller(MakeChannel(data, kMaxMessage), {.chunk_bytes = 16384});
+  ASSERT_TRUE(puller.Pull(9, key(9, 0), absl::Seconds(10)).ok());
+  EXPECT_TRUE(WaitFor([&] { return edge.credits(9) == 1; }));
+  EXPECT_EQ(edge.credits(10), 0);  // Its tensor is still unconsumed.
 }
 
 // An edge cancelled because its receiver was found lost stays dead: later Sends fail at once
@@ -109,7 +145,7 @@ TEST(EdgeSenderTest, CancellingAStepEndsItsWaitForACredit) {
                                      "' got a credit (1 in flight): step 9 aborted: lost "
                                      "/job:worker/task:1")));
   EXPECT_EQ(edge.waiting(), 0);
-  EXPECT_EQ(edge.credits(), 0);
+  EXPECT_EQ(edge.credits(9), 0);
   // A step cancelled before its Send fails at once.
   EXPECT_TRUE(StatusHas(edge.Send(9, key(2), v, deadline, &cm), absl::StatusCode::kAborted,
                         "step 9 aborted: lost /job:worker/task:1"));

@@ -78,7 +78,7 @@ TEST(SluiceServerTest, BadInputOnBothPortsIsAnErrorNotACrash) {
     grpc::ClientContext ctx;
     EXPECT_TRUE(StatusHas(
         FromGrpc(stub->Heartbeat(&ctx, req, &resp)), absl::StatusCode::kFailedPrecondition,
-        "Heartbeat: protocol version mismatch: peer speaks 7, this server speaks 1"));
+        "Heartbeat: protocol version mismatch: peer speaks 7, this server speaks 2"));
   }
   {
     proto::RunGraphRequest req;

@@ -93,7 +93,7 @@ TEST(WorkerTest, RunsAPartitionInProcessWithoutATransport) {
   beat.set_protocol_version(7);
   EXPECT_TRUE(StatusHas(worker.Heartbeat(beat, &answer), absl::StatusCode::kFailedPrecondition,
                         "Heartbeat: protocol version mismatch: peer speaks 7, this server "
-                        "speaks 1"));
+                        "speaks 2"));
 }
 
 // A step_failed notice whose status code is OK (or unknown to absl) still fails the step's
