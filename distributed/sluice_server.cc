@@ -47,6 +47,10 @@ ABSL_FLAG(int64_t, peer_keepalive_ms, 10000,
           "transfer to a peer that stops answering fails after about twice this. 0: no pings");
 ABSL_FLAG(int64_t, ended_step_ttl_ms, 120000,
           "How long a worker remembers an ended or aborted step, refusing its late tensors");
+ABSL_FLAG(int64_t, max_early_bytes, int64_t{1} << 30,
+          "Worker: bytes of tensors it holds for steps not running here (arrived early, or for "
+          "steps that never run here); the tensor that would pass it fails its step with "
+          "RESOURCE_EXHAUSTED");
 ABSL_FLAG(int64_t, orphan_ttl_ms, 300000,
           "How long a worker keeps tensors or aborts for a step that never ran there");
 ABSL_FLAG(int, heartbeat_interval_ms, 500, "Master: heartbeat period");
@@ -104,6 +108,10 @@ int main(int argc, char** argv) {
   }
   options.mailbox.ended_step_ttl = absl::Milliseconds(absl::GetFlag(FLAGS_ended_step_ttl_ms));
   options.mailbox.orphan_ttl = absl::Milliseconds(absl::GetFlag(FLAGS_orphan_ttl_ms));
+  options.mailbox.max_early_bytes = absl::GetFlag(FLAGS_max_early_bytes);
+  if (options.mailbox.max_early_bytes < 0) {
+    return Fail(absl::InvalidArgumentError("--max_early_bytes must be >= 0"));
+  }
   if (options.mailbox.ended_step_ttl <= absl::ZeroDuration() ||
       options.mailbox.orphan_ttl <= absl::ZeroDuration()) {
     return Fail(absl::InvalidArgumentError("--ended_step_ttl_ms and --orphan_ttl_ms must be > 0"));

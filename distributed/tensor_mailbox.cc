@@ -23,6 +23,11 @@ TensorMailbox::Step* TensorMailbox::FindOrCreateLocked(int64_t step_id, absl::Ti
   return &step;
 }
 
+void TensorMailbox::ReleaseBytesLocked(Step& step, int64_t bytes) {
+  step.bytes -= bytes;
+  if (step.running == 0) early_bytes_ -= bytes;
+}
+
 void TensorMailbox::ReclaimLocked(absl::Time now, std::vector<std::string>* freed) {
   // A full sweep, so run it only now and then: expiry may come up to a period late.
   if (now < next_reclaim_) return;
@@ -45,6 +50,7 @@ void TensorMailbox::ReclaimLocked(absl::Time now, std::vector<std::string>* free
     for (const auto& [key, slot] : step.slots) {
       if (slot.has_tensor) freed->push_back(key);
     }
+    ReleaseBytesLocked(it->second, it->second.bytes);
     ++reclaimed_;
     it = steps_.erase(it);
   }
@@ -71,9 +77,27 @@ absl::Status TensorMailbox::Put(int64_t step_id, const std::string& key, Tensor 
     } else if (Slot& slot = step->slots[key]; slot.has_tensor) {
       status = absl::AlreadyExistsError(
           absl::StrCat("tensor '", key, "' of step ", step_id, " was already delivered"));
+    } else if (const int64_t bytes = tensor.TotalBytes();
+               slot.waiters.empty() && step->running == 0 &&
+               early_bytes_ + bytes > options_.max_early_bytes) {
+      status = absl::ResourceExhaustedError(
+          absl::StrCat("this worker holds ", early_bytes_,
+                       " bytes of tensors for steps not running here; "
+                       "tensor '",
+                       key, "' of step ", step_id, " (", bytes, " bytes) would pass the limit of ",
+                       options_.max_early_bytes, " (--max_early_bytes)"));
+      // The step fails here when it starts, with this error; what it held is freed.
+      step->aborted = status;
+      for (auto& [k, s] : step->slots) {
+        if (s.has_tensor) freed.push_back(k);
+      }
+      step->slots.clear();
+      ReleaseBytesLocked(*step, step->bytes);
     } else if (slot.waiters.empty()) {
       slot.has_tensor = true;
       slot.tensor = std::move(tensor);
+      step->bytes += bytes;
+      if (step->running == 0) early_bytes_ += bytes;
     } else {
       waiters.swap(slot.waiters);
       step->slots.erase(key);
@@ -105,6 +129,7 @@ void TensorMailbox::RecvAsync(int64_t step_id, const std::string& key, RecvCallb
       done = nullptr;
     } else {
       result = std::move(slot.tensor);
+      ReleaseBytesLocked(*step, result->TotalBytes());
       step->slots.erase(key);
     }
   }
@@ -153,6 +178,7 @@ void TensorMailbox::AbortStep(int64_t step_id, const absl::Status& status) {
         if (slot.has_tensor) freed.push_back(key);
       }
       step->slots.clear();  // Frees the step's buffered tensors.
+      ReleaseBytesLocked(*step, step->bytes);
     }
   }
   for (auto& w : waiters) w(status);
@@ -168,6 +194,7 @@ void TensorMailbox::StartStep(int64_t step_id) {
     ended_.erase(step_id);
     Step& step = steps_[step_id];
     step.touched = now;
+    if (step.running == 0) early_bytes_ -= step.bytes;  // No longer early.
     ++step.running;
   }
   NotifyConsumed(freed);
@@ -189,6 +216,7 @@ void TensorMailbox::CleanupStep(int64_t step_id) {
           for (auto& w : slot.waiters) waiters.push_back(std::move(w));
           if (slot.has_tensor) freed.push_back(key);
         }
+        ReleaseBytesLocked(it->second, it->second.bytes);
         steps_.erase(it);
       }
       ended_[step_id] = now + options_.ended_step_ttl;
@@ -252,6 +280,11 @@ int64_t TensorMailbox::buffered_bytes() const {
     for (auto& [key, slot] : step.slots) n += slot.has_tensor ? slot.tensor.TotalBytes() : 0;
   }
   return n;
+}
+
+int64_t TensorMailbox::early_bytes() const {
+  absl::MutexLock lock(&mu_);
+  return early_bytes_;
 }
 
 int64_t TensorMailbox::num_steps() const {

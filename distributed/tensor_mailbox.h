@@ -17,7 +17,8 @@
 // credit to the sender: a dropped tensor never costs the edge a credit. Thread-safe.
 //
 // Invariants: a step is in at most one of `steps_` and `ended_`; a slot holds a tensor or
-// waiters, never both; an aborted step has no slots.
+// waiters, never both; an aborted step has no slots; a step's `bytes` is the sum of its slots'
+// tensors, and `early_bytes_` the sum of `bytes` over steps with running == 0.
 //
 //   mailbox.StartStep(step);
 //   mailbox.RecvAsync(step, key, [](absl::StatusOr<Tensor> t) { ... });
@@ -50,6 +51,11 @@ struct TensorMailboxOptions {
   // How long an entry of a step that is not running here may stay untouched. Long enough for
   // tensors that arrive before the step's RunGraph does.
   absl::Duration orphan_ttl = absl::Minutes(5);
+  // Bytes of tensors held for steps that are not running here (that came early, or for steps
+  // that never run here, e.g. a flood of pushes). A tensor that would pass it aborts its step
+  // here with ResourceExhausted (freeing what the step held), which the step reports when it
+  // starts: memory stays bounded and the step fails with a named error instead of waiting.
+  int64_t max_early_bytes = int64_t{1} << 30;
   // The clock for both expiries (tests inject a fake one).
   std::function<absl::Time()> now = [] { return absl::Now(); };
 };
@@ -92,6 +98,7 @@ class TensorMailbox {
   int64_t num_pending_receives() const;
   int64_t num_buffered_tensors() const;
   int64_t buffered_bytes() const;
+  int64_t early_bytes() const;      // Of them, held for steps not running here.
   int64_t num_steps() const;        // Entries in the table (running, early, aborted, orphan).
   int64_t num_ended_steps() const;  // Tombstones.
   int64_t num_dropped() const;      // Puts, receives and aborts refused because a step ended.
@@ -108,7 +115,10 @@ class TensorMailbox {
     absl::flat_hash_map<std::string, Slot> slots;
     int running = 0;     // StartStep calls without their CleanupStep yet.
     absl::Time touched;  // Last call about the step.
+    int64_t bytes = 0;   // Of its buffered tensors.
   };
+  // Accounts for `bytes` of the step's tensors leaving the mailbox.
+  void ReleaseBytesLocked(Step& step, int64_t bytes) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // The step's entry, created if needed; nullptr (counted as dropped) when the step has ended.
   Step* FindOrCreateLocked(int64_t step_id, absl::Time now) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Forgets expired tombstones and orphan entries; appends the keys of freed tensors.
@@ -125,6 +135,7 @@ class TensorMailbox {
   absl::Time next_reclaim_ ABSL_GUARDED_BY(mu_) = absl::InfinitePast();
   int64_t dropped_ ABSL_GUARDED_BY(mu_) = 0;
   int64_t reclaimed_ ABSL_GUARDED_BY(mu_) = 0;
+  int64_t early_bytes_ ABSL_GUARDED_BY(mu_) = 0;  // Sum of `bytes` of steps not running.
   int64_t next_listener_ ABSL_GUARDED_BY(mu_) = 1;
   std::map<int64_t, EdgeListener> listeners_ ABSL_GUARDED_BY(mu_);
 };

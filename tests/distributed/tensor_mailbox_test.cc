@@ -52,6 +52,42 @@ TEST(TensorMailboxTest, PutRecvAbortAndCredits) {
                         "waiting for tensor 'never' of step 3"));
 }
 
+// Tensors for steps not running here (early ones, or a flood for steps that never run) are
+// capped: the one that would pass the cap aborts its step (freeing what the step held, and
+// crediting the sender back), the step reports the named error when it starts, and steps that
+// run here are not counted.
+TEST(TensorMailboxTest, TensorsForStepsNotRunningHereAreCapped) {
+  TensorMailboxOptions options;
+  options.max_early_bytes = 100;
+  TensorMailbox box(options);
+  std::vector<std::string> credited;
+  box.AddEdgeListener([&](const std::string& key) { credited.push_back(key); });
+  ASSERT_TRUE(box.Put(5, "a", Ramp(16)).ok());  // 64 bytes.
+  ASSERT_TRUE(box.Put(6, "b", Ramp(4)).ok());   // 16 bytes: 80 held.
+  EXPECT_EQ(box.early_bytes(), 80);
+  const std::string error =
+      "this worker holds 80 bytes of tensors for steps not running here; tensor 'c' of step 6 "
+      "(64 bytes) would pass the limit of 100 (--max_early_bytes)";
+  EXPECT_TRUE(StatusHas(box.Put(6, "c", Ramp(16)), absl::StatusCode::kResourceExhausted, error));
+  EXPECT_EQ(box.early_bytes(), 64);  // Step 6's "b" was freed with it.
+  EXPECT_EQ(credited, (std::vector<std::string>{"b", "c"}));
+  box.StartStep(6);
+  EXPECT_TRUE(StatusHas(box.Recv(6, "b", absl::Seconds(5)).status(),
+                        absl::StatusCode::kResourceExhausted, error));
+  box.CleanupStep(6);
+  // A running step's tensors are not early: step 5's 64 bytes no longer count once it starts.
+  box.StartStep(5);
+  EXPECT_EQ(box.early_bytes(), 0);
+  ASSERT_TRUE(box.Put(5, "big", Ramp(100)).ok());  // 400 bytes, for a running step.
+  ASSERT_TRUE(box.Put(7, "d", Ramp(25)).ok());     // 100 bytes, early: at the limit, not over.
+  EXPECT_EQ(box.early_bytes(), 100);
+  ASSERT_TRUE(box.Recv(5, "a", absl::Seconds(5)).ok());
+  box.CleanupStep(5);
+  box.AbortStep(7, absl::AbortedError("gone"));
+  EXPECT_EQ(box.early_bytes(), 0);
+  EXPECT_EQ(box.buffered_bytes(), 0);
+}
+
 TEST(TensorMailboxTest, LateArrivalsForAnEndedStepDoNotGrowTheTable) {
   TensorMailbox box;
   std::vector<std::string> credited;
