@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "absl/base/call_once.h"
+#include "absl/strings/str_cat.h"
 #include "grpc/grpc.h"
 
 namespace sluice {
@@ -34,7 +35,16 @@ absl::Status KeepFreedHeapMemoryForReuse() {
 
 grpc::Status ToGrpc(const absl::Status& s) {
   if (s.ok()) return grpc::Status::OK;
-  return grpc::Status(static_cast<grpc::StatusCode>(s.code()), std::string(s.message()));
+  // The message travels in a trailer; one over the peer's metadata limit (8 KiB by default)
+  // would replace the error with "metadata size exceeds limit".
+  constexpr size_t kMaxMessage = 4096;
+  std::string message(s.message());
+  if (message.size() > kMaxMessage) {
+    const size_t full = message.size();
+    message.resize(kMaxMessage - 64);
+    absl::StrAppend(&message, "... (", full, " bytes, cut)");
+  }
+  return grpc::Status(static_cast<grpc::StatusCode>(s.code()), std::move(message));
 }
 
 absl::Status FromGrpc(const grpc::Status& s) {

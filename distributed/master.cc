@@ -25,9 +25,66 @@ Master::Master(MasterOptions options)
   for (const proto::PeerAddress& w : options_.workers) monitor_.Watch(w);
   // Step ids differ across master restarts, so a worker never mixes two masters' steps.
   next_step_ = (absl::Uniform<int64_t>(absl::BitGen(), 1, 1 << 20)) << 20;
+  if (options_.session_idle_timeout != absl::InfiniteDuration()) {
+    expiry_thread_ = std::thread([this] { ExpireIdleSessions(); });
+  }
 }
 
-Master::~Master() = default;
+Master::~Master() {
+  {
+    absl::MutexLock lock(&mu_);
+    stopping_ = true;
+  }
+  if (expiry_thread_.joinable()) expiry_thread_.join();
+}
+
+void Master::ExpireIdleSessions() {
+  // Checked at a tenth of the timeout (at most every 10 s): a session goes at most that late.
+  const absl::Duration period =
+      std::min(options_.session_idle_timeout / 10, absl::Duration(absl::Seconds(10)));
+  while (true) {
+    std::vector<std::shared_ptr<SessionState>> expired;
+    {
+      absl::MutexLock lock(&mu_);
+      if (mu_.AwaitWithTimeout(absl::Condition(&stopping_), period)) return;
+      const absl::Time now = absl::Now();
+      for (auto it = sessions_.begin(); it != sessions_.end();) {
+        if (now - it->second->last_used >= options_.session_idle_timeout) {
+          expired.push_back(std::move(it->second));
+          it = sessions_.erase(it);
+        } else {
+          ++it;
+        }
+      }
+    }
+    for (auto& s : expired) Release(s.get());
+  }
+}
+
+absl::StatusOr<std::shared_ptr<Master::SessionState>> Master::FindSession(
+    const std::string& handle) {
+  absl::MutexLock lock(&mu_);
+  auto it = sessions_.find(handle);
+  if (it == sessions_.end()) {
+    return absl::NotFoundError(absl::StrCat("unknown session handle '", handle,
+                                            "' (never created, closed, or closed by the master "
+                                            "after ",
+                                            absl::FormatDuration(options_.session_idle_timeout),
+                                            " unused: --session_idle_timeout_ms)"));
+  }
+  it->second->last_used = absl::Now();
+  return it->second;
+}
+
+absl::Status Master::CheckGraphSize(const proto::GraphDef& def) const {
+  const size_t bytes = def.ByteSizeLong();
+  if (static_cast<int64_t>(bytes) > options_.max_graph_bytes) {
+    return absl::ResourceExhaustedError(
+        absl::StrCat("the graph is ", bytes, " bytes, over the master's limit of ",
+                     options_.max_graph_bytes, " (--max_graph_bytes)"));
+  }
+  return absl::OkStatus();
+}
 
 std::vector<std::string> Master::DeviceNames() const {
   std::vector<std::string> names;
@@ -59,10 +116,30 @@ grpc::Status Master::CreateSession(grpc::ServerContext*, const proto::CreateSess
                                    proto::CreateSessionResponse* resp) {
   grpc::Status v = ToGrpc(CheckProtocolVersion(req->protocol_version(), "CreateSession"));
   if (!v.ok()) return v;
+  auto full = [this]() -> absl::Status {
+    absl::MutexLock lock(&mu_);
+    if (static_cast<int>(sessions_.size()) < options_.max_sessions) return absl::OkStatus();
+    return absl::ResourceExhaustedError(absl::StrCat("the master holds ", sessions_.size(),
+                                                     " sessions, its limit (--max_sessions); close "
+                                                     "the sessions you no longer use"));
+  };
+  if (absl::Status f = full(); !f.ok()) return ToGrpc(AnnotateStatus(f, "CreateSession"));
+  if (absl::Status size = CheckGraphSize(req->graph()); !size.ok()) {
+    return ToGrpc(AnnotateStatus(size, "CreateSession"));
+  }
   absl::StatusOr<std::shared_ptr<SessionState>> s = BuildSession(req->graph());
   if (!s.ok()) return ToGrpc(AnnotateStatus(s.status(), "CreateSession"));
   absl::MutexLock lock(&mu_);
+  // Checked again: sessions may have been created while this one was built.
+  if (static_cast<int>(sessions_.size()) >= options_.max_sessions) {
+    return ToGrpc(AnnotateStatus(
+        absl::ResourceExhaustedError(absl::StrCat("the master holds ", sessions_.size(),
+                                                  " sessions, its limit (--max_sessions); "
+                                                  "close the sessions you no longer use")),
+        "CreateSession"));
+  }
   std::string handle = absl::StrCat("session-", next_session_++);
+  (*s)->last_used = absl::Now();
   sessions_[handle] = *s;
   resp->set_session_handle(handle);
   return grpc::Status::OK;
@@ -72,21 +149,17 @@ grpc::Status Master::ExtendSession(grpc::ServerContext*, const proto::ExtendSess
                                    proto::ExtendSessionResponse*) {
   grpc::Status v = ToGrpc(CheckProtocolVersion(req->protocol_version(), "ExtendSession"));
   if (!v.ok()) return v;
-  std::shared_ptr<SessionState> old;
-  {
-    absl::MutexLock lock(&mu_);
-    auto it = sessions_.find(req->session_handle());
-    if (it == sessions_.end()) {
-      return grpc::Status(grpc::StatusCode::NOT_FOUND,
-                          absl::StrCat("unknown session handle '", req->session_handle(), "'"));
-    }
-    old = it->second;
-  }
-  proto::GraphDef merged = old->def;
+  absl::StatusOr<std::shared_ptr<SessionState>> old = FindSession(req->session_handle());
+  if (!old.ok()) return ToGrpc(old.status());
+  proto::GraphDef merged = (*old)->def;
   for (const auto& n : req->graph().node()) *merged.add_node() = n;
+  if (absl::Status size = CheckGraphSize(merged); !size.ok()) {
+    return ToGrpc(AnnotateStatus(size, "ExtendSession"));
+  }
   absl::StatusOr<std::shared_ptr<SessionState>> s = BuildSession(std::move(merged));
   if (!s.ok()) return ToGrpc(AnnotateStatus(s.status(), "ExtendSession"));
   absl::MutexLock lock(&mu_);
+  (*s)->last_used = absl::Now();
   sessions_[req->session_handle()] = *s;
   return grpc::Status::OK;
 }
@@ -95,17 +168,17 @@ grpc::Status Master::CloseSession(grpc::ServerContext*, const proto::CloseSessio
                                   proto::CloseSessionResponse*) {
   grpc::Status v = ToGrpc(CheckProtocolVersion(req->protocol_version(), "CloseSession"));
   if (!v.ok()) return v;
-  std::shared_ptr<SessionState> s;
+  absl::StatusOr<std::shared_ptr<SessionState>> s = FindSession(req->session_handle());
+  if (!s.ok()) return ToGrpc(s.status());
   {
     absl::MutexLock lock(&mu_);
-    auto it = sessions_.find(req->session_handle());
-    if (it == sessions_.end()) {
-      return grpc::Status(grpc::StatusCode::NOT_FOUND,
-                          absl::StrCat("unknown session handle '", req->session_handle(), "'"));
-    }
-    s = it->second;
-    sessions_.erase(it);
+    sessions_.erase(req->session_handle());
   }
+  Release(s->get());
+  return grpc::Status::OK;
+}
+
+void Master::Release(SessionState* s) {
   absl::MutexLock lock(&s->mu);
   for (auto& [sig, prepared] : s->prepared) {
     for (auto& part : prepared->parts) {
@@ -119,7 +192,6 @@ grpc::Status Master::CloseSession(grpc::ServerContext*, const proto::CloseSessio
       (void)stub->DeregisterGraph(&ctx, dreq, &dresp);  // A lost worker forgot it anyway.
     }
   }
-  return grpc::Status::OK;
 }
 
 grpc::Status Master::ListDevices(grpc::ServerContext*, const proto::ListDevicesRequest* req,
@@ -221,16 +293,7 @@ absl::Status Master::EnsureRegistered(Prepared::Part* part) {
 
 absl::Status Master::RunStepImpl(const proto::RunStepRequest& req, proto::RunStepResponse* resp,
                                  std::function<bool()> abandoned) {
-  std::shared_ptr<SessionState> session;
-  {
-    absl::MutexLock lock(&mu_);
-    auto it = sessions_.find(req.session_handle());
-    if (it == sessions_.end()) {
-      return absl::NotFoundError(
-          absl::StrCat("unknown session handle '", req.session_handle(), "'"));
-    }
-    session = it->second;
-  }
+  SLUICE_ASSIGN_OR_RETURN(std::shared_ptr<SessionState> session, FindSession(req.session_handle()));
   SLUICE_ASSIGN_OR_RETURN(std::shared_ptr<Prepared> prepared, Prepare(session.get(), req));
   SLUICE_RETURN_IF_ERROR(CheckFeeds(*prepared, req));
   const int64_t step_id = next_step_++;
@@ -270,7 +333,7 @@ grpc::Status Master::RunStep(grpc::ServerContext* ctx, const proto::RunStepReque
   grpc::Status v = ToGrpc(CheckProtocolVersion(req->protocol_version(), "RunStep"));
   if (!v.ok()) return v;
   // A client that goes away (killed, or its deadline passed) cancels its step on the workers.
-  return ToGrpc(RunStepImpl(*req, resp, [ctx] { return ctx->IsCancelled(); }));
+  return ToGrpc(RunStepImpl(*req, resp, [ctx] { return ctx != nullptr && ctx->IsCancelled(); }));
 }
 
 }  // namespace sluice

@@ -14,6 +14,7 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
@@ -29,6 +30,11 @@ struct MasterOptions {
   std::vector<proto::PeerAddress> workers;
   HeartbeatOptions heartbeat;
   absl::Duration default_step_timeout = absl::Seconds(60);
+  // A session no call has used for this long is closed (its partitions deregistered), so
+  // clients that never close theirs do not grow the master for good. InfiniteDuration: never.
+  absl::Duration session_idle_timeout = absl::Hours(1);
+  int max_sessions = 1000;                      // Open at once; CreateSession beyond is refused.
+  int64_t max_graph_bytes = int64_t{64} << 20;  // Of a session's GraphDef (after extensions).
 };
 
 class Master : public proto::Master::Service {
@@ -67,6 +73,7 @@ class Master : public proto::Master::Service {
     std::vector<Endpoint> feeds;                   // In request order, for checking the fed values.
   };
   struct SessionState {
+    absl::Time last_used;  // Guarded by the master's mu_.
     proto::GraphDef def;
     std::shared_ptr<const Graph> graph;
     Placement placement;
@@ -83,6 +90,13 @@ class Master : public proto::Master::Service {
   absl::Status RunStepImpl(const proto::RunStepRequest& req, proto::RunStepResponse* resp,
                            std::function<bool()> abandoned);
   std::vector<std::string> DeviceNames() const;
+  // The session of `handle`, marked used now; NotFound naming the handle otherwise.
+  absl::StatusOr<std::shared_ptr<SessionState>> FindSession(const std::string& handle);
+  absl::Status CheckGraphSize(const proto::GraphDef& def) const;
+  // Deregisters the session's partitions from the workers (it is already out of sessions_).
+  void Release(SessionState* session);
+  // Closes idle sessions every so often until the master goes.
+  void ExpireIdleSessions();
 
   const MasterOptions options_;
   HeartbeatMonitor monitor_;
@@ -91,6 +105,8 @@ class Master : public proto::Master::Service {
   mutable absl::Mutex mu_;
   int64_t next_session_ ABSL_GUARDED_BY(mu_) = 1;
   std::map<std::string, std::shared_ptr<SessionState>> sessions_ ABSL_GUARDED_BY(mu_);
+  bool stopping_ ABSL_GUARDED_BY(mu_) = false;
+  std::thread expiry_thread_;
 };
 
 }  // namespace sluice

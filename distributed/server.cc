@@ -2,6 +2,7 @@
 
 #include <pthread.h>
 
+#include <algorithm>
 #include <cstdint>
 #include <utility>
 
@@ -75,6 +76,12 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const ServerOptions& optio
     grpc::ServerBuilder builder;
     if (bulk) TuneForBulkData(&builder);
     AcceptKeepalivePings(&builder);  // Peers ping their links to this server (peer_keepalive).
+    if (options.max_connection_idle != absl::InfiniteDuration()) {
+      builder.AddChannelArgument(
+          GRPC_ARG_MAX_CONNECTION_IDLE_MS,
+          static_cast<int>(std::clamp<int64_t>(
+              absl::ToInt64Milliseconds(options.max_connection_idle), 1, INT32_MAX)));
+    }
     builder.AddListeningPort(absl::StrCat(options.host, ":", port),
                              grpc::InsecureServerCredentials(), bound);
     if (options.max_message_bytes >= 0) {
@@ -101,6 +108,9 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const ServerOptions& optio
   if (options.job == "master") {
     MasterOptions mopts;
     mopts.heartbeat = options.heartbeat;
+    mopts.session_idle_timeout = options.session_idle_timeout;
+    mopts.max_sessions = options.max_sessions;
+    mopts.max_graph_bytes = options.max_graph_bytes;
     for (size_t i = 0; i < options.worker_control_addresses.size(); ++i) {
       SLUICE_ASSIGN_OR_RETURN(proto::PeerAddress ref,
                               Handshake(options.worker_control_addresses[i], i));

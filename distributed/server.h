@@ -45,6 +45,13 @@ struct ServerOptions {
   // are learned from their heartbeat identities at start.
   std::vector<std::string> worker_control_addresses;
   HeartbeatOptions heartbeat;
+  // Master only: MasterOptions' bounds on sessions and graphs.
+  absl::Duration session_idle_timeout = absl::Hours(1);
+  int max_sessions = 1000;
+  int64_t max_graph_bytes = int64_t{64} << 20;
+  // A connection with no call for this long is closed (gracefully: a client reconnects on its
+  // next call), so idle clients do not hold descriptors for good. InfiniteDuration: never.
+  absl::Duration max_connection_idle = absl::Minutes(10);
 };
 
 class Server {

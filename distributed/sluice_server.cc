@@ -55,6 +55,12 @@ ABSL_FLAG(int64_t, orphan_ttl_ms, 300000,
           "How long a worker keeps tensors or aborts for a step that never ran there");
 ABSL_FLAG(int, heartbeat_interval_ms, 500, "Master: heartbeat period");
 ABSL_FLAG(int, heartbeat_timeout_ms, 5000, "Master: a worker silent this long is lost");
+ABSL_FLAG(int64_t, session_idle_timeout_ms, 3600000,
+          "Master: a session unused this long is closed (0: never)");
+ABSL_FLAG(int, max_sessions, 1000, "Master: sessions open at once");
+ABSL_FLAG(int64_t, max_graph_bytes, int64_t{64} << 20, "Master: bytes of a session's GraphDef");
+ABSL_FLAG(int64_t, max_connection_idle_ms, 600000,
+          "A connection with no call for this long is closed; clients reconnect (0: never)");
 ABSL_FLAG(int, heartbeat_deadline_ms, 2000,
           "Master: how long one heartbeat may take to be answered (keep it above the links' "
           "round trip; independent of the interval)");
@@ -126,6 +132,20 @@ int main(int argc, char** argv) {
         "--heartbeat_interval_ms, --heartbeat_timeout_ms and --heartbeat_deadline_ms must be > 0"));
   }
   RaiseOpenFileLimit();
+  const int64_t idle_ms = absl::GetFlag(FLAGS_session_idle_timeout_ms);
+  options.session_idle_timeout =
+      idle_ms == 0 ? absl::InfiniteDuration() : absl::Milliseconds(idle_ms);
+  options.max_sessions = absl::GetFlag(FLAGS_max_sessions);
+  options.max_graph_bytes = absl::GetFlag(FLAGS_max_graph_bytes);
+  const int64_t conn_idle_ms = absl::GetFlag(FLAGS_max_connection_idle_ms);
+  options.max_connection_idle =
+      conn_idle_ms == 0 ? absl::InfiniteDuration() : absl::Milliseconds(conn_idle_ms);
+  if (idle_ms < 0 || conn_idle_ms < 0 || options.max_sessions <= 0 ||
+      options.max_graph_bytes <= 0) {
+    return Fail(absl::InvalidArgumentError(
+        "--session_idle_timeout_ms and --max_connection_idle_ms must be >= 0, --max_sessions and "
+        "--max_graph_bytes > 0"));
+  }
 
   int port = absl::GetFlag(FLAGS_port);
   const std::string spec_text = absl::GetFlag(FLAGS_cluster_spec);

@@ -334,6 +334,7 @@ absl::Status Worker::Heartbeat(const proto::HeartbeatRequest& req, proto::Heartb
   {
     absl::MutexLock lock(&mu_);
     resp->set_active_steps(active_steps_.size());
+    resp->set_registered_graphs(graphs_.size());
     for (auto& [address, link] : peers_) links.push_back(link);
   }
   // Outside mu_: the senders have locks of their own, never taken under the worker's.

@@ -21,6 +21,16 @@ bool IsValidNodeName(absl::string_view name) {
 
 bool AttrHasType(const AttrValue& v, AttrType type) { return v.type() == type; }
 
+}  // namespace
+
+absl::Status NameTooLong(absl::string_view name) {
+  return absl::InvalidArgumentError(absl::StrCat("node name '", name.substr(0, 64), "...' is ",
+                                                 name.size(), " bytes long, over the limit of ",
+                                                 kMaxNodeNameBytes));
+}
+
+namespace {
+
 // Resolves the attributes an op's arguments need (type and list-length attributes), checks the
 // input dtypes, and computes the output dtypes.
 class SignatureBinder {
@@ -241,6 +251,8 @@ absl::StatusOr<Node*> Graph::AddNode(NodeSpec spec) {
     return absl::FailedPreconditionError(
         absl::StrCat(context(), ": the graph is finalized; no node can be added"));
   }
+  // Before anything quotes it: names travel in rendezvous keys and error messages.
+  if (spec.name.size() > kMaxNodeNameBytes) return NameTooLong(spec.name);
   if (!IsValidNodeName(spec.name)) {
     return absl::InvalidArgumentError(absl::StrCat(context(), ": invalid node name"));
   }

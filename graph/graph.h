@@ -23,10 +23,17 @@
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 #include "graph/attr_value.h"
 #include "graph/op_def.h"
 
 namespace sluice {
+
+// Node names longer than this are refused (they travel in rendezvous keys and in error messages
+// that cross gRPC, whose metadata is small).
+inline constexpr size_t kMaxNodeNameBytes = 1024;
+// InvalidArgument quoting the start of a name over kMaxNodeNameBytes.
+absl::Status NameTooLong(absl::string_view name);
 
 class Node;
 

@@ -116,6 +116,7 @@ absl::StatusOr<std::unique_ptr<Graph>> GraphFromGraphDefUnfinalized(const proto:
   const int n = def.node_size();
   absl::flat_hash_map<std::string, int> index;
   for (int i = 0; i < n; ++i) {
+    if (def.node(i).name().size() > kMaxNodeNameBytes) return NameTooLong(def.node(i).name());
     if (!index.emplace(def.node(i).name(), i).second) {
       return absl::InvalidArgumentError(absl::StrCat(
           NodeContext(def.node(i)), ": duplicate node name '", def.node(i).name(), "'"));

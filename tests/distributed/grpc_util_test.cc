@@ -36,5 +36,13 @@ TEST(GrpcUtilTest, StatusCodesRoundTrip) {
   EXPECT_TRUE(FromGrpc(ToGrpc(absl::OkStatus())).ok());
 }
 
+// A status message travels in a gRPC trailer, whose size the peer caps (8 KiB by default): a
+// longer one would reach the caller as "metadata size exceeds limit" instead of the error.
+TEST(GrpcUtilTest, LongMessagesAreCutToFitATrailer) {
+  grpc::Status s = ToGrpc(absl::InvalidArgumentError(std::string(100000, 'm')));
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_EQ(s.error_message(), std::string(4032, 'm') + "... (100000 bytes, cut)");
+}
+
 }  // namespace
 }  // namespace sluice

@@ -80,6 +80,13 @@ TEST(GraphDefTest, ImportAcceptsNodesInAnyOrder) {
 TEST(GraphDefTest, EveryBadInputNamesTheNode) {
   {
     proto::GraphDef def;
+    AddConst(&def, std::string(5000, 'x'), 1);
+    EXPECT_TRUE(Has(
+        GraphFromGraphDef(def, TestOpRegistry()).status(),
+        "node name '" + std::string(64, 'x') + "...' is 5000 bytes long, over the limit of 1024"));
+  }
+  {
+    proto::GraphDef def;
     def.add_node()->set_name("x");
     def.mutable_node(0)->set_op("Frobnicate");
     EXPECT_TRUE(Has(GraphFromGraphDef(def, TestOpRegistry()).status(),

@@ -82,6 +82,12 @@ TEST(GraphTest, ErrorsNameTheNode) {
                   "[2,3] x [2,3]"));
   EXPECT_TRUE(Has(g.AddNode(NodeSpec{.name = "bad name!", .op = "NoOp"}).status(),
                   absl::StatusCode::kInvalidArgument, "invalid node name"));
+  // Names travel in keys and error messages: a long one is refused, quoted only in part.
+  EXPECT_TRUE(Has(
+      g.AddNode(NodeSpec{.name = std::string(100000, 'n'), .op = "NoOp"}).status(),
+      absl::StatusCode::kInvalidArgument,
+      "node name '" + std::string(64, 'n') + "...' is 100000 bytes long, over the limit of 1024"));
+  EXPECT_TRUE(g.AddNode(NodeSpec{.name = std::string(1024, 'n'), .op = "NoOp"}).ok());
 }
 
 TEST(GraphTest, ListArgumentsInferTheirLength) {
