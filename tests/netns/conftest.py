@@ -17,8 +17,9 @@ def server_binary():
         nh.check_prerequisites()
     except nh.Unavailable as e:
         pytest.skip("network namespaces unavailable: {}".format(e))
-    import sluice as sl  # Here, not above: the harness's own tests run without the module.
-    return sl.find_server_binary()
+    # Imported here, not above: the harness's own tests run without the module.
+    from sluice.distributed import find_server_binary
+    return find_server_binary()
 
 
 @pytest.fixture

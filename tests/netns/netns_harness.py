@@ -496,7 +496,11 @@ class Server:
                 "--data_port={}".format(DATA_PORT), "--exit_on_stdin_eof"]
         if spec is not None:
             argv.append("--cluster_spec=" + json.dumps(spec))
-        self.process = self.cluster.net.start(self.name, self.host, argv + self.extra_flags)
+        # $SLUICE_NETNS_SERVER_FLAGS: extra flags for every server, to try a setting by hand
+        # (e.g. --credit_window=64); the scenarios themselves use the defaults.
+        env_flags = os.environ.get("SLUICE_NETNS_SERVER_FLAGS", "").split()
+        self.process = self.cluster.net.start(self.name, self.host,
+                                              argv + self.extra_flags + env_flags)
         self.process.wait_for_line("SLUICE_SERVER_READY", timeout=timeout)
         return self
 
