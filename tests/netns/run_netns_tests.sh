@@ -13,7 +13,7 @@
 #
 # Logs of every server, proxy and client, and results.jsonl (what each scenario saw: error
 # texts, timings), go to $TEST_UNDECLARED_OUTPUTS_DIR under Bazel (bazel-testlogs/tests/netns/
-# <target>/test.outputs), else $SLUICE_NETNS_OUT, else /tmp/sluice-netns-<pid>.
+# <target>/test.outputs/outputs.zip), else $SLUICE_NETNS_OUT, else /tmp/sluice-netns-<pid>.
 set -euo pipefail
 if [ "${1:-}" = "--full" ]; then
   export SLUICE_NETNS_FULL=1

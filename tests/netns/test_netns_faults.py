@@ -86,7 +86,7 @@ def test_killing_a_worker_mid_step_never_crashes_the_survivor(net, server_binary
     rejoin_limit_s = 15.0
     cluster = nh.Cluster(net, server_binary)
     checks = Checks(cluster)
-    client = nh.Client(net, cluster.target, step_timeout_s=20)
+    client = nh.Client(net, cluster.target, step_timeout_s=10)  # 5x the slowest step here.
     ok_step(client, {"cmd": "init"})
     # About 2 s of matmuls on the victim (1.3 s for 64 reps on the 2-core build machine).
     slow = {"cmd": "slow", "size": 1024, "reps": 96}
