@@ -7,7 +7,7 @@
 # tools/python_env.sh builds (sluice_server beside it):
 #
 #   eval "$(tools/python_env.sh)"
-#   tests/netns/run_netns_tests.sh                # short form, about 3 minutes
+#   tests/netns/run_netns_tests.sh                # short form, about 4 minutes
 #   tests/netns/run_netns_tests.sh --full         # full form: more repetitions, longer windows
 #   tests/netns/run_netns_tests.sh -k partition   # other arguments go to pytest
 #
