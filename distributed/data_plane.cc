@@ -2,6 +2,7 @@
 
 #include <utility>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/notification.h"
 #include "core/status.h"
@@ -157,6 +158,19 @@ absl::Status DataClient::CloseLocked() {
 absl::Status DataClient::Push(int64_t step_id, const std::string& key, const Tensor& tensor,
                               const std::function<bool()>& stop) {
   absl::MutexLock lock(&mu_);
+  const bool fresh = push_ == nullptr;
+  absl::Status s = PushLocked(step_id, key, tensor, stop);
+  // A new stream's first write can fail on a connection the channel had not yet seen die (the
+  // peer restarted while the link was idle): nothing was delivered, so try once on another.
+  if (absl::IsUnavailable(s) && fresh && push_ == nullptr &&
+      !absl::StrContains(s.message(), "cancelled")) {
+    s = PushLocked(step_id, key, tensor, stop);
+  }
+  return s;
+}
+
+absl::Status DataClient::PushLocked(int64_t step_id, const std::string& key, const Tensor& tensor,
+                                    const std::function<bool()>& stop) {
   SLUICE_RETURN_IF_ERROR(OpenLocked());
   ChunkEncoder enc(step_id, key, tensor, options_);
   grpc::ByteBuffer msg;
@@ -185,6 +199,13 @@ absl::Status DataClient::Push(int64_t step_id, const std::string& key, const Ten
 absl::Status DataClient::Close() {
   absl::MutexLock lock(&mu_);
   return CloseLocked();
+}
+
+void DataClient::ResetStream() {
+  absl::MutexLock lock(&mu_);
+  if (!push_) return;
+  push_ctx_->TryCancel();  // Finish must not wait for a peer that may never answer.
+  (void)CloseLocked();
 }
 
 void DataClient::CancelStream() {

@@ -68,6 +68,10 @@ class DataClient {
                     const std::function<bool()>& stop = nullptr);
   // Ends the push stream and returns the peer's verdict (e.g. a rejected chunk).
   absl::Status Close();
+  // Abandons the push stream (the next Push opens a new one). For a peer whose connection
+  // broke: a write on a stream whose connection died can still report success once, and the
+  // tensor would be lost without an error (the receiver restarted, say).
+  void ResetStream();
   // Breaks the push stream for good, from any thread, so a Push blocked in a write (a hung peer
   // stops reading) returns and later Pushes fail at once. For a peer found lost: tensors not
   // yet delivered on the stream are lost with it.
@@ -77,6 +81,8 @@ class DataClient {
 
  private:
   absl::Status OpenLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  absl::Status PushLocked(int64_t step_id, const std::string& key, const Tensor& tensor,
+                          const std::function<bool()>& stop) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   absl::Status CloseLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   std::shared_ptr<grpc::Channel> channel_;

@@ -30,11 +30,13 @@ absl::Status EdgeSender::EnsureOpen(const absl::Status* cancelled) {
       if (broken_.ok()) return absl::OkStatus();
     }
     // The stream broke (the receiver restarted, or an open was cancelled): close it and open
-    // a new one below; the new receiver grants fresh credits.
+    // a new one below; the new receiver grants fresh credits. The data stream to the receiver
+    // goes too: on a dead connection its next write may still "succeed", losing the tensor.
     reader_.join();
     (void)stream_->Finish();
     stream_.reset();  // Finished: the destructor must not finish it again.
     opened_ = false;
+    data_->ResetStream();
   }
   grpc::ClientContext* ctx;
   {

@@ -3,6 +3,7 @@
 #include <utility>
 
 #include "absl/random/random.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "core/status.h"
@@ -316,13 +317,28 @@ absl::Status Master::RunStepImpl(const proto::RunStepRequest& req, proto::RunSte
   StepRunOptions step_options;
   step_options.deadline = absl::Now() + timeout;
   step_options.abandoned = std::move(abandoned);
-  SLUICE_ASSIGN_OR_RETURN(std::vector<proto::RunGraphResponse> results,
-                          coordinator_.Run(step_id, std::move(runs), step_options));
+  absl::StatusOr<std::vector<proto::RunGraphResponse>> results =
+      coordinator_.Run(step_id, std::move(runs), step_options);
+  if (!results.ok()) {
+    // A worker that restarted since the last heartbeat has none of our partitions (and had no
+    // chance to tell us its new incarnation): register the one it named again next step.
+    if (absl::IsNotFound(results.status())) {
+      absl::MutexLock lock(&session->mu);
+      for (auto& part : prepared->parts) {
+        if (!part.handle.empty() &&
+            absl::StrContains(results.status().message(),
+                              absl::StrCat("unknown graph handle '", part.handle, "'"))) {
+          part.handle.clear();
+        }
+      }
+    }
+    return results.status();
+  }
   for (size_t i = 0; i < prepared->fetch_slots.size(); ++i) {
     auto [part, index] = prepared->fetch_slots[i];
     proto::NamedTensor* out = resp->add_fetches();
     out->set_name(req.fetches(i));
-    *out->mutable_tensor() = results[part].fetches(index).tensor();
+    *out->mutable_tensor() = (*results)[part].fetches(index).tensor();
   }
   resp->set_step_id(step_id);
   return absl::OkStatus();

@@ -270,6 +270,63 @@ def test_killed_worker_fails_the_step_naming_it_and_a_restart_rejoins():
         assert np.isfinite(loss)
 
 
+def _cpu_seconds(pid):
+    with open("/proc/{}/stat".format(pid)) as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def test_a_worker_killed_mid_step_and_restarted_carries_the_next_training_step():
+    """Worker 1 is killed while it computes on a matrix worker 0 sent it (worker 0 waits in a
+    receive). Worker 0's data stream to it then sat idle through the restart: its first write
+    afterwards "succeeded" into the dead connection, the tensor was lost, and the first
+    training step (its partitions registered after the restart) hung until its deadline on
+    both workers."""
+    with sl.LocalCluster(workers=2) as cluster:
+        g, m = build_two_worker_model()
+        slow_graph = sl.Graph()
+        with slow_graph.as_default():
+            with sl.device("/job:worker/task:0"):
+                seed = sl.random_normal([512, 512], stddev=1.0 / 512, seed=3)
+            with sl.device("/job:worker/task:1"):
+                heavy = seed
+                for _ in range(400):
+                    heavy = sl.tanh(sl.matmul(heavy, seed))
+                total = sl.reduce_sum(heavy)
+            with sl.device("/job:worker/task:0"):
+                slow = total + 1.0
+        feed = {m["x"]: batch(0)[0], m["y"]: batch(0)[1]}
+        config = sl.ConfigProto(step_timeout_seconds=10)
+        with sl.Session(cluster.target, graph=g, config=config) as sess, \
+                sl.Session(cluster.target, graph=slow_graph, config=config) as slow_sess:
+            sess.run(m["init"])
+            slow_sess.run(slow)
+            pid = cluster._cluster.worker_pid(1)
+            cpu_before = _cpu_seconds(pid)
+            result = {}
+            step = threading.Thread(target=lambda: result.update(
+                error=pytest.raises(sl.errors.UnavailableError, slow_sess.run, slow)))
+            step.start()
+            deadline = time.monotonic() + 30
+            while _cpu_seconds(pid) - cpu_before < 0.2:  # Mid-step: worker 1 computes.
+                assert time.monotonic() < deadline, "worker 1 never started computing"
+                time.sleep(0.01)
+            cluster.kill_worker(1)
+            step.join()
+            cluster.restart_worker(1)
+            deadline = time.monotonic() + 30
+            while True:  # Until the master has re-registered the partitions on the new worker.
+                try:
+                    sess.run(m["init"])
+                    break
+                except (sl.errors.UnavailableError, sl.errors.NotFoundError):
+                    if time.monotonic() > deadline:
+                        raise
+            start = time.monotonic()
+            sess.run(m["train"], feed_dict=feed)
+            assert time.monotonic() - start < 5
+
+
 def test_servers_in_this_process_form_a_cluster():
     # Workers on OS-chosen ports, then a master that is told where they are.
     workers = [sl.Server(None, "worker", task, port=0) for task in range(2)]

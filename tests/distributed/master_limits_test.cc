@@ -94,8 +94,8 @@ TEST_F(MasterLimitsTest, AnIdleSessionIsClosedAndItsPartitionsDeregistered) {
   EXPECT_EQ(Beat(cluster_->worker(1).control_address).registered_graphs(), 1);
   // PlacementOf does not count as a use.
   ASSERT_TRUE(WaitFor([&] { return !master->PlacementOf(created.session_handle()).ok(); }));
-  EXPECT_TRUE(WaitFor(
-      [&] { return Beat(cluster_->worker(1).control_address).registered_graphs() == 0; }));
+  EXPECT_TRUE(
+      WaitFor([&] { return Beat(cluster_->worker(1).control_address).registered_graphs() == 0; }));
   grpc::Status gone = RunNeg(*master, created.session_handle());
   EXPECT_EQ(gone.error_code(), grpc::StatusCode::NOT_FOUND);
   EXPECT_EQ(gone.error_message(),
@@ -129,9 +129,10 @@ TEST_F(MasterLimitsTest, AGraphOverTheLimitIsRefused) {
   auto small = StartMaster({.max_graph_bytes = bytes - 1});
   refused = small->CreateSession(nullptr, &create, &created);
   EXPECT_EQ(refused.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED);
-  EXPECT_EQ(refused.error_message(),
-            absl::StrCat("CreateSession: the graph is ", bytes, " bytes, over the master's limit "
-                         "of ", bytes - 1, " (--max_graph_bytes)"));
+  EXPECT_EQ(refused.error_message(), absl::StrCat("CreateSession: the graph is ", bytes,
+                                                  " bytes, over the master's limit "
+                                                  "of ",
+                                                  bytes - 1, " (--max_graph_bytes)"));
 }
 
 }  // namespace
