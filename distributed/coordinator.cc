@@ -239,7 +239,11 @@ namespace {
 
 // The error a failed RunGraph call fails its step with.
 absl::Status RunGraphError(int64_t step_id, const proto::PeerAddress& w, const grpc::Status& s) {
-  if (s.error_code() == grpc::StatusCode::UNAVAILABLE) {
+  // An error of the step itself starts with the worker's "<task> step <id>: " (an Unavailable
+  // one too, say a link to a peer broke); any other Unavailable is the call's own connection.
+  const bool from_step =
+      absl::StartsWith(s.error_message(), absl::StrCat(w.task_prefix(), " step ", step_id, ": "));
+  if (s.error_code() == grpc::StatusCode::UNAVAILABLE && !from_step) {
     // The connection broke: the process is gone (or unreachable).
     return absl::UnavailableError(
         absl::StrCat("step ", step_id, " failed: lost ", PeerName(w), ": ", s.error_message()));

@@ -2,6 +2,7 @@
 
 #include <optional>
 #include <utility>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "core/status.h"
@@ -9,10 +10,11 @@
 namespace sluice {
 
 EdgeSender::EdgeSender(std::shared_ptr<grpc::Channel> control_channel, DataClient* data,
-                       std::string edge)
+                       std::string edge, LostInFlight on_lost_in_flight)
     : stub_(proto::Control::NewStub(std::move(control_channel))),
       data_(data),
-      edge_(std::move(edge)) {}
+      edge_(std::move(edge)),
+      on_lost_in_flight_(std::move(on_lost_in_flight)) {}
 
 EdgeSender::~EdgeSender() {
   {
@@ -90,9 +92,21 @@ void EdgeSender::ReadLoop() {
       if (it->second == 0) step_in_flight_.erase(it);
     }
   }
-  absl::MutexLock lock(&mu_);
-  if (broken_.ok()) {
-    broken_ = absl::UnavailableError(absl::StrCat("edge '", edge_, "': control stream closed"));
+  std::vector<std::pair<int64_t, int64_t>> lost;  // (step, tensors in flight)
+  {
+    absl::MutexLock lock(&mu_);
+    if (broken_.ok()) {
+      broken_ = absl::UnavailableError(absl::StrCat("edge '", edge_, "': control stream closed"));
+    }
+    // Cancel() drops the receiver on purpose (the steps are being aborted already).
+    if (!dropped_) lost.assign(step_in_flight_.begin(), step_in_flight_.end());
+  }
+  if (!on_lost_in_flight_) return;
+  for (const auto& [step, n] : lost) {
+    on_lost_in_flight_(
+        step, absl::UnavailableError(absl::StrCat(
+                  "edge '", edge_, "' broke (the connection to the receiver was lost) with ", n,
+                  " tensor(s) of step ", step, " not yet consumed by the receiver")));
   }
 }
 

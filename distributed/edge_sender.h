@@ -16,6 +16,7 @@
 #ifndef SLUICE_DISTRIBUTED_EDGE_SENDER_H_
 #define SLUICE_DISTRIBUTED_EDGE_SENDER_H_
 
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
@@ -33,7 +34,13 @@ namespace sluice {
 
 class EdgeSender {
  public:
-  EdgeSender(std::shared_ptr<grpc::Channel> control_channel, DataClient* data, std::string edge);
+  // Called (on the stream's reader thread) for each step that had tensors on the edge the
+  // receiver had not consumed when the control stream broke (a connection cut, a keepalive
+  // that went unanswered): they may be lost, so their step cannot finish.
+  using LostInFlight = std::function<void(int64_t step_id, const absl::Status& why)>;
+
+  EdgeSender(std::shared_ptr<grpc::Channel> control_channel, DataClient* data, std::string edge,
+             LostInFlight on_lost_in_flight = nullptr);
   ~EdgeSender();
 
   // Waits (until `deadline`, or until `cancellation`, if given, is cancelled) for a credit, then
@@ -72,6 +79,7 @@ class EdgeSender {
   std::unique_ptr<proto::Control::Stub> stub_;
   DataClient* data_;
   const std::string edge_;
+  const LostInFlight on_lost_in_flight_;
 
   // Lock order: send_mu_, then mu_.
   absl::Mutex send_mu_ ABSL_ACQUIRED_BEFORE(mu_);  // Serialises opening the stream.

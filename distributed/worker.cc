@@ -114,9 +114,12 @@ absl::StatusOr<std::shared_ptr<Worker::PeerLink>> Worker::GetPeer(const proto::P
     link->data = std::make_unique<DataClient>(
         MakeDataChannel(peer.data_address(), options_.max_message_bytes, options_.peer_keepalive),
         options_.chunk);
+    // A step whose tensors were on the wire when the link broke cannot finish: end it here (its
+    // RunGraph then fails, and the master aborts it on the other workers).
     link->edge = std::make_unique<EdgeSender>(
         MakeChannel(peer.control_address(), /*max_message_bytes=*/-1, options_.peer_keepalive),
-        link->data.get(), absl::StrCat(task_prefix(), "->", peer.task_prefix()));
+        link->data.get(), absl::StrCat(task_prefix(), "->", peer.task_prefix()),
+        [this](int64_t step_id, const absl::Status& why) { AbortLocalStep(step_id, why); });
   }
   return link;
 }

@@ -48,9 +48,10 @@ struct RoundTrip {
 };
 
 // Heartbeats every 100 ms but a worker is lost only after a minute.
-std::unique_ptr<LocalCluster> StartPatientCluster() {
+std::unique_ptr<LocalCluster> StartPatientCluster(std::vector<std::string> worker_flags = {}) {
   LocalClusterOptions opts;
   opts.server_binary = test::ServerBinary();
+  opts.worker_flags = std::move(worker_flags);
   opts.master_flags = {"--heartbeat_interval_ms=100", "--heartbeat_timeout_ms=60000"};
   absl::StatusOr<std::unique_ptr<LocalCluster>> cluster = LocalCluster::Start(opts);
   EXPECT_TRUE(cluster.ok()) << cluster.status();
@@ -96,6 +97,33 @@ TEST(StepEndTest, TheStepDeadlineEndsItOnEveryWorkerWhileOneHangs) {
   EXPECT_TRUE(StatusHas(hung, absl::StatusCode::kDeadlineExceeded,
                         "/job:worker/task:1 at " + cluster->worker(1).control_address));
   // The master's deadline reached task 0: its half of the step ended too.
+  EXPECT_TRUE(WaitFor([&] { return NoActiveSteps(*cluster, 0); }));
+  ASSERT_TRUE(cluster->ResumeWorker(1).ok());
+  EXPECT_TRUE(WaitFor([&] { return NoActiveSteps(*cluster, 1); }));
+  ASSERT_TRUE((*session)->Run(m.Feeds(2), {m.h}, &out).ok());
+  EXPECT_TRUE(TensorEq(out[0], Tensor::FromVector<float>({1, 4})));
+}
+
+// Task 0's tensor went onto the link (its _Send returned) but task 1, hung, never took it; task 0
+// then waits for task 1's answer. When the link's keepalive gives up on task 1, the tensor may
+// be lost, so task 0 ends the step (naming the edge), and the master ends it everywhere: long
+// before the step's deadline or the heartbeat timeout.
+TEST(StepEndTest, ALinkThatBreaksWithATensorInFlightEndsTheStep) {
+  auto cluster = StartPatientCluster({"--peer_keepalive_ms=500"});
+  ASSERT_NE(cluster, nullptr);
+  RoundTrip m;
+  auto session = RemoteSession::Create(cluster->master_address(), m.graph,
+                                       {.step_timeout = absl::Seconds(30)});
+  ASSERT_TRUE(session.ok()) << session.status();
+  std::vector<Tensor> out;
+  ASSERT_TRUE((*session)->Run(m.Feeds(2), {m.h}, &out).ok());  // The link from task 0 is up.
+  ASSERT_TRUE(cluster->PauseWorker(1).ok());
+  absl::Status broke = (*session)->Run(m.Feeds(2), {m.h}, &out);
+  EXPECT_TRUE(StatusHas(broke, absl::StatusCode::kUnavailable,
+                        "edge '/job:worker/task:0->/job:worker/task:1' broke (the connection to "
+                        "the receiver was lost) with 1 tensor(s) of step "));
+  EXPECT_TRUE(StatusHas(broke, absl::StatusCode::kUnavailable,
+                        "failed on /job:worker/task:0 at " + cluster->worker(0).control_address));
   EXPECT_TRUE(WaitFor([&] { return NoActiveSteps(*cluster, 0); }));
   ASSERT_TRUE(cluster->ResumeWorker(1).ok());
   EXPECT_TRUE(WaitFor([&] { return NoActiveSteps(*cluster, 1); }));
