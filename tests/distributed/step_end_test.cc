@@ -5,6 +5,7 @@
 // the step.
 #include <memory>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
@@ -129,6 +130,32 @@ TEST(StepEndTest, ALinkThatBreaksWithATensorInFlightEndsTheStep) {
   EXPECT_TRUE(WaitFor([&] { return NoActiveSteps(*cluster, 1); }));
   ASSERT_TRUE((*session)->Run(m.Feeds(2), {m.h}, &out).ok());
   EXPECT_TRUE(TensorEq(out[0], Tensor::FromVector<float>({1, 4})));
+}
+
+// SIGTERM to a worker whose step waits for a hung peer: the worker cancels the step and exits
+// cleanly, promptly (a hung step never holds up the shutdown).
+TEST(StepEndTest, SigtermStopsAWorkerWhoseStepWaitsForAHungPeer) {
+  auto cluster = StartPatientCluster();
+  ASSERT_NE(cluster, nullptr);
+  RoundTrip m;
+  auto session = RemoteSession::Create(cluster->master_address(), m.graph,
+                                       {.step_timeout = absl::Seconds(60)});
+  ASSERT_TRUE(session.ok()) << session.status();
+  std::vector<Tensor> out;
+  ASSERT_TRUE((*session)->Run(m.Feeds(2), {m.h}, &out).ok());
+  ASSERT_TRUE(cluster->PauseWorker(1).ok());
+  absl::Status hung;
+  std::thread step([&] { hung = (*session)->Run(m.Feeds(2), {m.h}, &out); });
+  ASSERT_TRUE(
+      WaitFor([&] { return Beat(cluster->worker(0).control_address).pending_receives() == 1; }));
+  const absl::Time term = absl::Now();
+  absl::StatusOr<int> code = cluster->StopWorker(0);
+  EXPECT_LT(absl::Now() - term, absl::Seconds(10));
+  ASSERT_TRUE(code.ok()) << code.status();
+  EXPECT_EQ(*code, 0);
+  step.join();
+  EXPECT_FALSE(hung.ok());
+  ASSERT_TRUE(cluster->ResumeWorker(1).ok());
 }
 
 TEST(StepEndTest, AClientThatGoesAwayCancelsItsStep) {
