@@ -59,14 +59,21 @@ HeartbeatMonitor::~HeartbeatMonitor() {
 }
 
 void HeartbeatMonitor::Watch(const proto::PeerAddress& worker) {
+  std::shared_ptr<const Watched> w = Connect(worker);
+  absl::MutexLock lock(&mu_);
+  watched_[worker.task_prefix()] = std::move(w);
+  liveness_[worker.task_prefix()] = Liveness{absl::Now(), 0, absl::OkStatus()};
+}
+
+std::shared_ptr<const HeartbeatMonitor::Watched> HeartbeatMonitor::Connect(
+    const proto::PeerAddress& worker) {
   auto w = std::make_shared<Watched>();
   w->ref = worker;
   // RunGraph responses carry whole fetched tensors: up to protobuf's 2 GiB.
   w->stub = proto::Control::NewStub(MakeChannel(worker.control_address(), INT32_MAX));
-  w->heartbeat_stub = proto::Control::NewStub(MakeChannel(worker.control_address()));
-  absl::MutexLock lock(&mu_);
-  watched_[worker.task_prefix()] = std::move(w);
-  liveness_[worker.task_prefix()] = Liveness{absl::Now(), 0, absl::OkStatus()};
+  w->heartbeat_channel = MakeChannel(worker.control_address());
+  w->heartbeat_stub = proto::Control::NewStub(w->heartbeat_channel);
+  return w;
 }
 
 int64_t HeartbeatMonitor::AddListener(LostCallback callback) {
@@ -120,16 +127,22 @@ int64_t HeartbeatMonitor::rounds() const {
   return rounds_;
 }
 
-proto::Control::Stub* HeartbeatMonitor::stub(const std::string& task_prefix) {
+std::shared_ptr<proto::Control::Stub> HeartbeatMonitor::stub(const std::string& task_prefix) {
   absl::MutexLock lock(&mu_);
   auto it = watched_.find(task_prefix);
-  return it == watched_.end() ? nullptr : it->second->stub.get();
+  return it == watched_.end() ? nullptr : it->second->stub;
 }
 
 int64_t HeartbeatMonitor::answers(const std::string& task_prefix) const {
   absl::MutexLock lock(&mu_);
   auto it = liveness_.find(task_prefix);
   return it == liveness_.end() ? 0 : it->second.answers;
+}
+
+bool HeartbeatMonitor::answering(const std::string& task_prefix) const {
+  absl::MutexLock lock(&mu_);
+  auto it = liveness_.find(task_prefix);
+  return it != liveness_.end() && it->second.answers > 0 && !it->second.last_failed;
 }
 
 void HeartbeatMonitor::Send(const std::shared_ptr<const Watched>& w) {
@@ -167,8 +180,16 @@ void HeartbeatMonitor::OnAnswer(const Ping& ping) {
       live.last_ok = absl::Now();
       live.health = absl::OkStatus();  // Heals a task marked lost that answers again.
       ++live.answers;
+      // Back (restarted, or reachable again): calls made while it was down left the RunGraph
+      // channel in gRPC's reconnect backoff, which fails calls at once for seconds; the answer
+      // shows it listens, so later calls go on a fresh channel (calls in flight keep theirs).
+      if (live.last_failed && watched_[ref.task_prefix()] == ping.watched) {
+        watched_[ref.task_prefix()] = Connect(ref);
+      }
+      live.last_failed = false;
     } else {
       live.last_error = ping.status.error_message();
+      live.last_failed = true;
     }
     auto it = pings_.find(const_cast<Ping*>(&ping));
     self = std::move(it->second);
@@ -212,6 +233,10 @@ void HeartbeatMonitor::Loop() {
         if (!live.in_flight) {
           live.in_flight = true;
           to_ping.push_back(w);
+          // A task that did not answer is tried at every ping, not at the channel's backoff.
+          if (live.last_failed) {
+            grpc::experimental::ChannelResetConnectionBackoff(w->heartbeat_channel.get());
+          }
         }
       }
       ++rounds_;
@@ -280,7 +305,7 @@ void StepCoordinator::FailStep(const std::shared_ptr<StepState>& step, const abs
   // gRPC's callback threads and the heartbeat thread.
   struct Fanout {
     struct Call {
-      proto::Control::Stub* stub = nullptr;
+      std::shared_ptr<proto::Control::Stub> stub;
       grpc::ClientContext ctx;
       proto::AbortStepRequest req;
       proto::AbortStepResponse resp;
@@ -294,7 +319,7 @@ void StepCoordinator::FailStep(const std::shared_ptr<StepState>& step, const abs
   fanout->step = step;
   fanout->cancel_calls = first;
   for (const proto::PeerAddress& w : step->workers) {
-    proto::Control::Stub* stub = monitor_->stub(w.task_prefix());
+    std::shared_ptr<proto::Control::Stub> stub = monitor_->stub(w.task_prefix());
     if (stub == nullptr) continue;
     auto call = std::make_unique<Fanout::Call>();
     call->stub = stub;
@@ -364,9 +389,11 @@ absl::StatusOr<std::vector<proto::RunGraphResponse>> StepCoordinator::Run(
   std::vector<bool> running(partitions.size(), true);
   int num_running = static_cast<int>(partitions.size());
   const absl::Time start = absl::Now();
+  std::vector<std::shared_ptr<proto::Control::Stub>> stubs;  // Held until every call ended.
   // Every partition's RunGraph at once, on gRPC's callback API (no thread per partition).
   for (size_t i = 0; i < partitions.size(); ++i) {
-    proto::Control::Stub* stub = monitor_->stub(partitions[i].worker.task_prefix());
+    stubs.push_back(monitor_->stub(partitions[i].worker.task_prefix()));
+    proto::Control::Stub* stub = stubs.back().get();
     partitions[i].request.set_step_id(step_id);
     partitions[i].request.set_protocol_version(kProtocolVersion);
     if (options.deadline != absl::InfiniteFuture()) {

@@ -67,7 +67,11 @@ class HeartbeatMonitor {
   uint64_t incarnation(const std::string& task_prefix) const;
   // Non-OK when the task is currently considered lost.
   absl::Status health(const std::string& task_prefix) const;
-  proto::Control::Stub* stub(const std::string& task_prefix);
+  // The stub for RunGraph, RegisterGraph and AbortStep calls to the task (null if not watched);
+  // hold it for the call. A task that answers again after failing to is given fresh channels
+  // (calls made while it was down leave a channel in gRPC's reconnect backoff, which fails
+  // calls at once for seconds after the task is back).
+  std::shared_ptr<proto::Control::Stub> stub(const std::string& task_prefix);
   // Records the incarnation a task reported outside a heartbeat (say, when registering a
   // graph). A new one is a restart: listeners hear of it now, as the next heartbeat would
   // otherwise report it, failing whatever ran on the new incarnation meanwhile.
@@ -76,12 +80,15 @@ class HeartbeatMonitor {
   int64_t rounds() const;
   // Heartbeats a task has answered so far.
   int64_t answers(const std::string& task_prefix) const;
+  // True when the last heartbeat to the task was answered (it listens now).
+  bool answering(const std::string& task_prefix) const;
 
  private:
   // How to reach one task; fixed once watched.
   struct Watched {
     proto::PeerAddress ref;
-    std::unique_ptr<proto::Control::Stub> stub;  // RunGraph, RegisterGraph, AbortStep.
+    std::shared_ptr<grpc::Channel> heartbeat_channel;
+    std::shared_ptr<proto::Control::Stub> stub;  // RunGraph, RegisterGraph, AbortStep.
     // On a connection of its own: a heartbeat never queues behind a large RunGraph message.
     std::unique_ptr<proto::Control::Stub> heartbeat_stub;
   };
@@ -92,7 +99,8 @@ class HeartbeatMonitor {
     absl::Status health;
     bool in_flight = false;  // A ping is out (at most one per task).
     int64_t answers = 0;
-    std::string last_error;  // Of the last ping that failed.
+    std::string last_error;    // Of the last ping that failed.
+    bool last_failed = false;  // The last ping failed (the task may be down or restarting).
   };
   struct Ping;
   void Loop();
@@ -105,6 +113,8 @@ class HeartbeatMonitor {
   mutable absl::Mutex mu_;
   bool stop_ ABSL_GUARDED_BY(mu_) = false;
   int64_t rounds_ ABSL_GUARDED_BY(mu_) = 0;
+  static std::shared_ptr<const Watched> Connect(const proto::PeerAddress& worker);
+
   std::map<std::string, std::shared_ptr<const Watched>> watched_ ABSL_GUARDED_BY(mu_);
   std::map<std::string, Liveness> liveness_ ABSL_GUARDED_BY(mu_);  // By task prefix.
   int64_t next_listener_ ABSL_GUARDED_BY(mu_) = 1;

@@ -183,7 +183,8 @@ void Master::Release(SessionState* s) {
   absl::MutexLock lock(&s->mu);
   for (auto& [sig, prepared] : s->prepared) {
     for (auto& part : prepared->parts) {
-      proto::Control::Stub* stub = monitor_.stub(options_.workers[part.worker].task_prefix());
+      std::shared_ptr<proto::Control::Stub> stub =
+          monitor_.stub(options_.workers[part.worker].task_prefix());
       proto::DeregisterGraphRequest dreq;
       dreq.set_protocol_version(kProtocolVersion);
       dreq.set_graph_handle(part.handle);
@@ -277,11 +278,24 @@ absl::Status Master::EnsureRegistered(Prepared::Part* part) {
   const proto::PeerAddress& w = options_.workers[part->worker];
   const uint64_t inc = monitor_.incarnation(w.task_prefix());
   if (!part->handle.empty() && part->incarnation == inc) return absl::OkStatus();
-  proto::Control::Stub* stub = monitor_.stub(w.task_prefix());
+  std::shared_ptr<proto::Control::Stub> stub = monitor_.stub(w.task_prefix());
   proto::RegisterGraphResponse resp;
-  grpc::ClientContext ctx;
-  ctx.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(10)));
-  grpc::Status s = stub->RegisterGraph(&ctx, part->registration, &resp);
+  auto call = [&](absl::Duration timeout, bool wait_for_ready) {
+    grpc::ClientContext ctx;
+    ctx.set_deadline(absl::ToChronoTime(absl::Now() + timeout));
+    ctx.set_wait_for_ready(wait_for_ready);
+    return stub->RegisterGraph(&ctx, part->registration, &resp);
+  };
+  grpc::Status s = call(absl::Seconds(10), false);
+  if (s.error_code() == grpc::StatusCode::UNAVAILABLE && monitor_.answering(w.task_prefix())) {
+    // The task answers heartbeats (say, it restarted) but this channel is still in its
+    // reconnect backoff, and under gRPC's "poll" engine a connection attempt progresses only
+    // while a call waits on it: wait for it briefly.
+    s = call(absl::Seconds(2), true);
+    if (s.error_code() == grpc::StatusCode::DEADLINE_EXCEEDED) {
+      s = grpc::Status(grpc::StatusCode::UNAVAILABLE, "not reachable within 2s");
+    }
+  }
   if (!s.ok()) {
     return AnnotateStatus(FromGrpc(s), absl::StrCat("registering a partition on ", PeerName(w)));
   }

@@ -76,6 +76,10 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const ServerOptions& optio
     grpc::ServerBuilder builder;
     if (bulk) TuneForBulkData(&builder);
     AcceptKeepalivePings(&builder);  // Peers ping their links to this server (peer_keepalive).
+    // No SO_REUSEPORT: on a fixed port (a restarted task) gRPC then opens a second listener
+    // on the port, and connections the kernel hands to it went unanswered for seconds, which
+    // kept a restarted worker out of the cluster; it also lets a second server take the port.
+    builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
     if (options.max_connection_idle != absl::InfiniteDuration()) {
       builder.AddChannelArgument(
           GRPC_ARG_MAX_CONNECTION_IDLE_MS,

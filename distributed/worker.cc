@@ -363,10 +363,9 @@ absl::StatusOr<int64_t> Worker::OpenEdge(
   // The edge is "<sender task>-><receiver task>": a credit returns when one of its tensors
   // leaves the mailbox here.
   const std::string edge = open.open().edge();
-  proto::EdgeControlMessage window;
-  window.mutable_window()->set_tensors_per_step(options_.credit_window);
-  write(window);
-  return mailbox_->AddEdgeListener([write, edge](const std::string& key) {
+  // The listener goes first: once the sender has the window its tensors may arrive and be
+  // consumed at once, and each must credit its step back.
+  const int64_t id = mailbox_->AddEdgeListener([write, edge](const std::string& key) {
     absl::StatusOr<Rendezvous::ParsedKey> parsed = Rendezvous::ParseKey(key);
     if (!parsed.ok()) return;
     if (absl::StrCat(TaskPrefixOf(parsed->src_device), "->", TaskPrefixOf(parsed->dst_device)) ==
@@ -377,6 +376,10 @@ absl::StatusOr<int64_t> Worker::OpenEdge(
       write(credit);
     }
   });
+  proto::EdgeControlMessage window;
+  window.mutable_window()->set_tensors_per_step(options_.credit_window);
+  write(window);
+  return id;
 }
 
 void Worker::OnEdgeMessage(const proto::EdgeControlMessage& msg) {
