@@ -164,7 +164,6 @@ void HeartbeatMonitor::Send(const std::shared_ptr<const Watched>& w) {
 
 void HeartbeatMonitor::OnAnswer(const Ping& ping) {
   std::vector<std::pair<proto::PeerAddress, absl::Status>> lost;
-  std::shared_ptr<Ping> self;  // Freed here, outside the lock.
   {
     absl::MutexLock lock(&mu_);
     const proto::PeerAddress& ref = ping.watched->ref;
@@ -191,11 +190,17 @@ void HeartbeatMonitor::OnAnswer(const Ping& ping) {
       live.last_error = ping.status.error_message();
       live.last_failed = true;
     }
+    if (stop_) lost.clear();  // The listeners may be going too.
+  }
+  Report(lost);
+  // Last: the destructor waits for pings_ to empty, so nothing here may touch `this` after.
+  std::shared_ptr<Ping> self;  // Freed outside the lock, with its ClientContext.
+  {
+    absl::MutexLock lock(&mu_);
     auto it = pings_.find(const_cast<Ping*>(&ping));
     self = std::move(it->second);
     pings_.erase(it);
   }
-  Report(lost);
 }
 
 void HeartbeatMonitor::Report(

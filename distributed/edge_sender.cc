@@ -19,6 +19,7 @@ EdgeSender::EdgeSender(std::shared_ptr<grpc::Channel> control_channel, DataClien
 EdgeSender::~EdgeSender() {
   {
     absl::MutexLock lock(&mu_);
+    dropped_ = true;  // No on_lost_in_flight_ call from the reader as it ends.
     if (ctx_) ctx_->TryCancel();
   }
   if (reader_.joinable()) reader_.join();

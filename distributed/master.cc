@@ -77,6 +77,13 @@ absl::StatusOr<std::shared_ptr<Master::SessionState>> Master::FindSession(
   return it->second;
 }
 
+absl::Status Master::CheckRoomLocked() const {
+  if (static_cast<int>(sessions_.size()) < options_.max_sessions) return absl::OkStatus();
+  return absl::ResourceExhaustedError(absl::StrCat("the master holds ", sessions_.size(),
+                                                   " sessions, its limit (--max_sessions); close "
+                                                   "the sessions you no longer use"));
+}
+
 absl::Status Master::CheckGraphSize(const proto::GraphDef& def) const {
   const size_t bytes = def.ByteSizeLong();
   if (static_cast<int64_t>(bytes) > options_.max_graph_bytes) {
@@ -117,14 +124,12 @@ grpc::Status Master::CreateSession(grpc::ServerContext*, const proto::CreateSess
                                    proto::CreateSessionResponse* resp) {
   grpc::Status v = ToGrpc(CheckProtocolVersion(req->protocol_version(), "CreateSession"));
   if (!v.ok()) return v;
-  auto full = [this]() -> absl::Status {
+  {
     absl::MutexLock lock(&mu_);
-    if (static_cast<int>(sessions_.size()) < options_.max_sessions) return absl::OkStatus();
-    return absl::ResourceExhaustedError(absl::StrCat("the master holds ", sessions_.size(),
-                                                     " sessions, its limit (--max_sessions); close "
-                                                     "the sessions you no longer use"));
-  };
-  if (absl::Status f = full(); !f.ok()) return ToGrpc(AnnotateStatus(f, "CreateSession"));
+    if (absl::Status room = CheckRoomLocked(); !room.ok()) {
+      return ToGrpc(AnnotateStatus(room, "CreateSession"));
+    }
+  }
   if (absl::Status size = CheckGraphSize(req->graph()); !size.ok()) {
     return ToGrpc(AnnotateStatus(size, "CreateSession"));
   }
@@ -132,12 +137,8 @@ grpc::Status Master::CreateSession(grpc::ServerContext*, const proto::CreateSess
   if (!s.ok()) return ToGrpc(AnnotateStatus(s.status(), "CreateSession"));
   absl::MutexLock lock(&mu_);
   // Checked again: sessions may have been created while this one was built.
-  if (static_cast<int>(sessions_.size()) >= options_.max_sessions) {
-    return ToGrpc(AnnotateStatus(
-        absl::ResourceExhaustedError(absl::StrCat("the master holds ", sessions_.size(),
-                                                  " sessions, its limit (--max_sessions); "
-                                                  "close the sessions you no longer use")),
-        "CreateSession"));
+  if (absl::Status room = CheckRoomLocked(); !room.ok()) {
+    return ToGrpc(AnnotateStatus(room, "CreateSession"));
   }
   std::string handle = absl::StrCat("session-", next_session_++);
   (*s)->last_used = absl::Now();

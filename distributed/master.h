@@ -93,6 +93,8 @@ class Master : public proto::Master::Service {
   // The session of `handle`, marked used now; NotFound naming the handle otherwise.
   absl::StatusOr<std::shared_ptr<SessionState>> FindSession(const std::string& handle);
   absl::Status CheckGraphSize(const proto::GraphDef& def) const;
+  // ResourceExhausted naming --max_sessions when no session can be added.
+  absl::Status CheckRoomLocked() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Deregisters the session's partitions from the workers (it is already out of sessions_).
   void Release(SessionState* session);
   // Closes idle sessions every so often until the master goes.
