@@ -1,6 +1,11 @@
 #include "runtime/exec/executor.h"
 
+#include <new>
+#include <stdexcept>
+#include <string>
 #include <thread>
+#include <tuple>
+#include <vector>
 
 #include "absl/synchronization/notification.h"
 #include "core/status.h"
@@ -30,6 +35,16 @@ class FailOp : public OpKernel {
   using OpKernel::OpKernel;
   absl::Status Compute(OpKernelContext*) override {
     return absl::InvalidArgumentError("deliberate failure");
+  }
+};
+
+// Throws std::bad_alloc when named "bad_alloc", else a std::runtime_error.
+class ThrowOp : public OpKernel {
+ public:
+  using OpKernel::OpKernel;
+  absl::Status Compute(OpKernelContext*) override {
+    if (node().name() == "bad_alloc") throw std::bad_alloc();
+    throw std::runtime_error("vector::_M_range_check");
   }
 };
 
@@ -84,6 +99,8 @@ void RegisterTestOps() {
         kernels->Register("AddInt", kDeviceCpu, DType::kInvalid, MakeKernel<AddIntOp>).ok());
     EXPECT_TRUE(ops->Register(OpDefBuilder("Fail").Input("x: int64").Output("y: int64")).ok());
     EXPECT_TRUE(kernels->Register("Fail", kDeviceCpu, DType::kInvalid, MakeKernel<FailOp>).ok());
+    EXPECT_TRUE(ops->Register(OpDefBuilder("Throw").Input("x: int64").Output("y: int64")).ok());
+    EXPECT_TRUE(kernels->Register("Throw", kDeviceCpu, DType::kInvalid, MakeKernel<ThrowOp>).ok());
     EXPECT_TRUE(
         ops->Register(OpDefBuilder("WaitForCancel").Input("x: int64").Output("y: int64")).ok());
     EXPECT_TRUE(
@@ -207,6 +224,28 @@ TEST_F(ExecutorTest, KernelErrorNamesTheNodeAndLaterStepsStillWork) {
   auto working = *Executor::Create(q);
   ASSERT_TRUE(working->Run(StepArgs{}, &out).ok());
   EXPECT_EQ(out[0].scalar<int64_t>(), 2);
+}
+
+// An exception escaping a kernel becomes its node's error; it never unwinds through a oneTBB
+// task (which terminated the process).
+TEST_F(ExecutorTest, AnExceptionFromAKernelIsTheNodesError) {
+  Output a = Const(1);
+  Scope oom = root_.WithOpName("bad_alloc");
+  Scope bug = root_.WithOpName("bug");
+  Output thrown_oom = Op("Throw", {a}, &oom);
+  Output thrown_bug = Op("Throw", {a}, &bug);
+  graph_ = *root_.Finalize();
+  std::vector<Tensor> out;
+  for (const auto& [fetch, code, text] :
+       std::vector<std::tuple<Output, absl::StatusCode, std::string>>{
+           {thrown_oom, absl::StatusCode::kResourceExhausted,
+            "node 'bad_alloc' (Throw): out of memory (std::bad_alloc inside the kernel)"},
+           {thrown_bug, absl::StatusCode::kInternal,
+            "node 'bug' (Throw): the kernel threw an exception: vector::_M_range_check"}}) {
+    ExecutorParams p{.graph = graph_.get(), .device = &device_, .fetches = {fetch.endpoint()}};
+    auto executor = *Executor::Create(p);
+    EXPECT_TRUE(test::StatusHas(executor->Run(StepArgs{}, &out), code, text));
+  }
 }
 
 TEST_F(ExecutorTest, CancellingAStepUnblocksItsWaitingKernel) {
