@@ -22,8 +22,8 @@
 // With SLUICE_FUZZ_VERBOSE set, each request's status is printed (for writing seeds).
 //
 // Checked beyond "no crash": every step ends. A step still running 100 ms after its deadline
-// is aborted with AbortStep, as the master would; one still running 20 s after that aborts the
-// fuzzer, naming it.
+// is cancelled, as the gRPC transport does at the call's deadline; one still running 20 s
+// after that aborts the fuzzer, naming it.
 #include <atomic>
 #include <cstdint>
 #include <cstdio>
@@ -34,6 +34,7 @@
 #include <vector>
 
 #include "absl/status/status.h"
+#include "absl/strings/str_cat.h"
 #include "absl/synchronization/notification.h"
 #include "absl/time/time.h"
 #include "distributed/chunk_codec.h"
@@ -73,6 +74,7 @@ void Report(const char* what, const absl::Status& status) {
 struct PendingStep {
   proto::RunGraphRequest req;
   proto::RunGraphResponse resp;
+  std::shared_ptr<CancellationManager> cancellation = std::make_shared<CancellationManager>();
   absl::Time start;
   absl::Notification done;
 };
@@ -116,11 +118,10 @@ class Driver {
         step->start = absl::Now();
         PendingStep* s = step.get();
         steps_.push_back(std::move(step));
-        worker_.RunGraphAsync(&s->req, &s->resp, std::make_shared<CancellationManager>(),
-                              [s](absl::Status status) {
-                                Report("RunGraph", status);
-                                s->done.Notify();
-                              });
+        worker_.RunGraphAsync(&s->req, &s->resp, s->cancellation, [s](absl::Status status) {
+          Report("RunGraph", status);
+          s->done.Notify();
+        });
         if ((tag & kNoWait) == 0) Await(*s);
         return;
       }
@@ -205,22 +206,21 @@ class Driver {
     return msg->ParseFromArray(bytes.data(), static_cast<int>(bytes.size()));
   }
 
-  // A master aborts a step on every worker once the step's deadline has passed (a worker's
-  // own timeout_ms does not end a _Recv whose tensor never comes): so does this, a little
-  // after the deadline, and then expects the step to end.
+  // In a server the step's RunGraph call carries timeout_ms as its gRPC deadline, and the
+  // transport cancels the step when it passes (WorkerService's OnCancel; the worker's own
+  // timeout does not end a _Recv whose tensor never comes). So does this, a little after the
+  // deadline, and then expects the step to end.
   void Await(PendingStep& step) {
     const absl::Time deadline =
         step.start + absl::Milliseconds(step.req.timeout_ms()) + absl::Milliseconds(100);
     if (step.done.WaitForNotificationWithDeadline(deadline)) return;
-    proto::AbortStepRequest abort;
-    abort.set_protocol_version(kProtocolVersion);
-    abort.set_step_id(step.req.step_id());
-    abort.set_reason("worker_fuzz: step still running after its deadline");
-    Report("AbortStep after the deadline", worker_.AbortStep(abort));
+    Report("cancelled at its deadline", absl::OkStatus());
+    step.cancellation->StartCancel(absl::CancelledError(
+        absl::StrCat("step ", step.req.step_id(), ": the RunGraph call was cancelled")));
     if (step.done.WaitForNotificationWithTimeout(absl::Seconds(20))) return;
     std::fprintf(stderr,
-                 "worker_fuzz: step %lld of graph '%s' still running 20 s after AbortStep "
-                 "(timeout_ms %lld)\n",
+                 "worker_fuzz: step %lld of graph '%s' still running 20 s after its RunGraph "
+                 "was cancelled (timeout_ms %lld)\n",
                  static_cast<long long>(step.req.step_id()), step.req.graph_handle().c_str(),
                  static_cast<long long>(step.req.timeout_ms()));
     std::abort();
