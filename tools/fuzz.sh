@@ -5,7 +5,8 @@
 # memory or hung, with its path and the first lines of its report.
 #
 #   tools/fuzz.sh [--merge] [SECONDS] [TARGET...]   # targets: chunk_codec tensor_proto graph_def
-#                                                   # worker master (default: all)
+#                                                   # worker master (default: all); 0 seconds:
+#                                                   # build them and say where they are
 #
 # New inputs go to a work corpus under ${TMPDIR:-/tmp} (SLUICE_FUZZ_WORK names another), so the
 # repository's corpus changes only with --merge, which adds the inputs that gain coverage to
@@ -49,6 +50,8 @@ start=$(date +%s)
 bazel_fuzz build "${labels[@]}"
 echo "fuzz: built in $(($(date +%s) - start)) s"
 bin="$(bazel_fuzz info bazel-bin 2>/dev/null)/tests/fuzz"
+echo "fuzz: binaries in $bin"
+[ "$seconds" -gt 0 ] || exit 0  # 0 seconds: build only (libFuzzer would take 0 as no limit).
 
 work="${SLUICE_FUZZ_WORK:-$(mktemp -d "${TMPDIR:-/tmp}/sluice-fuzz.XXXXXX")}"
 # A failed allocation is std::bad_alloc, as in production (not an ASan abort); libFuzzer's
@@ -63,9 +66,10 @@ summarize() {
   grep -m1 -E 'ERROR: (AddressSanitizer|LeakSanitizer|libFuzzer)|runtime error:|^[a-z_]+_fuzz: |ALARM:' \
     "$log" | cut -c1-200 || true
   grep -E '^ +#[0-9]+ 0x[0-9a-f]+ in sluice::' "$log" | grep -v 'tests/fuzz/' | head -4 |
-    sed -E -e 's/^ +#[0-9]+ 0x[0-9a-f]+ in /    at /' -e 's|/proc/self/cwd/||' | cut -c1-200 || true
+    sed -E -e 's/^ +#[0-9]+ 0x[0-9a-f]+ in /  at /' -e 's|/proc/self/cwd/||' | cut -c1-200 || true
 }
 
+root="$PWD"
 found=0
 for t in "${targets[@]}"; do
   dir="$work/$t"
@@ -76,24 +80,33 @@ for t in "${targets[@]}"; do
   status=0
   (cd "$dir" && "$bin/${t}_fuzz" "${flags[@]}" -fork=1 -ignore_crashes=1 -ignore_ooms=1 \
     -ignore_timeouts=1 -max_total_time="$seconds" -artifact_prefix="$dir/artifacts/" \
-    "$dir/corpus" "$OLDPWD/tests/fuzz/corpus/$t" >"$dir/fuzz.log" 2>&1) || status=$?
+    "$dir/corpus" "$root/tests/fuzz/corpus/$t" >"$dir/fuzz.log" 2>&1) || status=$?
   grep -E '^#[0-9]+: cov:' "$dir/fuzz.log" | tail -1 | sed "s/^/  /" || true
   grep -E '^stat::' "$dir/fuzz.log" | tr '\n' ' ' | sed -e 's/^/  /' -e 's/$/\n/' || true
   shopt -s nullglob
-  artifacts=("$dir"/artifacts/*)
+  artifacts=("$dir"/artifacts/{crash,leak,oom,timeout,slow-unit}-*)
   shopt -u nullglob
   if [ "$status" -ne 0 ] && [ ${#artifacts[@]} -eq 0 ]; then
     echo "  the fuzzer exited with status $status and saved no input (see the log)"
     found=1
   fi
+  # Each reproducer again, alone, for its own report. Reproducers whose reports start alike
+  # (same kind, same first frames, numbers aside) are listed once, with how many there are.
+  declare -A count=() first=()
   for a in "${artifacts[@]}"; do
-    case "$a" in *.log) continue ;; esac
+    case "$a" in *.log | *.summary) continue ;; esac
     found=1
-    # Each reproducer again, alone, for its own report.
     (cd "$dir" && timeout 120 "$bin/${t}_fuzz" "${flags[@]}" -runs=1 "$a" >"$a.log" 2>&1) || true
-    echo "  $(basename "$a"): $a"
-    summarize "$a.log"
+    summarize "$a.log" >"$a.summary"
+    key="$(sed -E 's/[0-9]+//g' "$a.summary" | md5sum | cut -d' ' -f1)"
+    count[$key]=$((${count[$key]:-0} + 1))
+    [ -n "${first[$key]:-}" ] || first[$key]="$a"
   done
+  for key in "${!first[@]}"; do
+    echo "  ${first[$key]} (1 of ${count[$key]} with this report; it is in .log beside it)"
+    sed 's/^/    /' "${first[$key]}.summary"
+  done
+  unset count first
   if [ "$merge" -eq 1 ]; then
     echo "  merging new coverage into tests/fuzz/corpus/$t"
     "$bin/${t}_fuzz" "${flags[@]}" -merge=1 "tests/fuzz/corpus/$t" "$dir/corpus" \
