@@ -9,6 +9,7 @@ packages=(
   libtbb-dev libeigen3-dev libgtest-dev libgmock-dev libbenchmark-dev libopenblas-dev
   pybind11-dev python3-dev python3-numpy python3-pytest
   iproute2 iptables  # tests/netns: network namespaces, veth, bridge, fault rules
+  libclang-rt-14-dev  # tools/fuzz.sh: clang's libFuzzer and sanitizer runtimes
 )
 
 missing=()
