@@ -68,8 +68,14 @@ LargeBufferCache& Cache() {
   return *cache;
 }
 
-// Sanitizer builds skip the cache, so a use after free of a large buffer is still caught.
-#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+// Sanitizer builds skip the cache, so a use after free of a large buffer is still caught. (gcc
+// defines __SANITIZE_*__; clang answers __has_feature.)
+#if defined(__has_feature)
+#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
+#define SLUICE_SANITIZED 1
+#endif
+#endif
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__) || defined(SLUICE_SANITIZED)
 constexpr size_t kCacheMinBytes = SIZE_MAX;
 #else
 constexpr size_t kCacheMinBytes = LargeBufferCache::kMinBytes;

@@ -67,6 +67,9 @@ class Tensor {
   // The checked constructor: InvalidArgument when `shape` is not fully defined or its byte size
   // overflows, ResourceExhausted naming dtype, shape and bytes when the memory is not there.
   static absl::StatusOr<Tensor> Allocate(DType dtype, const TensorShape& shape);
+  // Bytes a tensor of `shape` needs (checked: InvalidArgument on an undefined or overflowing
+  // shape), for checking what a message carries before allocating what it announces.
+  static absl::StatusOr<size_t> CheckedBytes(DType dtype, const TensorShape& shape);
 
   template <typename T>
   static Tensor Scalar(T value) {
@@ -136,8 +139,6 @@ class Tensor {
 
  private:
   [[noreturn]] void DieRankMismatch(int rank) const;
-  // Bytes of a tensor of `shape` (checked: InvalidArgument on an undefined or overflowing shape).
-  static absl::StatusOr<size_t> CheckedBytes(DType dtype, const TensorShape& shape);
 
   DType dtype_ = DType::kFloat32;
   TensorShape shape_;

@@ -44,12 +44,15 @@ absl::StatusOr<Tensor> TensorFromProto(const proto::TensorProto& proto) {
     return absl::InvalidArgumentError(
         absl::StrCat("tensor proto has a shape that is not fully defined: ", shape.DebugString()));
   }
-  SLUICE_ASSIGN_OR_RETURN(Tensor t, Tensor::Allocate(dtype, shape));
-  if (proto.content().size() != t.TotalBytes()) {
+  // The content is checked before anything is allocated: a 10-byte message announcing a shape
+  // of 2^30 floats must not cost 4 GiB.
+  SLUICE_ASSIGN_OR_RETURN(size_t bytes, Tensor::CheckedBytes(dtype, shape));
+  if (proto.content().size() != bytes) {
     return absl::InvalidArgumentError(
-        absl::StrCat("tensor proto of ", DTypeName(dtype), shape.DebugString(), " needs ",
-                     t.TotalBytes(), " bytes of content but has ", proto.content().size()));
+        absl::StrCat("tensor proto of ", DTypeName(dtype), shape.DebugString(), " needs ", bytes,
+                     " bytes of content but has ", proto.content().size()));
   }
+  SLUICE_ASSIGN_OR_RETURN(Tensor t, Tensor::Allocate(dtype, shape));
   if (t.TotalBytes() > 0) std::memcpy(t.raw_data(), proto.content().data(), t.TotalBytes());
   if (dtype == DType::kBool) {
     for (int64_t i = 0; i < t.num_elements(); ++i) {

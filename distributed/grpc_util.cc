@@ -22,7 +22,12 @@ void SelectGrpcPollingEngine() {
 }
 
 absl::Status KeepFreedHeapMemoryForReuse() {
-#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+#if defined(__has_feature)  // clang: no __SANITIZE_*__ macros.
+#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
+#define SLUICE_SANITIZED 1
+#endif
+#endif
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__) || defined(SLUICE_SANITIZED)
   return absl::OkStatus();  // The sanitizer's allocator replaces glibc's; nothing to tune.
 #else
   // Either setting also turns off glibc's dynamic threshold, so both are set explicitly.

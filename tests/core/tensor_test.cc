@@ -144,6 +144,17 @@ TEST(TensorProtoTest, AShapeWhoseElementCountOverflowsIsRefused) {
                         "shape [4294967296,4294967296] has more than 2^63-1 elements"));
 }
 
+// Found by tools/fuzz.sh: the announced shape was allocated before the content's length was
+// checked, so a few bytes could cost gigabytes (or, larger, fail as out of memory).
+TEST(TensorProtoTest, ContentIsCheckedBeforeTheAnnouncedShapeIsAllocated) {
+  proto::TensorProto p;
+  TensorToProto(Tensor::FromVector<float>({}), &p);
+  p.mutable_shape()->set_dim(0, int64_t{1} << 40);  // 4 TiB of float32 announced, none sent.
+  EXPECT_TRUE(StatusHas(TensorFromProto(p).status(), absl::StatusCode::kInvalidArgument,
+                        "tensor proto of float32[1099511627776] needs 4398046511104 bytes of "
+                        "content but has 0"));
+}
+
 TEST(TensorShapeTest, ElementCountsAreOverflowChecked) {
   TensorShape wraps({int64_t{1} << 32, int64_t{1} << 32});
   EXPECT_EQ(wraps.num_elements(), -1);
