@@ -96,7 +96,20 @@ TensorBuffer::TensorBuffer(size_t bytes) : size_(bytes) {
   if (data_ == nullptr) throw std::bad_alloc();
 }
 
+absl::Status MemoryBudget::Charge(int64_t bytes) {
+  int64_t used = used_.load(std::memory_order_relaxed);
+  do {
+    if (bytes > limit_ - used) {
+      return absl::ResourceExhaustedError(absl::StrCat(owner_, " holds ", used,
+                                                       " bytes of tensors; ", bytes,
+                                                       " more would pass its limit of ", limit_));
+    }
+  } while (!used_.compare_exchange_weak(used, used + bytes, std::memory_order_relaxed));
+  return absl::OkStatus();
+}
+
 TensorBuffer::~TensorBuffer() {
+  if (budget_) budget_->Release(static_cast<int64_t>(size_));
   const size_t alloc = AllocationBytes(size_);
   if (alloc >= kCacheMinBytes && Cache().Give(data_, alloc)) return;
   std::free(data_);
@@ -135,12 +148,20 @@ absl::StatusOr<size_t> Tensor::CheckedBytes(DType dtype, const TensorShape& shap
   return static_cast<size_t>(bytes);
 }
 
-absl::StatusOr<Tensor> Tensor::Allocate(DType dtype, const TensorShape& shape) {
+absl::StatusOr<Tensor> Tensor::Allocate(DType dtype, const TensorShape& shape,
+                                        std::shared_ptr<MemoryBudget> budget) {
   auto bytes = CheckedBytes(dtype, shape);
   if (!bytes.ok()) return bytes.status();
+  if (budget) {
+    absl::Status charged = budget->Charge(static_cast<int64_t>(*bytes));
+    if (!charged.ok()) return charged;
+  }
   try {
-    return Tensor(dtype, shape);
+    Tensor t(dtype, shape);
+    if (budget) t.buffer_->ChargedTo(std::move(budget));
+    return t;
   } catch (const std::bad_alloc&) {
+    if (budget) budget->Release(static_cast<int64_t>(*bytes));
     return absl::ResourceExhaustedError(absl::StrCat("out of memory allocating ", *bytes,
                                                      " bytes for a ", DTypeName(dtype),
                                                      " tensor of shape ", shape.DebugString()));

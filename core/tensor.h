@@ -12,12 +12,14 @@
 #ifndef SLUICE_CORE_TENSOR_H_
 #define SLUICE_CORE_TENSOR_H_
 
+#include <atomic>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/status/statusor.h"
@@ -30,6 +32,29 @@
 namespace sluice {
 
 inline constexpr size_t kTensorAlignment = 64;
+
+// A bound on the bytes of live tensors charged to it: a session's tensors on one worker. The
+// buffers charged hold it (shared), so it outlives them; each gives its bytes back when freed.
+// Thread-safe.
+//
+//   auto budget = std::make_shared<MemoryBudget>("session 's1' on /job:worker/task:0", 1 << 30);
+//   SLUICE_ASSIGN_OR_RETURN(Tensor t, Tensor::Allocate(DType::kFloat32, shape, budget));
+class MemoryBudget {
+ public:
+  MemoryBudget(std::string owner, int64_t limit_bytes)
+      : owner_(std::move(owner)), limit_(limit_bytes) {}
+  // ResourceExhausted naming the owner, what it holds and the limit when `bytes` more would
+  // pass it; nothing is charged then.
+  absl::Status Charge(int64_t bytes);
+  void Release(int64_t bytes) { used_.fetch_sub(bytes, std::memory_order_relaxed); }
+  int64_t used() const { return used_.load(std::memory_order_relaxed); }
+  int64_t limit() const { return limit_; }
+
+ private:
+  const std::string owner_;
+  const int64_t limit_;
+  std::atomic<int64_t> used_{0};
+};
 
 // Owns one aligned allocation. Shared between tensors through std::shared_ptr. Large buffers
 // (1 MiB and up) are recycled through a bounded process-wide cache (512 MiB) instead of going
@@ -44,10 +69,13 @@ class TensorBuffer {
 
   void* data() const { return data_; }
   size_t size() const { return size_; }
+  // Gives size() back to `budget` (already charged) when the buffer is freed.
+  void ChargedTo(std::shared_ptr<MemoryBudget> budget) { budget_ = std::move(budget); }
 
  private:
   void* data_;
   size_t size_;
+  std::shared_ptr<MemoryBudget> budget_;
 };
 
 template <typename T, int N>
@@ -66,7 +94,10 @@ class Tensor {
   Tensor(DType dtype, const TensorShape& shape);
   // The checked constructor: InvalidArgument when `shape` is not fully defined or its byte size
   // overflows, ResourceExhausted naming dtype, shape and bytes when the memory is not there.
-  static absl::StatusOr<Tensor> Allocate(DType dtype, const TensorShape& shape);
+  // With a `budget`, the bytes are charged to it first (its ResourceExhausted when they do not
+  // fit) and given back when the buffer is freed.
+  static absl::StatusOr<Tensor> Allocate(DType dtype, const TensorShape& shape,
+                                         std::shared_ptr<MemoryBudget> budget = nullptr);
   // Bytes a tensor of `shape` needs (checked: InvalidArgument on an undefined or overflowing
   // shape), for checking what a message carries before allocating what it announces.
   static absl::StatusOr<size_t> CheckedBytes(DType dtype, const TensorShape& shape);

@@ -243,6 +243,7 @@ absl::StatusOr<std::shared_ptr<Master::Prepared>> Master::Prepare(
     Prepared::Part part;
     part.worker = p.device_index;  // One device per worker task, in worker order.
     part.registration.set_protocol_version(kProtocolVersion);
+    part.registration.set_session_handle(req.session_handle());  // Its memory budget's key.
     ToGraphDef(*p.graph, part.registration.mutable_partition());
     for (const auto& peer : options_.workers) *part.registration.add_peers() = peer;
     prepared->parts.push_back(std::move(part));

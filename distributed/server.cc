@@ -64,6 +64,7 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const ServerOptions& optio
   wopts.chunk.max_message_bytes = message_cap;
   wopts.max_message_bytes = options.max_message_bytes;
   wopts.peer_keepalive = options.peer_keepalive;
+  wopts.max_session_bytes = options.max_session_bytes;
   server->worker_ = std::make_unique<Worker>(wopts, server->mailbox_.get());
   server->worker_service_ = std::make_unique<WorkerService>(server->worker_.get());
   ChunkOptions copts;

@@ -40,7 +40,8 @@ struct ServerOptions {
   int64_t chunk_bytes = 1 << 20;  // Data-plane payload per chunk; must fit the cap (Start).
   int credit_window = 4;
   absl::Duration peer_keepalive = absl::Seconds(10);  // WorkerOptions::peer_keepalive.
-  TensorMailboxOptions mailbox;  // How long ended steps and orphan tensors are remembered.
+  TensorMailboxOptions mailbox;   // How long ended steps and orphan tensors are remembered.
+  int64_t max_session_bytes = 0;  // WorkerOptions::max_session_bytes.
   // Master only: the control addresses of the worker tasks, in task order. Their data addresses
   // are learned from their heartbeat identities at start.
   std::vector<std::string> worker_control_addresses;

@@ -47,6 +47,10 @@ ABSL_FLAG(int64_t, peer_keepalive_ms, 10000,
           "transfer to a peer that stops answering fails after about twice this. 0: no pings");
 ABSL_FLAG(int64_t, ended_step_ttl_ms, 120000,
           "How long a worker remembers an ended or aborted step, refusing its late tensors");
+ABSL_FLAG(int64_t, max_session_bytes, -1,
+          "Worker: bytes of live tensors one session's kernels may hold here (its variables "
+          "included); a step that would pass it fails with RESOURCE_EXHAUSTED. -1: three "
+          "quarters of the machine's memory; 0: no bound");
 ABSL_FLAG(int64_t, max_early_bytes, int64_t{1} << 30,
           "Worker: bytes of tensors it holds for steps not running here (arrived early, or for "
           "steps that never run here); the tensor that would pass it fails its step with "
@@ -115,6 +119,12 @@ int main(int argc, char** argv) {
   options.mailbox.ended_step_ttl = absl::Milliseconds(absl::GetFlag(FLAGS_ended_step_ttl_ms));
   options.mailbox.orphan_ttl = absl::Milliseconds(absl::GetFlag(FLAGS_orphan_ttl_ms));
   options.mailbox.max_early_bytes = absl::GetFlag(FLAGS_max_early_bytes);
+  options.max_session_bytes = absl::GetFlag(FLAGS_max_session_bytes);
+  if (options.max_session_bytes < 0) {
+    // A runaway session gets a named error before the kernel's OOM killer picks a process.
+    const int64_t pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGESIZE);
+    options.max_session_bytes = pages > 0 && page > 0 ? pages / 4 * 3 * page : 0;
+  }
   if (options.mailbox.max_early_bytes < 0) {
     return Fail(absl::InvalidArgumentError("--max_early_bytes must be >= 0"));
   }

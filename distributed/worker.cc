@@ -88,6 +88,21 @@ absl::Status Worker::RegisterGraph(const proto::RegisterGraphRequest& request,
   reg->executor = std::move(*exec);
   for (const proto::PeerAddress& p : req->peers()) reg->peers[p.task_prefix()] = p;
   absl::MutexLock lock(&mu_);
+  if (options_.max_session_bytes > 0) {
+    const std::string session =
+        req->session_handle().empty() ? "(no session)" : req->session_handle();
+    std::shared_ptr<MemoryBudget> budget = budgets_[session].lock();
+    if (!budget) {
+      budget = std::make_shared<MemoryBudget>(
+          absl::StrCat("session '", session, "' on ", task_prefix(), " (--max_session_bytes)"),
+          options_.max_session_bytes);
+      budgets_[session] = budget;
+    }
+    reg->budget = std::move(budget);
+    for (auto it = budgets_.begin(); it != budgets_.end();) {  // Forget those nothing holds.
+      it = it->second.expired() ? budgets_.erase(it) : std::next(it);
+    }
+  }
   std::string handle = absl::StrCat("g", next_graph_++, "-", incarnation_);
   graphs_[handle] = std::move(reg);
   resp->set_graph_handle(handle);
@@ -271,6 +286,7 @@ absl::Status Worker::StartStep(const std::shared_ptr<RunningStep>& step) {
     args.step_id = step->req->step_id();
     args.cancellation = step->cm.get();
     args.rendezvous = step->rendezvous.get();
+    args.budget = step->graph->budget;
     for (const proto::NamedTensor& f : step->req->feeds()) {
       absl::StatusOr<Tensor> t = TensorFromProto(f.tensor());
       if (!t.ok()) {

@@ -54,6 +54,9 @@ struct WorkerOptions {
   // Send to a peer that hangs fails with Unavailable within about twice this, even when no
   // master aborts the step (see MakeChannel).
   absl::Duration peer_keepalive = absl::Seconds(10);
+  // Bytes of live tensors the kernels of one session's partitions may hold on this worker (its
+  // variables included); a step that would pass it fails with RESOURCE_EXHAUSTED. 0: no bound.
+  int64_t max_session_bytes = 0;
   DeviceOptions device;
 };
 
@@ -96,6 +99,7 @@ class Worker {
 
  private:
   struct RegisteredGraph {
+    std::shared_ptr<MemoryBudget> budget;  // Its session's (null: no bound).
     std::shared_ptr<const Graph> graph;
     std::unique_ptr<Executor> executor;
     std::map<std::string, proto::PeerAddress> peers;  // By task prefix.
@@ -131,6 +135,8 @@ class Worker {
   std::map<std::string, std::shared_ptr<RegisteredGraph>> graphs_ ABSL_GUARDED_BY(mu_);
   std::multimap<int64_t, std::shared_ptr<CancellationManager>> active_steps_ ABSL_GUARDED_BY(mu_);
   std::map<std::string, std::shared_ptr<PeerLink>> peers_ ABSL_GUARDED_BY(mu_);  // By address.
+  // Each session's budget, shared by its partitions (and the buffers charged to it).
+  std::map<std::string, std::weak_ptr<MemoryBudget>> budgets_ ABSL_GUARDED_BY(mu_);
 };
 
 }  // namespace sluice

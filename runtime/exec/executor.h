@@ -44,6 +44,8 @@ struct StepArgs {
   std::vector<Tensor> feed_values;  // Parallel to ExecutorParams::feeds.
   CancellationManager* cancellation = nullptr;
   Rendezvous* rendezvous = nullptr;
+  // Kernel outputs are charged to it (a session's memory on a worker); may be null.
+  std::shared_ptr<MemoryBudget> budget;
 };
 
 class Executor {

@@ -23,7 +23,7 @@ absl::StatusOr<Tensor*> OpKernelContext::allocate_output(int i, const TensorShap
   for (int64_t d : shape.dims()) {
     if (d < 0) return absl::InvalidArgumentError("negative output dimension");
   }
-  absl::StatusOr<Tensor> t = Tensor::Allocate(params_.node->output_type(i), shape);
+  absl::StatusOr<Tensor> t = Tensor::Allocate(params_.node->output_type(i), shape, params_.budget);
   if (!t.ok()) {
     return absl::Status(t.status().code(), absl::StrCat("output ", i, ": ", t.status().message()));
   }

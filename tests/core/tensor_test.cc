@@ -182,6 +182,25 @@ TEST(TensorTest, AllocateChecksSizesAndReportsMemoryExhaustion) {
   EXPECT_FALSE(empty.Reshaped(TensorShape({int64_t{1} << 32, int64_t{1} << 32})).ok());
 }
 
+TEST(TensorTest, AllocationsChargeTheirBudgetUntilTheBufferIsFreed) {
+  auto budget = std::make_shared<MemoryBudget>("session 's'", 100);
+  auto a = Tensor::Allocate(DType::kFloat32, TensorShape({20}), budget);  // 80 bytes.
+  ASSERT_TRUE(a.ok());
+  EXPECT_EQ(budget->used(), 80);
+  EXPECT_TRUE(StatusHas(Tensor::Allocate(DType::kFloat32, TensorShape({6}), budget).status(),
+                        absl::StatusCode::kResourceExhausted,
+                        "session 's' holds 80 bytes of tensors; 24 more would pass its limit of "
+                        "100"));
+  EXPECT_EQ(budget->used(), 80);  // A refused allocation charges nothing.
+  Tensor view = a->Slice(0, 5);   // Shares the buffer: still charged.
+  *a = Tensor();
+  EXPECT_EQ(budget->used(), 80);
+  view = Tensor();
+  EXPECT_EQ(budget->used(), 0);
+  EXPECT_TRUE(Tensor::Allocate(DType::kInt32, TensorShape({25}), budget).ok());  // 100: fits.
+  EXPECT_EQ(budget->used(), 0);  // ... and was freed at once.
+}
+
 TEST(TensorDeathTest, TheUncheckedConstructorAbortsOnAnOverflowingShape) {
   EXPECT_DEATH(Tensor(DType::kFloat32, TensorShape({int64_t{1} << 32, int64_t{1} << 32})),
                "overflows; use Tensor::Allocate");

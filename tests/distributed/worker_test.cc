@@ -96,6 +96,56 @@ TEST(WorkerTest, RunsAPartitionInProcessWithoutATransport) {
                         "speaks 2"));
 }
 
+// A session's tensors on a worker are bounded (--max_session_bytes): a step whose outputs
+// would pass the bound fails naming the session, the worker and the flag; what a step frees
+// is given back, and another session has a budget of its own.
+TEST(WorkerTest, ASessionsTensorsAreBoundedByItsBudget) {
+  TensorMailbox mailbox;
+  Worker worker(WorkerOptions{.max_session_bytes = 1000}, &mailbox);
+  Scope root = ops::NewRootScope();
+  Output n = ops::Placeholder(root.WithOpName("n"), DType::kInt32, TensorShape({1}));
+  ops::Square(root.WithOpName("y"), ops::Fill(root.WithOpName("f"), n, 1.0f));
+  auto register_for = [&](const std::string& session) {
+    proto::RegisterGraphRequest reg;
+    reg.set_protocol_version(kProtocolVersion);
+    reg.set_session_handle(session);
+    ToGraphDef(**root.Finalize(), reg.mutable_partition());
+    reg.add_feeds("n:0");
+    reg.add_fetches("f:0");  // Fetched, so Square cannot reuse its buffer: both are live.
+    reg.add_fetches("y:0");
+    proto::RegisterGraphResponse registered;
+    EXPECT_TRUE(worker.RegisterGraph(reg, &registered).ok());
+    return registered.graph_handle();
+  };
+  auto run = [&](const std::string& handle, int32_t elements) {
+    proto::RunGraphRequest req;
+    req.set_protocol_version(kProtocolVersion);
+    req.set_graph_handle(handle);
+    req.set_step_id(11);
+    proto::NamedTensor* feed = req.add_feeds();
+    feed->set_name("n:0");
+    TensorToProto(Tensor::FromVector<int32_t>({elements}), feed->mutable_tensor());
+    proto::RunGraphResponse resp;
+    absl::Notification done;
+    absl::Status status;
+    worker.RunGraphAsync(&req, &resp, std::make_shared<CancellationManager>(), [&](absl::Status s) {
+      status = std::move(s);
+      done.Notify();
+    });
+    done.WaitForNotification();
+    return status;
+  };
+  const std::string s1 = register_for("session-1");
+  // Fill's 400 bytes and Square's 400 fit at once.
+  EXPECT_TRUE(run(s1, 100).ok());
+  EXPECT_TRUE(StatusHas(run(s1, 200), absl::StatusCode::kResourceExhausted,
+                        "node 'y' (Square): output 0: session 'session-1' on /job:worker/task:0 "
+                        "(--max_session_bytes) holds 800 bytes of tensors; 800 more would pass "
+                        "its limit of 1000"));
+  EXPECT_TRUE(run(s1, 100).ok());  // Everything the failed step held was given back.
+  EXPECT_TRUE(run(register_for("session-2"), 120).ok());
+}
+
 // A step_failed notice whose status code is OK (or unknown to absl) still fails the step's
 // receives, with an error that says so, instead of crashing the worker.
 TEST(WorkerTest, AStepFailedNoticeWithAnInvalidCodeFailsTheStep) {
