@@ -117,17 +117,11 @@ TensorBuffer::~TensorBuffer() {
 
 Tensor::Tensor(DType dtype, const TensorShape& shape)
     : dtype_(dtype), shape_(shape), num_elements_(shape.num_elements()) {
-  if (num_elements_ < 0) {
-    // An overflowing shape must never get a small buffer (kernels would index past it).
-    if (shape.IsFullyDefined()) {
-      std::fprintf(stderr, "sluice: tensor shape %s overflows; use Tensor::Allocate\n",
-                   shape.DebugString().c_str());
-      std::abort();
-    }
-    num_elements_ = 0;  // Callers validate shapes; never allocate junk.
-  }
+  if (num_elements_ < 0 && !shape.IsFullyDefined()) num_elements_ = 0;  // Callers validate.
+  // An overflowing shape must never get a small buffer (kernels would index past it).
   size_t bytes;
-  if (__builtin_mul_overflow(static_cast<size_t>(num_elements_), DTypeSize(dtype), &bytes)) {
+  if (num_elements_ < 0 ||
+      __builtin_mul_overflow(static_cast<size_t>(num_elements_), DTypeSize(dtype), &bytes)) {
     std::fprintf(stderr, "sluice: tensor shape %s overflows; use Tensor::Allocate\n",
                  shape.DebugString().c_str());
     std::abort();
@@ -149,7 +143,7 @@ absl::StatusOr<size_t> Tensor::CheckedBytes(DType dtype, const TensorShape& shap
 }
 
 absl::StatusOr<Tensor> Tensor::Allocate(DType dtype, const TensorShape& shape,
-                                        std::shared_ptr<MemoryBudget> budget) {
+                                        MemoryBudget* budget) {
   auto bytes = CheckedBytes(dtype, shape);
   if (!bytes.ok()) return bytes.status();
   if (budget) {
@@ -158,7 +152,7 @@ absl::StatusOr<Tensor> Tensor::Allocate(DType dtype, const TensorShape& shape,
   }
   try {
     Tensor t(dtype, shape);
-    if (budget) t.buffer_->ChargedTo(std::move(budget));
+    if (budget) t.buffer_->ChargedTo(budget->shared_from_this());
     return t;
   } catch (const std::bad_alloc&) {
     if (budget) budget->Release(static_cast<int64_t>(*bytes));

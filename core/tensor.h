@@ -33,13 +33,13 @@ namespace sluice {
 
 inline constexpr size_t kTensorAlignment = 64;
 
-// A bound on the bytes of live tensors charged to it: a session's tensors on one worker. The
-// buffers charged hold it (shared), so it outlives them; each gives its bytes back when freed.
-// Thread-safe.
+// A bound on the bytes of live tensors charged to it: a session's tensors on one worker. Made
+// by std::make_shared: the buffers charged hold it (shared_from_this), so it outlives them, and
+// each gives its bytes back when freed; steps and kernels only borrow it. Thread-safe.
 //
 //   auto budget = std::make_shared<MemoryBudget>("session 's1' on /job:worker/task:0", 1 << 30);
-//   SLUICE_ASSIGN_OR_RETURN(Tensor t, Tensor::Allocate(DType::kFloat32, shape, budget));
-class MemoryBudget {
+//   SLUICE_ASSIGN_OR_RETURN(Tensor t, Tensor::Allocate(DType::kFloat32, shape, budget.get()));
+class MemoryBudget : public std::enable_shared_from_this<MemoryBudget> {
  public:
   MemoryBudget(std::string owner, int64_t limit_bytes)
       : owner_(std::move(owner)), limit_(limit_bytes) {}
@@ -97,7 +97,7 @@ class Tensor {
   // With a `budget`, the bytes are charged to it first (its ResourceExhausted when they do not
   // fit) and given back when the buffer is freed.
   static absl::StatusOr<Tensor> Allocate(DType dtype, const TensorShape& shape,
-                                         std::shared_ptr<MemoryBudget> budget = nullptr);
+                                         MemoryBudget* budget = nullptr);
   // Bytes a tensor of `shape` needs (checked: InvalidArgument on an undefined or overflowing
   // shape), for checking what a message carries before allocating what it announces.
   static absl::StatusOr<size_t> CheckedBytes(DType dtype, const TensorShape& shape);

@@ -2,7 +2,6 @@
 
 #include <utility>
 
-#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/notification.h"
 #include "core/status.h"
@@ -115,12 +114,13 @@ DataClient::DataClient(std::shared_ptr<grpc::Channel> channel, ChunkOptions opti
 
 DataClient::~DataClient() { (void)Close(); }
 
+bool DataClient::Cancelled() {
+  absl::MutexLock lock(&cancel_mu_);
+  return cancelled_;
+}
+
 absl::Status DataClient::OpenLocked() {
-  const auto cancelled = [this] {
-    absl::MutexLock lock(&cancel_mu_);
-    return cancelled_;
-  };
-  if (cancelled()) {
+  if (Cancelled()) {
     (void)CloseLocked();  // The stream CancelStream broke, if one is open.
     return absl::UnavailableError("the data stream to this peer was cancelled (peer lost)");
   }
@@ -162,8 +162,7 @@ absl::Status DataClient::Push(int64_t step_id, const std::string& key, const Ten
   absl::Status s = PushLocked(step_id, key, tensor, stop);
   // A new stream's first write can fail on a connection the channel had not yet seen die (the
   // peer restarted while the link was idle): nothing was delivered, so try once on another.
-  if (absl::IsUnavailable(s) && fresh && push_ == nullptr &&
-      !absl::StrContains(s.message(), "cancelled")) {
+  if (absl::IsUnavailable(s) && fresh && push_ == nullptr && !Cancelled()) {
     s = PushLocked(step_id, key, tensor, stop);
   }
   return s;
@@ -171,6 +170,12 @@ absl::Status DataClient::Push(int64_t step_id, const std::string& key, const Ten
 
 absl::Status DataClient::PushLocked(int64_t step_id, const std::string& key, const Tensor& tensor,
                                     const std::function<bool()>& stop) {
+  // A stream is reused only while its connection is up: a write into a connection that died
+  // (a keepalive gave up, the peer restarted) can still report success, losing the tensor.
+  if (push_ && channel_->GetState(/*try_to_connect=*/false) != GRPC_CHANNEL_READY) {
+    push_ctx_->TryCancel();
+    (void)CloseLocked();
+  }
   SLUICE_RETURN_IF_ERROR(OpenLocked());
   ChunkEncoder enc(step_id, key, tensor, options_);
   grpc::ByteBuffer msg;

@@ -80,6 +80,7 @@ class DataClient {
   absl::StatusOr<Tensor> Pull(int64_t step_id, const std::string& key, absl::Duration timeout);
 
  private:
+  bool Cancelled() ABSL_LOCKS_EXCLUDED(cancel_mu_);  // CancelStream ran.
   absl::Status OpenLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   absl::Status PushLocked(int64_t step_id, const std::string& key, const Tensor& tensor,
                           const std::function<bool()>& stop) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);

@@ -263,7 +263,7 @@ bool ExecutorImpl::GatherInputs(StepState* step, const NodeItem& item,
   p->cancellation = step->args.cancellation;
   p->rendezvous = step->args.rendezvous;
   p->step_id = step->args.step_id;
-  p->budget = step->args.budget;
+  p->budget = step->args.budget.get();  // Borrowed: no reference count touched per node.
   return true;
 }
 

@@ -53,7 +53,7 @@ class OpKernelContext {
     CancellationManager* cancellation = nullptr;  // May be null: the step cannot be cancelled.
     Rendezvous* rendezvous = nullptr;             // For Send/Recv; may be null.
     int64_t step_id = 0;
-    std::shared_ptr<MemoryBudget> budget;  // Outputs are charged to it; may be null.
+    MemoryBudget* budget = nullptr;  // Outputs are charged to it; may be null. Borrowed.
   };
   explicit OpKernelContext(Params params);
 

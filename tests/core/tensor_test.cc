@@ -184,10 +184,10 @@ TEST(TensorTest, AllocateChecksSizesAndReportsMemoryExhaustion) {
 
 TEST(TensorTest, AllocationsChargeTheirBudgetUntilTheBufferIsFreed) {
   auto budget = std::make_shared<MemoryBudget>("session 's'", 100);
-  auto a = Tensor::Allocate(DType::kFloat32, TensorShape({20}), budget);  // 80 bytes.
+  auto a = Tensor::Allocate(DType::kFloat32, TensorShape({20}), budget.get());  // 80 bytes.
   ASSERT_TRUE(a.ok());
   EXPECT_EQ(budget->used(), 80);
-  EXPECT_TRUE(StatusHas(Tensor::Allocate(DType::kFloat32, TensorShape({6}), budget).status(),
+  EXPECT_TRUE(StatusHas(Tensor::Allocate(DType::kFloat32, TensorShape({6}), budget.get()).status(),
                         absl::StatusCode::kResourceExhausted,
                         "session 's' holds 80 bytes of tensors; 24 more would pass its limit of "
                         "100"));
@@ -197,7 +197,7 @@ TEST(TensorTest, AllocationsChargeTheirBudgetUntilTheBufferIsFreed) {
   EXPECT_EQ(budget->used(), 80);
   view = Tensor();
   EXPECT_EQ(budget->used(), 0);
-  EXPECT_TRUE(Tensor::Allocate(DType::kInt32, TensorShape({25}), budget).ok());  // 100: fits.
+  EXPECT_TRUE(Tensor::Allocate(DType::kInt32, TensorShape({25}), budget.get()).ok());  // 100: fits.
   EXPECT_EQ(budget->used(), 0);  // ... and was freed at once.
 }
 

@@ -63,6 +63,29 @@ bool NoActiveSteps(const LocalCluster& cluster, int worker) {
   return Beat(cluster.worker(worker).control_address).active_steps() == 0;
 }
 
+// A session of `m` whose first step ran (partitions registered, links between the workers up).
+std::unique_ptr<RemoteSession> WarmSession(const LocalCluster& cluster, const RoundTrip& m,
+                                           absl::Duration step_timeout) {
+  auto session =
+      RemoteSession::Create(cluster.master_address(), m.graph, {.step_timeout = step_timeout});
+  EXPECT_TRUE(session.ok()) << session.status();
+  if (!session.ok()) return nullptr;
+  std::vector<Tensor> out;
+  absl::Status first = (*session)->Run(m.Feeds(2), {m.h}, &out);
+  EXPECT_TRUE(first.ok()) << first;
+  return first.ok() ? *std::move(session) : nullptr;
+}
+
+// Once worker 1 runs again, no step is left on either worker and the next step succeeds.
+void ExpectHealedAfterResume(LocalCluster& cluster, RemoteSession& session, const RoundTrip& m) {
+  EXPECT_TRUE(WaitFor([&] { return NoActiveSteps(cluster, 0); }));
+  ASSERT_TRUE(cluster.ResumeWorker(1).ok());
+  EXPECT_TRUE(WaitFor([&] { return NoActiveSteps(cluster, 1); }));
+  std::vector<Tensor> out;
+  ASSERT_TRUE(session.Run(m.Feeds(2), {m.h}, &out).ok());
+  EXPECT_TRUE(TensorEq(out[0], Tensor::FromVector<float>({1, 4})));
+}
+
 TEST(StepEndTest, AFailingNodeEndsTheStepOnEveryWorker) {
   auto cluster = StartPatientCluster();
   ASSERT_NE(cluster, nullptr);
@@ -86,23 +109,17 @@ TEST(StepEndTest, TheStepDeadlineEndsItOnEveryWorkerWhileOneHangs) {
   auto cluster = StartPatientCluster();
   ASSERT_NE(cluster, nullptr);
   RoundTrip m;
-  auto session =
-      RemoteSession::Create(cluster->master_address(), m.graph, {.step_timeout = absl::Seconds(2)});
-  ASSERT_TRUE(session.ok()) << session.status();
-  std::vector<Tensor> out;
-  ASSERT_TRUE((*session)->Run(m.Feeds(2), {m.h}, &out).ok());  // Registers the partitions.
+  auto session = WarmSession(*cluster, m, absl::Seconds(2));
+  ASSERT_NE(session, nullptr);
   ASSERT_TRUE(cluster->PauseWorker(1).ok());
-  absl::Status hung = (*session)->Run(m.Feeds(2), {m.h}, &out);
+  std::vector<Tensor> out;
+  absl::Status hung = session->Run(m.Feeds(2), {m.h}, &out);
   EXPECT_TRUE(StatusHas(hung, absl::StatusCode::kDeadlineExceeded,
                         "did not finish within its deadline (2s); still running on "));
   EXPECT_TRUE(StatusHas(hung, absl::StatusCode::kDeadlineExceeded,
                         "/job:worker/task:1 at " + cluster->worker(1).control_address));
   // The master's deadline reached task 0: its half of the step ended too.
-  EXPECT_TRUE(WaitFor([&] { return NoActiveSteps(*cluster, 0); }));
-  ASSERT_TRUE(cluster->ResumeWorker(1).ok());
-  EXPECT_TRUE(WaitFor([&] { return NoActiveSteps(*cluster, 1); }));
-  ASSERT_TRUE((*session)->Run(m.Feeds(2), {m.h}, &out).ok());
-  EXPECT_TRUE(TensorEq(out[0], Tensor::FromVector<float>({1, 4})));
+  ExpectHealedAfterResume(*cluster, *session, m);
 }
 
 // Task 0's tensor went onto the link (its _Send returned) but task 1, hung, never took it; task 0
@@ -113,23 +130,17 @@ TEST(StepEndTest, ALinkThatBreaksWithATensorInFlightEndsTheStep) {
   auto cluster = StartPatientCluster({"--peer_keepalive_ms=500"});
   ASSERT_NE(cluster, nullptr);
   RoundTrip m;
-  auto session = RemoteSession::Create(cluster->master_address(), m.graph,
-                                       {.step_timeout = absl::Seconds(30)});
-  ASSERT_TRUE(session.ok()) << session.status();
-  std::vector<Tensor> out;
-  ASSERT_TRUE((*session)->Run(m.Feeds(2), {m.h}, &out).ok());  // The link from task 0 is up.
+  auto session = WarmSession(*cluster, m, absl::Seconds(30));  // The link from task 0 is up.
+  ASSERT_NE(session, nullptr);
   ASSERT_TRUE(cluster->PauseWorker(1).ok());
-  absl::Status broke = (*session)->Run(m.Feeds(2), {m.h}, &out);
+  std::vector<Tensor> out;
+  absl::Status broke = session->Run(m.Feeds(2), {m.h}, &out);
   EXPECT_TRUE(StatusHas(broke, absl::StatusCode::kUnavailable,
                         "edge '/job:worker/task:0->/job:worker/task:1' broke (the connection to "
                         "the receiver was lost) with 1 tensor(s) of step "));
   EXPECT_TRUE(StatusHas(broke, absl::StatusCode::kUnavailable,
                         "failed on /job:worker/task:0 at " + cluster->worker(0).control_address));
-  EXPECT_TRUE(WaitFor([&] { return NoActiveSteps(*cluster, 0); }));
-  ASSERT_TRUE(cluster->ResumeWorker(1).ok());
-  EXPECT_TRUE(WaitFor([&] { return NoActiveSteps(*cluster, 1); }));
-  ASSERT_TRUE((*session)->Run(m.Feeds(2), {m.h}, &out).ok());
-  EXPECT_TRUE(TensorEq(out[0], Tensor::FromVector<float>({1, 4})));
+  ExpectHealedAfterResume(*cluster, *session, m);
 }
 
 // SIGTERM to a worker whose step waits for a hung peer: the worker cancels the step and exits
@@ -138,14 +149,12 @@ TEST(StepEndTest, SigtermStopsAWorkerWhoseStepWaitsForAHungPeer) {
   auto cluster = StartPatientCluster();
   ASSERT_NE(cluster, nullptr);
   RoundTrip m;
-  auto session = RemoteSession::Create(cluster->master_address(), m.graph,
-                                       {.step_timeout = absl::Seconds(60)});
-  ASSERT_TRUE(session.ok()) << session.status();
-  std::vector<Tensor> out;
-  ASSERT_TRUE((*session)->Run(m.Feeds(2), {m.h}, &out).ok());
+  auto session = WarmSession(*cluster, m, absl::Seconds(60));
+  ASSERT_NE(session, nullptr);
   ASSERT_TRUE(cluster->PauseWorker(1).ok());
+  std::vector<Tensor> out;
   absl::Status hung;
-  std::thread step([&] { hung = (*session)->Run(m.Feeds(2), {m.h}, &out); });
+  std::thread step([&] { hung = session->Run(m.Feeds(2), {m.h}, &out); });
   ASSERT_TRUE(
       WaitFor([&] { return Beat(cluster->worker(0).control_address).pending_receives() == 1; }));
   const absl::Time term = absl::Now();
@@ -162,16 +171,14 @@ TEST(StepEndTest, AClientThatGoesAwayCancelsItsStep) {
   auto cluster = StartPatientCluster();
   ASSERT_NE(cluster, nullptr);
   RoundTrip m;
-  auto session = RemoteSession::Create(cluster->master_address(), m.graph);
-  ASSERT_TRUE(session.ok()) << session.status();
-  std::vector<Tensor> out;
-  ASSERT_TRUE((*session)->Run(m.Feeds(2), {m.h}, &out).ok());
+  auto session = WarmSession(*cluster, m, absl::Seconds(60));
+  ASSERT_NE(session, nullptr);
   ASSERT_TRUE(cluster->PauseWorker(1).ok());
   // A step allowed a minute, whose client gives up after half a second.
   auto master = proto::Master::NewStub(MakeChannel(cluster->master_address()));
   proto::RunStepRequest req;
   req.set_protocol_version(kProtocolVersion);
-  req.set_session_handle((*session)->handle());
+  req.set_session_handle(session->handle());
   req.set_timeout_ms(60000);
   for (const auto& [output, value] : m.Feeds(2)) {
     proto::NamedTensor* feed = req.add_feeds();
@@ -184,10 +191,7 @@ TEST(StepEndTest, AClientThatGoesAwayCancelsItsStep) {
   proto::RunStepResponse resp;
   EXPECT_EQ(master->RunStep(&ctx, req, &resp).error_code(), grpc::StatusCode::DEADLINE_EXCEEDED);
   // Task 0's half, waiting for the hung task 1, is cancelled well before the minute is up.
-  EXPECT_TRUE(WaitFor([&] { return NoActiveSteps(*cluster, 0); }));
-  ASSERT_TRUE(cluster->ResumeWorker(1).ok());
-  EXPECT_TRUE(WaitFor([&] { return NoActiveSteps(*cluster, 1); }));
-  ASSERT_TRUE((*session)->Run(m.Feeds(2), {m.h}, &out).ok());
+  ExpectHealedAfterResume(*cluster, *session, m);
 }
 
 }  // namespace
