@@ -112,11 +112,72 @@ grpc::Status DataPlaneService::Pull(grpc::ServerContext* ctx, const grpc::ByteBu
 DataClient::DataClient(std::shared_ptr<grpc::Channel> channel, ChunkOptions options)
     : channel_(std::move(channel)), options_(options) {}
 
-DataClient::~DataClient() { (void)Close(); }
+DataClient::~DataClient() {
+  {
+    absl::MutexLock lock(&listener_mu_);
+    stop_watching_ = true;
+    listener_ = nullptr;
+  }
+  if (watcher_.joinable()) watcher_.join();
+  (void)Close();
+}
 
 bool DataClient::Cancelled() {
   absl::MutexLock lock(&cancel_mu_);
   return cancelled_;
+}
+
+bool DataClient::StreamLost() {
+  absl::MutexLock lock(&cancel_mu_);
+  return stream_lost_;
+}
+
+void DataClient::SetConnectionLostListener(std::function<void()> listener) {
+  absl::MutexLock lock(&listener_mu_);
+  listener_ = std::move(listener);
+  if (listener_ && !watcher_.joinable()) watcher_ = std::thread([this] { WatchConnection(); });
+  // A listener being replaced may be running: wait for it (never called under listener_mu_,
+  // which the caller may take under locks of its own).
+  listener_mu_.Await(absl::Condition(
+      +[](int* calls) { return *calls == 0; }, &listener_calls_));
+}
+
+void DataClient::WatchConnection() {
+  // A connection's loss shows as the channel leaving READY. The short wait bounds how long
+  // the destructor waits for this thread; a wake-up costs a few microseconds.
+  grpc_connectivity_state last = channel_->GetState(/*try_to_connect=*/false);
+  while (true) {
+    {
+      absl::MutexLock lock(&listener_mu_);
+      if (stop_watching_) return;
+    }
+    if (!channel_->WaitForStateChange(last,
+                                      absl::ToChronoTime(absl::Now() + absl::Milliseconds(100)))) {
+      continue;
+    }
+    const grpc_connectivity_state now = channel_->GetState(/*try_to_connect=*/false);
+    if (last == GRPC_CHANNEL_READY && now != GRPC_CHANNEL_READY) ConnectionLost();
+    last = now;
+  }
+}
+
+void DataClient::ConnectionLost() {
+  {
+    absl::MutexLock lock(&cancel_mu_);
+    if (live_ctx_ == nullptr) return;  // No stream: nothing was on the connection.
+    stream_lost_ = true;
+    live_ctx_->TryCancel();  // A Push blocked in a write returns; the next one reopens.
+  }
+  std::function<void()> listener;
+  {
+    absl::MutexLock lock(&listener_mu_);
+    if (!listener_) return;
+    listener = listener_;
+    ++listener_calls_;
+  }
+  listener();
+  absl::MutexLock lock(&listener_mu_);
+  --listener_calls_;
 }
 
 absl::Status DataClient::OpenLocked() {
@@ -136,6 +197,7 @@ absl::Status DataClient::OpenLocked() {
       return absl::UnavailableError("the data stream to this peer was cancelled (peer lost)");
     }
     live_ctx_ = push_ctx_.get();
+    stream_lost_ = false;
   }
   push_.reset(grpc::internal::ClientWriterFactory<grpc::ByteBuffer>::Create(
       channel_.get(), method, push_ctx_.get(), &push_response_));
@@ -172,7 +234,8 @@ absl::Status DataClient::PushLocked(int64_t step_id, const std::string& key, con
                                     const std::function<bool()>& stop) {
   // A stream is reused only while its connection is up: a write into a connection that died
   // (a keepalive gave up, the peer restarted) can still report success, losing the tensor.
-  if (push_ && channel_->GetState(/*try_to_connect=*/false) != GRPC_CHANNEL_READY) {
+  if (push_ &&
+      (channel_->GetState(/*try_to_connect=*/false) != GRPC_CHANNEL_READY || StreamLost())) {
     push_ctx_->TryCancel();
     (void)CloseLocked();
   }
@@ -192,8 +255,11 @@ absl::Status DataClient::PushLocked(int64_t step_id, const std::string& key, con
     }
     enc.Next(&msg);
     if (!push_->Write(msg)) {
-      // The stream broke: its final status says why (peer gone, chunk rejected, ...).
+      // The stream broke: its final status says why (peer gone, chunk rejected, ...), unless
+      // the watcher cancelled it because its connection was lost.
+      const bool lost = StreamLost();
       absl::Status s = CloseLocked();
+      if (lost) s = absl::UnavailableError("the data connection to the peer was lost");
       if (s.ok()) s = absl::UnavailableError("data-plane stream closed by the peer");
       return AnnotateStatus(s, absl::StrCat("pushing tensor '", key, "' of step ", step_id));
     }

@@ -7,6 +7,12 @@
 // was aborted or has ended there). DataClient keeps one Push stream per peer open and
 // serialises writers on it. Thread-safe.
 //
+// A push returns once gRPC accepted the tensor's bytes, not once the peer has them: when the
+// connection under the stream dies afterwards (a keepalive gives up after a partition healed),
+// the bytes may be lost without any call failing. So a client with a connection-lost listener
+// watches its channel and calls the listener when the connection under an open push stream
+// goes away; the listener (the edge's EdgeSender) ends the steps that had tensors on it.
+//
 //   DataPlaneService service(&mailbox, {.chunk_bytes = 256 << 10});  // RegisterService(&service)
 //   DataClient client(channel, {.chunk_bytes = 256 << 10});
 //   SLUICE_RETURN_IF_ERROR(client.Push(step, "a->b", tensor));
@@ -18,6 +24,7 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <thread>
 
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
@@ -79,8 +86,17 @@ class DataClient {
   // Fetches the tensor the peer holds (or will receive) under (step_id, key).
   absl::StatusOr<Tensor> Pull(int64_t step_id, const std::string& key, absl::Duration timeout);
 
+  // Calls `listener` (on a watcher thread) each time the connection under an open push stream
+  // is lost; the stream is abandoned (the next Push opens a new one). Tensors pushed on it may
+  // not have arrived. Setting nullptr waits for a call in progress; set once per client (the
+  // watcher starts with the first listener).
+  void SetConnectionLostListener(std::function<void()> listener);
+
  private:
-  bool Cancelled() ABSL_LOCKS_EXCLUDED(cancel_mu_);  // CancelStream ran.
+  bool Cancelled() ABSL_LOCKS_EXCLUDED(cancel_mu_);   // CancelStream ran.
+  bool StreamLost() ABSL_LOCKS_EXCLUDED(cancel_mu_);  // The open stream's connection was lost.
+  void WatchConnection();
+  void ConnectionLost();
   absl::Status OpenLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   absl::Status PushLocked(int64_t step_id, const std::string& key, const Tensor& tensor,
                           const std::function<bool()>& stop) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
@@ -95,7 +111,14 @@ class DataClient {
   // push_ctx_ for CancelStream, which must not wait for mu_ (a blocked Push holds it).
   absl::Mutex cancel_mu_ ABSL_ACQUIRED_AFTER(mu_);
   grpc::ClientContext* live_ctx_ ABSL_GUARDED_BY(cancel_mu_) = nullptr;
-  bool cancelled_ ABSL_GUARDED_BY(cancel_mu_) = false;  // CancelStream ran.
+  bool cancelled_ ABSL_GUARDED_BY(cancel_mu_) = false;    // CancelStream ran.
+  bool stream_lost_ ABSL_GUARDED_BY(cancel_mu_) = false;  // live_ctx_'s connection went away.
+
+  absl::Mutex listener_mu_;
+  std::function<void()> listener_ ABSL_GUARDED_BY(listener_mu_);
+  int listener_calls_ ABSL_GUARDED_BY(listener_mu_) = 0;  // Calls running now.
+  bool stop_watching_ ABSL_GUARDED_BY(listener_mu_) = false;
+  std::thread watcher_;  // Started by the first SetConnectionLostListener.
 };
 
 }  // namespace sluice

@@ -14,9 +14,12 @@ EdgeSender::EdgeSender(std::shared_ptr<grpc::Channel> control_channel, DataClien
     : stub_(proto::Control::NewStub(std::move(control_channel))),
       data_(data),
       edge_(std::move(edge)),
-      on_lost_in_flight_(std::move(on_lost_in_flight)) {}
+      on_lost_in_flight_(std::move(on_lost_in_flight)) {
+  data_->SetConnectionLostListener([this] { DataConnectionLost(); });
+}
 
 EdgeSender::~EdgeSender() {
+  data_->SetConnectionLostListener(nullptr);  // Waits for a call in progress.
   {
     absl::MutexLock lock(&mu_);
     dropped_ = true;  // No on_lost_in_flight_ call from the reader as it ends.
@@ -102,12 +105,31 @@ void EdgeSender::ReadLoop() {
     // Cancel() drops the receiver on purpose (the steps are being aborted already).
     if (!dropped_) lost.assign(step_in_flight_.begin(), step_in_flight_.end());
   }
+  ReportLost(lost, "broke (the connection to the receiver was lost)");
+}
+
+void EdgeSender::DataConnectionLost() {
+  // The tensors pushed but not yet credited may have been on the lost connection. Their steps
+  // cannot count on them (the control stream, on its own connection, may still be up, so
+  // ReadLoop would never notice): end them. The receiver's later credits for them are ignored.
+  std::vector<std::pair<int64_t, int64_t>> lost;
+  {
+    absl::MutexLock lock(&mu_);
+    if (dropped_) return;  // Cancel() dropped the receiver: its steps are being aborted.
+    lost.assign(step_in_flight_.begin(), step_in_flight_.end());
+    step_in_flight_.clear();
+    in_flight_ = 0;
+  }
+  ReportLost(lost, "lost its data connection to the receiver");
+}
+
+void EdgeSender::ReportLost(const std::vector<std::pair<int64_t, int64_t>>& lost,
+                            const std::string& what) {
   if (!on_lost_in_flight_) return;
   for (const auto& [step, n] : lost) {
-    on_lost_in_flight_(
-        step, absl::UnavailableError(absl::StrCat(
-                  "edge '", edge_, "' broke (the connection to the receiver was lost) with ", n,
-                  " tensor(s) of step ", step, " not yet consumed by the receiver")));
+    on_lost_in_flight_(step, absl::UnavailableError(absl::StrCat(
+                                 "edge '", edge_, "' ", what, " with ", n, " tensor(s) of step ",
+                                 step, " not yet consumed by the receiver")));
   }
 }
 

@@ -21,6 +21,8 @@
 #include <memory>
 #include <string>
 #include <thread>
+#include <utility>
+#include <vector>
 
 #include "absl/base/thread_annotations.h"
 #include "absl/status/status.h"
@@ -34,11 +36,14 @@ namespace sluice {
 
 class EdgeSender {
  public:
-  // Called (on the stream's reader thread) for each step that had tensors on the edge the
-  // receiver had not consumed when the control stream broke (a connection cut, a keepalive
-  // that went unanswered): they may be lost, so their step cannot finish.
+  // Called (on the control stream's reader thread, or the data client's watcher thread) for
+  // each step that had tensors on the edge the receiver had not consumed when the control
+  // stream broke or the data connection was lost (a connection cut, a keepalive that went
+  // unanswered): they may be lost, so their step cannot finish.
   using LostInFlight = std::function<void(int64_t step_id, const absl::Status& why)>;
 
+  // `data` carries this edge's tensors and nothing else's (the sender listens to its
+  // connection losses); it must outlive the sender.
   EdgeSender(std::shared_ptr<grpc::Channel> control_channel, DataClient* data, std::string edge,
              LostInFlight on_lost_in_flight = nullptr);
   ~EdgeSender();
@@ -71,6 +76,9 @@ class EdgeSender {
   absl::Status TakeCredit(int64_t step_id, const std::string& key, absl::Time deadline,
                           const absl::Status* cancelled) ABSL_LOCKS_EXCLUDED(mu_);
   void ReadLoop();
+  void DataConnectionLost() ABSL_LOCKS_EXCLUDED(mu_);
+  // Calls on_lost_in_flight_ for each (step, tensors in flight) of `lost`.
+  void ReportLost(const std::vector<std::pair<int64_t, int64_t>>& lost, const std::string& what);
   int64_t StepInFlight(int64_t step_id) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   bool CanSend(int64_t step_id) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     return (window_ > 0 && StepInFlight(step_id) < window_) || !broken_.ok();

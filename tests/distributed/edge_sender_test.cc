@@ -4,6 +4,8 @@
 
 #include <string>
 #include <thread>
+#include <utility>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "distributed/data_plane.h"
@@ -13,6 +15,7 @@
 #include "runtime/kernel/cancellation.h"
 #include "runtime/kernel/rendezvous.h"
 #include "tests/distributed/cluster_fixture.h"
+#include "tests/distributed/tcp_proxy.h"
 #include "tests/util/test_util.h"
 
 namespace sluice {
@@ -149,6 +152,55 @@ TEST(EdgeSenderTest, CancellingAStepEndsItsWaitForACredit) {
   // A step cancelled before its Send fails at once.
   EXPECT_TRUE(StatusHas(edge.Send(9, key(2), v, deadline, &cm), absl::StatusCode::kAborted,
                         "step 9 aborted: lost /job:worker/task:1"));
+}
+
+// The data plane has its own connection: when it dies with a tensor on it (a keepalive that
+// gave up after a partition healed) while the control stream stays up, the tensor may be lost
+// and nothing else would notice: the receiver's step waited until its deadline. The sender
+// ends the steps with tensors in flight, naming the edge, and the edge goes on working.
+TEST(EdgeSenderTest, LosingTheDataConnectionEndsTheStepsWithTensorsOnIt) {
+  auto cluster = StartCluster();
+  ASSERT_NE(cluster, nullptr);
+  absl::StatusOr<std::unique_ptr<test::TcpProxy>> proxy =
+      test::TcpProxy::Start(cluster->worker(1).data_address);
+  ASSERT_TRUE(proxy.ok()) << proxy.status();
+  DataClient client(MakeDataChannel((*proxy)->address(), kMaxMessage), {.chunk_bytes = 16384});
+  absl::Mutex mu;
+  std::vector<std::pair<int64_t, absl::Status>> lost;
+  const std::string edge_name = "/job:client/task:0->/job:worker/task:1";
+  EdgeSender edge(MakeChannel(cluster->worker(1).control_address), &client, edge_name,
+                  [&](int64_t step, const absl::Status& why) {
+                    absl::MutexLock lock(&mu);
+                    lost.emplace_back(step, why);
+                  });
+  auto key = [](int64_t step) { return Rendezvous::CreateKey(step, kClient, kW1, "t:0"); };
+  Tensor v = Tensor::FromVector<float>({1, 2, 3});
+  ASSERT_TRUE(edge.Send(9, key(9), v, absl::Now() + absl::Seconds(10)).ok());
+  (*proxy)->Sever();
+  ASSERT_TRUE(WaitFor([&] {
+    absl::MutexLock lock(&mu);
+    return !lost.empty();
+  }));
+  {
+    absl::MutexLock lock(&mu);
+    ASSERT_EQ(lost.size(), 1u);
+    EXPECT_EQ(lost[0].first, 9);
+    EXPECT_TRUE(StatusHas(lost[0].second, absl::StatusCode::kUnavailable,
+                          "edge '" + edge_name +
+                              "' lost its data connection to the receiver with 1 tensor(s) of "
+                              "step 9 not yet consumed by the receiver"));
+  }
+  EXPECT_EQ(edge.in_flight(), 0);
+  // The next step's tensor travels on a new connection and arrives.
+  ASSERT_TRUE(edge.Send(10, key(10), v, absl::Now() + absl::Seconds(10)).ok());
+  DataClient puller(MakeChannel(cluster->worker(1).data_address, kMaxMessage),
+                    {.chunk_bytes = 16384});
+  absl::StatusOr<Tensor> got = puller.Pull(10, key(10), absl::Seconds(10));
+  ASSERT_TRUE(got.ok()) << got.status();
+  EXPECT_TRUE(TensorEq(*got, v));
+  EXPECT_EQ((*proxy)->connections_accepted(), 2);
+  absl::MutexLock lock(&mu);
+  EXPECT_EQ(lost.size(), 1u);
 }
 
 }  // namespace
