@@ -38,6 +38,11 @@ for bench in executor_bench session_bench gemm_bench; do
 done
 echo "== transfer_bench" >&2
 BENCH_REPETITIONS="$repetitions" bazel-bin/bench/transfer_bench --out="$out/transfer_bench.json" >&2
+# Steps over an emulated long link against raw TCP over the same link; needs root (network
+# namespaces) and the Python module, and says why it skips otherwise.
+echo "== long_link_bench" >&2
+(eval "$(tools/python_env.sh)" && SLUICE_NETNS_OUT="$out/long_link" /usr/bin/python3 \
+  bench/long_link_bench.py --out="$out/long_link_bench.json") >&2 || echo "long_link_bench failed" >&2
 
 /usr/bin/python3 - "$out" "$repetitions" <<'PYTHON'
 """Pairs each Sluice case with its peer and prints the ratio table."""
@@ -143,6 +148,16 @@ if os.path.exists(transfer_path):
     if t:
         add("TCP ping-pong p99 under load (us, peer: idle p99)", t["loaded_p99"],
             t["idle_p99"], "us", "time", None)
+
+long_link_path = os.path.join(out, "long_link_bench.json")
+if os.path.exists(long_link_path):
+    with open(long_link_path) as f:
+        link = json.load(f)
+    if link.get("sluice"):
+        for stat in ("p50", "p90", "max"):
+            add("%g ms link, %d MiB each way, step %s (s, peer raw TCP)" % (
+                link["one_way_ms"], link["mib_each_way"], stat), link["sluice"][stat],
+                link["raw_tcp"][stat], "s", "time", None)
 
 header = ("case", "sluice", "peer", "ratio", "target", "met?")
 widths = [max(len(str(r[i])) for r in rows + [header]) for i in range(len(header))]
