@@ -15,9 +15,16 @@ absl::Status Mismatch(const AttrDef* def, const py::handle& value, absl::string_
                                                  want, ", got ", std::string(py::repr(value))));
 }
 
-// A sluice.DType, or anything numpy understands as a dtype (np.float32, "int64", float).
+// A sluice.DType, TensorFlow's "float" (float32) or "double", or anything numpy understands as
+// a dtype (np.float32, "int64", float).
 absl::StatusOr<DType> DTypeFromPython(const py::handle& value) {
   if (py::isinstance<DType>(value)) return py::cast<DType>(value);
+  // TensorFlow's names where numpy's differ (numpy reads "float" as float64).
+  if (py::isinstance<py::str>(value)) {
+    const std::string name = py::cast<std::string>(value);
+    if (name == "float") return DType::kFloat32;
+    if (name == "double") return DType::kFloat64;
+  }
   py::dtype d;
   try {
     d = py::dtype::from_args(py::reinterpret_borrow<py::object>(value));

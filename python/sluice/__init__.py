@@ -49,6 +49,7 @@ from sluice.array_ops import (
     reshape,
     slice,  # noqa: A004
     split,
+    stop_gradient,
     transpose,
     zeros,
     zeros_like,
@@ -81,10 +82,11 @@ from sluice.variables import (
     assign_sub,
     global_variables,
     global_variables_initializer,
+    initialize_all_variables,
     trainable_variables,
     variables_initializer,
 )
-from sluice.session import ConfigProto, Session, get_default_session
+from sluice.session import ConfigProto, InteractiveSession, Session, get_default_session
 from sluice.distributed import LocalCluster, Server
 from sluice import nn
 from sluice import operators as _operators  # Installs `+`, `@`, ... on Tensor and Variable.

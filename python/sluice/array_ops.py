@@ -42,10 +42,13 @@ def placeholder(dtype, shape=None, name=None):
 
     Args:
       dtype: the element type.
-      shape: optional shape; None for unknown sizes (`[None, 4]`), or None for an unknown rank.
+      shape: optional shape; None for unknown sizes (`[None, 4]`), or None for an unknown rank;
+        an int n means [n].
         A fed value must be compatible with it.
       name: the operation's name.
     """
+    if isinstance(shape, (int, np.integer)):
+        shape = [shape]  # TensorFlow reads placeholder(shape=3) as a vector of 3.
     attrs = {"dtype": dtypes.as_dtype(dtype), "shape": None if shape is None else list(shape)}
     return _out(framework._op("Placeholder", [], attrs, name))
 
@@ -53,6 +56,11 @@ def placeholder(dtype, shape=None, name=None):
 def identity(input, name=None):  # noqa: A002  (TensorFlow's argument name)
     """Returns `input` unchanged (no copy)."""
     return _out(framework._op("Identity", [input], name=name))
+
+
+def stop_gradient(input, name=None):  # noqa: A002  (TensorFlow's argument name)
+    """Returns `input` unchanged; gradients do not flow back through it."""
+    return _out(framework._op("StopGradient", [input], name=name))
 
 
 def no_op(name=None):

@@ -21,12 +21,18 @@ int64 = DType.int64
 bool = DType.bool  # noqa: A001  (the name TensorFlow users know: sl.bool)
 
 
+# TensorFlow's own names where numpy's differ: numpy reads "float" as float64, TensorFlow (and
+# its users' programs) as float32.
+_TF_NAMES = {"float": float32, "double": float64}
+
+
 def as_dtype(type_value):
     """Converts `type_value` to a DType.
 
     Args:
-      type_value: a DType; a numpy dtype or scalar type (np.float32); a name ("float32"); or
-        the Python types float (float32), int (int32) and bool.
+      type_value: a DType; a numpy dtype or scalar type (np.float32); a name ("float32", and
+        TensorFlow's "float" for float32 and "double" for float64); or the Python types float
+        (float32), int (int32) and bool.
 
     Raises:
       TypeError: if there is no matching DType.
@@ -39,6 +45,8 @@ def as_dtype(type_value):
         return int32
     if type_value is builtins.bool:
         return bool
+    if isinstance(type_value, str) and type_value in _TF_NAMES:
+        return _TF_NAMES[type_value]
     try:
         numpy_dtype = np.dtype(type_value)
     except TypeError as e:

@@ -88,7 +88,18 @@ def matmul(a, b, transpose_a=False, transpose_b=False, name=None):
     return _out(framework._op("MatMul", [a, b], attrs, name=name))
 
 
-def _reduce(op_type, input_tensor, axis, keepdims, name):
+def _reduce(op_type, input_tensor, axis, keepdims, name, reduction_indices=None,
+            keep_dims=None):
+    # TensorFlow 1's older argument names, still in most of its tutorials.
+    if reduction_indices is not None:
+        if axis is not None:
+            raise ValueError("pass axis= or reduction_indices=, not both")
+        axis = reduction_indices
+    if keep_dims is not None:
+        if keepdims is not None:
+            raise ValueError("pass keepdims= or keep_dims=, not both")
+        keepdims = keep_dims
+    keepdims = bool(keepdims)
     x = framework.convert_to_tensor(input_tensor)
     if axis is None:
         if x.shape is None:
@@ -106,19 +117,23 @@ def _reduce(op_type, input_tensor, axis, keepdims, name):
     return _out(framework._op(op_type, [x, axis], {"keep_dims": bool(keepdims)}, name=name))
 
 
-def reduce_sum(input_tensor, axis=None, keepdims=False, name=None):
+def reduce_sum(input_tensor, axis=None, keepdims=None, name=None, reduction_indices=None,
+               keep_dims=None):
     """Sum over `axis` (an int, a list of ints, or None for all; negative counts from the end).
 
-    With `keepdims` the reduced dimensions stay with size 1.
+    With `keepdims` the reduced dimensions stay with size 1. `reduction_indices` and
+    `keep_dims` are TensorFlow 1's older names of `axis` and `keepdims`.
     """
-    return _reduce("Sum", input_tensor, axis, keepdims, name)
+    return _reduce("Sum", input_tensor, axis, keepdims, name, reduction_indices, keep_dims)
 
 
-def reduce_mean(input_tensor, axis=None, keepdims=False, name=None):
+def reduce_mean(input_tensor, axis=None, keepdims=None, name=None, reduction_indices=None,
+                keep_dims=None):
     """Mean over `axis` (an int, a list of ints, or None for all); see reduce_sum."""
-    return _reduce("Mean", input_tensor, axis, keepdims, name)
+    return _reduce("Mean", input_tensor, axis, keepdims, name, reduction_indices, keep_dims)
 
 
-def reduce_max(input_tensor, axis=None, keepdims=False, name=None):
+def reduce_max(input_tensor, axis=None, keepdims=None, name=None, reduction_indices=None,
+               keep_dims=None):
     """Maximum over `axis` (an int, a list of ints, or None for all); see reduce_sum."""
-    return _reduce("Max", input_tensor, axis, keepdims, name)
+    return _reduce("Max", input_tensor, axis, keepdims, name, reduction_indices, keep_dims)

@@ -102,24 +102,27 @@ class Session:
         Args:
           fetches: a Tensor, Variable, Operation, name ("x:0" for a tensor, "train" for an
             operation), or nested list / tuple / dict of these.
-          feed_dict: {Tensor or name: value} replacing those tensors' values for this run.
+          feed_dict: {Tensor or name: value} replacing those tensors' values for this run. As
+            in TensorFlow, a value (numpy array, list, scalar) of another type is converted to
+            the tensor's dtype (`np.asarray(value, dtype=tensor.dtype.as_numpy_dtype)`: uint8
+            images to float32, float64 labels to int64, ...).
 
         Returns:
           `fetches` with each tensor replaced by its numpy value (a numpy scalar for rank 0)
           and each Operation by None.
 
         Raises:
+          TypeError, ValueError: a fed value that cannot be converted to its tensor's dtype
+          (a string for a number; an integer type's range exceeded; a ragged list).
           sluice.errors.OpError subclasses, e.g. InvalidArgumentError for a feed of the wrong
-          dtype or shape, FailedPreconditionError for reading an uninitialised variable. The
+          shape, FailedPreconditionError for reading an uninitialised variable. The
           message names the failing node and op.
           RuntimeError: the session is closed.
         """
         feeds = []
         for key, value in (feed_dict or {}).items():
             t = key if isinstance(key, framework.Tensor) else self._as_feed_tensor(key)
-            if not isinstance(value, np.ndarray):
-                value = np.asarray(value, dtype=t.dtype.as_numpy_dtype)
-            feeds.append((t, value))
+            feeds.append((t, _convert_feed(t, value)))
         if isinstance(fetches, framework.Tensor):  # The common case, without the structure.
             return self._session.run(feeds, [fetches], [])[0]
         tensors, targets = [], []
@@ -185,6 +188,24 @@ class Session:
         return False
 
 
+class InteractiveSession(Session):
+    """A Session that makes itself the default session of this thread when made, for shells
+    and notebooks (`t.eval()` and `op.run()` without a `with` block), until it is closed.
+    TensorFlow 1's name."""
+
+    def __init__(self, target="", graph=None, config=None):
+        super().__init__(target, graph, config)
+        _state.stack.append(self)
+        self._interactive_default = True
+
+    def close(self):
+        if getattr(self, "_interactive_default", False):
+            self._interactive_default = False
+            if self in _state.stack:  # Made in this thread.
+                _state.stack.remove(self)
+        super().close()
+
+
 class _DefaultSession:
     def __init__(self, session):
         self._session = session
@@ -204,6 +225,34 @@ def _session_or_default(session):
         raise ValueError("no session given and no default session: pass session= or run "
                          "inside `with sl.Session() as sess:`")
     return session
+
+
+def _convert_feed(tensor, value):
+    """`value` as an array of `tensor`'s dtype, converted as TensorFlow does; refuses what
+    cannot be converted, naming the tensor."""
+    dtype = np.dtype(tensor.dtype.as_numpy_dtype)
+    if isinstance(value, np.ndarray) and value.dtype == dtype:
+        return value
+    what = "feed for '{}' ({})".format(tensor.name, tensor.dtype.name)
+    try:
+        array = np.asarray(value)
+    except ValueError as e:  # A ragged nested list.
+        raise ValueError("{}: cannot make an array of the value: {}".format(what, e)) from None
+    if array.dtype == dtype:
+        return array
+    if array.dtype.kind in "OSUV":
+        raise TypeError("{}: cannot convert {!r} (numpy dtype {}) to {}".format(
+            what, array.flat[0] if array.size else value, array.dtype, tensor.dtype.name))
+    if dtype.kind in "iu" and array.size and array.dtype.kind in "iuf":
+        if array.dtype.kind == "f" and not np.isfinite(array).all():
+            raise ValueError("{}: a non-finite value cannot be converted to {}".format(
+                what, tensor.dtype.name))
+        info = np.iinfo(dtype)
+        low, high = array.min(), array.max()
+        if low < info.min or high > info.max:
+            raise ValueError("{}: values from {} to {} do not fit in {} ([{}, {}])".format(
+                what, low, high, tensor.dtype.name, info.min, info.max))
+    return np.asarray(array, dtype=dtype)
 
 
 def _tensor_eval(self, feed_dict=None, session=None):

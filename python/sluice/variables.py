@@ -197,6 +197,11 @@ def trainable_variables():
     return _collection(framework.get_default_graph(), TRAINABLE_VARIABLES)
 
 
+def initialize_all_variables():
+    """TensorFlow 1's older name of `global_variables_initializer`."""
+    return global_variables_initializer()
+
+
 def variables_initializer(var_list, name="init"):
     """An Operation that runs the initializers of the Variables in `var_list`."""
     if not var_list:

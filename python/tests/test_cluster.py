@@ -110,8 +110,12 @@ def test_remote_run_errors_are_python_exceptions_naming_the_node(cluster):
             sess.run(prod, feed_dict={a: np.ones((2, 3), np.float32)})
         assert e.value.node_name == "square"
         assert "[2,3]" in str(e.value)
-        with pytest.raises(sl.errors.InvalidArgumentError, match="float32"):
-            sess.run(prod, feed_dict={a: np.ones((2, 2), np.int32)})
+        # A feed of another dtype converts (as in TensorFlow); one that cannot is refused
+        # before the step, naming the placeholder.
+        np.testing.assert_array_equal(sess.run(prod, feed_dict={a: np.ones((2, 2), np.int32)}),
+                                      np.full((2, 2), 2.0))
+        with pytest.raises(TypeError, match=r"feed for 'a:0' \(float32\): cannot convert"):
+            sess.run(prod, feed_dict={a: [["x", "y"]]})
         # The session stays usable.
         np.testing.assert_array_equal(sess.run(prod, feed_dict={a: np.eye(2, dtype=np.float32)}),
                                       np.eye(2))

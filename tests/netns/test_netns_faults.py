@@ -143,8 +143,9 @@ def test_partition_between_workers_ends_the_step_and_heals(net, server_binary):
 
     The first step after a heal used to hang in about 1 run in 4: the data connection's
     keepalive gave up after the heal, with that step's tensor on it, while the control stream
-    (on its own connection) stayed up, so nothing noticed the loss. Several rounds, so that
-    both keepalives' timings are met.
+    (on its own connection) stayed up, so nothing noticed the loss. Now that step fails at once
+    naming the edge (or succeeds), and the next one succeeds. Several rounds, so that both
+    keepalives' timings are met.
 
     The workers ping their peers every 3 s (--peer_keepalive_ms, default 10 s) so that the
     test is short: what is tested is that the link's failure ends the step everywhere."""
@@ -161,7 +162,11 @@ def test_partition_between_workers_ends_the_step_and_heals(net, server_binary):
         with net.partition(w0, w1):
             failed = client.step({"cmd": "train"})
         healed = client.step({"cmd": "train"})
-        observed.append(dict(partitioned_step=short(failed), first_step_after_heal=short(healed)))
+        retried = None
+        if not healed["ok"]:
+            retried = client.step({"cmd": "train"})
+        observed.append(dict(partitioned_step=short(failed), first_step_after_heal=short(healed),
+                             retried=retried and short(retried)))
         checks.expect(not failed["ok"], "a step across the partition succeeded")
         checks.expect(failed["seconds"] < deadline_s / 2,
                       "the partitioned step ended after {:.1f} s ({}: {}), not well before the "
@@ -170,9 +175,16 @@ def test_partition_between_workers_ends_the_step_and_heals(net, server_binary):
         checks.expect("/job:worker/task:0" in (failed["error"] or "") and
                       "/job:worker/task:1" in (failed["error"] or ""),
                       "the error does not name both ends of the edge: {}".format(failed["error"]))
-        checks.expect(healed["ok"], "the first step after healing failed after {:.1f} s: {}: "
-                      "{}".format(healed["seconds"], healed["error_type"], healed["error"]))
-        if not healed["ok"] or cluster.check_health():
+        # A connection whose keepalive ping went unanswered during the partition can still give
+        # up after the heal (TCP_USER_TIMEOUT): a step with a tensor on it then fails at once,
+        # naming the edge, and the next one succeeds. What must never happen is a hang.
+        checks.expect(healed["ok"] or (healed["seconds"] < 2.0 and
+                                       "edge '/job:worker/task:" in (healed["error"] or "") and
+                                       retried["ok"]),
+                      "the first step after healing failed after {:.1f} s ({}: {}) and its retry "
+                      "gave {}".format(healed["seconds"], healed["error_type"], healed["error"],
+                                       retried and short(retried)))
+        if not (healed["ok"] or retried["ok"]) or cluster.check_health():
             break  # Later rounds would only repeat it.
     checks.healthy()
     nh.record("partition_workers", client_deadline_s=deadline_s, rounds=observed)
