@@ -89,6 +89,7 @@ from sluice.variables import (
 from sluice.session import ConfigProto, InteractiveSession, Session, get_default_session
 from sluice.distributed import LocalCluster, Server
 from sluice import nn
+from sluice import losses
 from sluice import operators as _operators  # Installs `+`, `@`, ... on Tensor and Variable.
 from sluice import train
 

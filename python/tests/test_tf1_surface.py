@@ -123,3 +123,27 @@ def test_interactive_session_is_the_default_until_closed(graph):
     finally:
         sess.close()
     assert sl.get_default_session() is None
+
+
+def test_losses_average_over_the_batch(graph, sess):
+    logits_v = np.array([[2.0, 1.0, 0.1], [0.5, 2.5, -1.0]], np.float32)
+    onehot_v = np.array([[1, 0, 0], [0, 0, 1]], np.float32)
+    pred_v = np.array([[1.0, 2.0], [3.0, 5.0]], np.float32)
+    target_v = np.array([[1.5, 2.0], [2.0, 1.0]], np.float32)
+    logits = sl.constant(logits_v)
+    log_p = _np_log_softmax(logits_v)
+    smoothed = onehot_v * 0.9 + 0.1 / 3
+    got = sess.run([
+        sl.losses.sparse_softmax_cross_entropy(labels=sl.constant([0, 2]), logits=logits),
+        sl.losses.softmax_cross_entropy(sl.constant(onehot_v), logits, weights=2.0),
+        sl.losses.softmax_cross_entropy(sl.constant(onehot_v), logits, label_smoothing=0.1),
+        sl.losses.mean_squared_error(sl.constant(target_v), sl.constant(pred_v)),
+    ])
+    np.testing.assert_allclose(got[0], -(log_p[[0, 1], [0, 2]]).mean(), rtol=1e-6)
+    np.testing.assert_allclose(got[1], 2.0 * -(onehot_v * log_p).sum(1).mean(), rtol=1e-6)
+    np.testing.assert_allclose(got[2], -(smoothed * log_p).sum(1).mean(), rtol=1e-6)
+    np.testing.assert_allclose(got[3], ((pred_v - target_v) ** 2).mean(), rtol=1e-6)
+    with pytest.raises(ValueError, match=r"sl.losses.mean_squared_error: only a scalar Python "
+                                         r"number is supported as weights"):
+        sl.losses.mean_squared_error(sl.constant(target_v), sl.constant(pred_v),
+                                     weights=sl.constant(target_v))
