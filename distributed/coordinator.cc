@@ -2,6 +2,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <utility>
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
@@ -52,10 +53,28 @@ HeartbeatMonitor::~HeartbeatMonitor() {
   }
   thread_.join();
   // Pings in flight hold stubs of watched_ and call back into this: end them first.
+  std::vector<std::shared_ptr<Ping>> answered;
+  std::vector<std::shared_ptr<const Watched>> retired;
   absl::MutexLock lock(&mu_);
   for (auto& [raw, ping] : pings_) ping->ctx.TryCancel();
   mu_.Await(absl::Condition(
       +[](std::map<Ping*, std::shared_ptr<Ping>>* p) { return p->empty(); }, &pings_));
+  answered = std::move(answered_);
+  retired = std::move(retired_);
+}
+
+void HeartbeatMonitor::TakeFreeable(std::vector<std::shared_ptr<Ping>>* pings,
+                                    std::vector<std::shared_ptr<const Watched>>* watched) {
+  *pings = std::move(answered_);
+  answered_.clear();
+  for (auto it = retired_.begin(); it != retired_.end();) {
+    if (it->use_count() == 1) {  // Only here: no call or ping can copy it any more.
+      watched->push_back(std::move(*it));
+      it = retired_.erase(it);
+    } else {
+      ++it;
+    }
+  }
 }
 
 void HeartbeatMonitor::Watch(const proto::PeerAddress& worker) {
@@ -130,7 +149,9 @@ int64_t HeartbeatMonitor::rounds() const {
 std::shared_ptr<proto::Control::Stub> HeartbeatMonitor::stub(const std::string& task_prefix) {
   absl::MutexLock lock(&mu_);
   auto it = watched_.find(task_prefix);
-  return it == watched_.end() ? nullptr : it->second->stub;
+  if (it == watched_.end()) return nullptr;
+  // Shares ownership of the whole Watched, so a replaced one is freed only when unused.
+  return std::shared_ptr<proto::Control::Stub>(it->second, it->second->stub.get());
 }
 
 int64_t HeartbeatMonitor::answers(const std::string& task_prefix) const {
@@ -183,7 +204,7 @@ void HeartbeatMonitor::OnAnswer(const Ping& ping) {
       // channel in gRPC's reconnect backoff, which fails calls at once for seconds; the answer
       // shows it listens, so later calls go on a fresh channel (calls in flight keep theirs).
       if (live.last_failed && watched_[ref.task_prefix()] == ping.watched) {
-        watched_[ref.task_prefix()] = Connect(ref);
+        retired_.push_back(std::exchange(watched_[ref.task_prefix()], Connect(ref)));
       }
       live.last_failed = false;
     } else {
@@ -194,13 +215,10 @@ void HeartbeatMonitor::OnAnswer(const Ping& ping) {
   }
   Report(lost);
   // Last: the destructor waits for pings_ to empty, so nothing here may touch `this` after.
-  std::shared_ptr<Ping> self;  // Freed outside the lock, with its ClientContext.
-  {
-    absl::MutexLock lock(&mu_);
-    auto it = pings_.find(const_cast<Ping*>(&ping));
-    self = std::move(it->second);
-    pings_.erase(it);
-  }
+  absl::MutexLock lock(&mu_);
+  auto it = pings_.find(const_cast<Ping*>(&ping));
+  answered_.push_back(std::move(it->second));  // Freed by the monitor's thread, not gRPC's.
+  pings_.erase(it);
 }
 
 void HeartbeatMonitor::Report(
@@ -220,9 +238,12 @@ void HeartbeatMonitor::Loop() {
   while (true) {
     std::vector<std::shared_ptr<const Watched>> to_ping;
     std::vector<std::pair<proto::PeerAddress, absl::Status>> lost;
+    std::vector<std::shared_ptr<Ping>> answered;          // Freed at the end of the round,
+    std::vector<std::shared_ptr<const Watched>> retired;  // outside the lock.
     {
       absl::MutexLock lock(&mu_);
       if (stop_) return;
+      TakeFreeable(&answered, &retired);
       const absl::Time now = absl::Now();
       for (auto& [name, w] : watched_) {
         Liveness& live = liveness_[name];

@@ -68,9 +68,9 @@ class HeartbeatMonitor {
   // Non-OK when the task is currently considered lost.
   absl::Status health(const std::string& task_prefix) const;
   // The stub for RunGraph, RegisterGraph and AbortStep calls to the task (null if not watched);
-  // hold it for the call. A task that answers again after failing to is given fresh channels
-  // (calls made while it was down leave a channel in gRPC's reconnect backoff, which fails
-  // calls at once for seconds after the task is back).
+  // hold it for the call (it keeps the task's channels alive). A task that answers again after
+  // failing to is given fresh channels (calls made while it was down leave a channel in gRPC's
+  // reconnect backoff, which fails calls at once for seconds after the task is back).
   std::shared_ptr<proto::Control::Stub> stub(const std::string& task_prefix);
   // Records the incarnation a task reported outside a heartbeat (say, when registering a
   // graph). A new one is a restart: listeners hear of it now, as the next heartbeat would
@@ -108,6 +108,10 @@ class HeartbeatMonitor {
   void OnAnswer(const Ping& ping) ABSL_LOCKS_EXCLUDED(mu_);
   void Report(const std::vector<std::pair<proto::PeerAddress, absl::Status>>& lost)
       ABSL_LOCKS_EXCLUDED(mu_);
+  // Moves out what is ready to be freed (see answered_).
+  void TakeFreeable(std::vector<std::shared_ptr<Ping>>* pings,
+                    std::vector<std::shared_ptr<const Watched>>* watched)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   const HeartbeatOptions options_;
   mutable absl::Mutex mu_;
@@ -121,6 +125,12 @@ class HeartbeatMonitor {
   std::map<int64_t, LostCallback> listeners_ ABSL_GUARDED_BY(mu_);
   // Pings in flight, cancelled and waited for by the destructor.
   std::map<Ping*, std::shared_ptr<Ping>> pings_ ABSL_GUARDED_BY(mu_);
+  // Nothing of gRPC's is freed on a gRPC callback thread (a channel freed there can corrupt
+  // gRPC's state; seen as "ref_counted.h: assertion failed: prior > 0" at exit): answered pings
+  // and replaced channels wait here, and the monitor's thread (or destructor) frees them, a
+  // replaced channel once no call holds it.
+  std::vector<std::shared_ptr<Ping>> answered_ ABSL_GUARDED_BY(mu_);
+  std::vector<std::shared_ptr<const Watched>> retired_ ABSL_GUARDED_BY(mu_);
   std::thread thread_;
 };
 
