@@ -34,23 +34,6 @@ absl::StatusOr<std::vector<int64_t>> VectorArg(const Tensor& t, absl::string_vie
   return TensorToInt64s(t, what);
 }
 
-// Shape function helper: the shape held by constant input `i` (a vector), else a shape of the
-// vector's length with unknown dimensions, else unknown.
-absl::Status OutputShapeFromInput(InferenceContext* c, int i, int output) {
-  if (const Tensor* v = c->input_value(i)) {
-    SLUICE_ASSIGN_OR_RETURN(std::vector<int64_t> dims, VectorArg(*v, "shape"));
-    c->set_output(output, TensorShape(absl::Span<const int64_t>(dims)));
-    return absl::OkStatus();
-  }
-  const TensorShape& s = c->input_shape(i);
-  if (s.rank() == 1 && s.dim(0) >= 0) {
-    c->set_output(output, TensorShape(std::vector<int64_t>(s.dim(0), kUnknownDim)));
-  } else {
-    c->set_output(output, TensorShape::UnknownRank());
-  }
-  return absl::OkStatus();
-}
-
 // The dimensions of a big shape, merged into groups by whether a small shape of the same rank
 // (each dimension 1 or equal to the big one) repeats them. Size-1 big dimensions are dropped.
 struct Groups {
@@ -443,6 +426,48 @@ class MaxReductionGradOp : public OpKernel {
   }
 };
 
+// The gradient of Prod: d/dx_k of the product of a group is the product of the others. Counting
+// each group's zeros and multiplying its nonzero elements gives that without dividing by 0.
+template <typename T>
+class ProdReductionGradOp : public OpKernel {
+ public:
+  using OpKernel::OpKernel;
+  absl::Status Compute(OpKernelContext* ctx) override {
+    const Tensor& x = ctx->input(0);
+    const Tensor& grad = ctx->input(1);
+    int64_t count = 1;
+    SLUICE_ASSIGN_OR_RETURN(std::vector<int64_t> keep,
+                            KeepDims(x.shape().dims(), ctx->input(2), grad, &count));
+    SLUICE_ASSIGN_OR_RETURN(Tensor * out, ctx->allocate_output(0, x.shape()));
+    const int64_t n = x.num_elements();
+    if (n == 0) return absl::OkStatus();
+    const std::vector<int64_t> idx = SmallIndices(GroupDims(x.shape().dims(), keep));
+    const T* xp = x.data<T>();
+    const T* gp = grad.data<T>();
+    T* op = out->data<T>();
+    std::vector<int64_t> zeros(grad.num_elements(), 0);
+    std::vector<T> nonzero_product(grad.num_elements(), T(1));
+    for (int64_t k = 0; k < n; ++k) {
+      if (xp[k] == T(0)) {
+        ++zeros[idx[k]];
+      } else {
+        nonzero_product[idx[k]] *= xp[k];
+      }
+    }
+    for (int64_t k = 0; k < n; ++k) {
+      const int64_t j = idx[k];
+      T others = T(0);  // Two or more zeros: every product of the others has a zero.
+      if (zeros[j] == 0) {
+        others = nonzero_product[j] / xp[k];
+      } else if (zeros[j] == 1 && xp[k] == T(0)) {
+        others = nonzero_product[j];
+      }
+      op[k] = gp[j] * others;
+    }
+    return absl::OkStatus();
+  }
+};
+
 // ------------------------------------------------------------------------------------------
 // ReluGrad, MaximumMinimumGrad
 
@@ -734,6 +759,20 @@ absl::Status RegisterBroadcastGrads(OpRegistry* ops, KernelRegistry* kernels) {
       (RegisterCpuKernels<MaxReductionGradOp, float, double>(kernels, "MaxReductionGrad")));
 
   SLUICE_RETURN_IF_ERROR(ops->Register(
+      OpDefBuilder("ProdReductionGrad")
+          .Input("input: T")
+          .Input("grad: T")
+          .Input("axis: Tidx")
+          .Output("backprop: T")
+          .Attr("T: {float32, float64}")
+          .Attr("Tidx: {int32, int64} = int32")
+          .Doc("The gradient of Prod over `axis`: each element of `input` gets its group's "
+               "`grad` times the product of the other elements of its group (exact with zeros).")
+          .SetShapeFn(UnchangedShape)));
+  SLUICE_RETURN_IF_ERROR(
+      (RegisterCpuKernels<ProdReductionGradOp, float, double>(kernels, "ProdReductionGrad")));
+
+  SLUICE_RETURN_IF_ERROR(ops->Register(
       OpDefBuilder("ReluGrad")
           .Input("gradients: T")
           .Input("features: T")
@@ -830,6 +869,10 @@ Output ReductionGrad(const Scope& scope, Input grad, Input input_shape, Input ax
 Output MaxReductionGrad(const Scope& scope, Input input, Input output, Input grad, Input axis,
                         SourceLocation loc) {
   return BuildOp(scope, "MaxReductionGrad", {input, output, grad, axis}, {}, loc);
+}
+Output ProdReductionGrad(const Scope& scope, Input input, Input grad, Input axis,
+                         SourceLocation loc) {
+  return BuildOp(scope, "ProdReductionGrad", {input, grad, axis}, {}, loc);
 }
 Output ReluGrad(const Scope& scope, Input gradients, Input features, SourceLocation loc) {
   return BuildOp(scope, "ReluGrad", {gradients, features}, {}, loc);

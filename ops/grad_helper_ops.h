@@ -10,6 +10,7 @@
 //                       of reduced elements for Mean); works for keep_dims true and false
 //   MaxReductionGrad    the gradient of Max: grad routed to the maximal elements, shared equally
 //                       between ties
+//   ProdReductionGrad   the gradient of Prod: grad times the product of the other elements
 //   ReluGrad            gradients where features > 0, else 0
 //   MaximumMinimumGrad  the gradients of Maximum (is_maximum) or Minimum for x and y, before
 //                       reduction to their shapes: grad where x wins (ties go to x), else 0
@@ -45,6 +46,8 @@ Output ReductionGrad(const Scope& scope, Input grad, Input input_shape, Input ax
                      SourceLocation loc = SourceLocation::Current());
 Output MaxReductionGrad(const Scope& scope, Input input, Input output, Input grad, Input axis,
                         SourceLocation loc = SourceLocation::Current());
+Output ProdReductionGrad(const Scope& scope, Input input, Input grad, Input axis,
+                         SourceLocation loc = SourceLocation::Current());
 Output ReluGrad(const Scope& scope, Input gradients, Input features,
                 SourceLocation loc = SourceLocation::Current());
 // Returns {grad_x, grad_y}, or an empty vector after an error.

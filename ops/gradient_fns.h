@@ -11,9 +11,11 @@
 
 namespace sluice {
 
-// Math family: Add Sub Mul Div Maximum Minimum Neg Exp Log Square Sqrt MatMul Sum Mean Max.
+// Math family: arithmetic, unary math, MatMul, Select and the reductions; comparisons, logic,
+// rounding and ArgMax are NoGradient.
 absl::Status RegisterMathGradients(GradientRegistry* registry);
-// Nn family: Relu Sigmoid Tanh Softmax LogSoftmax and the two cross-entropy losses.
+// Nn family: Relu Sigmoid Tanh Softmax LogSoftmax, the two cross-entropy losses, Conv2D,
+// MaxPool and AvgPool.
 absl::Status RegisterNnGradients(GradientRegistry* registry);
 // Array and base families (Identity Reshape Transpose Concat Split Slice Cast Fill, AddN), and
 // the NoGradient markers of the ops that pass no gradient (Const, Placeholder, ZerosLike,

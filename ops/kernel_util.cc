@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "absl/strings/str_cat.h"
+#include "core/status.h"
 
 namespace sluice {
 
@@ -88,6 +89,25 @@ absl::StatusOr<BroadcastPlan> PlanBroadcast(const TensorShape& x, const TensorSh
     plan.kind = BroadcastPlan::Kind::kGeneral;
   }
   return plan;
+}
+
+absl::Status OutputShapeFromInput(InferenceContext* c, int i, int output) {
+  if (const Tensor* v = c->input_value(i)) {
+    if (v->rank() != 1) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("shape must be a vector, got shape ", v->shape().DebugString()));
+    }
+    SLUICE_ASSIGN_OR_RETURN(std::vector<int64_t> dims, TensorToInt64s(*v, "shape"));
+    c->set_output(output, TensorShape(absl::Span<const int64_t>(dims)));
+    return absl::OkStatus();
+  }
+  const TensorShape& s = c->input_shape(i);
+  if (s.rank() == 1 && s.dim(0) >= 0) {
+    c->set_output(output, TensorShape(std::vector<int64_t>(s.dim(0), kUnknownDim)));
+  } else {
+    c->set_output(output, TensorShape::UnknownRank());
+  }
+  return absl::OkStatus();
 }
 
 }  // namespace sluice

@@ -9,6 +9,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "core/tensor.h"
+#include "graph/shape_inference.h"
 #include "runtime/kernel/kernel.h"
 
 namespace sluice {
@@ -18,6 +19,10 @@ absl::Status CheckRank(const Tensor& t, int rank, absl::string_view what);
 
 // Integer values of a 0-D or 1-D int32/int64 tensor (shape arguments, axes, ...).
 absl::StatusOr<std::vector<int64_t>> TensorToInt64s(const Tensor& t, absl::string_view what);
+
+// Shape function helper: output `output` has the shape held by constant input `i` (a vector),
+// else the vector's length in unknown dimensions, else an unknown rank.
+absl::Status OutputShapeFromInput(InferenceContext* c, int i, int output);
 
 // Elementwise work below this many elements runs on the calling thread: handing it to the
 // intra-op pool costs more than it saves.

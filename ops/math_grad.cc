@@ -1,10 +1,12 @@
-// Gradient functions of the math family. Binary ops sum their gradients back to each operand's
-// shape (UnbroadcastGrad); reductions broadcast the gradient back over the reduced dimensions
-// (ReductionGrad, MaxReductionGrad), with or without keep_dims.
+// Gradient functions of the math family (comparisons, logic, rounding and ArgMax pass none). Binary
+// ops sum their gradients back to each operand's shape (UnbroadcastGrad); reductions broadcast the
+// gradient back over the reduced dimensions (ReductionGrad, MaxReductionGrad), with or without
+// keep_dims.
 
 #include <vector>
 
 #include "core/status.h"
+#include "ops/array_ops.h"
 #include "ops/grad_helper_ops.h"
 #include "ops/gradient_fns.h"
 #include "ops/math_ops.h"
@@ -103,6 +105,70 @@ absl::Status SumMeanGrad(const Scope& s, const Node& op, const Grads& dy, Grads*
   return absl::OkStatus();
 }
 
+absl::Status MinGrad(const Scope& s, const Node& op, const Grads& dy, Grads* dx) {
+  // Routing to the elements equal to the result is the same for Min as for Max.
+  *dx = {ops::MaxReductionGrad(s, OpInput(op, 0), OpOutput(op, 0), dy[0], OpInput(op, 1)),
+         Output()};
+  return absl::OkStatus();
+}
+
+absl::Status ProdGrad(const Scope& s, const Node& op, const Grads& dy, Grads* dx) {
+  *dx = {ops::ProdReductionGrad(s, OpInput(op, 0), dy[0], OpInput(op, 1)), Output()};
+  return absl::OkStatus();
+}
+
+absl::Status AbsGrad(const Scope& s, const Node& op, const Grads& dy, Grads* dx) {
+  *dx = {ops::Mul(s, dy[0], ops::Sign(s, OpInput(op, 0)))};
+  return absl::OkStatus();
+}
+
+// y = x^(-1/2): dy/dx = -y^3 / 2.
+absl::Status RsqrtGrad(const Scope& s, const Node& op, const Grads& dy, Grads* dx) {
+  const Output y = OpOutput(op, 0);
+  *dx = {ops::Mul(s, ops::Mul(s, dy[0], -0.5), ops::Mul(s, y, ops::Square(s, y)))};
+  return absl::OkStatus();
+}
+
+// y = 1/x: dy/dx = -y^2.
+absl::Status ReciprocalGrad(const Scope& s, const Node& op, const Grads& dy, Grads* dx) {
+  *dx = {ops::Neg(s, ops::Mul(s, dy[0], ops::Square(s, OpOutput(op, 0))))};
+  return absl::OkStatus();
+}
+
+// z = x^y: dz/dx = y x^(y-1); dz/dy = z ln(x), taken as 0 where x <= 0 (as TensorFlow does).
+absl::Status PowGrad(const Scope& s, const Node& op, const Grads& dy, Grads* dx) {
+  const Output x = OpInput(op, 0), y = OpInput(op, 1), z = OpOutput(op, 0);
+  const Output gx = ops::Mul(s, dy[0], ops::Mul(s, y, ops::Pow(s, x, ops::Sub(s, y, 1.0))));
+  const Output positive = ops::Greater(s, x, ops::ZerosLike(s, x));
+  const Output safe_log =
+      ops::Select(s, positive, ops::Log(s, ops::Select(s, positive, x, ops::OnesLike(s, x))),
+                  ops::ZerosLike(s, x));
+  const Output gy = ops::Mul(s, dy[0], ops::Mul(s, z, safe_log));
+  *dx = {UnbroadcastGrad(s, gx, x, y), UnbroadcastGrad(s, gy, y, x)};
+  return absl::OkStatus();
+}
+
+// z = x - floor(x / y) y: dz/dx = 1, dz/dy = -floor(x / y).
+absl::Status FloorModGrad(const Scope& s, const Node& op, const Grads& dy, Grads* dx) {
+  const Output x = OpInput(op, 0), y = OpInput(op, 1);
+  const Output gy = ops::Mul(s, dy[0], ops::Neg(s, ops::FloorDiv(s, x, y)));
+  *dx = {UnbroadcastGrad(s, dy[0], x, y), UnbroadcastGrad(s, gy, y, x)};
+  return absl::OkStatus();
+}
+
+// The gradient goes to t where the condition holds and to e elsewhere; none to the condition.
+absl::Status SelectGrad(const Scope& s, const Node& op, const Grads& dy, Grads* dx) {
+  const Output c = OpInput(op, 0), t = OpInput(op, 1), e = OpInput(op, 2);
+  const Output zeros = ops::ZerosLike(s, dy[0]);
+  auto to_shape_of = [&](const Output& grad, const Output& operand) {
+    if (operand.shape().IsFullyDefined() && operand.shape() == dy[0].shape()) return grad;
+    return ops::ReduceToShape(s, grad, ShapeOf(s, operand));
+  };
+  *dx = {Output(), to_shape_of(ops::Select(s, c, dy[0], zeros), t),
+         to_shape_of(ops::Select(s, c, zeros, dy[0]), e)};
+  return absl::OkStatus();
+}
+
 absl::Status MaxGrad(const Scope& s, const Node& op, const Grads& dy, Grads* dx) {
   *dx = {ops::MaxReductionGrad(s, OpInput(op, 0), OpOutput(op, 0), dy[0], OpInput(op, 1)),
          Output()};
@@ -126,7 +192,22 @@ absl::Status RegisterMathGradients(GradientRegistry* r) {
   SLUICE_RETURN_IF_ERROR(r->Register("MatMul", MatMulGrad));
   SLUICE_RETURN_IF_ERROR(r->Register("Sum", SumMeanGrad<false>));
   SLUICE_RETURN_IF_ERROR(r->Register("Mean", SumMeanGrad<true>));
-  return r->Register("Max", MaxGrad);
+  SLUICE_RETURN_IF_ERROR(r->Register("Max", MaxGrad));
+  SLUICE_RETURN_IF_ERROR(r->Register("Min", MinGrad));
+  SLUICE_RETURN_IF_ERROR(r->Register("Prod", ProdGrad));
+  SLUICE_RETURN_IF_ERROR(r->Register("Abs", AbsGrad));
+  SLUICE_RETURN_IF_ERROR(r->Register("Rsqrt", RsqrtGrad));
+  SLUICE_RETURN_IF_ERROR(r->Register("Reciprocal", ReciprocalGrad));
+  SLUICE_RETURN_IF_ERROR(r->Register("Pow", PowGrad));
+  SLUICE_RETURN_IF_ERROR(r->Register("FloorMod", FloorModGrad));
+  SLUICE_RETURN_IF_ERROR(r->Register("Select", SelectGrad));
+  // Piecewise constant, boolean or index results: no gradient flows through them.
+  for (const char* op : {"Sign", "Floor", "Ceil", "Round", "FloorDiv", "Equal", "NotEqual", "Less",
+                         "LessEqual", "Greater", "GreaterEqual", "LogicalAnd", "LogicalOr",
+                         "LogicalNot", "Any", "All", "ArgMax", "ArgMin", "ProdReductionGrad"}) {
+    SLUICE_RETURN_IF_ERROR(r->RegisterNoGradient(op));
+  }
+  return absl::OkStatus();
 }
 
 }  // namespace sluice

@@ -80,6 +80,23 @@ absl::Status XentGrad(const Scope& s, const Node& op, const Grads& dy, Grads* dx
   return absl::OkStatus();
 }
 
+absl::Status Conv2DGrad(const Scope& s, const Node& op, const Grads& dy, Grads* dx) {
+  const Output input = OpInput(op, 0), filter = OpInput(op, 1);
+  *dx = {ops::Conv2DBackpropInput(s, grad_internal::ShapeOf(s, input), filter, dy[0], op),
+         ops::Conv2DBackpropFilter(s, input, grad_internal::ShapeOf(s, filter), dy[0], op)};
+  return absl::OkStatus();
+}
+
+absl::Status MaxPoolGradFn(const Scope& s, const Node& op, const Grads& dy, Grads* dx) {
+  *dx = {ops::PoolGrad(s, "MaxPoolGrad", {OpInput(op, 0), OpOutput(op, 0), dy[0]}, op)};
+  return absl::OkStatus();
+}
+
+absl::Status AvgPoolGradFn(const Scope& s, const Node& op, const Grads& dy, Grads* dx) {
+  *dx = {ops::PoolGrad(s, "AvgPoolGrad", {grad_internal::ShapeOf(s, OpInput(op, 0)), dy[0]}, op)};
+  return absl::OkStatus();
+}
+
 }  // namespace
 
 absl::Status RegisterNnGradients(GradientRegistry* r) {
@@ -89,7 +106,10 @@ absl::Status RegisterNnGradients(GradientRegistry* r) {
   SLUICE_RETURN_IF_ERROR(r->Register("Softmax", SoftmaxGrad));
   SLUICE_RETURN_IF_ERROR(r->Register("LogSoftmax", LogSoftmaxGrad));
   SLUICE_RETURN_IF_ERROR(r->Register("SoftmaxCrossEntropyWithLogits", XentGrad<true>));
-  return r->Register("SparseSoftmaxCrossEntropyWithLogits", XentGrad<false>);
+  SLUICE_RETURN_IF_ERROR(r->Register("SparseSoftmaxCrossEntropyWithLogits", XentGrad<false>));
+  SLUICE_RETURN_IF_ERROR(r->Register("Conv2D", Conv2DGrad));
+  SLUICE_RETURN_IF_ERROR(r->Register("MaxPool", MaxPoolGradFn));
+  return r->Register("AvgPool", AvgPoolGradFn);
 }
 
 }  // namespace sluice

@@ -374,6 +374,7 @@ absl::Status RegisterCrossEntropy(OpRegistry* ops, KernelRegistry* kernels) {
 absl::Status RegisterNnOps(OpRegistry* ops, KernelRegistry* kernels) {
   SLUICE_RETURN_IF_ERROR(RegisterActivations(ops, kernels));
   SLUICE_RETURN_IF_ERROR(RegisterSoftmax(ops, kernels));
+  SLUICE_RETURN_IF_ERROR(nn_internal::RegisterConvOps(ops, kernels));
   return RegisterCrossEntropy(ops, kernels);
 }
 

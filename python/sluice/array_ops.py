@@ -167,3 +167,104 @@ def _int_list(value):
 
 framework.register_tensor_conversion_function(
     object, lambda value, dtype=None, name=None: constant(value, dtype=dtype, name=name))
+
+
+def shape(input, name=None, out_type=dtypes.int32):
+    """The shape of `input` as a vector, computed when the graph runs (`out_type` int32 or
+    int64)."""
+    s = _out(framework._op("Shape", [input], name=None if out_type != dtypes.int64 else name))
+    return s if dtypes.as_dtype(out_type) == dtypes.int64 else cast(s, dtypes.int32, name=name)
+
+
+def size(input, name=None, out_type=dtypes.int32):
+    """The number of elements of `input`, computed when the graph runs."""
+    from sluice import math_ops  # math_ops imports this module.
+
+    return math_ops.reduce_prod(shape(input, out_type=out_type), name=name)
+
+
+def rank(input, name=None):
+    """The number of dimensions of `input` as an int32 scalar, computed when the graph runs."""
+    return size(shape(input), name=name)
+
+
+def _static_dims(t):
+    return None if t.shape is None else list(t.shape)
+
+
+def expand_dims(input, axis, name=None):
+    """`input` with a new size-1 dimension inserted at `axis` (negative counts from the end of
+    the result)."""
+    t = framework.convert_to_tensor(input)
+    dims = _static_dims(t)
+    if dims is None:
+        raise ValueError("expand_dims needs a tensor of known rank: " + t.name)
+    axis = int(axis)
+    if not -len(dims) - 1 <= axis <= len(dims):
+        raise ValueError("axis {} is out of range for expand_dims of a rank-{} tensor {}".format(
+            axis, len(dims), t.name))
+    if axis < 0:
+        axis += len(dims) + 1
+    old = list(range(len(dims)))
+    return _reshape_keeping(t, old[:axis] + [None] + old[axis:], name)
+
+
+def squeeze(input, axis=None, name=None, squeeze_dims=None):
+    """`input` without its size-1 dimensions (all of them, or those in `axis`)."""
+    if squeeze_dims is not None:
+        axis = squeeze_dims
+    t = framework.convert_to_tensor(input)
+    dims = _static_dims(t)
+    if dims is None:
+        raise ValueError("squeeze needs a tensor of known rank: " + t.name)
+    if axis is None:
+        drop = [i for i, d in enumerate(dims) if d == 1]
+    else:
+        axes = [axis] if isinstance(axis, (int, np.integer)) else list(axis)
+        drop = []
+        for a in axes:
+            a = int(a) + (len(dims) if a < 0 else 0)
+            if not 0 <= a < len(dims) or dims[a] not in (1, None):
+                raise ValueError("cannot squeeze dimension {} of {} (shape {})".format(
+                    a, t.name, dims))
+            drop.append(a)
+    return _reshape_keeping(t, [i for i in range(len(dims)) if i not in drop], name)
+
+
+def _reshape_keeping(t, sources, name):
+    """Reshape `t` so that dimension i of the result is dimension sources[i] of `t`, or a new
+    size-1 dimension where sources[i] is None. Sizes known only when the graph runs are read
+    from the runtime shape when more than one is unknown (one becomes -1)."""
+    dims = _static_dims(t)
+    new_dims = [1 if src is None else dims[src] for src in sources]
+    if sum(d is None for d in new_dims) <= 1:
+        return reshape(t, [-1 if d is None else d for d in new_dims], name=name)
+    runtime = shape(t, out_type=dtypes.int64)
+    parts = [np.asarray([d], np.int64) if d is not None else slice(runtime, [src], [1])
+             for src, d in zip(sources, new_dims)]
+    return reshape(t, concat(parts, 0), name=name)
+
+
+def stack(values, axis=0, name=None):
+    """The tensors in `values` (one shape) joined along a new dimension `axis`."""
+    values = [framework.convert_to_tensor(v) for v in values]
+    if not values:
+        raise ValueError("stack needs at least one tensor")
+    if len(values) == 1:
+        return expand_dims(values[0], axis, name=name)
+    return concat([expand_dims(v, axis) for v in values], axis, name=name)
+
+
+def unstack(value, num=None, axis=0, name=None):
+    """The list of slices of `value` along `axis`, each without that dimension."""
+    t = framework.convert_to_tensor(value)
+    dims = _static_dims(t)
+    if dims is None:
+        raise ValueError("unstack needs a tensor of known rank: " + t.name)
+    if axis < 0:
+        axis += len(dims)
+    n = dims[axis] if num is None else num
+    if n is None:
+        raise ValueError("unstack cannot infer num from shape {} of {}".format(dims, t.name))
+    parts = split(t, n, axis=axis) if n > 1 else [t]
+    return [squeeze(p, axis=axis) for p in parts]

@@ -1,12 +1,14 @@
 """Elementwise arithmetic (numpy broadcasting), unary math, matrix product and reductions.
 
-Tensors and Variables also support the operators `+ - * / @` and unary `-`; a literal operand
-takes the dtype of the tensor operand (`x + 1` adds a float32 1 to a float32 x).
+Tensors and Variables also support the operators `+ - * / // % ** @ < <= > >= & | ^ ~` and unary
+`-` and `abs()`; a literal operand takes the dtype of the tensor operand (`x + 1` adds a float32
+1 to a float32 x). `==` stays Python's identity comparison, as in TensorFlow 1: use sl.equal.
 """
 
 import numpy as np
 
 from sluice import array_ops
+from sluice import dtypes
 from sluice import framework
 
 
@@ -137,3 +139,139 @@ def reduce_max(input_tensor, axis=None, keepdims=None, name=None, reduction_indi
                keep_dims=None):
     """Maximum over `axis` (an int, a list of ints, or None for all); see reduce_sum."""
     return _reduce("Max", input_tensor, axis, keepdims, name, reduction_indices, keep_dims)
+
+
+def reduce_min(input_tensor, axis=None, keepdims=None, name=None, reduction_indices=None,
+               keep_dims=None):
+    """Minimum over `axis` (an int, a list of ints, or None for all); see reduce_sum."""
+    return _reduce("Min", input_tensor, axis, keepdims, name, reduction_indices, keep_dims)
+
+
+def reduce_prod(input_tensor, axis=None, keepdims=None, name=None, reduction_indices=None,
+                keep_dims=None):
+    """Product over `axis` (an int, a list of ints, or None for all); see reduce_sum."""
+    return _reduce("Prod", input_tensor, axis, keepdims, name, reduction_indices, keep_dims)
+
+
+def reduce_any(input_tensor, axis=None, keepdims=None, name=None, reduction_indices=None,
+               keep_dims=None):
+    """Logical or of a bool tensor over `axis`; see reduce_sum."""
+    return _reduce("Any", input_tensor, axis, keepdims, name, reduction_indices, keep_dims)
+
+
+def reduce_all(input_tensor, axis=None, keepdims=None, name=None, reduction_indices=None,
+               keep_dims=None):
+    """Logical and of a bool tensor over `axis`; see reduce_sum."""
+    return _reduce("All", input_tensor, axis, keepdims, name, reduction_indices, keep_dims)
+
+
+def _arg_reduce(op_type, input, axis, name, dimension, output_type):
+    if dimension is not None:
+        if axis is not None:
+            raise ValueError("pass axis= or dimension=, not both")
+        axis = dimension
+    if axis is None:
+        axis = 0  # TensorFlow 1's default.
+    output_type = dtypes.as_dtype(output_type)
+    if output_type not in (dtypes.int32, dtypes.int64):
+        raise ValueError("output_type must be int32 or int64, got " + output_type.name)
+    return _out(framework._op(op_type, [input, np.int32(axis)], {"output_type": output_type},
+                              name=name))
+
+
+def argmax(input, axis=None, name=None, dimension=None, output_type=dtypes.int64):
+    """The index of the largest element along `axis` (the first of ties), as `output_type`.
+
+    `dimension` is TensorFlow 1's older name of `axis`; the default axis is 0.
+    """
+    return _arg_reduce("ArgMax", input, axis, name, dimension, output_type)
+
+
+def argmin(input, axis=None, name=None, dimension=None, output_type=dtypes.int64):
+    """The index of the smallest element along `axis`; see argmax."""
+    return _arg_reduce("ArgMin", input, axis, name, dimension, output_type)
+
+
+def _unary(op_type, doc):
+    def fn(x, name=None):
+        return _out(framework._op(op_type, [x], name=name))
+
+    fn.__doc__ = doc
+    return fn
+
+
+def _binary_op(op_type, doc):
+    def fn(x, y, name=None):
+        return _out(framework._op(op_type, [x, y], name=name))
+
+    fn.__doc__ = doc
+    return fn
+
+
+abs = _unary("Abs", "|x| elementwise.")  # noqa: A001
+sign = _unary("Sign", "-1, 0 or 1 as x is negative, zero or positive, elementwise.")
+rsqrt = _unary("Rsqrt", "1 / sqrt(x) elementwise.")
+reciprocal = _unary("Reciprocal", "1 / x elementwise.")
+floor = _unary("Floor", "The largest integer <= x, elementwise.")
+ceil = _unary("Ceil", "The smallest integer >= x, elementwise.")
+round = _unary("Round", "x rounded to the nearest integer, halves to even, elementwise.")  # noqa: A001
+logical_not = _unary("LogicalNot", "not x, elementwise (bool).")
+
+pow = _binary_op("Pow", "x to the power y elementwise, numpy broadcasting (float32, float64).")  # noqa: A001
+floordiv = _binary_op("FloorDiv", "floor(x / y) elementwise (Python's //), numpy broadcasting.")
+floormod = _binary_op(
+    "FloorMod", "x - floor(x / y) * y elementwise (Python's %: the sign of y), broadcasting.")
+mod = floormod
+equal = _binary_op("Equal", "x == y elementwise (bool), numpy broadcasting.")
+not_equal = _binary_op("NotEqual", "x != y elementwise (bool), numpy broadcasting.")
+less = _binary_op("Less", "x < y elementwise (bool), numpy broadcasting.")
+less_equal = _binary_op("LessEqual", "x <= y elementwise (bool), numpy broadcasting.")
+greater = _binary_op("Greater", "x > y elementwise (bool), numpy broadcasting.")
+greater_equal = _binary_op("GreaterEqual", "x >= y elementwise (bool), numpy broadcasting.")
+logical_and = _binary_op("LogicalAnd", "x and y elementwise (bool), numpy broadcasting.")
+logical_or = _binary_op("LogicalOr", "x or y elementwise (bool), numpy broadcasting.")
+
+
+def logical_xor(x, y, name=None):
+    """x xor y elementwise (bool), numpy broadcasting."""
+    return logical_and(logical_or(x, y), logical_not(logical_and(x, y)), name=name)
+
+
+def where(condition, x=None, y=None, name=None):
+    """`x` where `condition` holds, else `y`, elementwise (TensorFlow 1's select form).
+
+    `condition` is a bool tensor of x's shape, or (TensorFlow 1's rule) a vector selecting
+    whole rows of x; otherwise the three broadcast numpy-style.
+    """
+    if x is None or y is None:
+        raise ValueError(
+            "where(condition) without x and y (the coordinates of true elements) is not "
+            "supported; pass both x and y")
+    c = framework.convert_to_tensor(condition)
+    rank_x = _static_rank(x)
+    if _static_rank(c) == 1 and rank_x is not None and rank_x > 1:
+        c = array_ops.reshape(c, [-1] + [1] * (rank_x - 1))
+    return _out(framework._op("Select", [c, x, y], name=name))
+
+
+def _static_rank(value):
+    t = framework._as_tensor_or_none(value)
+    if t is None:
+        return np.ndim(value)
+    return None if t.shape is None else len(t.shape)
+
+
+def add_n(inputs, name=None):
+    """The elementwise sum of a list of tensors of one shape and dtype."""
+    inputs = list(inputs)
+    if not inputs:
+        raise ValueError("add_n needs at least one tensor")
+    if len(inputs) == 1:
+        return array_ops.identity(inputs[0], name=name)
+    return _out(framework._op("AddN", [inputs], name=name))
+
+
+def clip_by_value(t, clip_value_min, clip_value_max, name=None):
+    """`t` with each element clipped into [clip_value_min, clip_value_max]; the gradient
+    passes where t is inside the range."""
+    return minimum(maximum(t, clip_value_min), clip_value_max, name=name)

@@ -1,9 +1,12 @@
-"""Neural-network ops: activations, softmax and cross-entropy losses (`sl.nn.*`).
+"""Neural-network ops (`sl.nn.*`): activations, softmax and cross-entropy losses, conv2d and
+pooling (NHWC), dropout, moments and batch normalization, bias_add, l2_loss.
 
     logits = sl.matmul(h, w)
     loss = sl.reduce_mean(
         sl.nn.sparse_softmax_cross_entropy_with_logits(labels=y, logits=logits))
 """
+
+import numpy as np
 
 from sluice import array_ops
 from sluice import framework
@@ -87,3 +90,143 @@ def sparse_softmax_cross_entropy_with_logits(*args, labels=None, logits=None, na
     if labels is None or logits is None:
         raise ValueError(fn + " needs labels= and logits=")
     return _out(framework._op("SparseSoftmaxCrossEntropyWithLogits", [logits, labels], name=name))
+
+
+def _spatial(value, what):
+    """TensorFlow's forms of strides, ksize and dilations: an int, [h, w] or [1, h, w, 1]."""
+    if isinstance(value, (int, np.integer)):
+        return [1, int(value), int(value), 1]
+    value = [int(v) for v in value]
+    if len(value) == 1:
+        return [1, value[0], value[0], 1]
+    if len(value) == 2:
+        return [1, value[0], value[1], 1]
+    if len(value) == 4:
+        return value
+    raise ValueError("{} must be an int, [h, w] or [1, h, w, 1], got {}".format(what, value))
+
+
+def _check_nhwc(data_format):
+    if data_format not in (None, "NHWC"):
+        raise ValueError("only data_format='NHWC' is supported, got {!r}".format(data_format))
+
+
+def conv2d(input=None, filter=None, strides=None, padding=None, use_cudnn_on_gpu=True,
+           data_format="NHWC", dilations=None, name=None, filters=None):
+    """2-D convolution of `input` [batch, height, width, in] with `filter` [h, w, in, out].
+
+    `strides` and `dilations`: an int, [h, w] or [1, h, w, 1]; `padding` "SAME" (output
+    ceil(in / stride)) or "VALID". `filters` is TensorFlow 2's name of `filter`.
+    """
+    del use_cudnn_on_gpu  # CPU kernels only.
+    _check_nhwc(data_format)
+    if filters is not None:
+        filter = filters
+    if strides is None or padding is None:
+        raise ValueError("conv2d needs strides= and padding=")
+    attrs = {"strides": _spatial(strides, "strides"), "padding": str(padding).upper(),
+             "dilations": _spatial(dilations or 1, "dilations")}
+    return _out(framework._op("Conv2D", [input, filter], attrs, name=name))
+
+
+def _pool(op_type, value, ksize, strides, padding, data_format, name):
+    _check_nhwc(data_format)
+    attrs = {"ksize": _spatial(ksize, "ksize"), "strides": _spatial(strides, "strides"),
+             "padding": str(padding).upper()}
+    return _out(framework._op(op_type, [value], attrs, name=name))
+
+
+def max_pool(value=None, ksize=None, strides=None, padding=None, data_format="NHWC", name=None,
+             input=None):
+    """The maximum of each `ksize` window of an NHWC tensor, windows every `strides`."""
+    return _pool("MaxPool", value if value is not None else input, ksize, strides, padding,
+                 data_format, name)
+
+
+def avg_pool(value=None, ksize=None, strides=None, padding=None, data_format="NHWC", name=None,
+             input=None):
+    """The mean of each `ksize` window of an NHWC tensor; padding is not counted."""
+    return _pool("AvgPool", value if value is not None else input, ksize, strides, padding,
+                 data_format, name)
+
+
+def bias_add(value, bias, data_format=None, name=None):
+    """`value` plus the vector `bias` along its last dimension."""
+    _check_nhwc(data_format)
+    v = framework.convert_to_tensor(value)
+    b = framework.convert_to_tensor(bias, dtype=v.dtype)
+    if b.shape is not None and len(b.shape) != 1:
+        raise ValueError("bias must be a vector, got shape {} ({})".format(b.shape, b.name))
+    if (b.shape is not None and v.shape is not None and v.shape and v.shape[-1] is not None
+            and b.shape[0] is not None and v.shape[-1] != b.shape[0]):
+        raise ValueError("bias of size {} does not match the last dimension of {} (shape {})"
+                         .format(b.shape[0], v.name, v.shape))
+    return math_ops.add(v, b, name=name)
+
+
+def xw_plus_b(x, weights, biases, name=None):
+    """matmul(x, weights) + biases."""
+    return bias_add(math_ops.matmul(x, weights), biases, name=name)
+
+
+def l2_loss(t, name=None):
+    """sum(t ** 2) / 2."""
+    return math_ops.multiply(math_ops.reduce_sum(math_ops.square(t)), 0.5, name=name)
+
+
+def sigmoid_cross_entropy_with_logits(*args, labels=None, logits=None, name=None):
+    """Elementwise logistic loss of `logits` against `labels` in [0, 1], computed stably as
+    max(x, 0) - x * z + log(1 + exp(-|x|)). Named arguments only, like the softmax forms."""
+    _named_only("sigmoid_cross_entropy_with_logits", args)
+    x = framework.convert_to_tensor(logits)
+    z = array_ops.stop_gradient(framework.convert_to_tensor(labels, dtype=x.dtype))
+    return math_ops.add(
+        math_ops.subtract(math_ops.maximum(x, 0.0), math_ops.multiply(x, z)),
+        math_ops.log(math_ops.add(1.0, math_ops.exp(math_ops.negative(math_ops.abs(x))))),
+        name=name)
+
+
+def moments(x, axes, shift=None, name=None, keep_dims=None, keepdims=None):
+    """(mean, variance) of `x` over `axes`."""
+    del shift  # Accepted for TensorFlow 1 compatibility; the result does not depend on it.
+    keep = bool(keepdims if keepdims is not None else keep_dims)
+    mean = math_ops.reduce_mean(x, axes, keepdims=True)
+    variance = math_ops.reduce_mean(
+        math_ops.square(math_ops.subtract(x, array_ops.stop_gradient(mean))), axes,
+        keepdims=keep)
+    if not keep:
+        mean = math_ops.reduce_mean(x, axes)
+    return mean, variance
+
+
+def batch_normalization(x, mean, variance, offset, scale, variance_epsilon, name=None):
+    """(x - mean) / sqrt(variance + variance_epsilon) * scale + offset (offset and scale may
+    be None)."""
+    inv = math_ops.rsqrt(math_ops.add(variance, variance_epsilon))
+    if scale is not None:
+        inv = math_ops.multiply(inv, scale)
+    y = math_ops.multiply(math_ops.subtract(x, mean), inv)
+    return y if offset is None else math_ops.add(y, offset, name=name)
+
+
+def dropout(x, keep_prob=None, noise_shape=None, seed=None, name=None, rate=None):
+    """`x` with each element kept with probability keep_prob (= 1 - rate) and scaled by
+    1 / keep_prob, else 0. A nonzero `seed` makes the mask reproducible."""
+    from sluice import random_ops  # random_ops imports math_ops, which imports this package.
+
+    if (keep_prob is None) == (rate is None):
+        raise ValueError("pass exactly one of keep_prob= and rate=")
+    if keep_prob is None:
+        keep_prob = 1.0 - rate
+    t = framework.convert_to_tensor(x)
+    if isinstance(keep_prob, (int, float)):
+        if not 0.0 < keep_prob <= 1.0:
+            raise ValueError("keep_prob must be in (0, 1], got {}".format(keep_prob))
+        if keep_prob == 1.0:
+            return array_ops.identity(t, name=name)
+    shape = noise_shape if noise_shape is not None else array_ops.shape(t)
+    with framework.get_default_graph().name_scope(name or "dropout"):
+        keep = framework.convert_to_tensor(keep_prob, dtype=t.dtype)
+        uniform = random_ops.random_uniform(shape, dtype=t.dtype, seed=seed)
+        mask = math_ops.floor(math_ops.add(uniform, keep))
+        return math_ops.multiply(math_ops.divide(t, keep), mask)
