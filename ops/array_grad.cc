@@ -177,9 +177,10 @@ absl::Status RegisterArrayGradients(GradientRegistry* r) {
   SLUICE_RETURN_IF_ERROR(r->Register("Cast", CastGrad));
   SLUICE_RETURN_IF_ERROR(r->Register("Fill", FillGrad));
   // Ops whose outputs do not depend differentiably on their inputs (or that have none).
-  for (const char* op : {"Const", "Placeholder", "NoOp", "ZerosLike", "OnesLike", "StopGradient",
-                         "Shape", "InvertPermutation", "ConcatOffset", "Variable", "Assign",
-                         "AssignAdd", "AssignSub", "RandomUniform", "RandomNormal"}) {
+  for (const char* op :
+       {"Const", "Placeholder", "NoOp", "ZerosLike", "OnesLike", "StopGradient", "Shape",
+        "InvertPermutation", "ConcatOffset", "Variable", "Assign", "AssignAdd", "AssignSub",
+        "RandomUniform", "RandomNormal", "TruncatedNormal"}) {
     SLUICE_RETURN_IF_ERROR(r->RegisterNoGradient(op));
   }
   return absl::OkStatus();

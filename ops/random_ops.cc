@@ -48,7 +48,8 @@ inline void BoxMuller(double u1, double u2, double* z0, double* z1) {
   *z1 = r * std::sin(kTwoPi * u2);
 }
 
-enum class Distribution { kUniform, kNormal };
+// kTruncatedNormal: normals with |z| > 2 redrawn (as TensorFlow's TruncatedNormal).
+enum class Distribution { kUniform, kNormal, kTruncatedNormal };
 
 // Values one Philox block (4 words) yields: 4 floats or 2 doubles.
 template <typename T>
@@ -141,16 +142,36 @@ class RandomOp : public OpKernel {
     auto fill = [&](Eigen::Index first, Eigen::Index last) {
       for (Eigen::Index b = first; b < last; ++b) {
         const uint64_t i = base + b;
-        const std::array<uint32_t, 4> w = Philox4x32(
-            {static_cast<uint32_t>(i), static_cast<uint32_t>(i >> 32), seed2_[0], seed2_[1]}, key_);
-        FillBlock<T, D>(w, out + b * kPer, static_cast<int>(std::min<int64_t>(kPer, n - b * kPer)));
+        const int count = static_cast<int>(std::min<int64_t>(kPer, n - b * kPer));
+        if constexpr (D == Distribution::kTruncatedNormal) {
+          // Redraws use further counters of the same block (attempt in the top bits), so the
+          // values depend only on the seed and the block, not on threads.
+          T* dst = out + b * kPer;
+          int have = 0;
+          for (uint32_t attempt = 0; have < count; ++attempt) {
+            const std::array<uint32_t, 4> w =
+                Philox4x32({static_cast<uint32_t>(i),
+                            static_cast<uint32_t>(i >> 32) ^ (attempt << 20), seed2_[0], seed2_[1]},
+                           key_);
+            T v[kPer];
+            FillBlock<T, Distribution::kNormal>(w, v, kPer);
+            for (int k = 0; k < kPer && have < count; ++k) {
+              if (std::abs(v[k]) <= T(2)) dst[have++] = v[k];
+            }
+          }
+        } else {
+          const std::array<uint32_t, 4> w = Philox4x32(
+              {static_cast<uint32_t>(i), static_cast<uint32_t>(i >> 32), seed2_[0], seed2_[1]},
+              key_);
+          FillBlock<T, D>(w, out + b * kPer, count);
+        }
       }
     };
     if (n < kInlineEvalElements) {
       fill(0, blocks);
     } else {
       // Per block: 10 Philox rounds plus, for normals, a log, a sqrt and a sincos.
-      const double cycles = D == Distribution::kNormal ? 200 : 60;
+      const double cycles = D == Distribution::kUniform ? 60 : 200;
       ctx->eigen_device().parallelFor(blocks, Eigen::TensorOpCost(0, kPer * sizeof(T), cycles),
                                       fill);
     }
@@ -189,12 +210,18 @@ absl::Status RegisterRandomOps(OpRegistry* ops, KernelRegistry* kernels) {
       "and seed2 (both 0: a random key).",
       MakeKernel<RandomOp<float, Distribution::kUniform>>,
       MakeKernel<RandomOp<double, Distribution::kUniform>>));
-  return RegisterRandom(
+  SLUICE_RETURN_IF_ERROR(RegisterRandom(
       ops, kernels, "RandomNormal",
       "Standard normal values (mean 0, stddev 1) of shape `shape`, by Box-Muller from the "
       "Philox4x32-10 stream keyed by seed and seed2 (both 0: a random key).",
       MakeKernel<RandomOp<float, Distribution::kNormal>>,
-      MakeKernel<RandomOp<double, Distribution::kNormal>>);
+      MakeKernel<RandomOp<double, Distribution::kNormal>>));
+  return RegisterRandom(
+      ops, kernels, "TruncatedNormal",
+      "Standard normal values restricted to [-2, 2] (values beyond 2 standard deviations are "
+      "drawn again), like RandomNormal otherwise.",
+      MakeKernel<RandomOp<float, Distribution::kTruncatedNormal>>,
+      MakeKernel<RandomOp<double, Distribution::kTruncatedNormal>>);
 }
 
 namespace ops {

@@ -111,7 +111,7 @@ from sluice.math_ops import (  # noqa: A004
     where,
 )
 from sluice.gradients import gradients
-from sluice.random_ops import random_normal, random_uniform
+from sluice.random_ops import random_normal, random_uniform, truncated_normal
 from sluice.variables import (
     Variable,
     assign,

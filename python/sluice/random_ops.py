@@ -31,3 +31,13 @@ def random_uniform(shape, minval=0.0, maxval=1.0, dtype=dtypes.float32, seed=Non
     with framework.get_default_graph().name_scope(name or "random_uniform"):
         r = _random("RandomUniform", shape, dtype, seed, None)
         return math_ops.add(math_ops.multiply(r, maxval - minval), minval)
+
+
+def truncated_normal(shape, mean=0.0, stddev=1.0, dtype=dtypes.float32, seed=None, name=None):
+    """Normal samples of `shape` with the given `mean` and `stddev`, none further than two
+    standard deviations from the mean (those are drawn again)."""
+    if mean == 0.0 and stddev == 1.0:
+        return _random("TruncatedNormal", shape, dtype, seed, name or "truncated_normal")
+    with framework.get_default_graph().name_scope(name or "truncated_normal"):
+        r = _random("TruncatedNormal", shape, dtype, seed, None)
+        return math_ops.add(math_ops.multiply(r, stddev), mean)

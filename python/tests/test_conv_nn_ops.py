@@ -215,3 +215,17 @@ def test_shape_ops(graph, sess):
         sl.squeeze(np.zeros((1, 2, 1)), axis=[1])
     (g,) = sl.gradients(sl.reduce_sum(sl.stack([x, 2 * x])), [x])
     np.testing.assert_array_equal(sess.run(g, feed), np.full(v.shape, 3.0))
+
+
+def test_truncated_normal_stays_within_two_standard_deviations(graph):
+    t = sl.truncated_normal([100, 100], mean=1.0, stddev=0.5, seed=3, dtype=sl.float64)
+    t32 = sl.truncated_normal([1001], seed=4)
+    with sl.Session(graph=graph) as s1, sl.Session(graph=graph) as s2:
+        a, a32 = s1.run([t, t32])
+        np.testing.assert_array_equal(a, s2.run(t))  # Seeded: reproducible.
+    assert a.min() >= 0.0 and a.max() <= 2.0
+    assert np.abs(a32).max() <= 2.0 and a32.dtype == np.float32
+    # The standard normal truncated to [-2, 2] has standard deviation 0.8796 (its variance is
+    # 1 - 4 phi(2) / (2 Phi(2) - 1)); 10,000 draws estimate it within about 0.007.
+    assert abs(a.mean() - 1.0) < 0.02
+    assert abs(a.std() / 0.5 - 0.8796) < 0.03
