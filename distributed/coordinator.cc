@@ -166,6 +166,72 @@ bool HeartbeatMonitor::answering(const std::string& task_prefix) const {
   return it != liveness_.end() && it->second.answers > 0 && !it->second.last_failed;
 }
 
+proto::PeerAddress HeartbeatMonitor::peer(const std::string& task_prefix) const {
+  absl::MutexLock lock(&mu_);
+  auto it = watched_.find(task_prefix);
+  if (it == watched_.end()) return proto::PeerAddress();
+  proto::PeerAddress out = it->second->ref;
+  auto live = liveness_.find(task_prefix);
+  if (live != liveness_.end() && !live->second.data_address.empty()) {
+    out.set_data_address(live->second.data_address);
+  }
+  return out;
+}
+
+std::vector<std::string> HeartbeatMonitor::MissingLocked(
+    const std::vector<std::string>& task_prefixes) const {
+  std::vector<std::string> missing;
+  for (const std::string& t : task_prefixes) {
+    auto w = watched_.find(t);
+    auto live = liveness_.find(t);
+    if (w == watched_.end() || live == liveness_.end()) {
+      missing.push_back(absl::StrCat(t, " (not in the cluster)"));
+    } else if (live->second.answers == 0) {
+      const std::string& why = live->second.last_error;
+      missing.push_back(
+          absl::StrCat(PeerName(w->second->ref), " (", why.empty() ? "no answer yet" : why, ")"));
+    }
+  }
+  return missing;
+}
+
+absl::Status HeartbeatMonitor::AwaitFirstAnswers(
+    const std::vector<std::string>& task_prefixes, absl::Duration timeout,
+    absl::Duration progress_every, const std::function<void(const std::string&)>& progress) {
+  const absl::Time start = absl::Now();
+  const absl::Time give_up = start + timeout;
+  auto all_answered = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    for (const std::string& t : task_prefixes) {
+      auto live = liveness_.find(t);
+      if (live == liveness_.end() || live->second.answers == 0) return false;
+    }
+    return true;
+  };
+  while (true) {
+    std::vector<std::string> missing;
+    {
+      absl::MutexLock lock(&mu_);
+      if (all_answered()) return absl::OkStatus();
+      missing = MissingLocked(task_prefixes);
+      if (absl::Now() >= give_up || missing.empty()) {
+        return absl::UnavailableError(absl::StrCat(
+            "gave up after ",
+            absl::FormatDuration(absl::Trunc(absl::Now() - start, absl::Milliseconds(1))),
+            " waiting for tasks that never answered: ", absl::StrJoin(missing, "; "),
+            ". Are they started, and are their addresses in the cluster spec right?"));
+      }
+    }
+    if (progress) {
+      progress(absl::StrCat("waiting for ", absl::StrJoin(missing, "; "), " (",
+                            absl::ToInt64Seconds(absl::Now() - start), "s so far, giving up after ",
+                            absl::FormatDuration(timeout), ")"));
+    }
+    absl::MutexLock lock(&mu_);
+    const absl::Time until = std::min(give_up, absl::Now() + progress_every);
+    mu_.AwaitWithDeadline(absl::Condition(&all_answered), until);
+  }
+}
+
 void HeartbeatMonitor::Send(const std::shared_ptr<const Watched>& w) {
   auto ping = std::make_shared<Ping>();
   ping->watched = w;
@@ -190,8 +256,17 @@ void HeartbeatMonitor::OnAnswer(const Ping& ping) {
     const proto::PeerAddress& ref = ping.watched->ref;
     Liveness& live = liveness_[ref.task_prefix()];
     live.in_flight = false;
-    if (ping.status.ok()) {
-      const uint64_t inc = ping.resp.identity().incarnation();
+    const proto::TaskIdentity& id = ping.resp.identity();
+    const std::string who = absl::StrCat("/job:", id.job(), "/task:", id.task());
+    if (ping.status.ok() && who != ref.task_prefix()) {
+      // A wrong address in the cluster spec: never treat another task as this one.
+      live.last_error = absl::StrCat("the server at ", ref.control_address(), " is ", who, ", not ",
+                                     ref.task_prefix());
+      live.last_failed = true;
+      live.health = absl::FailedPreconditionError(live.last_error);
+    } else if (ping.status.ok()) {
+      const uint64_t inc = id.incarnation();
+      live.data_address = id.data_address();
       if (live.incarnation != 0 && inc != live.incarnation) {
         // Restarted: whatever ran on the old incarnation is gone.
         lost.emplace_back(ref, Restarted(ref));

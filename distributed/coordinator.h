@@ -82,6 +82,16 @@ class HeartbeatMonitor {
   int64_t answers(const std::string& task_prefix) const;
   // True when the last heartbeat to the task was answered (it listens now).
   bool answering(const std::string& task_prefix) const;
+  // How to reach the task: its watched address, with the data address its heartbeats advertise
+  // once it has answered one (so a cluster spec needs only control addresses).
+  proto::PeerAddress peer(const std::string& task_prefix) const;
+  // Waits until every task in `task_prefixes` has answered at least one heartbeat: a master
+  // may start before its workers. Calls progress(line) at once and then every `progress_every`
+  // while it waits, naming the tasks still missing and why; after `timeout`, Unavailable naming
+  // them. A task that answers as another job/task than watched never counts as answered.
+  absl::Status AwaitFirstAnswers(const std::vector<std::string>& task_prefixes,
+                                 absl::Duration timeout, absl::Duration progress_every,
+                                 const std::function<void(const std::string&)>& progress);
 
  private:
   // How to reach one task; fixed once watched.
@@ -101,6 +111,7 @@ class HeartbeatMonitor {
     int64_t answers = 0;
     std::string last_error;    // Of the last ping that failed.
     bool last_failed = false;  // The last ping failed (the task may be down or restarting).
+    std::string data_address;  // From the last answer's identity.
   };
   struct Ping;
   void Loop();
@@ -108,6 +119,9 @@ class HeartbeatMonitor {
   void OnAnswer(const Ping& ping) ABSL_LOCKS_EXCLUDED(mu_);
   void Report(const std::vector<std::pair<proto::PeerAddress, absl::Status>>& lost)
       ABSL_LOCKS_EXCLUDED(mu_);
+  // The watched tasks of `task_prefixes` that have not answered yet, described for a person.
+  std::vector<std::string> MissingLocked(const std::vector<std::string>& task_prefixes) const
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Moves out what is ready to be freed (see answered_).
   void TakeFreeable(std::vector<std::shared_ptr<Ping>>* pings,
                     std::vector<std::shared_ptr<const Watched>>* watched)

@@ -54,6 +54,12 @@ grpc::Status ToGrpc(const absl::Status& s) {
 
 absl::Status FromGrpc(const grpc::Status& s) {
   if (s.ok()) return absl::OkStatus();
+  if (s.error_message().empty()) {
+    // gRPC's own refusals can come without text (say, a service the server does not offer).
+    return absl::Status(static_cast<absl::StatusCode>(s.error_code()),
+                        "no message from the peer (is the address that of the right kind of "
+                        "Sluice task?)");
+  }
   return absl::Status(static_cast<absl::StatusCode>(s.error_code()), s.error_message());
 }
 

@@ -1,7 +1,9 @@
 #include "distributed/master.h"
 
+#include <cstdio>
 #include <utility>
 
+#include "absl/cleanup/cleanup.h"
 #include "absl/random/random.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
@@ -50,7 +52,9 @@ void Master::ExpireIdleSessions() {
       if (mu_.AwaitWithTimeout(absl::Condition(&stopping_), period)) return;
       const absl::Time now = absl::Now();
       for (auto it = sessions_.begin(); it != sessions_.end();) {
-        if (now - it->second->last_used >= options_.session_idle_timeout) {
+        // A running step (say, one waiting for a task to start) keeps its session.
+        if (it->second->running_steps == 0 &&
+            now - it->second->last_used >= options_.session_idle_timeout) {
           expired.push_back(std::move(it->second));
           it = sessions_.erase(it);
         } else {
@@ -279,7 +283,19 @@ absl::Status Master::CheckFeeds(const Prepared& prepared, const proto::RunStepRe
 absl::Status Master::EnsureRegistered(Prepared::Part* part) {
   const proto::PeerAddress& w = options_.workers[part->worker];
   const uint64_t inc = monitor_.incarnation(w.task_prefix());
-  if (!part->handle.empty() && part->incarnation == inc) return absl::OkStatus();
+  // Peers' data addresses as their heartbeats advertise them now: a task restarted on another
+  // data port makes every partition that may send to it register again.
+  bool peers_changed = false;
+  for (proto::PeerAddress& peer : *part->registration.mutable_peers()) {
+    proto::PeerAddress now = monitor_.peer(peer.task_prefix());
+    if (!now.data_address().empty() && now.data_address() != peer.data_address()) {
+      peer.set_data_address(now.data_address());
+      peers_changed = true;
+    }
+  }
+  if (!part->handle.empty() && part->incarnation == inc && !peers_changed) {
+    return absl::OkStatus();
+  }
   std::shared_ptr<proto::Control::Stub> stub = monitor_.stub(w.task_prefix());
   proto::RegisterGraphResponse resp;
   auto call = [&](absl::Duration timeout, bool wait_for_ready) {
@@ -311,11 +327,30 @@ absl::Status Master::EnsureRegistered(Prepared::Part* part) {
 absl::Status Master::RunStepImpl(const proto::RunStepRequest& req, proto::RunStepResponse* resp,
                                  std::function<bool()> abandoned) {
   SLUICE_ASSIGN_OR_RETURN(std::shared_ptr<SessionState> session, FindSession(req.session_handle()));
+  {
+    absl::MutexLock lock(&mu_);
+    ++session->running_steps;
+  }
+  absl::Cleanup done = [&] {
+    absl::MutexLock lock(&mu_);
+    --session->running_steps;
+    session->last_used = absl::Now();
+  };
   SLUICE_ASSIGN_OR_RETURN(std::shared_ptr<Prepared> prepared, Prepare(session.get(), req));
   SLUICE_RETURN_IF_ERROR(CheckFeeds(*prepared, req));
   const int64_t step_id = next_step_++;
   const absl::Duration timeout =
       req.timeout_ms() > 0 ? absl::Milliseconds(req.timeout_ms()) : options_.default_step_timeout;
+  // A task the step needs may not be up yet (a master started before its workers).
+  std::vector<std::string> tasks;
+  for (const auto& part : prepared->parts) {
+    tasks.push_back(options_.workers[part.worker].task_prefix());
+  }
+  SLUICE_RETURN_IF_ERROR(monitor_.AwaitFirstAnswers(
+      tasks, options_.wait_for_tasks, absl::Seconds(5), [step_id](const std::string& line) {
+        std::fprintf(stderr, "sluice master: step %lld is %s\n", static_cast<long long>(step_id),
+                     line.c_str());
+      }));
   std::vector<StepCoordinator::Partition> runs;
   {
     absl::MutexLock lock(&session->mu);  // Serialises (re)registration of this session's parts.

@@ -27,7 +27,11 @@
 namespace sluice {
 
 struct MasterOptions {
+  // The tasks steps run on. A data address may be left empty: heartbeats learn it.
   std::vector<proto::PeerAddress> workers;
+  // How long a step waits for a task it needs that has never answered a heartbeat (the master
+  // may start first); it prints a line to stderr every 5 s meanwhile.
+  absl::Duration wait_for_tasks = absl::Seconds(60);
   HeartbeatOptions heartbeat;
   absl::Duration default_step_timeout = absl::Seconds(60);
   // A session no call has used for this long is closed (its partitions deregistered), so
@@ -73,7 +77,8 @@ class Master : public proto::Master::Service {
     std::vector<Endpoint> feeds;                   // In request order, for checking the fed values.
   };
   struct SessionState {
-    absl::Time last_used;  // Guarded by the master's mu_.
+    absl::Time last_used;   // Guarded by the master's mu_.
+    int running_steps = 0;  // Guarded by the master's mu_; a session never expires while > 0.
     proto::GraphDef def;
     std::shared_ptr<const Graph> graph;
     Placement placement;

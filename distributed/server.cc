@@ -12,34 +12,18 @@
 #include "graph/device_name.h"
 
 namespace sluice {
-namespace {
 
-absl::StatusOr<proto::PeerAddress> Handshake(const std::string& control_address, int task) {
-  auto stub = proto::Control::NewStub(MakeChannel(control_address));
-  proto::HeartbeatRequest req;
-  req.set_protocol_version(kProtocolVersion);
-  req.set_from("master");
-  proto::HeartbeatResponse resp;
-  grpc::ClientContext ctx;
-  ctx.set_wait_for_ready(true);
-  ctx.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(30)));
-  grpc::Status s = stub->Heartbeat(&ctx, req, &resp);
-  if (!s.ok()) {
-    return AnnotateStatus(FromGrpc(s), absl::StrCat("worker task ", task, " at ", control_address,
-                                                    " did not answer"));
+std::vector<proto::PeerAddress> ClusterTasks(const ClusterSpec& spec) {
+  std::vector<proto::PeerAddress> tasks;
+  for (const auto& [job, addresses] : spec.jobs()) {
+    if (job == "master") continue;
+    for (size_t i = 0; i < addresses.size(); ++i) {
+      tasks.push_back(MakePeerAddress(DeviceName::TaskPrefix(job, static_cast<int>(i)),
+                                      addresses[i], /*data_address=*/""));
+    }
   }
-  proto::PeerAddress ref =
-      MakePeerAddress(DeviceName::TaskPrefix(resp.identity().job(), resp.identity().task()),
-                      control_address, resp.identity().data_address());
-  if (ref.task_prefix() != DeviceName::TaskPrefix("worker", task)) {
-    return absl::FailedPreconditionError(absl::StrCat("the server at ", control_address, " is ",
-                                                      ref.task_prefix(),
-                                                      ", expected /job:worker/task:", task));
-  }
-  return ref;
+  return tasks;
 }
-
-}  // namespace
 
 absl::StatusOr<std::unique_ptr<Server>> Server::Start(const ServerOptions& options) {
   // A chunk is one gRPC message: its payload plus a header (a few hundred bytes, more for long
@@ -110,17 +94,14 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const ServerOptions& optio
   }
   server->data_address_ = absl::StrCat(options.host, ":", data_port);
 
-  if (options.job == "master") {
+  if (!options.cluster_tasks.empty()) {
     MasterOptions mopts;
+    mopts.workers = options.cluster_tasks;
+    mopts.wait_for_tasks = options.wait_for_tasks;
     mopts.heartbeat = options.heartbeat;
     mopts.session_idle_timeout = options.session_idle_timeout;
     mopts.max_sessions = options.max_sessions;
     mopts.max_graph_bytes = options.max_graph_bytes;
-    for (size_t i = 0; i < options.worker_control_addresses.size(); ++i) {
-      SLUICE_ASSIGN_OR_RETURN(proto::PeerAddress ref,
-                              Handshake(options.worker_control_addresses[i], i));
-      mopts.workers.push_back(ref);
-    }
     server->master_ = std::make_unique<Master>(mopts);
   }
   int control_port = 0;

@@ -1,7 +1,8 @@
 // Server: one sluice_server task. Every task serves the worker's Control service (WorkerService
 // over a Worker) on its control port and the Data service on a separate data port (its own gRPC
-// server, so the two planes never share a connection); a task of job "master" also serves the
-// Master service on its control port. Binds to loopback unless told otherwise. Thread-safe.
+// server, so the two planes never share a connection; the port is advertised in heartbeats); a
+// task given the cluster's tasks also serves the Master service on its control port, so any task
+// of a cluster can run sessions. Binds to loopback unless told otherwise. Thread-safe.
 //
 //   ServerOptions opts{.job = "worker", .task = 0};           // ports 0: the OS chooses
 //   SLUICE_ASSIGN_OR_RETURN(std::unique_ptr<Server> server, Server::Start(opts));
@@ -25,6 +26,7 @@
 #include "distributed/tensor_mailbox.h"
 #include "distributed/worker.h"
 #include "distributed/worker_service.h"
+#include "graph/cluster_spec.h"
 
 namespace sluice {
 
@@ -42,11 +44,13 @@ struct ServerOptions {
   absl::Duration peer_keepalive = absl::Seconds(10);  // WorkerOptions::peer_keepalive.
   TensorMailboxOptions mailbox;   // How long ended steps and orphan tensors are remembered.
   int64_t max_session_bytes = 0;  // WorkerOptions::max_session_bytes.
-  // Master only: the control addresses of the worker tasks, in task order. Their data addresses
-  // are learned from their heartbeat identities at start.
-  std::vector<std::string> worker_control_addresses;
+  // The tasks this server runs sessions' steps on (job/task prefix and control address; data
+  // addresses are learned from their heartbeats). Non-empty: the server also serves the Master
+  // service, whatever its job, so a client may open sessions on any task of a cluster.
+  std::vector<proto::PeerAddress> cluster_tasks;
+  absl::Duration wait_for_tasks = absl::Seconds(60);  // MasterOptions::wait_for_tasks.
   HeartbeatOptions heartbeat;
-  // Master only: MasterOptions' bounds on sessions and graphs.
+  // With cluster_tasks: MasterOptions' bounds on sessions and graphs.
   absl::Duration session_idle_timeout = absl::Hours(1);
   int max_sessions = 1000;
   int64_t max_graph_bytes = int64_t{64} << 20;
@@ -54,6 +58,10 @@ struct ServerOptions {
   // next call), so idle clients do not hold descriptors for good. InfiniteDuration: never.
   absl::Duration max_connection_idle = absl::Minutes(10);
 };
+
+// The tasks a server with this cluster spec runs steps on: every task of every job except
+// "master" (a master-only task), with their control addresses.
+std::vector<proto::PeerAddress> ClusterTasks(const ClusterSpec& spec);
 
 class Server {
  public:

@@ -1,10 +1,14 @@
-// sluice_server: one task of a Sluice cluster (a worker, or the master with job "master").
+// sluice_server: one task of a Sluice cluster.
 //
-//   sluice_server --cluster_spec='worker=127.0.0.1:5000,127.0.0.1:5002' --job=worker --task=1
+//   sluice_server --cluster_spec='ps=127.0.0.1:5000;worker=127.0.0.1:5001,127.0.0.1:5002' \
+//                 --job=worker --task=1
 //   sluice_server --cluster_spec='worker=...' --job=master --port=0
 //
 // A task's control port is its address in the cluster spec (or --port); its data port is
-// --data_port, by default the control port + 1 (0 when the control port is 0: the OS chooses).
+// --data_port, by default chosen by the OS and advertised to the others over the control plane
+// (heartbeats), so a spec lists one address per task. Given a cluster spec, every task serves
+// sessions (the Master service) over all tasks of the spec except job "master" (a task that
+// only serves sessions); a step waits up to --wait_for_tasks_ms for tasks not yet started.
 // Once listening it prints one line to stdout,
 //   SLUICE_SERVER_READY job=worker task=1 control=127.0.0.1:5002 data=127.0.0.1:5003
 // which the local cluster launcher reads. SIGTERM or SIGINT shut it down cleanly.
@@ -34,7 +38,9 @@ ABSL_FLAG(std::string, job, "worker", "This task's job ('master' serves the Mast
 ABSL_FLAG(int, task, 0, "This task's index in its job");
 ABSL_FLAG(std::string, host, "127.0.0.1", "Interface to bind (loopback unless told otherwise)");
 ABSL_FLAG(int, port, -1, "Control port; -1: from the cluster spec; 0: the OS chooses");
-ABSL_FLAG(int, data_port, -1, "Data port; -1: control port + 1 (0 if the control port is 0)");
+ABSL_FLAG(int, data_port, 0, "Data port; 0: the OS chooses (advertised over the control plane)");
+ABSL_FLAG(int64_t, wait_for_tasks_ms, 60000,
+          "How long a step waits for a task of the cluster spec that has never answered");
 ABSL_FLAG(int, max_message_bytes, -1,
           "gRPC maximum message size on both ports; -1: 2 GiB on the control port (RunStep and "
           "RunGraph carry whole feed tensors), gRPC's 4 MiB on the data port (chunks are smaller)");
@@ -168,18 +174,17 @@ int main(int argc, char** argv) {
       const std::string p = addr->substr(addr->rfind(':') + 1);
       if (!absl::SimpleAtoi(p, &port)) return Fail(absl::InvalidArgumentError(*addr));
     }
-    if (options.job == "master") {
-      for (int i = 0; i < spec->NumTasks("worker"); ++i) {
-        options.worker_control_addresses.push_back(*spec->TaskAddress("worker", i));
-      }
-    }
+    options.cluster_tasks = sluice::ClusterTasks(*spec);
   }
+  const int64_t wait_ms = absl::GetFlag(FLAGS_wait_for_tasks_ms);
+  if (wait_ms < 0) return Fail(absl::InvalidArgumentError("--wait_for_tasks_ms must be >= 0"));
+  options.wait_for_tasks = absl::Milliseconds(wait_ms);
   if (port < 0) {
     return Fail(absl::InvalidArgumentError("give --port or a --cluster_spec naming this task"));
   }
   options.control_port = port;
-  const int data_port = absl::GetFlag(FLAGS_data_port);
-  options.data_port = data_port >= 0 ? data_port : (port == 0 ? 0 : port + 1);
+  options.data_port = absl::GetFlag(FLAGS_data_port);
+  if (options.data_port < 0) return Fail(absl::InvalidArgumentError("--data_port must be >= 0"));
 
   absl::StatusOr<std::unique_ptr<sluice::Server>> server = sluice::Server::Start(options);
   if (!server.ok()) return Fail(server.status());

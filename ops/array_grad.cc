@@ -164,6 +164,41 @@ absl::Status FillGrad(const Scope& s, const Node& op, const Grads& dy, Grads* dx
   return absl::OkStatus();
 }
 
+// The dense gradient: dy added into zeros of params' shape at the gathered positions. (A sparse
+// form, row indices + values, is what parameter-server training will want.)
+absl::Status GatherGradFn(const Scope& s, const Node& op, const Grads& dy, Grads* dx) {
+  const Output params = OpInput(op, 0);
+  *dx = {ops::GatherGrad(s, dy[0], OpInput(op, 1), ShapeOf(s, params), OpInput(op, 2)), Output(),
+         Output()};
+  return absl::OkStatus();
+}
+
+absl::Status GatherNdGrad(const Scope& s, const Node& op, const Grads& dy, Grads* dx) {
+  *dx = {ops::ScatterNd(s, OpInput(op, 1), dy[0], ShapeOf(s, OpInput(op, 0))), Output()};
+  return absl::OkStatus();
+}
+
+absl::Status ScatterNdGrad(const Scope& s, const Node& op, const Grads& dy, Grads* dx) {
+  *dx = {Output(), ops::GatherNd(s, dy[0], OpInput(op, 0)), Output()};
+  return absl::OkStatus();
+}
+
+// Each data row went to segment ids[j]: its gradient is that segment's gradient.
+absl::Status UnsortedSegmentSumGrad(const Scope& s, const Node& op, const Grads& dy, Grads* dx) {
+  *dx = {ops::Gather(s, dy[0], OpInput(op, 1), Tensor::Scalar<int32_t>(0)), Output(), Output()};
+  return absl::OkStatus();
+}
+
+absl::Status TileGradFn(const Scope& s, const Node& op, const Grads& dy, Grads* dx) {
+  *dx = {ops::TileGrad(s, dy[0], OpInput(op, 1), ShapeOf(s, OpInput(op, 0))), Output()};
+  return absl::OkStatus();
+}
+
+absl::Status PadGradFn(const Scope& s, const Node& op, const Grads& dy, Grads* dx) {
+  *dx = {ops::PadGrad(s, dy[0], OpInput(op, 1)), Output(), Output()};
+  return absl::OkStatus();
+}
+
 }  // namespace
 
 absl::Status RegisterArrayGradients(GradientRegistry* r) {
@@ -176,11 +211,19 @@ absl::Status RegisterArrayGradients(GradientRegistry* r) {
   SLUICE_RETURN_IF_ERROR(r->Register("Slice", SliceGradFn));
   SLUICE_RETURN_IF_ERROR(r->Register("Cast", CastGrad));
   SLUICE_RETURN_IF_ERROR(r->Register("Fill", FillGrad));
+  SLUICE_RETURN_IF_ERROR(r->Register("Gather", GatherGradFn));
+  SLUICE_RETURN_IF_ERROR(r->Register("GatherNd", GatherNdGrad));
+  SLUICE_RETURN_IF_ERROR(r->Register("ScatterNd", ScatterNdGrad));
+  SLUICE_RETURN_IF_ERROR(r->Register("UnsortedSegmentSum", UnsortedSegmentSumGrad));
+  SLUICE_RETURN_IF_ERROR(r->Register("Tile", TileGradFn));
+  SLUICE_RETURN_IF_ERROR(r->Register("Pad", PadGradFn));
   // Ops whose outputs do not depend differentiably on their inputs (or that have none).
-  for (const char* op :
-       {"Const", "Placeholder", "NoOp", "ZerosLike", "OnesLike", "StopGradient", "Shape",
-        "InvertPermutation", "ConcatOffset", "Variable", "Assign", "AssignAdd", "AssignSub",
-        "RandomUniform", "RandomNormal", "TruncatedNormal"}) {
+  for (const char* op : {"Const",         "Placeholder",   "NoOp",         "ZerosLike",
+                         "OnesLike",      "StopGradient",  "Shape",        "InvertPermutation",
+                         "ConcatOffset",  "Variable",      "Assign",       "AssignAdd",
+                         "AssignSub",     "RandomUniform", "RandomNormal", "TruncatedNormal",
+                         "RandomShuffle", "OneHot",        "InTopK",       "ScatterAdd",
+                         "ScatterSub",    "ScatterUpdate"}) {
     SLUICE_RETURN_IF_ERROR(r->RegisterNoGradient(op));
   }
   return absl::OkStatus();

@@ -20,15 +20,6 @@ constexpr DType kAllTypes[] = {DType::kFloat32, DType::kFloat64, DType::kInt32, 
 // Eigen kernels below are instantiated for ranks up to this.
 constexpr int kMaxRank = 8;
 
-std::string VecString(const std::vector<int64_t>& v) {
-  return absl::StrCat("[", absl::StrJoin(v, ","), "]");
-}
-
-template <typename S>
-struct TypeTag {
-  using type = S;
-};
-
 // Ops that only move elements care about element size, not dtype: one instantiation per size
 // keeps compile time and code size down. Calls f(TypeTag<S>{}) with S of the dtype's size.
 template <typename F>
@@ -75,15 +66,6 @@ absl::Status SwitchByRank(int rank, F&& f) {
 template <typename S>
 TensorMapT<S, 2> AsMatrix(const Tensor& t, int64_t rows, int64_t cols) {
   return TensorMapT<S, 2>(t.data<S>(), rows, cols);
-}
-
-absl::StatusOr<int> CanonicalAxis(int64_t axis, int rank) {
-  if (axis < -rank || axis >= rank) {
-    return absl::InvalidArgumentError(absl::StrCat("axis ", axis, " is out of range for rank ",
-                                                   rank, " (expected ", -rank, " <= axis < ", rank,
-                                                   ")"));
-  }
-  return static_cast<int>(axis < 0 ? axis + rank : axis);
 }
 
 // The scalar integer in `t` (an axis argument).
@@ -145,15 +127,15 @@ absl::StatusOr<TensorShape> ResolveReshape(const TensorShape& in,
     if (d == -1) {
       if (unknown_index >= 0) {
         return absl::InvalidArgumentError(absl::StrCat(
-            "only one dimension of the new shape can be -1, got ", VecString(requested)));
+            "only one dimension of the new shape can be -1, got ", DimsString(requested)));
       }
       unknown_index = static_cast<int>(i);
     } else if (d < 0) {
       return absl::InvalidArgumentError(
-          absl::StrCat("invalid dimension ", d, " in the new shape ", VecString(requested)));
+          absl::StrCat("invalid dimension ", d, " in the new shape ", DimsString(requested)));
     } else if (__builtin_mul_overflow(known_product, d, &known_product)) {
       return absl::InvalidArgumentError(
-          absl::StrCat("the new shape ", VecString(requested), " has more than 2^63-1 elements"));
+          absl::StrCat("the new shape ", DimsString(requested), " has more than 2^63-1 elements"));
     }
   }
   TensorShape out = TensorShape(absl::Span<const int64_t>(requested));
@@ -162,7 +144,7 @@ absl::StatusOr<TensorShape> ResolveReshape(const TensorShape& in,
   auto mismatch = [&](const std::string& count) {
     return absl::InvalidArgumentError(
         absl::StrCat("cannot reshape a tensor of shape ", in.DebugString(), " (", n,
-                     " elements) into shape ", VecString(requested), " (", count, ")"));
+                     " elements) into shape ", DimsString(requested), " (", count, ")"));
   };
   if (unknown_index < 0) {
     if (known_product != n) return mismatch(absl::StrCat(known_product, " elements"));
@@ -229,14 +211,14 @@ absl::Status RegisterReshape(OpRegistry* ops, KernelRegistry* kernels) {
 absl::Status CheckPerm(const std::vector<int64_t>& perm, const TensorShape& x) {
   const int rank = x.rank();
   if (static_cast<int>(perm.size()) != rank) {
-    return absl::InvalidArgumentError(absl::StrCat("transpose permutation ", VecString(perm),
+    return absl::InvalidArgumentError(absl::StrCat("transpose permutation ", DimsString(perm),
                                                    " has ", perm.size(), " entries but x has rank ",
                                                    rank, " (shape ", x.DebugString(), ")"));
   }
   std::vector<bool> seen(rank, false);
   for (int64_t p : perm) {
     if (p < 0 || p >= rank || seen[p]) {
-      return absl::InvalidArgumentError(absl::StrCat("transpose permutation ", VecString(perm),
+      return absl::InvalidArgumentError(absl::StrCat("transpose permutation ", DimsString(perm),
                                                      " is not a permutation of 0..", rank - 1));
     }
     seen[p] = true;
@@ -544,8 +526,8 @@ absl::StatusOr<std::vector<int64_t>> ResolveSlice(const TensorShape& x,
   const int rank = x.rank();
   if (static_cast<int>(begin.size()) != rank || static_cast<int>(size.size()) != rank) {
     return absl::InvalidArgumentError(
-        absl::StrCat("begin ", VecString(begin), " and size ", VecString(size), " must each have ",
-                     rank, " entries for an input of shape ", x.DebugString()));
+        absl::StrCat("begin ", DimsString(begin), " and size ", DimsString(size),
+                     " must each have ", rank, " entries for an input of shape ", x.DebugString()));
   }
   std::vector<int64_t> out(rank);
   for (int i = 0; i < rank; ++i) {
@@ -710,7 +692,7 @@ absl::StatusOr<TensorShape> FillDims(const Tensor& dims_t) {
   for (int64_t d : dims) {
     if (d < 0) {
       return absl::InvalidArgumentError(
-          absl::StrCat("dims ", VecString(dims), " has a negative dimension"));
+          absl::StrCat("dims ", DimsString(dims), " has a negative dimension"));
     }
   }
   return TensorShape(absl::Span<const int64_t>(dims));
@@ -815,6 +797,8 @@ absl::Status RegisterArrayOps(OpRegistry* ops, KernelRegistry* kernels) {
   SLUICE_RETURN_IF_ERROR(RegisterSplit(ops, kernels));
   SLUICE_RETURN_IF_ERROR(RegisterSlice(ops, kernels));
   SLUICE_RETURN_IF_ERROR(RegisterCast(ops, kernels));
+  SLUICE_RETURN_IF_ERROR(array_internal::RegisterIndexOps(ops, kernels));
+  SLUICE_RETURN_IF_ERROR(array_internal::RegisterTilePadOps(ops, kernels));
   return RegisterFillLike(ops, kernels);
 }
 

@@ -7,6 +7,11 @@
 //   Cast       converts element dtype (bool <-> numeric: nonzero is true, true is 1)
 //   Fill       a tensor of a given shape with every element equal to a scalar
 //   ZerosLike, OnesLike
+//   Gather     slices along an axis at indices (index_ops.cc); GatherNd by index tuples
+//   UnsortedSegmentSum, ScatterNd   add values into zeros by index (the gradients of the two)
+//   OneHot     indices to one-hot vectors; InTopK  whether a target is among the k best
+//   Tile       repeats a tensor along each dimension; Pad  pads it with a constant
+//              (tile_pad_ops.cc); TileGrad, PadGrad, GatherGrad are their gradients
 // Shape functions use constant inputs (shapes, axes, perms from Const nodes) so output shapes
 // are known when the graph is built; otherwise they return what can be known.
 //
@@ -25,6 +30,12 @@ namespace sluice {
 
 absl::Status RegisterArrayOps(OpRegistry* ops, KernelRegistry* kernels);
 
+namespace array_internal {
+// The parts of RegisterArrayOps that live in index_ops.cc and tile_pad_ops.cc.
+absl::Status RegisterIndexOps(OpRegistry* ops, KernelRegistry* kernels);
+absl::Status RegisterTilePadOps(OpRegistry* ops, KernelRegistry* kernels);
+}  // namespace array_internal
+
 namespace ops {
 
 Output Reshape(const Scope& scope, Input x, Input shape,
@@ -42,6 +53,28 @@ Output Fill(const Scope& scope, Input dims, Input value,
             SourceLocation loc = SourceLocation::Current());
 Output ZerosLike(const Scope& scope, Input x, SourceLocation loc = SourceLocation::Current());
 Output OnesLike(const Scope& scope, Input x, SourceLocation loc = SourceLocation::Current());
+Output Gather(const Scope& scope, Input params, Input indices, Input axis,
+              SourceLocation loc = SourceLocation::Current());
+Output GatherGrad(const Scope& scope, Input grad, Input indices, Input params_shape, Input axis,
+                  SourceLocation loc = SourceLocation::Current());
+Output UnsortedSegmentSum(const Scope& scope, Input data, Input segment_ids, Input num_segments,
+                          SourceLocation loc = SourceLocation::Current());
+Output GatherNd(const Scope& scope, Input params, Input indices,
+                SourceLocation loc = SourceLocation::Current());
+Output ScatterNd(const Scope& scope, Input indices, Input updates, Input shape,
+                 SourceLocation loc = SourceLocation::Current());
+Output OneHot(const Scope& scope, Input indices, Input depth, Input on_value, Input off_value,
+              int64_t axis = -1, SourceLocation loc = SourceLocation::Current());
+Output InTopK(const Scope& scope, Input predictions, Input targets, int64_t k,
+              SourceLocation loc = SourceLocation::Current());
+Output Tile(const Scope& scope, Input x, Input multiples,
+            SourceLocation loc = SourceLocation::Current());
+Output TileGrad(const Scope& scope, Input grad, Input multiples, Input input_shape,
+                SourceLocation loc = SourceLocation::Current());
+Output Pad(const Scope& scope, Input x, Input paddings, Input constant_values,
+           SourceLocation loc = SourceLocation::Current());
+Output PadGrad(const Scope& scope, Input grad, Input paddings,
+               SourceLocation loc = SourceLocation::Current());
 
 }  // namespace ops
 }  // namespace sluice

@@ -22,10 +22,6 @@ namespace {
 
 using Eigen::DenseIndex;
 
-std::string VecString(const std::vector<int64_t>& v) {
-  return absl::StrCat("[", absl::StrJoin(v, ","), "]");
-}
-
 absl::StatusOr<std::vector<int64_t>> VectorArg(const Tensor& t, absl::string_view what) {
   if (t.rank() != 1) {
     return absl::InvalidArgumentError(
@@ -207,7 +203,7 @@ absl::StatusOr<std::vector<int64_t>> AlignSmall(const std::vector<int64_t>& big,
                                                 const std::vector<int64_t>& small) {
   auto error = [&] {
     return absl::InvalidArgumentError(absl::StrCat("cannot reduce a tensor of shape ",
-                                                   VecString(big), " to shape ", VecString(small),
+                                                   DimsString(big), " to shape ", DimsString(small),
                                                    ": the shapes do not broadcast"));
   };
   if (small.size() > big.size()) return error();
@@ -350,7 +346,7 @@ absl::StatusOr<std::vector<int64_t>> KeepDims(const std::vector<int64_t>& in_dim
   for (size_t i = 0; i < in_dims.size(); ++i) {
     if (in_dims[i] < 0) {
       return absl::InvalidArgumentError(
-          absl::StrCat("input_shape ", VecString(in_dims), " has a negative dimension"));
+          absl::StrCat("input_shape ", DimsString(in_dims), " has a negative dimension"));
     }
     if (reduced[i]) {
       *count *= in_dims[i];
@@ -361,7 +357,7 @@ absl::StatusOr<std::vector<int64_t>> KeepDims(const std::vector<int64_t>& in_dim
   if (grad.num_elements() != kept) {
     return absl::InvalidArgumentError(absl::StrCat("gradient of shape ", grad.shape().DebugString(),
                                                    " does not match the reduction of ",
-                                                   VecString(in_dims), " to ", VecString(keep)));
+                                                   DimsString(in_dims), " to ", DimsString(keep)));
   }
   return keep;
 }
@@ -612,9 +608,9 @@ class ConcatOffsetOp : public OpKernel {
       bool ok = s.size() == first.size();
       for (int64_t d = 0; ok && d < rank; ++d) ok = d == axis || s[d] == first[d];
       if (!ok) {
-        return absl::InvalidArgumentError(absl::StrCat("shape ", VecString(s),
+        return absl::InvalidArgumentError(absl::StrCat("shape ", DimsString(s),
                                                        " does not concatenate with ",
-                                                       VecString(first), " along axis ", axis));
+                                                       DimsString(first), " along axis ", axis));
       }
       SLUICE_ASSIGN_OR_RETURN(Tensor * out, ctx->allocate_output(i - 1, TensorShape({rank})));
       std::fill(out->data<int64_t>(), out->data<int64_t>() + rank, 0);
@@ -640,8 +636,8 @@ class SliceGradOp : public OpKernel {
     }
     if (!ok) {
       return absl::InvalidArgumentError(absl::StrCat("a slice of shape ", g.shape().DebugString(),
-                                                     " at ", VecString(begin),
-                                                     " does not fit in shape ", VecString(dims)));
+                                                     " at ", DimsString(begin),
+                                                     " does not fit in shape ", DimsString(dims)));
     }
     SLUICE_ASSIGN_OR_RETURN(Tensor * out,
                             ctx->allocate_output(0, TensorShape(absl::Span<const int64_t>(dims))));

@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "core/status.h"
 
 namespace sluice {
@@ -28,6 +29,32 @@ absl::StatusOr<std::vector<int64_t>> TensorToInt64s(const Tensor& t, absl::strin
         absl::StrCat(what, " must be int32 or int64, got ", DTypeName(t.dtype())));
   }
   return out;
+}
+
+absl::StatusOr<std::vector<int64_t>> IndexValues(const Tensor& t, absl::string_view what) {
+  std::vector<int64_t> out(t.num_elements());
+  if (t.dtype() == DType::kInt32) {
+    for (int64_t i = 0; i < t.num_elements(); ++i) out[i] = t.data<int32_t>()[i];
+  } else if (t.dtype() == DType::kInt64) {
+    for (int64_t i = 0; i < t.num_elements(); ++i) out[i] = t.data<int64_t>()[i];
+  } else {
+    return absl::InvalidArgumentError(
+        absl::StrCat(what, " must be int32 or int64, got ", DTypeName(t.dtype())));
+  }
+  return out;
+}
+
+absl::StatusOr<int> CanonicalAxis(int64_t axis, int rank) {
+  if (axis < -rank || axis >= rank) {
+    return absl::InvalidArgumentError(absl::StrCat("axis ", axis, " is out of range for rank ",
+                                                   rank, " (expected ", -rank, " <= axis < ", rank,
+                                                   ")"));
+  }
+  return static_cast<int>(axis < 0 ? axis + rank : axis);
+}
+
+std::string DimsString(const std::vector<int64_t>& dims) {
+  return absl::StrCat("[", absl::StrJoin(dims, ","), "]");
 }
 
 absl::StatusOr<Tensor*> ForwardInputOrAllocateOutput(OpKernelContext* ctx, int input, int output,

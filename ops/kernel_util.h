@@ -4,10 +4,12 @@
 #define SLUICE_OPS_KERNEL_UTIL_H_
 
 #include <cstdint>
+#include <string>
 #include <vector>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/strings/str_cat.h"
 #include "core/tensor.h"
 #include "graph/shape_inference.h"
 #include "runtime/kernel/kernel.h"
@@ -19,6 +21,15 @@ absl::Status CheckRank(const Tensor& t, int rank, absl::string_view what);
 
 // Integer values of a 0-D or 1-D int32/int64 tensor (shape arguments, axes, ...).
 absl::StatusOr<std::vector<int64_t>> TensorToInt64s(const Tensor& t, absl::string_view what);
+
+// Every element of an int32/int64 tensor of any rank, in order (gather and scatter indices).
+absl::StatusOr<std::vector<int64_t>> IndexValues(const Tensor& t, absl::string_view what);
+
+// `axis` in [-rank, rank) as a non-negative axis; InvalidArgument naming the range otherwise.
+absl::StatusOr<int> CanonicalAxis(int64_t axis, int rank);
+
+// "[2,3,4]".
+std::string DimsString(const std::vector<int64_t>& dims);
 
 // Shape function helper: output `output` has the shape held by constant input `i` (a vector),
 // else the vector's length in unknown dimensions, else an unknown rank.
@@ -88,6 +99,31 @@ class UnaryElementwiseOp : public OpKernel {
  private:
   const bool cheap_;
 };
+
+// Names a C++ element type for the Switch* helpers: f(TypeTag<float>{}).
+template <typename S>
+struct TypeTag {
+  using type = S;
+};
+
+// Calls f(TypeTag<T>{}) with T the C++ type of a numeric dtype (float32, float64, int32, int64);
+// InvalidArgument for any other.
+template <typename F>
+absl::Status SwitchNumeric(DType dtype, F&& f) {
+  switch (dtype) {
+    case DType::kFloat32:
+      return f(TypeTag<float>{});
+    case DType::kFloat64:
+      return f(TypeTag<double>{});
+    case DType::kInt32:
+      return f(TypeTag<int32_t>{});
+    case DType::kInt64:
+      return f(TypeTag<int64_t>{});
+    default:
+      return absl::InvalidArgumentError(
+          absl::StrCat("unsupported dtype ", DTypeName(dtype), " (expected a numeric type)"));
+  }
+}
 
 // Registers Kernel<T> on the CPU for `op` and each T in Ts:
 //   SLUICE_RETURN_IF_ERROR((RegisterCpuKernels<ReluOp, float, double>(kernels, "Relu")));

@@ -98,6 +98,37 @@ absl::Status MatMulGrad(const Scope& s, const Node& op, const Grads& dy, Grads* 
   return absl::OkStatus();
 }
 
+// As MatMul's, per matrix; an operand whose batch dimensions were broadcast gets its gradient
+// summed over them.
+absl::Status BatchMatMulGrad(const Scope& s, const Node& op, const Grads& dy, Grads* dx) {
+  SLUICE_ASSIGN_OR_RETURN(bool ta, op.GetAttr<bool>("adj_x"));
+  SLUICE_ASSIGN_OR_RETURN(bool tb, op.GetAttr<bool>("adj_y"));
+  const Output a = OpInput(op, 0), b = OpInput(op, 1), dc = dy[0];
+  Output da, db;
+  if (!ta && !tb) {
+    da = ops::BatchMatMul(s, dc, b, false, true);
+    db = ops::BatchMatMul(s, a, dc, true, false);
+  } else if (!ta && tb) {
+    da = ops::BatchMatMul(s, dc, b, false, false);
+    db = ops::BatchMatMul(s, dc, a, true, false);
+  } else if (ta && !tb) {
+    da = ops::BatchMatMul(s, b, dc, false, true);
+    db = ops::BatchMatMul(s, a, dc, false, false);
+  } else {
+    da = ops::BatchMatMul(s, b, dc, true, true);
+    db = ops::BatchMatMul(s, dc, a, true, true);
+  }
+  const TensorShape& out = OpOutput(op, 0).shape();
+  auto reduce = [&](const Output& g, const Output& x) {
+    const TensorShape& xs = x.shape();
+    bool same = xs.IsFullyDefined() && out.IsFullyDefined() && xs.rank() == out.rank();
+    for (int i = 0; same && i + 2 < xs.rank(); ++i) same = xs.dim(i) == out.dim(i);
+    return same ? g : ops::ReduceToShape(s, g, ShapeOf(s, x));
+  };
+  *dx = {reduce(da, a), reduce(db, b)};
+  return absl::OkStatus();
+}
+
 template <bool kMean>
 absl::Status SumMeanGrad(const Scope& s, const Node& op, const Grads& dy, Grads* dx) {
   const Output x = OpInput(op, 0);
@@ -190,6 +221,7 @@ absl::Status RegisterMathGradients(GradientRegistry* r) {
   SLUICE_RETURN_IF_ERROR(r->Register("Square", SquareGrad));
   SLUICE_RETURN_IF_ERROR(r->Register("Sqrt", SqrtGrad));
   SLUICE_RETURN_IF_ERROR(r->Register("MatMul", MatMulGrad));
+  SLUICE_RETURN_IF_ERROR(r->Register("BatchMatMul", BatchMatMulGrad));
   SLUICE_RETURN_IF_ERROR(r->Register("Sum", SumMeanGrad<false>));
   SLUICE_RETURN_IF_ERROR(r->Register("Mean", SumMeanGrad<true>));
   SLUICE_RETURN_IF_ERROR(r->Register("Max", MaxGrad));

@@ -88,6 +88,9 @@ Output LogicalNot(const Scope& scope, Input x, SourceLocation loc = SourceLocati
 // a [m,k] x b [k,n] -> [m,n]; a transposed operand is given in its stored layout.
 Output MatMul(const Scope& scope, Input a, Input b, bool transpose_a = false,
               bool transpose_b = false, SourceLocation loc = SourceLocation::Current());
+// Products of the matrices in the last two dimensions, batch dimensions broadcast.
+Output BatchMatMul(const Scope& scope, Input x, Input y, bool adj_x = false, bool adj_y = false,
+                   SourceLocation loc = SourceLocation::Current());
 
 // Reductions ("Sum", "Mean", "Max"). `axis` is an int32 or int64 scalar or vector; with
 // keep_dims the reduced dimensions stay as size 1. The overloads taking a list of axes build

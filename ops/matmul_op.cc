@@ -6,7 +6,9 @@
 // evaluates an Eigen tensor contraction on the device's thread pool, which splits the product
 // into blocks across the pool.
 
+#include <algorithm>
 #include <cstdint>
+#include <vector>
 
 #include "core/status.h"
 #include "graph/shape_inference.h"
@@ -121,6 +123,145 @@ class MatMulOp : public OpKernel {
   const bool transpose_b_;
 };
 
+// c [m,n] = op(a) x op(b) for row-major a [ra, ca] and b [rb, cb] on the calling thread.
+template <typename T>
+void MatrixProductAt(const T* a, int64_t ra, int64_t ca, bool ta, const T* b, int64_t rb,
+                     int64_t cb, bool tb, T* c, int64_t m, int64_t n) {
+  using Matrix = Eigen::Matrix<T, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
+  Eigen::Map<const Matrix> am(a, ra, ca);
+  Eigen::Map<const Matrix> bm(b, rb, cb);
+  Eigen::Map<Matrix> cm(c, m, n);
+  if (!ta && !tb) {
+    cm.noalias() = am * bm;
+  } else if (ta && !tb) {
+    cm.noalias() = am.transpose() * bm;
+  } else if (!ta && tb) {
+    cm.noalias() = am * bm.transpose();
+  } else {
+    cm.noalias() = am.transpose() * bm.transpose();
+  }
+}
+
+// ------------------------------------------------------------------------------------------
+// BatchMatMul: matrices in the last two dimensions, numpy broadcasting over the rest.
+
+// The broadcast batch dimensions of a and b (both of rank >= 2), or InvalidArgument.
+absl::StatusOr<std::vector<int64_t>> BatchDims(const TensorShape& a, const TensorShape& b) {
+  const int ra = a.rank() - 2, rb = b.rank() - 2, r = std::max(ra, rb);
+  std::vector<int64_t> out(r);
+  for (int i = 0; i < r; ++i) {
+    const int64_t da = i - (r - ra) >= 0 ? a.dim(i - (r - ra)) : 1;
+    const int64_t db = i - (r - rb) >= 0 ? b.dim(i - (r - rb)) : 1;
+    if (da != db && da != 1 && db != 1 && da != kUnknownDim && db != kUnknownDim) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("BatchMatMul batch dimensions do not broadcast: ", a.DebugString(), " x ",
+                       b.DebugString()));
+    }
+    out[i] = da == 1 ? db : (db == 1 ? da : (da == kUnknownDim ? db : da));
+  }
+  return out;
+}
+
+absl::Status BatchMatMulShape(InferenceContext* c) {
+  SLUICE_ASSIGN_OR_RETURN(bool ta, c->GetAttr<bool>("adj_x"));
+  SLUICE_ASSIGN_OR_RETURN(bool tb, c->GetAttr<bool>("adj_y"));
+  const TensorShape& a = c->input_shape(0);
+  const TensorShape& b = c->input_shape(1);
+  if (a.unknown_rank() || b.unknown_rank()) {
+    c->set_output(0, TensorShape::UnknownRank());
+    return absl::OkStatus();
+  }
+  if (a.rank() < 2 || b.rank() < 2) {
+    return InferenceContext::Error(absl::StrCat("BatchMatMul needs operands of rank >= 2, got ",
+                                                a.DebugString(), " x ", b.DebugString()));
+  }
+  const int64_t ka = a.dim(a.rank() - (ta ? 2 : 1)), kb = b.dim(b.rank() - (tb ? 1 : 2));
+  if (ka != kUnknownDim && kb != kUnknownDim && ka != kb) {
+    return InferenceContext::Error(InnerDimError(a, b, ta, tb));
+  }
+  SLUICE_ASSIGN_OR_RETURN(std::vector<int64_t> dims, BatchDims(a, b));
+  dims.push_back(a.dim(a.rank() - (ta ? 1 : 2)));
+  dims.push_back(b.dim(b.rank() - (tb ? 2 : 1)));
+  c->set_output(0, TensorShape(absl::Span<const int64_t>(dims)));
+  return absl::OkStatus();
+}
+
+template <typename T>
+class BatchMatMulOp : public OpKernel {
+ public:
+  explicit BatchMatMulOp(const Node& node)
+      : OpKernel(node), adj_x_(Attr<bool>("adj_x")), adj_y_(Attr<bool>("adj_y")) {}
+
+  absl::Status Compute(OpKernelContext* ctx) override {
+    const Tensor& a = ctx->input(0);
+    const Tensor& b = ctx->input(1);
+    if (a.rank() < 2 || b.rank() < 2) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("BatchMatMul needs operands of rank >= 2, got ", a.shape().DebugString(),
+                       " x ", b.shape().DebugString()));
+    }
+    const int64_t ra = a.dim(a.rank() - 2), ca = a.dim(a.rank() - 1);
+    const int64_t rb = b.dim(b.rank() - 2), cb = b.dim(b.rank() - 1);
+    const int64_t m = adj_x_ ? ca : ra, k = adj_x_ ? ra : ca, n = adj_y_ ? rb : cb;
+    if (k != (adj_y_ ? cb : rb)) {
+      return absl::InvalidArgumentError(InnerDimError(a.shape(), b.shape(), adj_x_, adj_y_));
+    }
+    SLUICE_ASSIGN_OR_RETURN(std::vector<int64_t> batch, BatchDims(a.shape(), b.shape()));
+    std::vector<int64_t> out_dims = batch;
+    out_dims.push_back(m);
+    out_dims.push_back(n);
+    SLUICE_ASSIGN_OR_RETURN(
+        Tensor * c, ctx->allocate_output(0, TensorShape(absl::Span<const int64_t>(out_dims))));
+    if (c->num_elements() == 0) return absl::OkStatus();
+    // Each output matrix's operand matrices: walk the batch index, stepping an operand only
+    // along the dimensions where it is not broadcast.
+    const int r = static_cast<int>(batch.size());
+    int64_t count = 1;
+    for (int64_t d : batch) count *= d;
+    std::vector<int64_t> a_index(count), b_index(count);
+    std::vector<int64_t> coords(r, 0);
+    for (int64_t i = 0; i < count; ++i) {
+      int64_t ai = 0, bi = 0;
+      for (int d = 0; d < r; ++d) {
+        const int da = d - (r - (a.rank() - 2)), db = d - (r - (b.rank() - 2));
+        if (da >= 0) ai = ai * a.dim(da) + (a.dim(da) == 1 ? 0 : coords[d]);
+        if (db >= 0) bi = bi * b.dim(db) + (b.dim(db) == 1 ? 0 : coords[d]);
+      }
+      a_index[i] = ai;
+      b_index[i] = bi;
+      for (int d = r - 1; d >= 0; --d) {
+        if (++coords[d] < batch[d]) break;
+        coords[d] = 0;
+      }
+    }
+    const T* ap = a.data<T>();
+    const T* bp = b.data<T>();
+    T* cp = c->data<T>();
+    auto run = [&](Eigen::Index begin, Eigen::Index end) {
+      for (Eigen::Index i = begin; i < end; ++i) {
+        if (k == 0) {
+          std::fill(cp + i * m * n, cp + (i + 1) * m * n, T(0));
+          continue;
+        }
+        MatrixProductAt(ap + a_index[i] * ra * ca, ra, ca, adj_x_, bp + b_index[i] * rb * cb, rb,
+                        cb, adj_y_, cp + i * m * n, m, n);
+      }
+    };
+    if (ctx->eigen_device().numThreads() <= 1 || count * m * n * k < kSmallProductMacs) {
+      run(0, count);
+    } else {
+      const double bytes = static_cast<double>((m * k + k * n + m * n) * sizeof(T));
+      ctx->eigen_device().parallelFor(count, Eigen::TensorOpCost(bytes, bytes, 2.0 * m * n * k),
+                                      run);
+    }
+    return absl::OkStatus();
+  }
+
+ private:
+  const bool adj_x_;
+  const bool adj_y_;
+};
+
 }  // namespace
 
 namespace math_internal {
@@ -137,7 +278,20 @@ absl::Status RegisterMatMulOp(OpRegistry* ops, KernelRegistry* kernels) {
           .Doc("Matrix product of two rank-2 tensors: op(a) [m,k] x op(b) [k,n] -> [m,n], where "
                "op transposes the operand when its transpose_* attribute is set.")
           .SetShapeFn(MatMulShape)));
-  return RegisterCpuKernels<MatMulOp, float, double>(kernels, "MatMul");
+  SLUICE_RETURN_IF_ERROR((RegisterCpuKernels<MatMulOp, float, double>(kernels, "MatMul")));
+  SLUICE_RETURN_IF_ERROR(ops->Register(
+      OpDefBuilder("BatchMatMul")
+          .Input("x: T")
+          .Input("y: T")
+          .Output("output: T")
+          .Attr("T: {float32, float64}")
+          .Attr("adj_x: bool = false")
+          .Attr("adj_y: bool = false")
+          .Doc("Matrix products over the last two dimensions of x [..., m, k] and y [..., k, n] "
+               "(each transposed when its adj_* attribute is set), the leading dimensions "
+               "broadcast as in numpy: [..., m, n].")
+          .SetShapeFn(BatchMatMulShape)));
+  return RegisterCpuKernels<BatchMatMulOp, float, double>(kernels, "BatchMatMul");
 }
 
 }  // namespace math_internal
@@ -149,6 +303,12 @@ Output MatMul(const Scope& scope, Input a, Input b, bool transpose_a, bool trans
   return BuildOp(scope, "MatMul", {a, b},
                  {{"transpose_a", AttrValue(transpose_a)}, {"transpose_b", AttrValue(transpose_b)}},
                  loc);
+}
+
+Output BatchMatMul(const Scope& scope, Input x, Input y, bool adj_x, bool adj_y,
+                   SourceLocation loc) {
+  return BuildOp(scope, "BatchMatMul", {x, y},
+                 {{"adj_x", AttrValue(adj_x)}, {"adj_y", AttrValue(adj_y)}}, loc);
 }
 
 }  // namespace ops

@@ -56,6 +56,10 @@ std::vector<bool> Ancestors(const Graph& g, const std::vector<const Node*>& root
 
 }  // namespace
 
+Scope OnDeviceOf(const Scope& scope, const Output& var) {
+  return var.valid() ? scope.WithDevice(var.node()->requested_device()) : scope;
+}
+
 absl::StatusOr<std::vector<Output>> Optimizer::ComputeGradients(
     const Scope& scope, Output loss, const std::vector<Output>& var_list) {
   SLUICE_RETURN_IF_ERROR(scope.status());
@@ -78,7 +82,10 @@ absl::StatusOr<const Node*> Optimizer::ApplyGradients(
         absl::StrCat(name_, ": no gradient for any variable (the loss depends on none of them)"));
   }
   const Scope s = scope.NewSubScope(name_);
-  SLUICE_RETURN_IF_ERROR(Prepare(s, pairs[0].second.dtype()));
+  // Updates, slots and non-slot state go on their variable's device whatever device the caller's
+  // scope asks for (TF1's colocate_with): an update reads and writes the variable in place, and
+  // on a cluster the variable's task (a parameter server) is where that can happen.
+  SLUICE_RETURN_IF_ERROR(Prepare(OnDeviceOf(s, pairs[0].second), pairs[0].second.dtype()));
 
   // Readers of each variable that the step runs anyway: ancestors of the gradients.
   std::vector<const Node*> grad_nodes;
@@ -93,7 +100,8 @@ absl::StatusOr<const Node*> Optimizer::ApplyGradients(
         readers.push_back(e.dst);
       }
     }
-    const Node* update = ApplyDense(s, s.WithControlDependencies(readers), grad, var);
+    const Scope on_var = OnDeviceOf(s, var);
+    const Node* update = ApplyDense(on_var, on_var.WithControlDependencies(readers), grad, var);
     SLUICE_RETURN_IF_ERROR(s.status());
     if (update == nullptr) return absl::InternalError(absl::StrCat(name_, ": no update built"));
     updates.push_back(update);
@@ -116,8 +124,7 @@ absl::StatusOr<const Node*> Optimizer::Minimize(const Scope& scope, Output loss,
 Output Optimizer::CreateSlot(const Scope& scope, const Output& var, const std::string& slot,
                              double value) {
   const std::string name = absl::StrCat(VariableNameOf(*var.node()), "/", slot);
-  Scope s = scope;
-  if (!var.node()->requested_device().empty()) s = s.WithDevice(var.node()->requested_device());
+  const Scope s = OnDeviceOf(scope, var);
   Output v = VariableWithInitNamed(s, name, Constant(s, var.shape(), var.dtype(), value));
   if (v.valid()) created_.push_back(v);
   return v;
@@ -184,7 +191,7 @@ const Node* AdamOptimizer::ApplyDense(const Scope& slot_scope, const Scope& upda
 
 std::vector<const Node*> AdamOptimizer::Finish(const Scope& scope,
                                                const std::vector<const Node*>& updates) {
-  const Scope after = scope.WithControlDependencies(updates);
+  const Scope after = OnDeviceOf(scope, beta1_power_).WithControlDependencies(updates);
   Output a1 = Assign(after, beta1_power_, Mul(after, beta1_power_, beta1_));
   Output a2 = Assign(after, beta2_power_, Mul(after, beta2_power_, beta2_));
   if (!a1.valid() || !a2.valid()) return {};

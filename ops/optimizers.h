@@ -20,6 +20,9 @@
 // write the buffer in place instead of copying it. The nodes go under `scope`: gradients in
 // "gradients/...", updates in "<name>/...", and the returned NoOp is named like any node built
 // with `scope` (pass scope.WithOpName("train") for a fixed name).
+// Updates, slots and Adam's beta powers are built on the device their variable requests (none:
+// none, so the placer puts them with the variable), whatever device `scope` asks for, as TF1's
+// colocate_with does: an update must run where its variable lives, e.g. on a parameter server.
 // An optimizer object is used from one thread while building, like Scope.
 //
 //   ops::AdamOptimizer opt(0.001);
@@ -39,6 +42,9 @@
 
 namespace sluice {
 namespace ops {
+
+// `scope` with the device `var`'s Variable node requests (an empty request included).
+Scope OnDeviceOf(const Scope& scope, const Output& var);
 
 class Optimizer {
  public:

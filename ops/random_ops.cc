@@ -1,7 +1,10 @@
 #include "ops/random_ops.h"
 
 #include <cmath>
+#include <cstring>
 #include <random>
+#include <utility>
+#include <vector>
 
 #include "absl/base/thread_annotations.h"
 #include "absl/strings/str_cat.h"
@@ -110,19 +113,25 @@ absl::Status RandomShape(InferenceContext* c) {
   return absl::OkStatus();
 }
 
+// The Philox key (from seed) and counter half (from seed2) of a node; both 0: random ones.
+void StreamKeys(int64_t seed_attr, int64_t seed2_attr, std::array<uint32_t, 2>* key,
+                std::array<uint32_t, 2>* seed2_words) {
+  uint64_t seed = static_cast<uint64_t>(seed_attr);
+  uint64_t seed2 = static_cast<uint64_t>(seed2_attr);
+  if (seed == 0 && seed2 == 0) {
+    std::random_device rd;
+    seed = (static_cast<uint64_t>(rd()) << 32) | rd();
+    seed2 = (static_cast<uint64_t>(rd()) << 32) | rd();
+  }
+  *key = {static_cast<uint32_t>(seed), static_cast<uint32_t>(seed >> 32)};
+  *seed2_words = {static_cast<uint32_t>(seed2), static_cast<uint32_t>(seed2 >> 32)};
+}
+
 template <typename T, Distribution D>
 class RandomOp : public OpKernel {
  public:
   explicit RandomOp(const Node& node) : OpKernel(node) {
-    uint64_t seed = static_cast<uint64_t>(Attr<int64_t>("seed"));
-    uint64_t seed2 = static_cast<uint64_t>(Attr<int64_t>("seed2"));
-    if (seed == 0 && seed2 == 0) {
-      std::random_device rd;
-      seed = (static_cast<uint64_t>(rd()) << 32) | rd();
-      seed2 = (static_cast<uint64_t>(rd()) << 32) | rd();
-    }
-    key_ = {static_cast<uint32_t>(seed), static_cast<uint32_t>(seed >> 32)};
-    seed2_ = {static_cast<uint32_t>(seed2), static_cast<uint32_t>(seed2 >> 32)};
+    StreamKeys(Attr<int64_t>("seed"), Attr<int64_t>("seed2"), &key_, &seed2_);
   }
 
   absl::Status Compute(OpKernelContext* ctx) override {
@@ -185,6 +194,57 @@ class RandomOp : public OpKernel {
   uint64_t next_block_ ABSL_GUARDED_BY(mu_) = 0;
 };
 
+// A random permutation of `value`'s rows (dimension 0), by Fisher-Yates with the swap
+// positions drawn from the node's Philox stream: one block of four words per run, then as many
+// as the rows need (64-bit draws, reduced by multiply-shift, whose bias is below 2^-32 here).
+class RandomShuffleOp : public OpKernel {
+ public:
+  explicit RandomShuffleOp(const Node& node) : OpKernel(node) {
+    StreamKeys(Attr<int64_t>("seed"), Attr<int64_t>("seed2"), &key_, &seed2_);
+  }
+
+  absl::Status Compute(OpKernelContext* ctx) override {
+    const Tensor& x = ctx->input(0);
+    if (x.rank() == 0 || x.dim(0) <= 1) {
+      ctx->set_output(0, x);
+      return absl::OkStatus();
+    }
+    const int64_t rows = x.dim(0);
+    const int64_t blocks = (rows + 1) / 2;  // Two 64-bit draws per block.
+    uint64_t base;
+    {
+      absl::MutexLock lock(&mu_);
+      base = next_block_;
+      next_block_ += blocks;
+    }
+    std::vector<int64_t> perm(rows);
+    for (int64_t i = 0; i < rows; ++i) perm[i] = i;
+    for (int64_t i = rows - 1; i > 0; --i) {
+      const uint64_t b = base + static_cast<uint64_t>(i) / 2;
+      const std::array<uint32_t, 4> w = Philox4x32(
+          {static_cast<uint32_t>(b), static_cast<uint32_t>(b >> 32), seed2_[0], seed2_[1]}, key_);
+      const int half = static_cast<int>(i % 2) * 2;
+      const uint64_t r = (static_cast<uint64_t>(w[half]) << 32) | w[half + 1];
+      const auto j = static_cast<int64_t>(
+          (static_cast<unsigned __int128>(r) * static_cast<uint64_t>(i + 1)) >> 64);
+      std::swap(perm[i], perm[j]);
+    }
+    SLUICE_ASSIGN_OR_RETURN(Tensor * y, ctx->allocate_output(0, x.shape()));
+    const size_t row_bytes = x.TotalBytes() / rows;
+    for (int64_t i = 0; i < rows && row_bytes > 0; ++i) {
+      std::memcpy(static_cast<char*>(y->raw_data()) + i * row_bytes,
+                  static_cast<const char*>(x.raw_data()) + perm[i] * row_bytes, row_bytes);
+    }
+    return absl::OkStatus();
+  }
+
+ private:
+  std::array<uint32_t, 2> key_;
+  std::array<uint32_t, 2> seed2_;
+  absl::Mutex mu_;
+  uint64_t next_block_ ABSL_GUARDED_BY(mu_) = 0;
+};
+
 absl::Status RegisterRandom(OpRegistry* ops, KernelRegistry* kernels, const char* op,
                             const char* doc, KernelFactory f32, KernelFactory f64) {
   SLUICE_RETURN_IF_ERROR(ops->Register(OpDefBuilder(op)
@@ -216,6 +276,24 @@ absl::Status RegisterRandomOps(OpRegistry* ops, KernelRegistry* kernels) {
       "Philox4x32-10 stream keyed by seed and seed2 (both 0: a random key).",
       MakeKernel<RandomOp<float, Distribution::kNormal>>,
       MakeKernel<RandomOp<double, Distribution::kNormal>>));
+  SLUICE_RETURN_IF_ERROR(
+      ops->Register(OpDefBuilder("RandomShuffle")
+                        .Input("value: T")
+                        .Output("output: T")
+                        .Attr("T: type")
+                        .Attr("seed: int = 0")
+                        .Attr("seed2: int = 0")
+                        .SetIsStateful()
+                        .Doc("`value` with its rows (dimension 0) in a random order, from the "
+                             "Philox4x32-10 stream keyed by seed and seed2 (both 0: random).")
+                        .SetShapeFn([](InferenceContext* c) {
+                          c->set_output(0, c->input_shape(0));
+                          return absl::OkStatus();
+                        })));
+  for (DType dt : {DType::kFloat32, DType::kFloat64, DType::kInt32, DType::kInt64, DType::kBool}) {
+    SLUICE_RETURN_IF_ERROR(
+        kernels->Register("RandomShuffle", kDeviceCpu, dt, MakeKernel<RandomShuffleOp>));
+  }
   return RegisterRandom(
       ops, kernels, "TruncatedNormal",
       "Standard normal values restricted to [-2, 2] (values beyond 2 standard deviations are "

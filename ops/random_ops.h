@@ -2,6 +2,7 @@
 //   RandomUniform  uniform in [0, 1)
 //   RandomNormal   normal with mean 0 and standard deviation 1 (Box-Muller)
 //   TruncatedNormal  the same restricted to [-2, 2] (redrawn beyond; Python builds it by name)
+//   RandomShuffle  its input's rows in a random order (same seeds; Python builds it by name)
 // Both take the output shape as an int32/int64 vector and attributes dtype (float32 or
 // float64), seed and seed2. They are stateful: each run of a node gives new numbers.
 //

@@ -3,6 +3,7 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "core/status.h"
@@ -271,6 +272,113 @@ absl::Status RegisterAssigns(OpRegistry* ops, KernelRegistry* kernels) {
   return RegisterNumericUpdate<AssignSubOp>(kernels, "AssignSub");
 }
 
+// ------------------------------------------------------------------------------------------
+// ScatterAdd, ScatterSub, ScatterUpdate: row updates of a variable
+
+enum class ScatterKind { kAdd, kSub, kUpdate };
+
+template <typename T, ScatterKind kKind>
+class ScatterUpdateOp : public VariableUpdateOp {
+ public:
+  using VariableUpdateOp::VariableUpdateOp;
+
+  absl::Status Compute(OpKernelContext* ctx) override {
+    std::shared_ptr<Variable> var = Lookup(ctx);
+    const Tensor& indices_t = ctx->input(1);
+    const Tensor& updates = ctx->input(2);
+    SLUICE_ASSIGN_OR_RETURN(std::vector<int64_t> indices, IndexValues(indices_t, "indices"));
+    absl::MutexLock lock(&var->mu);
+    if (!var->initialized) {
+      return absl::FailedPreconditionError(
+          absl::StrCat("variable '", name_, "' is not initialized"));
+    }
+    Tensor& value = var->value;
+    if (value.dtype() != updates.dtype()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("variable '", name_, "' holds ", DTypeName(value.dtype()),
+                       " values, the updates are ", DTypeName(updates.dtype())));
+    }
+    if (value.rank() == 0) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("variable '", name_, "' is a scalar: it has no rows to scatter into"));
+    }
+    // updates must be indices.shape + value.shape[1:].
+    TensorShape expected = indices_t.shape();
+    for (int i = 1; i < value.rank(); ++i) expected.AddDim(value.dim(i));
+    if (updates.shape() != expected) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "updates of shape ", updates.shape().DebugString(), " do not fit indices of shape ",
+          indices_t.shape().DebugString(), " into variable '", name_, "' of shape ",
+          value.shape().DebugString(), " (expected ", expected.DebugString(), ")"));
+    }
+    const int64_t rows = value.dim(0);
+    for (size_t i = 0; i < indices.size(); ++i) {
+      if (indices[i] < 0 || indices[i] >= rows) {
+        return absl::InvalidArgumentError(absl::StrCat("indices[", i, "] = ", indices[i],
+                                                       " is not a row of variable '", name_,
+                                                       "' (rows [0, ", rows, "))"));
+      }
+    }
+    // Copy-on-write, as for AssignAdd: a buffer a reader still holds is never modified.
+    if (!value.RefCountIsOne()) value = value.DeepCopy();
+    const int64_t row = rows == 0 ? 0 : value.num_elements() / rows;
+    T* dst = value.data<T>();
+    const T* src = updates.data<T>();
+    for (size_t i = 0; i < indices.size(); ++i) {
+      T* to = dst + indices[i] * row;
+      const T* from = src + i * row;
+      for (int64_t e = 0; e < row; ++e) {
+        if constexpr (kKind == ScatterKind::kAdd) {
+          to[e] += from[e];
+        } else if constexpr (kKind == ScatterKind::kSub) {
+          to[e] -= from[e];
+        } else {
+          to[e] = from[e];
+        }
+      }
+    }
+    ctx->set_output(0, value);
+    return absl::OkStatus();
+  }
+};
+
+template <typename T>
+using ScatterAddOp = ScatterUpdateOp<T, ScatterKind::kAdd>;
+template <typename T>
+using ScatterSubOp = ScatterUpdateOp<T, ScatterKind::kSub>;
+template <typename T>
+using ScatterAssignOp = ScatterUpdateOp<T, ScatterKind::kUpdate>;
+
+absl::Status ScatterShape(InferenceContext* c) {
+  c->set_output(0, c->input_shape(0));
+  return absl::OkStatus();
+}
+
+absl::Status RegisterScatters(OpRegistry* ops, KernelRegistry* kernels) {
+  for (const char* op : {"ScatterAdd", "ScatterSub", "ScatterUpdate"}) {
+    const std::string verb = std::string(op) == "ScatterAdd"   ? "Adds updates[i, ...] to"
+                             : std::string(op) == "ScatterSub" ? "Subtracts updates[i, ...] from"
+                                                               : "Sets to updates[i, ...]";
+    SLUICE_RETURN_IF_ERROR(ops->Register(
+        OpDefBuilder(op)
+            .Input("ref: Ref(T)")
+            .Input("indices: Tindices")
+            .Input("updates: T")
+            .Output("output: T")
+            .Attr("T: {float32, float64, int32, int64}")
+            .Attr("Tindices: {int32, int64} = int32")
+            .SetIsStateful()
+            .Doc(absl::StrCat(verb,
+                              " row indices[i] of the initialised variable that `ref` "
+                              "names (updates: indices.shape + the variable's row shape); "
+                              "outputs the new value. Repeated indices apply in order."))
+            .SetShapeFn(ScatterShape)));
+  }
+  SLUICE_RETURN_IF_ERROR(RegisterNumericUpdate<ScatterAddOp>(kernels, "ScatterAdd"));
+  SLUICE_RETURN_IF_ERROR(RegisterNumericUpdate<ScatterSubOp>(kernels, "ScatterSub"));
+  return RegisterNumericUpdate<ScatterAssignOp>(kernels, "ScatterUpdate");
+}
+
 // A write handle for the variable behind `var`: a Variable node of the same name, dtype and
 // shape that feeds only Assign-family ops (see the header).
 Output WriteHandle(const Scope& scope, const Output& var, SourceLocation loc) {
@@ -290,7 +398,8 @@ std::string VariableNameOf(const Node& variable_node) { return VariableName(vari
 
 absl::Status RegisterStateOps(OpRegistry* ops, KernelRegistry* kernels) {
   SLUICE_RETURN_IF_ERROR(RegisterVariable(ops, kernels));
-  return RegisterAssigns(ops, kernels);
+  SLUICE_RETURN_IF_ERROR(RegisterAssigns(ops, kernels));
+  return RegisterScatters(ops, kernels);
 }
 
 namespace ops {
@@ -310,6 +419,21 @@ Output AssignAdd(const Scope& scope, Output var, Input value, SourceLocation loc
 
 Output AssignSub(const Scope& scope, Output var, Input value, SourceLocation loc) {
   return BuildOp(scope, "AssignSub", {WriteHandle(scope, var, loc), value}, {}, loc);
+}
+
+Output ScatterAdd(const Scope& scope, Output var, Input indices, Input updates,
+                  SourceLocation loc) {
+  return BuildOp(scope, "ScatterAdd", {WriteHandle(scope, var, loc), indices, updates}, {}, loc);
+}
+
+Output ScatterSub(const Scope& scope, Output var, Input indices, Input updates,
+                  SourceLocation loc) {
+  return BuildOp(scope, "ScatterSub", {WriteHandle(scope, var, loc), indices, updates}, {}, loc);
+}
+
+Output ScatterUpdate(const Scope& scope, Output var, Input indices, Input updates,
+                     SourceLocation loc) {
+  return BuildOp(scope, "ScatterUpdate", {WriteHandle(scope, var, loc), indices, updates}, {}, loc);
 }
 
 Output VariableRef(const Scope& scope, Output var, SourceLocation loc) {

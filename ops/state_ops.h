@@ -5,6 +5,7 @@
 //              "variable 'w1' is not initialized" before the first Assign
 //   Assign     sets the value ("validate_shape", default true: the value must match "shape")
 //   AssignAdd, AssignSub  update the value in place by an equally shaped delta
+//   ScatterAdd, ScatterSub, ScatterUpdate  update rows of the value (dimension 0) by index
 // The Assign-family ops take the variable as input 0 ("ref: Ref(T)"), which must come from a
 // Variable node; they use only its name, never its value. A Variable node whose every consumer is
 // such a "ref" input is a write handle: it never reads the variable (so it works before the first
@@ -48,6 +49,13 @@ Output AssignAdd(const Scope& scope, Output var, Input value,
                  SourceLocation loc = SourceLocation::Current());
 Output AssignSub(const Scope& scope, Output var, Input value,
                  SourceLocation loc = SourceLocation::Current());
+// Row updates: rows indices[i] of the variable get updates[i, ...] added, subtracted or set.
+Output ScatterAdd(const Scope& scope, Output var, Input indices, Input updates,
+                  SourceLocation loc = SourceLocation::Current());
+Output ScatterSub(const Scope& scope, Output var, Input indices, Input updates,
+                  SourceLocation loc = SourceLocation::Current());
+Output ScatterUpdate(const Scope& scope, Output var, Input indices, Input updates,
+                     SourceLocation loc = SourceLocation::Current());
 // A write handle for the variable behind `var` (a Variable node's output): the node that
 // Assign-family ops and other ref inputs take instead of the reader.
 Output VariableRef(const Scope& scope, Output var, SourceLocation loc = SourceLocation::Current());

@@ -2,6 +2,7 @@
 // "grpc://host:port" target), one server task in this process (sluice.Server) and a cluster of
 // real sluice_server processes on loopback (sluice.LocalCluster). Everything that waits on the
 // network or on child processes runs with the GIL released.
+#include <algorithm>
 #include <memory>
 #include <string>
 #include <utility>
@@ -93,11 +94,13 @@ class PyRemoteSession {
 };
 
 // One server task in this process. The cluster spec gives this task's control port (its data
-// port is the next one, as for sluice_server) and, for the master, the workers' addresses.
+// port is chosen by the OS unless given, as for sluice_server) and the tasks it runs sessions'
+// steps on.
 std::unique_ptr<Server> StartServer(const std::string& cluster_spec, const std::string& job,
                                     int task, const std::string& host, int control_port,
-                                    int data_port) {
+                                    int data_port, int64_t wait_for_tasks_ms) {
   ServerOptions options;
+  options.wait_for_tasks = absl::Milliseconds(wait_for_tasks_ms);
   options.job = job;
   options.task = task;
   options.host = host;
@@ -108,11 +111,7 @@ std::unique_ptr<Server> StartServer(const std::string& cluster_spec, const std::
       const std::string address = ValueOrThrow(spec.TaskAddress(job, task));
       port = std::stoi(address.substr(address.rfind(':') + 1));
     }
-    if (job == "master") {
-      for (int i = 0; i < spec.NumTasks("worker"); ++i) {
-        options.worker_control_addresses.push_back(ValueOrThrow(spec.TaskAddress("worker", i)));
-      }
-    }
+    options.cluster_tasks = ClusterTasks(spec);
   }
   if (port < 0) {
     ThrowStatus(absl::InvalidArgumentError(
@@ -120,7 +119,7 @@ std::unique_ptr<Server> StartServer(const std::string& cluster_spec, const std::
                      ": give a port or a cluster spec that names this task")));
   }
   options.control_port = port;
-  options.data_port = data_port >= 0 ? data_port : (port == 0 ? 0 : port + 1);
+  options.data_port = std::max(data_port, 0);
   absl::StatusOr<std::unique_ptr<Server>> server;
   {
     py::gil_scoped_release release;
@@ -175,7 +174,8 @@ void BindCluster(py::module_& m) {
 
   py::class_<Server>(m, "Server", "One sluice server task running in this process.")
       .def(py::init(&StartServer), py::arg("cluster_spec"), py::arg("job"), py::arg("task"),
-           py::arg("host") = "127.0.0.1", py::arg("control_port") = -1, py::arg("data_port") = -1)
+           py::arg("host") = "127.0.0.1", py::arg("control_port") = -1, py::arg("data_port") = 0,
+           py::arg("wait_for_tasks_ms") = 60000)
       .def_property_readonly("control_address", &Server::control_address)
       .def_property_readonly("data_address", &Server::data_address)
       .def(

@@ -8,6 +8,7 @@ packages=(
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler libabsl-dev
   libtbb-dev libeigen3-dev libgtest-dev libgmock-dev libbenchmark-dev libopenblas-dev
   pybind11-dev python3-dev python3-numpy python3-pytest
+  python3-protobuf python3-crcmod python3-matplotlib python3-absl  # sl.summary, sl.app.flags
   iproute2 iptables  # tests/netns: network namespaces, veth, bridge, fault rules
   libclang-rt-14-dev  # tools/fuzz.sh: clang's libFuzzer and sanitizer runtimes
 )

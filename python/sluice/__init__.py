@@ -26,6 +26,9 @@ from sluice import errors
 from sluice.dtypes import DType, as_dtype, bool, float32, float64, int32, int64  # noqa: A004
 from sluice.framework import (
     Graph,
+    GraphKeys,
+    add_to_collection,
+    get_collection,
     Operation,
     Tensor,
     control_dependencies,
@@ -41,14 +44,19 @@ from sluice.array_ops import (
     constant,
     expand_dims,
     fill,
+    gather,
+    gather_nd,
     group,
     identity,
     no_op,
+    one_hot,
     ones,
     ones_like,
+    pad,
     placeholder,
     rank,
     reshape,
+    scatter_nd,
     shape,
     size,
     slice,  # noqa: A004
@@ -56,6 +64,7 @@ from sluice.array_ops import (
     squeeze,
     stack,
     stop_gradient,
+    tile,
     transpose,
     unstack,
     zeros,
@@ -68,6 +77,8 @@ from sluice.math_ops import (  # noqa: A004
     argmax,
     argmin,
     ceil,
+    clip_by_global_norm,
+    clip_by_norm,
     clip_by_value,
     divide,
     equal,
@@ -75,6 +86,7 @@ from sluice.math_ops import (  # noqa: A004
     floor,
     floordiv,
     floormod,
+    global_norm,
     greater,
     greater_equal,
     less,
@@ -108,10 +120,17 @@ from sluice.math_ops import (  # noqa: A004
     square,
     subtract,
     tanh,
+    unsorted_segment_sum,
     where,
 )
 from sluice.gradients import gradients
-from sluice.random_ops import random_normal, random_uniform, truncated_normal
+from sluice.random_ops import (
+    random_normal,
+    random_shuffle,
+    random_uniform,
+    set_random_seed,
+    truncated_normal,
+)
 from sluice.variables import (
     Variable,
     assign,
@@ -120,13 +139,36 @@ from sluice.variables import (
     global_variables,
     global_variables_initializer,
     initialize_all_variables,
+    scatter_add,
+    scatter_sub,
+    scatter_update,
     trainable_variables,
     variables_initializer,
+)
+from sluice.tensor_shape import Dimension, TensorShape
+from sluice.variable_sharing import (
+    AUTO_REUSE,
+    VariableScope,
+    constant_initializer,
+    get_variable,
+    get_variable_scope,
+    glorot_normal_initializer,
+    glorot_uniform_initializer,
+    ones_initializer,
+    random_normal_initializer,
+    random_uniform_initializer,
+    truncated_normal_initializer,
+    variable_scope,
+    zeros_initializer,
 )
 from sluice.session import ConfigProto, InteractiveSession, Session, get_default_session
 from sluice.distributed import LocalCluster, Server
 from sluice import nn
 from sluice import losses
+from sluice import summary
+from sluice import app
+from sluice import gfile
+from sluice.app import flags
 from sluice import operators as _operators  # Installs `+`, `@`, ... on Tensor and Variable.
 from sluice import train
 

@@ -268,3 +268,75 @@ def unstack(value, num=None, axis=0, name=None):
         raise ValueError("unstack cannot infer num from shape {} of {}".format(dims, t.name))
     parts = split(t, n, axis=axis) if n > 1 else [t]
     return [squeeze(p, axis=axis) for p in parts]
+
+
+def gather(params, indices, validate_indices=None, name=None, axis=0):
+    """Slices of `params` along `axis` at `indices` (any shape): the result has shape
+    params.shape[:axis] + indices.shape + params.shape[axis+1:]. An index out of range is an
+    InvalidArgumentError naming it. `validate_indices` is accepted and ignored (indices are
+    always checked)."""
+    del validate_indices
+    return _out(framework._op("Gather", [params, indices, np.int32(axis)], name=name))
+
+
+def gather_nd(params, indices, name=None):
+    """The slices of `params` named by the index tuples in the last dimension of `indices`."""
+    return _out(framework._op("GatherNd", [params, indices], name=name))
+
+
+def scatter_nd(indices, updates, shape, name=None):
+    """Zeros of `shape` with `updates` added at the slices the index tuples name (repeated
+    tuples add up)."""
+    return _out(framework._op("ScatterNd", [indices, updates, _int_list(shape)], name=name))
+
+
+def one_hot(indices, depth, on_value=None, off_value=None, axis=None, dtype=None, name=None):
+    """A new dimension of size `depth` (at `axis`, default last) holding `on_value` (default 1)
+    at each index and `off_value` (default 0) elsewhere; an index outside [0, depth) gives a row
+    of `off_value`. The dtype is `dtype`, else that of on/off_value, else float32."""
+    if dtype is None:  # TF1's rule: the dtype of on_value, else off_value, else float32.
+        for v in (on_value, off_value):
+            t = framework._as_tensor_or_none(v)
+            if t is not None:
+                dtype = t.dtype
+                break
+            if isinstance(v, (bool, np.bool_)):
+                dtype = dtypes.bool
+                break
+            if isinstance(v, (int, float)):
+                dtype = dtypes.int32 if isinstance(v, int) else dtypes.float32
+                break
+            if isinstance(v, (np.ndarray, np.generic)):
+                dtype = dtypes.as_dtype(v.dtype)
+                break
+        else:
+            dtype = dtypes.float32
+    dtype = dtypes.as_dtype(dtype)
+    on = constant(1 if on_value is None else on_value, dtype=dtype) \
+        if framework._as_tensor_or_none(on_value) is None else on_value
+    off = constant(0 if off_value is None else off_value, dtype=dtype) \
+        if framework._as_tensor_or_none(off_value) is None else off_value
+    attrs = {"axis": -1 if axis is None else int(axis)}
+    return _out(framework._op("OneHot", [indices, np.int32(depth), on, off], attrs, name=name))
+
+
+def tile(input, multiples, name=None):  # noqa: A002  (TensorFlow's argument name)
+    """`input` repeated multiples[i] times along each dimension i."""
+    return _out(framework._op("Tile", [input, _int_list(multiples)], name=name))
+
+
+def pad(tensor, paddings, mode="CONSTANT", name=None, constant_values=0):
+    """`tensor` with paddings[i][0] values before and paddings[i][1] after it along each
+    dimension i, all equal to `constant_values`. Only mode "CONSTANT" is supported."""
+    if str(mode).upper() != "CONSTANT":
+        raise NotImplementedError(
+            "pad mode {!r} is not supported (only CONSTANT)".format(mode))
+    t = framework.convert_to_tensor(tensor)
+    paddings = np.asarray(paddings, dtype=np.int64) \
+        if framework._as_tensor_or_none(paddings) is None else paddings
+    if isinstance(paddings, np.ndarray) and paddings.size and paddings.max() < 2**31:
+        paddings = paddings.astype(np.int32)
+    value = framework._as_tensor_or_none(constant_values)
+    if value is None:
+        value = constant(constant_values, dtype=t.dtype)
+    return _out(framework._op("Pad", [t, paddings, value], name=name))

@@ -5,16 +5,21 @@ one server task in this process, and `sl.Session(target)` runs a graph on either
         with sl.Session(cluster.target, graph=g) as sess:    # target: "grpc://127.0.0.1:port"
             sess.run(init)
 
-    # One task of a cluster described by a spec (job -> list of "host:port"):
-    spec = {"worker": ["127.0.0.1:5000", "127.0.0.1:5002"], "master": ["127.0.0.1:5004"]}
-    server = sl.Server(spec, job_name="worker", task_index=1)
+    # One task of a cluster described by a spec (job -> list of "host:port", one per task):
+    spec = sl.train.ClusterSpec({"ps": ["127.0.0.1:5000"],
+                                 "worker": ["127.0.0.1:5001", "127.0.0.1:5002"]})
+    server = sl.train.Server(spec, job_name="worker", task_index=1)
+    with sl.Session(server.target) as sess:                  # any task serves sessions
+        ...
     server.join()
 
-Every server binds loopback unless told otherwise. A task's data plane listens on the port after
-its control port (the control port from the spec), as for `sluice_server`. The sluice_server
-binary LocalCluster starts is, in order: the `server_binary` argument, the SLUICE_SERVER_BINARY
-environment variable, or the `sluice_server` beside the compiled module (tools/python_env.sh
-puts it there).
+Every server binds loopback unless told otherwise. A task's data plane listens on a port the OS
+chooses, advertised to the other tasks over the control plane, so a spec needs one address per
+task (consecutive ports are fine). Given a spec, every task serves sessions that run on all the
+spec's tasks (except a job "master", which only serves sessions); a step waits (60 s, printing a
+line every 5 s) for tasks not started yet. The sluice_server binary LocalCluster starts is, in
+order: the `server_binary` argument, the SLUICE_SERVER_BINARY environment variable, or the
+`sluice_server` beside the compiled module (tools/python_env.sh puts it there).
 """
 
 import json
@@ -37,11 +42,73 @@ def _master_address(target):
     return address
 
 
+class ClusterSpec:
+    """The tasks of a cluster: job name -> list of "host:port", task i at index i (TF1's
+    tf.train.ClusterSpec). Built from a dict (lists, or TF's {index: address}) or another
+    ClusterSpec; the engine validates the addresses when a Server starts."""
+
+    def __init__(self, cluster):
+        if isinstance(cluster, ClusterSpec):
+            cluster = cluster.as_dict()
+        if not isinstance(cluster, dict):
+            raise TypeError("ClusterSpec: expected a dict {job: [addresses]}, a ClusterSpec or "
+                            "a spec string, got {!r}".format(cluster))
+        self._jobs = {}
+        for job, addresses in cluster.items():
+            if isinstance(addresses, dict):  # TF's sparse form {index: address}.
+                if sorted(addresses) != list(range(len(addresses))):
+                    raise ValueError("ClusterSpec job {!r}: task indices {} are not 0..{}".format(
+                        job, sorted(addresses), len(addresses) - 1))
+                addresses = [addresses[i] for i in range(len(addresses))]
+            if isinstance(addresses, str) or not isinstance(addresses, (list, tuple)):
+                raise TypeError("cluster spec job {!r}: expected a list of 'host:port' "
+                                "addresses, got {!r}".format(job, addresses))
+            self._jobs[str(job)] = [str(a) for a in addresses]
+
+    @property
+    def jobs(self):
+        """The job names, sorted."""
+        return sorted(self._jobs)
+
+    def as_dict(self):
+        return {job: list(tasks) for job, tasks in self._jobs.items()}
+
+    def num_tasks(self, job_name):
+        return len(self._job(job_name))
+
+    def task_indices(self, job_name):
+        return list(range(self.num_tasks(job_name)))
+
+    def task_address(self, job_name, task_index):
+        tasks = self._job(job_name)
+        if not 0 <= task_index < len(tasks):
+            raise ValueError("job {!r} has {} tasks, no task {}".format(
+                job_name, len(tasks), task_index))
+        return tasks[task_index]
+
+    def job_tasks(self, job_name):
+        return list(self._job(job_name))
+
+    def _job(self, job_name):
+        if job_name not in self._jobs:
+            raise ValueError("no job {!r} in the cluster spec (jobs: {})".format(
+                job_name, ", ".join(self.jobs)))
+        return self._jobs[job_name]
+
+    def __eq__(self, other):
+        return isinstance(other, ClusterSpec) and self._jobs == other._jobs
+
+    def __repr__(self):
+        return "ClusterSpec({!r})".format(self._jobs)
+
+
 def _cluster_spec_text(cluster):
-    """A cluster spec as the engine reads it: a dict {job: ["host:port", ...]} becomes JSON;
-    a string (JSON or "job=h:p,h:p;job=h:p") is passed through; None is no spec."""
+    """A cluster spec as the engine reads it: a dict {job: ["host:port", ...]} or a ClusterSpec
+    becomes JSON; a string (JSON or "job=h:p,h:p;job=h:p") is passed through; None is no spec."""
     if cluster is None:
         return ""
+    if isinstance(cluster, ClusterSpec):
+        cluster = cluster.as_dict()
     if isinstance(cluster, str):
         return cluster
     if isinstance(cluster, dict):
@@ -132,30 +199,60 @@ class LocalCluster:
 
 
 class Server:
-    """One task of a Sluice cluster, served from this process until `stop()`.
+    """One task of a Sluice cluster, served from this process until `stop()` (TF1's
+    tf.train.Server).
 
     Args:
-      cluster: the cluster spec: {job: ["host:port", ...]} or its text form. It gives this
-        task's control port (unless `port` is given) and, for job "master", the worker tasks'
-        addresses. None: no spec (a worker started with `port`).
-      job_name: "worker", or "master" (which also serves sessions).
-      task_index: this task's index in its job.
+      cluster: the cluster spec: a ClusterSpec, {job: ["host:port", ...]} or its text form. It
+        gives this task's control port (unless `port` is given) and the tasks the sessions this
+        server serves run on. None: no spec (a worker started with `port`, serving no sessions).
+      job_name: this task's job ("worker", "ps", ...; "master" serves sessions only); may be
+        omitted when the spec has a single job.
+      task_index: this task's index in its job; may be omitted when the job has one task.
       host: interface to bind (loopback by default).
-      port: control port overriding the spec's (0: the OS chooses); the data port is the next
-        one unless `data_port` is given.
+      port: control port overriding the spec's (0: the OS chooses).
+      data_port: the data plane's port (default: the OS chooses; advertised to the others).
+      protocol, config: accepted for TF1 compatibility ("grpc" only; config is ignored).
+      start: False delays listening until `start()`.
+      wait_for_tasks_ms: how long a step waits for tasks of the spec not started yet.
 
     Attributes:
-      target: "grpc://control address", the session target when this is the master.
+      target: "grpc://control address", the session target of this task.
     """
 
-    def __init__(self, cluster, job_name, task_index=0, host="127.0.0.1", port=None,
-                 data_port=None):
-        self._server = _core.Server(_cluster_spec_text(cluster), str(job_name), int(task_index),
-                                    host=host, control_port=-1 if port is None else int(port),
-                                    data_port=-1 if data_port is None else int(data_port))
+    def __init__(self, cluster, job_name=None, task_index=None, host="127.0.0.1", port=None,
+                 data_port=None, protocol=None, config=None, start=True,
+                 wait_for_tasks_ms=60000):
+        del config
+        if protocol not in (None, "grpc"):
+            raise ValueError("Server protocol {!r}: only 'grpc' is supported".format(protocol))
+        spec = ClusterSpec(cluster) if isinstance(cluster, (dict, ClusterSpec)) else None
+        if job_name is None:
+            if spec is None or len(spec.jobs) != 1:
+                raise ValueError("Server needs job_name= unless the cluster spec has one job")
+            job_name = spec.jobs[0]
+        if task_index is None:
+            if spec is not None and job_name in spec.jobs and spec.num_tasks(job_name) > 1:
+                raise ValueError("Server needs task_index= for job {!r}, which has {} "
+                                 "tasks".format(job_name, spec.num_tasks(job_name)))
+            task_index = 0
         self.job_name = str(job_name)
         self.task_index = int(task_index)
-        self.target = _TARGET_PREFIX + self._server.control_address
+        self._args = (_cluster_spec_text(cluster), self.job_name, self.task_index, host,
+                      -1 if port is None else int(port), 0 if data_port is None else int(data_port),
+                      int(wait_for_tasks_ms))
+        self._server = None
+        self.target = None
+        if start:
+            self.start()
+
+    def start(self):
+        """Starts listening (a no-op when already started)."""
+        if self._server is None:
+            spec, job, task, host, port, data_port, wait_ms = self._args
+            self._server = _core.Server(spec, job, task, host=host, control_port=port,
+                                        data_port=data_port, wait_for_tasks_ms=wait_ms)
+            self.target = _TARGET_PREFIX + self._server.control_address
 
     @property
     def data_address(self):

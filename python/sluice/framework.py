@@ -21,10 +21,18 @@ import sys
 import threading
 
 from sluice import dtypes
+from sluice import tensor_shape
 from sluice._core import core as _core
 
 Tensor = _core.Tensor
 Operation = _core.Operation
+
+# TF1's shape objects over the engine's tuples (see tensor_shape.py).
+_engine_shape = Tensor.__dict__["shape"].fget
+Tensor.shape = property(lambda t: tensor_shape.shape_of(_engine_shape(t)),
+                        doc="The static shape: a TensorShape (None for unknown sizes), or None "
+                            "when even the rank is unknown.")
+Tensor.get_shape = lambda t: tensor_shape.TensorShape(_engine_shape(t))
 
 _PACKAGE_DIR = os.path.dirname(__file__)
 
@@ -51,6 +59,8 @@ class Graph(_core.Graph):
     get_tensor_by_name("node:0"), get_operations(), unique_name(name), finalize(), finalized,
     len(g) (the number of operations).
     """
+
+    seed = None  # The graph-level random seed (sl.set_random_seed).
 
     def as_default(self):
         """A context manager that makes this graph the default graph of the current thread."""
@@ -187,6 +197,31 @@ def device(device_name):
     """`get_default_graph().device(device_name)`: requests a device for new operations, e.g.
     `with sl.device("/job:worker/task:0"):`."""
     return get_default_graph().device(device_name)
+
+
+def get_collection(key, scope=None):
+    """The default graph's collection `key`; with `scope`, only the values whose name starts
+    with it."""
+    values = get_default_graph().get_collection(key)
+    if scope is None:
+        return values
+    return [v for v in values if getattr(v, "name", "").startswith(scope)]
+
+
+def add_to_collection(name, value):
+    """Appends `value` to the default graph's collection `name`."""
+    get_default_graph().add_to_collection(name, value)
+
+
+class GraphKeys:
+    """TF1's names of the standard collections."""
+    GLOBAL_VARIABLES = "variables"
+    VARIABLES = "variables"
+    TRAINABLE_VARIABLES = "trainable_variables"
+    REGULARIZATION_LOSSES = "regularization_losses"
+    GLOBAL_STEP = "global_step"
+    SUMMARIES = "summaries"
+    LOSSES = "losses"
 
 
 def control_dependencies(control_inputs):

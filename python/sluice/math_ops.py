@@ -81,12 +81,20 @@ def tanh(x, name=None):
     return _out(framework._op("Tanh", [x], name=name))
 
 
-def matmul(a, b, transpose_a=False, transpose_b=False, name=None):
-    """Matrix product of rank-2 tensors: op(a) [m,k] x op(b) [k,n] -> [m,n].
+def matmul(a, b, transpose_a=False, transpose_b=False, adjoint_a=False, adjoint_b=False,
+           name=None):
+    """Matrix product: op(a) [..., m, k] x op(b) [..., k, n] -> [..., m, n].
 
-    `transpose_a` / `transpose_b` use the transpose of an operand given in its stored layout.
+    `transpose_a` / `transpose_b` (or, for these real dtypes the same, `adjoint_a` /
+    `adjoint_b`) use the transpose of an operand given in its stored layout. Operands of rank 3
+    or more multiply matrix by matrix over their leading dimensions, which broadcast as in numpy.
     """
-    attrs = {"transpose_a": bool(transpose_a), "transpose_b": bool(transpose_b)}
+    ta, tb = bool(transpose_a or adjoint_a), bool(transpose_b or adjoint_b)
+    ranks = [_static_rank(a), _static_rank(b)]
+    if any(r is not None and r > 2 for r in ranks):
+        attrs = {"adj_x": ta, "adj_y": tb}
+        return _out(framework._op("BatchMatMul", [a, b], attrs, name=name))
+    attrs = {"transpose_a": ta, "transpose_b": tb}
     return _out(framework._op("MatMul", [a, b], attrs, name=name))
 
 
@@ -275,3 +283,55 @@ def clip_by_value(t, clip_value_min, clip_value_max, name=None):
     """`t` with each element clipped into [clip_value_min, clip_value_max]; the gradient
     passes where t is inside the range."""
     return minimum(maximum(t, clip_value_min), clip_value_max, name=name)
+
+
+def unsorted_segment_sum(data, segment_ids, num_segments, name=None):
+    """output[i] = the sum of the rows data[j...] whose segment_ids[j...] == i; segment_ids'
+    shape is a prefix of data's. An id outside [0, num_segments) is an error naming it."""
+    return _out(framework._op("UnsortedSegmentSum", [data, segment_ids, np.int32(num_segments)],
+                              name=name))
+
+
+def _sum_of_squares(t, axes=None, keepdims=False):
+    return reduce_sum(multiply(t, t), axis=axes, keepdims=keepdims)
+
+
+def clip_by_norm(t, clip_norm, axes=None, name=None):
+    """`t` scaled so that its L2 norm (over `axes`, default all) is at most `clip_norm`:
+    t * clip_norm / max(norm, clip_norm). A zero tensor stays zero (and has a finite gradient)."""
+    with framework.get_default_graph().name_scope(name or "clip_by_norm"):
+        t = framework.convert_to_tensor(t)
+        l2sum = _sum_of_squares(t, axes, keepdims=True)
+        positive = greater(l2sum, 0.0)
+        # sqrt only of positive sums: the gradient of sqrt at 0 is infinite.
+        safe = where(positive, l2sum, array_ops.ones_like(l2sum))
+        norm = where(positive, sqrt(safe), l2sum)
+        return divide(multiply(t, clip_norm), maximum(norm, clip_norm))
+
+
+def global_norm(t_list, name=None):
+    """sqrt(sum of the squares of every element of every tensor in t_list); None entries are
+    skipped."""
+    tensors = [t for t in t_list if t is not None]
+    if not tensors:
+        raise ValueError("global_norm needs at least one tensor")
+    with framework.get_default_graph().name_scope(name or "global_norm"):
+        return sqrt(add_n([_sum_of_squares(t) for t in tensors]))
+
+
+def clip_by_global_norm(t_list, clip_norm, use_norm=None, name=None):
+    """The tensors scaled together by clip_norm / max(global_norm, clip_norm), and the global
+    norm (TF1's (list_clipped, global_norm)); None entries stay None."""
+    t_list = list(t_list)
+    with framework.get_default_graph().name_scope(name or "clip_by_global_norm"):
+        norm = global_norm(t_list) if use_norm is None else use_norm
+        scale = divide(clip_norm, maximum(norm, clip_norm))
+        clipped = [None if t is None else multiply(t, _cast_like(scale, t)) for t in t_list]
+        return clipped, norm
+
+
+def _cast_like(x, t):
+    """`x` cast to `t`'s dtype when they differ."""
+    t = framework.convert_to_tensor(t)
+    x = framework.convert_to_tensor(x)
+    return x if x.dtype == t.dtype else array_ops.cast(x, t.dtype)

@@ -1,5 +1,6 @@
 """Neural-network ops (`sl.nn.*`): activations, softmax and cross-entropy losses, conv2d and
-pooling (NHWC), dropout, moments and batch normalization, bias_add, l2_loss.
+pooling (NHWC), dropout, moments and batch normalization, bias_add, l2_loss, embedding_lookup,
+in_top_k.
 
     logits = sl.matmul(h, w)
     loss = sl.reduce_mean(
@@ -9,6 +10,7 @@ pooling (NHWC), dropout, moments and batch normalization, bias_add, l2_loss.
 import numpy as np
 
 from sluice import array_ops
+from sluice import dtypes
 from sluice import framework
 from sluice import math_ops
 
@@ -230,3 +232,86 @@ def dropout(x, keep_prob=None, noise_shape=None, seed=None, name=None, rate=None
         uniform = random_ops.random_uniform(shape, dtype=t.dtype, seed=seed)
         mask = math_ops.floor(math_ops.add(uniform, keep))
         return math_ops.multiply(math_ops.divide(t, keep), mask)
+
+
+def in_top_k(predictions, targets, k, name=None):
+    """Whether each row's target class is among its k highest predictions ([batch] bool).
+    Ties count as in (TF's rule: fewer than k classes score strictly higher); an out-of-range
+    target or a non-finite score is not."""
+    return _out(framework._op("InTopK", [predictions, targets], {"k": int(k)}, name=name))
+
+
+def embedding_lookup(params, ids, partition_strategy="mod", name=None, validate_indices=True,
+                     max_norm=None):
+    """Rows `ids` of `params` (a tensor, or a list of shards split along dimension 0): shape
+    ids.shape + params.shape[1:]. With several shards, `partition_strategy` "mod" puts id i in
+    shard i % n at row i // n, "div" gives each shard a contiguous range (the first ones one row
+    more when the rows do not divide evenly), as TF1 does. `max_norm` clips each looked-up row
+    to that L2 norm. The gradient is dense: rows not looked up get zeros."""
+    del validate_indices  # Indices are always checked.
+    shards = list(params) if isinstance(params, (list, tuple)) else [params]
+    if not shards:
+        raise ValueError("embedding_lookup needs at least one params tensor")
+    with framework.get_default_graph().name_scope(name or "embedding_lookup"):
+        if len(shards) == 1:
+            rows = array_ops.gather(shards[0], ids)
+        else:
+            rows = _sharded_lookup(shards, ids, partition_strategy)
+        if max_norm is not None:
+            rows = _clip_rows(rows, ids, max_norm)
+        return rows
+
+
+def _sharded_lookup(shards, ids, strategy):
+    """The sum over shards of (rows from that shard where the id lives there, else zeros)."""
+    n = len(shards)
+    sizes = []
+    for s in shards:
+        dims = framework.convert_to_tensor(s).shape
+        if dims is None or dims[0] is None:
+            raise ValueError("embedding_lookup over shards needs each shard's row count to be "
+                             "known; {} has shape {}".format(framework.convert_to_tensor(s).name,
+                                                             dims))
+        sizes.append(int(dims[0]))
+    ids = framework.convert_to_tensor(ids)
+    if ids.dtype != dtypes.int64:
+        ids = array_ops.cast(ids, dtypes.int64)
+    if ids.shape is None:
+        raise ValueError("embedding_lookup over shards needs ids of known rank: " + ids.name)
+    if strategy == "mod":
+        shard_of = math_ops.floormod(ids, np.int64(n))
+        row_in = math_ops.floordiv(ids, np.int64(n))
+    elif strategy == "div":
+        total = sum(sizes)
+        big, extras = total // n + 1, total % n  # The first `extras` shards hold `big` rows.
+        cut = np.int64(extras * big)
+        small = max(total // n, 1)
+        low = math_ops.less(ids, cut)
+        shard_of = math_ops.where(low, math_ops.floordiv(ids, np.int64(big)),
+                                  math_ops.add(math_ops.floordiv(math_ops.subtract(ids, cut),
+                                                                 np.int64(small)),
+                                               np.int64(extras)))
+        row_in = math_ops.where(low, math_ops.floormod(ids, np.int64(big)),
+                                math_ops.floormod(math_ops.subtract(ids, cut), np.int64(small)))
+    else:
+        raise ValueError("partition_strategy must be 'mod' or 'div', got {!r}".format(strategy))
+    total = None
+    for p, shard in enumerate(shards):
+        here = math_ops.equal(shard_of, np.int64(p))
+        # Rows of other shards are clamped into range and then masked out.
+        safe = math_ops.minimum(row_in, np.int64(max(sizes[p] - 1, 0)))
+        part = array_ops.gather(shard, safe)
+        mask = array_ops.cast(here, part.dtype)
+        for _ in range(len(part.shape or ()) - len(ids.shape)):
+            mask = array_ops.expand_dims(mask, -1)
+        part = math_ops.multiply(part, mask)
+        total = part if total is None else math_ops.add(total, part)
+    return total
+
+
+def _clip_rows(rows, ids, max_norm):
+    """Each embedding row (the dimensions after ids') scaled to an L2 norm of at most max_norm."""
+    rows = framework.convert_to_tensor(rows)
+    ids_rank = len(framework.convert_to_tensor(ids).shape or ())
+    axes = list(range(ids_rank, len(rows.shape)))
+    return math_ops.clip_by_norm(rows, max_norm, axes=axes)

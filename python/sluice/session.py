@@ -152,6 +152,10 @@ class Session:
             if hasattr(fetch, "_fields"):  # A namedtuple.
                 return lambda values: type(fetch)(*[p(values) for p in parts])
             return lambda values: type(fetch)(p(values) for p in parts)
+        elif hasattr(fetch, "_fetch_parts"):  # A summary: its tensors, then its bytes.
+            parts, build = fetch._fetch_parts()
+            rebuild = self._flatten(list(parts), tensors, targets, index)
+            return lambda values: build(rebuild(values))
         elif isinstance(fetch, str):
             if ":" not in fetch:
                 return self._flatten(self._graph.get_operation_by_name(fetch), tensors, targets,

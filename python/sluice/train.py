@@ -14,8 +14,13 @@ found by global_variables(); they are not trainable.
 `Saver` saves and restores variable values to a checkpoint file (runtime/session/checkpoint.h).
 """
 
+import os
+
+import numpy as np
+
 from sluice import framework
 from sluice import variables
+from sluice.distributed import ClusterSpec, Server  # TF1's tf.train names.
 from sluice._core import core as _core
 
 
@@ -58,24 +63,30 @@ class Optimizer:
         grads = self._core._compute_gradients(g, loss, var_list)
         return list(zip(grads, var_list))
 
-    def apply_gradients(self, grads_and_vars, name=None):
+    def apply_gradients(self, grads_and_vars, global_step=None, name=None):
         """An Operation applying each (gradient, variable) update (pairs with a None gradient
-        are skipped)."""
+        are skipped); with `global_step` it also adds 1 to that Variable afterwards."""
         grads_and_vars = list(grads_and_vars)
         if not grads_and_vars:
             raise ValueError("apply_gradients needs at least one (gradient, variable) pair")
         g = self._graph_for(grads_and_vars[0][1])
-        return self._core._apply_gradients(g, grads_and_vars, name or self.name)
+        op = self._core._apply_gradients(g, grads_and_vars, name or self.name)
+        return op if global_step is None else _count_step(g, op, global_step)
 
-    def minimize(self, loss, var_list=None, name=None):
+    def minimize(self, loss, global_step=None, var_list=None, name=None):
         """An Operation that runs one training step: computes the gradients of `loss` and
-        updates every variable of `var_list` (default: trainable_variables()).
+        updates every variable of `var_list` (default: trainable_variables()); with
+        `global_step` (an integer Variable) it also adds 1 to it once the updates are done.
 
         Raises:
           sluice.errors.InvalidArgumentError: e.g. the loss depends on none of the variables.
         """
+        if isinstance(global_step, (list, tuple)) and var_list is None:
+            # A var_list passed positionally, as before global_step existed.
+            global_step, var_list = None, global_step
         g = self._graph_for(loss)
-        return self._core._minimize(g, loss, self._var_list(g, var_list), name or self.name)
+        op = self._core._minimize(g, loss, self._var_list(g, var_list), name or self.name)
+        return op if global_step is None else _count_step(g, op, global_step)
 
     def variables(self):
         """The Variables this optimizer created (slots, Adam's beta powers)."""
@@ -83,6 +94,48 @@ class Optimizer:
             return []
         return [variables.Variable._from_tensor(t)
                 for t in self._core._created_variables(self._graph)]
+
+
+def _count_step(graph, train_op, global_step):
+    """An Operation that runs `train_op`, then adds 1 to `global_step`."""
+    step = framework._as_tensor_or_none(global_step)
+    if step is None or step.op.type != "Variable" or not step.dtype.is_integer:
+        raise TypeError("global_step must be an integer Variable, got {!r}".format(global_step))
+    with graph.as_default(), graph.device(step.op.device), \
+            graph.control_dependencies([train_op]):
+        return variables.assign_add(global_step, np.ones((), step.dtype.as_numpy_dtype)).op
+
+
+GLOBAL_STEP = "global_step"
+
+
+def get_global_step(graph=None):
+    """The graph's global step Variable (get_or_create_global_step), or None."""
+    graph = graph or framework.get_default_graph()
+    steps = graph.get_collection(GLOBAL_STEP)
+    return steps[0] if steps else None
+
+
+def create_global_step(graph=None):
+    """Creates the graph's global step: an int64 scalar Variable "global_step" starting at 0,
+    not trainable. ValueError if it exists."""
+    graph = graph or framework.get_default_graph()
+    if get_global_step(graph) is not None:
+        raise ValueError("the graph already has a global step")
+    from sluice import variable_sharing as vs  # It imports this module's siblings.
+
+    with graph.as_default(), vs.variable_scope(vs.VariableScope(""), auxiliary_name_scope=False), \
+            graph.name_scope(""):
+        step = vs.get_variable(GLOBAL_STEP, shape=[], dtype="int64",
+                               initializer=vs.zeros_initializer(), trainable=False)
+    graph.add_to_collection(GLOBAL_STEP, step)
+    return step
+
+
+def get_or_create_global_step(graph=None):
+    """The graph's global step, created on first use (see create_global_step)."""
+    step = get_global_step(graph)
+    return step if step is not None else create_global_step(graph)
 
 
 class GradientDescentOptimizer(Optimizer):
@@ -136,25 +189,126 @@ class Saver:
         saver.restore(other_sess, "/tmp/model.ckpt")     # instead of running the initializer
     """
 
-    def __init__(self, var_list=None):
+    def __init__(self, var_list=None, max_to_keep=5):
         if var_list is None:
             self._names = []
         elif isinstance(var_list, (list, tuple)) and var_list:
             self._names = [_variable_name(v) for v in var_list]
         else:
             raise TypeError("Saver(var_list=) takes a non-empty list of Variables")
+        self._max_to_keep = max_to_keep
+        self._kept = []  # Paths this Saver wrote, oldest first.
 
-    def save(self, sess, save_path, global_step=None):
+    def save(self, sess, save_path, global_step=None, latest_filename="checkpoint",
+             write_state=True):
         """Writes the variables' current values to `save_path` ("-<global_step>" appended when
-        given); returns the path written."""
+        given: a number, or a Variable/Tensor whose value is read); returns the path written.
+
+        Also records the path in the state file `latest_filename` of its directory (read by
+        latest_checkpoint) and deletes this Saver's checkpoints beyond the newest
+        `max_to_keep` (None or 0: keep all)."""
         if global_step is not None:
+            if framework._as_tensor_or_none(global_step) is not None:
+                global_step = sess.run(global_step)
             save_path = "{}-{}".format(save_path, int(global_step))
-        sess._session.save(str(save_path), self._names)
+        save_path = str(save_path)
+        sess._session.save(save_path, self._names)
+        if save_path in self._kept:
+            self._kept.remove(save_path)
+        self._kept.append(save_path)
+        if self._max_to_keep:
+            while len(self._kept) > self._max_to_keep:
+                old = self._kept.pop(0)
+                if os.path.exists(old):
+                    os.remove(old)
+        if write_state:
+            _write_checkpoint_state(os.path.dirname(os.path.abspath(save_path)), save_path,
+                                    self._kept, latest_filename)
         return save_path
 
     def restore(self, sess, save_path):
         """Sets the variables from the checkpoint `save_path` (they need no initializer run)."""
+        if save_path is None:
+            raise ValueError("Saver.restore: save_path is None (did latest_checkpoint find no "
+                             "checkpoint?)")
         sess._session.restore(str(save_path), self._names)
+
+
+class CheckpointState:
+    """What a checkpoint state file says: the newest checkpoint and every one kept."""
+
+    def __init__(self, model_checkpoint_path, all_model_checkpoint_paths):
+        self.model_checkpoint_path = model_checkpoint_path
+        self.all_model_checkpoint_paths = list(all_model_checkpoint_paths)
+
+    def __repr__(self):
+        return "<CheckpointState {!r}>".format(self.model_checkpoint_path)
+
+
+def _quote(path):
+    return '"' + path.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def _write_checkpoint_state(directory, latest, kept, filename):
+    """TF1's text state file: relative paths for checkpoints in `directory`. Written to a
+    temporary file and renamed, so a reader sees the old state or the new one."""
+    def rel(p):
+        p = os.path.abspath(p)
+        return os.path.basename(p) if os.path.dirname(p) == directory else p
+
+    lines = ["model_checkpoint_path: " + _quote(rel(latest))]
+    lines += ["all_model_checkpoint_paths: " + _quote(rel(p)) for p in kept]
+    path = os.path.join(directory, filename)
+    with open(path + ".tmp", "w") as f:
+        f.write("\n".join(lines) + "\n")
+    os.replace(path + ".tmp", path)
+
+
+def _unquote(text, path, number):
+    text = text.strip()
+    if len(text) < 2 or text[0] != '"' or text[-1] != '"':
+        raise ValueError("{}:{}: expected a quoted path, got {!r}".format(path, number, text))
+    out, i = [], 1
+    while i < len(text) - 1:
+        if text[i] == "\\" and i + 1 < len(text) - 1:
+            i += 1
+        out.append(text[i])
+        i += 1
+    return "".join(out)
+
+
+def get_checkpoint_state(checkpoint_dir, latest_filename="checkpoint"):
+    """The CheckpointState of `checkpoint_dir` (paths made absolute), or None when it has no
+    state file. A malformed file is a ValueError naming its line."""
+    path = os.path.join(checkpoint_dir, latest_filename)
+    if not os.path.exists(path):
+        return None
+    latest, kept = None, []
+    with open(path) as f:
+        for number, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            key, sep, value = line.partition(":")
+            if not sep:
+                raise ValueError("{}:{}: expected 'key: \"path\"', got {!r}".format(
+                    path, number, line.rstrip()))
+            value = os.path.join(checkpoint_dir, _unquote(value, path, number))
+            if key.strip() == "model_checkpoint_path":
+                latest = value
+            elif key.strip() == "all_model_checkpoint_paths":
+                kept.append(value)
+    if latest is None:
+        raise ValueError("{}: no model_checkpoint_path line".format(path))
+    return CheckpointState(latest, kept)
+
+
+def latest_checkpoint(checkpoint_dir, latest_filename="checkpoint"):
+    """The newest checkpoint a Saver recorded in `checkpoint_dir`, or None if there is none (or
+    its file is gone)."""
+    state = get_checkpoint_state(checkpoint_dir, latest_filename)
+    if state is None or not os.path.exists(state.model_checkpoint_path):
+        return None
+    return state.model_checkpoint_path
 
 
 def _variable_name(var):

@@ -89,12 +89,12 @@ class Variable:
 
     @property
     def shape(self):
-        """The static shape (a tuple, None for unknown sizes)."""
+        """The static shape (a TensorShape, None for unknown sizes)."""
         return self._variable.shape
 
     def get_shape(self):
-        """Same as `shape`."""
-        return self._variable.shape
+        """The static shape as a TensorShape."""
+        return self._variable.get_shape()
 
     @property
     def graph(self):
@@ -171,6 +171,36 @@ def assign_add(ref, value, name=None):
 def assign_sub(ref, value, name=None):
     """Subtracts `value` from the variable `ref`; returns a Tensor of the new value."""
     return _assign_op("AssignSub", ref, value, name, framework._caller_location()).outputs[0]
+
+
+def _scatter_op(op_type, ref, indices, updates, name, location):
+    ref = framework._as_tensor_or_none(ref)
+    if ref is None:
+        raise TypeError("{} needs a Variable, got {!r}".format(op_type, ref))
+    handle = ref.graph._write_handle(ref, location)
+    return ref.graph._add_op(op_type, [handle, indices, updates], {}, name, location).outputs[0]
+
+
+def scatter_add(ref, indices, updates, use_locking=False, name=None):
+    """Adds updates[i, ...] to row indices[i] of the variable `ref` (updates: indices.shape +
+    the variable's row shape; repeated indices add up); returns a Tensor of the new value.
+    Every update of a variable holds its lock, so `use_locking` is accepted and ignored."""
+    del use_locking
+    return _scatter_op("ScatterAdd", ref, indices, updates, name, framework._caller_location())
+
+
+def scatter_sub(ref, indices, updates, use_locking=False, name=None):
+    """Subtracts updates[i, ...] from row indices[i] of the variable `ref`."""
+    del use_locking
+    return _scatter_op("ScatterSub", ref, indices, updates, name, framework._caller_location())
+
+
+def scatter_update(ref, indices, updates, use_locking=True, name=None):
+    """Sets row indices[i] of the variable `ref` to updates[i, ...] (a repeated index: the last
+    update wins)."""
+    del use_locking
+    return _scatter_op("ScatterUpdate", ref, indices, updates, name,
+                       framework._caller_location())
 
 
 def _collection(graph, key):

@@ -237,6 +237,38 @@ def test_sessions_on_one_cluster_run_concurrently_from_threads(cluster):
     assert not errors, errors
 
 
+@pytest.mark.parametrize("make_optimizer", [
+    lambda: sl.train.GradientDescentOptimizer(0.1),
+    lambda: sl.train.AdamOptimizer(0.05),
+])
+def test_optimizer_updates_and_slots_live_with_their_variable(cluster, make_optimizer):
+    """minimize() under another task's device scope: updates, slots and Adam's beta powers go
+    to the variable's task, so the cluster accepts the graph and trains as in process."""
+    g = sl.Graph()
+    with g.as_default():
+        with sl.device("/job:worker/task:0"):
+            w = sl.Variable(np.array([[1.0], [-2.0]], np.float32), name="w")
+        with sl.device("/job:worker/task:1"):
+            x = sl.placeholder(sl.float32, [None, 2], name="x")
+            loss = sl.reduce_mean(sl.square(sl.matmul(x, w) - 1.0))
+            opt = make_optimizer()
+            train = opt.minimize(loss)
+        init = sl.global_variables_initializer()
+    for op in g.get_operations():
+        if op.type.startswith("Apply") or "beta" in op.name or "Adam_" in op.name:
+            assert op.device in ("", "/job:worker/task:0"), (op.name, op.device)
+    xs = np.array([[1.0, 2.0], [0.5, -1.0], [3.0, 0.0]], np.float32)
+    results = []
+    for target in ("", cluster.target):
+        with sl.Session(target, graph=g) as sess:
+            sess.run(init)
+            for _ in range(3):
+                sess.run(train, {x: xs})
+            results.append(sess.run([w, loss], {x: xs}))
+    np.testing.assert_allclose(results[1][0], results[0][0], rtol=1e-6)
+    assert results[1][1] < 7.4  # From 89/12 before the three steps.
+
+
 def test_bad_targets_are_value_errors():
     with pytest.raises(ValueError, match="grpc://host:port"):
         sl.Session("localhost:5000")
@@ -350,6 +382,104 @@ def test_servers_in_this_process_form_a_cluster():
         master.stop()
         for w in workers:
             w.stop()
+
+
+def _consecutive_free_ports(n):
+    """n consecutive loopback ports free right now (the spec form users write by hand)."""
+    import socket
+
+    for _ in range(50):
+        held = []
+        try:
+            first = socket.socket()
+            first.bind(("127.0.0.1", 0))
+            held.append(first)
+            base = first.getsockname()[1]
+            for k in range(1, n):
+                s = socket.socket()
+                held.append(s)
+                s.bind(("127.0.0.1", base + k))
+            return [base + k for k in range(n)]
+        except OSError:
+            continue
+        finally:
+            for s in held:
+                s.close()
+    raise RuntimeError("no {} consecutive free ports".format(n))
+
+
+def test_every_task_serves_sessions_and_waits_for_tasks_started_later(capfd):
+    """TF1's cluster semantics: one address per task (consecutive ports), a session on a
+    worker task, and a step that waits, saying so, for the tasks not started yet."""
+    ports = _consecutive_free_ports(3)
+    spec = sl.train.ClusterSpec({"ps": ["127.0.0.1:%d" % ports[0]],
+                                 "worker": ["127.0.0.1:%d" % p for p in ports[1:]]})
+    assert spec.num_tasks("worker") == 2 and spec.task_address("ps", 0).endswith(str(ports[0]))
+    g = sl.Graph()
+    with g.as_default():
+        with sl.device("/job:ps/task:0"):
+            w = sl.Variable(np.array([1.0, 2.0], np.float32), name="w")
+        x = sl.placeholder(sl.float32, [2], name="x")
+        with sl.device("/job:worker/task:1"):
+            y = w * x
+        with sl.device("/job:worker/task:0"):
+            z = y + 1.0
+        init = sl.global_variables_initializer()
+    servers = [sl.train.Server(spec, job_name="worker", task_index=0)]
+    result = {}
+
+    def run():
+        try:
+            with sl.Session(servers[0].target, graph=g) as sess:
+                sess.run(init)
+                result["z"] = sess.run(z, {x: [3.0, 4.0]})
+        except Exception as e:  # noqa: BLE001  (reported by the test below)
+            result["error"] = e
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    seen, deadline = "", time.monotonic() + 60
+    while "waiting for /job:ps/task:0" not in seen and time.monotonic() < deadline:
+        seen += capfd.readouterr().err
+        time.sleep(0.02)  # Polling the log for the master's line, not ordering events.
+    # The first step (the initializer) needs the ps task only.
+    assert "waiting for /job:ps/task:0 at 127.0.0.1:%d" % ports[0] in seen
+    servers.append(sl.train.Server(spec, job_name="ps", task_index=0))
+    servers.append(sl.train.Server(spec, job_name="worker", task_index=1))
+    try:
+        thread.join(120)
+        assert "error" not in result, result.get("error")
+        np.testing.assert_array_equal(result["z"], [4.0, 9.0])
+        # Another task serves sessions too, over the same variables (kept by the ps task).
+        with sl.Session(servers[2].target, graph=g) as sess:
+            np.testing.assert_array_equal(sess.run(z, {x: [1.0, 1.0]}), [2.0, 3.0])
+        data_ports = {int(s.data_address.rsplit(":", 1)[1]) for s in servers}
+        assert not data_ports & set(ports)  # The OS chose them: no neighbour's port taken.
+    finally:
+        for s in servers:
+            s.stop()
+
+
+def test_a_step_names_the_tasks_that_never_started():
+    port = _consecutive_free_ports(2)
+    spec = {"worker": ["127.0.0.1:%d" % port[0], "127.0.0.1:%d" % port[1]]}
+    g = sl.Graph()
+    with g.as_default():
+        with sl.device("/job:worker/task:1"):
+            c = sl.constant(1.0) + 1.0
+    with sl.Server(spec, job_name="master", port=0, wait_for_tasks_ms=300) as master:
+        with sl.Session(master.target, graph=g) as sess:
+            with pytest.raises(sl.errors.UnavailableError,
+                               match=r"never answered: /job:worker/task:1 at 127.0.0.1:%d"
+                                     % port[1]):
+                sess.run(c)
+
+
+def test_a_session_on_a_task_without_sessions_says_why():
+    with sl.Server(None, "worker", 0, port=0) as lone:
+        with pytest.raises(sl.errors.OpError, match="no message from the peer|Master"):
+            with sl.Session(lone.target) as sess:
+                sess.run(sl.constant(1.0))
 
 
 def test_server_without_its_task_in_the_spec_is_an_error():

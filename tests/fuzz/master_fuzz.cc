@@ -50,6 +50,7 @@ Master* TheMaster() {
     options.heartbeat.interval = absl::Milliseconds(200);
     options.heartbeat.timeout = absl::Nanoseconds(1);
     options.session_idle_timeout = absl::InfiniteDuration();
+    options.wait_for_tasks = absl::ZeroDuration();  // Unreachable workers: fail at once.
     return new Master(options);  // Never destroyed: its monitor thread serves every input.
   }();
   return master;
