@@ -105,13 +105,49 @@ std::vector<std::string> Master::DeviceNames() const {
   return names;
 }
 
-absl::StatusOr<std::shared_ptr<Master::SessionState>> Master::BuildSession(proto::GraphDef def) {
+absl::StatusOr<std::shared_ptr<Master::SessionState>> Master::BuildSession(
+    proto::GraphDef def, const proto::SessionConfig& config) {
   auto s = std::make_shared<SessionState>();
   SLUICE_ASSIGN_OR_RETURN(std::unique_ptr<Graph> graph, GraphFromGraphDef(def));
   s->graph = std::shared_ptr<const Graph>(std::move(graph));
   if (options_.workers.empty()) return absl::FailedPreconditionError("the cluster has no workers");
-  SLUICE_ASSIGN_OR_RETURN(s->placement, PlaceGraph(*s->graph, DeviceNames()));
+  // The devices the session may use: all, or those matching a device filter.
+  std::vector<DeviceName> filters;
+  for (const std::string& f : config.device_filters()) {
+    absl::StatusOr<DeviceName> parsed = DeviceName::Parse(f);
+    if (!parsed.ok()) {
+      return AnnotateStatus(parsed.status(), absl::StrCat("device filter '", f, "'"));
+    }
+    filters.push_back(*parsed);
+  }
+  const std::vector<std::string> all = DeviceNames();
+  std::vector<std::string> devices;
+  for (size_t i = 0; i < all.size(); ++i) {
+    bool keep = filters.empty();
+    for (const DeviceName& f : filters) keep = keep || f.Matches(*DeviceName::Parse(all[i]));
+    if (keep) {
+      devices.push_back(all[i]);
+      s->device_workers.push_back(static_cast<int>(i));
+    }
+  }
+  if (devices.empty()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("no device of the cluster matches the device filters ",
+                     absl::StrJoin(config.device_filters(), ", "),
+                     " (devices: ", absl::StrJoin(all, ", "), ")"));
+  }
+  PlacerOptions popts;
+  popts.allow_soft_placement = config.allow_soft_placement();
+  SLUICE_ASSIGN_OR_RETURN(s->placement, PlaceGraph(*s->graph, devices, popts));
+  if (config.log_device_placement()) {
+    std::string lines;
+    for (const Node* n : s->graph->nodes()) {
+      absl::StrAppend(&lines, n->name(), ": (", n->op(), "): ", s->placement.DeviceOf(n), "\n");
+    }
+    std::fprintf(stderr, "sluice master: device placement\n%s", lines.c_str());
+  }
   s->def = std::move(def);
+  s->config = config;
   return s;
 }
 
@@ -137,7 +173,7 @@ grpc::Status Master::CreateSession(grpc::ServerContext*, const proto::CreateSess
   if (absl::Status size = CheckGraphSize(req->graph()); !size.ok()) {
     return ToGrpc(AnnotateStatus(size, "CreateSession"));
   }
-  absl::StatusOr<std::shared_ptr<SessionState>> s = BuildSession(req->graph());
+  absl::StatusOr<std::shared_ptr<SessionState>> s = BuildSession(req->graph(), req->config());
   if (!s.ok()) return ToGrpc(AnnotateStatus(s.status(), "CreateSession"));
   absl::MutexLock lock(&mu_);
   // Checked again: sessions may have been created while this one was built.
@@ -162,7 +198,7 @@ grpc::Status Master::ExtendSession(grpc::ServerContext*, const proto::ExtendSess
   if (absl::Status size = CheckGraphSize(merged); !size.ok()) {
     return ToGrpc(AnnotateStatus(size, "ExtendSession"));
   }
-  absl::StatusOr<std::shared_ptr<SessionState>> s = BuildSession(std::move(merged));
+  absl::StatusOr<std::shared_ptr<SessionState>> s = BuildSession(std::move(merged), (*old)->config);
   if (!s.ok()) return ToGrpc(AnnotateStatus(s.status(), "ExtendSession"));
   absl::MutexLock lock(&mu_);
   (*s)->last_used = absl::Now();
@@ -245,7 +281,7 @@ absl::StatusOr<std::shared_ptr<Master::Prepared>> Master::Prepare(
   prepared->feeds = feeds;
   for (const GraphPartition& p : parts.partitions) {
     Prepared::Part part;
-    part.worker = p.device_index;  // One device per worker task, in worker order.
+    part.worker = session->device_workers[p.device_index];  // One device per task.
     part.registration.set_protocol_version(kProtocolVersion);
     part.registration.set_session_handle(req.session_handle());  // Its memory budget's key.
     ToGraphDef(*p.graph, part.registration.mutable_partition());

@@ -80,12 +80,15 @@ class Master : public proto::Master::Service {
     absl::Time last_used;   // Guarded by the master's mu_.
     int running_steps = 0;  // Guarded by the master's mu_; a session never expires while > 0.
     proto::GraphDef def;
+    proto::SessionConfig config;
     std::shared_ptr<const Graph> graph;
     Placement placement;
+    std::vector<int> device_workers;  // Placement device index -> index into options_.workers.
     absl::Mutex mu;
     std::map<std::string, std::shared_ptr<Prepared>> prepared ABSL_GUARDED_BY(mu);
   };
-  absl::StatusOr<std::shared_ptr<SessionState>> BuildSession(proto::GraphDef def);
+  absl::StatusOr<std::shared_ptr<SessionState>> BuildSession(proto::GraphDef def,
+                                                             const proto::SessionConfig& config);
   absl::StatusOr<std::shared_ptr<Prepared>> Prepare(SessionState* session,
                                                     const proto::RunStepRequest& req);
   absl::Status EnsureRegistered(Prepared::Part* part);

@@ -73,6 +73,7 @@ absl::StatusOr<std::unique_ptr<RemoteSession>> RemoteSession::Create(
   proto::CreateSessionRequest req;
   req.set_protocol_version(kProtocolVersion);
   ToGraphDef(*s->graph_, req.mutable_graph());
+  *req.mutable_config() = options.config;
   proto::CreateSessionResponse resp;
   grpc::ClientContext ctx;
   ctx.set_wait_for_ready(true);  // A master that is still starting gets connect_timeout.

@@ -29,6 +29,9 @@ struct RemoteSessionOptions {
   absl::Duration step_timeout = absl::Seconds(60);
   // Adds, per variable, the nodes Save and Restore run (under "_checkpoint/"); off: they fail.
   bool checkpoint_ops = true;
+  // How the master places the graph (proto::SessionConfig): soft placement, a device-placement
+  // log on the master's stderr, and device filters.
+  proto::SessionConfig config;
 };
 
 class RemoteSession {

@@ -24,10 +24,14 @@ namespace {
 class PyRemoteSession {
  public:
   PyRemoteSession(std::shared_ptr<GraphCore> core, std::string master_address,
-                  double connect_timeout_s, double step_timeout_s)
+                  double connect_timeout_s, double step_timeout_s, bool allow_soft_placement,
+                  bool log_device_placement, const std::vector<std::string>& device_filters)
       : core_(std::move(core)), master_address_(std::move(master_address)) {
     options_.connect_timeout = absl::Seconds(connect_timeout_s);
     options_.step_timeout = absl::Seconds(step_timeout_s);
+    options_.config.set_allow_soft_placement(allow_soft_placement);
+    options_.config.set_log_device_placement(log_device_placement);
+    for (const std::string& f : device_filters) options_.config.add_device_filters(f);
   }
 
   py::list Run(const py::list& feeds, const py::list& fetches, const py::list& targets) {
@@ -159,9 +163,12 @@ void CallReleased(LocalCluster& cluster, Method method, int worker) {
 void BindCluster(py::module_& m) {
   py::class_<PyRemoteSession>(m, "RemoteSession",
                               "The session behind sluice.Session('grpc://host:port').")
-      .def(py::init<std::shared_ptr<GraphCore>, std::string, double, double>(), py::arg("graph"),
-           py::arg("master_address"), py::arg("connect_timeout_s") = 10.0,
-           py::arg("step_timeout_s") = 60.0)
+      .def(py::init<std::shared_ptr<GraphCore>, std::string, double, double, bool, bool,
+                    const std::vector<std::string>&>(),
+           py::arg("graph"), py::arg("master_address"), py::arg("connect_timeout_s") = 10.0,
+           py::arg("step_timeout_s") = 60.0, py::arg("allow_soft_placement") = false,
+           py::arg("log_device_placement") = false,
+           py::arg("device_filters") = std::vector<std::string>())
       .def("run", &PyRemoteSession::Run, py::arg("feeds"), py::arg("fetches"), py::arg("targets"),
            "Runs one step on the cluster; same arguments and result as Session.run.")
       .def("save", &PyRemoteSession::Save, py::arg("path"), py::arg("names"),

@@ -16,6 +16,7 @@ over without a copy). The GIL is released while the engine runs, so other Python
 run meanwhile, and one Session may run from several threads at once.
 """
 
+import sys
 import threading
 
 import numpy as np
@@ -26,19 +27,32 @@ from sluice._core import core as _core
 
 
 class ConfigProto:
-    """Session options.
+    """Session options (TF1's names).
 
     Attributes:
       inter_op_parallelism_threads: threads running independent ops (0: one per core).
       intra_op_parallelism_threads: threads inside one op, e.g. a matmul (0: one per core).
+      allow_soft_placement: on a cluster, a device request no task can satisfy ("/gpu:0", a
+        task that is not in the spec) is relaxed until one does, instead of failing. In process
+        every request runs on the local CPU anyway.
+      log_device_placement: print each node's device when the session places the graph (in
+        process on this process's stderr; on a cluster in the stderr of the task serving the
+        session).
+      device_filters: on a cluster, the session uses only the devices matching one of these
+        partial names (e.g. ["/job:ps", "/job:worker/task:1"]).
       step_timeout_seconds: remote sessions: a step still running after this fails with
         DeadlineExceededError.
     """
 
     def __init__(self, inter_op_parallelism_threads=0, intra_op_parallelism_threads=0,
-                 step_timeout_seconds=60.0):
+                 allow_soft_placement=False, log_device_placement=False, device_filters=None,
+                 step_timeout_seconds=60.0, gpu_options=None, **unused):
+        del gpu_options, unused  # TF1 knobs with no meaning here.
         self.inter_op_parallelism_threads = inter_op_parallelism_threads
         self.intra_op_parallelism_threads = intra_op_parallelism_threads
+        self.allow_soft_placement = bool(allow_soft_placement)
+        self.log_device_placement = bool(log_device_placement)
+        self.device_filters = [str(f) for f in (device_filters or [])]
         self.step_timeout_seconds = step_timeout_seconds
 
 
@@ -76,12 +90,19 @@ class Session:
         if target:
             self._session = _core.RemoteSession(
                 self._graph, distributed._master_address(target),
-                step_timeout_s=float(config.step_timeout_seconds))
+                step_timeout_s=float(config.step_timeout_seconds),
+                allow_soft_placement=config.allow_soft_placement,
+                log_device_placement=config.log_device_placement,
+                device_filters=config.device_filters)
         else:
             self._session = _core.Session(
                 self._graph,
                 inter_op_threads=int(config.inter_op_parallelism_threads),
                 intra_op_threads=int(config.intra_op_parallelism_threads))
+            if config.log_device_placement:
+                device = self.list_devices()[0]
+                for op in self._graph.get_operations():
+                    print("{}: ({}): {}".format(op.name, op.type, device), file=sys.stderr)
         self.target = target
         self._default_contexts = []
 

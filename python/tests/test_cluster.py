@@ -269,6 +269,39 @@ def test_optimizer_updates_and_slots_live_with_their_variable(cluster, make_opti
     assert results[1][1] < 7.4  # From 89/12 before the three steps.
 
 
+def test_config_soft_placement_and_device_filters(cluster):
+    g = sl.Graph()
+    with g.as_default():
+        with sl.device("/gpu:0"):
+            a = sl.constant([1.0, 2.0]) * 2.0
+        with sl.device("/job:worker/task:0"):
+            b = a + 1.0
+    with pytest.raises(sl.errors.InvalidArgumentError, match="gpu"):
+        with sl.Session(cluster.target, graph=g) as sess:
+            sess.run(b)
+    soft = sl.ConfigProto(allow_soft_placement=True)
+    with sl.Session(cluster.target, graph=g, config=soft) as sess:
+        np.testing.assert_array_equal(sess.run(b), [3.0, 5.0])
+    # Only task 1's device: the request for task 0 is relaxed onto it.
+    only_1 = sl.ConfigProto(allow_soft_placement=True, device_filters=["/job:worker/task:1"])
+    with sl.Session(cluster.target, graph=g, config=only_1) as sess:
+        np.testing.assert_array_equal(sess.run(b), [3.0, 5.0])
+    none = sl.ConfigProto(device_filters=["/job:ps"])
+    with pytest.raises(sl.errors.InvalidArgumentError,
+                       match=r"no device of the cluster matches the device filters /job:ps"):
+        with sl.Session(cluster.target, graph=g, config=none) as sess:
+            sess.run(b)
+
+
+def test_log_device_placement_in_process(capfd):
+    g = sl.Graph()
+    with g.as_default():
+        c = sl.constant(1.0, name="c")
+    with sl.Session(graph=g, config=sl.ConfigProto(log_device_placement=True)) as sess:
+        assert sess.run(c) == 1.0
+    assert "c: (Const): /job:localhost/task:0/device:cpu:0" in capfd.readouterr().err
+
+
 def test_bad_targets_are_value_errors():
     with pytest.raises(ValueError, match="grpc://host:port"):
         sl.Session("localhost:5000")
