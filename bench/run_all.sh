@@ -2,7 +2,7 @@
 # Builds and runs every benchmark, then prints one table of Sluice against the peers measured in
 # the same run (oneTBB flow graph, OpenBLAS, raw TCP and a protobuf gRPC stream) with the targets
 # from docs/benchmarks.md. (The training step against PyTorch has its own script,
-# bench/train_step.sh.)
+# bench/train_step.sh, the convolution step against PyTorch bench/conv_step.py.)
 #
 #   bench/run_all.sh                              # about 2 minutes on 2 cores, plus the build
 #   BENCH_REPETITIONS=5 bench/run_all.sh          # steadier medians on a noisy machine
