@@ -38,15 +38,16 @@ def shard(task_index, n=512):
 
 def run_worker(server, cluster, task_index, steps):
     is_chief = task_index == 0
-    with tf.device("/job:ps/task:0"):
+    # Variables on the ps task(s), everything else on this worker; the optimizer's updates run
+    # where their variables live.
+    with tf.device(tf.train.replica_device_setter(
+            worker_device="/job:worker/task:%d" % task_index, cluster=cluster)):
         w = tf.Variable(tf.zeros([FEATURES, 1]), name="w")
         b = tf.Variable(tf.zeros([1]), name="b")
         global_step = tf.train.get_or_create_global_step()
-    with tf.device("/job:worker/task:%d" % task_index):
         x = tf.placeholder(tf.float32, [None, FEATURES], name="x")
         y = tf.placeholder(tf.float32, [None, 1], name="y")
         loss = tf.reduce_mean(tf.square(tf.matmul(x, w) + b - y))
-        # Updates run where the variables live (the ps), whatever this device scope says.
         train_op = tf.train.GradientDescentOptimizer(0.1).minimize(loss, global_step=global_step)
     init = tf.global_variables_initializer()
     xs, ys = shard(task_index)

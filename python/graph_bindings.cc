@@ -301,6 +301,19 @@ void BindGraph(py::module_& m) {
           },
           "Requests `device` for the nodes built until the matching _pop_frame.")
       .def(
+          "_current_device", [](const GraphCore& g) { return g.device(); },
+          "The device string the innermost device block requests ('' for none or a function).")
+      .def(
+          "_push_device_function",
+          [](GraphCore& g, py::function choose) {
+            g.PushDeviceFunction([choose](const std::string& op_type) {
+              py::gil_scoped_acquire gil;
+              return py::cast<std::string>(choose(op_type));
+            });
+          },
+          "Chooses each new node's device by calling `choose(op_type)` (a str result) until the "
+          "matching _pop_frame.")
+      .def(
           "_push_control_dependencies",
           [](const py::object& self, const py::object& deps) {
             CorePtr core = CoreOf(self);

@@ -112,7 +112,20 @@ std::string GraphCore::PushNameScope(const std::string& name) {
 void GraphCore::PushDevice(const std::string& device) {
   Frame frame = frames_.back();
   frame.device = device;
+  frame.device_fn = nullptr;
   frames_.push_back(std::move(frame));
+}
+
+void GraphCore::PushDeviceFunction(std::function<std::string(const std::string&)> choose) {
+  Frame frame = frames_.back();
+  frame.device.clear();
+  frame.device_fn = std::move(choose);
+  frames_.push_back(std::move(frame));
+}
+
+std::string GraphCore::DeviceFor(const std::string& op_type) const {
+  const Frame& f = frames_.back();
+  return f.device_fn ? f.device_fn(op_type) : f.device;
 }
 
 void GraphCore::PushControlDependencies(const std::vector<const Node*>& deps, bool clear) {
@@ -134,7 +147,8 @@ absl::Status GraphCore::PopFrame() {
   return absl::OkStatus();
 }
 
-absl::StatusOr<Scope> GraphCore::DslScope(const std::string& name, const std::string& what) const {
+absl::StatusOr<Scope> GraphCore::DslScope(const std::string& name, const std::string& what,
+                                          const std::string& op_type) const {
   if (!root_.ok()) {
     return absl::FailedPreconditionError(absl::StrCat("cannot build ", what,
                                                       ": an earlier error stopped this graph's C++ "
@@ -144,7 +158,7 @@ absl::StatusOr<Scope> GraphCore::DslScope(const std::string& name, const std::st
   }
   const Frame& f = frames_.back();
   Scope s = f.prefix.empty() ? root_ : root_.NewSubScope(f.prefix);
-  if (!f.device.empty()) s = s.WithDevice(f.device);
+  if (const std::string device = DeviceFor(op_type); !device.empty()) s = s.WithDevice(device);
   if (!f.control_deps.empty()) s = s.WithControlDependencies(f.control_deps);
   if (!name.empty()) {
     // UniqueName(prefix/name) is prefix/<unique>, and the scope adds the prefix back.
@@ -167,7 +181,7 @@ absl::StatusOr<const Node*> GraphCore::AddConst(const Tensor& value, const std::
   spec.name = UniqueName(Qualified(name.empty() ? "Const" : name));
   spec.op = "Const";
   spec.attrs = {{"value", AttrValue(value)}, {"dtype", AttrValue(value.dtype())}};
-  spec.device = frames_.back().device;
+  spec.device = DeviceFor("Const");
   spec.control_inputs = frames_.back().control_deps;
   spec.source_location = source_location;
   return root_.graph()->AddNode(std::move(spec));
@@ -192,7 +206,7 @@ absl::StatusOr<Endpoint> GraphCore::LiteralNode(const InputValue& value, DType w
   spec.name = UniqueName(Qualified("Const"));
   spec.op = "Const";
   spec.attrs = {{"value", AttrValue(t)}, {"dtype", AttrValue(t.dtype())}};
-  spec.device = frames_.back().device;
+  spec.device = DeviceFor("Const");
   spec.source_location = source_location;
   SLUICE_ASSIGN_OR_RETURN(Node * node, root_.graph()->AddNode(std::move(spec)));
   return Endpoint{node, 0};
@@ -277,7 +291,7 @@ absl::StatusOr<const Node*> GraphCore::AddOp(const std::string& op,
   spec.inputs = std::move(endpoints);
   spec.control_inputs = frames_.back().control_deps;
   spec.attrs = std::move(attrs);
-  spec.device = frames_.back().device;
+  spec.device = DeviceFor(op);
   spec.source_location = source_location;
   return root_.graph()->AddNode(std::move(spec));
 }

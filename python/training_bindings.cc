@@ -68,7 +68,7 @@ py::object AddVariable(const py::object& graph, const py::handle& initial_value,
         "a variable's initial value needs a fully defined shape; ", init.output.DebugString(),
         " has shape ", init.output.node->output_shape(init.output.index).DebugString()));
   }
-  Scope scope = ValueOrThrow(core->DslScope(name, "a variable"));
+  Scope scope = ValueOrThrow(core->DslScope(name, "a variable", "Variable"));
   std::string file;
   SourceLocation loc = ToLocation(location, &file);
   Output var =

@@ -83,7 +83,23 @@ class Graph(_core.Graph):
     @contextlib.contextmanager
     def device(self, device_name):
         """A context manager that requests `device_name` (e.g. "/job:worker/task:1") for new
-        operations; None or "" clears the request. The innermost device wins."""
+        operations; None or "" clears the request. The innermost device wins.
+
+        `device_name` may also be a function (TF1's device functions, such as
+        train.replica_device_setter): it is called with an object whose `type` is the new
+        operation's op type ("Variable" for variables; "" for the nodes of a gradient or
+        optimizer builder) and `device` the request of the enclosing block, and returns the
+        device string."""
+        if callable(device_name):
+            outer = self._current_device()
+            choose = device_name
+            self._push_device_function(
+                lambda op_type: choose(_DeviceRequest(op_type, outer)) or "")
+            try:
+                yield
+            finally:
+                self._pop_frame()
+            return
         self._push_device(device_name)
         try:
             yield
@@ -117,6 +133,18 @@ class Graph(_core.Graph):
 
     def __repr__(self):
         return "<sluice.Graph with {} operations>".format(len(self))
+
+
+class _DeviceRequest:
+    """What a device function sees of an operation about to be built."""
+
+    def __init__(self, op_type, device):
+        self.type = op_type
+        self.device = device
+        self.name = ""
+
+    def __repr__(self):
+        return "<operation of type {!r}>".format(self.type)
 
 
 # Collections the graph computes from what it holds (the variables), by key: the module that

@@ -106,6 +106,48 @@ def _count_step(graph, train_op, global_step):
         return variables.assign_add(global_step, np.ones((), step.dtype.as_numpy_dtype)).op
 
 
+_PS_OPS = ("Variable", "VariableV2", "VarHandleOp")
+
+
+def replica_device_setter(ps_tasks=0, ps_device="/job:ps", worker_device="/job:worker",
+                          merge_devices=True, cluster=None, ps_ops=None, ps_strategy=None):
+    """TF1's device function for between-graph replication: variables go to the ps tasks, in
+    turn (round robin, or `ps_strategy(op)` returning a task index), everything else to
+    `worker_device`; use it as `with sl.device(sl.train.replica_device_setter(...)):`. With
+    `cluster` (a ClusterSpec or dict) the number of ps tasks is its "ps" job's. Returns None
+    when there are no ps tasks, as TF1 does. Optimizer updates and slots follow their variable
+    whatever this says (see Optimizer). An enclosing device request's components that this
+    leaves unset are kept (merge_devices)."""
+    if cluster is not None:
+        spec = ClusterSpec(cluster)
+        ps_tasks = spec.num_tasks("ps") if "ps" in spec.jobs else 0
+    if not ps_tasks:
+        return None
+    ps_ops = tuple(ps_ops) if ps_ops is not None else _PS_OPS
+    next_task = [0]
+
+    def round_robin(op):
+        task = next_task[0]
+        next_task[0] = (task + 1) % ps_tasks
+        return task
+
+    strategy = ps_strategy or round_robin
+
+    def choose(op):
+        if op.type in ps_ops:
+            device = "{}/task:{}".format(ps_device, int(strategy(op)))
+        else:
+            device = worker_device
+        if merge_devices and op.device:
+            # Components the chosen device leaves unset come from the enclosing request.
+            mine = {part.split(":")[0] for part in device.split("/") if part}
+            extra = [p for p in op.device.split("/") if p and p.split(":")[0] not in mine]
+            device = device + "".join("/" + p for p in extra)
+        return device
+
+    return choose
+
+
 GLOBAL_STEP = "global_step"
 
 

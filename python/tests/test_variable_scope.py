@@ -157,3 +157,27 @@ def test_saver_writes_checkpoint_state_and_keeps_the_newest(graph, sess, tmp_pat
     (tmp_path / "checkpoint").write_text("model_checkpoint_path model.ckpt-3\n")
     with pytest.raises(ValueError, match=r"checkpoint:1: expected"):
         sl.train.latest_checkpoint(str(tmp_path))
+
+
+def test_replica_device_setter_places_variables_round_robin(graph):
+    setter = sl.train.replica_device_setter(ps_tasks=2, worker_device="/job:worker/task:1")
+    with sl.device(setter):
+        w1 = sl.Variable(np.zeros((2, 2), np.float32), name="w1")
+        w2 = sl.get_variable("w2", [2])
+        w3 = sl.Variable(np.float32(0), name="w3")
+        y = sl.matmul(sl.placeholder(sl.float32, [None, 2]), w1)
+        with sl.device("/job:worker/task:0"):  # An inner request wins.
+            z = y + 1.0
+        train = sl.train.GradientDescentOptimizer(0.1).minimize(sl.reduce_sum(z))
+    assert [v.op.device for v in (w1, w2, w3)] == [
+        "/job:ps/task:0", "/job:ps/task:1", "/job:ps/task:0"]
+    assert y.op.device == "/job:worker/task:1" and z.op.device == "/job:worker/task:0"
+    updates = [op for op in graph.get_operations() if op.type.startswith("Apply")]
+    assert updates and all(op.device == "/job:ps/task:0" for op in updates)  # w1's task
+    assert sl.train.replica_device_setter(cluster={"worker": ["h:1"]}) is None
+    by_cluster = sl.train.replica_device_setter(cluster={"ps": ["h:1", "h:2", "h:3"],
+                                                         "worker": ["h:4"]})
+    with sl.device(by_cluster):
+        assert [sl.Variable(0.0).op.device for _ in range(4)] == [
+            "/job:ps/task:0", "/job:ps/task:1", "/job:ps/task:2", "/job:ps/task:0"]
+    del train
