@@ -139,8 +139,29 @@ Output Optimizer::CreateNonSlot(const Scope& scope, const std::string& suffix, D
   return v;
 }
 
+// True when `o` is a Const holding the integer 0 (a Gather axis).
+bool IsConstZero(const Output& o) {
+  if (!o.valid() || o.node()->op() != "Const") return false;
+  absl::StatusOr<Tensor> t = o.node()->GetAttr<Tensor>("value");
+  if (!t.ok() || t->num_elements() != 1) return false;
+  if (t->dtype() == DType::kInt32) return t->data<int32_t>()[0] == 0;
+  if (t->dtype() == DType::kInt64) return t->data<int64_t>()[0] == 0;
+  return false;
+}
+
 const Node* GradientDescentOptimizer::ApplyDense(const Scope& slot_scope, const Scope& update_scope,
                                                  const Output& grad, const Output& var) {
+  // The gradient of rows gathered from `var` (embedding_lookup), read by nothing else: update
+  // only those rows, var[indices[i]] -= lr * values[i], instead of densifying the gradient into
+  // a tensor of var's shape. The GatherGrad node is left unused, so steps prune it.
+  const Node& gg = *grad.node();
+  if (gg.op() == "GatherGrad" && gg.out_edges().empty() && IsConstZero(OpInputOf(gg, 3)) &&
+      OpInputOf(gg, 0).dtype() == var.dtype()) {
+    Output step = Mul(update_scope, OpInputOf(gg, 0),
+                      Constant(update_scope, TensorShape(), var.dtype(), lr_));
+    Output updated = ScatterSub(update_scope, var, OpInputOf(gg, 1), step);
+    return updated.valid() ? updated.node() : nullptr;
+  }
   // A gradient that is a MatMul nothing else reads folds into the update: one GEMM
   // accumulating into the variable. The MatMul node is left unused, so steps prune it.
   const Node& g = *grad.node();

@@ -4,7 +4,9 @@
 // per step.
 //   GradientDescentOptimizer(lr)                        var -= lr * g (when g is a MatMul that
 //                                                       nothing else reads, fused into one GEMM
-//                                                       that accumulates into var)
+//                                                       that accumulates into var; when g is
+//                                                       the gradient of rows gathered from var,
+//                                                       a ScatterSub of only those rows)
 //   MomentumOptimizer(lr, momentum, use_nesterov)       slot "<var>/<name>" (name: "Momentum")
 //   AdagradOptimizer(lr, initial_accumulator_value)     slot "<var>/<name>" (name: "Adagrad")
 //   AdamOptimizer(lr, beta1, beta2, epsilon)            slots "<var>/<name>_m", "<var>/<name>_v"

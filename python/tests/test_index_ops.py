@@ -287,3 +287,30 @@ def test_tensor_shape_as_tf1_programs_use_it(graph):
     assert y.shape == (None, 3)
     w = sl.Variable(np.zeros((4, 2), np.float32))
     assert w.get_shape().as_list() == [4, 2]
+
+
+def test_sgd_on_an_embedding_updates_only_the_looked_up_rows(graph, sess):
+    """GradientDescent applies the gradient of gathered rows as a row update (ScatterSub of
+    lr * values at the indices); the dense gradient node is built but left unused."""
+    table0 = RNG.normal(size=(6, 3)).astype(np.float32)
+    table = sl.Variable(table0)
+    ids = sl.placeholder(sl.int32, [None])
+    target = sl.placeholder(sl.float32, [None, 3])
+    loss = sl.reduce_sum(sl.square(sl.nn.embedding_lookup(table, ids) - target))
+    train = sl.train.GradientDescentOptimizer(0.1).minimize(loss)
+    scatters = [op for op in graph.get_operations() if op.type == "ScatterSub"]
+    assert len(scatters) == 1
+    dense = [op for op in graph.get_operations() if op.type == "GatherGrad"]
+    assert len(dense) == 1 and not dense[0].outputs[0].consumers()
+    sess.run(sl.global_variables_initializer())
+    id_values = np.array([4, 1, 4], np.int32)  # Row 4 twice: both gradients apply.
+    t = RNG.normal(size=(3, 3)).astype(np.float32)
+    sess.run(train, {ids: id_values, target: t})
+    expected = table0.copy()
+    grad = np.zeros_like(table0)
+    np.add.at(grad, id_values, 2 * (table0[id_values] - t))
+    expected -= 0.1 * grad
+    got = sess.run(table)
+    np.testing.assert_allclose(got, expected, rtol=1e-6, atol=1e-6)
+    untouched = [0, 2, 3, 5]
+    np.testing.assert_array_equal(got[untouched], table0[untouched])
