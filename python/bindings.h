@@ -138,6 +138,9 @@ void BindTraining(py::module_& m);
 // ---- remote sessions, servers, local clusters (cluster_bindings.cc)
 void BindCluster(py::module_& m);
 
+// data_bindings.cc: the data partitioning rules of sluice.data.
+void BindData(py::module_& m);
+
 }  // namespace python
 }  // namespace sluice
 

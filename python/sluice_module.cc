@@ -10,4 +10,5 @@ PYBIND11_MODULE(_sluice_core, m) {
   sluice::python::BindSession(m);
   sluice::python::BindTraining(m);
   sluice::python::BindCluster(m);
+  sluice::python::BindData(m);
 }
