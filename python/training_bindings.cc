@@ -9,6 +9,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "ops/collectives.h"
 #include "ops/gradients.h"
 #include "ops/optimizers.h"
 #include "ops/variables.h"
@@ -146,7 +147,33 @@ py::object ApplyGradients(ops::Optimizer& opt, const py::object& graph,
 
 }  // namespace
 
+// Collectives (ops/collectives.h) over the devices `devices`, one per tensor.
+py::list Collective(const py::object& graph, const std::string& kind, const py::iterable& tensors,
+                    const std::vector<std::string>& devices, const std::string& reduction,
+                    int root) {
+  CorePtr core = CoreOf(graph);
+  std::vector<Output> inputs = OutputsOf(core, tensors);
+  Scope scope = ValueOrThrow(core->DslScope("", "a collective"));
+  std::vector<Output> out;
+  if (kind == "all_reduce" || kind == "reduce_scatter") {
+    const ops::ReduceOp op = ValueOrThrow(ops::ParseReduceOp(reduction));
+    out = ValueOrThrow(kind == "all_reduce" ? ops::AllReduce(scope, inputs, devices, op)
+                                            : ops::ReduceScatter(scope, inputs, devices, op));
+  } else if (kind == "all_gather") {
+    out = ValueOrThrow(ops::AllGather(scope, inputs, devices));
+  } else if (kind == "broadcast") {
+    if (inputs.size() != 1) throw py::value_error("broadcast takes one tensor");
+    out = ValueOrThrow(ops::Broadcast(scope, inputs[0], root, devices));
+  } else {
+    throw py::value_error("unknown collective " + kind);
+  }
+  return TensorsOrNone(core, graph, out);
+}
+
 void BindTraining(py::module_& m) {
+  m.def("_collective", &Collective, py::arg("graph"), py::arg("kind"), py::arg("tensors"),
+        py::arg("devices"), py::arg("reduction") = "sum", py::arg("root") = 0,
+        "Builds a collective over `devices` (ops/collectives.h); returns one tensor per member.");
   m.def("_add_variable", &AddVariable, py::arg("graph"), py::arg("initial_value"), py::arg("name"),
         py::arg("trainable"), py::arg("location"),
         "Adds a variable with its initializer (ops::VariableWithInit); returns its tensor.");

@@ -167,6 +167,7 @@ from sluice import nn
 from sluice import losses
 from sluice import summary
 from sluice import app
+from sluice import collective
 from sluice import data
 from sluice import gfile
 from sluice.app import flags

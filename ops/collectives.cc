@@ -1,0 +1,239 @@
+#include "ops/collectives.h"
+
+#include <algorithm>
+#include <cstdint>
+
+#include "absl/strings/str_cat.h"
+#include "core/status.h"
+#include "ops/array_ops.h"
+#include "ops/base_ops.h"
+#include "ops/math_ops.h"
+
+namespace sluice {
+namespace ops {
+namespace {
+
+// The checks every collective shares: one device per input, distinct, known shapes.
+absl::Status CheckGroup(const std::vector<Output>& inputs, const std::vector<std::string>& devices,
+                        bool same_shape, const char* what) {
+  if (inputs.empty()) return absl::InvalidArgumentError(absl::StrCat(what, ": an empty group"));
+  if (inputs.size() != devices.size()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(what, ": ", inputs.size(), " inputs but ", devices.size(), " devices"));
+  }
+  for (size_t i = 0; i < inputs.size(); ++i) {
+    if (!inputs[i].valid()) {
+      return absl::InvalidArgumentError(absl::StrCat(what, ": input ", i, " is not valid"));
+    }
+    for (size_t j = 0; j < i; ++j) {
+      if (devices[i] == devices[j]) {
+        return absl::InvalidArgumentError(
+            absl::StrCat(what, ": members ", j, " and ", i, " are both on ", devices[i]));
+      }
+    }
+    const TensorShape& s = inputs[i].shape();
+    const TensorShape& s0 = inputs[0].shape();
+    if (!s.IsFullyDefined()) {
+      return absl::InvalidArgumentError(absl::StrCat(what, ": input ", i, " (", inputs[i].name(),
+                                                     ") has shape ", s.DebugString(),
+                                                     ", not fully defined"));
+    }
+    bool ok = inputs[i].dtype() == inputs[0].dtype();
+    if (same_shape) {
+      ok = ok && s == s0;
+    } else {
+      ok = ok && s.rank() == s0.rank() && s.rank() >= 1;
+      for (int d = 1; ok && d < s.rank(); ++d) ok = s.dim(d) == s0.dim(d);
+    }
+    if (!ok) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          what, ": input ", i, " (", inputs[i].name(), ", ", DTypeName(inputs[i].dtype()), " ",
+          s.DebugString(), ") does not match input 0 (", DTypeName(inputs[0].dtype()), " ",
+          s0.DebugString(), ")", same_shape ? "" : " beyond dimension 0"));
+    }
+  }
+  return absl::OkStatus();
+}
+
+Output Combine(const Scope& s, ReduceOp op, const Output& a, const Output& b) {
+  return op == ReduceOp::kMax ? Maximum(s, a, b) : Add(s, a, b);
+}
+
+// The chunk boundaries of n near-equal contiguous parts of `size` elements.
+std::vector<int64_t> Bounds(int64_t size, int n) {
+  std::vector<int64_t> b(n + 1, 0);
+  for (int c = 0; c < n; ++c) b[c + 1] = b[c] + size / n + (c < size % n ? 1 : 0);
+  return b;
+}
+
+// The reduce-scatter phase of the ring: chunk[d][c] are member d's chunks; afterwards member d
+// holds the fully reduced chunk (d + 1) mod n. Returns, per member, that chunk.
+std::vector<Output> RingReduceScatter(const Scope& scope, std::vector<std::vector<Output>> chunk,
+                                      const std::vector<std::string>& devices, ReduceOp op) {
+  const int n = static_cast<int>(devices.size());
+  for (int step = 0; step < n - 1; ++step) {
+    std::vector<std::vector<Output>> next = chunk;
+    for (int d = 0; d < n; ++d) {
+      // Member d passes chunk (d - step) to member d + 1, which folds it into its own.
+      const int c = ((d - step) % n + n) % n;
+      const int r = (d + 1) % n;
+      const Scope on_r = scope.WithDevice(devices[r]);
+      next[r][c] = Combine(on_r, op, chunk[r][c], chunk[d][c]);
+    }
+    chunk = std::move(next);
+  }
+  std::vector<Output> mine(n);
+  for (int d = 0; d < n; ++d) mine[d] = chunk[d][(d + 1) % n];
+  return mine;
+}
+
+// The all-gather phase: member d starts with piece `have[d]` at index (d + 1 + shift) mod n and
+// passes pieces around the ring; returns every member's n pieces in index order.
+std::vector<std::vector<Output>> RingAllGather(const Scope& scope, const std::vector<Output>& have,
+                                               const std::vector<std::string>& devices, int shift) {
+  const int n = static_cast<int>(devices.size());
+  std::vector<std::vector<Output>> piece(n, std::vector<Output>(n));
+  for (int d = 0; d < n; ++d) piece[d][(d + 1 + shift) % n] = have[d];
+  for (int step = 0; step < n - 1; ++step) {
+    std::vector<std::vector<Output>> next = piece;
+    for (int d = 0; d < n; ++d) {
+      const int c = ((d + 1 + shift - step) % n + n) % n;  // The piece d got last.
+      const int r = (d + 1) % n;
+      next[r][c] = Identity(scope.WithDevice(devices[r]), piece[d][c]);
+    }
+    piece = std::move(next);
+  }
+  return piece;
+}
+
+// Each member's input, flattened and cut into n near-equal chunks, on its device.
+std::vector<std::vector<Output>> Chunks(const Scope& scope, const std::vector<Output>& inputs,
+                                        const std::vector<std::string>& devices) {
+  const int n = static_cast<int>(devices.size());
+  const std::vector<int64_t> b = Bounds(inputs[0].shape().num_elements(), n);
+  std::vector<std::vector<Output>> chunk(n, std::vector<Output>(n));
+  for (int d = 0; d < n; ++d) {
+    const Scope on_d = scope.WithDevice(devices[d]);
+    Output flat = Reshape(on_d, inputs[d], Tensor::FromVector<int64_t>({b[n]}));
+    for (int c = 0; c < n; ++c) {
+      chunk[d][c] = Slice(on_d, flat, Tensor::FromVector<int64_t>({b[c]}),
+                          Tensor::FromVector<int64_t>({b[c + 1] - b[c]}));
+    }
+  }
+  return chunk;
+}
+
+Output ScaleForMean(const Scope& s, const Output& x, int n) {
+  if (x.dtype() == DType::kFloat64) return Mul(s, x, Tensor::Scalar<double>(1.0 / n));
+  return Mul(s, x, Tensor::Scalar<float>(1.0f / static_cast<float>(n)));
+}
+
+absl::Status CheckReducible(const std::vector<Output>& inputs, const char* what) {
+  const DType t = inputs[0].dtype();
+  if (t == DType::kFloat32 || t == DType::kFloat64) return absl::OkStatus();
+  return absl::InvalidArgumentError(
+      absl::StrCat(what, ": reduces float32 or float64 tensors, got ", DTypeName(t)));
+}
+
+}  // namespace
+
+absl::StatusOr<ReduceOp> ParseReduceOp(const std::string& name) {
+  if (name == "sum") return ReduceOp::kSum;
+  if (name == "mean") return ReduceOp::kMean;
+  if (name == "max") return ReduceOp::kMax;
+  return absl::InvalidArgumentError(
+      absl::StrCat("reduction '", name, "' is not one of sum, mean, max"));
+}
+
+absl::StatusOr<std::vector<Output>> ReduceScatter(const Scope& scope,
+                                                  const std::vector<Output>& inputs,
+                                                  const std::vector<std::string>& devices,
+                                                  ReduceOp op) {
+  SLUICE_RETURN_IF_ERROR(CheckGroup(inputs, devices, true, "ReduceScatter"));
+  SLUICE_RETURN_IF_ERROR(CheckReducible(inputs, "ReduceScatter"));
+  const Scope s = scope.NewSubScope("ReduceScatter");
+  const int n = static_cast<int>(devices.size());
+  // The ring leaves chunk k + 1 on ring position k: put member k + 1 there, so that member d
+  // ends with chunk d.
+  std::vector<Output> ring_inputs(n);
+  std::vector<std::string> ring_devices(n);
+  for (int k = 0; k < n; ++k) {
+    ring_inputs[k] = inputs[(k + 1) % n];
+    ring_devices[k] = devices[(k + 1) % n];
+  }
+  std::vector<Output> mine =
+      RingReduceScatter(s, Chunks(s, ring_inputs, ring_devices), ring_devices, op);
+  std::vector<Output> out(n);
+  for (int k = 0; k < n; ++k) out[(k + 1) % n] = mine[k];
+  if (op == ReduceOp::kMean) {
+    for (int d = 0; d < n; ++d) out[d] = ScaleForMean(s.WithDevice(devices[d]), out[d], n);
+  }
+  SLUICE_RETURN_IF_ERROR(s.status());
+  return out;
+}
+
+absl::StatusOr<std::vector<Output>> AllReduce(const Scope& scope, const std::vector<Output>& inputs,
+                                              const std::vector<std::string>& devices,
+                                              ReduceOp op) {
+  SLUICE_RETURN_IF_ERROR(CheckGroup(inputs, devices, true, "AllReduce"));
+  SLUICE_RETURN_IF_ERROR(CheckReducible(inputs, "AllReduce"));
+  const Scope s = scope.NewSubScope("AllReduce");
+  const int n = static_cast<int>(devices.size());
+  std::vector<Output> reduced = RingReduceScatter(s, Chunks(s, inputs, devices), devices, op);
+  if (op == ReduceOp::kMean) {
+    for (int d = 0; d < n; ++d) {
+      reduced[d] = ScaleForMean(s.WithDevice(devices[d]), reduced[d], n);
+    }
+  }
+  std::vector<std::vector<Output>> pieces = RingAllGather(s, reduced, devices, 0);
+  std::vector<Output> out(n);
+  const Tensor shape = Tensor::FromVector<int64_t>(inputs[0].shape().dims());
+  for (int d = 0; d < n; ++d) {
+    const Scope on_d = s.WithDevice(devices[d]);
+    out[d] = Reshape(
+        on_d, n == 1 ? pieces[d][0] : Concat(on_d, pieces[d], Tensor::Scalar<int32_t>(0)), shape);
+  }
+  SLUICE_RETURN_IF_ERROR(s.status());
+  return out;
+}
+
+absl::StatusOr<std::vector<Output>> AllGather(const Scope& scope, const std::vector<Output>& inputs,
+                                              const std::vector<std::string>& devices) {
+  SLUICE_RETURN_IF_ERROR(CheckGroup(inputs, devices, false, "AllGather"));
+  const Scope s = scope.NewSubScope("AllGather");
+  const int n = static_cast<int>(devices.size());
+  // Member d's own input is piece d: shift the ring's starting index by -1.
+  std::vector<std::vector<Output>> pieces = RingAllGather(s, inputs, devices, n - 1);
+  std::vector<Output> out(n);
+  for (int d = 0; d < n; ++d) {
+    const Scope on_d = s.WithDevice(devices[d]);
+    out[d] =
+        n == 1 ? Identity(on_d, pieces[d][0]) : Concat(on_d, pieces[d], Tensor::Scalar<int32_t>(0));
+  }
+  SLUICE_RETURN_IF_ERROR(s.status());
+  return out;
+}
+
+absl::StatusOr<std::vector<Output>> Broadcast(const Scope& scope, const Output& value, int root,
+                                              const std::vector<std::string>& devices) {
+  const int n = static_cast<int>(devices.size());
+  if (root < 0 || root >= n) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("Broadcast: root ", root, " is not a member of a group of ", n));
+  }
+  SLUICE_RETURN_IF_ERROR(CheckGroup(std::vector<Output>(n, value), devices, true, "Broadcast"));
+  const Scope s = scope.NewSubScope("Broadcast");
+  // A chain from the root: each member forwards what it received to the next.
+  std::vector<Output> out(n);
+  Output last = value;
+  for (int k = 0; k < n; ++k) {
+    const int d = (root + k) % n;
+    last = Identity(s.WithDevice(devices[d]), last);
+    out[d] = last;
+  }
+  SLUICE_RETURN_IF_ERROR(s.status());
+  return out;
+}
+
+}  // namespace ops
+}  // namespace sluice
