@@ -360,3 +360,11 @@ def _variable_name(var):
         raise TypeError("Saver var_list entries are Variables, got {!r}".format(var))
     shared = tensor.op.get_attr("shared_name")
     return shared or tensor.op.name
+
+
+def __getattr__(name):
+    # The strategies import this module's optimizers' callers; loaded on first use.
+    if name == "BSPStrategy":
+        from sluice.strategies import BSPStrategy
+        return BSPStrategy
+    raise AttributeError("module 'sluice.train' has no attribute {!r}".format(name))

@@ -1,0 +1,80 @@
+"""BSP on a two-worker LocalCluster: N workers with batch b each take exactly the steps of one
+worker with batch N*b (TRAINING.md: the strongest equality test there is), for SGD and
+Momentum, step by step, and the replicas' copies stay equal."""
+
+import numpy as np
+import pytest
+
+import sluice as sl
+
+DEVICES = ["/job:worker/task:0", "/job:worker/task:1"]
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    with sl.LocalCluster(workers=2) as c:
+        yield c
+
+
+def model(x, y):
+    w1 = sl.get_variable("w1", initializer=np.linspace(-1, 1, 12).reshape(4, 3).astype(
+        np.float32))
+    b1 = sl.get_variable("b1", [3], initializer=sl.constant_initializer(0.1))
+    w2 = sl.get_variable("w2", initializer=np.linspace(1, -1, 6).reshape(3, 2).astype(
+        np.float32))
+    h = sl.nn.relu(sl.matmul(x, w1) + b1)
+    return sl.reduce_mean(
+        sl.nn.sparse_softmax_cross_entropy_with_logits(labels=y, logits=sl.matmul(h, w2)))
+
+
+def batches(steps, b):
+    rng = np.random.default_rng(3)
+    return [(rng.normal(size=(2 * b, 4)).astype(np.float32), rng.integers(0, 2, 2 * b))
+            for _ in range(steps)]
+
+
+@pytest.mark.parametrize("make_opt", [lambda: sl.train.GradientDescentOptimizer(0.5),
+                                      lambda: sl.train.MomentumOptimizer(0.3, 0.9)])
+def test_bsp_on_two_workers_equals_one_worker_with_the_whole_batch(cluster, make_opt):
+    data = batches(5, b=3)
+    # The reference: one model, batch 2b.
+    ref = sl.Graph()
+    with ref.as_default():
+        x = sl.placeholder(sl.float32, [None, 4])
+        y = sl.placeholder(sl.int64, [None])
+        loss = model(x, y)
+        train = make_opt().minimize(loss)
+        init = sl.global_variables_initializer()
+    with sl.Session(graph=ref) as sess:
+        sess.run(init)
+        want = []
+        for xs, ys in data:
+            want.append(sess.run(loss, {x: xs, y: ys}))
+            sess.run(train, {x: xs, y: ys})
+        want_w = sess.run([v for v in ref.get_collection("variables")
+                           if v.op.name in ("w1", "b1", "w2")])
+    g = sl.Graph()
+    with g.as_default():
+        bsp = sl.train.BSPStrategy(DEVICES)
+        inputs = [(sl.placeholder(sl.float32, [None, 4]), sl.placeholder(sl.int64, [None]))
+                  for _ in DEVICES]
+        train_op, mean_loss = bsp.minimize(make_opt(), model, inputs)
+        init = sl.global_variables_initializer()
+    assert [v.op.device for v in bsp.replica_variables[1]] == [DEVICES[1]] * 3
+    def shard(xs, ys):
+        return {inputs[0][0]: xs[:3], inputs[0][1]: ys[:3],
+                inputs[1][0]: xs[3:], inputs[1][1]: ys[3:]}
+
+    with sl.Session(cluster.target, graph=g) as sess:
+        sess.run(init)
+        got = []
+        for xs, ys in data:
+            got.append(sess.run(mean_loss, shard(xs, ys)))
+            sess.run(train_op, shard(xs, ys))
+        replicas = sess.run(bsp.replica_variables)
+        after = sess.run(mean_loss, shard(*data[0]))
+    np.testing.assert_allclose(got, want, rtol=1e-5)
+    for k in range(3):
+        np.testing.assert_allclose(replicas[0][k], want_w[k], rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(replicas[1][k], replicas[0][k], rtol=1e-6, atol=1e-7)
+    assert after < got[0]  # Training lowered the loss of the first batch.
