@@ -21,68 +21,202 @@ of one worker with batch N*b when the loss is a batch mean.
     train_op, loss = bsp.minimize(sl.train.GradientDescentOptimizer(0.1), model, inputs)
 """
 
+from sluice import array_ops
 from sluice import collective
 from sluice import framework
 from sluice.gradients import gradients as _gradients
 from sluice import math_ops
+from sluice import variables
 from sluice import variable_sharing as vs  # noqa: I100
+
+
+def _replicate(devices, model_fn, inputs, name):
+    """model_fn(*inputs[i]) on each device, each replica with its own copy of every variable
+    made with get_variable ("<name>_replica_<i>/<var>"), all initialised from replica 0's initial
+    values. Returns (losses, per-replica variable lists in creation order)."""
+    if len(inputs) != len(devices):
+        raise ValueError("{} input tuples for {} devices".format(len(inputs), len(devices)))
+    graph = framework.get_default_graph()
+    first = {}  # Base name -> replica 0's Variable.
+    losses, replica_variables = [], []
+    for i, device in enumerate(devices):
+        mine = []
+
+        def getter(real_getter, var_name, *args, _i=i, _mine=mine, **kwargs):
+            base = var_name.split("/", 1)[1] if "/" in var_name else var_name
+            if _i > 0:
+                if base not in first:
+                    raise ValueError("replica {} creates variable {!r}, which replica 0 did "
+                                     "not".format(_i, base))
+                kwargs["initializer"] = first[base].initial_value
+                kwargs["shape"] = None
+            var = real_getter(var_name, *args, **kwargs)
+            if _i == 0:
+                first[base] = var
+            if var not in _mine:
+                _mine.append(var)
+            return var
+
+        with graph.device(device), vs.variable_scope("{}_replica_{}".format(name, i),
+                                                     custom_getter=getter):
+            losses.append(model_fn(*inputs[i]))
+        if len(mine) != len(first):
+            raise ValueError("replica {} made {} variables, replica 0 made {}".format(
+                i, len(mine), len(first)))
+        replica_variables.append(mine)
+    return losses, replica_variables
+
+
+def _mean(graph, losses, name):
+    with graph.name_scope(name + "_loss"):
+        return math_ops.multiply(math_ops.add_n(losses), 1.0 / len(losses))
+
+
+def _check_devices(devices, what):
+    devices = [str(d) for d in devices]
+    if not devices or len(set(devices)) != len(devices):
+        raise ValueError("{} needs distinct devices, got {}".format(what, devices))
+    return devices
 
 
 class BSPStrategy:
     """Bulk synchronous SGD over `devices` with gradients averaged by all-reduce."""
 
     def __init__(self, devices):
-        self.devices = [str(d) for d in devices]
-        if len(set(self.devices)) != len(self.devices) or not self.devices:
-            raise ValueError("BSPStrategy needs distinct devices, got {}".format(devices))
+        self.devices = _check_devices(devices, "BSPStrategy")
         self.replica_variables = []  # Per replica, its variables in creation order.
 
     def minimize(self, optimizer, model_fn, inputs, name="bsp"):
         """Builds the replicas (model_fn(*inputs[i]) on device i, returning its loss) and one
         training step; returns (train_op, the replicas' mean loss)."""
-        if len(inputs) != len(self.devices):
-            raise ValueError("BSPStrategy: {} input tuples for {} devices".format(
-                len(inputs), len(self.devices)))
         graph = framework.get_default_graph()
-        first = {}  # Base name -> replica 0's Variable.
-        losses = []
-        self.replica_variables = []
-        for i, device in enumerate(self.devices):
-            mine = []
-
-            def getter(real_getter, name, *args, _i=i, _mine=mine, **kwargs):
-                base = name.split("/", 1)[1] if "/" in name else name
-                if _i > 0:
-                    if base not in first:
-                        raise ValueError("replica {} creates variable {!r}, which replica 0 did "
-                                         "not".format(_i, base))
-                    kwargs["initializer"] = first[base].initial_value
-                    kwargs["shape"] = None
-                var = real_getter(name, *args, **kwargs)
-                if _i == 0:
-                    first[base] = var
-                if var not in _mine:
-                    _mine.append(var)
-                return var
-
-            with graph.device(device), vs.variable_scope("{}_replica_{}".format(name, i),
-                                                         custom_getter=getter):
-                losses.append(model_fn(*inputs[i]))
-            if len(mine) != len(first):
-                raise ValueError("replica {} made {} variables, replica 0 made {}".format(
-                    i, len(mine), len(first)))
-            self.replica_variables.append(mine)
+        losses, self.replica_variables = _replicate(self.devices, model_fn, inputs, name)
+        n = len(self.devices)
         grads = [_gradients(loss, vars_) for loss, vars_ in
                  zip(losses, self.replica_variables)]
         pairs = []
-        for k in range(len(first)):
-            per_replica = [grads[i][k] for i in range(len(self.devices))]
+        for k in range(len(self.replica_variables[0])):
+            per_replica = [grads[i][k] for i in range(n)]
             if any(g is None for g in per_replica):
                 continue  # The loss does not depend on this variable.
             averaged = collective.all_reduce(per_replica, op="mean", devices=self.devices)
-            pairs += [(averaged[i], self.replica_variables[i][k])
-                      for i in range(len(self.devices))]
+            pairs += [(averaged[i], self.replica_variables[i][k]) for i in range(n)]
         train_op = optimizer.apply_gradients(pairs, name=name)
-        with graph.name_scope(name + "_loss"):
-            mean_loss = math_ops.multiply(math_ops.add_n(losses), 1.0 / len(losses))
-        return train_op, mean_loss
+        return train_op, _mean(graph, losses, name)
+
+
+class ModelAveragingStrategy:
+    """Local SGD with communication frequency K (TRAINING.md section 2): every replica takes
+    `period` local optimizer steps on its own shard from the common point, then all set
+    x_i <- (1/N) sum_j x_j (a ring all-reduce of the variables). period=1 with plain SGD is
+    BSP. `minimize` returns (train_op, average_op, mean loss); `run_step(sess, feed)` runs the
+    local step and, every `period`-th call, the averaging."""
+
+    def __init__(self, devices, period):
+        self.devices = _check_devices(devices, "ModelAveragingStrategy")
+        if int(period) < 1:
+            raise ValueError("period must be >= 1, got {}".format(period))
+        self.period = int(period)
+        self.replica_variables = []
+        self._steps = 0
+
+    def minimize(self, optimizer, model_fn, inputs, name="model_averaging"):
+        graph = framework.get_default_graph()
+        losses, self.replica_variables = _replicate(self.devices, model_fn, inputs, name)
+        pairs = []
+        for loss, vars_ in zip(losses, self.replica_variables):
+            pairs += [(g, v) for g, v in zip(_gradients(loss, vars_), vars_) if g is not None]
+        self.train_op = optimizer.apply_gradients(pairs, name=name)
+        assigns = []
+        for k in range(len(self.replica_variables[0])):
+            copies = [self.replica_variables[i][k] for i in range(len(self.devices))]
+            averaged = collective.all_reduce(copies, op="mean", devices=self.devices)
+            for var, avg, device in zip(copies, averaged, self.devices):
+                with graph.device(device):
+                    assigns.append(variables.assign(var, avg))
+        self.average_op = array_ops.group(*assigns, name=name + "_average")
+        self.loss = _mean(graph, losses, name)
+        return self.train_op, self.average_op, self.loss
+
+    def run_step(self, sess, feed_dict):
+        """One local step of every replica (returns the mean loss before it), then the
+        averaging when this is a multiple of `period` steps."""
+        loss, _ = sess.run([self.loss, self.train_op], feed_dict)
+        self._steps += 1
+        if self._steps % self.period == 0:
+            sess.run(self.average_op)
+        return loss
+
+
+class ElasticAveragingStrategy:
+    """Synchronous elastic averaging SGD (Zhang, Choromanska, LeCun 2015; TRAINING.md section
+    2). Each replica keeps its variables x_i and a copy of the center x~; every `period` steps,
+    with all terms taken before the step,
+        x_i <- x_i - eta * g_i(x_i) - alpha * (x_i - x~)
+        x~  <- x~ + alpha * sum_i (x_i - x~)
+    (the sum by a ring all-reduce, so every copy of the center stays equal); other steps are
+    plain local steps x_i <- x_i - eta * g_i(x_i). alpha is the moving rate eta*rho, as in the
+    paper (not TensorFlow's beta/tau/N). `minimize` returns (train_op, elastic_step_op, loss);
+    `run_step(sess, feed)` picks the right one."""
+
+    def __init__(self, devices, moving_rate, period=1):
+        self.devices = _check_devices(devices, "ElasticAveragingStrategy")
+        self.alpha = float(moving_rate)
+        self.period = int(period)
+        if self.period < 1:
+            raise ValueError("period must be >= 1, got {}".format(period))
+        self.replica_variables, self.center_variables = [], []
+        self._steps = 0
+
+    def minimize(self, optimizer, model_fn, inputs, name="easgd"):
+        from sluice import train  # train imports this module lazily.
+
+        if type(optimizer) is not train.GradientDescentOptimizer:
+            raise TypeError("ElasticAveragingStrategy applies the paper's equations with plain "
+                            "SGD: pass a GradientDescentOptimizer")
+        graph = framework.get_default_graph()
+        losses, self.replica_variables = _replicate(self.devices, model_fn, inputs, name)
+        n = len(self.devices)
+        self.center_variables = []
+        for i, device in enumerate(self.devices):
+            with graph.device(device):
+                self.center_variables.append([
+                    variables.Variable(v.initial_value, trainable=False,
+                                       name="{}_center_{}/{}".format(
+                                           name, i, v.op.name.split("/", 1)[1]))
+                    for v in self.replica_variables[i]])
+        grads = [_gradients(loss, vars_) for loss, vars_ in zip(losses, self.replica_variables)]
+        pairs = []
+        for i in range(n):
+            pairs += [(g, v) for g, v in zip(grads[i], self.replica_variables[i])
+                      if g is not None]
+        self.train_op = optimizer.apply_gradients(pairs, name=name)
+        # The elastic step: differences and their sum read before any update.
+        diffs = [[math_ops.subtract(x, c) for x, c in
+                  zip(self.replica_variables[i], self.center_variables[i])] for i in range(n)]
+        sums = [collective.all_reduce([diffs[i][k] for i in range(n)], op="sum",
+                                      devices=self.devices)
+                for k in range(len(self.replica_variables[0]))]
+        before = [d for row in diffs for d in row] + [s for row in sums for s in row]
+        with graph.control_dependencies(before):
+            step = optimizer.apply_gradients(pairs, name=name + "_elastic")
+        updates = []
+        for i, device in enumerate(self.devices):
+            with graph.device(device):
+                for k, (x, c) in enumerate(zip(self.replica_variables[i],
+                                               self.center_variables[i])):
+                    with graph.control_dependencies([step]):
+                        updates.append(variables.assign_sub(
+                            x, math_ops.multiply(diffs[i][k], self.alpha)))
+                    updates.append(variables.assign_add(
+                        c, math_ops.multiply(sums[k][i], self.alpha)))
+        self.elastic_op = array_ops.group(step, *updates, name=name + "_elastic_step")
+        self.loss = _mean(graph, losses, name)
+        return self.train_op, self.elastic_op, self.loss
+
+    def run_step(self, sess, feed_dict):
+        """One step of every replica: the elastic one every `period`-th call, else local."""
+        self._steps += 1
+        op = self.elastic_op if self._steps % self.period == 0 else self.train_op
+        loss, _ = sess.run([self.loss, op], feed_dict)
+        return loss

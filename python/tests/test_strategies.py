@@ -78,3 +78,83 @@ def test_bsp_on_two_workers_equals_one_worker_with_the_whole_batch(cluster, make
         np.testing.assert_allclose(replicas[0][k], want_w[k], rtol=1e-5, atol=1e-6)
         np.testing.assert_allclose(replicas[1][k], replicas[0][k], rtol=1e-6, atol=1e-7)
     assert after < got[0]  # Training lowered the loss of the first batch.
+
+
+def linear_model(x, y):
+    w = sl.get_variable("w", initializer=np.array([[0.5], [-0.5]], np.float64))
+    return sl.reduce_mean(sl.square(sl.matmul(x, w) - y))
+
+
+def linear_grad(w, x, y):
+    return 2.0 * x.T @ (x @ w - y) / len(x)
+
+
+def shards(steps, n=2, b=4):
+    rng = np.random.default_rng(8)
+    return [[(rng.normal(size=(b, 2)), rng.normal(size=(b, 1))) for _ in range(n)]
+            for _ in range(steps)]
+
+
+def strategy_feed(inputs, step_data):
+    feed = {}
+    for (x_ph, y_ph), (x, y) in zip(inputs, step_data):
+        feed[x_ph], feed[y_ph] = x, y
+    return feed
+
+
+def build(strategy, lr=0.1):
+    g = sl.Graph()
+    with g.as_default():
+        inputs = [(sl.placeholder(sl.float64, [None, 2]), sl.placeholder(sl.float64, [None, 1]))
+                  for _ in DEVICES]
+        ops = strategy.minimize(sl.train.GradientDescentOptimizer(lr), linear_model, inputs)
+        init = sl.global_variables_initializer()
+    return g, inputs, ops, init
+
+
+def test_model_averaging_matches_its_equations(cluster):
+    data, lr, period = shards(6), 0.1, 2
+    strategy = sl.train.ModelAveragingStrategy(DEVICES, period=period)
+    g, inputs, _, init = build(strategy, lr)
+    with sl.Session(cluster.target, graph=g) as sess:
+        sess.run(init)
+        got = []
+        for step_data in data:
+            strategy.run_step(sess, strategy_feed(inputs, step_data))
+            got.append(sess.run([vs[0] for vs in strategy.replica_variables]))
+    # numpy: K local SGD steps from the common point, then x_i <- mean_j x_j.
+    x = [np.array([[0.5], [-0.5]]) for _ in DEVICES]
+    for t, step_data in enumerate(data):
+        x = [xi - lr * linear_grad(xi, *d) for xi, d in zip(x, step_data)]
+        if (t + 1) % period == 0:
+            x = [np.mean(x, axis=0)] * len(DEVICES)
+        for i in range(len(DEVICES)):
+            np.testing.assert_allclose(got[t][i], x[i], rtol=1e-12)
+    assert not np.allclose(got[0][0], got[0][1])  # Between averagings the copies differ.
+
+
+def test_elastic_averaging_matches_its_equations(cluster):
+    data, lr, alpha = shards(5), 0.1, 0.2
+    strategy = sl.train.ElasticAveragingStrategy(DEVICES, moving_rate=alpha, period=1)
+    g, inputs, _, init = build(strategy, lr)
+    with sl.Session(cluster.target, graph=g) as sess:
+        sess.run(init)
+        for step_data in data:
+            strategy.run_step(sess, strategy_feed(inputs, step_data))
+        got_x = sess.run([vs[0] for vs in strategy.replica_variables])
+        got_c = sess.run([cs[0] for cs in strategy.center_variables])
+    # numpy, all terms before the step: x_i -= lr*g_i(x_i) + alpha*(x_i - c);
+    # c += alpha * sum_i (x_i - c).
+    x = [np.array([[0.5], [-0.5]]) for _ in DEVICES]
+    c = np.array([[0.5], [-0.5]])
+    for step_data in data:
+        diffs = [xi - c for xi in x]
+        x = [xi - lr * linear_grad(xi, *d) - alpha * di
+             for xi, d, di in zip(x, step_data, diffs)]
+        c = c + alpha * np.sum(diffs, axis=0)
+    for i in range(len(DEVICES)):
+        np.testing.assert_allclose(got_x[i], x[i], rtol=1e-12)
+        np.testing.assert_allclose(got_c[i], c, rtol=1e-12)
+    with pytest.raises(TypeError, match="GradientDescentOptimizer"):
+        sl.train.ElasticAveragingStrategy(DEVICES, 0.1).minimize(
+            sl.train.AdamOptimizer(0.1), linear_model, [])
