@@ -220,3 +220,76 @@ class ElasticAveragingStrategy:
         op = self.elastic_op if self._steps % self.period == 0 else self.train_op
         loss, _ = sess.run([self.loss, op], feed_dict)
         return loss
+
+
+class ADMMStrategy:
+    """Consensus ADMM, scaled form (Boyd et al. 2011, section 7.1; TRAINING.md section 2):
+    minimise sum_i f_i(x) with a local copy x_i per replica, the consensus z and scaled duals
+    u_i (rho the penalty):
+        x_i <- argmin_x f_i(x) + (rho/2) * ||x - z + u_i||^2   (here: `inner_steps` gradient
+                                                                steps of the optimizer)
+        z   <- (1/N) * sum_i (x_i + u_i)                       (a ring all-reduce)
+        u_i <- u_i + x_i - z
+    f_i is model_fn's loss on replica i's shard. Each replica keeps copies of z and u_i
+    (`<name>_z_<i>/...`, `<name>_u_<i>/...`; z starts at the initial value, u at 0).
+    `minimize` returns (local_op, consensus_op, mean local loss); `run_round(sess, feed)` runs
+    `inner_steps` local steps, then the consensus update, and returns the primal residual
+    ||r||^2 = sum_i ||x_i - z||^2 measured after it."""
+
+    def __init__(self, devices, rho, inner_steps):
+        self.devices = _check_devices(devices, "ADMMStrategy")
+        self.rho = float(rho)
+        self.inner_steps = int(inner_steps)
+        if self.rho <= 0 or self.inner_steps < 1:
+            raise ValueError("ADMM needs rho > 0 and inner_steps >= 1, got {} and {}".format(
+                rho, inner_steps))
+
+    def minimize(self, optimizer, model_fn, inputs, name="admm"):
+        graph = framework.get_default_graph()
+        losses, self.replica_variables = _replicate(self.devices, model_fn, inputs, name)
+        n = len(self.devices)
+        self.z_variables, self.u_variables = [], []
+        objectives = []
+        for i, device in enumerate(self.devices):
+            with graph.device(device):
+                zs, us, penalty = [], [], []
+                for x in self.replica_variables[i]:
+                    base = x.op.name.split("/", 1)[1]
+                    z = variables.Variable(x.initial_value, trainable=False,
+                                           name="{}_z_{}/{}".format(name, i, base))
+                    u = variables.Variable(array_ops.zeros_like(x.initial_value),
+                                           trainable=False, name="{}_u_{}/{}".format(name, i, base))
+                    zs.append(z)
+                    us.append(u)
+                    d = x - z + u
+                    penalty.append(math_ops.reduce_sum(d * d))
+                objectives.append(losses[i] + (self.rho / 2.0) * math_ops.add_n(penalty))
+            self.z_variables.append(zs)
+            self.u_variables.append(us)
+        pairs = []
+        for obj, vars_ in zip(objectives, self.replica_variables):
+            pairs += [(g, v) for g, v in zip(_gradients(obj, vars_), vars_) if g is not None]
+        self.local_op = optimizer.apply_gradients(pairs, name=name)
+        updates, residual_terms = [], []
+        for k in range(len(self.replica_variables[0])):
+            xs = [self.replica_variables[i][k] for i in range(n)]
+            sums = [xs[i] + self.u_variables[i][k] for i in range(n)]
+            z_new = collective.all_reduce(sums, op="mean", devices=self.devices)
+            for i, device in enumerate(self.devices):
+                with graph.device(device):
+                    updates.append(variables.assign(self.z_variables[i][k], z_new[i]))
+                    updates.append(variables.assign_add(self.u_variables[i][k],
+                                                        xs[i] - z_new[i]))
+                    r = xs[i] - z_new[i]
+                    residual_terms.append(math_ops.reduce_sum(r * r))
+        self.consensus_op = array_ops.group(*updates, name=name + "_consensus")
+        # Measured on the values the consensus step used (x_i is not changed by it).
+        self.primal_residual = math_ops.add_n(residual_terms)
+        self.loss = _mean(graph, losses, name)
+        return self.local_op, self.consensus_op, self.loss
+
+    def run_round(self, sess, feed_dict):
+        for _ in range(self.inner_steps):
+            sess.run(self.local_op, feed_dict)
+        residual, _ = sess.run([self.primal_residual, self.consensus_op], feed_dict)
+        return residual

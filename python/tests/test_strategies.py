@@ -158,3 +158,24 @@ def test_elastic_averaging_matches_its_equations(cluster):
     with pytest.raises(TypeError, match="GradientDescentOptimizer"):
         sl.train.ElasticAveragingStrategy(DEVICES, 0.1).minimize(
             sl.train.AdamOptimizer(0.1), linear_model, [])
+
+
+def test_admm_least_squares_reaches_the_single_machine_optimum(cluster):
+    rng = np.random.default_rng(21)
+    xs = [rng.normal(size=(20, 2)) for _ in DEVICES]
+    ys = [x @ np.array([[1.5], [-2.0]]) + rng.normal(0, 0.3, size=(20, 1)) for x in xs]
+    # The centralised optimum of sum_i mean_i (x w - y)^2 (equal shard sizes): least squares
+    # on all the data.
+    optimum = np.linalg.lstsq(np.vstack(xs), np.vstack(ys), rcond=None)[0]
+    strategy = sl.train.ADMMStrategy(DEVICES, rho=1.0, inner_steps=25)
+    g, inputs, _, init = build(strategy, lr=0.1)
+    feed = strategy_feed(inputs, list(zip(xs, ys)))
+    with sl.Session(cluster.target, graph=g) as sess:
+        sess.run(init)
+        residuals = [strategy.run_round(sess, feed) for _ in range(40)]
+        z = sess.run(strategy.z_variables[0][0])
+        local = sess.run([v[0] for v in strategy.replica_variables])
+    assert residuals[-1] < 1e-8 < residuals[0]
+    np.testing.assert_allclose(z, optimum, atol=1e-4)  # The stated tolerance.
+    for w in local:
+        np.testing.assert_allclose(w, optimum, atol=1e-4)
