@@ -99,6 +99,9 @@ class BSPStrategy:
             per_replica = [grads[i][k] for i in range(n)]
             if any(g is None for g in per_replica):
                 continue  # The loss does not depend on this variable.
+            # A gradient's static shape can be partial; the variable's is known (a view).
+            shape = self.replica_variables[0][k].get_shape().as_list()
+            per_replica = [array_ops.reshape(g, shape) for g in per_replica]
             averaged = collective.all_reduce(per_replica, op="mean", devices=self.devices)
             pairs += [(averaged[i], self.replica_variables[i][k]) for i in range(n)]
         train_op = optimizer.apply_gradients(pairs, name=name)

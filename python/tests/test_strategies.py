@@ -179,3 +179,20 @@ def test_admm_least_squares_reaches_the_single_machine_optimum(cluster):
     np.testing.assert_allclose(z, optimum, atol=1e-4)  # The stated tolerance.
     for w in local:
         np.testing.assert_allclose(w, optimum, atol=1e-4)
+
+
+def test_data_parallel_example_trains_with_every_strategy():
+    import os
+    import re
+    import subprocess
+    import sys
+
+    script = os.path.join(os.path.dirname(__file__), "..", "..", "examples", "data_parallel.py")
+    out = subprocess.run([sys.executable, script, "--workers", "4", "--epochs", "2"],
+                         check=True, capture_output=True, text=True, timeout=300).stdout
+    for name in ("bsp", "model_averaging", "easgd", "admm"):
+        accuracy = [float(a) for a in re.findall(r"^{} epoch \d+  loss \S+  accuracy (\S+)$"
+                                                  .format(name), out, re.M)]
+        assert len(accuracy) == 2 and accuracy[-1] > 0.95, out
+        assert re.search(r"^{}: bytes each worker sends .*task 3 \d+$".format(name), out,
+                         re.M), out
