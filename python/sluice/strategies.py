@@ -1,6 +1,7 @@
 """Synchronous data-parallel training strategies (in-graph replication): one client builds one
 model per worker device, each fed its own shard, and one `sess.run(train_op)` is one
-synchronous step of every worker.
+synchronous step of every worker. BSPStrategy, ModelAveragingStrategy,
+ElasticAveragingStrategy and ADMMStrategy (each class states its equations; docs/strategies.md).
 
 BSPStrategy (bulk synchronous SGD, TRAINING.md section 2):
     w <- w - eta * (1/N) * sum_i g_i(w)
@@ -27,7 +28,7 @@ from sluice import framework
 from sluice.gradients import gradients as _gradients
 from sluice import math_ops
 from sluice import variables
-from sluice import variable_sharing as vs  # noqa: I100
+from sluice import variable_sharing as vs
 
 
 def _replicate(devices, model_fn, inputs, name):
