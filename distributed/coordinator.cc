@@ -207,6 +207,13 @@ absl::Status HeartbeatMonitor::AwaitFirstAnswers(
     }
     return true;
   };
+  {
+    // A task that is up answers within a heartbeat round trip: wait a grace period quietly, so
+    // a freshly started master does not print for tasks that are merely being pinged.
+    absl::MutexLock lock(&mu_);
+    mu_.AwaitWithDeadline(absl::Condition(&all_answered),
+                          std::min(give_up, start + std::min(progress_every, absl::Seconds(1))));
+  }
   while (true) {
     std::vector<std::string> missing;
     {

@@ -86,9 +86,10 @@ class HeartbeatMonitor {
   // once it has answered one (so a cluster spec needs only control addresses).
   proto::PeerAddress peer(const std::string& task_prefix) const;
   // Waits until every task in `task_prefixes` has answered at least one heartbeat: a master
-  // may start before its workers. Calls progress(line) at once and then every `progress_every`
-  // while it waits, naming the tasks still missing and why; after `timeout`, Unavailable naming
-  // them. A task that answers as another job/task than watched never counts as answered.
+  // may start before its workers. Calls progress(line) after a grace of up to a second and
+  // then every `progress_every` while it waits, naming the tasks still missing and why; after
+  // `timeout`, Unavailable naming them. A task that answers as another job/task than watched never
+  // counts as answered.
   absl::Status AwaitFirstAnswers(const std::vector<std::string>& task_prefixes,
                                  absl::Duration timeout, absl::Duration progress_every,
                                  const std::function<void(const std::string&)>& progress);
