@@ -29,8 +29,8 @@ import time
 import numpy as np
 
 SIZES = [4 << 10, 64 << 10, 1 << 20, 4 << 20, 16 << 20, 64 << 20]
-# Sizes from 12 MiB on hang intermittently in Sluice today (a step of a 2-worker ring all-reduce
-# of 16 MiB misses its deadline; plain transfers of 32 MiB both ways do not): docs/benchmarks.md.
+# Steps of 16 MiB and more of variables still miss their deadline at times (docs/benchmarks.md):
+# stop at 4 MiB unless --max_size says otherwise.
 DEFAULT_MAX_SIZE = 4 << 20
 
 GLOO_WORKER = r"""

@@ -110,3 +110,4 @@ def test_bad_groups_are_named(graph):
         sl.collective.all_reduce([a], op="median")
     with pytest.raises(ValueError, match="needs a device"):
         sl.collective.all_reduce([sl.zeros([3]), a])
+

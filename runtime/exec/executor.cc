@@ -330,8 +330,11 @@ void ExecutorImpl::Process(StepState* step, std::vector<int> ready) const {
       OpKernelContext::Params p;
       if (GatherInputs(step, item, &p)) {
         if (AsyncOpKernel* async = item.kernel->AsAsync()) {
-          // The node completes in the callback, possibly on another thread, which then carries
-          // on with the nodes it made ready.
+          // The node completes in the callback, possibly on another thread. A thread of an
+          // arena carries on with the nodes it made ready; any other thread (a data-plane
+          // reader delivering a received tensor) hands them to the arena without waiting: run
+          // there, a Send could block it on the network while the peer's reader is blocked the
+          // same way on us (two workers exchanging large tensors deadlocked so).
           auto* ctx = new OpKernelContext(std::move(p));
           async->ComputeAsync(ctx, [this, step, id, ctx] {
             std::vector<Tensor> outs;
@@ -339,7 +342,12 @@ void ExecutorImpl::Process(StepState* step, std::vector<int> ready) const {
             delete ctx;
             std::vector<int> next;
             Complete(step, items_[id], &outs, &next);
-            if (!next.empty()) Process(step, std::move(next));
+            if (next.empty()) return;
+            if (tbb::this_task_arena::current_thread_index() >= 0) {
+              Process(step, std::move(next));
+            } else {
+              for (int n : next) device_->arena().enqueue([this, step, n] { Process(step, {n}); });
+            }
           });
           continue;
         }
