@@ -87,13 +87,6 @@ absl::StatusOr<std::vector<int64_t>> VectorInts(const Tensor& t, absl::string_vi
   return TensorToInt64s(t, what);
 }
 
-// Product of dims [begin, end) of a fully defined shape.
-int64_t DimProduct(const TensorShape& s, int begin, int end) {
-  int64_t n = 1;
-  for (int i = begin; i < end; ++i) n *= s.dim(i);
-  return n;
-}
-
 // Evaluates `expr` into `dst` inline when `work` elements are few, else on the intra-op pool
 // (like EvalExpr in kernel_util.h, for destinations such as slices that have no size()).
 template <typename Dst, typename Expr>

@@ -26,13 +26,6 @@ namespace {
 constexpr DType kAllTypes[] = {DType::kFloat32, DType::kFloat64, DType::kInt32, DType::kInt64,
                                DType::kBool};
 
-// Product of dims [begin, end) of a fully defined shape.
-int64_t DimProduct(const TensorShape& s, int begin, int end) {
-  int64_t n = 1;
-  for (int i = begin; i < end; ++i) n *= s.dim(i);
-  return n;
-}
-
 // The shape [d_0 .. d_{axis-1}] + `middle` + [d_{axis+1} ..] of `s` (unknown rank stays unknown).
 TensorShape ReplaceDim(const TensorShape& s, int axis, const TensorShape& middle) {
   if (s.unknown_rank() || middle.unknown_rank()) return TensorShape::UnknownRank();

@@ -19,16 +19,7 @@ absl::StatusOr<std::vector<int64_t>> TensorToInt64s(const Tensor& t, absl::strin
     return absl::InvalidArgumentError(
         absl::StrCat(what, " must be a scalar or vector, got shape ", t.shape().DebugString()));
   }
-  std::vector<int64_t> out(t.num_elements());
-  if (t.dtype() == DType::kInt32) {
-    for (int64_t i = 0; i < t.num_elements(); ++i) out[i] = t.data<int32_t>()[i];
-  } else if (t.dtype() == DType::kInt64) {
-    for (int64_t i = 0; i < t.num_elements(); ++i) out[i] = t.data<int64_t>()[i];
-  } else {
-    return absl::InvalidArgumentError(
-        absl::StrCat(what, " must be int32 or int64, got ", DTypeName(t.dtype())));
-  }
-  return out;
+  return IndexValues(t, what);
 }
 
 absl::StatusOr<std::vector<int64_t>> IndexValues(const Tensor& t, absl::string_view what) {
@@ -51,6 +42,12 @@ absl::StatusOr<int> CanonicalAxis(int64_t axis, int rank) {
                                                    ")"));
   }
   return static_cast<int>(axis < 0 ? axis + rank : axis);
+}
+
+int64_t DimProduct(const TensorShape& s, int begin, int end) {
+  int64_t n = 1;
+  for (int i = begin; i < end; ++i) n *= s.dim(i);
+  return n;
 }
 
 std::string DimsString(const std::vector<int64_t>& dims) {

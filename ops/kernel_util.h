@@ -28,6 +28,9 @@ absl::StatusOr<std::vector<int64_t>> IndexValues(const Tensor& t, absl::string_v
 // `axis` in [-rank, rank) as a non-negative axis; InvalidArgument naming the range otherwise.
 absl::StatusOr<int> CanonicalAxis(int64_t axis, int rank);
 
+// Product of dims [begin, end) of a fully defined shape (1 for an empty range).
+int64_t DimProduct(const TensorShape& s, int begin, int end);
+
 // "[2,3,4]".
 std::string DimsString(const std::vector<int64_t>& dims);
 

@@ -310,9 +310,6 @@ class FileWriter:
         return False
 
 
-FileWriterCache = None  # TF1 has a cache of writers; Sluice users make their own.
-
-
 def summary_iterator(path):
     """The Event messages of an events file, in order. A record cut short (a writer still
     writing, or a crash) ends the iteration; a record whose checksum does not match is a
