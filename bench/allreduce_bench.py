@@ -29,9 +29,7 @@ import time
 import numpy as np
 
 SIZES = [4 << 10, 64 << 10, 1 << 20, 4 << 20, 16 << 20, 64 << 20]
-# Steps of 16 MiB and more of variables still miss their deadline at times (docs/benchmarks.md):
-# stop at 4 MiB unless --max_size says otherwise.
-DEFAULT_MAX_SIZE = 4 << 20
+DEFAULT_MAX_SIZE = 64 << 20
 
 GLOO_WORKER = r"""
 import os, sys, time, statistics, torch, torch.distributed as dist

@@ -111,3 +111,25 @@ def test_bad_groups_are_named(graph):
     with pytest.raises(ValueError, match="needs a device"):
         sl.collective.all_reduce([sl.zeros([3]), a])
 
+
+
+def test_large_all_reduces_between_workers_keep_finishing(cluster):
+    # 32 MiB per member: each ring hop's tensor outgrows the transport's flow-control windows,
+    # so a Send blocks until the peer reads. Two workers all-reducing 64 MiB once deadlocked from
+    # their second step (each data-plane reader ran the next hop's Send); docs/benchmarks.md.
+    n, size = 2, 8 << 20
+    g = sl.Graph()
+    with g.as_default():
+        ts = []
+        for i in range(n):
+            with sl.device(DEVICES[i]):
+                ts.append(sl.ones([size]) * float(i + 1))
+        outs = sl.collective.all_reduce(ts)
+        extremes = []
+        for i, o in enumerate(outs):
+            with sl.device(DEVICES[i]):
+                extremes.append(sl.stack([sl.reduce_min(o), sl.reduce_max(o)]))
+    with sl.Session(cluster.target, graph=g) as sess:
+        for _ in range(4):
+            for member in sess.run(extremes):
+                np.testing.assert_array_equal(member, [3.0, 3.0])

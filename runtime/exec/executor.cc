@@ -18,6 +18,17 @@
 namespace sluice {
 namespace {
 
+// How many Process calls are on this thread's stack. An async kernel's callback that finds one
+// completed inline, on a thread the executor drives; with none it runs on a thread the executor
+// does not own (a data-plane reader delivering a tensor). TBB's own notion of "inside an arena"
+// cannot tell them apart: a thread that once enqueued a task is attached to the implicit arena.
+thread_local int t_process_depth = 0;
+
+struct ProcessDepthGuard {
+  ProcessDepthGuard() { ++t_process_depth; }
+  ~ProcessDepthGuard() { --t_process_depth; }
+};
+
 // A kernel returns Status; an exception escaping one (std::bad_alloc from a container, a bug)
 // must still end as the node's error, never unwind through a oneTBB task.
 absl::Status ComputeCatching(OpKernel* kernel, OpKernelContext* ctx) {
@@ -318,6 +329,7 @@ void ExecutorImpl::Complete(StepState* step, const NodeItem& item, std::vector<T
 }
 
 void ExecutorImpl::Process(StepState* step, std::vector<int> ready) const {
+  ProcessDepthGuard depth;
   std::vector<Tensor> outputs;
   while (!ready.empty()) {
     int id = ready.back();
@@ -330,11 +342,11 @@ void ExecutorImpl::Process(StepState* step, std::vector<int> ready) const {
       OpKernelContext::Params p;
       if (GatherInputs(step, item, &p)) {
         if (AsyncOpKernel* async = item.kernel->AsAsync()) {
-          // The node completes in the callback, possibly on another thread. A thread of an
-          // arena carries on with the nodes it made ready; any other thread (a data-plane
-          // reader delivering a received tensor) hands them to the arena without waiting: run
-          // there, a Send could block it on the network while the peer's reader is blocked the
-          // same way on us (two workers exchanging large tensors deadlocked so).
+          // The node completes in the callback, possibly on another thread. A thread the
+          // executor drives carries on with the nodes it made ready; any other thread (a
+          // data-plane reader delivering a received tensor) hands them to the arena without
+          // waiting: run there, a Send could block it on the network while the peer's reader is
+          // blocked the same way on us (two workers exchanging large tensors deadlocked so).
           auto* ctx = new OpKernelContext(std::move(p));
           async->ComputeAsync(ctx, [this, step, id, ctx] {
             std::vector<Tensor> outs;
@@ -343,7 +355,7 @@ void ExecutorImpl::Process(StepState* step, std::vector<int> ready) const {
             std::vector<int> next;
             Complete(step, items_[id], &outs, &next);
             if (next.empty()) return;
-            if (tbb::this_task_arena::current_thread_index() >= 0) {
+            if (t_process_depth > 0) {
               Process(step, std::move(next));
             } else {
               for (int n : next) device_->arena().enqueue([this, step, n] { Process(step, {n}); });

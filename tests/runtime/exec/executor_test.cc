@@ -1,6 +1,9 @@
 #include "runtime/exec/executor.h"
 
+#include <deque>
+#include <functional>
 #include <new>
+#include <set>
 #include <stdexcept>
 #include <string>
 #include <thread>
@@ -84,6 +87,70 @@ class OffThreadIncrementOp : public AsyncOpKernel {
   }
 };
 
+// Completes on one long-lived thread, as a data-plane reader delivers every received tensor; a
+// RecordThread kernel after it notes which threads ran it.
+class DeliveryThread {
+ public:
+  DeliveryThread() : thread_([this] { Loop(); }) {}
+  ~DeliveryThread() {
+    Post(nullptr);
+    thread_.join();
+  }
+  void Post(std::function<void()> work) {
+    absl::MutexLock lock(&mu_);
+    queue_.push_back(std::move(work));
+  }
+  std::thread::id id() const { return thread_.get_id(); }
+
+ private:
+  void Loop() {
+    for (;;) {
+      std::function<void()> work;
+      {
+        absl::MutexLock lock(&mu_);
+        mu_.Await(absl::Condition(
+            +[](std::deque<std::function<void()>>* q) { return !q->empty(); }, &queue_));
+        work = std::move(queue_.front());
+        queue_.pop_front();
+      }
+      if (!work) return;
+      work();
+    }
+  }
+  absl::Mutex mu_;
+  std::deque<std::function<void()>> queue_ ABSL_GUARDED_BY(mu_);
+  std::thread thread_;
+};
+
+DeliveryThread* delivery = nullptr;
+absl::Mutex recorded_mu;
+std::set<std::thread::id>* recorded_threads = nullptr;
+
+class DeliveredIncrementOp : public AsyncOpKernel {
+ public:
+  using AsyncOpKernel::AsyncOpKernel;
+  void ComputeAsync(OpKernelContext* ctx, std::function<void()> done) override {
+    delivery->Post([ctx, done] {
+      absl::StatusOr<Tensor*> out = ctx->allocate_output(0, TensorShape());
+      **out = Tensor::Scalar<int64_t>(ctx->input(0).scalar<int64_t>() + 1);
+      done();
+    });
+  }
+};
+
+class RecordThreadOp : public OpKernel {
+ public:
+  using OpKernel::OpKernel;
+  absl::Status Compute(OpKernelContext* ctx) override {
+    {
+      absl::MutexLock lock(&recorded_mu);
+      recorded_threads->insert(std::this_thread::get_id());
+    }
+    ctx->set_output(0, ctx->input(0));
+    return absl::OkStatus();
+  }
+};
+
 void RegisterTestOps() {
   static bool once = [] {
     OpRegistry* ops = OpRegistry::Global();
@@ -115,6 +182,19 @@ void RegisterTestOps() {
                     ->Register("OffThreadIncrement", kDeviceCpu, DType::kInvalid,
                                MakeKernel<OffThreadIncrementOp>)
                     .ok());
+    for (const char* name : {"DeliveredIncrement", "RecordThread"}) {
+      EXPECT_TRUE(
+          ops->Register(
+                 OpDefBuilder(name).Input("x: int64").Output("y: int64").SetShapeFn(ScalarShape))
+              .ok());
+    }
+    EXPECT_TRUE(kernels
+                    ->Register("DeliveredIncrement", kDeviceCpu, DType::kInvalid,
+                               MakeKernel<DeliveredIncrementOp>)
+                    .ok());
+    EXPECT_TRUE(
+        kernels->Register("RecordThread", kDeviceCpu, DType::kInvalid, MakeKernel<RecordThreadOp>)
+            .ok());
     return true;
   }();
   (void)once;
@@ -292,6 +372,35 @@ TEST_F(ExecutorTest, AsyncKernelsCompletingOnOtherThreadsContinueTheStep) {
   absl::MutexLock lock(&async_threads_mu);
   for (auto& t : threads) t.join();
   async_threads = nullptr;
+}
+
+// What a completion hands on never runs on the delivering thread, however many steps it has
+// served: a Send run there can block it on the network while the peer's reader is blocked the
+// same way (two workers all-reducing 64 MiB deadlocked from their second step, once the reader
+// had enqueued one continuation and so counted as inside an arena for oneTBB).
+TEST_F(ExecutorTest, NodesMadeReadyByAForeignThreadRunOnTheArena) {
+  DeliveryThread thread;
+  std::set<std::thread::id> threads;
+  delivery = &thread;
+  recorded_threads = &threads;
+  Output a = Const(1);
+  std::vector<Output> branches;
+  for (int i = 0; i < 4; ++i) {
+    branches.push_back(Op("RecordThread", {Op("DeliveredIncrement", {Op("AddInt", {a, a})})}));
+  }
+  Output sum = branches[0];
+  for (int i = 1; i < 4; ++i) sum = Op("AddInt", {sum, branches[i]});
+  auto exec = Make({sum});
+  for (int run = 0; run < 5; ++run) {
+    std::vector<Tensor> out;
+    ASSERT_TRUE(exec->Run(StepArgs{}, &out).ok());
+    EXPECT_EQ(out[0].scalar<int64_t>(), 4 * 3);
+  }
+  absl::MutexLock lock(&recorded_mu);
+  EXPECT_FALSE(threads.empty());
+  EXPECT_EQ(threads.count(thread.id()), 0u) << "a node ran on the delivering thread";
+  delivery = nullptr;
+  recorded_threads = nullptr;
 }
 
 TEST_F(ExecutorTest, AlreadyCancelledStepFailsFast) {
