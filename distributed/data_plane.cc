@@ -143,28 +143,29 @@ void DataClient::SetConnectionLostListener(std::function<void()> listener) {
 }
 
 void DataClient::WatchConnection() {
-  // A connection's loss shows as the channel leaving READY. The short wait bounds how long
-  // the destructor waits for this thread; a wake-up costs a few microseconds.
+  // A connection's loss shows as the channel out of READY while a stream that has carried a
+  // write is open. The watcher checks that state, not a READY -> not-READY transition: a
+  // watcher starved on a busy machine can miss a connection's whole life (connect, write,
+  // cut). The short wait bounds how long the destructor waits for this thread and how late a
+  // loss is seen; a wake-up costs a few microseconds.
   grpc_connectivity_state last = channel_->GetState(/*try_to_connect=*/false);
   while (true) {
     {
       absl::MutexLock lock(&listener_mu_);
       if (stop_watching_) return;
     }
-    if (!channel_->WaitForStateChange(last,
-                                      absl::ToChronoTime(absl::Now() + absl::Milliseconds(100)))) {
-      continue;
-    }
-    const grpc_connectivity_state now = channel_->GetState(/*try_to_connect=*/false);
-    if (last == GRPC_CHANNEL_READY && now != GRPC_CHANNEL_READY) ConnectionLost();
-    last = now;
+    channel_->WaitForStateChange(last, absl::ToChronoTime(absl::Now() + absl::Milliseconds(100)));
+    last = channel_->GetState(/*try_to_connect=*/false);
+    if (last != GRPC_CHANNEL_READY) ConnectionLost();
   }
 }
 
 void DataClient::ConnectionLost() {
   {
     absl::MutexLock lock(&cancel_mu_);
-    if (live_ctx_ == nullptr) return;  // No stream: nothing was on the connection.
+    // No stream, or one that never carried a write (it may still be connecting), or one whose
+    // loss was already reported: nothing new was lost.
+    if (live_ctx_ == nullptr || !stream_written_ || stream_lost_) return;
     stream_lost_ = true;
     live_ctx_->TryCancel();  // A Push blocked in a write returns; the next one reopens.
   }
@@ -198,6 +199,7 @@ absl::Status DataClient::OpenLocked() {
     }
     live_ctx_ = push_ctx_.get();
     stream_lost_ = false;
+    stream_written_ = false;
   }
   push_.reset(grpc::internal::ClientWriterFactory<grpc::ByteBuffer>::Create(
       channel_.get(), method, push_ctx_.get(), &push_response_));
@@ -242,6 +244,7 @@ absl::Status DataClient::PushLocked(int64_t step_id, const std::string& key, con
   SLUICE_RETURN_IF_ERROR(OpenLocked());
   ChunkEncoder enc(step_id, key, tensor, options_);
   grpc::ByteBuffer msg;
+  bool wrote = false;
   while (enc.has_more()) {
     if (stop && stop()) {
       const int64_t sent = enc.sent_bytes();
@@ -262,6 +265,11 @@ absl::Status DataClient::PushLocked(int64_t step_id, const std::string& key, con
       if (lost) s = absl::UnavailableError("the data connection to the peer was lost");
       if (s.ok()) s = absl::UnavailableError("data-plane stream closed by the peer");
       return AnnotateStatus(s, absl::StrCat("pushing tensor '", key, "' of step ", step_id));
+    }
+    if (!wrote) {
+      wrote = true;
+      absl::MutexLock lock(&cancel_mu_);
+      stream_written_ = true;
     }
   }
   return absl::OkStatus();

@@ -113,6 +113,8 @@ class DataClient {
   grpc::ClientContext* live_ctx_ ABSL_GUARDED_BY(cancel_mu_) = nullptr;
   bool cancelled_ ABSL_GUARDED_BY(cancel_mu_) = false;    // CancelStream ran.
   bool stream_lost_ ABSL_GUARDED_BY(cancel_mu_) = false;  // live_ctx_'s connection went away.
+  // A write on live_ctx_'s stream succeeded, so a connection carried it.
+  bool stream_written_ ABSL_GUARDED_BY(cancel_mu_) = false;
 
   absl::Mutex listener_mu_;
   std::function<void()> listener_ ABSL_GUARDED_BY(listener_mu_);
