@@ -80,17 +80,18 @@ class SluiceAllReduce:
         self.sl, self.cluster, self.n = sl, cluster, n
         self.sessions = {}
 
-    def time(self, size, iters):
+    def time(self, size, iters, algorithm="auto"):
         sl = self.sl
-        if size not in self.sessions:
+        if (size, algorithm) not in self.sessions:
             g = sl.Graph()
             with g.as_default():
                 devices = ["/job:worker/task:%d" % i for i in range(self.n)]
                 vs = []
                 for d in devices:
                     with sl.device(d):
-                        vs.append(sl.Variable(sl.ones([size // 4])))
-                outs = sl.collective.all_reduce(vs, devices=devices)
+                        vs.append(sl.Variable(sl.ones([size // 4]),
+                                              name="v_%d_%s_%s" % (size, algorithm, d[-1])))
+                outs = sl.collective.all_reduce(vs, devices=devices, algorithm=algorithm)
                 probes = []
                 for d, o in zip(devices, outs):
                     with sl.device(d):
@@ -102,8 +103,8 @@ class SluiceAllReduce:
             sess.run(init)
             for _ in range(2):
                 sess.run(probe)
-            self.sessions[size] = (sess, probe)
-        sess, probe = self.sessions[size]
+            self.sessions[(size, algorithm)] = (sess, probe)
+        sess, probe = self.sessions[(size, algorithm)]
         times = []
         for _ in range(iters):
             s = time.perf_counter()
@@ -113,14 +114,42 @@ class SluiceAllReduce:
         return statistics.median(times)
 
 
+def compare_algorithms(sl, args):
+    print("load average before: " + " ".join(open("/proc/loadavg").read().split()[:3]))
+    print("| n | size | ring ms | recursive doubling ms | ring / doubling | cost model picks |")
+    print("| --- | --- | --- | --- | --- | --- |")
+    sizes = [4 << 10, 64 << 10, 256 << 10, 1 << 20, 4 << 20, 16 << 20, 64 << 20]
+    for n in args.workers:
+        with sl.LocalCluster(workers=n) as cluster:
+            ours = SluiceAllReduce(sl, cluster, n)
+            for size in [s for s in sizes if s <= args.max_size]:
+                iters = max(3, args.iters if size < (16 << 20) else args.iters // 3)
+                ring, doubling = [], []
+                for _ in range(args.repetitions):
+                    ring.append(ours.time(size, iters, "ring"))
+                    doubling.append(ours.time(size, iters, "recursive_doubling"))
+                r, d = statistics.median(ring), statistics.median(doubling)
+                print("| {} | {} KiB | {:.3f} | {:.3f} | {:.2f} | {} |".format(
+                    n, size >> 10, r * 1e3, d * 1e3, r / d,
+                    sl.collective.choose_algorithm(size, n)), flush=True)
+    print("load average after: " + " ".join(open("/proc/loadavg").read().split()[:3]))
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--workers", type=int, nargs="+", default=[2, 4])
     parser.add_argument("--repetitions", type=int, default=3)
     parser.add_argument("--iters", type=int, default=10)
     parser.add_argument("--max_size", type=int, default=DEFAULT_MAX_SIZE)
+    parser.add_argument("--algorithms", action="store_true",
+                        help="compare the ring with recursive doubling (no gloo): the data "
+                        "behind the cost model's constants in ops/collectives.cc")
     args = parser.parse_args()
     import sluice as sl
+
+    if args.algorithms:
+        compare_algorithms(sl, args)
+        return
 
     try:
         import torch  # noqa: F401

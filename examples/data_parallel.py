@@ -2,9 +2,9 @@
 
 A logistic-regression classifier of generated data (two Gaussian classes in 8 dimensions) is
 trained on 4 workers, each reading its shard of every epoch (sl.data, shuffle_split), with
-BSP, model averaging (K = 4), elastic averaging and ADMM; each prints loss and accuracy per
-epoch and the bytes each worker sends when every op of its graph runs once (counted on the
-graph's cross-device edges: the all-reduces' 2(n-1)/n of the model).
+BSP (all-reduce, and parameter server on a fifth task), model averaging (K = 4), elastic
+averaging and ADMM; each prints loss and accuracy per epoch and the bytes each task sends when
+every op of its graph runs once (counted on the graph's cross-device edges).
 
     /usr/bin/python3 examples/data_parallel.py --workers 4 --epochs 5
 """
@@ -57,9 +57,10 @@ def train(name, strategy, cluster, devices, data, epochs, batch):
         ye = sl.placeholder(sl.float64, [None, 1])
         predicted = sl.cast(sl.greater(sl.matmul(xe, w) + b, 0.0), sl.float64)
         accuracy = sl.reduce_mean(sl.cast(sl.equal(predicted, ye), sl.float64))
-    sent = bytes_sent_per_step(g, devices)
-    print("{}: bytes each worker sends when every op of the graph runs once: {}".format(
-        name, ", ".join("task {} {}".format(i, sent[d]) for i, d in enumerate(devices))))
+    tasks = ["/job:worker/task:%d" % i for i in range(cluster.num_workers)]  # The ps too.
+    sent = bytes_sent_per_step(g, tasks)
+    print("{}: bytes each task sends when every op of the graph runs once: {}".format(
+        name, ", ".join("task {} {}".format(i, sent[d]) for i, d in enumerate(tasks))))
     x, y = data
     # Each worker's stream: its shard of every epoch, a new permutation per epoch.
     streams = [iter(sl.data.Dataset.from_tensor_slices((x, y))
@@ -94,10 +95,13 @@ def main():
     parser.add_argument("--batch", type=int, default=25)
     args = parser.parse_args()
     data = make_data(800, seed=1)
-    with sl.LocalCluster(workers=args.workers) as cluster:
+    # One more task than replicas: the parameter server of BSP's parameter-server form.
+    with sl.LocalCluster(workers=args.workers + 1) as cluster:
         devices = ["/job:worker/task:%d" % i for i in range(args.workers)]
+        ps = "/job:worker/task:%d" % args.workers
         strategies = [
             ("bsp", sl.train.BSPStrategy(devices)),
+            ("bsp_parameter_server", sl.train.BSPStrategy(devices, parameter_devices=[ps])),
             ("model_averaging", sl.train.ModelAveragingStrategy(devices, period=4)),
             ("easgd", sl.train.ElasticAveragingStrategy(devices, moving_rate=0.1)),
             ("admm", sl.train.ADMMStrategy(devices, rho=1.0, inner_steps=5)),

@@ -128,6 +128,82 @@ Output ScaleForMean(const Scope& s, const Output& x, int n) {
   return Mul(s, x, Tensor::Scalar<float>(1.0f / static_cast<float>(n)));
 }
 
+// A ring all-reduce of inputs flattened into n chunks; each member's result reshaped back.
+std::vector<Output> RingAllReduce(const Scope& s, const std::vector<Output>& inputs,
+                                  const std::vector<std::string>& devices, ReduceOp op) {
+  const int n = static_cast<int>(devices.size());
+  std::vector<Output> reduced = RingReduceScatter(s, Chunks(s, inputs, devices), devices, op);
+  if (op == ReduceOp::kMean) {
+    for (int d = 0; d < n; ++d) {
+      reduced[d] = ScaleForMean(s.WithDevice(devices[d]), reduced[d], n);
+    }
+  }
+  std::vector<std::vector<Output>> pieces = RingAllGather(s, reduced, devices, 0);
+  std::vector<Output> out(n);
+  const Tensor shape = Tensor::FromVector<int64_t>(inputs[0].shape().dims());
+  for (int d = 0; d < n; ++d) {
+    const Scope on_d = s.WithDevice(devices[d]);
+    out[d] = Reshape(
+        on_d, n == 1 ? pieces[d][0] : Concat(on_d, pieces[d], Tensor::Scalar<int32_t>(0)), shape);
+  }
+  return out;
+}
+
+// Recursive doubling: with p the largest power of two <= n and r = n - p, members 2k (k < r)
+// first hand their tensor to member 2k + 1 and sit out; the p others exchange the whole tensor
+// with partner j XOR 2^round (j their rank among the p) for log2 p rounds, folding in what
+// they receive; then the r who sat out get the result back. Partners fold the same two values
+// in the two orders, equal for + and max, so every member ends with the same bits.
+std::vector<Output> RecursiveDoublingAllReduce(const Scope& s, std::vector<Output> v,
+                                               const std::vector<std::string>& devices,
+                                               ReduceOp op) {
+  const int n = static_cast<int>(devices.size());
+  int p = 1;
+  while (p * 2 <= n) p *= 2;
+  const int r = n - p;
+  std::vector<int> active;  // Member index of each of the p ranks.
+  for (int k = 0; k < r; ++k) {
+    v[2 * k + 1] = Combine(s.WithDevice(devices[2 * k + 1]), op, v[2 * k + 1], v[2 * k]);
+    active.push_back(2 * k + 1);
+  }
+  for (int d = 2 * r; d < n; ++d) active.push_back(d);
+  for (int dist = 1; dist < p; dist *= 2) {
+    std::vector<Output> next = v;
+    for (int j = 0; j < p; ++j) {
+      const int me = active[j];
+      const int partner = active[j ^ dist];
+      next[me] = Combine(s.WithDevice(devices[me]), op, v[me], v[partner]);
+    }
+    v = std::move(next);
+  }
+  for (int k = 0; k < r; ++k) v[2 * k] = Identity(s.WithDevice(devices[2 * k]), v[2 * k + 1]);
+  for (int d = 0; d < n; ++d) {
+    const Scope on_d = s.WithDevice(devices[d]);
+    v[d] = op == ReduceOp::kMean ? ScaleForMean(on_d, v[d], n) : Identity(on_d, v[d]);
+  }
+  return v;
+}
+
+// Predicted seconds of each algorithm: every hop costs kHopSeconds plus its bytes at
+// kBytesPerSecond (measured on loopback, docs/collectives.md).
+constexpr double kHopSeconds = 400e-6;
+constexpr double kBytesPerSecond = 1e9;
+
+double RingSeconds(double bytes, int n) {
+  return 2.0 * (n - 1) * (kHopSeconds + bytes / n / kBytesPerSecond);
+}
+
+double RecursiveDoublingSeconds(double bytes, int n) {
+  int p = 1, rounds = 0;
+  while (p * 2 <= n) {
+    p *= 2;
+    ++rounds;
+  }
+  // Members beyond p: their hop in overlaps the first exchange, their hop out adds one.
+  if (p < n) rounds += 1;
+  return rounds * (kHopSeconds + bytes / kBytesPerSecond);
+}
+
 absl::Status CheckReducible(const std::vector<Output>& inputs, const char* what) {
   const DType t = inputs[0].dtype();
   if (t == DType::kFloat32 || t == DType::kFloat64) return absl::OkStatus();
@@ -172,26 +248,110 @@ absl::StatusOr<std::vector<Output>> ReduceScatter(const Scope& scope,
   return out;
 }
 
+absl::StatusOr<AllReduceAlgorithm> ParseAllReduceAlgorithm(const std::string& name) {
+  if (name == "auto") return AllReduceAlgorithm::kAuto;
+  if (name == "ring") return AllReduceAlgorithm::kRing;
+  if (name == "recursive_doubling") return AllReduceAlgorithm::kRecursiveDoubling;
+  return absl::InvalidArgumentError(absl::StrCat("all-reduce algorithm '", name,
+                                                 "' is not one of auto, ring, recursive_doubling"));
+}
+
+AllReduceAlgorithm ChooseAllReduceAlgorithm(int64_t bytes, int members) {
+  const double b = static_cast<double>(bytes);
+  return RecursiveDoublingSeconds(b, members) <= RingSeconds(b, members)
+             ? AllReduceAlgorithm::kRecursiveDoubling
+             : AllReduceAlgorithm::kRing;
+}
+
 absl::StatusOr<std::vector<Output>> AllReduce(const Scope& scope, const std::vector<Output>& inputs,
-                                              const std::vector<std::string>& devices,
-                                              ReduceOp op) {
+                                              const std::vector<std::string>& devices, ReduceOp op,
+                                              AllReduceAlgorithm algorithm) {
   SLUICE_RETURN_IF_ERROR(CheckGroup(inputs, devices, true, "AllReduce"));
   SLUICE_RETURN_IF_ERROR(CheckReducible(inputs, "AllReduce"));
   const Scope s = scope.NewSubScope("AllReduce");
   const int n = static_cast<int>(devices.size());
-  std::vector<Output> reduced = RingReduceScatter(s, Chunks(s, inputs, devices), devices, op);
-  if (op == ReduceOp::kMean) {
-    for (int d = 0; d < n; ++d) {
-      reduced[d] = ScaleForMean(s.WithDevice(devices[d]), reduced[d], n);
+  if (algorithm == AllReduceAlgorithm::kAuto) {
+    const int64_t bytes = inputs[0].shape().num_elements() * DTypeSize(inputs[0].dtype());
+    algorithm = ChooseAllReduceAlgorithm(bytes, n);
+  }
+  std::vector<Output> out = algorithm == AllReduceAlgorithm::kRing
+                                ? RingAllReduce(s, inputs, devices, op)
+                                : RecursiveDoublingAllReduce(s, inputs, devices, op);
+  SLUICE_RETURN_IF_ERROR(s.status());
+  return out;
+}
+
+std::vector<std::vector<int>> PlanBuckets(const std::vector<Output>& tensors,
+                                          int64_t bucket_bytes) {
+  std::vector<std::vector<int>> buckets;
+  int64_t filled = 0;
+  for (int k = 0; k < static_cast<int>(tensors.size()); ++k) {
+    const int64_t bytes = tensors[k].shape().num_elements() * DTypeSize(tensors[k].dtype());
+    const bool fits = !buckets.empty() && filled + bytes <= bucket_bytes &&
+                      tensors[buckets.back().front()].dtype() == tensors[k].dtype();
+    if (!fits) {
+      buckets.emplace_back();
+      filled = 0;
+    }
+    buckets.back().push_back(k);
+    filled += bytes;
+  }
+  return buckets;
+}
+
+absl::StatusOr<std::vector<std::vector<Output>>> AllReduceInBuckets(
+    const Scope& scope, const std::vector<std::vector<Output>>& tensors,
+    const std::vector<std::string>& devices, ReduceOp op, int64_t bucket_bytes,
+    AllReduceAlgorithm algorithm) {
+  const int n = static_cast<int>(devices.size());
+  if (static_cast<int>(tensors.size()) != n || n == 0) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("AllReduceInBuckets: ", tensors.size(), " tensor lists for ", n, " devices"));
+  }
+  for (int d = 0; d < n; ++d) {
+    if (tensors[d].size() != tensors[0].size()) {
+      return absl::InvalidArgumentError(absl::StrCat("AllReduceInBuckets: member ", d, " has ",
+                                                     tensors[d].size(), " tensors, member 0 has ",
+                                                     tensors[0].size()));
     }
   }
-  std::vector<std::vector<Output>> pieces = RingAllGather(s, reduced, devices, 0);
-  std::vector<Output> out(n);
-  const Tensor shape = Tensor::FromVector<int64_t>(inputs[0].shape().dims());
-  for (int d = 0; d < n; ++d) {
-    const Scope on_d = s.WithDevice(devices[d]);
-    out[d] = Reshape(
-        on_d, n == 1 ? pieces[d][0] : Concat(on_d, pieces[d], Tensor::Scalar<int32_t>(0)), shape);
+  const int count = static_cast<int>(tensors[0].size());
+  for (int k = 0; k < count; ++k) {
+    std::vector<Output> group(n);
+    for (int d = 0; d < n; ++d) group[d] = tensors[d][k];
+    SLUICE_RETURN_IF_ERROR(CheckGroup(group, devices, true, "AllReduceInBuckets"));
+    SLUICE_RETURN_IF_ERROR(CheckReducible(group, "AllReduceInBuckets"));
+  }
+  const Scope s = scope.NewSubScope("AllReduceInBuckets");
+  std::vector<std::vector<Output>> out(n, std::vector<Output>(count));
+  for (const std::vector<int>& bucket : PlanBuckets(tensors[0], bucket_bytes)) {
+    // Each member's bucket: its tensors flattened, end to end.
+    std::vector<int64_t> offset = {0};
+    for (int k : bucket) offset.push_back(offset.back() + tensors[0][k].shape().num_elements());
+    std::vector<Output> packed(n);
+    for (int d = 0; d < n; ++d) {
+      const Scope on_d = s.WithDevice(devices[d]);
+      std::vector<Output> flat;
+      for (int k : bucket) {
+        flat.push_back(
+            Reshape(on_d, tensors[d][k],
+                    Tensor::FromVector<int64_t>({tensors[0][k].shape().num_elements()})));
+      }
+      packed[d] = flat.size() == 1 ? flat[0] : Concat(on_d, flat, Tensor::Scalar<int32_t>(0));
+    }
+    SLUICE_ASSIGN_OR_RETURN(std::vector<Output> reduced,
+                            AllReduce(s, packed, devices, op, algorithm));
+    for (int d = 0; d < n; ++d) {
+      const Scope on_d = s.WithDevice(devices[d]);
+      for (size_t j = 0; j < bucket.size(); ++j) {
+        const Output& like = tensors[0][bucket[j]];
+        Output piece = bucket.size() == 1
+                           ? reduced[d]
+                           : Slice(on_d, reduced[d], Tensor::FromVector<int64_t>({offset[j]}),
+                                   Tensor::FromVector<int64_t>({offset[j + 1] - offset[j]}));
+        out[d][bucket[j]] = Reshape(on_d, piece, Tensor::FromVector<int64_t>(like.shape().dims()));
+      }
+    }
   }
   SLUICE_RETURN_IF_ERROR(s.status());
   return out;

@@ -150,14 +150,15 @@ py::object ApplyGradients(ops::Optimizer& opt, const py::object& graph,
 // Collectives (ops/collectives.h) over the devices `devices`, one per tensor.
 py::list Collective(const py::object& graph, const std::string& kind, const py::iterable& tensors,
                     const std::vector<std::string>& devices, const std::string& reduction,
-                    int root) {
+                    int root, const std::string& algorithm) {
   CorePtr core = CoreOf(graph);
   std::vector<Output> inputs = OutputsOf(core, tensors);
   Scope scope = ValueOrThrow(core->DslScope("", "a collective"));
   std::vector<Output> out;
   if (kind == "all_reduce" || kind == "reduce_scatter") {
     const ops::ReduceOp op = ValueOrThrow(ops::ParseReduceOp(reduction));
-    out = ValueOrThrow(kind == "all_reduce" ? ops::AllReduce(scope, inputs, devices, op)
+    const ops::AllReduceAlgorithm how = ValueOrThrow(ops::ParseAllReduceAlgorithm(algorithm));
+    out = ValueOrThrow(kind == "all_reduce" ? ops::AllReduce(scope, inputs, devices, op, how)
                                             : ops::ReduceScatter(scope, inputs, devices, op));
   } else if (kind == "all_gather") {
     out = ValueOrThrow(ops::AllGather(scope, inputs, devices));
@@ -170,10 +171,46 @@ py::list Collective(const py::object& graph, const std::string& kind, const py::
   return TensorsOrNone(core, graph, out);
 }
 
+// ops::AllReduceInBuckets: tensors[d] is member d's list; returns (lists, bucket index lists).
+py::tuple AllReduceInBuckets(const py::object& graph, const std::vector<py::list>& tensors,
+                             const std::vector<std::string>& devices,
+                             const std::string& reduction, int64_t bucket_bytes,
+                             const std::string& algorithm) {
+  CorePtr core = CoreOf(graph);
+  std::vector<std::vector<Output>> inputs;
+  for (const py::list& member : tensors) inputs.push_back(OutputsOf(core, member));
+  Scope scope = ValueOrThrow(core->DslScope("", "a bucketed all-reduce"));
+  const ops::ReduceOp op = ValueOrThrow(ops::ParseReduceOp(reduction));
+  const ops::AllReduceAlgorithm how = ValueOrThrow(ops::ParseAllReduceAlgorithm(algorithm));
+  std::vector<std::vector<Output>> out =
+      ValueOrThrow(ops::AllReduceInBuckets(scope, inputs, devices, op, bucket_bytes, how));
+  py::list lists;
+  for (const std::vector<Output>& member : out) lists.append(TensorsOrNone(core, graph, member));
+  py::list buckets;
+  if (!inputs.empty()) {
+    for (const std::vector<int>& b : ops::PlanBuckets(inputs[0], bucket_bytes)) {
+      buckets.append(py::cast(b));
+    }
+  }
+  return py::make_tuple(lists, buckets);
+}
+
 void BindTraining(py::module_& m) {
   m.def("_collective", &Collective, py::arg("graph"), py::arg("kind"), py::arg("tensors"),
         py::arg("devices"), py::arg("reduction") = "sum", py::arg("root") = 0,
+        py::arg("algorithm") = "auto",
         "Builds a collective over `devices` (ops/collectives.h); returns one tensor per member.");
+  m.def("_all_reduce_in_buckets", &AllReduceInBuckets, py::arg("graph"), py::arg("tensors"),
+        py::arg("devices"), py::arg("reduction"), py::arg("bucket_bytes"), py::arg("algorithm"),
+        "ops::AllReduceInBuckets; returns (per-member result lists, the buckets' indices).");
+  m.def(
+      "_choose_all_reduce_algorithm",
+      [](int64_t bytes, int members) {
+        return ops::ChooseAllReduceAlgorithm(bytes, members) == ops::AllReduceAlgorithm::kRing
+                   ? "ring"
+                   : "recursive_doubling";
+      },
+      "The algorithm ops::AllReduce's cost model picks for `bytes` over `members`.");
   m.def("_add_variable", &AddVariable, py::arg("graph"), py::arg("initial_value"), py::arg("name"),
         py::arg("trainable"), py::arg("location"),
         "Adds a variable with its initializer (ops::VariableWithInit); returns its tensor.");

@@ -7,9 +7,11 @@ BSPStrategy (bulk synchronous SGD, TRAINING.md section 2):
     w <- w - eta * (1/N) * sum_i g_i(w)
 Each replica keeps its own copy of every variable on its device ("replica_<i>/<name>", all
 initialised from replica 0's initial values); every step the replicas' gradients are averaged
-by a ring all-reduce (sl.collective) and each replica applies the same update with its own
-optimizer slots, so the copies stay equal. N workers with batch b each compute exactly the step
-of one worker with batch N*b when the loss is a batch mean.
+by all-reduces over gradient buckets (sl.collective) and each replica applies the same update
+with its own optimizer slots, so the copies stay equal; or, with `parameter_devices`, the
+variables live once on parameter servers and the gradients are averaged there. N workers with
+batch b each compute exactly the step of one worker with batch N*b when the loss is a batch
+mean.
 
     devices = ["/job:worker/task:0", "/job:worker/task:1"]
     bsp = sl.train.BSPStrategy(devices)
@@ -21,6 +23,8 @@ of one worker with batch N*b when the loss is a batch mean.
               for _ in devices]
     train_op, loss = bsp.minimize(sl.train.GradientDescentOptimizer(0.1), model, inputs)
 """
+
+import numpy as np
 
 from sluice import array_ops
 from sluice import collective
@@ -80,31 +84,113 @@ def _check_devices(devices, what):
     return devices
 
 
-class BSPStrategy:
-    """Bulk synchronous SGD over `devices` with gradients averaged by all-reduce."""
+def _replicate_shared(devices, parameter_devices, model_fn, inputs, name):
+    """model_fn(*inputs[i]) on each device, every replica reading one copy of each variable,
+    placed on the parameter device holding the fewest bytes so far (in creation order).
+    Returns (losses, the variables in creation order, their parameter devices)."""
+    if len(inputs) != len(devices):
+        raise ValueError("{} input tuples for {} devices".format(len(inputs), len(devices)))
+    graph = framework.get_default_graph()
+    shared, placed = {}, []  # Base name -> Variable; (variable, device) in creation order.
+    load = {d: 0 for d in parameter_devices}
+    losses = []
+    for i, device in enumerate(devices):
+        def getter(real_getter, var_name, *args, _i=i, **kwargs):
+            if var_name in shared:
+                return shared[var_name]
+            if _i > 0:
+                raise ValueError("replica {} creates variable {!r}, which replica 0 did "
+                                 "not".format(_i, var_name))
+            target = min(parameter_devices, key=lambda d: load[d])
+            with graph.device(target):
+                var = real_getter(var_name, *args, **kwargs)
+            load[target] += (int(np.prod(var.get_shape().as_list())) *
+                             var.dtype.as_numpy_dtype.itemsize)
+            shared[var_name] = var
+            placed.append((var, target))
+            return var
 
-    def __init__(self, devices):
+        with graph.device(device), vs.variable_scope("{}_shared".format(name),
+                                                     custom_getter=getter):
+            with graph.name_scope("{}_replica_{}".format(name, i)):
+                losses.append(model_fn(*inputs[i]))
+    return losses, [v for v, _ in placed], [d for _, d in placed]
+
+
+class BSPStrategy:
+    """Bulk synchronous SGD over `devices`, in either topology of the chapter.
+
+    All-reduce (the default): every replica keeps its own copy of every variable; the
+    replicas' gradients, in the order the backward pass produces them (the last layer's
+    first), are packed into buckets of about `bucket_bytes` fixed when the graph is built, each
+    bucket averaged by one all-reduce (`algorithm`: "auto" lets the cost model pick ring or
+    recursive doubling per bucket; sl.collective.all_reduce_in_buckets), and each replica
+    applies the same update with its own optimizer slots, so the copies stay equal.
+
+    Parameter server (`parameter_devices` given): one copy of each variable on a parameter
+    device (the one holding the fewest bytes when it is created); every replica reads it,
+    the replicas' gradients are averaged on the variable's device and applied there once
+    (the optimizer's slots live beside the variable).
+
+    Either way w <- w - eta * (1/N) * sum_i g_i(w), and N workers with batch b each take the
+    step of one worker with batch N*b when the loss is a batch mean."""
+
+    def __init__(self, devices, parameter_devices=None, bucket_bytes=4 << 20, algorithm="auto"):
         self.devices = _check_devices(devices, "BSPStrategy")
+        self.parameter_devices = (None if parameter_devices is None else
+                                  _check_devices(parameter_devices, "BSPStrategy's parameters"))
+        self.bucket_bytes = int(bucket_bytes)
+        self.algorithm = algorithm
         self.replica_variables = []  # Per replica, its variables in creation order.
+        self.variables = []  # Parameter-server form: the shared variables.
+        self.buckets = []  # All-reduce form: the buckets' gradient indices (production order).
 
     def minimize(self, optimizer, model_fn, inputs, name="bsp"):
         """Builds the replicas (model_fn(*inputs[i]) on device i, returning its loss) and one
         training step; returns (train_op, the replicas' mean loss)."""
+        if self.parameter_devices is not None:
+            return self._minimize_on_parameter_servers(optimizer, model_fn, inputs, name)
         graph = framework.get_default_graph()
         losses, self.replica_variables = _replicate(self.devices, model_fn, inputs, name)
         n = len(self.devices)
         grads = [_gradients(loss, vars_) for loss, vars_ in
                  zip(losses, self.replica_variables)]
-        pairs = []
-        for k in range(len(self.replica_variables[0])):
-            per_replica = [grads[i][k] for i in range(n)]
-            if any(g is None for g in per_replica):
-                continue  # The loss does not depend on this variable.
+        # Gradients come out of the backward pass last layer first: reverse creation order.
+        used = [k for k in reversed(range(len(self.replica_variables[0])))
+                if all(grads[i][k] is not None for i in range(n))]
+        lists = []
+        for i in range(n):
             # A gradient's static shape can be partial; the variable's is known (a view).
-            shape = self.replica_variables[0][k].get_shape().as_list()
-            per_replica = [array_ops.reshape(g, shape) for g in per_replica]
-            averaged = collective.all_reduce(per_replica, op="mean", devices=self.devices)
-            pairs += [(averaged[i], self.replica_variables[i][k]) for i in range(n)]
+            lists.append([array_ops.reshape(
+                grads[i][k], self.replica_variables[0][k].get_shape().as_list())
+                for k in used])
+        averaged, self.buckets = collective.all_reduce_in_buckets(
+            lists, op="mean", devices=self.devices, bucket_bytes=self.bucket_bytes,
+            algorithm=self.algorithm, return_buckets=True)
+        pairs = [(averaged[i][j], self.replica_variables[i][k])
+                 for i in range(n) for j, k in enumerate(used)]
+        train_op = optimizer.apply_gradients(pairs, name=name)
+        return train_op, _mean(graph, losses, name)
+
+    def _minimize_on_parameter_servers(self, optimizer, model_fn, inputs, name):
+        graph = framework.get_default_graph()
+        losses, self.variables, homes = _replicate_shared(
+            self.devices, self.parameter_devices, model_fn, inputs, name)
+        self.replica_variables = [self.variables for _ in self.devices]
+        grads = [_gradients(loss, self.variables) for loss in losses]
+        pairs = []
+        for k, (var, home) in enumerate(zip(self.variables, homes)):
+            per_replica = []
+            for device, g in zip(self.devices, grads):
+                if g[k] is not None:
+                    with graph.device(device):  # The variable's static shape, on the worker.
+                        per_replica.append(array_ops.reshape(g[k], var.get_shape().as_list()))
+            if not per_replica:
+                continue
+            with graph.device(home), graph.name_scope("{}_aggregate".format(name)):
+                mean = math_ops.multiply(math_ops.add_n(per_replica),
+                                         1.0 / len(self.devices))
+            pairs.append((mean, var))
         train_op = optimizer.apply_gradients(pairs, name=name)
         return train_op, _mean(graph, losses, name)
 

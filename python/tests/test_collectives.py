@@ -30,12 +30,14 @@ def members(values, n):
 
 @pytest.mark.parametrize("n", [2, 3, 4])
 @pytest.mark.parametrize("shape", [(5, 3), (7,), (), (0, 3), (2,)])
-def test_all_reduce_against_numpy(cluster, n, shape):
+@pytest.mark.parametrize("algorithm", ["ring", "recursive_doubling"])
+def test_all_reduce_against_numpy(cluster, n, shape, algorithm):
     values = [RNG.normal(size=shape).astype(np.float32) for _ in range(n)]
     g = sl.Graph()
     with g.as_default():
         phs, ts = members(values, n)
-        outs = {op: sl.collective.all_reduce(ts, op=op) for op in ("sum", "mean", "max")}
+        outs = {op: sl.collective.all_reduce(ts, op=op, algorithm=algorithm)
+                for op in ("sum", "mean", "max")}
     for o in outs["sum"]:
         assert o.op.device in DEVICES[:n]
     assert [o.op.device for o in outs["sum"]] == DEVICES[:n]  # Each on its member.
@@ -49,6 +51,7 @@ def test_all_reduce_against_numpy(cluster, n, shape):
             for member in got[op]:
                 assert np.shape(member) == shape
                 np.testing.assert_allclose(member, expected[op], rtol=1e-5, atol=1e-6)
+                np.testing.assert_array_equal(member, got[op][0])  # Same bits everywhere.
 
 
 @pytest.mark.parametrize("n", [2, 3, 4])
@@ -83,15 +86,93 @@ def test_the_ring_sends_two_n_minus_one_over_n_of_the_tensor_per_member(graph):
     for i in range(n):
         with sl.device(DEVICES[i]):
             ts.append(sl.identity(x[i]))
-    outs = sl.collective.all_reduce(ts)
-    sent = {d: 0 for d in DEVICES}
-    for op in graph.get_operations():
-        for t in op.inputs:
-            if t.op.device in sent and op.device in sent and t.op.device != op.device:
-                sent[t.op.device] += int(np.prod(t.shape)) * 4
+    outs = sl.collective.all_reduce(ts, algorithm="ring")
+    sent, _ = cross_device_traffic(graph)
     for d in DEVICES:
         assert sent[d] == 2 * (n - 1) * size // n * 4  # 2(n-1)/n * S bytes
     assert len(outs) == n
+
+
+def cross_device_traffic(graph):
+    """Bytes each device sends, and the longest chain of cross-device hops to any node."""
+    sent = {d: 0 for d in DEVICES}
+    depth = {}
+    for op in graph.get_operations():  # Creation order is a topological order.
+        hops = 0
+        for t in op.inputs:
+            crossing = t.op.device in sent and op.device in sent and t.op.device != op.device
+            if crossing:
+                sent[t.op.device] += int(np.prod(t.shape)) * 4
+            hops = max(hops, depth.get(t.op.name, 0) + int(crossing))
+        depth[op.name] = hops
+    return sent, max(depth.values())
+
+
+@pytest.mark.parametrize("n,rounds", [(2, 1), (3, 2), (4, 2)])
+def test_recursive_doubling_takes_log_n_hops_of_the_whole_tensor(graph, n, rounds):
+    size = 1000
+    ts = []
+    for i in range(n):
+        with sl.device(DEVICES[i]):
+            ts.append(sl.identity(sl.placeholder(sl.float32, [size])))
+    sl.collective.all_reduce(ts, algorithm="recursive_doubling")
+    sent, hops = cross_device_traffic(graph)
+    # 3 members: member 0 hands its tensor to 1 while 2 sends to 1; 1 then sends the sum on
+    # to 2 and 0 at once: two hops on the longest path.
+    assert hops == rounds
+    if n == 3:
+        assert [sent[d] for d in DEVICES[:3]] == [size * 4, 2 * size * 4, size * 4]
+    else:
+        assert all(sent[d] == rounds * size * 4 for d in DEVICES[:n])
+
+
+def test_ring_hops_and_the_cost_models_choice(graph):
+    ts = []
+    for i in range(4):
+        with sl.device(DEVICES[i]):
+            ts.append(sl.identity(sl.placeholder(sl.float32, [1000])))
+    sl.collective.all_reduce(ts, algorithm="ring")
+    assert cross_device_traffic(graph)[1] == 6  # 2(n - 1) hops
+    # Two members: recursive doubling sends as many bytes in one hop instead of two.
+    assert sl.collective.choose_algorithm(64 << 20, 2) == "recursive_doubling"
+    # More members: latency decides for small tensors, bytes for big ones (docs/collectives.md).
+    for n in (3, 4):
+        assert sl.collective.choose_algorithm(4 << 10, n) == "recursive_doubling"
+        assert sl.collective.choose_algorithm(64 << 20, n) == "ring"
+    with pytest.raises(sl.errors.InvalidArgumentError, match="'tree' is not one of auto, ring"):
+        sl.collective.all_reduce(ts, algorithm="tree")
+
+
+@pytest.mark.parametrize("n", [2, 3])
+def test_all_reduce_in_buckets_against_numpy(cluster, n):
+    # Gradient-like lists: mixed shapes and a float64 tensor that must start its own bucket.
+    shapes = [(3, 4), (5,), (), (2, 2, 2), (0,), (40,)]
+    dtypes = [np.float32] * 4 + [np.float32, np.float64]
+    values = [[RNG.normal(size=s).astype(t) for s, t in zip(shapes, dtypes)] for _ in range(n)]
+    g = sl.Graph()
+    with g.as_default():
+        phs, lists = [], []
+        for i in range(n):
+            mine = []
+            for v in values[i]:
+                ph = sl.placeholder(sl.as_dtype(v.dtype), v.shape)
+                phs.append(ph)
+                with sl.device(DEVICES[i]):
+                    mine.append(sl.identity(ph))
+            lists.append(mine)
+        out, buckets = sl.collective.all_reduce_in_buckets(lists, op="mean", bucket_bytes=50,
+                                                           return_buckets=True)
+    # 48 bytes (+ 20 > 50), then 20 + 4 (+ 32 > 50), then 32 + 0, then the float64 alone.
+    assert buckets == [[0], [1, 2], [3, 4], [5]]
+    feed = dict(zip(phs, [v for member in values for v in member]))
+    with sl.Session(cluster.target, graph=g) as sess:
+        got = sess.run(out, feed)
+    for i in range(n):
+        assert [t.op.device for t in out[i]] == [DEVICES[i]] * len(shapes)
+        for k in range(len(shapes)):
+            expected = np.mean([values[j][k] for j in range(n)], axis=0)
+            assert got[i][k].shape == shapes[k] and got[i][k].dtype == dtypes[k]
+            np.testing.assert_allclose(got[i][k], expected, rtol=1e-5, atol=1e-6)
 
 
 def test_bad_groups_are_named(graph):

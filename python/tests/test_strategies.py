@@ -1,6 +1,8 @@
-"""BSP on a two-worker LocalCluster: N workers with batch b each take exactly the steps of one
+"""The synchronous strategies on a LocalCluster (two replica workers, a third as parameter
+server). BSP, in both topologies: N workers with batch b each take exactly the steps of one
 worker with batch N*b (TRAINING.md: the strongest equality test there is), for SGD and
-Momentum, step by step, and the replicas' copies stay equal."""
+Momentum, step by step, and the replicas' copies stay equal. The others against numpy
+implementations of their equations."""
 
 import numpy as np
 import pytest
@@ -8,11 +10,12 @@ import pytest
 import sluice as sl
 
 DEVICES = ["/job:worker/task:0", "/job:worker/task:1"]
+PS = "/job:worker/task:2"
 
 
 @pytest.fixture(scope="module")
 def cluster():
-    with sl.LocalCluster(workers=2) as c:
+    with sl.LocalCluster(workers=3) as c:
         yield c
 
 
@@ -33,9 +36,16 @@ def batches(steps, b):
             for _ in range(steps)]
 
 
+# All-reduce with one bucket, with a bucket per gradient (the smallest holds 12 bytes), and the
+# parameter-server form.
+FORMS = {"allreduce": dict(), "allreduce_buckets": dict(bucket_bytes=12, algorithm="ring"),
+         "parameter_server": dict(parameter_devices=[PS])}
+
+
+@pytest.mark.parametrize("form", sorted(FORMS))
 @pytest.mark.parametrize("make_opt", [lambda: sl.train.GradientDescentOptimizer(0.5),
                                       lambda: sl.train.MomentumOptimizer(0.3, 0.9)])
-def test_bsp_on_two_workers_equals_one_worker_with_the_whole_batch(cluster, make_opt):
+def test_bsp_on_two_workers_equals_one_worker_with_the_whole_batch(cluster, make_opt, form):
     data = batches(5, b=3)
     # The reference: one model, batch 2b.
     ref = sl.Graph()
@@ -55,12 +65,19 @@ def test_bsp_on_two_workers_equals_one_worker_with_the_whole_batch(cluster, make
                            if v.op.name in ("w1", "b1", "w2")])
     g = sl.Graph()
     with g.as_default():
-        bsp = sl.train.BSPStrategy(DEVICES)
+        bsp = sl.train.BSPStrategy(DEVICES, **FORMS[form])
         inputs = [(sl.placeholder(sl.float32, [None, 4]), sl.placeholder(sl.int64, [None]))
                   for _ in DEVICES]
         train_op, mean_loss = bsp.minimize(make_opt(), model, inputs)
         init = sl.global_variables_initializer()
-    assert [v.op.device for v in bsp.replica_variables[1]] == [DEVICES[1]] * 3
+    if form == "parameter_server":
+        assert [v.op.device for v in bsp.variables] == [PS] * 3
+        # The update and the optimizer's slots live beside the variables.
+        assert {op.device for op in g.get_operations() if "Apply" in op.type} == {PS}
+    else:
+        assert [v.op.device for v in bsp.replica_variables[1]] == [DEVICES[1]] * 3
+        # Gradients in production order (w2, b1, w1): 24, 12 and 48 bytes.
+        assert bsp.buckets == ([[0, 1, 2]] if form == "allreduce" else [[0], [1], [2]])
     def shard(xs, ys):
         return {inputs[0][0]: xs[:3], inputs[0][1]: ys[:3],
                 inputs[1][0]: xs[3:], inputs[1][1]: ys[3:]}
