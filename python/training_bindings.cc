@@ -149,8 +149,8 @@ py::object ApplyGradients(ops::Optimizer& opt, const py::object& graph,
 
 // Collectives (ops/collectives.h) over the devices `devices`, one per tensor.
 py::list Collective(const py::object& graph, const std::string& kind, const py::iterable& tensors,
-                    const std::vector<std::string>& devices, const std::string& reduction,
-                    int root, const std::string& algorithm) {
+                    const std::vector<std::string>& devices, const std::string& reduction, int root,
+                    const std::string& algorithm) {
   CorePtr core = CoreOf(graph);
   std::vector<Output> inputs = OutputsOf(core, tensors);
   Scope scope = ValueOrThrow(core->DslScope("", "a collective"));
@@ -173,9 +173,8 @@ py::list Collective(const py::object& graph, const std::string& kind, const py::
 
 // ops::AllReduceInBuckets: tensors[d] is member d's list; returns (lists, bucket index lists).
 py::tuple AllReduceInBuckets(const py::object& graph, const std::vector<py::list>& tensors,
-                             const std::vector<std::string>& devices,
-                             const std::string& reduction, int64_t bucket_bytes,
-                             const std::string& algorithm) {
+                             const std::vector<std::string>& devices, const std::string& reduction,
+                             int64_t bucket_bytes, const std::string& algorithm) {
   CorePtr core = CoreOf(graph);
   std::vector<std::vector<Output>> inputs;
   for (const py::list& member : tensors) inputs.push_back(OutputsOf(core, member));

@@ -207,9 +207,9 @@ def test_data_parallel_example_trains_with_every_strategy():
     script = os.path.join(os.path.dirname(__file__), "..", "..", "examples", "data_parallel.py")
     out = subprocess.run([sys.executable, script, "--workers", "4", "--epochs", "2"],
                          check=True, capture_output=True, text=True, timeout=300).stdout
-    for name in ("bsp", "model_averaging", "easgd", "admm"):
+    for name in ("bsp", "bsp_parameter_server", "model_averaging", "easgd", "admm"):
         accuracy = [float(a) for a in re.findall(r"^{} epoch \d+  loss \S+  accuracy (\S+)$"
                                                   .format(name), out, re.M)]
         assert len(accuracy) == 2 and accuracy[-1] > 0.95, out
-        assert re.search(r"^{}: bytes each worker sends .*task 3 \d+$".format(name), out,
+        assert re.search(r"^{}: bytes each task sends .*task 4 \d+$".format(name), out,
                          re.M), out

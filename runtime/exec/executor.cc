@@ -23,6 +23,8 @@ namespace {
 // does not own (a data-plane reader delivering a tensor). TBB's own notion of "inside an arena"
 // cannot tell them apart: a thread that once enqueued a task is attached to the implicit arena.
 thread_local int t_process_depth = 0;
+// Set while a step's async roots are started: what they complete inline goes to the arena.
+thread_local bool t_defer_continuations = false;
 
 struct ProcessDepthGuard {
   ProcessDepthGuard() { ++t_process_depth; }
@@ -233,18 +235,34 @@ void ExecutorImpl::Start(StepArgs args, DoneCallback done, tbb::task_group* grou
     Finish(step);
     return;
   }
-  // Cheap roots and one expensive root run on this thread; other expensive roots are scheduled.
-  std::vector<int> ready;
+  // Async roots (receives) all start here, before any other node of the step: a receive that
+  // is not yet waiting leaves its tensor unconsumed, so the sender gets no credit back, and a
+  // sender blocked for a credit holds an arena thread. With receives queued behind blocked
+  // sends on both sides, two workers exchanging many tensors in a step deadlocked. What these
+  // complete at once (a tensor already here) goes to the arena, so this thread does not block
+  // before the last one is waiting. Then cheap roots and one expensive root run on this
+  // thread, and other expensive roots are scheduled. (A root not yet processed keeps the step
+  // alive.)
+  std::vector<int> receives, ready, scheduled;
   bool kept_expensive = false;
   for (int r : roots_) {
-    if (!items_[r].expensive || !kept_expensive) {
+    if (items_[r].fed_index < 0 && items_[r].kernel->AsAsync() != nullptr) {
+      receives.push_back(r);
+    } else if (!items_[r].expensive || !kept_expensive) {
       kept_expensive |= items_[r].expensive;
       ready.push_back(r);
     } else {
-      Schedule(step, r);
+      scheduled.push_back(r);
     }
   }
-  Process(step, std::move(ready));
+  if (!receives.empty()) {
+    const bool outer = t_defer_continuations;
+    t_defer_continuations = true;
+    Process(step, std::move(receives));
+    t_defer_continuations = outer;
+  }
+  for (int r : scheduled) Schedule(step, r);
+  if (!ready.empty()) Process(step, std::move(ready));
 }
 
 void ExecutorImpl::Schedule(StepState* step, int id) const {
@@ -355,7 +373,7 @@ void ExecutorImpl::Process(StepState* step, std::vector<int> ready) const {
             std::vector<int> next;
             Complete(step, items_[id], &outs, &next);
             if (next.empty()) return;
-            if (t_process_depth > 0) {
+            if (t_process_depth > 0 && !t_defer_continuations) {
               Process(step, std::move(next));
             } else {
               for (int n : next) device_->arena().enqueue([this, step, n] { Process(step, {n}); });

@@ -10,6 +10,7 @@
 #include <tuple>
 #include <vector>
 
+#include "absl/strings/str_cat.h"
 #include "absl/synchronization/notification.h"
 #include "core/status.h"
 #include "graph/shape_inference.h"
@@ -151,6 +152,34 @@ class RecordThreadOp : public OpKernel {
   }
 };
 
+// Counts its starts and completes at once; CheckAllStarted fails unless `expected_starts` have
+// started in this step.
+std::atomic<int> starts{0};
+int expected_starts = 0;
+
+class CountStartOp : public AsyncOpKernel {
+ public:
+  using AsyncOpKernel::AsyncOpKernel;
+  void ComputeAsync(OpKernelContext* ctx, std::function<void()> done) override {
+    starts.fetch_add(1);
+    ctx->set_output(0, Tensor::Scalar<int64_t>(1));
+    done();
+  }
+};
+
+class CheckAllStartedOp : public OpKernel {
+ public:
+  using OpKernel::OpKernel;
+  absl::Status Compute(OpKernelContext* ctx) override {
+    if (starts.load() != expected_starts) {
+      return absl::InternalError(
+          absl::StrCat(starts.load(), " of ", expected_starts, " async roots started"));
+    }
+    ctx->set_output(0, Tensor::Scalar<int64_t>(0));
+    return absl::OkStatus();
+  }
+};
+
 void RegisterTestOps() {
   static bool once = [] {
     OpRegistry* ops = OpRegistry::Global();
@@ -181,6 +210,17 @@ void RegisterTestOps() {
     EXPECT_TRUE(kernels
                     ->Register("OffThreadIncrement", kDeviceCpu, DType::kInvalid,
                                MakeKernel<OffThreadIncrementOp>)
+                    .ok());
+    for (const char* name : {"CountStart", "CheckAllStarted"}) {
+      EXPECT_TRUE(
+          ops->Register(OpDefBuilder(name).Output("y: int64").SetShapeFn(ScalarShape)).ok());
+    }
+    EXPECT_TRUE(
+        kernels->Register("CountStart", kDeviceCpu, DType::kInvalid, MakeKernel<CountStartOp>)
+            .ok());
+    EXPECT_TRUE(kernels
+                    ->Register("CheckAllStarted", kDeviceCpu, DType::kInvalid,
+                               MakeKernel<CheckAllStartedOp>)
                     .ok());
     for (const char* name : {"DeliveredIncrement", "RecordThread"}) {
       EXPECT_TRUE(
@@ -401,6 +441,26 @@ TEST_F(ExecutorTest, NodesMadeReadyByAForeignThreadRunOnTheArena) {
   EXPECT_EQ(threads.count(thread.id()), 0u) << "a node ran on the delivering thread";
   delivery = nullptr;
   recorded_threads = nullptr;
+}
+
+// Every async root (a receive) of a step is waiting before any other node runs: a receive left
+// queued behind sends blocked for credits never returns the credit its sender waits for.
+TEST_F(ExecutorTest, EveryAsyncRootStartsBeforeAnyOtherNode) {
+  std::vector<Output> parts;
+  for (int i = 0; i < 3; ++i) parts.push_back(Op("CheckAllStarted", {}));
+  parts.push_back(Op("AddInt", {Const(1), Const(2)}));
+  for (int i = 0; i < 6; ++i) parts.push_back(Op("CountStart", {}));
+  Output sum = parts[0];
+  for (size_t i = 1; i < parts.size(); ++i) sum = Op("AddInt", {sum, parts[i]});
+  auto exec = Make({sum});
+  expected_starts = 6;
+  for (int run = 0; run < 20; ++run) {
+    starts.store(0);
+    std::vector<Tensor> out;
+    absl::Status s = exec->Run(StepArgs{}, &out);
+    ASSERT_TRUE(s.ok()) << s;
+    EXPECT_EQ(out[0].scalar<int64_t>(), 3 + 6);
+  }
 }
 
 TEST_F(ExecutorTest, AlreadyCancelledStepFailsFast) {
