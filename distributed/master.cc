@@ -1,5 +1,6 @@
 #include "distributed/master.h"
 
+#include <algorithm>
 #include <cstdio>
 #include <utility>
 
@@ -15,6 +16,7 @@
 #include "graph/device_name.h"
 #include "graph/graph_def.h"
 #include "graph/partitioner.h"
+#include "ops/collectives.h"
 #include "ops/register.h"
 
 namespace sluice {
@@ -316,6 +318,31 @@ absl::Status Master::CheckFeeds(const Prepared& prepared, const proto::RunStepRe
   return absl::OkStatus();
 }
 
+absl::Status Master::NameLostCollectives(const Prepared& prepared,
+                                         const absl::Status& status) const {
+  if (!absl::IsUnavailable(status)) return status;
+  for (const Prepared::Part& part : prepared.parts) {
+    const std::string& task = options_.workers[part.worker].task_prefix();
+    if (!absl::StrContains(status.message(), absl::StrCat("lost ", task, " "))) continue;
+    std::vector<std::string> scopes;
+    for (const proto::NodeDef& node : part.registration.partition().node()) {
+      std::string scope = ops::CollectiveScopeOf(node.name());
+      if (!scope.empty() && std::find(scopes.begin(), scopes.end(), scope) == scopes.end()) {
+        scopes.push_back(std::move(scope));
+      }
+    }
+    if (scopes.empty()) return status;
+    const size_t shown = std::min<size_t>(scopes.size(), 3);
+    std::string list =
+        absl::StrCat("'", absl::StrJoin(scopes.begin(), scopes.begin() + shown, "', '"), "'");
+    if (scopes.size() > shown) absl::StrAppend(&list, " and ", scopes.size() - shown, " more");
+    return absl::Status(status.code(),
+                        absl::StrCat(status.message(), " (", task, " was a member of collective",
+                                     scopes.size() > 1 ? "s " : " ", list, ")"));
+  }
+  return status;
+}
+
 absl::Status Master::EnsureRegistered(Prepared::Part* part) {
   const proto::PeerAddress& w = options_.workers[part->worker];
   const uint64_t inc = monitor_.incarnation(w.task_prefix());
@@ -419,7 +446,7 @@ absl::Status Master::RunStepImpl(const proto::RunStepRequest& req, proto::RunSte
         }
       }
     }
-    return results.status();
+    return NameLostCollectives(*prepared, results.status());
   }
   for (size_t i = 0; i < prepared->fetch_slots.size(); ++i) {
     auto [part, index] = prepared->fetch_slots[i];

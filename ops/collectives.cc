@@ -3,7 +3,9 @@
 #include <algorithm>
 #include <cstdint>
 
+#include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/string_view.h"
 #include "core/status.h"
 #include "ops/array_ops.h"
 #include "ops/base_ops.h"
@@ -393,6 +395,27 @@ absl::StatusOr<std::vector<Output>> Broadcast(const Scope& scope, const Output& 
   }
   SLUICE_RETURN_IF_ERROR(s.status());
   return out;
+}
+
+std::string CollectiveScopeOf(const std::string& node_name) {
+  size_t start = 0;
+  while (start < node_name.size()) {
+    size_t end = node_name.find('/', start);
+    if (end == std::string::npos) return "";  // The last component is the node's own name.
+    absl::string_view part(node_name.data() + start, end - start);
+    // A scope made twice gets a suffix: "AllReduce_1".
+    const size_t under = part.rfind('_');
+    if (under != absl::string_view::npos && under + 1 < part.size() &&
+        std::all_of(part.begin() + under + 1, part.end(), absl::ascii_isdigit)) {
+      part = part.substr(0, under);
+    }
+    for (const char* scope :
+         {"AllReduce", "ReduceScatter", "AllGather", "Broadcast", "AllReduceInBuckets"}) {
+      if (part == scope) return node_name.substr(0, end);
+    }
+    start = end + 1;
+  }
+  return "";
 }
 
 }  // namespace ops

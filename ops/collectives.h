@@ -77,6 +77,11 @@ absl::StatusOr<std::vector<Output>> AllGather(const Scope& scope, const std::vec
 absl::StatusOr<std::vector<Output>> Broadcast(const Scope& scope, const Output& value, int root,
                                               const std::vector<std::string>& devices);
 
+// The name scope of the outermost collective a node of a built graph belongs to
+// ("bsp/AllReduceInBuckets" for "bsp/AllReduceInBuckets/AllReduce/Add_3"), or "" for a node of
+// none: errors about a lost member name the collectives it was in.
+std::string CollectiveScopeOf(const std::string& node_name);
+
 }  // namespace ops
 }  // namespace sluice
 
