@@ -77,6 +77,13 @@ def _mean(graph, losses, name):
         return math_ops.multiply(math_ops.add_n(losses), 1.0 / len(losses))
 
 
+def _step_counter(graph, device, name):
+    """A checkpointed count of the local steps taken (an int64 variable on `device`), so a
+    restored strategy resumes its communication schedule where the checkpoint left it."""
+    with graph.device(device):
+        return variables.Variable(np.int64(0), trainable=False, name=name + "_local_steps")
+
+
 def _check_devices(devices, what):
     devices = [str(d) for d in devices]
     if not devices or len(set(devices)) != len(devices):
@@ -208,7 +215,6 @@ class ModelAveragingStrategy:
             raise ValueError("period must be >= 1, got {}".format(period))
         self.period = int(period)
         self.replica_variables = []
-        self._steps = 0
 
     def minimize(self, optimizer, model_fn, inputs, name="model_averaging"):
         graph = framework.get_default_graph()
@@ -216,7 +222,9 @@ class ModelAveragingStrategy:
         pairs = []
         for loss, vars_ in zip(losses, self.replica_variables):
             pairs += [(g, v) for g, v in zip(_gradients(loss, vars_), vars_) if g is not None]
-        self.train_op = optimizer.apply_gradients(pairs, name=name)
+        self.local_steps = _step_counter(graph, self.devices[0], name)
+        self._count = variables.assign_add(self.local_steps, np.int64(1))
+        self.train_op = array_ops.group(optimizer.apply_gradients(pairs, name=name), self._count)
         assigns = []
         for k in range(len(self.replica_variables[0])):
             copies = [self.replica_variables[i][k] for i in range(len(self.devices))]
@@ -231,9 +239,8 @@ class ModelAveragingStrategy:
     def run_step(self, sess, feed_dict):
         """One local step of every replica (returns the mean loss before it), then the
         averaging when this is a multiple of `period` steps."""
-        loss, _ = sess.run([self.loss, self.train_op], feed_dict)
-        self._steps += 1
-        if self._steps % self.period == 0:
+        loss, _, steps = sess.run([self.loss, self.train_op, self._count], feed_dict)
+        if steps % self.period == 0:
             sess.run(self.average_op)
         return loss
 
@@ -256,7 +263,6 @@ class ElasticAveragingStrategy:
         if self.period < 1:
             raise ValueError("period must be >= 1, got {}".format(period))
         self.replica_variables, self.center_variables = [], []
-        self._steps = 0
 
     def minimize(self, optimizer, model_fn, inputs, name="easgd"):
         from sluice import train  # train imports this module lazily.
@@ -280,7 +286,9 @@ class ElasticAveragingStrategy:
         for i in range(n):
             pairs += [(g, v) for g, v in zip(grads[i], self.replica_variables[i])
                       if g is not None]
-        self.train_op = optimizer.apply_gradients(pairs, name=name)
+        self.local_steps = _step_counter(graph, self.devices[0], name)
+        self.train_op = array_ops.group(optimizer.apply_gradients(pairs, name=name),
+                                        variables.assign_add(self.local_steps, np.int64(1)))
         # The elastic step: differences and their sum read before any update.
         diffs = [[math_ops.subtract(x, c) for x, c in
                   zip(self.replica_variables[i], self.center_variables[i])] for i in range(n)]
@@ -300,15 +308,16 @@ class ElasticAveragingStrategy:
                             x, math_ops.multiply(diffs[i][k], self.alpha)))
                     updates.append(variables.assign_add(
                         c, math_ops.multiply(sums[k][i], self.alpha)))
+        updates.append(variables.assign_add(self.local_steps, np.int64(1)))
         self.elastic_op = array_ops.group(step, *updates, name=name + "_elastic_step")
         self.loss = _mean(graph, losses, name)
         return self.train_op, self.elastic_op, self.loss
 
     def run_step(self, sess, feed_dict):
         """One step of every replica: the elastic one every `period`-th call, else local."""
-        self._steps += 1
-        op = self.elastic_op if self._steps % self.period == 0 else self.train_op
-        loss, _ = sess.run([self.loss, op], feed_dict)
+        # The schedule follows the checkpointed step count (a read only when it matters).
+        elastic = self.period == 1 or (sess.run(self.local_steps) + 1) % self.period == 0
+        loss, _ = sess.run([self.loss, self.elastic_op if elastic else self.train_op], feed_dict)
         return loss
 
 
