@@ -2,7 +2,8 @@
 # Builds and runs every benchmark, then prints one table of Sluice against the peers measured in
 # the same run (oneTBB flow graph, OpenBLAS, raw TCP and a protobuf gRPC stream) with the targets
 # from docs/benchmarks.md. (The training step against PyTorch has its own script,
-# bench/train_step.sh, the convolution step against PyTorch bench/conv_step.py.)
+# bench/train_step.sh, the convolution step against PyTorch bench/conv_step.py.) The all-reduce
+# against gloo and BSP's throughput print tables of their own first.
 #
 #   bench/run_all.sh                              # about 2 minutes on 2 cores, plus the build
 #   BENCH_REPETITIONS=5 bench/run_all.sh          # steadier medians on a noisy machine
@@ -43,6 +44,20 @@ BENCH_REPETITIONS="$repetitions" bazel-bin/bench/transfer_bench --out="$out/tran
 echo "== long_link_bench" >&2
 (eval "$(tools/python_env.sh)" && SLUICE_NETNS_OUT="$out/long_link" /usr/bin/python3 \
   bench/long_link_bench.py --out="$out/long_link_bench.json") >&2 || echo "long_link_bench failed" >&2
+
+# The all-reduce against gloo (skips the peer without python3-torch) and BSP's throughput on 1,
+# 2 and 4 workers; each prints its own table.
+echo "== allreduce_bench" >&2
+(eval "$(tools/python_env.sh)" && /usr/bin/python3 bench/allreduce_bench.py --workers 2 4 \
+  --repetitions "$repetitions" > "$out/allreduce_bench.md") >&2 || echo "allreduce_bench failed" >&2
+echo "== bsp_throughput" >&2
+(eval "$(tools/python_env.sh)" && /usr/bin/python3 bench/bsp_throughput.py --workers 1 2 4 \
+  --repetitions "$repetitions" > "$out/bsp_throughput.md") >&2 || echo "bsp_throughput failed" >&2
+for table in allreduce_bench bsp_throughput; do
+  echo "$table (bench/$table.py):"
+  grep -v '^sluice_server' "$out/$table.md" || true
+  echo
+done
 
 /usr/bin/python3 - "$out" "$repetitions" <<'PYTHON'
 """Pairs each Sluice case with its peer and prints the ratio table."""

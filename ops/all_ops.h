@@ -4,6 +4,7 @@
 
 #include "ops/array_ops.h"
 #include "ops/base_ops.h"
+#include "ops/data_ops.h"
 #include "ops/math_ops.h"
 #include "ops/nn_ops.h"
 #include "ops/random_ops.h"

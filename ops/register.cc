@@ -7,6 +7,7 @@
 #include "graph/gradient_registry.h"
 #include "ops/array_ops.h"
 #include "ops/base_ops.h"
+#include "ops/data_ops.h"
 #include "ops/grad_helper_ops.h"
 #include "ops/gradient_fns.h"
 #include "ops/math_ops.h"
@@ -23,9 +24,9 @@ void RegisterAllOps() {
   std::call_once(once, [] {
     OpRegistry* ops = OpRegistry::Global();
     KernelRegistry* kernels = KernelRegistry::Global();
-    for (auto reg :
-         {RegisterBaseOps, RegisterArrayOps, RegisterMathOps, RegisterNnOps, RegisterStateOps,
-          RegisterRandomOps, RegisterSendRecvOps, RegisterGradHelperOps, RegisterTrainingOps}) {
+    for (auto reg : {RegisterBaseOps, RegisterArrayOps, RegisterMathOps, RegisterNnOps,
+                     RegisterStateOps, RegisterRandomOps, RegisterSendRecvOps,
+                     RegisterGradHelperOps, RegisterTrainingOps, RegisterDataOps}) {
       absl::Status s = reg(ops, kernels);
       if (!s.ok()) {
         // A registration error is a programming error in ops/: fail loudly at start-up.

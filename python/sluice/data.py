@@ -21,6 +21,16 @@ by the engine (ops/sampling.h, Philox-seeded), so every worker computes its own 
 Each `repeat` pass is a new epoch (a new permutation or draw). `batch(n, drop_remainder=False)`
 ends with a smaller batch unless told to drop it. A Dataset is immutable: each method returns a
 new one; iterating it again starts again from epoch 0.
+
+The graph-side form, for loops that run on the workers without the client feeding batches:
+`shard_batch_indices` is an op that yields this worker's next batch of row indices (and their
+epoch) each time it runs; gather the rows of data that lives on the worker:
+
+    with sl.device("/job:worker/task:1"):
+        images = sl.Variable(all_images, trainable=False)   # loaded once
+        idx, epoch = sl.data.shard_batch_indices(len(all_images), num_workers=4, index=1,
+                                                 batch_size=64, seed=1)
+        x = sl.gather(images, idx)
 """
 
 import csv
@@ -29,6 +39,7 @@ import threading
 
 import numpy as np
 
+from sluice import framework
 from sluice._core import core as _core
 
 _MODES = ("shuffle_split", "with_replacement", "feature")
@@ -295,3 +306,20 @@ class _Source:
     def row(self, i):
         parts = tuple(self._part(k, i) for k in range(len(self.components)))
         return parts[0] if self.single else parts
+
+
+def shard_batch_indices(num_examples, num_workers, index, batch_size, mode="shuffle_split",
+                        seed=0, sample_size=None, drop_remainder=False, name=None):
+    """A graph op (ops/data_ops.h): each run yields (indices, epoch), the int64 row indices of
+    worker `index`'s next batch and the epoch they belong to. "shuffle_split" walks this
+    worker's shard of each epoch's permutation (the same rows `Dataset.partition` gives), epoch
+    after epoch; "with_replacement" draws `sample_size` rows per epoch (default num_examples //
+    num_workers). Batches never span epochs; an epoch's last batch is smaller unless
+    `drop_remainder`. Place it on the worker with `sl.device`; a new session starts at epoch
+    0."""
+    op = framework._op("ShardBatchIndices", [], {
+        "num_examples": int(num_examples), "workers": int(num_workers), "index": int(index),
+        "batch_size": int(batch_size), "mode": str(mode),
+        "sample_size": int(sample_size or 0), "seed": int(seed),
+        "drop_remainder": bool(drop_remainder)}, name=name or "shard_batch_indices")
+    return op.outputs[0], op.outputs[1]

@@ -151,6 +151,7 @@ class BSPStrategy:
         self.replica_variables = []  # Per replica, its variables in creation order.
         self.variables = []  # Parameter-server form: the shared variables.
         self.buckets = []  # All-reduce form: the buckets' gradient indices (production order).
+        self.replica_losses = []  # Each replica's loss on its shard.
 
     def minimize(self, optimizer, model_fn, inputs, name="bsp"):
         """Builds the replicas (model_fn(*inputs[i]) on device i, returning its loss) and one
@@ -159,6 +160,7 @@ class BSPStrategy:
             return self._minimize_on_parameter_servers(optimizer, model_fn, inputs, name)
         graph = framework.get_default_graph()
         losses, self.replica_variables = _replicate(self.devices, model_fn, inputs, name)
+        self.replica_losses = losses
         n = len(self.devices)
         grads = [_gradients(loss, vars_) for loss, vars_ in
                  zip(losses, self.replica_variables)]
@@ -183,6 +185,7 @@ class BSPStrategy:
         graph = framework.get_default_graph()
         losses, self.variables, homes = _replicate_shared(
             self.devices, self.parameter_devices, model_fn, inputs, name)
+        self.replica_losses = losses
         self.replica_variables = [self.variables for _ in self.devices]
         grads = [_gradients(loss, self.variables) for loss in losses]
         pairs = []

@@ -115,3 +115,57 @@ def test_bad_input_is_named(tmp_path):
         ds().partition(4, 4)
     with pytest.raises(ValueError, match="partition mode"):
         ds().partition(2, 0, mode="round_robin")
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    with sl.LocalCluster(workers=2) as c:
+        yield c
+
+
+def test_the_graph_side_batches_cover_each_epoch_once_on_the_workers(cluster):
+    """Each worker's op walks its shard of every epoch, the rows the client-side Dataset gives,
+    in batches of 5 ending smaller; gathered from worker-side data."""
+    x = np.arange(N * 2, dtype=np.float32).reshape(N, 2)
+    g = sl.Graph()
+    with g.as_default():
+        outs = []
+        for w in range(2):
+            with sl.device("/job:worker/task:%d" % w):
+                data = sl.Variable(x, trainable=False, name="data_%d" % w)
+                idx, epoch = sl.data.shard_batch_indices(N, 2, w, batch_size=5, seed=5)
+                outs.append((idx, epoch, sl.gather(data, idx)))
+        init = sl.global_variables_initializer()
+    with sl.Session(cluster.target, graph=g) as sess:
+        sess.run(init)
+        got = [sess.run(outs) for _ in range(9)]  # 3 batches an epoch per worker: 3 epochs.
+    for e in range(3):
+        seen = []
+        for w in range(2):
+            batches = [step[w] for step in got if step[w][1] == e]
+            assert [len(b[0]) for b in batches] == ([5, 5, 2] if w == 0 else [5, 5, 1])
+            rows = np.concatenate([b[0] for b in batches])
+            for b in batches:
+                np.testing.assert_array_equal(b[2], x[b[0]])  # The gathered rows.
+            # The same rows, in the same order, as the Dataset's partition of that epoch.
+            want = [int(r[1]) for r in ds().partition(2, w, seed=5).repeat(e + 1)][-len(rows):]
+            assert rows.tolist() == want
+            seen.extend(rows.tolist())
+        assert sorted(seen) == list(range(N))
+
+
+def test_the_graph_side_op_draws_with_replacement_and_names_bad_attributes(graph, sess):
+    idx, epoch = sl.data.shard_batch_indices(10, 1, 0, batch_size=4, mode="with_replacement",
+                                             sample_size=6, seed=2)
+    got = [sess.run([idx, epoch]) for _ in range(4)]
+    assert [len(i) for i, _ in got] == [4, 2, 4, 2] and [e for _, e in got] == [0, 0, 1, 1]
+    assert all(0 <= v < 10 for i, _ in got for v in i)
+    bad = sl.data.shard_batch_indices(10, 2, 2, batch_size=4)
+    with pytest.raises(sl.errors.InvalidArgumentError, match="index"):
+        sess.run(bad)
+    mode = sl.data.shard_batch_indices(10, 1, 0, batch_size=4, mode="bootstrap")
+    with pytest.raises(sl.errors.InvalidArgumentError, match="mode 'bootstrap' is not one of"):
+        sess.run(mode)
+    small = sl.data.shard_batch_indices(10, 4, 3, batch_size=4, drop_remainder=True)
+    with pytest.raises(sl.errors.InvalidArgumentError, match="less than one batch of 4"):
+        sess.run(small)
