@@ -1,0 +1,65 @@
+// Synchronous data-parallel training built into one graph (in-graph replication), the C++
+// counterpart of sl.train.BSPStrategy (docs/strategies.md): a model function builds one replica
+// per device, and BuildBsp adds one synchronous BSP step, w <- w - eta * (1/N) * sum_i g_i(w).
+// Variables a replica makes for itself are averaged by all-reduces over gradient buckets fixed
+// here (ops::AllReduceInBuckets; last layer's gradients first, the order backward produces
+// them), and each replica applies the same update; variables the replicas share (made once,
+// e.g. on a parameter server, and returned by every replica) get the replicas' gradients
+// averaged on the variable's device and one update there. `sync` copies replica 0's own
+// variables to the other replicas (a Broadcast): run it once after the initializer unless every
+// replica initialises identically. With a batch-mean loss, N replicas with batch b take the step
+// of one model with batch N*b. Built from one thread, like Scope.
+//
+//   auto model = [&](const Scope& s, int i) -> absl::StatusOr<ops::Replica> {
+//     Output w = ops::VariableWithInit(s.WithOpName("w"), ops::Zeros(s, {784, 10}, kFloat32));
+//     return ops::Replica{Loss(s, x[i], y[i], w), {w}};
+//   };
+//   ops::GradientDescentOptimizer sgd(0.1);
+//   SLUICE_ASSIGN_OR_RETURN(ops::BspTraining bsp, ops::BuildBsp(s, devices, model, &sgd));
+//   ... run init, then bsp.sync, then bsp.train once per step.
+#ifndef SLUICE_OPS_STRATEGIES_H_
+#define SLUICE_OPS_STRATEGIES_H_
+
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "graph/scope.h"
+#include "ops/collectives.h"
+#include "ops/optimizers.h"
+
+namespace sluice {
+namespace ops {
+
+// One replica: its loss and the variables it trains, in creation order (the same count and
+// shapes in every replica).
+struct Replica {
+  Output loss;
+  std::vector<Output> variables;
+};
+
+// Builds replica `index` with `scope` (its device and a "replica_<index>" name scope set).
+using ReplicaModelFn = std::function<absl::StatusOr<Replica>(const Scope& scope, int index)>;
+
+struct BspOptions {
+  int64_t bucket_bytes = 4 << 20;
+  AllReduceAlgorithm algorithm = AllReduceAlgorithm::kAuto;
+};
+
+struct BspTraining {
+  const Node* train = nullptr;  // One synchronous step of every replica.
+  const Node* sync = nullptr;   // Replica 0's own variables copied to the others.
+  Output mean_loss;             // The replicas' mean loss.
+  std::vector<Replica> replicas;
+  std::vector<std::vector<int>> buckets;  // Of the all-reduced gradients, in production order.
+};
+
+absl::StatusOr<BspTraining> BuildBsp(const Scope& scope, const std::vector<std::string>& devices,
+                                     const ReplicaModelFn& model, Optimizer* optimizer,
+                                     const BspOptions& options = {});
+
+}  // namespace ops
+}  // namespace sluice
+
+#endif  // SLUICE_OPS_STRATEGIES_H_
