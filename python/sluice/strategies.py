@@ -324,6 +324,74 @@ class ElasticAveragingStrategy:
         return loss
 
 
+class AsyncElasticAveragingStrategy:
+    """Elastic averaging SGD, asynchronous form (Zhang, Choromanska, LeCun 2015, Algorithm 1;
+    TRAINING.md section 2): one center x~ on `center_device` (default: the first worker's);
+    each worker takes local steps x_i <- x_i - eta * g_i(x_i) on its own, and after every
+    `period`-th of its local steps exchanges with the center as it is then:
+        e = alpha * (x_i - x~);   x_i <- x_i - e;   x~ <- x~ + e
+    Workers are independent: `run_step(sess, i, feed)` runs worker i's step (and its exchange
+    when due), so the order of the calls (or of the client's threads) is the order the center
+    sees the workers. The exchange follows the worker's local step, as in TensorFlow's
+    ElasticAverageOptimizer, whose golden values it reproduces; alpha is the paper's moving
+    rate, not TensorFlow's beta/tau/N. Plain SGD only. Each worker's local step count is a
+    checkpointed variable (`<name>_<i>_local_steps`)."""
+
+    def __init__(self, devices, moving_rate, period=1, center_device=None):
+        self.devices = _check_devices(devices, "AsyncElasticAveragingStrategy")
+        self.alpha = float(moving_rate)
+        self.period = int(period)
+        if self.period < 1:
+            raise ValueError("period must be >= 1, got {}".format(period))
+        self.center_device = str(center_device or self.devices[0])
+
+    def minimize(self, optimizer, model_fn, inputs, name="async_easgd"):
+        """Returns (per-worker local step ops, per-worker exchange ops, per-worker losses)."""
+        from sluice import train  # train imports this module lazily.
+
+        if type(optimizer) is not train.GradientDescentOptimizer:
+            raise TypeError("AsyncElasticAveragingStrategy applies the paper's equations with "
+                            "plain SGD: pass a GradientDescentOptimizer")
+        graph = framework.get_default_graph()
+        self.losses, self.replica_variables = _replicate(self.devices, model_fn, inputs, name)
+        with graph.device(self.center_device):
+            self.center_variables = [
+                variables.Variable(v.initial_value, trainable=False,
+                                   name="{}_center/{}".format(name, v.op.name.split("/", 1)[1]))
+                for v in self.replica_variables[0]]
+        self.local_ops, self.exchange_ops, self.local_steps, self._counts = [], [], [], []
+        for i, device in enumerate(self.devices):
+            vars_ = self.replica_variables[i]
+            pairs = [(g, v) for g, v in zip(_gradients(self.losses[i], vars_), vars_)
+                     if g is not None]
+            counter = _step_counter(graph, device, "{}_{}".format(name, i))
+            self.local_steps.append(counter)
+            self._counts.append(variables.assign_add(counter, np.int64(1)))
+            self.local_ops.append(array_ops.group(
+                optimizer.apply_gradients(pairs, name="{}_{}".format(name, i)),
+                self._counts[-1]))
+            exchange = []
+            for x, c in zip(vars_, self.center_variables):
+                with graph.device(device):
+                    e = math_ops.multiply(math_ops.subtract(x, c), self.alpha)
+                    exchange.append(variables.assign_sub(x, e))
+                with graph.device(self.center_device):
+                    exchange.append(variables.assign_add(c, e))
+            self.exchange_ops.append(array_ops.group(*exchange,
+                                                     name="{}_{}_exchange".format(name, i)))
+        return self.local_ops, self.exchange_ops, self.losses
+
+    def run_step(self, sess, worker, feed_dict):
+        """Worker `worker`'s local step (returns its loss before it), then its exchange with
+        the center when this is a multiple of `period` of its steps (a second run, so the
+        exchange reads the values the local step left)."""
+        loss, _, steps = sess.run(
+            [self.losses[worker], self.local_ops[worker], self._counts[worker]], feed_dict)
+        if steps % self.period == 0:
+            sess.run(self.exchange_ops[worker])
+        return loss
+
+
 class ADMMStrategy:
     """Consensus ADMM, scaled form (Boyd et al. 2011, section 7.1; TRAINING.md section 2):
     minimise sum_i f_i(x) with a local copy x_i per replica, the consensus z and scaled duals

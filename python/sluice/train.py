@@ -365,7 +365,7 @@ def _variable_name(var):
 def __getattr__(name):
     # The strategies import this module's optimizers' callers; loaded on first use.
     if name in ("BSPStrategy", "ModelAveragingStrategy", "ElasticAveragingStrategy",
-                "ADMMStrategy"):
+                "AsyncElasticAveragingStrategy", "ADMMStrategy"):
         from sluice import strategies
         return getattr(strategies, name)
     raise AttributeError("module 'sluice.train' has no attribute {!r}".format(name))

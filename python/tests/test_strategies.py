@@ -270,3 +270,34 @@ def test_a_strategy_restored_from_a_checkpoint_continues_as_if_uninterrupted(
     assert len(everything) > 2  # More than the model: the strategy's own state.
     for v, a, b in zip(everything, want, got):
         np.testing.assert_array_equal(b, a, err_msg=v.op.name)
+
+
+def scalar_model():
+    """loss = -x: the gradient is -1 whatever x is (TRAINING.md's golden-value setting)."""
+    x = sl.get_variable("x", initializer=np.float64(0.0))
+    return -1.0 * x
+
+
+@pytest.mark.parametrize("workers,period,alpha,want", [
+    # One worker, tau = 2, alpha = 1: after step 1 x = 1, center 0; after step 2 x = 0, center 2.
+    (1, 2, 1.0, [([1.0], 0.0), ([0.0], 2.0)]),
+    # Two workers, tau = 1, alpha = 0.5, worker 0 then worker 1: x0 = 0.5, x1 = 0.75, center 0.75.
+    (2, 1, 0.5, [([0.5, 0.75], 0.75)]),
+])
+def test_async_elastic_averaging_reproduces_the_golden_values(cluster, workers, period, alpha,
+                                                              want):
+    strategy = sl.train.AsyncElasticAveragingStrategy(DEVICES[:workers], moving_rate=alpha,
+                                                      period=period, center_device=PS)
+    g = sl.Graph()
+    with g.as_default():
+        strategy.minimize(sl.train.GradientDescentOptimizer(1.0), scalar_model,
+                          [() for _ in range(workers)])
+        init = sl.global_variables_initializer()
+    assert strategy.center_variables[0].op.device == PS
+    with sl.Session(cluster.target, graph=g) as sess:
+        sess.run(init)
+        for xs, center in want:
+            for w in range(workers):
+                strategy.run_step(sess, w, {})
+            got = sess.run([v[0] for v in strategy.replica_variables])
+            assert got == xs and sess.run(strategy.center_variables[0]) == center
