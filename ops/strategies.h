@@ -1,6 +1,14 @@
 // Synchronous data-parallel training built into one graph (in-graph replication), the C++
-// counterpart of sl.train.BSPStrategy (docs/strategies.md): a model function builds one replica
-// per device, and BuildBsp adds one synchronous BSP step, w <- w - eta * (1/N) * sum_i g_i(w).
+// counterparts of sl.train's strategies (docs/strategies.md, equations in TRAINING.md): a model
+// function builds one replica per device; each Build* adds the strategy's ops.
+//   BuildBsp              one synchronous step, w <- w - eta * (1/N) * sum_i g_i(w)
+//   BuildModelAveraging   local steps, and an op setting every x_i to (1/N) sum_j x_j
+//   BuildElasticAveraging local steps, and the synchronous elastic step (plain SGD)
+//   BuildAdmm             local steps on f_i + (rho/2)||x - z + u_i||^2, and the consensus update
+// The client runs the communication op on its schedule (every K-th step), counting steps with
+// the `local_steps` variable the train ops increment (fetch `count`), so a checkpoint keeps it.
+//
+// BuildBsp:
 // Variables a replica makes for itself are averaged by all-reduces over gradient buckets fixed
 // here (ops::AllReduceInBuckets; last layer's gradients first, the order backward produces
 // them), and each replica applies the same update; variables the replicas share (made once,
@@ -58,6 +66,37 @@ struct BspTraining {
 absl::StatusOr<BspTraining> BuildBsp(const Scope& scope, const std::vector<std::string>& devices,
                                      const ReplicaModelFn& model, Optimizer* optimizer,
                                      const BspOptions& options = {});
+
+// What the local-step strategies build. Variables of every replica must be its own.
+struct LocalTraining {
+  const Node* train = nullptr;        // One local step of every replica; increments the count.
+  const Node* communicate = nullptr;  // The strategy's exchange (see each Build*).
+  Output count;                       // local_steps after this run's train (fetch with train).
+  Output local_steps;                 // The checkpointed step count (int64, on devices[0]).
+  Output mean_loss;                   // The replicas' mean loss (ADMM: of f_i alone).
+  std::vector<Replica> replicas;
+  // ElasticAveraging: each replica's center copies; Admm: each replica's z and u copies.
+  std::vector<std::vector<Output>> centers, duals;
+  Output primal_residual;  // Admm: sum_i ||x_i - z||^2, with the z `communicate` computes.
+};
+
+// communicate: x_i <- (1/N) sum_j x_j for every variable (an all-reduce, then assigns).
+absl::StatusOr<LocalTraining> BuildModelAveraging(const Scope& scope,
+                                                  const std::vector<std::string>& devices,
+                                                  const ReplicaModelFn& model,
+                                                  Optimizer* optimizer);
+// communicate: the elastic step, every term before it: x_i <- x_i - eta*g_i(x_i) - alpha*(x_i -
+// c), c <- c + alpha * sum_i (x_i - c); each replica keeps a copy of the center c.
+absl::StatusOr<LocalTraining> BuildElasticAveraging(const Scope& scope,
+                                                    const std::vector<std::string>& devices,
+                                                    const ReplicaModelFn& model,
+                                                    GradientDescentOptimizer* optimizer,
+                                                    double moving_rate);
+// train: one step of `optimizer` on f_i + (rho/2) * ||x_i - z + u_i||^2 (run it k times);
+// communicate: z <- mean_i(x_i + u_i) (an all-reduce), u_i <- u_i + x_i - z.
+absl::StatusOr<LocalTraining> BuildAdmm(const Scope& scope, const std::vector<std::string>& devices,
+                                        const ReplicaModelFn& model, Optimizer* optimizer,
+                                        double rho);
 
 }  // namespace ops
 }  // namespace sluice
