@@ -7,6 +7,7 @@
 #include "ops/data_ops.h"
 #include "ops/math_ops.h"
 #include "ops/nn_ops.h"
+#include "ops/ps_ops.h"
 #include "ops/random_ops.h"
 #include "ops/register.h"
 #include "ops/state_ops.h"

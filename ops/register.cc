@@ -12,6 +12,7 @@
 #include "ops/gradient_fns.h"
 #include "ops/math_ops.h"
 #include "ops/nn_ops.h"
+#include "ops/ps_ops.h"
 #include "ops/random_ops.h"
 #include "ops/sendrecv_ops.h"
 #include "ops/state_ops.h"
@@ -26,7 +27,7 @@ void RegisterAllOps() {
     KernelRegistry* kernels = KernelRegistry::Global();
     for (auto reg : {RegisterBaseOps, RegisterArrayOps, RegisterMathOps, RegisterNnOps,
                      RegisterStateOps, RegisterRandomOps, RegisterSendRecvOps,
-                     RegisterGradHelperOps, RegisterTrainingOps, RegisterDataOps}) {
+                     RegisterGradHelperOps, RegisterTrainingOps, RegisterDataOps, RegisterPsOps}) {
       absl::Status s = reg(ops, kernels);
       if (!s.ok()) {
         // A registration error is a programming error in ops/: fail loudly at start-up.

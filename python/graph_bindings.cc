@@ -306,13 +306,13 @@ void BindGraph(py::module_& m) {
       .def(
           "_push_device_function",
           [](GraphCore& g, py::function choose) {
-            g.PushDeviceFunction([choose](const std::string& op_type) {
+            g.PushDeviceFunction([choose](const GraphCore::DeviceQuery& q) {
               py::gil_scoped_acquire gil;
-              return py::cast<std::string>(choose(op_type));
+              return py::cast<std::string>(choose(q.op_type, q.name, q.bytes));
             });
           },
-          "Chooses each new node's device by calling `choose(op_type)` (a str result) until the "
-          "matching _pop_frame.")
+          "Chooses each new node's device by calling `choose(op_type, name, bytes)` (a str "
+          "result; bytes: a variable's, else -1) until the matching _pop_frame.")
       .def(
           "_push_control_dependencies",
           [](const py::object& self, const py::object& deps) {

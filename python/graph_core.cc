@@ -116,16 +116,16 @@ void GraphCore::PushDevice(const std::string& device) {
   frames_.push_back(std::move(frame));
 }
 
-void GraphCore::PushDeviceFunction(std::function<std::string(const std::string&)> choose) {
+void GraphCore::PushDeviceFunction(std::function<std::string(const DeviceQuery&)> choose) {
   Frame frame = frames_.back();
   frame.device.clear();
   frame.device_fn = std::move(choose);
   frames_.push_back(std::move(frame));
 }
 
-std::string GraphCore::DeviceFor(const std::string& op_type) const {
+std::string GraphCore::DeviceFor(const DeviceQuery& query) const {
   const Frame& f = frames_.back();
-  return f.device_fn ? f.device_fn(op_type) : f.device;
+  return f.device_fn ? f.device_fn(query) : f.device;
 }
 
 void GraphCore::PushControlDependencies(const std::vector<const Node*>& deps, bool clear) {
@@ -148,7 +148,7 @@ absl::Status GraphCore::PopFrame() {
 }
 
 absl::StatusOr<Scope> GraphCore::DslScope(const std::string& name, const std::string& what,
-                                          const std::string& op_type) const {
+                                          const std::string& op_type, int64_t bytes) const {
   if (!root_.ok()) {
     return absl::FailedPreconditionError(absl::StrCat("cannot build ", what,
                                                       ": an earlier error stopped this graph's C++ "
@@ -158,11 +158,14 @@ absl::StatusOr<Scope> GraphCore::DslScope(const std::string& name, const std::st
   }
   const Frame& f = frames_.back();
   Scope s = f.prefix.empty() ? root_ : root_.NewSubScope(f.prefix);
-  if (const std::string device = DeviceFor(op_type); !device.empty()) s = s.WithDevice(device);
+  std::string unique;
+  if (!name.empty()) unique = UniqueName(Qualified(name));
+  if (const std::string device = DeviceFor({op_type, unique, bytes}); !device.empty()) {
+    s = s.WithDevice(device);
+  }
   if (!f.control_deps.empty()) s = s.WithControlDependencies(f.control_deps);
   if (!name.empty()) {
     // UniqueName(prefix/name) is prefix/<unique>, and the scope adds the prefix back.
-    const std::string unique = UniqueName(Qualified(name));
     s = s.WithOpName(f.prefix.empty() ? unique : unique.substr(f.prefix.size() + 1));
   }
   return s;
@@ -181,7 +184,7 @@ absl::StatusOr<const Node*> GraphCore::AddConst(const Tensor& value, const std::
   spec.name = UniqueName(Qualified(name.empty() ? "Const" : name));
   spec.op = "Const";
   spec.attrs = {{"value", AttrValue(value)}, {"dtype", AttrValue(value.dtype())}};
-  spec.device = DeviceFor("Const");
+  spec.device = DeviceFor({"Const", ""});
   spec.control_inputs = frames_.back().control_deps;
   spec.source_location = source_location;
   return root_.graph()->AddNode(std::move(spec));
@@ -206,7 +209,7 @@ absl::StatusOr<Endpoint> GraphCore::LiteralNode(const InputValue& value, DType w
   spec.name = UniqueName(Qualified("Const"));
   spec.op = "Const";
   spec.attrs = {{"value", AttrValue(t)}, {"dtype", AttrValue(t.dtype())}};
-  spec.device = DeviceFor("Const");
+  spec.device = DeviceFor({"Const", ""});
   spec.source_location = source_location;
   SLUICE_ASSIGN_OR_RETURN(Node * node, root_.graph()->AddNode(std::move(spec)));
   return Endpoint{node, 0};
@@ -291,7 +294,7 @@ absl::StatusOr<const Node*> GraphCore::AddOp(const std::string& op,
   spec.inputs = std::move(endpoints);
   spec.control_inputs = frames_.back().control_deps;
   spec.attrs = std::move(attrs);
-  spec.device = DeviceFor(op);
+  spec.device = DeviceFor({op, node_name});
   spec.source_location = source_location;
   return root_.graph()->AddNode(std::move(spec));
 }

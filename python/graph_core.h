@@ -66,10 +66,17 @@ class GraphCore : public std::enable_shared_from_this<GraphCore> {
   // last push. PushNameScope returns the new full prefix ("" for the root).
   std::string PushNameScope(const std::string& name);
   void PushDevice(const std::string& device);
-  // Devices chosen per node by `choose(op_type)` (TF1's device functions, e.g.
-  // replica_device_setter) until the matching PopFrame. Nodes built by C++ builders (gradients,
-  // optimizer steps) get choose("") for the whole builder, variables choose("Variable").
-  void PushDeviceFunction(std::function<std::string(const std::string& op_type)> choose);
+  // What a device function is asked about a node to be built: its op type ("" for the nodes of
+  // a C++ builder: gradients, optimizer steps), its name when known, and for variables the
+  // bytes of their value (-1 otherwise), so a function can balance bytes over ps tasks.
+  struct DeviceQuery {
+    std::string op_type;
+    std::string name;
+    int64_t bytes = -1;
+  };
+  // Devices chosen per node by `choose(query)` (TF1's device functions, e.g.
+  // replica_device_setter) until the matching PopFrame.
+  void PushDeviceFunction(std::function<std::string(const DeviceQuery&)> choose);
   // Adds `deps` to the control dependencies of new nodes; with `clear`, replaces them.
   void PushControlDependencies(const std::vector<const Node*>& deps, bool clear);
   absl::Status PopFrame();
@@ -96,8 +103,9 @@ class GraphCore : public std::enable_shared_from_this<GraphCore> {
   // no explicit name). A Scope keeps its first error for good, so after one such function
   // failed, DslScope fails with FailedPrecondition naming that error; AddOp keeps working.
   // `op_type` picks the device when a device function is active ("Variable" for variables).
+  // `bytes`: a variable's (DeviceQuery::bytes).
   absl::StatusOr<Scope> DslScope(const std::string& name, const std::string& what,
-                                 const std::string& op_type = "") const;
+                                 const std::string& op_type = "", int64_t bytes = -1) const;
   // The error a C++ op function recorded in the scope, if any.
   absl::Status DslStatus() const { return root_.status(); }
   // The root scope, for read-only helpers such as ops::AllInitializers.
@@ -123,11 +131,11 @@ class GraphCore : public std::enable_shared_from_this<GraphCore> {
   struct Frame {
     std::string prefix;
     std::string device;
-    std::function<std::string(const std::string&)> device_fn;  // Set: overrides `device`.
+    std::function<std::string(const DeviceQuery&)> device_fn;  // Set: overrides `device`.
     std::vector<const Node*> control_deps;
   };
   // The device the current frame requests for a new node of `op_type`.
-  std::string DeviceFor(const std::string& op_type) const;
+  std::string DeviceFor(const DeviceQuery& query) const;
   std::string Qualified(const std::string& name) const;
   absl::StatusOr<Endpoint> LiteralNode(const InputValue& value, DType want,
                                        const std::string& op_name, const std::string& arg_name,

@@ -69,16 +69,21 @@ py::object AddVariable(const py::object& graph, const py::handle& initial_value,
         "a variable's initial value needs a fully defined shape; ", init.output.DebugString(),
         " has shape ", init.output.node->output_shape(init.output.index).DebugString()));
   }
-  Scope scope = ValueOrThrow(core->DslScope(name, "a variable", "Variable"));
+  // The bytes of the value, for device functions that balance them over ps tasks.
+  const Tensor literal = init.is_literal && init.literal_is_default_typed
+                             ? DefaultTypedLiteral(init.literal)
+                             : init.literal;
+  const int64_t bytes =
+      init.is_literal
+          ? static_cast<int64_t>(literal.TotalBytes())
+          : init.output.node->output_shape(init.output.index).num_elements() *
+                static_cast<int64_t>(DTypeSize(init.output.node->output_type(init.output.index)));
+  Scope scope = ValueOrThrow(core->DslScope(name, "a variable", "Variable", bytes));
   std::string file;
   SourceLocation loc = ToLocation(location, &file);
   Output var =
       init.is_literal
-          ? ops::VariableWithInit(
-                scope,
-                Input(init.literal_is_default_typed ? DefaultTypedLiteral(init.literal)
-                                                    : init.literal),
-                loc)
+          ? ops::VariableWithInit(scope, Input(literal), loc)
           : ops::VariableWithInit(scope, Input(Output(init.output.node, init.output.index)), loc);
   ThrowIfDslFailed(*core);
   if (trainable) core->MarkTrainable(var.node());

@@ -169,6 +169,7 @@ from sluice import summary
 from sluice import app
 from sluice import collective
 from sluice import data
+from sluice import ps
 from sluice import gfile
 from sluice.app import flags
 from sluice import operators as _operators  # Installs `+`, `@`, ... on Tensor and Variable.

@@ -88,13 +88,14 @@ class Graph(_core.Graph):
         `device_name` may also be a function (TF1's device functions, such as
         train.replica_device_setter): it is called with an object whose `type` is the new
         operation's op type ("Variable" for variables; "" for the nodes of a gradient or
-        optimizer builder) and `device` the request of the enclosing block, and returns the
-        device string."""
+        optimizer builder), `name` its name when known, `bytes` a variable's size (else -1)
+        and `device` the request of the enclosing block, and returns the device string."""
         if callable(device_name):
             outer = self._current_device()
             choose = device_name
             self._push_device_function(
-                lambda op_type: choose(_DeviceRequest(op_type, outer)) or "")
+                lambda op_type, name, nbytes: choose(
+                    _DeviceRequest(op_type, outer, name, nbytes)) or "")
             try:
                 yield
             finally:
@@ -138,10 +139,11 @@ class Graph(_core.Graph):
 class _DeviceRequest:
     """What a device function sees of an operation about to be built."""
 
-    def __init__(self, op_type, device):
+    def __init__(self, op_type, device, name="", nbytes=-1):
         self.type = op_type
         self.device = device
-        self.name = ""
+        self.name = name
+        self.bytes = nbytes  # A variable's value's size; -1 for other operations.
 
     def __repr__(self):
         return "<operation of type {!r}>".format(self.type)

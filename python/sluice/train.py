@@ -109,43 +109,85 @@ def _count_step(graph, train_op, global_step):
 _PS_OPS = ("Variable", "VariableV2", "VarHandleOp")
 
 
-def replica_device_setter(ps_tasks=0, ps_device="/job:ps", worker_device="/job:worker",
-                          merge_devices=True, cluster=None, ps_ops=None, ps_strategy=None):
-    """TF1's device function for between-graph replication: variables go to the ps tasks, in
-    turn (round robin, or `ps_strategy(op)` returning a task index), everything else to
-    `worker_device`; use it as `with sl.device(sl.train.replica_device_setter(...)):`. With
-    `cluster` (a ClusterSpec or dict) the number of ps tasks is its "ps" job's. Returns None
-    when there are no ps tasks, as TF1 does. Optimizer updates and slots follow their variable
-    whatever this says (see Optimizer). An enclosing device request's components that this
-    leaves unset are kept (merge_devices)."""
-    if cluster is not None:
-        spec = ClusterSpec(cluster)
-        ps_tasks = spec.num_tasks("ps") if "ps" in spec.jobs else 0
-    if not ps_tasks:
-        return None
-    ps_ops = tuple(ps_ops) if ps_ops is not None else _PS_OPS
-    next_task = [0]
+def byte_size_load_fn(op):
+    """The load an operation puts on a ps task: its variable's bytes (0 when unknown)."""
+    return max(0, getattr(op, "bytes", -1))
 
-    def round_robin(op):
-        task = next_task[0]
-        next_task[0] = (task + 1) % ps_tasks
+
+class GreedyLoadBalancingStrategy:
+    """A ps_strategy for replica_device_setter: each variable goes to the ps task with the
+    least load so far (`load_fn(op)`, bytes by default), the lowest index on ties."""
+
+    def __init__(self, num_tasks, load_fn=byte_size_load_fn):
+        self._loads = [0] * int(num_tasks)
+        self._load_fn = load_fn
+
+    def __call__(self, op):
+        task = min(range(len(self._loads)), key=lambda t: (self._loads[t], t))
+        self._loads[task] += self._load_fn(op)
         return task
 
-    strategy = ps_strategy or round_robin
 
-    def choose(op):
-        if op.type in ps_ops:
-            device = "{}/task:{}".format(ps_device, int(strategy(op)))
+class _ReplicaDeviceSetter:
+    """The device function replica_device_setter returns; `placement()` and `describe()`
+    report where each variable went."""
+
+    def __init__(self, ps_tasks, ps_device, worker_device, merge_devices, ps_ops, strategy):
+        self._ps_tasks, self._ps_device = ps_tasks, ps_device
+        self._worker_device, self._merge = worker_device, merge_devices
+        self._ps_ops, self._strategy = ps_ops, strategy
+        self._placed = []  # (variable name, device, bytes)
+
+    def __call__(self, op):
+        if op.type in self._ps_ops:
+            device = "{}/task:{}".format(self._ps_device, int(self._strategy(op)))
+            self._placed.append((op.name, device, max(0, getattr(op, "bytes", -1))))
         else:
-            device = worker_device
-        if merge_devices and op.device:
+            device = self._worker_device
+        if self._merge and op.device:
             # Components the chosen device leaves unset come from the enclosing request.
             mine = {part.split(":")[0] for part in device.split("/") if part}
             extra = [p for p in op.device.split("/") if p and p.split(":")[0] not in mine]
             device = device + "".join("/" + p for p in extra)
         return device
 
-    return choose
+    def placement(self):
+        """[(variable name, device, bytes)] in creation order."""
+        return list(self._placed)
+
+    def describe(self):
+        """One line per ps task: its bytes and variables."""
+        lines = []
+        for t in range(self._ps_tasks):
+            device = "{}/task:{}".format(self._ps_device, t)
+            mine = [(n, b) for n, d, b in self._placed if d.startswith(device)]
+            lines.append("{}: {} bytes in {} variable(s){}{}".format(
+                device, sum(b for _, b in mine), len(mine), ": " if mine else "",
+                ", ".join("{} ({})".format(n, b) for n, b in mine)))
+        return "\n".join(lines)
+
+
+def replica_device_setter(ps_tasks=0, ps_device="/job:ps", worker_device="/job:worker",
+                          merge_devices=True, cluster=None, ps_ops=None, ps_strategy=None):
+    """TF1's device function for between-graph replication: variables go to the ps tasks,
+    everything else to `worker_device`; use it as `with sl.device(sl.train.replica_device_setter(
+    ...)):`. Which ps task: `ps_strategy(op)` returning a task index, by default a
+    GreedyLoadBalancingStrategy by bytes (each variable to the task holding the fewest bytes so
+    far; TF1's default is round robin, which piles big variables up when their sizes alternate).
+    With `cluster` (a ClusterSpec or dict) the number of ps tasks is its "ps" job's. Returns None
+    when there are no ps tasks, as TF1 does. The returned function's `describe()` prints the
+    placement. Optimizer updates and slots follow their variable whatever this says (see
+    Optimizer). An enclosing device request's components that this leaves unset are kept
+    (merge_devices)."""
+    if cluster is not None:
+        spec = ClusterSpec(cluster)
+        ps_tasks = spec.num_tasks("ps") if "ps" in spec.jobs else 0
+    if not ps_tasks:
+        return None
+    ps_ops = tuple(ps_ops) if ps_ops is not None else _PS_OPS
+    strategy = ps_strategy or GreedyLoadBalancingStrategy(ps_tasks)
+    return _ReplicaDeviceSetter(ps_tasks, ps_device, worker_device, merge_devices, ps_ops,
+                                strategy)
 
 
 GLOBAL_STEP = "global_step"

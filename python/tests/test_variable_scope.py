@@ -159,7 +159,7 @@ def test_saver_writes_checkpoint_state_and_keeps_the_newest(graph, sess, tmp_pat
         sl.train.latest_checkpoint(str(tmp_path))
 
 
-def test_replica_device_setter_places_variables_round_robin(graph):
+def test_replica_device_setter_places_variables_by_bytes(graph):
     setter = sl.train.replica_device_setter(ps_tasks=2, worker_device="/job:worker/task:1")
     with sl.device(setter):
         w1 = sl.Variable(np.zeros((2, 2), np.float32), name="w1")
@@ -169,11 +169,14 @@ def test_replica_device_setter_places_variables_round_robin(graph):
         with sl.device("/job:worker/task:0"):  # An inner request wins.
             z = y + 1.0
         train = sl.train.GradientDescentOptimizer(0.1).minimize(sl.reduce_sum(z))
+    # 16 bytes to task 0, then 8 and 4 to task 1, which holds fewer bytes.
     assert [v.op.device for v in (w1, w2, w3)] == [
-        "/job:ps/task:0", "/job:ps/task:1", "/job:ps/task:0"]
+        "/job:ps/task:0", "/job:ps/task:1", "/job:ps/task:1"]
     assert y.op.device == "/job:worker/task:1" and z.op.device == "/job:worker/task:0"
     updates = [op for op in graph.get_operations() if op.type.startswith("Apply")]
     assert updates and all(op.device == "/job:ps/task:0" for op in updates)  # w1's task
+    assert setter.describe() == ("/job:ps/task:0: 16 bytes in 1 variable(s): w1 (16)\n"
+                                 "/job:ps/task:1: 12 bytes in 2 variable(s): w2 (8), w3 (4)")
     assert sl.train.replica_device_setter(cluster={"worker": ["h:1"]}) is None
     by_cluster = sl.train.replica_device_setter(cluster={"ps": ["h:1", "h:2", "h:3"],
                                                          "worker": ["h:4"]})
@@ -181,3 +184,19 @@ def test_replica_device_setter_places_variables_round_robin(graph):
         assert [sl.Variable(0.0).op.device for _ in range(4)] == [
             "/job:ps/task:0", "/job:ps/task:1", "/job:ps/task:2", "/job:ps/task:0"]
     del train
+
+
+def test_replica_device_setter_balances_bytes_where_round_robin_would_not(graph):
+    setter = sl.train.replica_device_setter(ps_tasks=2)
+    with sl.device(setter):
+        for i, n in enumerate([1000, 12, 1000, 12]):  # Round robin: 2000 and 24 bytes.
+            sl.Variable(np.zeros(n // 4, np.float32), name="v%d" % i)
+    loads = {}
+    for name, device, nbytes in setter.placement():
+        loads[device] = loads.get(device, 0) + nbytes
+    assert loads == {"/job:ps/task:0": 1012, "/job:ps/task:1": 1012}
+    counts = sl.train.replica_device_setter(
+        ps_tasks=2, ps_strategy=sl.train.GreedyLoadBalancingStrategy(2, lambda op: 1))
+    with sl.device(counts):  # Balancing variable counts instead: round robin.
+        assert [sl.Variable(np.zeros(n, np.float32)).op.device for n in (100, 1, 100)] == [
+            "/job:ps/task:0", "/job:ps/task:1", "/job:ps/task:0"]

@@ -25,6 +25,7 @@ std::vector<std::string> ResourceMgr::VariableNames() const {
 void ResourceMgr::Clear() {
   absl::MutexLock lock(&mu_);
   variables_.clear();
+  resources_.clear();
 }
 
 }  // namespace sluice

@@ -28,9 +28,25 @@ struct Variable {
   bool initialized ABSL_GUARDED_BY(mu) = false;
 };
 
+// Other state of a device that outlives a step (a parameter server's clocks), kept by name:
+// derive from Resource.
+class Resource {
+ public:
+  virtual ~Resource() = default;
+};
+
 class ResourceMgr {
  public:
   std::shared_ptr<Variable> LookupOrCreateVariable(const std::string& name);
+  // The T named `name`, created empty on first use; nullptr when a resource of another type
+  // holds the name.
+  template <typename T>
+  std::shared_ptr<T> LookupOrCreate(const std::string& name) {
+    absl::MutexLock lock(&mu_);
+    std::shared_ptr<Resource>& r = resources_[name];
+    if (r == nullptr) r = std::make_shared<T>();
+    return std::dynamic_pointer_cast<T>(r);
+  }
   // nullptr when no variable of that name exists.
   std::shared_ptr<Variable> LookupVariable(const std::string& name) const;
   std::vector<std::string> VariableNames() const;
@@ -39,6 +55,7 @@ class ResourceMgr {
  private:
   mutable absl::Mutex mu_;
   std::map<std::string, std::shared_ptr<Variable>> variables_ ABSL_GUARDED_BY(mu_);
+  std::map<std::string, std::shared_ptr<Resource>> resources_ ABSL_GUARDED_BY(mu_);
 };
 
 }  // namespace sluice

@@ -1,0 +1,353 @@
+#include "ops/ps_ops.h"
+
+#include <cmath>
+#include <cstring>
+#include <map>
+#include <memory>
+#include <string>
+
+#include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
+#include "core/status.h"
+#include "graph/shape_inference.h"
+#include "ops/op_builder.h"
+#include "ops/state_ops.h"
+
+namespace sluice {
+namespace {
+
+// What the ps keeps per variable beside its value (see the header). Lock order: the variable's
+// mu, then this mu.
+struct PsState : Resource {
+  absl::Mutex mu;
+  std::string rule ABSL_GUARDED_BY(mu);  // The first push's; "" before any push.
+  int64_t clock ABSL_GUARDED_BY(mu) = 0;
+  std::map<int64_t, int64_t> pull_clock ABSL_GUARDED_BY(mu);  // Worker -> t at its last pull.
+  std::map<int64_t, Tensor> backup ABSL_GUARDED_BY(mu);       // DC-ASGD: worker -> w_bak.
+  Tensor mean_square ABSL_GUARDED_BY(mu);                     // DC-ASGD-a's MS.
+  std::map<int64_t, int64_t> delays ABSL_GUARDED_BY(mu);      // tau -> pushes.
+  const void* hogwild_buffer ABSL_GUARDED_BY(mu) = nullptr;   // The buffer Hogwild owns.
+};
+
+bool IsRule(const std::string& r) {
+  return r == "asgd" || r == "hogwild" || r == "dc_asgd" || r == "dc_asgd_a" || r == "adadelay";
+}
+
+// Base of the three kernels: the variable (by its write handle's name) and its state.
+class PsKernel : public OpKernel {
+ public:
+  explicit PsKernel(const Node& node)
+      : OpKernel(node), name_(VariableNameOf(*node.input(0).node)) {}
+
+ protected:
+  absl::Status Lookup(OpKernelContext* ctx, std::shared_ptr<Variable>* var,
+                      std::shared_ptr<PsState>* state) const {
+    ctx->release_input(0);  // Input 0 only names the variable.
+    *var = ctx->resources()->LookupVariable(name_);
+    if (*var == nullptr) {
+      return absl::FailedPreconditionError(
+          absl::StrCat("variable '", name_, "' is not initialized"));
+    }
+    *state = ctx->resources()->LookupOrCreate<PsState>(absl::StrCat("ps-state:", name_));
+    if (*state == nullptr) return absl::InternalError("ps state of another type");
+    return absl::OkStatus();
+  }
+  static absl::Status CheckInitialized(const std::string& name, const Variable& v)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(v.mu) {
+    if (!v.initialized) {
+      return absl::FailedPreconditionError(
+          absl::StrCat("variable '", name, "' is not initialized"));
+    }
+    return absl::OkStatus();
+  }
+
+  const std::string name_;
+};
+
+class PsPullOp : public PsKernel {
+ public:
+  explicit PsPullOp(const Node& node)
+      : PsKernel(node), worker_(Attr<int64_t>("worker")), rule_(Attr<std::string>("rule")) {}
+  bool IsExpensive() const override { return false; }
+
+  absl::Status Compute(OpKernelContext* ctx) override {
+    std::shared_ptr<Variable> var;
+    std::shared_ptr<PsState> state;
+    SLUICE_RETURN_IF_ERROR(Lookup(ctx, &var, &state));
+    absl::MutexLock lock(&var->mu);
+    SLUICE_RETURN_IF_ERROR(CheckInitialized(name_, *var));
+    absl::MutexLock state_lock(&state->mu);
+    state->pull_clock[worker_] = state->clock;
+    // Sharing the buffer is safe: every rule but Hogwild copies before writing a shared one.
+    if (rule_ == "dc_asgd" || rule_ == "dc_asgd_a") state->backup[worker_] = var->value;
+    ctx->set_output(0, var->value);
+    return absl::OkStatus();
+  }
+
+ private:
+  const int64_t worker_;
+  const std::string rule_;
+};
+
+template <typename T>
+class PsPushOp : public PsKernel {
+ public:
+  explicit PsPushOp(const Node& node)
+      : PsKernel(node),
+        worker_(Attr<int64_t>("worker")),
+        rule_(Attr<std::string>("rule")),
+        lr_(Attr<float>("learning_rate")),
+        lambda_(Attr<float>("lambda")),
+        momentum_(Attr<float>("momentum")),
+        epsilon_(Attr<float>("epsilon")),
+        beta_(Attr<float>("beta")) {}
+
+  absl::Status Compute(OpKernelContext* ctx) override {
+    if (!IsRule(rule_)) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "rule '", rule_, "' is not one of asgd, hogwild, dc_asgd, dc_asgd_a, adadelay"));
+    }
+    std::shared_ptr<Variable> var;
+    std::shared_ptr<PsState> state;
+    SLUICE_RETURN_IF_ERROR(Lookup(ctx, &var, &state));
+    const Tensor& grad = ctx->input(1);
+    int64_t tau = 0;
+    if (rule_ == "hogwild") {
+      SLUICE_ASSIGN_OR_RETURN(tau, PushHogwild(*var, state.get(), grad));
+    } else {
+      absl::MutexLock lock(&var->mu);
+      SLUICE_RETURN_IF_ERROR(CheckInitialized(name_, *var));
+      SLUICE_RETURN_IF_ERROR(CheckGrad(var->value, grad));
+      absl::MutexLock state_lock(&state->mu);
+      SLUICE_RETURN_IF_ERROR(CheckRule(state.get()));
+      tau = RecordPush(state.get());
+      const Tensor& w = var->value;
+      Tensor target = w.RefCountIsOne() ? w : Tensor(w.dtype(), w.shape());
+      Apply(state.get(), w, grad, tau, &target);
+      var->value = std::move(target);
+    }
+    ctx->set_output(0, Tensor::Scalar<int64_t>(tau));
+    return absl::OkStatus();
+  }
+
+ private:
+  absl::Status CheckGrad(const Tensor& w, const Tensor& grad) const {
+    if (grad.dtype() != w.dtype() || grad.shape() != w.shape()) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "push to variable '", name_, "' (", DTypeName(w.dtype()), " ", w.shape().DebugString(),
+          ") of a gradient ", DTypeName(grad.dtype()), " ", grad.shape().DebugString()));
+    }
+    return absl::OkStatus();
+  }
+
+  absl::Status CheckRule(PsState* s) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(s->mu) {
+    if (s->rule.empty()) s->rule = rule_;
+    if (s->rule != rule_) {
+      return absl::InvalidArgumentError(absl::StrCat("variable '", name_, "' is updated by rule '",
+                                                     s->rule, "'; this push asks for '", rule_,
+                                                     "' (one rule per variable)"));
+    }
+    return absl::OkStatus();
+  }
+
+  // Advances the clock; returns this push's delay and records it.
+  int64_t RecordPush(PsState* s) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(s->mu) {
+    auto it = s->pull_clock.find(worker_);
+    const int64_t tau = s->clock - (it == s->pull_clock.end() ? 0 : it->second);
+    ++s->delays[tau];
+    ++s->clock;
+    return tau;
+  }
+
+  // target = w updated by grad (target may be w's own buffer). `tau` is this push's delay and
+  // s->clock already counts it.
+  void Apply(PsState* s, const Tensor& w, const Tensor& grad, int64_t tau, Tensor* target) const
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(s->mu) {
+    const int64_t n = w.num_elements();
+    const T* wv = w.data<T>();
+    const T* g = grad.data<T>();
+    T* out = target->data<T>();
+    const T lr = static_cast<T>(lr_);
+    if (rule_ == "asgd") {
+      for (int64_t i = 0; i < n; ++i) out[i] = wv[i] - lr * g[i];
+    } else if (rule_ == "adadelay") {
+      const T t = static_cast<T>(s->clock - 1);  // The clock before this push.
+      const T step = lr / (static_cast<T>(beta_) + std::sqrt(t + static_cast<T>(tau)));
+      for (int64_t i = 0; i < n; ++i) out[i] = wv[i] - step * g[i];
+    } else {  // DC-ASGD, constant or adaptive lambda.
+      auto it = s->backup.find(worker_);
+      const Tensor bak = it == s->backup.end() ? w : it->second;
+      const T* b = bak.data<T>();
+      const bool adaptive = rule_ == "dc_asgd_a";
+      if (adaptive && s->mean_square.num_elements() != n) {
+        s->mean_square = Tensor(w.dtype(), w.shape());
+        std::memset(s->mean_square.raw_data(), 0, s->mean_square.TotalBytes());
+      }
+      T* ms = adaptive ? s->mean_square.data<T>() : nullptr;
+      const T mu = static_cast<T>(momentum_), eps = static_cast<T>(epsilon_);
+      const T lambda0 = static_cast<T>(lambda_);
+      for (int64_t i = 0; i < n; ++i) {
+        T lambda = lambda0;
+        if (adaptive) {
+          ms[i] = mu * ms[i] + (1 - mu) * g[i] * g[i];
+          lambda = lambda0 / std::sqrt(ms[i] + eps);
+        }
+        out[i] = wv[i] - lr * (g[i] + lambda * g[i] * g[i] * (wv[i] - b[i]));
+      }
+    }
+  }
+
+  // Hogwild: the clock under the state's lock, the arithmetic on the variable's buffer with no
+  // lock at all. The first push moves the value into a buffer of the rule's own (the initial
+  // value may share a constant's buffer, which must never change).
+  absl::StatusOr<int64_t> PushHogwild(Variable& var, PsState* s, const Tensor& grad) const {
+    Tensor w;
+    int64_t tau;
+    {
+      absl::MutexLock lock(&var.mu);
+      SLUICE_RETURN_IF_ERROR(CheckInitialized(name_, var));
+      SLUICE_RETURN_IF_ERROR(CheckGrad(var.value, grad));
+      absl::MutexLock state_lock(&s->mu);
+      SLUICE_RETURN_IF_ERROR(CheckRule(s));
+      if (var.value.raw_data() != s->hogwild_buffer) {
+        Tensor own(var.value.dtype(), var.value.shape());
+        std::memcpy(own.raw_data(), var.value.raw_data(), var.value.TotalBytes());
+        var.value = own;
+        s->hogwild_buffer = own.raw_data();
+      }
+      tau = RecordPush(s);
+      w = var.value;
+    }
+    T* wv = w.data<T>();
+    const T* g = grad.data<T>();
+    const T lr = static_cast<T>(lr_);
+    for (int64_t i = 0; i < w.num_elements(); ++i) wv[i] -= lr * g[i];
+    return tau;
+  }
+
+  const int64_t worker_;
+  const std::string rule_;
+  const float lr_, lambda_, momentum_, epsilon_, beta_;
+};
+
+class PsDelaysOp : public PsKernel {
+ public:
+  using PsKernel::PsKernel;
+  bool IsExpensive() const override { return false; }
+
+  absl::Status Compute(OpKernelContext* ctx) override {
+    ctx->release_input(0);
+    std::shared_ptr<PsState> state =
+        ctx->resources()->LookupOrCreate<PsState>(absl::StrCat("ps-state:", name_));
+    if (state == nullptr) return absl::InternalError("ps state of another type");
+    absl::MutexLock lock(&state->mu);
+    const int64_t size = state->delays.empty() ? 0 : state->delays.rbegin()->first + 1;
+    Tensor counts(DType::kInt64, TensorShape({size}));
+    for (int64_t i = 0; i < size; ++i) counts.data<int64_t>()[i] = 0;
+    for (const auto& [tau, n] : state->delays) counts.data<int64_t>()[tau] = n;
+    ctx->set_output(0, counts);
+    return absl::OkStatus();
+  }
+};
+
+// Input 0 must be a Variable node (a write handle), as for Assign.
+template <typename K>
+absl::StatusOr<std::unique_ptr<OpKernel>> MakePsKernel(const Node& node) {
+  const Node* src = node.input(0).node;
+  if (src->op() != "Variable") {
+    return absl::InvalidArgumentError(
+        absl::StrCat(node.DebugName(),
+                     ": input 0 ('ref') must come from a Variable node, but "
+                     "comes from ",
+                     src->DebugName()));
+  }
+  return std::unique_ptr<OpKernel>(new K(node));
+}
+
+}  // namespace
+
+absl::Status RegisterPsOps(OpRegistry* ops, KernelRegistry* kernels) {
+  SLUICE_RETURN_IF_ERROR(ops->Register(
+      OpDefBuilder("PsPull")
+          .Input("ref: Ref(T)")
+          .Output("value: T")
+          .Attr("T: type")
+          .Attr("worker: int = 0")
+          .Attr("rule: string = \"asgd\"")
+          .SetIsStateful()
+          .Doc("The variable's value for `worker`, recording its pull clock (ops/ps_ops.h).")
+          .SetShapeFn([](InferenceContext* c) {
+            c->set_output(0, c->input_shape(0));
+            return absl::OkStatus();
+          })));
+  SLUICE_RETURN_IF_ERROR(ops->Register(
+      OpDefBuilder("PsPush")
+          .Input("ref: Ref(T)")
+          .Input("grad: T")
+          .Output("delay: int64")
+          .Attr("T: type")
+          .Attr("worker: int = 0")
+          .Attr("rule: string = \"asgd\"")
+          .Attr("learning_rate: float = 0.01")
+          .Attr("lambda: float = 0")
+          .Attr("momentum: float = 0.95")
+          .Attr("epsilon: float = 1e-7")
+          .Attr("beta: float = 1")
+          .SetIsStateful()
+          .Doc("Applies `grad` from `worker` to the variable by `rule`; returns the push's delay "
+               "(ops/ps_ops.h).")
+          .SetShapeFn([](InferenceContext* c) {
+            c->set_output(0, TensorShape());
+            return absl::OkStatus();
+          })));
+  SLUICE_RETURN_IF_ERROR(ops->Register(
+      OpDefBuilder("PsDelays")
+          .Input("ref: Ref(T)")
+          .Output("counts: int64")
+          .Attr("T: type")
+          .SetIsStateful()
+          .Doc("How many pushes to the variable had each delay 0, 1, ... (ops/ps_ops.h).")
+          .SetShapeFn([](InferenceContext* c) {
+            c->set_output(0, TensorShape({kUnknownDim}));
+            return absl::OkStatus();
+          })));
+  for (DType dt : {DType::kFloat32, DType::kFloat64}) {
+    SLUICE_RETURN_IF_ERROR(kernels->Register("PsPull", kDeviceCpu, dt, MakePsKernel<PsPullOp>));
+    SLUICE_RETURN_IF_ERROR(kernels->Register("PsDelays", kDeviceCpu, dt, MakePsKernel<PsDelaysOp>));
+  }
+  SLUICE_RETURN_IF_ERROR(
+      kernels->Register("PsPush", kDeviceCpu, DType::kFloat32, MakePsKernel<PsPushOp<float>>));
+  return kernels->Register("PsPush", kDeviceCpu, DType::kFloat64, MakePsKernel<PsPushOp<double>>);
+}
+
+namespace ops {
+namespace {
+
+AttrMap RuleAttrs(const PsRule& r, bool push) {
+  AttrMap attrs = {{"worker", AttrValue(r.worker)}, {"rule", AttrValue(r.rule)}};
+  if (push) {
+    attrs.emplace("learning_rate", AttrValue(static_cast<float>(r.learning_rate)));
+    attrs.emplace("lambda", AttrValue(static_cast<float>(r.lambda)));
+    attrs.emplace("momentum", AttrValue(static_cast<float>(r.momentum)));
+    attrs.emplace("epsilon", AttrValue(static_cast<float>(r.epsilon)));
+    attrs.emplace("beta", AttrValue(static_cast<float>(r.beta)));
+  }
+  return attrs;
+}
+
+}  // namespace
+
+Output PsPull(const Scope& scope, Output var, const PsRule& rule, SourceLocation loc) {
+  return BuildOp(scope, "PsPull", {VariableRef(scope, var, loc)}, RuleAttrs(rule, false), loc);
+}
+
+Output PsPush(const Scope& scope, Output var, Input grad, const PsRule& rule, SourceLocation loc) {
+  return BuildOp(scope, "PsPush", {VariableRef(scope, var, loc), grad}, RuleAttrs(rule, true), loc);
+}
+
+Output PsDelays(const Scope& scope, Output var, SourceLocation loc) {
+  return BuildOp(scope, "PsDelays", {VariableRef(scope, var, loc)}, {}, loc);
+}
+
+}  // namespace ops
+}  // namespace sluice

@@ -1,0 +1,70 @@
+"""Parameter-server pulls and pushes (`sl.ps`), for asynchronous training: a variable on a ps
+task that workers pull and push without waiting for each other, updated by one of the rules of
+TRAINING.md section 3 (ops/ps_ops.h has the equations):
+
+    "asgd"       w <- w - eta * g under the variable's lock
+    "hogwild"    the same, element by element, without the lock (Niu et al. 2011)
+    "dc_asgd"    w <- w - eta * (g + lambda * g * g * (w - w_bak(m))), one backup per worker
+    "dc_asgd_a"  the same with lambda / sqrt(MS + epsilon), MS = mu * MS + (1 - mu) * g * g
+    "adadelay"   w <- w - eta / (beta + sqrt(t + tau)) * g
+
+The ps counts pushes (its clock t) and remembers each worker's clock at its last pull; a push's
+delay is tau = t - that clock. Each worker's graph pulls, computes its gradient on the pulled
+value and pushes it:
+
+    with sl.device("/job:ps/task:0"):
+        w = sl.Variable(np.zeros([784, 10], np.float32), name="w")
+    with sl.device("/job:worker/task:%d" % m):
+        w_m = sl.ps.pull(w, worker=m, rule="dc_asgd")
+        loss = ...(w_m)
+        grad, = sl.gradients(loss, [w_m])
+    tau = sl.ps.push(w, grad, worker=m, rule="dc_asgd", learning_rate=0.1, lam=0.04)
+    histogram = sl.ps.delays(w)      # pushes with delay 0, 1, 2, ...
+
+Hyper-parameters are float attributes (single precision, as TensorFlow's).
+"""
+
+from sluice import framework
+
+RULES = ("asgd", "hogwild", "dc_asgd", "dc_asgd_a", "adadelay")
+
+
+def _handle(var, what):
+    ref = framework._as_tensor_or_none(var)
+    if ref is None or ref.op.type != "Variable":
+        raise TypeError("{} needs a Variable, got {!r}".format(what, var))
+    location = framework._caller_location()
+    return ref, ref.graph._write_handle(ref, location), location
+
+
+def _check_rule(rule):
+    if rule not in RULES:
+        raise ValueError("rule {!r} is not one of {}".format(rule, ", ".join(RULES)))
+
+
+def pull(var, worker, rule="asgd", name=None):
+    """The variable's value for worker `worker`; the ps records the pull's clock (and, for
+    the DC-ASGD rules, the value as that worker's backup)."""
+    _check_rule(rule)
+    ref, handle, location = _handle(var, "ps.pull")
+    return ref.graph._add_op("PsPull", [handle], {"worker": int(worker), "rule": rule},
+                             name, location).outputs[0]
+
+
+def push(var, grad, worker, rule="asgd", learning_rate=0.01, lam=0.0, momentum=0.95,
+         epsilon=1e-7, beta=1.0, name=None):
+    """Applies `grad` (the variable's dtype and shape) from worker `worker` by `rule`; returns
+    the push's delay (int64). `lam` is DC-ASGD's lambda, `momentum` and `epsilon` DC-ASGD-a's
+    mu and epsilon, `beta` AdaDelay's. One rule per variable."""
+    _check_rule(rule)
+    ref, handle, location = _handle(var, "ps.push")
+    attrs = {"worker": int(worker), "rule": rule, "learning_rate": float(learning_rate),
+             "lambda": float(lam), "momentum": float(momentum), "epsilon": float(epsilon),
+             "beta": float(beta)}
+    return ref.graph._add_op("PsPush", [handle, grad], attrs, name, location).outputs[0]
+
+
+def delays(var, name=None):
+    """int64 counts of the variable's pushes by delay: element tau is how many had delay tau."""
+    ref, handle, location = _handle(var, "ps.delays")
+    return ref.graph._add_op("PsDelays", [handle], {}, name, location).outputs[0]

@@ -1,0 +1,212 @@
+"""Parameter-server pulls and pushes (sl.ps) under fixed schedules of pulls and pushes, every
+rule against an independent numpy implementation of its equation (TRAINING.md section 3):
+delays of 0, 1 and several, DC-ASGD with lambda > 0 and two workers pulling at different
+times (one backup per worker), lambda = 0 equal to ASGD, AdaDelay's step sizes, Hogwild
+sequentially equal to ASGD, the delay histogram, and the errors."""
+
+import threading
+
+import numpy as np
+import pytest
+
+import sluice as sl
+
+RNG = np.random.default_rng(11)
+SHARDS = [(RNG.normal(size=(5, 3)), RNG.normal(size=(5, 1))) for _ in range(3)]
+W0 = np.array([[0.3], [-0.2], [0.1]])
+F32 = lambda v: float(np.float32(v))  # noqa: E731  Hyper-parameters are float attributes.
+
+
+def gradient(m, w):
+    x, y = SHARDS[m]
+    return 2.0 * x.T @ (x @ w - y) / len(x)
+
+
+class Reference:
+    """The ps of ops/ps_ops.h in numpy: clock, pull clocks, backups, mean square."""
+
+    def __init__(self, rule, lr=0.1, lam=0.0, mu=0.95, eps=1e-7, beta=1.0):
+        self.rule, self.lr, self.lam = rule, F32(lr), F32(lam)
+        self.mu, self.eps, self.beta = F32(mu), F32(eps), F32(beta)
+        self.w, self.clock, self.pulled, self.backup = W0.copy(), 0, {}, {}
+        self.ms = np.zeros_like(W0)
+        self.delays = []
+
+    def pull(self, m):
+        self.pulled[m] = self.clock
+        self.backup[m] = self.w.copy()
+        return self.w.copy()
+
+    def push(self, m, g):
+        tau = self.clock - self.pulled.get(m, 0)
+        if self.rule in ("asgd", "hogwild"):
+            self.w = self.w - self.lr * g
+        elif self.rule == "adadelay":
+            self.w = self.w - self.lr / (self.beta + np.sqrt(self.clock + tau)) * g
+        else:
+            lam = self.lam
+            if self.rule == "dc_asgd_a":
+                self.ms = self.mu * self.ms + (1 - self.mu) * g * g
+                lam = self.lam / np.sqrt(self.ms + self.eps)
+            self.w = self.w - self.lr * (g + lam * g * g * (self.w - self.backup.get(m, self.w)))
+        self.clock += 1
+        self.delays.append(tau)
+        return tau
+
+
+class Workers:
+    """One graph, one in-process session: worker m's pull, and its push of the gradient of its
+    shard's loss at the value it pulled (fed back, so the push does not pull again)."""
+
+    def __init__(self, rule, n=3, **hyper):
+        self.graph = sl.Graph()
+        with self.graph.as_default():
+            self.w = sl.Variable(W0, name="w")
+            self.pulls, self.pushes = [], []
+            for m in range(n):
+                w_m = sl.ps.pull(self.w, worker=m, rule=rule)
+                x, y = SHARDS[m]
+                loss = sl.reduce_mean(sl.square(sl.matmul(sl.constant(x), w_m) - y))
+                grad, = sl.gradients(loss, [w_m])
+                self.pulls.append(w_m)
+                self.pushes.append(sl.ps.push(self.w, grad, worker=m, rule=rule, **hyper))
+            self.histogram = sl.ps.delays(self.w)
+            init = sl.global_variables_initializer()
+        self.sess = sl.Session(graph=self.graph)
+        self.sess.run(init)
+        self.held = {}
+
+    def pull(self, m):
+        self.held[m] = self.sess.run(self.pulls[m])
+        return self.held[m]
+
+    def push(self, m):
+        return int(self.sess.run(self.pushes[m], {self.pulls[m]: self.held[m]}))
+
+
+# (event, worker) in order: delays 0 (pull then push at once), 1 and several.
+SCHEDULE = [("pull", 0), ("push", 0),                  # tau 0
+            ("pull", 0), ("pull", 1), ("push", 1),     # tau 0
+            ("push", 0),                               # tau 1
+            ("pull", 2), ("pull", 0), ("push", 0),     # tau 0
+            ("pull", 1), ("push", 2),                  # tau 1
+            ("push", 0), ("push", 1),                  # tau 2 (0 pushes again), tau 2
+            ("pull", 2), ("push", 2)]                  # tau 0
+DELAYS = [0, 0, 1, 0, 1, 2, 2, 0]
+
+CASES = {
+    "asgd": dict(learning_rate=0.1),
+    "hogwild": dict(learning_rate=0.1),
+    "dc_asgd": dict(learning_rate=0.1, lam=2.0),
+    "dc_asgd_a": dict(learning_rate=0.1, lam=0.5, momentum=0.9, epsilon=1e-6),
+    "adadelay": dict(learning_rate=0.5, beta=2.0),
+}
+
+
+@pytest.mark.parametrize("rule", sorted(CASES))
+def test_each_rule_matches_its_equation_under_a_fixed_schedule(rule):
+    hyper = CASES[rule]
+    ours = Workers(rule, **hyper)
+    ref = Reference(rule, lr=hyper["learning_rate"], lam=hyper.get("lam", 0.0),
+                    mu=hyper.get("momentum", 0.95), eps=hyper.get("epsilon", 1e-7),
+                    beta=hyper.get("beta", 1.0))
+    held = {}
+    got_delays = []
+    for event, m in SCHEDULE:
+        if event == "pull":
+            held[m] = ref.pull(m)
+            np.testing.assert_allclose(ours.pull(m), held[m], rtol=1e-12)
+        else:
+            want = ref.push(m, gradient(m, held[m]))
+            got_delays.append(ours.push(m))
+            assert got_delays[-1] == want
+    assert got_delays == DELAYS == ref.delays
+    np.testing.assert_allclose(ours.sess.run(ours.w), ref.w, rtol=1e-12)
+    assert ours.sess.run(ours.histogram).tolist() == [4, 2, 2]  # Delays 0, 1, 2.
+
+
+def test_dc_asgd_compensates_per_worker_and_lambda_zero_is_asgd():
+    # Two workers pull at different clocks: with one backup per variable (MXNet's mistake) or
+    # the worker's parameters overwritten by the global ones, the results below would differ.
+    final = {}
+    for rule, lam in (("dc_asgd", 2.0), ("dc_asgd", 0.0), ("asgd", 0.0)):
+        ours = Workers(rule, learning_rate=0.1, lam=lam)
+        for event, m in SCHEDULE:
+            getattr(ours, event)(m)
+        final[(rule, lam)] = ours.sess.run(ours.w)
+    np.testing.assert_array_equal(final[("dc_asgd", 0.0)], final[("asgd", 0.0)])
+    assert np.abs(final[("dc_asgd", 2.0)] - final[("asgd", 0.0)]).max() > 1e-6
+
+
+def test_asgd_with_delay_zero_is_sgd():
+    ours = Workers("asgd", n=1, learning_rate=0.1)
+    w = W0.copy()
+    for _ in range(5):
+        ours.pull(0)
+        assert ours.push(0) == 0
+        w = w - F32(0.1) * gradient(0, w)
+    np.testing.assert_allclose(ours.sess.run(ours.w), w, rtol=1e-12)
+
+
+def test_adadelay_step_sizes_follow_the_formula_for_the_recorded_delays():
+    ours = Workers("adadelay", learning_rate=0.5, beta=2.0)
+    for event, m in SCHEDULE[:6]:
+        getattr(ours, event)(m)
+    before = ours.sess.run(ours.w)
+    ours.pull(2)  # At clock 3.
+    held = ours.held[2]
+    ours.pull(0)
+    ours.push(0)  # Clock 3 -> 4, tau 0.
+    mid = ours.sess.run(ours.w)
+    tau = ours.push(2)  # Pulled at 3, pushed at t = 4: tau 1.
+    assert tau == 1
+    step = F32(0.5) / (F32(2.0) + np.sqrt(4 + 1))
+    np.testing.assert_allclose(ours.sess.run(ours.w), mid - step * gradient(2, held),
+                               rtol=1e-12)
+    assert not np.allclose(before, mid)
+
+
+def test_hogwild_pushes_from_threads_all_count():
+    ours = Workers("hogwild", n=3, learning_rate=0.01)
+    for m in range(3):
+        ours.pull(m)
+
+    def pusher(m):
+        for _ in range(50):
+            ours.push(m)
+
+    threads = [threading.Thread(target=pusher, args=(m,)) for m in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    histogram = ours.sess.run(ours.histogram)
+    assert histogram.sum() == 150  # Every push counted: the clock is kept under a lock.
+    assert np.all(np.isfinite(ours.sess.run(ours.w)))
+
+
+def test_errors_name_the_variable_and_the_rule():
+    g = sl.Graph()
+    with g.as_default():
+        w = sl.Variable(np.zeros(3), name="w")
+        asgd = sl.ps.push(w, np.ones(3), worker=0, rule="asgd")
+        dc = sl.ps.push(w, np.ones(3), worker=1, rule="dc_asgd")
+        bad = sl.ps.push(w, np.ones(4), worker=0)
+        init = sl.global_variables_initializer()
+    with pytest.raises(ValueError, match="rule 'sgd' is not one of asgd"):
+        with g.as_default():
+            sl.ps.push(w, np.ones(3), worker=0, rule="sgd")
+    with pytest.raises(TypeError, match="ps.pull needs a Variable"):
+        sl.ps.pull(sl.constant(1.0), worker=0)
+    with sl.Session(graph=g) as sess:
+        with pytest.raises(sl.errors.FailedPreconditionError, match="'w' is not initialized"):
+            sess.run(asgd)
+        sess.run(init)
+        sess.run(asgd)
+        with pytest.raises(sl.errors.InvalidArgumentError,
+                           match="'w' is updated by rule 'asgd'; this push asks for 'dc_asgd'"):
+            sess.run(dc)
+        with pytest.raises(sl.errors.InvalidArgumentError,
+                           match=r"push to variable 'w' \(float64 \[3\]\) of a gradient "
+                                 r"float64 \[4\]"):
+            sess.run(bad)
