@@ -210,9 +210,19 @@ absl::StatusOr<std::unique_ptr<LocalCluster>> LocalCluster::Start(
     cluster->workers_.push_back(*p);
     controls.push_back(p->control_address);
   }
+  std::vector<std::string> ps_controls;
+  for (int i = 0; i < options.num_ps; ++i) {
+    std::vector<std::string> flags = {"--port=0", "--data_port=0"};
+    flags.insert(flags.end(), options.worker_flags.begin(), options.worker_flags.end());
+    absl::StatusOr<Process> p = cluster->Spawn("ps", i, flags);
+    if (!p.ok()) return p.status();
+    cluster->ps_.push_back(*p);
+    ps_controls.push_back(p->control_address);
+  }
   if (options.start_master) {
-    std::vector<std::string> flags = {"--port=0", "--data_port=0",
-                                      "--cluster_spec=worker=" + absl::StrJoin(controls, ",")};
+    std::string spec = "worker=" + absl::StrJoin(controls, ",");
+    if (!ps_controls.empty()) absl::StrAppend(&spec, ";ps=", absl::StrJoin(ps_controls, ","));
+    std::vector<std::string> flags = {"--port=0", "--data_port=0", "--cluster_spec=" + spec};
     flags.insert(flags.end(), options.master_flags.begin(), options.master_flags.end());
     absl::StatusOr<Process> p = cluster->Spawn("master", 0, flags);
     if (!p.ok()) return p.status();
@@ -288,6 +298,9 @@ LocalCluster::~LocalCluster() {
   for (const Process& w : workers_) {
     if (w.pid > 0) pids.push_back(w.pid);
   }
+  for (const Process& p : ps_) {
+    if (p.pid > 0) pids.push_back(p.pid);
+  }
   for (pid_t pid : pids) {
     kill(pid, SIGCONT);  // A paused process could not act on SIGTERM.
     kill(pid, SIGTERM);
@@ -295,6 +308,7 @@ LocalCluster::~LocalCluster() {
   for (pid_t pid : pids) WaitExit(pid);
   CloseLifeline(&master_);
   for (Process& w : workers_) CloseLifeline(&w);
+  for (Process& p : ps_) CloseLifeline(&p);
 }
 
 }  // namespace sluice

@@ -1,5 +1,6 @@
-// LocalCluster: starts a real Sluice cluster on this machine (1 master + N workers, each its own
-// sluice_server process on loopback) and stops it. For tests, demos and benchmarks.
+// LocalCluster: starts a real Sluice cluster on this machine (1 master + N workers + K parameter
+// servers of a "ps" job, each its own sluice_server process on loopback) and stops it. For
+// tests, demos and benchmarks.
 //
 // Ports: every server binds port 0 (the OS picks free ports) and reports the addresses it bound
 // on its stdout as one SLUICE_SERVER_READY line, which the launcher reads from a pipe; so there
@@ -37,6 +38,7 @@ struct LocalClusterOptions {
   // stderr would keep the launcher waiting for its end).
   std::string server_binary;
   int num_workers = 2;
+  int num_ps = 0;  // Tasks of a "ps" job (parameter servers), started like workers.
   bool start_master = true;
   std::vector<std::string> worker_flags;  // Extra flags for every worker.
   std::vector<std::string> master_flags;  // Extra flags for the master.
@@ -64,6 +66,8 @@ class LocalCluster {
   const Process& worker(int i) const { return workers_[i]; }
   const Process& master() const { return master_; }
   int num_workers() const { return static_cast<int>(workers_.size()); }
+  const Process& ps(int i) const { return ps_[i]; }
+  int num_ps() const { return static_cast<int>(ps_.size()); }
 
   // SIGKILL (no chance to clean up) and reap.
   absl::Status KillWorker(int i);
@@ -82,6 +86,7 @@ class LocalCluster {
 
   LocalClusterOptions options_;
   std::vector<Process> workers_;
+  std::vector<Process> ps_;
   Process master_;
 };
 

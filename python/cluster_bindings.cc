@@ -134,10 +134,12 @@ std::unique_ptr<Server> StartServer(const std::string& cluster_spec, const std::
 
 std::unique_ptr<LocalCluster> StartLocalCluster(const std::string& server_binary, int num_workers,
                                                 const std::vector<std::string>& worker_flags,
-                                                const std::vector<std::string>& master_flags) {
+                                                const std::vector<std::string>& master_flags,
+                                                int num_ps) {
   LocalClusterOptions options;
   options.server_binary = server_binary;
   options.num_workers = num_workers;
+  options.num_ps = num_ps;
   options.worker_flags = worker_flags;
   options.master_flags = master_flags;
   absl::StatusOr<std::unique_ptr<LocalCluster>> cluster;
@@ -203,9 +205,17 @@ void BindCluster(py::module_& m) {
   py::class_<LocalCluster>(m, "LocalCluster", "sluice_server processes on loopback.")
       .def(py::init(&StartLocalCluster), py::arg("server_binary"), py::arg("num_workers"),
            py::arg("worker_flags") = std::vector<std::string>{},
-           py::arg("master_flags") = std::vector<std::string>{})
+           py::arg("master_flags") = std::vector<std::string>{}, py::arg("num_ps") = 0)
       .def_property_readonly("master_address", &LocalCluster::master_address)
       .def_property_readonly("num_workers", &LocalCluster::num_workers)
+      .def_property_readonly("num_ps", &LocalCluster::num_ps)
+      .def(
+          "ps_pid",
+          [](const LocalCluster& c, int i) {
+            if (i < 0 || i >= c.num_ps()) throw py::index_error("no such ps task");
+            return static_cast<int>(c.ps(i).pid);
+          },
+          py::arg("index"))
       .def_property_readonly("master_pid",
                              [](const LocalCluster& c) { return static_cast<int>(c.master().pid); })
       .def(

@@ -140,30 +140,40 @@ def find_server_binary(server_binary=None):
 
 
 class LocalCluster:
-    """A Sluice cluster on this machine: one master and `workers` worker processes, each a real
-    sluice_server on free loopback ports. Stopped by `stop()` or on leaving a `with` block.
+    """A Sluice cluster on this machine: one master, `workers` worker processes and `ps`
+    parameter-server processes, each a real sluice_server on free loopback ports. Stopped by
+    `stop()` or on leaving a `with` block.
 
     Args:
       workers: number of worker tasks ("/job:worker/task:0" ... ).
       server_binary: path of sluice_server (default: see the module docstring).
-      worker_flags, master_flags: extra sluice_server flags, e.g. ["--credit_window=2"].
+      worker_flags, master_flags: extra sluice_server flags, e.g. ["--credit_window=2"]
+        (worker_flags go to the ps tasks too).
+      ps: number of parameter-server tasks ("/job:ps/task:0" ...), default none.
 
     Attributes:
       target: the session target of the master, "grpc://127.0.0.1:port".
     """
 
-    def __init__(self, workers=2, server_binary=None, worker_flags=(), master_flags=()):
+    def __init__(self, workers=2, server_binary=None, worker_flags=(), master_flags=(), ps=0):
         if int(workers) < 1:
             raise ValueError("LocalCluster needs at least one worker, got {}".format(workers))
+        if int(ps) < 0:
+            raise ValueError("LocalCluster's ps count must be >= 0, got {}".format(ps))
         self._cluster = _core.LocalCluster(find_server_binary(server_binary), int(workers),
                                            [str(f) for f in worker_flags],
-                                           [str(f) for f in master_flags])
+                                           [str(f) for f in master_flags], int(ps))
         self.target = _TARGET_PREFIX + self._cluster.master_address
 
     @property
     def num_workers(self):
         """The number of worker tasks."""
         return self._live().num_workers
+
+    @property
+    def num_ps(self):
+        """The number of parameter-server tasks (job "ps")."""
+        return self._live().num_ps
 
     def worker_address(self, index):
         """(control address, data address) of worker `index`."""

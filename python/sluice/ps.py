@@ -21,8 +21,11 @@ value and pushes it:
     tau = sl.ps.push(w, grad, worker=m, rule="dc_asgd", learning_rate=0.1, lam=0.04)
     histogram = sl.ps.delays(w)      # pushes with delay 0, 1, 2, ...
 
+The ops are placed on the variable's device whatever the enclosing block requests.
 Hyper-parameters are float attributes (single precision, as TensorFlow's).
 """
+
+import contextlib
 
 from sluice import framework
 
@@ -37,6 +40,11 @@ def _handle(var, what):
     return ref, ref.graph._write_handle(ref, location), location
 
 
+def _on_variable(ref):
+    """The ops run where the variable lives, whatever device the enclosing block requests."""
+    return ref.graph.device(ref.op.device) if ref.op.device else contextlib.nullcontext()
+
+
 def _check_rule(rule):
     if rule not in RULES:
         raise ValueError("rule {!r} is not one of {}".format(rule, ", ".join(RULES)))
@@ -47,8 +55,9 @@ def pull(var, worker, rule="asgd", name=None):
     the DC-ASGD rules, the value as that worker's backup)."""
     _check_rule(rule)
     ref, handle, location = _handle(var, "ps.pull")
-    return ref.graph._add_op("PsPull", [handle], {"worker": int(worker), "rule": rule},
-                             name, location).outputs[0]
+    with _on_variable(ref):
+        return ref.graph._add_op("PsPull", [handle], {"worker": int(worker), "rule": rule},
+                                 name, location).outputs[0]
 
 
 def push(var, grad, worker, rule="asgd", learning_rate=0.01, lam=0.0, momentum=0.95,
@@ -61,10 +70,12 @@ def push(var, grad, worker, rule="asgd", learning_rate=0.01, lam=0.0, momentum=0
     attrs = {"worker": int(worker), "rule": rule, "learning_rate": float(learning_rate),
              "lambda": float(lam), "momentum": float(momentum), "epsilon": float(epsilon),
              "beta": float(beta)}
-    return ref.graph._add_op("PsPush", [handle, grad], attrs, name, location).outputs[0]
+    with _on_variable(ref):
+        return ref.graph._add_op("PsPush", [handle, grad], attrs, name, location).outputs[0]
 
 
 def delays(var, name=None):
     """int64 counts of the variable's pushes by delay: element tau is how many had delay tau."""
     ref, handle, location = _handle(var, "ps.delays")
-    return ref.graph._add_op("PsDelays", [handle], {}, name, location).outputs[0]
+    with _on_variable(ref):
+        return ref.graph._add_op("PsDelays", [handle], {}, name, location).outputs[0]

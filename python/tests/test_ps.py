@@ -210,3 +210,53 @@ def test_errors_name_the_variable_and_the_rule():
                            match=r"push to variable 'w' \(float64 \[3\]\) of a gradient "
                                  r"float64 \[4\]"):
             sess.run(bad)
+
+
+def test_between_graph_workers_train_asynchronously_against_a_ps_task():
+    """Two worker threads, each with its own graph and session on a cluster with a ps job (the
+    variable shared by name on /job:ps/task:0), pull, compute on their own task and push
+    without waiting for each other: every push is counted with its delay, and the loss falls."""
+    steps = 15
+    with sl.LocalCluster(workers=2, ps=1) as cluster:
+        assert cluster.num_ps == 1
+
+        def build(m):
+            g = sl.Graph()
+            with g.as_default():
+                with sl.device("/job:ps/task:0"):
+                    w = sl.Variable(W0, name="w")
+                with sl.device("/job:worker/task:%d" % m):
+                    w_m = sl.ps.pull(w, worker=m)
+                    x, y = SHARDS[m]
+                    loss = sl.reduce_mean(sl.square(sl.matmul(sl.constant(x), w_m) - y))
+                    grad, = sl.gradients(loss, [w_m])
+                push = sl.ps.push(w, grad, worker=m, learning_rate=0.05)
+                init = sl.global_variables_initializer()
+                histogram = sl.ps.delays(w)
+            assert w.op.device == "/job:ps/task:0" and push.op.device == "/job:ps/task:0"
+            assert grad.op.device == "/job:worker/task:%d" % m
+            return g, init, loss, push, histogram
+
+        graphs = [build(m) for m in range(2)]
+        sessions = [sl.Session(cluster.target, graph=g[0]) for g in graphs]
+        sessions[0].run(graphs[0][1])  # The chief initialises the shared variable.
+        first = [s.run(g[2]) for s, g in zip(sessions, graphs)]
+        delays = [[], []]
+
+        def train(m):
+            for _ in range(steps):
+                delays[m].append(int(sessions[m].run(graphs[m][3])))
+
+        threads = [threading.Thread(target=train, args=(m,)) for m in range(2)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        histogram = sessions[0].run(graphs[0][4])
+        last = [s.run(g[2]) for s, g in zip(sessions, graphs)]
+        for s in sessions:
+            s.close()
+    assert histogram.sum() == 2 * steps
+    recorded = np.bincount(delays[0] + delays[1], minlength=len(histogram))
+    np.testing.assert_array_equal(histogram, recorded)
+    assert all(b < a for a, b in zip(first, last))
