@@ -1,10 +1,16 @@
 #include "ops/ps_ops.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <functional>
+#include <limits>
+#include <list>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
@@ -12,14 +18,29 @@
 #include "graph/shape_inference.h"
 #include "ops/op_builder.h"
 #include "ops/state_ops.h"
+#include "runtime/kernel/cancellation.h"
 
 namespace sluice {
 namespace {
+
+// A pull waiting for the slowest worker (bounded staleness).
+struct PullWaiter {
+  int64_t worker = 0;
+  int64_t need = 0;  // The slowest worker's clock this pull may read at.
+  int64_t workers = 0;
+  bool backup = false;  // Keep the value as the worker's DC-ASGD backup.
+  OpKernelContext* ctx = nullptr;
+  std::function<void()> done;
+  CancellationManager* cm = nullptr;
+  std::optional<CancellationManager::Token> token;
+};
 
 // What the ps keeps per variable beside its value (see the header). Lock order: the variable's
 // mu, then this mu.
 struct PsState : Resource {
   absl::Mutex mu;
+  std::map<int64_t, int64_t> worker_clock ABSL_GUARDED_BY(mu);  // Worker -> its pushes.
+  std::list<std::shared_ptr<PullWaiter>> waiting ABSL_GUARDED_BY(mu);
   std::string rule ABSL_GUARDED_BY(mu);  // The first push's; "" before any push.
   int64_t clock ABSL_GUARDED_BY(mu) = 0;
   std::map<int64_t, int64_t> pull_clock ABSL_GUARDED_BY(mu);  // Worker -> t at its last pull.
@@ -33,7 +54,53 @@ bool IsRule(const std::string& r) {
   return r == "asgd" || r == "hogwild" || r == "dc_asgd" || r == "dc_asgd_a" || r == "adadelay";
 }
 
-// Base of the three kernels: the variable (by its write handle's name) and its state.
+// The clock of the slowest of workers [0, n).
+int64_t Slowest(const PsState& s, int64_t n) ABSL_EXCLUSIVE_LOCKS_REQUIRED(s.mu) {
+  int64_t slowest = std::numeric_limits<int64_t>::max();
+  for (int64_t j = 0; j < n; ++j) {
+    auto it = s.worker_clock.find(j);
+    slowest = std::min(slowest, it == s.worker_clock.end() ? 0 : it->second);
+  }
+  return n == 0 ? 0 : slowest;
+}
+
+// Hands worker `w`'s pull its value: records the pull clock (and backup), sets outputs 0 (the
+// value) and 1 (how far the worker is ahead of the slowest).
+void Serve(const Variable& var, PsState* s, int64_t worker, int64_t workers, bool backup,
+           OpKernelContext* ctx) ABSL_EXCLUSIVE_LOCKS_REQUIRED(var.mu, s->mu) {
+  s->pull_clock[worker] = s->clock;
+  if (backup) s->backup[worker] = var.value;
+  ctx->set_output(0, var.value);
+  auto it = s->worker_clock.find(worker);
+  const int64_t mine = it == s->worker_clock.end() ? 0 : it->second;
+  ctx->set_output(1, Tensor::Scalar<int64_t>(workers > 0 ? mine - Slowest(*s, workers) : 0));
+}
+
+// The waiting pulls the slowest worker's clock now allows, served and taken off the list; the
+// caller completes them (Complete) once it has released the locks.
+std::vector<std::shared_ptr<PullWaiter>> ServeReady(const Variable& var, PsState* s)
+    ABSL_EXCLUSIVE_LOCKS_REQUIRED(var.mu, s->mu) {
+  std::vector<std::shared_ptr<PullWaiter>> ready;
+  for (auto it = s->waiting.begin(); it != s->waiting.end();) {
+    if (Slowest(*s, (*it)->workers) >= (*it)->need) {
+      Serve(var, s, (*it)->worker, (*it)->workers, (*it)->backup, (*it)->ctx);
+      ready.push_back(*it);
+      it = s->waiting.erase(it);
+    } else {
+      ++it;
+    }
+  }
+  return ready;
+}
+
+void Complete(const std::vector<std::shared_ptr<PullWaiter>>& ready) {
+  for (const auto& w : ready) {
+    if (w->cm != nullptr && w->token) w->cm->DeregisterCallback(*w->token);
+    w->done();
+  }
+}
+
+// Base of the kernels: the variable (by its write handle's name) and its state.
 class PsKernel : public OpKernel {
  public:
   explicit PsKernel(const Node& node)
@@ -64,29 +131,122 @@ class PsKernel : public OpKernel {
   const std::string name_;
 };
 
-class PsPullOp : public PsKernel {
+// PsKernel's lookups for an async kernel.
+class PsPullOp : public AsyncOpKernel {
  public:
   explicit PsPullOp(const Node& node)
-      : PsKernel(node), worker_(Attr<int64_t>("worker")), rule_(Attr<std::string>("rule")) {}
-  bool IsExpensive() const override { return false; }
+      : AsyncOpKernel(node),
+        name_(VariableNameOf(*node.input(0).node)),
+        worker_(Attr<int64_t>("worker")),
+        rule_(Attr<std::string>("rule")),
+        staleness_(Attr<int64_t>("staleness")),
+        workers_(Attr<int64_t>("workers")) {}
 
-  absl::Status Compute(OpKernelContext* ctx) override {
-    std::shared_ptr<Variable> var;
-    std::shared_ptr<PsState> state;
-    SLUICE_RETURN_IF_ERROR(Lookup(ctx, &var, &state));
-    absl::MutexLock lock(&var->mu);
-    SLUICE_RETURN_IF_ERROR(CheckInitialized(name_, *var));
-    absl::MutexLock state_lock(&state->mu);
-    state->pull_clock[worker_] = state->clock;
-    // Sharing the buffer is safe: every rule but Hogwild copies before writing a shared one.
-    if (rule_ == "dc_asgd" || rule_ == "dc_asgd_a") state->backup[worker_] = var->value;
-    ctx->set_output(0, var->value);
-    return absl::OkStatus();
+  void ComputeAsync(OpKernelContext* ctx, std::function<void()> done) override {
+    absl::Status s = Start(ctx, done);
+    if (!s.ok()) {
+      ctx->SetStatus(std::move(s));
+      done();
+    }
   }
 
  private:
+  // Serves the pull now, or leaves it waiting (and returns OK); an error is the caller's to
+  // report.
+  absl::Status Start(OpKernelContext* ctx, const std::function<void()>& done) {
+    if (staleness_ >= 0 && (worker_ >= workers_ || worker_ < 0)) {
+      return absl::InvalidArgumentError(absl::StrCat("bounded staleness: worker ", worker_,
+                                                     " is not one of the ", workers_, " workers"));
+    }
+    ctx->release_input(0);  // Input 0 only names the variable.
+    std::shared_ptr<Variable> var = ctx->resources()->LookupVariable(name_);
+    std::shared_ptr<PsState> state =
+        ctx->resources()->LookupOrCreate<PsState>(absl::StrCat("ps-state:", name_));
+    if (var == nullptr) {
+      return absl::FailedPreconditionError(
+          absl::StrCat("variable '", name_, "' is not initialized"));
+    }
+    auto waiter = std::make_shared<PullWaiter>();
+    waiter->worker = worker_;
+    waiter->workers = staleness_ >= 0 ? workers_ : 0;
+    waiter->backup = rule_ == "dc_asgd" || rule_ == "dc_asgd_a";
+    waiter->ctx = ctx;
+    waiter->done = done;
+    {
+      absl::MutexLock lock(&var->mu);
+      if (!var->initialized) {
+        return absl::FailedPreconditionError(
+            absl::StrCat("variable '", name_, "' is not initialized"));
+      }
+      absl::MutexLock state_lock(&state->mu);
+      auto it = state->worker_clock.find(worker_);
+      const int64_t mine = it == state->worker_clock.end() ? 0 : it->second;
+      waiter->need = mine - staleness_;
+      if (staleness_ < 0 || Slowest(*state, workers_) >= waiter->need) {
+        Serve(*var, state.get(), worker_, waiter->workers, waiter->backup, ctx);
+        waiter.reset();
+      }
+    }
+    if (waiter == nullptr) {
+      done();
+      return absl::OkStatus();
+    }
+    // Waits for slower workers' pushes. A cancelled step takes the pull off the list: the
+    // callback, or the check below when cancellation came before the pull was listed. Whoever
+    // takes it off the list (under state->mu) completes it, exactly once.
+    waiter->cm = ctx->cancellation();
+    const std::string what =
+        absl::StrCat("worker ", worker_, "'s pull of '", name_,
+                     "' waited for the slowest worker to reach clock ", waiter->need);
+    if (waiter->cm != nullptr) {
+      std::weak_ptr<PsState> weak = state;
+      waiter->token = waiter->cm->RegisterCallback([weak, waiter, what] {
+        std::shared_ptr<PsState> s = weak.lock();
+        if (s == nullptr || !TakeOff(s.get(), waiter)) return;
+        waiter->ctx->SetStatus(absl::CancelledError(absl::StrCat(what, "; the step ended")));
+        waiter->done();
+      });
+      if (!waiter->token) {
+        return absl::CancelledError(absl::StrCat(what, "; the step was cancelled"));
+      }
+    }
+    std::vector<std::shared_ptr<PullWaiter>> ready;
+    bool cancelled = false;
+    {
+      absl::MutexLock lock(&var->mu);
+      absl::MutexLock state_lock(&state->mu);
+      state->waiting.push_back(waiter);
+      ready = ServeReady(*var, state.get());  // A push may have come meanwhile.
+      // Still listed, so not completed: the step (and its CancellationManager) is alive.
+      const bool listed =
+          std::find(state->waiting.begin(), state->waiting.end(), waiter) != state->waiting.end();
+      if (listed && waiter->cm != nullptr && waiter->cm->IsCancelled()) {
+        state->waiting.remove(waiter);
+        cancelled = true;
+      }
+    }
+    Complete(ready);
+    if (cancelled) {
+      waiter->cm->DeregisterCallback(*waiter->token);
+      ctx->SetStatus(absl::CancelledError(absl::StrCat(what, "; the step was cancelled")));
+      done();
+    }
+    return absl::OkStatus();
+  }
+
+  // Removes `w` from the waiting list; false when it was not there (served or cancelled).
+  static bool TakeOff(PsState* s, const std::shared_ptr<PullWaiter>& w) {
+    absl::MutexLock lock(&s->mu);
+    auto it = std::find(s->waiting.begin(), s->waiting.end(), w);
+    if (it == s->waiting.end()) return false;
+    s->waiting.erase(it);
+    return true;
+  }
+
+  const std::string name_;
   const int64_t worker_;
   const std::string rule_;
+  const int64_t staleness_, workers_;
 };
 
 template <typename T>
@@ -112,20 +272,26 @@ class PsPushOp : public PsKernel {
     SLUICE_RETURN_IF_ERROR(Lookup(ctx, &var, &state));
     const Tensor& grad = ctx->input(1);
     int64_t tau = 0;
+    std::vector<std::shared_ptr<PullWaiter>> ready;
     if (rule_ == "hogwild") {
       SLUICE_ASSIGN_OR_RETURN(tau, PushHogwild(*var, state.get(), grad));
-    } else {
       absl::MutexLock lock(&var->mu);
-      SLUICE_RETURN_IF_ERROR(CheckInitialized(name_, *var));
-      SLUICE_RETURN_IF_ERROR(CheckGrad(var->value, grad));
+      absl::MutexLock state_lock(&state->mu);
+      ready = ServeReady(*var, state.get());
+    } else {
+      Variable& v = *var;
+      absl::MutexLock lock(&v.mu);
+      SLUICE_RETURN_IF_ERROR(CheckInitialized(name_, v));
+      SLUICE_RETURN_IF_ERROR(CheckGrad(v.value, grad));
       absl::MutexLock state_lock(&state->mu);
       SLUICE_RETURN_IF_ERROR(CheckRule(state.get()));
       tau = RecordPush(state.get());
-      const Tensor& w = var->value;
-      Tensor target = w.RefCountIsOne() ? w : Tensor(w.dtype(), w.shape());
-      Apply(state.get(), w, grad, tau, &target);
-      var->value = std::move(target);
+      Tensor target = v.value.RefCountIsOne() ? v.value : Tensor(v.value.dtype(), v.value.shape());
+      Apply(state.get(), v.value, grad, tau, &target);
+      v.value = std::move(target);
+      ready = ServeReady(v, state.get());
     }
+    Complete(ready);  // Pulls this push let through (bounded staleness).
     ctx->set_output(0, Tensor::Scalar<int64_t>(tau));
     return absl::OkStatus();
   }
@@ -150,12 +316,13 @@ class PsPushOp : public PsKernel {
     return absl::OkStatus();
   }
 
-  // Advances the clock; returns this push's delay and records it.
+  // Advances the clocks; returns this push's delay and records it.
   int64_t RecordPush(PsState* s) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(s->mu) {
     auto it = s->pull_clock.find(worker_);
     const int64_t tau = s->clock - (it == s->pull_clock.end() ? 0 : it->second);
     ++s->delays[tau];
     ++s->clock;
+    ++s->worker_clock[worker_];
     return tau;
   }
 
@@ -250,6 +417,22 @@ class PsDelaysOp : public PsKernel {
   }
 };
 
+class PsWaitingOp : public PsKernel {
+ public:
+  using PsKernel::PsKernel;
+  bool IsExpensive() const override { return false; }
+
+  absl::Status Compute(OpKernelContext* ctx) override {
+    ctx->release_input(0);
+    std::shared_ptr<PsState> state =
+        ctx->resources()->LookupOrCreate<PsState>(absl::StrCat("ps-state:", name_));
+    if (state == nullptr) return absl::InternalError("ps state of another type");
+    absl::MutexLock lock(&state->mu);
+    ctx->set_output(0, Tensor::Scalar<int64_t>(static_cast<int64_t>(state->waiting.size())));
+    return absl::OkStatus();
+  }
+};
+
 // Input 0 must be a Variable node (a write handle), as for Assign.
 template <typename K>
 absl::StatusOr<std::unique_ptr<OpKernel>> MakePsKernel(const Node& node) {
@@ -271,15 +454,32 @@ absl::Status RegisterPsOps(OpRegistry* ops, KernelRegistry* kernels) {
       OpDefBuilder("PsPull")
           .Input("ref: Ref(T)")
           .Output("value: T")
+          .Output("lead: int64")
           .Attr("T: type")
           .Attr("worker: int = 0")
           .Attr("rule: string = \"asgd\"")
+          .Attr("staleness: int = -1")
+          .Attr("workers: int = 0")
           .SetIsStateful()
-          .Doc("The variable's value for `worker`, recording its pull clock (ops/ps_ops.h).")
+          .Doc("The variable's value for `worker`, recording its pull clock; with staleness >= "
+               "0, waits until the slowest of `workers` is at most that far behind "
+               "(ops/ps_ops.h).")
           .SetShapeFn([](InferenceContext* c) {
             c->set_output(0, c->input_shape(0));
+            c->set_output(1, TensorShape());
             return absl::OkStatus();
           })));
+  SLUICE_RETURN_IF_ERROR(
+      ops->Register(OpDefBuilder("PsWaiting")
+                        .Input("ref: Ref(T)")
+                        .Output("pulls: int64")
+                        .Attr("T: type")
+                        .SetIsStateful()
+                        .Doc("How many pulls of the variable wait for slower workers now.")
+                        .SetShapeFn([](InferenceContext* c) {
+                          c->set_output(0, TensorShape());
+                          return absl::OkStatus();
+                        })));
   SLUICE_RETURN_IF_ERROR(ops->Register(
       OpDefBuilder("PsPush")
           .Input("ref: Ref(T)")
@@ -314,6 +514,8 @@ absl::Status RegisterPsOps(OpRegistry* ops, KernelRegistry* kernels) {
   for (DType dt : {DType::kFloat32, DType::kFloat64}) {
     SLUICE_RETURN_IF_ERROR(kernels->Register("PsPull", kDeviceCpu, dt, MakePsKernel<PsPullOp>));
     SLUICE_RETURN_IF_ERROR(kernels->Register("PsDelays", kDeviceCpu, dt, MakePsKernel<PsDelaysOp>));
+    SLUICE_RETURN_IF_ERROR(
+        kernels->Register("PsWaiting", kDeviceCpu, dt, MakePsKernel<PsWaitingOp>));
   }
   SLUICE_RETURN_IF_ERROR(
       kernels->Register("PsPush", kDeviceCpu, DType::kFloat32, MakePsKernel<PsPushOp<float>>));
@@ -325,7 +527,10 @@ namespace {
 
 AttrMap RuleAttrs(const PsRule& r, bool push) {
   AttrMap attrs = {{"worker", AttrValue(r.worker)}, {"rule", AttrValue(r.rule)}};
-  if (push) {
+  if (!push) {
+    attrs.emplace("staleness", AttrValue(r.staleness));
+    attrs.emplace("workers", AttrValue(r.workers));
+  } else {
     attrs.emplace("learning_rate", AttrValue(static_cast<float>(r.learning_rate)));
     attrs.emplace("lambda", AttrValue(static_cast<float>(r.lambda)));
     attrs.emplace("momentum", AttrValue(static_cast<float>(r.momentum)));
@@ -347,6 +552,10 @@ Output PsPush(const Scope& scope, Output var, Input grad, const PsRule& rule, So
 
 Output PsDelays(const Scope& scope, Output var, SourceLocation loc) {
   return BuildOp(scope, "PsDelays", {VariableRef(scope, var, loc)}, {}, loc);
+}
+
+Output PsWaiting(const Scope& scope, Output var, SourceLocation loc) {
+  return BuildOp(scope, "PsWaiting", {VariableRef(scope, var, loc)}, {}, loc);
 }
 
 }  // namespace ops

@@ -3,7 +3,15 @@
 // keeps a clock t (pushes applied), each worker's clock at its last pull, what a rule needs
 // (DC-ASGD's per-worker backups, DC-ASGD-a's mean square) and a histogram of push delays; the
 // delay of a push from worker m is tau = t - (t at m's last pull), as wormhole measures it.
-//   PsPull   (ref var)       -> its value; records worker m's pull (and DC-ASGD's backup)
+//   PsPull   (ref var)       -> its value, and how many pushes worker m is ahead of the
+//                               slowest worker (its "lead"); records m's pull (and DC-ASGD's
+//                               backup). With staleness s >= 0 and `workers` N, bounded
+//                               staleness (SSP, Ho et al. 2013): worker m, having pushed c_m
+//                               times, may read only when the slowest of workers 0..N-1 has
+//                               pushed at least c_m - s times; the pull waits (without a
+//                               thread) until pushes let it through, or the step is cancelled.
+//                               s = 0 is BSP-like lockstep, s < 0 (default) ASGD.
+//   PsWaiting(ref var)       -> how many pulls wait now
 //   PsPush   (ref var, grad) -> the push's delay tau (int64); applies grad by the rule
 //   PsDelays (ref var)       -> int64 [max tau + 1]: how many pushes had each delay
 // Attributes: worker (m, >= 0), rule, learning_rate (eta), lambda, momentum (mu), epsilon,
@@ -44,6 +52,8 @@ namespace ops {
 struct PsRule {
   int64_t worker = 0;
   std::string rule = "asgd";
+  int64_t staleness = -1;  // Pulls: bounded staleness over `workers` workers when >= 0.
+  int64_t workers = 0;
   double learning_rate = 0.01;
   double lambda = 0.0;
   double momentum = 0.95;
@@ -57,6 +67,7 @@ Output PsPull(const Scope& scope, Output var, const PsRule& rule,
 Output PsPush(const Scope& scope, Output var, Input grad, const PsRule& rule,
               SourceLocation loc = SourceLocation::Current());
 Output PsDelays(const Scope& scope, Output var, SourceLocation loc = SourceLocation::Current());
+Output PsWaiting(const Scope& scope, Output var, SourceLocation loc = SourceLocation::Current());
 
 }  // namespace ops
 }  // namespace sluice

@@ -9,7 +9,8 @@ TRAINING.md section 3 (ops/ps_ops.h has the equations):
     "adadelay"   w <- w - eta / (beta + sqrt(t + tau)) * g
 
 The ps counts pushes (its clock t) and remembers each worker's clock at its last pull; a push's
-delay is tau = t - that clock. Each worker's graph pulls, computes its gradient on the pulled
+delay is tau = t - that clock. A pull may instead bound staleness (SSP): `pull(w, m,
+staleness=s, workers=N)` waits until the slowest worker is at most s pushes behind worker m. Each worker's graph pulls, computes its gradient on the pulled
 value and pushes it:
 
     with sl.device("/job:ps/task:0"):
@@ -50,14 +51,31 @@ def _check_rule(rule):
         raise ValueError("rule {!r} is not one of {}".format(rule, ", ".join(RULES)))
 
 
-def pull(var, worker, rule="asgd", name=None):
+def pull(var, worker, rule="asgd", staleness=None, workers=None, return_lead=False,
+         name=None):
     """The variable's value for worker `worker`; the ps records the pull's clock (and, for
-    the DC-ASGD rules, the value as that worker's backup)."""
+    the DC-ASGD rules, the value as that worker's backup). With `staleness` s and `workers` N,
+    bounded staleness (SSP): worker m, having pushed c_m times, reads only once the slowest of
+    workers 0..N-1 has pushed c_m - s times; until then the pull waits (s = 0: lockstep). With
+    `return_lead`, also returns how many pushes m is ahead of the slowest when served."""
     _check_rule(rule)
+    if staleness is not None and (int(staleness) < 0 or not workers or int(workers) < 1):
+        raise ValueError("bounded staleness needs staleness >= 0 and the number of workers, got "
+                         "staleness={!r}, workers={!r}".format(staleness, workers))
     ref, handle, location = _handle(var, "ps.pull")
+    attrs = {"worker": int(worker), "rule": rule,
+             "staleness": -1 if staleness is None else int(staleness),
+             "workers": int(workers or 0)}
     with _on_variable(ref):
-        return ref.graph._add_op("PsPull", [handle], {"worker": int(worker), "rule": rule},
-                                 name, location).outputs[0]
+        op = ref.graph._add_op("PsPull", [handle], attrs, name, location)
+    return (op.outputs[0], op.outputs[1]) if return_lead else op.outputs[0]
+
+
+def waiting(var, name=None):
+    """How many pulls of the variable wait for slower workers now (int64)."""
+    ref, handle, location = _handle(var, "ps.waiting")
+    with _on_variable(ref):
+        return ref.graph._add_op("PsWaiting", [handle], {}, name, location).outputs[0]
 
 
 def push(var, grad, worker, rule="asgd", learning_rate=0.01, lam=0.0, momentum=0.95,

@@ -5,6 +5,7 @@ times (one backup per worker), lambda = 0 equal to ASGD, AdaDelay's step sizes, 
 sequentially equal to ASGD, the delay histogram, and the errors."""
 
 import threading
+import time
 
 import numpy as np
 import pytest
@@ -62,9 +63,12 @@ class Workers:
         self.graph = sl.Graph()
         with self.graph.as_default():
             self.w = sl.Variable(W0, name="w")
-            self.pulls, self.pushes = [], []
+            self.pulls, self.leads, self.pushes = [], [], []
             for m in range(n):
-                w_m = sl.ps.pull(self.w, worker=m, rule=rule)
+                # Both outputs, so a push can feed the pulled value back (a multi-output node
+                # is fed whole).
+                w_m, lead = sl.ps.pull(self.w, worker=m, rule=rule, return_lead=True)
+                self.leads.append(lead)
                 x, y = SHARDS[m]
                 loss = sl.reduce_mean(sl.square(sl.matmul(sl.constant(x), w_m) - y))
                 grad, = sl.gradients(loss, [w_m])
@@ -81,7 +85,8 @@ class Workers:
         return self.held[m]
 
     def push(self, m):
-        return int(self.sess.run(self.pushes[m], {self.pulls[m]: self.held[m]}))
+        return int(self.sess.run(self.pushes[m], {self.pulls[m]: self.held[m],
+                                                  self.leads[m]: 0}))
 
 
 # (event, worker) in order: delays 0 (pull then push at once), 1 and several.
@@ -260,3 +265,85 @@ def test_between_graph_workers_train_asynchronously_against_a_ps_task():
     recorded = np.bincount(delays[0] + delays[1], minlength=len(histogram))
     np.testing.assert_array_equal(histogram, recorded)
     assert all(b < a for a, b in zip(first, last))
+
+
+def ssp_graph(n, staleness):
+    g = sl.Graph()
+    with g.as_default():
+        w = sl.Variable(np.zeros(2), name="w")
+        pulls = [sl.ps.pull(w, m, staleness=staleness, workers=n, return_lead=True)
+                 for m in range(n)]
+        pushes = [sl.ps.push(w, np.ones(2), m, learning_rate=1.0) for m in range(n)]
+        pending = sl.ps.waiting(w)
+        init = sl.global_variables_initializer()
+    return g, w, pulls, pushes, pending, init
+
+
+def wait_until(predicate, what):
+    deadline = time.monotonic() + 30
+    while not predicate():
+        assert time.monotonic() < deadline, what
+        time.sleep(0.001)
+
+
+def test_bounded_staleness_holds_a_worker_until_the_slowest_catches_up():
+    g, w, pulls, pushes, pending, init = ssp_graph(2, staleness=1)
+    with sl.Session(graph=g) as sess:
+        sess.run(init)
+        for _ in range(2):  # Worker 0 pushes twice; worker 1 never yet.
+            _, lead = sess.run(pulls[0])
+            sess.run(pushes[0])
+        assert lead == 1  # Its second pull came one push ahead of worker 1: the bound.
+        result = {}
+        reader = threading.Thread(target=lambda: result.update(got=sess.run(pulls[0])))
+        reader.start()  # c0 = 2, slowest 0 < 2 - 1: waits.
+        wait_until(lambda: sess.run(pending) == 1, "the pull never waited")
+        assert reader.is_alive()
+        sess.run(pulls[1])
+        sess.run(pushes[1])  # Slowest is now 1 = 2 - 1: lets the waiting pull through.
+        reader.join()
+        value, lead = result["got"]
+        np.testing.assert_array_equal(value, [-3.0, -3.0])  # After all three pushes.
+        assert lead == 1 and sess.run(pending) == 0
+
+
+@pytest.mark.parametrize("staleness", [0, 2])
+def test_no_pull_ever_reads_past_its_bound(staleness):
+    n, steps = 3, 12
+    g, w, pulls, pushes, pending, init = ssp_graph(n, staleness)
+    leads = [[] for _ in range(n)]
+    with sl.Session(graph=g) as sess:
+        sess.run(init)
+
+        def train(m):
+            for _ in range(steps):
+                leads[m].append(int(sess.run(pulls[m])[1]))
+                sess.run(pushes[m])
+
+        threads = [threading.Thread(target=train, args=(m,)) for m in range(n)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        np.testing.assert_array_equal(sess.run(w), [-n * steps] * 2)
+    assert all(0 <= lead <= staleness for per in leads for lead in per), leads
+
+
+def test_a_waiting_pull_ends_with_its_step():
+    with sl.LocalCluster(workers=1, ps=1) as cluster:
+        g = sl.Graph()
+        with g.as_default():
+            with sl.device("/job:ps/task:0"):
+                w = sl.Variable(np.zeros(2), name="w")
+            pull = sl.ps.pull(w, 0, staleness=0, workers=2)
+            push = sl.ps.push(w, np.ones(2), 0)
+            pending = sl.ps.waiting(w)
+            init = sl.global_variables_initializer()
+        config = sl.ConfigProto(step_timeout_seconds=1)
+        with sl.Session(cluster.target, graph=g, config=config) as sess:
+            sess.run(init)
+            sess.run(pull)
+            sess.run(push)
+            with pytest.raises(sl.errors.DeadlineExceededError):
+                sess.run(pull)  # Worker 1 never pushes: lockstep holds worker 0.
+            assert sess.run(pending) == 0  # The cancelled pull left the list.
