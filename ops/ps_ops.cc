@@ -29,6 +29,7 @@ struct PullWaiter {
   int64_t need = 0;  // The slowest worker's clock this pull may read at.
   int64_t workers = 0;
   bool backup = false;  // Keep the value as the worker's DC-ASGD backup.
+  bool sync = false;    // Synchronous aggregation: wait for the version it pushed to.
   OpKernelContext* ctx = nullptr;
   std::function<void()> done;
   CancellationManager* cm = nullptr;
@@ -48,10 +49,20 @@ struct PsState : Resource {
   Tensor mean_square ABSL_GUARDED_BY(mu);                     // DC-ASGD-a's MS.
   std::map<int64_t, int64_t> delays ABSL_GUARDED_BY(mu);      // tau -> pushes.
   const void* hogwild_buffer ABSL_GUARDED_BY(mu) = nullptr;   // The buffer Hogwild owns.
+  // Synchronous aggregation: the version (aggregated updates applied), the gradients summed for
+  // it so far, the version each worker last pulled and last contributed to, and the pushes
+  // dropped as stale.
+  int64_t version ABSL_GUARDED_BY(mu) = 0;
+  Tensor accum ABSL_GUARDED_BY(mu);
+  int64_t accum_count ABSL_GUARDED_BY(mu) = 0;
+  std::map<int64_t, int64_t> pulled_version ABSL_GUARDED_BY(mu);
+  std::map<int64_t, int64_t> pushed_version ABSL_GUARDED_BY(mu);
+  int64_t dropped ABSL_GUARDED_BY(mu) = 0;
 };
 
 bool IsRule(const std::string& r) {
-  return r == "asgd" || r == "hogwild" || r == "dc_asgd" || r == "dc_asgd_a" || r == "adadelay";
+  return r == "asgd" || r == "hogwild" || r == "dc_asgd" || r == "dc_asgd_a" || r == "adadelay" ||
+         r == "sync";
 }
 
 // The clock of the slowest of workers [0, n).
@@ -64,11 +75,22 @@ int64_t Slowest(const PsState& s, int64_t n) ABSL_EXCLUSIVE_LOCKS_REQUIRED(s.mu)
   return n == 0 ? 0 : slowest;
 }
 
-// Hands worker `w`'s pull its value: records the pull clock (and backup), sets outputs 0 (the
-// value) and 1 (how far the worker is ahead of the slowest).
+// Whether waiter `w` may read now: bounded staleness, the slowest worker close enough;
+// synchronous aggregation, the version it contributed to applied.
+bool Allowed(const PsState& s, const PullWaiter& w) ABSL_EXCLUSIVE_LOCKS_REQUIRED(s.mu) {
+  if (w.sync) {
+    auto it = s.pushed_version.find(w.worker);
+    return it == s.pushed_version.end() || it->second < s.version;
+  }
+  return w.workers == 0 || Slowest(s, w.workers) >= w.need;
+}
+
+// Hands worker `w`'s pull its value: records the pull clock (and backup, and version), sets
+// outputs 0 (the value) and 1 (how far the worker is ahead of the slowest).
 void Serve(const Variable& var, PsState* s, int64_t worker, int64_t workers, bool backup,
            OpKernelContext* ctx) ABSL_EXCLUSIVE_LOCKS_REQUIRED(var.mu, s->mu) {
   s->pull_clock[worker] = s->clock;
+  s->pulled_version[worker] = s->version;
   if (backup) s->backup[worker] = var.value;
   ctx->set_output(0, var.value);
   auto it = s->worker_clock.find(worker);
@@ -82,7 +104,7 @@ std::vector<std::shared_ptr<PullWaiter>> ServeReady(const Variable& var, PsState
     ABSL_EXCLUSIVE_LOCKS_REQUIRED(var.mu, s->mu) {
   std::vector<std::shared_ptr<PullWaiter>> ready;
   for (auto it = s->waiting.begin(); it != s->waiting.end();) {
-    if (Slowest(*s, (*it)->workers) >= (*it)->need) {
+    if (Allowed(*s, **it)) {
       Serve(var, s, (*it)->worker, (*it)->workers, (*it)->backup, (*it)->ctx);
       ready.push_back(*it);
       it = s->waiting.erase(it);
@@ -170,6 +192,7 @@ class PsPullOp : public AsyncOpKernel {
     waiter->worker = worker_;
     waiter->workers = staleness_ >= 0 ? workers_ : 0;
     waiter->backup = rule_ == "dc_asgd" || rule_ == "dc_asgd_a";
+    waiter->sync = rule_ == "sync";
     waiter->ctx = ctx;
     waiter->done = done;
     {
@@ -182,7 +205,7 @@ class PsPullOp : public AsyncOpKernel {
       auto it = state->worker_clock.find(worker_);
       const int64_t mine = it == state->worker_clock.end() ? 0 : it->second;
       waiter->need = mine - staleness_;
-      if (staleness_ < 0 || Slowest(*state, workers_) >= waiter->need) {
+      if (Allowed(*state, *waiter)) {
         Serve(*var, state.get(), worker_, waiter->workers, waiter->backup, ctx);
         waiter.reset();
       }
@@ -196,8 +219,11 @@ class PsPullOp : public AsyncOpKernel {
     // takes it off the list (under state->mu) completes it, exactly once.
     waiter->cm = ctx->cancellation();
     const std::string what =
-        absl::StrCat("worker ", worker_, "'s pull of '", name_,
-                     "' waited for the slowest worker to reach clock ", waiter->need);
+        waiter->sync
+            ? absl::StrCat("worker ", worker_, "'s pull of '", name_,
+                           "' waited for the other replicas' gradients")
+            : absl::StrCat("worker ", worker_, "'s pull of '", name_,
+                           "' waited for the slowest worker to reach clock ", waiter->need);
     if (waiter->cm != nullptr) {
       std::weak_ptr<PsState> weak = state;
       waiter->token = waiter->cm->RegisterCallback([weak, waiter, what] {
@@ -260,12 +286,17 @@ class PsPushOp : public PsKernel {
         lambda_(Attr<float>("lambda")),
         momentum_(Attr<float>("momentum")),
         epsilon_(Attr<float>("epsilon")),
-        beta_(Attr<float>("beta")) {}
+        beta_(Attr<float>("beta")),
+        replicas_(Attr<int64_t>("replicas")) {}
 
   absl::Status Compute(OpKernelContext* ctx) override {
     if (!IsRule(rule_)) {
       return absl::InvalidArgumentError(absl::StrCat(
-          "rule '", rule_, "' is not one of asgd, hogwild, dc_asgd, dc_asgd_a, adadelay"));
+          "rule '", rule_, "' is not one of asgd, hogwild, dc_asgd, dc_asgd_a, adadelay, sync"));
+    }
+    if (rule_ == "sync" && replicas_ < 1) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("synchronous aggregation needs replicas >= 1, got ", replicas_));
     }
     std::shared_ptr<Variable> var;
     std::shared_ptr<PsState> state;
@@ -286,9 +317,14 @@ class PsPushOp : public PsKernel {
       absl::MutexLock state_lock(&state->mu);
       SLUICE_RETURN_IF_ERROR(CheckRule(state.get()));
       tau = RecordPush(state.get());
-      Tensor target = v.value.RefCountIsOne() ? v.value : Tensor(v.value.dtype(), v.value.shape());
-      Apply(state.get(), v.value, grad, tau, &target);
-      v.value = std::move(target);
+      if (rule_ == "sync") {
+        Aggregate(state.get(), &v, grad);
+      } else {
+        Tensor target =
+            v.value.RefCountIsOne() ? v.value : Tensor(v.value.dtype(), v.value.shape());
+        Apply(state.get(), v.value, grad, tau, &target);
+        v.value = std::move(target);
+      }
       ready = ServeReady(v, state.get());
     }
     Complete(ready);  // Pulls this push let through (bounded staleness).
@@ -364,6 +400,39 @@ class PsPushOp : public PsKernel {
     }
   }
 
+  // Synchronous aggregation: a gradient computed on the current version (and the worker's
+  // first for it) joins the sum; the R-th applies w <- w - eta * sum / R and starts the next
+  // version. Any other is dropped and counted.
+  void Aggregate(PsState* s, Variable* v, const Tensor& grad) const
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(v->mu, s->mu) {
+    auto pulled = s->pulled_version.find(worker_);
+    auto pushed = s->pushed_version.find(worker_);
+    const bool current = pulled != s->pulled_version.end() && pulled->second == s->version;
+    if (!current || (pushed != s->pushed_version.end() && pushed->second == s->version)) {
+      ++s->dropped;
+      return;
+    }
+    const int64_t n = grad.num_elements();
+    if (s->accum_count == 0) {
+      s->accum = Tensor(grad.dtype(), grad.shape());
+      std::memset(s->accum.raw_data(), 0, s->accum.TotalBytes());
+    }
+    T* sum = s->accum.data<T>();
+    const T* g = grad.data<T>();
+    for (int64_t i = 0; i < n; ++i) sum[i] += g[i];
+    s->pushed_version[worker_] = s->version;
+    if (++s->accum_count < replicas_) return;
+    Tensor target =
+        v->value.RefCountIsOne() ? v->value : Tensor(v->value.dtype(), v->value.shape());
+    const T* wv = v->value.data<T>();
+    T* out = target.data<T>();
+    const T scale = static_cast<T>(lr_) / static_cast<T>(replicas_);
+    for (int64_t i = 0; i < n; ++i) out[i] = wv[i] - scale * sum[i];
+    v->value = std::move(target);
+    s->accum_count = 0;
+    ++s->version;
+  }
+
   // Hogwild: the clock under the state's lock, the arithmetic on the variable's buffer with no
   // lock at all. The first push moves the value into a buffer of the rule's own (the initial
   // value may share a constant's buffer, which must never change).
@@ -395,6 +464,7 @@ class PsPushOp : public PsKernel {
   const int64_t worker_;
   const std::string rule_;
   const float lr_, lambda_, momentum_, epsilon_, beta_;
+  const int64_t replicas_;
 };
 
 class PsDelaysOp : public PsKernel {
@@ -429,6 +499,23 @@ class PsWaitingOp : public PsKernel {
     if (state == nullptr) return absl::InternalError("ps state of another type");
     absl::MutexLock lock(&state->mu);
     ctx->set_output(0, Tensor::Scalar<int64_t>(static_cast<int64_t>(state->waiting.size())));
+    return absl::OkStatus();
+  }
+};
+
+class PsCountersOp : public PsKernel {
+ public:
+  using PsKernel::PsKernel;
+  bool IsExpensive() const override { return false; }
+
+  absl::Status Compute(OpKernelContext* ctx) override {
+    ctx->release_input(0);
+    std::shared_ptr<PsState> state =
+        ctx->resources()->LookupOrCreate<PsState>(absl::StrCat("ps-state:", name_));
+    if (state == nullptr) return absl::InternalError("ps state of another type");
+    absl::MutexLock lock(&state->mu);
+    ctx->set_output(0, Tensor::FromVector<int64_t>({state->clock, state->version, state->dropped,
+                                                    static_cast<int64_t>(state->waiting.size())}));
     return absl::OkStatus();
   }
 };
@@ -470,6 +557,18 @@ absl::Status RegisterPsOps(OpRegistry* ops, KernelRegistry* kernels) {
             return absl::OkStatus();
           })));
   SLUICE_RETURN_IF_ERROR(
+      ops->Register(OpDefBuilder("PsCounters")
+                        .Input("ref: Ref(T)")
+                        .Output("counters: int64")
+                        .Attr("T: type")
+                        .SetIsStateful()
+                        .Doc("[pushes received, versions applied (sync), pushes dropped as "
+                             "stale (sync), pulls waiting]")
+                        .SetShapeFn([](InferenceContext* c) {
+                          c->set_output(0, TensorShape({4}));
+                          return absl::OkStatus();
+                        })));
+  SLUICE_RETURN_IF_ERROR(
       ops->Register(OpDefBuilder("PsWaiting")
                         .Input("ref: Ref(T)")
                         .Output("pulls: int64")
@@ -493,6 +592,7 @@ absl::Status RegisterPsOps(OpRegistry* ops, KernelRegistry* kernels) {
           .Attr("momentum: float = 0.95")
           .Attr("epsilon: float = 1e-7")
           .Attr("beta: float = 1")
+          .Attr("replicas: int = 1")
           .SetIsStateful()
           .Doc("Applies `grad` from `worker` to the variable by `rule`; returns the push's delay "
                "(ops/ps_ops.h).")
@@ -516,6 +616,8 @@ absl::Status RegisterPsOps(OpRegistry* ops, KernelRegistry* kernels) {
     SLUICE_RETURN_IF_ERROR(kernels->Register("PsDelays", kDeviceCpu, dt, MakePsKernel<PsDelaysOp>));
     SLUICE_RETURN_IF_ERROR(
         kernels->Register("PsWaiting", kDeviceCpu, dt, MakePsKernel<PsWaitingOp>));
+    SLUICE_RETURN_IF_ERROR(
+        kernels->Register("PsCounters", kDeviceCpu, dt, MakePsKernel<PsCountersOp>));
   }
   SLUICE_RETURN_IF_ERROR(
       kernels->Register("PsPush", kDeviceCpu, DType::kFloat32, MakePsKernel<PsPushOp<float>>));
@@ -536,6 +638,7 @@ AttrMap RuleAttrs(const PsRule& r, bool push) {
     attrs.emplace("momentum", AttrValue(static_cast<float>(r.momentum)));
     attrs.emplace("epsilon", AttrValue(static_cast<float>(r.epsilon)));
     attrs.emplace("beta", AttrValue(static_cast<float>(r.beta)));
+    attrs.emplace("replicas", AttrValue(r.replicas));
   }
   return attrs;
 }

@@ -12,6 +12,7 @@
 //                               thread) until pushes let it through, or the step is cancelled.
 //                               s = 0 is BSP-like lockstep, s < 0 (default) ASGD.
 //   PsWaiting(ref var)       -> how many pulls wait now
+//   PsCounters(ref var)      -> [pushes received, versions applied, pushes dropped, waiting]
 //   PsPush   (ref var, grad) -> the push's delay tau (int64); applies grad by the rule
 //   PsDelays (ref var)       -> int64 [max tau + 1]: how many pushes had each delay
 // Attributes: worker (m, >= 0), rule, learning_rate (eta), lambda, momentum (mu), epsilon,
@@ -26,6 +27,12 @@
 //                MS_t = mu * MS_{t-1} + (1 - mu) * g * g, MS_0 = 0 (DC-ASGD-a)
 //   "adadelay"   w <- w - eta / (beta + sqrt(t + tau)) * g, t the clock before this push
 //                (the step size of wormhole's delay-tolerant SGD, an AdaDelay form)
+//   "sync"       synchronous aggregation (TF's SyncReplicasOptimizer): a gradient computed on
+//                the current version (the worker's first for it) joins the sum; the
+//                `replicas`-th (R) applies w <- w - eta * sum / R and starts the next version;
+//                any other (stale, or a second from one worker) is dropped and counted. A
+//                worker's pull after its push waits for that version to be applied. With R
+//                below the number of workers, the slowest are backups whose gradients drop.
 // A push from a worker that never pulled counts its pull at clock 0 (and DC-ASGD uses the
 // current value as its backup). All pushes of one variable must use one rule: a push with
 // another rule than the variable's first is an error naming both.
@@ -59,6 +66,7 @@ struct PsRule {
   double momentum = 0.95;
   double epsilon = 1e-7;
   double beta = 1.0;
+  int64_t replicas = 1;  // "sync": gradients aggregated per update.
 };
 
 // `var` is a Variable node's output (the ops take a write handle beside it, as Assign does).

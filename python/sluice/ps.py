@@ -7,6 +7,8 @@ TRAINING.md section 3 (ops/ps_ops.h has the equations):
     "dc_asgd"    w <- w - eta * (g + lambda * g * g * (w - w_bak(m))), one backup per worker
     "dc_asgd_a"  the same with lambda / sqrt(MS + epsilon), MS = mu * MS + (1 - mu) * g * g
     "adadelay"   w <- w - eta / (beta + sqrt(t + tau)) * g
+    "sync"       synchronous aggregation: `replicas` gradients of the current version are
+                 averaged and applied once; stale ones are dropped and counted
 
 The ps counts pushes (its clock t) and remembers each worker's clock at its last pull; a push's
 delay is tau = t - that clock. A pull may instead bound staleness (SSP): `pull(w, m,
@@ -30,7 +32,7 @@ import contextlib
 
 from sluice import framework
 
-RULES = ("asgd", "hogwild", "dc_asgd", "dc_asgd_a", "adadelay")
+RULES = ("asgd", "hogwild", "dc_asgd", "dc_asgd_a", "adadelay", "sync")
 
 
 def _handle(var, what):
@@ -71,6 +73,14 @@ def pull(var, worker, rule="asgd", staleness=None, workers=None, return_lead=Fal
     return (op.outputs[0], op.outputs[1]) if return_lead else op.outputs[0]
 
 
+def counters(var, name=None):
+    """int64 [pushes received, versions applied ("sync"), pushes dropped as stale ("sync"),
+    pulls waiting]."""
+    ref, handle, location = _handle(var, "ps.counters")
+    with _on_variable(ref):
+        return ref.graph._add_op("PsCounters", [handle], {}, name, location).outputs[0]
+
+
 def waiting(var, name=None):
     """How many pulls of the variable wait for slower workers now (int64)."""
     ref, handle, location = _handle(var, "ps.waiting")
@@ -79,15 +89,16 @@ def waiting(var, name=None):
 
 
 def push(var, grad, worker, rule="asgd", learning_rate=0.01, lam=0.0, momentum=0.95,
-         epsilon=1e-7, beta=1.0, name=None):
+         epsilon=1e-7, beta=1.0, replicas=1, name=None):
     """Applies `grad` (the variable's dtype and shape) from worker `worker` by `rule`; returns
     the push's delay (int64). `lam` is DC-ASGD's lambda, `momentum` and `epsilon` DC-ASGD-a's
-    mu and epsilon, `beta` AdaDelay's. One rule per variable."""
+    mu and epsilon, `beta` AdaDelay's, `replicas` the gradients "sync" averages per update
+    (fewer than the workers: the slowest are backups). One rule per variable."""
     _check_rule(rule)
     ref, handle, location = _handle(var, "ps.push")
     attrs = {"worker": int(worker), "rule": rule, "learning_rate": float(learning_rate),
              "lambda": float(lam), "momentum": float(momentum), "epsilon": float(epsilon),
-             "beta": float(beta)}
+             "beta": float(beta), "replicas": int(replicas)}
     with _on_variable(ref):
         return ref.graph._add_op("PsPush", [handle, grad], attrs, name, location).outputs[0]
 

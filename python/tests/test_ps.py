@@ -347,3 +347,63 @@ def test_a_waiting_pull_ends_with_its_step():
             with pytest.raises(sl.errors.DeadlineExceededError):
                 sess.run(pull)  # Worker 1 never pushes: lockstep holds worker 0.
             assert sess.run(pending) == 0  # The cancelled pull left the list.
+
+
+def sync_graph(n, replicas):
+    g = sl.Graph()
+    with g.as_default():
+        w = sl.Variable(W0, name="w")
+        pulls, pushes = [], []
+        leads = []
+        for m in range(n):
+            w_m, lead = sl.ps.pull(w, m, rule="sync", return_lead=True)
+            leads.append(lead)
+            x, y = SHARDS[m]
+            loss = sl.reduce_mean(sl.square(sl.matmul(sl.constant(x), w_m) - y))
+            grad, = sl.gradients(loss, [w_m])
+            pulls.append(w_m)
+            pushes.append(sl.ps.push(w, grad, m, rule="sync", learning_rate=0.1,
+                                     replicas=replicas))
+        counters = sl.ps.counters(w)
+        init = sl.global_variables_initializer()
+    g.leads = leads  # A pull is fed whole: its value and its lead.
+    return g, w, pulls, pushes, counters, init
+
+
+def test_synchronous_aggregation_equals_bsp_whatever_the_order():
+    g, w, pulls, pushes, counters, init = sync_graph(2, replicas=2)
+    want = W0.copy()
+    with sl.Session(graph=g) as sess:
+        sess.run(init)
+        for order in ([0, 1], [1, 0], [0, 1]):
+            for m in order:  # Each push runs its own pull first, on the current version.
+                sess.run(pushes[m])
+            want = want - F32(0.1) * np.mean([gradient(m, want) for m in range(2)], axis=0)
+            np.testing.assert_allclose(sess.run(w), want, rtol=1e-12)
+        assert sess.run(counters).tolist() == [6, 3, 0, 0]
+        # Worker 0 has pushed for version 3; its next pull waits until worker 1's gradient
+        # completes that version.
+        sess.run(pushes[0])
+        result = {}
+        reader = threading.Thread(target=lambda: result.update(got=sess.run(pulls[0])))
+        reader.start()
+        wait_until(lambda: sess.run(counters)[3] == 1, "the pull never waited")
+        sess.run(pushes[1])
+        reader.join()
+        want = want - F32(0.1) * np.mean([gradient(m, want) for m in range(2)], axis=0)
+        np.testing.assert_allclose(result["got"], want, rtol=1e-12)
+
+
+def test_backup_workers_gradients_for_an_old_version_are_dropped():
+    g, w, pulls, pushes, counters, init = sync_graph(3, replicas=2)
+    with sl.Session(graph=g) as sess:
+        sess.run(init)
+        held = sess.run(pulls[2])  # Worker 2 (the slow one) reads version 0.
+        sess.run(pushes[0])
+        sess.run(pushes[1])  # Two of three: version 1 applied without worker 2.
+        want = W0 - F32(0.1) * np.mean([gradient(m, W0) for m in range(2)], axis=0)
+        np.testing.assert_allclose(sess.run(w), want, rtol=1e-12)
+        # Worker 2's gradient, computed on version 0, arrives late: dropped and counted.
+        sess.run(pushes[2], {pulls[2]: held, g.leads[2]: 0})
+        np.testing.assert_allclose(sess.run(w), want, rtol=1e-12)
+        assert sess.run(counters).tolist() == [3, 1, 1, 0]
