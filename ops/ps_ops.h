@@ -11,6 +11,10 @@
 //                               pushed at least c_m - s times; the pull waits (without a
 //                               thread) until pushes let it through, or the step is cancelled.
 //                               s = 0 is BSP-like lockstep, s < 0 (default) ASGD.
+//   PsPullRows(ref var, indices) -> rows `indices` (a copy), recording m's pull
+//   PsPushRows(ref var, indices, values) -> delay; rows[indices[i]] -= eta * values[i] (ASGD;
+//                               repeated indices add up): for embeddings, only the rows a
+//                               batch touches cross the network and are written
 //   PsWaiting(ref var)       -> how many pulls wait now
 //   PsCounters(ref var)      -> [pushes received, versions applied, pushes dropped, waiting]
 //   PsPush   (ref var, grad) -> the push's delay tau (int64); applies grad by the rule

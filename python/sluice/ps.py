@@ -73,6 +73,25 @@ def pull(var, worker, rule="asgd", staleness=None, workers=None, return_lead=Fal
     return (op.outputs[0], op.outputs[1]) if return_lead else op.outputs[0]
 
 
+def pull_rows(var, indices, worker, name=None):
+    """Rows `indices` of the variable (an embedding) for worker `worker`: only those rows leave
+    the ps. Records the pull's clock like `pull`."""
+    ref, handle, location = _handle(var, "ps.pull_rows")
+    with _on_variable(ref):
+        return ref.graph._add_op("PsPullRows", [handle, indices], {"worker": int(worker)}, name,
+                                 location).outputs[0]
+
+
+def push_rows(var, indices, values, worker, learning_rate=0.01, name=None):
+    """ASGD on rows: rows[indices[i]] -= learning_rate * values[i] (repeated indices add up);
+    only the touched rows travel and are written. Returns the push's delay."""
+    ref, handle, location = _handle(var, "ps.push_rows")
+    with _on_variable(ref):
+        return ref.graph._add_op("PsPushRows", [handle, indices, values],
+                                 {"worker": int(worker), "learning_rate": float(learning_rate)},
+                                 name, location).outputs[0]
+
+
 def counters(var, name=None):
     """int64 [pushes received, versions applied ("sync"), pushes dropped as stale ("sync"),
     pulls waiting]."""
