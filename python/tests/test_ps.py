@@ -472,3 +472,22 @@ def test_an_embedding_step_moves_only_the_touched_rows():
     touched[feed[idx]] = True
     np.testing.assert_allclose(table[touched], 1 - 0.8 ** steps, rtol=1e-5)
     assert not table[~touched].any()
+
+
+def test_async_example_trains_on_two_ps_and_three_workers():
+    import os
+    import re
+    import subprocess
+    import sys
+
+    script = os.path.join(os.path.dirname(__file__), "..", "..", "examples", "async_ps.py")
+    out = subprocess.run([sys.executable, script, "--epochs", "4"], check=True,
+                         capture_output=True, text=True, timeout=300).stdout
+    assert "/job:ps/task:0: 32000 bytes in 1 variable(s): embedding (32000)" in out, out
+    accuracy = [float(a) for a in re.findall(r"^epoch \d+  test loss \S+  accuracy (\S+)", out,
+                                             re.M)]
+    assert len(accuracy) == 4 and accuracy[-1] > 0.85, out
+    for name in ("embedding", "dense_w", "dense_b"):
+        counts = re.search(r"^delays of {}: (.*)$".format(name), out, re.M).group(1)
+        # Every push of the 3 workers x 4 epochs x 40 batches is in the histogram.
+        assert sum(int(c.split(":")[1]) for c in counts.split()) == 3 * 4 * 40, out
