@@ -154,7 +154,8 @@ class PsKernel : public OpKernel {
   const std::string name_;
 };
 
-// PsKernel's lookups for an async kernel.
+// Pulls (see the header): asynchronous, because a bounded-staleness or synchronous pull may have
+// to wait for other workers' pushes, and must not hold a thread meanwhile.
 class PsPullOp : public AsyncOpKernel {
  public:
   explicit PsPullOp(const Node& node)
