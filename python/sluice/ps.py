@@ -127,3 +127,42 @@ def delays(var, name=None):
     ref, handle, location = _handle(var, "ps.delays")
     with _on_variable(ref):
         return ref.graph._add_op("PsDelays", [handle], {}, name, location).outputs[0]
+
+
+class DelayScheduler:
+    """A seeded order of pulls and pushes of `num_workers` workers, for reproducible
+    asynchronous runs (tests, research): each worker alternates pull and push; at every event a
+    worker is drawn at random (numpy's generator seeded with `seed`), except that a worker whose
+    push would otherwise come more than `max_delay` pushes after its pull goes first. Run the
+    events in order, one at a time, and the asynchronous run is the same bit for bit every time.
+
+        events = sl.ps.DelayScheduler(3, seed=7, max_delay=2).events(pushes=30)
+        for kind, m in events:       # ("pull", 1), ("pull", 0), ("push", 1), ...
+            ...
+    """
+
+    def __init__(self, num_workers, seed, max_delay):
+        if int(num_workers) < 1 or int(max_delay) < 0:
+            raise ValueError("DelayScheduler needs num_workers >= 1 and max_delay >= 0, got "
+                             "{} and {}".format(num_workers, max_delay))
+        self.num_workers, self.seed, self.max_delay = int(num_workers), seed, int(max_delay)
+
+    def events(self, pushes):
+        """The schedule of `pushes` pushes (and the pulls before them); every push's delay
+        (pushes by others between its worker's pull and it) is at most max_delay."""
+        import numpy as np
+
+        rng = np.random.default_rng(self.seed)
+        pulled_at = {}  # Worker -> pushes done when it pulled.
+        done, out = 0, []
+        while done < pushes:
+            overdue = [m for m, t in pulled_at.items() if done - t >= self.max_delay]
+            m = min(overdue) if overdue else int(rng.integers(self.num_workers))
+            if m in pulled_at:
+                out.append(("push", m))
+                del pulled_at[m]
+                done += 1
+            else:
+                out.append(("pull", m))
+                pulled_at[m] = done
+        return out

@@ -491,3 +491,24 @@ def test_async_example_trains_on_two_ps_and_three_workers():
         counts = re.search(r"^delays of {}: (.*)$".format(name), out, re.M).group(1)
         # Every push of the 3 workers x 4 epochs x 40 batches is in the histogram.
         assert sum(int(c.split(":")[1]) for c in counts.split()) == 3 * 4 * 40, out
+
+
+@pytest.mark.parametrize("rule", sorted(CASES))
+def test_each_rule_matches_numpy_under_a_seeded_random_schedule(rule):
+    schedule = sl.ps.DelayScheduler(3, seed=7, max_delay=3).events(pushes=30)
+    assert schedule == sl.ps.DelayScheduler(3, seed=7, max_delay=3).events(pushes=30)
+    assert schedule != sl.ps.DelayScheduler(3, seed=8, max_delay=3).events(pushes=30)
+    hyper = CASES[rule]
+    ours = Workers(rule, **hyper)
+    ref = Reference(rule, lr=hyper["learning_rate"], lam=hyper.get("lam", 0.0),
+                    mu=hyper.get("momentum", 0.95), eps=hyper.get("epsilon", 1e-7),
+                    beta=hyper.get("beta", 1.0))
+    held = {}
+    for event, m in schedule:
+        if event == "pull":
+            held[m] = ref.pull(m)
+            ours.pull(m)
+        else:
+            assert ours.push(m) == ref.push(m, gradient(m, held[m]))
+    assert max(ref.delays) == 3 and len(ref.delays) == 30  # Delays up to the bound.
+    np.testing.assert_allclose(ours.sess.run(ours.w), ref.w, rtol=1e-10)
