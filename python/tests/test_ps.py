@@ -19,7 +19,7 @@ F32 = lambda v: float(np.float32(v))  # noqa: E731  Hyper-parameters are float a
 
 
 def gradient(m, w):
-    x, y = SHARDS[m]
+    x, y = SHARDS[m % len(SHARDS)]
     return 2.0 * x.T @ (x @ w - y) / len(x)
 
 
@@ -69,7 +69,7 @@ class Workers:
                 # is fed whole).
                 w_m, lead = sl.ps.pull(self.w, worker=m, rule=rule, return_lead=True)
                 self.leads.append(lead)
-                x, y = SHARDS[m]
+                x, y = SHARDS[m % len(SHARDS)]
                 loss = sl.reduce_mean(sl.square(sl.matmul(sl.constant(x), w_m) - y))
                 grad, = sl.gradients(loss, [w_m])
                 self.pulls.append(w_m)
@@ -512,3 +512,33 @@ def test_each_rule_matches_numpy_under_a_seeded_random_schedule(rule):
             assert ours.push(m) == ref.push(m, gradient(m, held[m]))
     assert max(ref.delays) == 3 and len(ref.delays) == 30  # Delays up to the bound.
     np.testing.assert_allclose(ours.sess.run(ours.w), ref.w, rtol=1e-10)
+
+
+def full_loss(w):
+    return float(np.mean([np.mean((x @ w - y) ** 2) for x, y in SHARDS]))
+
+
+def delayed_run(rule, lam, pushes=200, workers=8, max_delay=8, lr=0.2):
+    """Loss of the shared model after every 50 pushes of a seeded schedule with delays up to
+    `max_delay` (8 workers over the 3 shards)."""
+    ours = Workers(rule, n=workers, learning_rate=lr, lam=lam)
+    curve, done = [], 0
+    for event, m in sl.ps.DelayScheduler(workers, seed=3, max_delay=max_delay).events(pushes):
+        getattr(ours, event)(m)
+        if event == "push":
+            done += 1
+            if done % 50 == 0:
+                curve.append(full_loss(ours.sess.run(ours.w)))
+    return curve
+
+
+def test_delay_compensation_beats_plain_asgd_under_injected_delay():
+    # The optimum of the three shards' mean squared error, for reference.
+    x = np.vstack([s[0] for s in SHARDS])
+    y = np.vstack([s[1] for s in SHARDS])
+    best = full_loss(np.linalg.lstsq(x, y, rcond=None)[0])
+    asgd = delayed_run("asgd", 0.0)
+    dc = delayed_run("dc_asgd", 2.0)
+    dc_a = delayed_run("dc_asgd_a", 1.0)
+    assert dc[-1] < asgd[-1] and dc_a[-1] < asgd[-1], (asgd, dc, dc_a)
+    assert dc[-1] - best < 0.5 * (asgd[-1] - best), (best, asgd, dc)  # Much closer.
