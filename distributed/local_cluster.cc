@@ -231,16 +231,20 @@ absl::StatusOr<std::unique_ptr<LocalCluster>> LocalCluster::Start(
   return cluster;
 }
 
-absl::Status LocalCluster::KillWorker(int i) {
-  Process& p = workers_[i];
-  if (p.pid < 0)
-    return absl::FailedPreconditionError(absl::StrCat("worker ", i, " is not running"));
-  kill(p.pid, SIGKILL);
-  WaitExit(p.pid);
-  p.pid = -1;
-  CloseLifeline(&p);
+absl::Status LocalCluster::Kill(Process* p, const std::string& what) {
+  if (p->pid < 0) return absl::FailedPreconditionError(absl::StrCat(what, " is not running"));
+  kill(p->pid, SIGKILL);
+  WaitExit(p->pid);
+  p->pid = -1;
+  CloseLifeline(p);
   return absl::OkStatus();
 }
+
+absl::Status LocalCluster::KillWorker(int i) {
+  return Kill(&workers_[i], absl::StrCat("worker ", i));
+}
+
+absl::Status LocalCluster::KillPs(int i) { return Kill(&ps_[i], absl::StrCat("ps task ", i)); }
 
 absl::Status LocalCluster::PauseWorker(int i) {
   if (workers_[i].pid < 0) return absl::FailedPreconditionError("not running");
@@ -279,18 +283,23 @@ absl::StatusOr<int> LocalCluster::StopWorker(int i) {
   return code;
 }
 
-absl::Status LocalCluster::RestartWorker(int i) {
-  Process& old = workers_[i];
-  if (old.pid >= 0) return absl::FailedPreconditionError(absl::StrCat("worker ", i, " is running"));
-  const std::string cport = old.control_address.substr(old.control_address.rfind(':') + 1);
-  const std::string dport = old.data_address.substr(old.data_address.rfind(':') + 1);
+absl::Status LocalCluster::Restart(Process* old, const std::string& job, int i) {
+  if (old->pid >= 0) {
+    return absl::FailedPreconditionError(absl::StrCat(job, " task ", i, " is running"));
+  }
+  const std::string cport = old->control_address.substr(old->control_address.rfind(':') + 1);
+  const std::string dport = old->data_address.substr(old->data_address.rfind(':') + 1);
   std::vector<std::string> flags = {"--port=" + cport, "--data_port=" + dport};
   flags.insert(flags.end(), options_.worker_flags.begin(), options_.worker_flags.end());
-  absl::StatusOr<Process> p = Spawn("worker", i, flags);
+  absl::StatusOr<Process> p = Spawn(job, i, flags);
   if (!p.ok()) return p.status();
-  old = *p;
+  *old = *p;
   return absl::OkStatus();
 }
+
+absl::Status LocalCluster::RestartWorker(int i) { return Restart(&workers_[i], "worker", i); }
+
+absl::Status LocalCluster::RestartPs(int i) { return Restart(&ps_[i], "ps", i); }
 
 LocalCluster::~LocalCluster() {
   std::vector<pid_t> pids;

@@ -71,8 +71,10 @@ class LocalCluster {
 
   // SIGKILL (no chance to clean up) and reap.
   absl::Status KillWorker(int i);
-  // Starts worker i again on its previous ports.
+  absl::Status KillPs(int i);
+  // Starts worker (ps task) i again on its previous ports.
   absl::Status RestartWorker(int i);
+  absl::Status RestartPs(int i);
   // SIGSTOP / SIGCONT: the process stays connected but answers nothing (a hung machine). Each
   // returns once the process has stopped / continued.
   absl::Status PauseWorker(int i);
@@ -83,6 +85,8 @@ class LocalCluster {
  private:
   explicit LocalCluster(LocalClusterOptions options) : options_(std::move(options)) {}
   absl::StatusOr<Process> Spawn(const std::string& job, int task, std::vector<std::string> flags);
+  absl::Status Kill(Process* p, const std::string& what);
+  absl::Status Restart(Process* old, const std::string& job, int i);
 
   LocalClusterOptions options_;
   std::vector<Process> workers_;

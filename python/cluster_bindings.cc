@@ -239,7 +239,21 @@ void BindCluster(py::module_& m) {
       .def(
           "restart_worker",
           [](LocalCluster& c, int i) { CallReleased(c, &LocalCluster::RestartWorker, i); },
-          py::arg("index"), "Starts worker `index` again on its ports, as a new incarnation.");
+          py::arg("index"), "Starts worker `index` again on its ports, as a new incarnation.")
+      .def(
+          "kill_ps",
+          [](LocalCluster& c, int i) {
+            if (i < 0 || i >= c.num_ps()) throw py::index_error("no such ps task");
+            CallWithoutGil([&] { return c.KillPs(i); });
+          },
+          py::arg("index"), "SIGKILL ps task `index`.")
+      .def(
+          "restart_ps",
+          [](LocalCluster& c, int i) {
+            if (i < 0 || i >= c.num_ps()) throw py::index_error("no such ps task");
+            CallWithoutGil([&] { return c.RestartPs(i); });
+          },
+          py::arg("index"), "Starts ps task `index` again on its ports.");
 }
 
 }  // namespace python

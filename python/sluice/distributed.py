@@ -179,6 +179,14 @@ class LocalCluster:
         """(control address, data address) of worker `index`."""
         return self._live().worker_addresses(index)
 
+    def kill_ps(self, index):
+        """Kills parameter-server task `index` with SIGKILL; steps using it fail naming it."""
+        self._live().kill_ps(index)
+
+    def restart_ps(self, index):
+        """Starts ps task `index` again on its ports (its variables are gone: restore them)."""
+        self._live().restart_ps(index)
+
     def kill_worker(self, index):
         """Kills worker `index` with SIGKILL, as a crashed machine; steps using it fail."""
         self._live().kill_worker(index)

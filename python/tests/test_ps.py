@@ -542,3 +542,44 @@ def test_delay_compensation_beats_plain_asgd_under_injected_delay():
     dc_a = delayed_run("dc_asgd_a", 1.0)
     assert dc[-1] < asgd[-1] and dc_a[-1] < asgd[-1], (asgd, dc, dc_a)
     assert dc[-1] - best < 0.5 * (asgd[-1] - best), (best, asgd, dc)  # Much closer.
+
+
+def test_a_lost_ps_task_fails_the_step_naming_it_and_a_checkpoint_resumes(tmp_path):
+    with sl.LocalCluster(workers=1, ps=1) as cluster:
+        g = sl.Graph()
+        with g.as_default():
+            with sl.device("/job:ps/task:0"):
+                w = sl.Variable(W0, name="w")
+            with sl.device("/job:worker/task:0"):
+                w_m = sl.ps.pull(w, worker=0)
+                x, y = SHARDS[0]
+                loss = sl.reduce_mean(sl.square(sl.matmul(sl.constant(x), w_m) - y))
+                grad, = sl.gradients(loss, [w_m])
+            step = sl.ps.push(w, grad, worker=0, learning_rate=0.1)
+            init = sl.global_variables_initializer()
+            saver = sl.train.Saver([w])
+        path = str(tmp_path / "ps.ckpt")
+        config = sl.ConfigProto(step_timeout_seconds=20)
+        with sl.Session(cluster.target, graph=g, config=config) as sess:
+            sess.run(init)
+            for _ in range(3):
+                sess.run(step)
+            saver.save(sess, path)
+            saved = sess.run(w)
+            cluster.kill_ps(0)
+            start = time.monotonic()
+            with pytest.raises(sl.errors.UnavailableError, match="/job:ps/task:0"):
+                sess.run(step)
+            assert time.monotonic() - start < 10
+            cluster.restart_ps(0)
+            deadline = time.monotonic() + 30
+            while True:  # Until the master has registered the partitions on the new task.
+                try:
+                    saver.restore(sess, path)
+                    break
+                except (sl.errors.UnavailableError, sl.errors.NotFoundError):
+                    assert time.monotonic() < deadline
+            np.testing.assert_array_equal(sess.run(w), saved)
+            sess.run(step)
+            want = saved - F32(0.1) * gradient(0, saved)
+            np.testing.assert_allclose(sess.run(w), want, rtol=1e-12)
