@@ -583,3 +583,44 @@ def test_a_lost_ps_task_fails_the_step_naming_it_and_a_checkpoint_resumes(tmp_pa
             sess.run(step)
             want = saved - F32(0.1) * gradient(0, saved)
             np.testing.assert_allclose(sess.run(w), want, rtol=1e-12)
+
+
+def test_asynchronous_training_goes_on_when_a_worker_dies_and_it_rejoins():
+    with sl.LocalCluster(workers=2, ps=1) as cluster:
+        def build(m):
+            g = sl.Graph()
+            with g.as_default():
+                with sl.device("/job:ps/task:0"):
+                    w = sl.Variable(W0, name="w")
+                with sl.device("/job:worker/task:%d" % m):
+                    w_m = sl.ps.pull(w, worker=m)
+                    x, y = SHARDS[m]
+                    loss = sl.reduce_mean(sl.square(sl.matmul(sl.constant(x), w_m) - y))
+                    grad, = sl.gradients(loss, [w_m])
+                    pulled = sl.identity(w_m)
+                step = sl.ps.push(w, grad, worker=m, learning_rate=0.1)
+                init = sl.global_variables_initializer()
+                counters = sl.ps.counters(w)
+            return g, w, step, init, pulled, counters
+
+        (g0, w0, step0, init0, _, counters), (g1, _, step1, _, pulled1, _) = build(0), build(1)
+        config = sl.ConfigProto(step_timeout_seconds=20)
+        with sl.Session(cluster.target, graph=g0, config=config) as s0, \
+                sl.Session(cluster.target, graph=g1, config=config) as s1:
+            s0.run(init0)
+            s0.run(step0)
+            s1.run(step1)
+            cluster.kill_worker(1)
+            for _ in range(3):  # Worker 0 and the ps go on without worker 1.
+                s0.run(step0)
+            cluster.restart_worker(1)
+            deadline = time.monotonic() + 30
+            while True:  # Until the master has registered worker 1's partitions again.
+                try:
+                    got = s1.run(pulled1)
+                    break
+                except (sl.errors.UnavailableError, sl.errors.NotFoundError):
+                    assert time.monotonic() < deadline
+            np.testing.assert_array_equal(got, s0.run(w0))  # It pulls the fresh values.
+            s1.run(step1)
+            assert s0.run(counters)[0] == 6  # Every push of both workers was applied.
