@@ -5,9 +5,9 @@ A click-through-style classifier of generated data: each example has a categoric
 embedding row and the features. The variables go to the ps tasks by bytes
 (sl.train.replica_device_setter); three worker threads, each with its own graph and session
 (between-graph replication) and its own shard of the data (sl.data, shuffle_split), pull,
-compute and push without waiting for each other, with a different rule per variable: the
-embedding's rows by row-wise ASGD (only the rows a batch touches travel), the dense weights by
-DC-ASGD, the bias by plain ASGD. Prints the placement, then per epoch the test loss and
+compute and push without waiting for each other, with a rule declared per variable
+(sl.ps.declare): the embedding's rows by row-wise ASGD (only the rows a batch touches travel),
+the dense weights by DC-ASGD, the bias by plain ASGD. Prints the placement, then per epoch the test loss and
 accuracy, the examples/s of all workers together, and each variable's delay histogram.
 
     /usr/bin/python3 examples/async_ps.py --epochs 5
@@ -41,6 +41,10 @@ def build(worker, batch):
     setter = sl.train.replica_device_setter(ps_tasks=2)
     g = sl.Graph()
     with g.as_default():
+        # One rule per variable, declared once; the pulls and pushes below follow it.
+        sl.ps.declare("embedding", "asgd", learning_rate=5.0)
+        sl.ps.declare("dense_w", "dc_asgd", learning_rate=0.5, lam=0.5)
+        sl.ps.declare("dense_b", "asgd", learning_rate=0.5)
         with sl.device(setter):
             # Small random rows: with rows and weights both zero neither would ever move.
             table = np.random.default_rng(0).normal(0, 0.1, (VOCAB, EMBED)).astype(np.float32)
@@ -52,7 +56,7 @@ def build(worker, batch):
         labels = sl.placeholder(sl.float32, [batch, 1])
         m = worker or 0
         rows = sl.ps.pull_rows(emb, ids, worker=m)
-        w_m = sl.ps.pull(w, worker=m, rule="dc_asgd")
+        w_m = sl.ps.pull(w, worker=m)
         b_m = sl.ps.pull(b, worker=m)
         with sl.device("/job:worker/task:%d" % m):
             logits = sl.matmul(sl.concat([rows, dense], 1), w_m) + b_m
@@ -61,10 +65,9 @@ def build(worker, batch):
             accuracy = sl.reduce_mean(sl.cast(sl.equal(sl.cast(logits > 0, sl.float32),
                                                        labels), sl.float32))
             g_rows, g_w, g_b = sl.gradients(loss, [rows, w_m, b_m])
-        push = sl.group(sl.ps.push_rows(emb, ids, g_rows, worker=m, learning_rate=5.0),
-                        sl.ps.push(w, g_w, worker=m, rule="dc_asgd", learning_rate=0.5,
-                                   lam=0.5),
-                        sl.ps.push(b, g_b, worker=m, learning_rate=0.5))
+        push = sl.group(sl.ps.push_rows(emb, ids, g_rows, worker=m),
+                        sl.ps.push(w, g_w, worker=m),
+                        sl.ps.push(b, g_b, worker=m))
         init = sl.global_variables_initializer()
         histograms = {v.op.name: sl.ps.delays(v) for v in (emb, w, b)}
     return dict(graph=g, ids=ids, dense=dense, labels=labels, loss=loss, accuracy=accuracy,

@@ -29,6 +29,7 @@ Hyper-parameters are float attributes (single precision, as TensorFlow's).
 """
 
 import contextlib
+import fnmatch
 
 from sluice import framework
 
@@ -48,18 +49,46 @@ def _on_variable(ref):
     return ref.graph.device(ref.op.device) if ref.op.device else contextlib.nullcontext()
 
 
+def declare(pattern, rule, **hyper):
+    """Declares the rule (and its hyper-parameters: learning_rate, lam, momentum, epsilon,
+    beta, replicas) of the default graph's variables whose names match `pattern` (fnmatch:
+    "embedding*", "dense/*"), so one model mixes rules and its pulls and pushes need not repeat
+    them: `pull` and `push` called without `rule` use the first declaration that matches (else
+    "asgd"); arguments given to them win over the declaration's."""
+    _check_rule(rule)
+    unknown = set(hyper) - {"learning_rate", "lam", "momentum", "epsilon", "beta", "replicas"}
+    if unknown:
+        raise TypeError("declare: unknown hyper-parameters {}".format(sorted(unknown)))
+    graph = framework.get_default_graph()
+    if not hasattr(graph, "_ps_rules"):
+        graph._ps_rules = []
+    graph._ps_rules.append((pattern, rule, dict(hyper)))
+
+
+def declared_rule(var):
+    """(rule, hyper-parameters) declared for `var` (see `declare`); ("asgd", {}) if none."""
+    ref = framework._as_tensor_or_none(var)
+    for pattern, rule, hyper in getattr(ref.graph, "_ps_rules", []):
+        if fnmatch.fnmatchcase(ref.op.name, pattern):
+            return rule, dict(hyper)
+    return "asgd", {}
+
+
 def _check_rule(rule):
     if rule not in RULES:
         raise ValueError("rule {!r} is not one of {}".format(rule, ", ".join(RULES)))
 
 
-def pull(var, worker, rule="asgd", staleness=None, workers=None, return_lead=False,
+def pull(var, worker, rule=None, staleness=None, workers=None, return_lead=False,
          name=None):
     """The variable's value for worker `worker`; the ps records the pull's clock (and, for
     the DC-ASGD rules, the value as that worker's backup). With `staleness` s and `workers` N,
     bounded staleness (SSP): worker m, having pushed c_m times, reads only once the slowest of
     workers 0..N-1 has pushed c_m - s times; until then the pull waits (s = 0: lockstep). With
-    `return_lead`, also returns how many pushes m is ahead of the slowest when served."""
+    `return_lead`, also returns how many pushes m is ahead of the slowest when served. Without
+    `rule`, the variable's declared one (`declare`)."""
+    if rule is None:
+        rule = declared_rule(var)[0]
     _check_rule(rule)
     if staleness is not None and (int(staleness) < 0 or not workers or int(workers) < 1):
         raise ValueError("bounded staleness needs staleness >= 0 and the number of workers, got "
@@ -82,9 +111,12 @@ def pull_rows(var, indices, worker, name=None):
                                  location).outputs[0]
 
 
-def push_rows(var, indices, values, worker, learning_rate=0.01, name=None):
+def push_rows(var, indices, values, worker, learning_rate=None, name=None):
     """ASGD on rows: rows[indices[i]] -= learning_rate * values[i] (repeated indices add up);
-    only the touched rows travel and are written. Returns the push's delay."""
+    only the touched rows travel and are written. Returns the push's delay. learning_rate
+    defaults to the variable's declared one, else 0.01."""
+    if learning_rate is None:
+        learning_rate = declared_rule(var)[1].get("learning_rate", 0.01)
     ref, handle, location = _handle(var, "ps.push_rows")
     with _on_variable(ref):
         return ref.graph._add_op("PsPushRows", [handle, indices, values],
@@ -107,17 +139,30 @@ def waiting(var, name=None):
         return ref.graph._add_op("PsWaiting", [handle], {}, name, location).outputs[0]
 
 
-def push(var, grad, worker, rule="asgd", learning_rate=0.01, lam=0.0, momentum=0.95,
-         epsilon=1e-7, beta=1.0, replicas=1, name=None):
+def push(var, grad, worker, rule=None, learning_rate=None, lam=None, momentum=None,
+         epsilon=None, beta=None, replicas=None, name=None):
     """Applies `grad` (the variable's dtype and shape) from worker `worker` by `rule`; returns
     the push's delay (int64). `lam` is DC-ASGD's lambda, `momentum` and `epsilon` DC-ASGD-a's
     mu and epsilon, `beta` AdaDelay's, `replicas` the gradients "sync" averages per update
-    (fewer than the workers: the slowest are backups). One rule per variable."""
+    (fewer than the workers: the slowest are backups). One rule per variable. What is not
+    given comes from the variable's declaration (`declare`), else the defaults: asgd,
+    learning_rate 0.01, lam 0, momentum 0.95, epsilon 1e-7, beta 1, replicas 1."""
+    declared_name, declared = declared_rule(var)
+    if rule is None:
+        rule = declared_name
+    else:
+        declared = {} if rule != declared_name else declared
     _check_rule(rule)
+    given = {"learning_rate": learning_rate, "lam": lam, "momentum": momentum,
+             "epsilon": epsilon, "beta": beta, "replicas": replicas}
+    defaults = {"learning_rate": 0.01, "lam": 0.0, "momentum": 0.95, "epsilon": 1e-7,
+                "beta": 1.0, "replicas": 1}
+    h = {k: given[k] if given[k] is not None else declared.get(k, defaults[k]) for k in given}
     ref, handle, location = _handle(var, "ps.push")
-    attrs = {"worker": int(worker), "rule": rule, "learning_rate": float(learning_rate),
-             "lambda": float(lam), "momentum": float(momentum), "epsilon": float(epsilon),
-             "beta": float(beta), "replicas": int(replicas)}
+    attrs = {"worker": int(worker), "rule": rule, "learning_rate": float(h["learning_rate"]),
+             "lambda": float(h["lam"]), "momentum": float(h["momentum"]),
+             "epsilon": float(h["epsilon"]), "beta": float(h["beta"]),
+             "replicas": int(h["replicas"])}
     with _on_variable(ref):
         return ref.graph._add_op("PsPush", [handle, grad], attrs, name, location).outputs[0]
 

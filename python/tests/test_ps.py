@@ -624,3 +624,38 @@ def test_asynchronous_training_goes_on_when_a_worker_dies_and_it_rejoins():
             np.testing.assert_array_equal(got, s0.run(w0))  # It pulls the fresh values.
             s1.run(step1)
             assert s0.run(counters)[0] == 6  # Every push of both workers was applied.
+
+
+def test_rules_declared_by_name_pattern_apply_to_pulls_and_pushes():
+    g = sl.Graph()
+    with g.as_default():
+        sl.ps.declare("embedding*", "asgd", learning_rate=0.5)
+        sl.ps.declare("dense/*", "dc_asgd", learning_rate=0.1, lam=2.0)
+        w = sl.Variable(W0, name="dense/w")
+        other = sl.Variable(np.zeros(2), name="bias")
+        assert sl.ps.declared_rule(w) == ("dc_asgd", {"learning_rate": 0.1, "lam": 2.0})
+        assert sl.ps.declared_rule(other) == ("asgd", {})
+        pulls, leads, pushes = [], [], []
+        for m in range(3):
+            w_m, lead = sl.ps.pull(w, worker=m, return_lead=True)  # dc_asgd: keeps backups
+            x, y = SHARDS[m]
+            loss = sl.reduce_mean(sl.square(sl.matmul(sl.constant(x), w_m) - y))
+            grad, = sl.gradients(loss, [w_m])
+            pulls.append(w_m)
+            leads.append(lead)
+            pushes.append(sl.ps.push(w, grad, worker=m))
+        init = sl.global_variables_initializer()
+    with pytest.raises(TypeError, match=r"unknown hyper-parameters \['lr'\]"):
+        sl.ps.declare("x", "asgd", lr=0.1)
+    ref = Reference("dc_asgd", lr=0.1, lam=2.0)
+    held = {}
+    with sl.Session(graph=g) as sess:
+        sess.run(init)
+        for event, m in SCHEDULE:
+            if event == "pull":
+                held[m] = ref.pull(m)
+                sess.run(pulls[m])
+            else:
+                ref.push(m, gradient(m, held[m]))
+                sess.run(pushes[m], {pulls[m]: held[m], leads[m]: 0})
+        np.testing.assert_allclose(sess.run(w), ref.w, rtol=1e-12)
