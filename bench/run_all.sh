@@ -3,7 +3,8 @@
 # the same run (oneTBB flow graph, OpenBLAS, raw TCP and a protobuf gRPC stream) with the targets
 # from docs/benchmarks.md. (The training step against PyTorch has its own script,
 # bench/train_step.sh, the convolution step against PyTorch bench/conv_step.py.) The all-reduce
-# against gloo and BSP's throughput print tables of their own first.
+# against gloo, BSP's throughput and the ps pull/push against torch rpc print tables of their
+# own first.
 #
 #   bench/run_all.sh                              # about 2 minutes on 2 cores, plus the build
 #   BENCH_REPETITIONS=5 bench/run_all.sh          # steadier medians on a noisy machine
@@ -53,7 +54,10 @@ echo "== allreduce_bench" >&2
 echo "== bsp_throughput" >&2
 (eval "$(tools/python_env.sh)" && /usr/bin/python3 bench/bsp_throughput.py --workers 1 2 4 \
   --repetitions "$repetitions" > "$out/bsp_throughput.md") >&2 || echo "bsp_throughput failed" >&2
-for table in allreduce_bench bsp_throughput; do
+echo "== ps_bench" >&2
+(eval "$(tools/python_env.sh)" && /usr/bin/python3 bench/ps_bench.py \
+  --repetitions "$repetitions" > "$out/ps_bench.md") >&2 || echo "ps_bench failed" >&2
+for table in allreduce_bench bsp_throughput ps_bench; do
   echo "$table (bench/$table.py):"
   grep -v '^sluice_server' "$out/$table.md" || true
   echo
