@@ -11,9 +11,11 @@ TRAINING.md section 3 (ops/ps_ops.h has the equations):
                  averaged and applied once; stale ones are dropped and counted
 
 The ps counts pushes (its clock t) and remembers each worker's clock at its last pull; a push's
-delay is tau = t - that clock. A pull may instead bound staleness (SSP): `pull(w, m,
-staleness=s, workers=N)` waits until the slowest worker is at most s pushes behind worker m. Each worker's graph pulls, computes its gradient on the pulled
-value and pushes it:
+delay is tau = t - that clock. A pull may bound staleness (SSP): `pull(w, m, staleness=s,
+workers=N)` waits until the slowest worker is at most s pushes behind worker m. `declare` sets
+a rule per variable by name pattern; `pull_rows`/`push_rows` move only an embedding's touched
+rows; `DelayScheduler` orders pulls and pushes reproducibly. Each worker's graph pulls,
+computes its gradient on the pulled value and pushes it:
 
     with sl.device("/job:ps/task:0"):
         w = sl.Variable(np.zeros([784, 10], np.float32), name="w")
