@@ -14,9 +14,9 @@ of `--repetitions` runs of `--steps` steps each:
   overhead  a trivial step touching every worker (the master's RunStep and one RunGraph per
             worker)
 
-and reports examples/s = workers x batch / step, the efficiency against one worker
-(throughput_n / (n x throughput_1); when 1 is among --workers), and the step split into compute, overhead and the rest
-(the all-reduce and the update).
+and reports examples/s = workers x batch / step, the efficiency against one worker (throughput_n
+/ (n x throughput_1); when 1 is among --workers), and the step split into compute, overhead and
+the rest (the all-reduce and the update).
 
     eval "$(tools/python_env.sh)"
     /usr/bin/python3 bench/bsp_throughput.py --workers 1 2 4

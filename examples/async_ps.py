@@ -1,14 +1,15 @@
 """Asynchronous training against parameter servers on a LocalCluster of 2 ps + 3 workers.
 
 A click-through-style classifier of generated data: each example has a categorical id (one of
-1,000, looked up in an 8-wide embedding) and 4 dense features; a dense layer reads the
-embedding row and the features. The variables go to the ps tasks by bytes
+1,000, looked up in an 8-wide embedding) and 4 dense features; a dense layer reads the embedding
+row and the features. The variables go to the ps tasks by bytes
 (sl.train.replica_device_setter); three worker threads, each with its own graph and session
 (between-graph replication) and its own shard of the data (sl.data, shuffle_split), pull,
 compute and push without waiting for each other, with a rule declared per variable
 (sl.ps.declare): the embedding's rows by row-wise ASGD (only the rows a batch touches travel),
-the dense weights by DC-ASGD, the bias by plain ASGD. Prints the placement, then per epoch the test loss and
-accuracy, the examples/s of all workers together, and each variable's delay histogram.
+the dense weights by DC-ASGD, the bias by plain ASGD. Prints the placement, then per epoch the
+test loss and accuracy, the examples/s of all workers together, and each variable's delay
+histogram.
 
     /usr/bin/python3 examples/async_ps.py --epochs 5
 """
