@@ -213,3 +213,59 @@ class DelayScheduler:
                 out.append(("pull", m))
                 pulled_at[m] = done
         return out
+
+
+class LocalSteps:
+    """Communication frequency K for asynchronous training: worker `worker` trains a local copy
+    of `var` (on `device`) for K steps and pushes their accumulated update to the ps once,
+    instead of pushing every step:
+
+        refresh:  x <- pull(var);  acc <- 0
+        step:     x <- x - eta * g(x);  acc <- acc + g(x)       (K times)
+        push:     var <- var - eta * acc  (ASGD: the local steps' whole update, x_pulled - x)
+
+        local = sl.ps.LocalSteps(w, worker=m, device="/job:worker/task:%d" % m,
+                                 learning_rate=0.1)
+        loss = model(local.value)
+        grad, = sl.gradients(loss, [local.value])
+        step = local.step(grad)
+        sess.run(local.refresh)
+        for _ in range(k): sess.run(step)
+        sess.run(local.push)
+    """
+
+    def __init__(self, var, worker, device, learning_rate=0.01, name=None):
+        from sluice import variables
+
+        ref = framework._as_tensor_or_none(var)
+        shape = ref.get_shape().as_list()
+        dtype = ref.dtype.as_numpy_dtype
+        base = name or "{}_local_{}".format(ref.op.name, int(worker))
+        self._var, self._worker, self._lr = ref, int(worker), float(learning_rate)
+        import numpy as np
+
+        with ref.graph.device(device):
+            self.value = variables.Variable(np.zeros(shape, dtype), trainable=False,
+                                            name=base)
+            self._acc = variables.Variable(np.zeros(shape, dtype), trainable=False,
+                                           name=base + "_accumulated")
+            pulled = pull(ref, worker=self._worker, rule="asgd")
+            self.refresh = _group([variables.assign(self.value, pulled),
+                                   variables.assign(self._acc, np.zeros(shape, dtype))])
+        self._device = device
+        self.push = push(ref, self._acc, self._worker, rule="asgd",
+                         learning_rate=self._lr)
+
+    def step(self, grad):
+        """One local step on the copy by `grad` (the loss's gradient at `value`)."""
+        from sluice import math_ops, variables
+
+        with self._var.graph.device(self._device):
+            return _group([variables.assign_sub(self.value, math_ops.multiply(grad, self._lr)),
+                           variables.assign_add(self._acc, grad)])
+
+
+def _group(ops):
+    from sluice import array_ops
+
+    return array_ops.group(*ops)

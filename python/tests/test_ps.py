@@ -659,3 +659,40 @@ def test_rules_declared_by_name_pattern_apply_to_pulls_and_pushes():
                 ref.push(m, gradient(m, held[m]))
                 sess.run(pushes[m], {pulls[m]: held[m], leads[m]: 0})
         np.testing.assert_allclose(sess.run(w), ref.w, rtol=1e-12)
+
+
+def test_local_steps_push_their_accumulated_update_every_k_steps():
+    k, lr = 3, 0.1
+    g = sl.Graph()
+    with g.as_default():
+        w = sl.Variable(W0, name="w")
+        locals_, steps = [], []
+        for m in range(2):
+            local = sl.ps.LocalSteps(w, worker=m, device="/device:cpu:0", learning_rate=lr)
+            x, y = SHARDS[m]
+            loss = sl.reduce_mean(sl.square(sl.matmul(sl.constant(x), local.value) - y))
+            grad, = sl.gradients(loss, [local.value])
+            locals_.append(local)
+            steps.append(local.step(grad))
+        counters = sl.ps.counters(w)
+        init = sl.global_variables_initializer()
+    server = W0.copy()
+    with sl.Session(graph=g) as sess:
+        sess.run(init)
+        # Worker 0 refreshes, then worker 1; 0 pushes after its K steps, then 1 (from the
+        # value it pulled before 0's push: its update lands on the newer server value).
+        held = {}
+        for m in range(2):
+            sess.run(locals_[m].refresh)
+            held[m] = server.copy()
+        for m in range(2):
+            x_m, total = held[m].copy(), np.zeros_like(W0)
+            for _ in range(k):
+                sess.run(steps[m])
+                grad = gradient(m, x_m)
+                x_m, total = x_m - lr * grad, total + grad  # A graph constant: exact.
+            np.testing.assert_allclose(sess.run(locals_[m].value), x_m, rtol=1e-12)
+            sess.run(locals_[m].push)
+            server = server - F32(lr) * total  # A push attribute: single precision.
+            np.testing.assert_allclose(sess.run(w), server, rtol=1e-12)
+        assert sess.run(counters)[0] == 2  # One push per K steps per worker.
