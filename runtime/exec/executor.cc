@@ -120,7 +120,9 @@ class ExecutorImpl : public Executor {
 
   CpuDevice* device_ = nullptr;
   std::vector<NodeItem> items_;
-  std::vector<int> roots_;
+  // The roots by how a step starts them (see Start): async kernels (receives), those run on
+  // the starting thread (cheap ones and one expensive one), and those scheduled.
+  std::vector<int> async_roots_, inline_roots_, scheduled_roots_;
   std::vector<int> initial_slot_uses_;
   std::vector<int> fetch_slots_;
   int num_slots_ = 0;
@@ -200,8 +202,18 @@ absl::Status ExecutorImpl::Initialize(const ExecutorParams& params) {
       }
     }
   }
+  bool kept_expensive = false;
   for (size_t i = 0; i < items_.size(); ++i) {
-    if (items_[i].initial_pending == 0) roots_.push_back(static_cast<int>(i));
+    const NodeItem& item = items_[i];
+    if (item.initial_pending != 0) continue;
+    if (item.fed_index < 0 && item.kernel->AsAsync() != nullptr) {
+      async_roots_.push_back(static_cast<int>(i));
+    } else if (!item.expensive || !kept_expensive) {
+      kept_expensive |= item.expensive;
+      inline_roots_.push_back(static_cast<int>(i));
+    } else {
+      scheduled_roots_.push_back(static_cast<int>(i));
+    }
   }
   for (const Endpoint& f : params.fetches) {
     int slot = items_[local[f.node]].output_base + f.index;
@@ -243,26 +255,14 @@ void ExecutorImpl::Start(StepArgs args, DoneCallback done, tbb::task_group* grou
   // before the last one is waiting. Then cheap roots and one expensive root run on this
   // thread, and other expensive roots are scheduled. (A root not yet processed keeps the step
   // alive.)
-  std::vector<int> receives, ready, scheduled;
-  bool kept_expensive = false;
-  for (int r : roots_) {
-    if (items_[r].fed_index < 0 && items_[r].kernel->AsAsync() != nullptr) {
-      receives.push_back(r);
-    } else if (!items_[r].expensive || !kept_expensive) {
-      kept_expensive |= items_[r].expensive;
-      ready.push_back(r);
-    } else {
-      scheduled.push_back(r);
-    }
-  }
-  if (!receives.empty()) {
+  if (!async_roots_.empty()) {
     const bool outer = t_defer_continuations;
     t_defer_continuations = true;
-    Process(step, std::move(receives));
+    Process(step, async_roots_);
     t_defer_continuations = outer;
   }
-  for (int r : scheduled) Schedule(step, r);
-  if (!ready.empty()) Process(step, std::move(ready));
+  for (int r : scheduled_roots_) Schedule(step, r);
+  if (!inline_roots_.empty()) Process(step, inline_roots_);
 }
 
 void ExecutorImpl::Schedule(StepState* step, int id) const {
