@@ -123,6 +123,16 @@ void Complete(const std::vector<std::shared_ptr<PullWaiter>>& ready) {
   }
 }
 
+// The ps state of variable `name` on this device, created empty on first use.
+absl::StatusOr<std::shared_ptr<PsState>> StateOf(OpKernelContext* ctx, const std::string& name) {
+  std::shared_ptr<PsState> state =
+      ctx->resources()->LookupOrCreate<PsState>(absl::StrCat("ps-state:", name));
+  if (state == nullptr) {
+    return absl::InternalError(absl::StrCat("the resource 'ps-state:", name, "' has another type"));
+  }
+  return state;
+}
+
 // Base of the kernels: the variable (by its write handle's name) and its state.
 class PsKernel : public OpKernel {
  public:
@@ -138,8 +148,7 @@ class PsKernel : public OpKernel {
       return absl::FailedPreconditionError(
           absl::StrCat("variable '", name_, "' is not initialized"));
     }
-    *state = ctx->resources()->LookupOrCreate<PsState>(absl::StrCat("ps-state:", name_));
-    if (*state == nullptr) return absl::InternalError("ps state of another type");
+    SLUICE_ASSIGN_OR_RETURN(*state, StateOf(ctx, name_));
     return absl::OkStatus();
   }
   static absl::Status CheckInitialized(const std::string& name, const Variable& v)
@@ -184,8 +193,7 @@ class PsPullOp : public AsyncOpKernel {
     }
     ctx->release_input(0);  // Input 0 only names the variable.
     std::shared_ptr<Variable> var = ctx->resources()->LookupVariable(name_);
-    std::shared_ptr<PsState> state =
-        ctx->resources()->LookupOrCreate<PsState>(absl::StrCat("ps-state:", name_));
+    SLUICE_ASSIGN_OR_RETURN(std::shared_ptr<PsState> state, StateOf(ctx, name_));
     if (var == nullptr) {
       return absl::FailedPreconditionError(
           absl::StrCat("variable '", name_, "' is not initialized"));
@@ -592,31 +600,13 @@ class PsDelaysOp : public PsKernel {
 
   absl::Status Compute(OpKernelContext* ctx) override {
     ctx->release_input(0);
-    std::shared_ptr<PsState> state =
-        ctx->resources()->LookupOrCreate<PsState>(absl::StrCat("ps-state:", name_));
-    if (state == nullptr) return absl::InternalError("ps state of another type");
+    SLUICE_ASSIGN_OR_RETURN(std::shared_ptr<PsState> state, StateOf(ctx, name_));
     absl::MutexLock lock(&state->mu);
     const int64_t size = state->delays.empty() ? 0 : state->delays.rbegin()->first + 1;
     Tensor counts(DType::kInt64, TensorShape({size}));
     for (int64_t i = 0; i < size; ++i) counts.data<int64_t>()[i] = 0;
     for (const auto& [tau, n] : state->delays) counts.data<int64_t>()[tau] = n;
     ctx->set_output(0, counts);
-    return absl::OkStatus();
-  }
-};
-
-class PsWaitingOp : public PsKernel {
- public:
-  using PsKernel::PsKernel;
-  bool IsExpensive() const override { return false; }
-
-  absl::Status Compute(OpKernelContext* ctx) override {
-    ctx->release_input(0);
-    std::shared_ptr<PsState> state =
-        ctx->resources()->LookupOrCreate<PsState>(absl::StrCat("ps-state:", name_));
-    if (state == nullptr) return absl::InternalError("ps state of another type");
-    absl::MutexLock lock(&state->mu);
-    ctx->set_output(0, Tensor::Scalar<int64_t>(static_cast<int64_t>(state->waiting.size())));
     return absl::OkStatus();
   }
 };
@@ -628,29 +618,13 @@ class PsCountersOp : public PsKernel {
 
   absl::Status Compute(OpKernelContext* ctx) override {
     ctx->release_input(0);
-    std::shared_ptr<PsState> state =
-        ctx->resources()->LookupOrCreate<PsState>(absl::StrCat("ps-state:", name_));
-    if (state == nullptr) return absl::InternalError("ps state of another type");
+    SLUICE_ASSIGN_OR_RETURN(std::shared_ptr<PsState> state, StateOf(ctx, name_));
     absl::MutexLock lock(&state->mu);
     ctx->set_output(0, Tensor::FromVector<int64_t>({state->clock, state->version, state->dropped,
                                                     static_cast<int64_t>(state->waiting.size())}));
     return absl::OkStatus();
   }
 };
-
-// Input 0 must be a Variable node (a write handle), as for Assign.
-template <typename K>
-absl::StatusOr<std::unique_ptr<OpKernel>> MakePsKernel(const Node& node) {
-  const Node* src = node.input(0).node;
-  if (src->op() != "Variable") {
-    return absl::InvalidArgumentError(
-        absl::StrCat(node.DebugName(),
-                     ": input 0 ('ref') must come from a Variable node, but "
-                     "comes from ",
-                     src->DebugName()));
-  }
-  return std::unique_ptr<OpKernel>(new K(node));
-}
 
 }  // namespace
 
@@ -724,17 +698,6 @@ absl::Status RegisterPsOps(OpRegistry* ops, KernelRegistry* kernels) {
                           c->set_output(0, TensorShape({4}));
                           return absl::OkStatus();
                         })));
-  SLUICE_RETURN_IF_ERROR(
-      ops->Register(OpDefBuilder("PsWaiting")
-                        .Input("ref: Ref(T)")
-                        .Output("pulls: int64")
-                        .Attr("T: type")
-                        .SetIsStateful()
-                        .Doc("How many pulls of the variable wait for slower workers now.")
-                        .SetShapeFn([](InferenceContext* c) {
-                          c->set_output(0, TensorShape());
-                          return absl::OkStatus();
-                        })));
   SLUICE_RETURN_IF_ERROR(ops->Register(
       OpDefBuilder("PsPush")
           .Input("ref: Ref(T)")
@@ -768,24 +731,25 @@ absl::Status RegisterPsOps(OpRegistry* ops, KernelRegistry* kernels) {
             return absl::OkStatus();
           })));
   for (DType dt : {DType::kFloat32, DType::kFloat64}) {
-    SLUICE_RETURN_IF_ERROR(kernels->Register("PsPull", kDeviceCpu, dt, MakePsKernel<PsPullOp>));
-    SLUICE_RETURN_IF_ERROR(kernels->Register("PsDelays", kDeviceCpu, dt, MakePsKernel<PsDelaysOp>));
     SLUICE_RETURN_IF_ERROR(
-        kernels->Register("PsWaiting", kDeviceCpu, dt, MakePsKernel<PsWaitingOp>));
+        kernels->Register("PsPull", kDeviceCpu, dt, MakeVariableUpdateKernel<PsPullOp>));
     SLUICE_RETURN_IF_ERROR(
-        kernels->Register("PsCounters", kDeviceCpu, dt, MakePsKernel<PsCountersOp>));
+        kernels->Register("PsDelays", kDeviceCpu, dt, MakeVariableUpdateKernel<PsDelaysOp>));
+    SLUICE_RETURN_IF_ERROR(
+        kernels->Register("PsCounters", kDeviceCpu, dt, MakeVariableUpdateKernel<PsCountersOp>));
   }
   for (DType dt : {DType::kFloat32, DType::kFloat64}) {
     SLUICE_RETURN_IF_ERROR(
-        kernels->Register("PsPullRows", kDeviceCpu, dt, MakePsKernel<PsPullRowsOp>));
+        kernels->Register("PsPullRows", kDeviceCpu, dt, MakeVariableUpdateKernel<PsPullRowsOp>));
   }
   SLUICE_RETURN_IF_ERROR(kernels->Register("PsPushRows", kDeviceCpu, DType::kFloat32,
-                                           MakePsKernel<PsPushRowsOp<float>>));
+                                           MakeVariableUpdateKernel<PsPushRowsOp<float>>));
   SLUICE_RETURN_IF_ERROR(kernels->Register("PsPushRows", kDeviceCpu, DType::kFloat64,
-                                           MakePsKernel<PsPushRowsOp<double>>));
-  SLUICE_RETURN_IF_ERROR(
-      kernels->Register("PsPush", kDeviceCpu, DType::kFloat32, MakePsKernel<PsPushOp<float>>));
-  return kernels->Register("PsPush", kDeviceCpu, DType::kFloat64, MakePsKernel<PsPushOp<double>>);
+                                           MakeVariableUpdateKernel<PsPushRowsOp<double>>));
+  SLUICE_RETURN_IF_ERROR(kernels->Register("PsPush", kDeviceCpu, DType::kFloat32,
+                                           MakeVariableUpdateKernel<PsPushOp<float>>));
+  return kernels->Register("PsPush", kDeviceCpu, DType::kFloat64,
+                           MakeVariableUpdateKernel<PsPushOp<double>>);
 }
 
 namespace ops {
@@ -819,10 +783,6 @@ Output PsPush(const Scope& scope, Output var, Input grad, const PsRule& rule, So
 
 Output PsDelays(const Scope& scope, Output var, SourceLocation loc) {
   return BuildOp(scope, "PsDelays", {VariableRef(scope, var, loc)}, {}, loc);
-}
-
-Output PsWaiting(const Scope& scope, Output var, SourceLocation loc) {
-  return BuildOp(scope, "PsWaiting", {VariableRef(scope, var, loc)}, {}, loc);
 }
 
 }  // namespace ops

@@ -15,7 +15,6 @@
 //   PsPushRows(ref var, indices, values) -> delay; rows[indices[i]] -= eta * values[i] (ASGD;
 //                               repeated indices add up): for embeddings, only the rows a
 //                               batch touches cross the network and are written
-//   PsWaiting(ref var)       -> how many pulls wait now
 //   PsCounters(ref var)      -> [pushes received, versions applied, pushes dropped, waiting]
 //   PsPush   (ref var, grad) -> the push's delay tau (int64); applies grad by the rule
 //   PsDelays (ref var)       -> int64 [max tau + 1]: how many pushes had each delay
@@ -79,7 +78,6 @@ Output PsPull(const Scope& scope, Output var, const PsRule& rule,
 Output PsPush(const Scope& scope, Output var, Input grad, const PsRule& rule,
               SourceLocation loc = SourceLocation::Current());
 Output PsDelays(const Scope& scope, Output var, SourceLocation loc = SourceLocation::Current());
-Output PsWaiting(const Scope& scope, Output var, SourceLocation loc = SourceLocation::Current());
 
 }  // namespace ops
 }  // namespace sluice

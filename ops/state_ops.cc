@@ -116,20 +116,6 @@ class VariableUpdateOp : public OpKernel {
   const TensorShape declared_shape_;
 };
 
-// Kernel factory for the Assign family: input 0 must come from a Variable node.
-template <typename K>
-absl::StatusOr<std::unique_ptr<OpKernel>> MakeVariableUpdateKernel(const Node& node) {
-  const Node* src = node.input(0).node;
-  if (src->op() != kVariableOp) {
-    return absl::InvalidArgumentError(
-        absl::StrCat(node.DebugName(),
-                     ": input 0 ('ref') must come from a Variable node, but "
-                     "comes from ",
-                     src->DebugName()));
-  }
-  return std::unique_ptr<OpKernel>(new K(node));
-}
-
 absl::Status AssignShape(InferenceContext* c) {
   SLUICE_ASSIGN_OR_RETURN(bool validate, c->GetAttr<bool>("validate_shape"));
   if (!validate) {
@@ -393,6 +379,16 @@ Output WriteHandle(const Scope& scope, const Output& var, SourceLocation loc) {
 }
 
 }  // namespace
+
+absl::Status CheckRefInput(const Node& node) {
+  const Node* src = node.input(0).node;
+  if (src->op() != kVariableOp) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        node.DebugName(), ": input 0 ('ref') must come from a Variable node, but comes from ",
+        src->DebugName()));
+  }
+  return absl::OkStatus();
+}
 
 std::string VariableNameOf(const Node& variable_node) { return VariableName(variable_node); }
 

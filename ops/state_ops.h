@@ -24,6 +24,7 @@
 #ifndef SLUICE_OPS_STATE_OPS_H_
 #define SLUICE_OPS_STATE_OPS_H_
 
+#include <memory>
 #include <string>
 
 #include "graph/op_def.h"
@@ -37,6 +38,18 @@ absl::Status RegisterStateOps(OpRegistry* ops, KernelRegistry* kernels);
 // The ResourceMgr name of the variable a Variable node stands for: its "shared_name", else its
 // node name.
 std::string VariableNameOf(const Node& variable_node);
+
+// OK when input 0 of `node` comes from a Variable node, as a "ref" input must (the Assign
+// family, the parameter-server ops); else InvalidArgument naming both nodes.
+absl::Status CheckRefInput(const Node& node);
+
+// Kernel factory for ops whose input 0 is a variable ref (checked by CheckRefInput).
+template <typename K>
+absl::StatusOr<std::unique_ptr<OpKernel>> MakeVariableUpdateKernel(const Node& node) {
+  absl::Status ref = CheckRefInput(node);
+  if (!ref.ok()) return ref;
+  return std::unique_ptr<OpKernel>(new K(node));
+}
 
 namespace ops {
 

@@ -33,7 +33,12 @@ Hyper-parameters are float attributes (single precision, as TensorFlow's).
 import contextlib
 import fnmatch
 
+import numpy as np
+
+from sluice import array_ops
 from sluice import framework
+from sluice import math_ops
+from sluice import variables
 
 RULES = ("asgd", "hogwild", "dc_asgd", "dc_asgd_a", "adadelay", "sync")
 
@@ -135,10 +140,9 @@ def counters(var, name=None):
 
 
 def waiting(var, name=None):
-    """How many pulls of the variable wait for slower workers now (int64)."""
-    ref, handle, location = _handle(var, "ps.waiting")
-    with _on_variable(ref):
-        return ref.graph._add_op("PsWaiting", [handle], {}, name, location).outputs[0]
+    """How many pulls of the variable wait for slower workers now (int64; element 3 of
+    `counters`)."""
+    return array_ops.gather(counters(var), 3, name=name)
 
 
 def push(var, grad, worker, rule=None, learning_rate=None, lam=None, momentum=None,
@@ -197,8 +201,6 @@ class DelayScheduler:
     def events(self, pushes):
         """The schedule of `pushes` pushes (and the pulls before them); every push's delay
         (pushes by others between its worker's pull and it) is at most max_delay."""
-        import numpy as np
-
         rng = np.random.default_rng(self.seed)
         pulled_at = {}  # Worker -> pushes done when it pulled.
         done, out = 0, []
@@ -235,37 +237,26 @@ class LocalSteps:
     """
 
     def __init__(self, var, worker, device, learning_rate=0.01, name=None):
-        from sluice import variables
-
         ref = framework._as_tensor_or_none(var)
         shape = ref.get_shape().as_list()
         dtype = ref.dtype.as_numpy_dtype
         base = name or "{}_local_{}".format(ref.op.name, int(worker))
         self._var, self._worker, self._lr = ref, int(worker), float(learning_rate)
-        import numpy as np
-
         with ref.graph.device(device):
             self.value = variables.Variable(np.zeros(shape, dtype), trainable=False,
                                             name=base)
             self._acc = variables.Variable(np.zeros(shape, dtype), trainable=False,
                                            name=base + "_accumulated")
             pulled = pull(ref, worker=self._worker, rule="asgd")
-            self.refresh = _group([variables.assign(self.value, pulled),
-                                   variables.assign(self._acc, np.zeros(shape, dtype))])
+            self.refresh = array_ops.group(variables.assign(self.value, pulled),
+                                           variables.assign(self._acc, np.zeros(shape, dtype)))
         self._device = device
         self.push = push(ref, self._acc, self._worker, rule="asgd",
                          learning_rate=self._lr)
 
     def step(self, grad):
         """One local step on the copy by `grad` (the loss's gradient at `value`)."""
-        from sluice import math_ops, variables
-
         with self._var.graph.device(self._device):
-            return _group([variables.assign_sub(self.value, math_ops.multiply(grad, self._lr)),
-                           variables.assign_add(self._acc, grad)])
-
-
-def _group(ops):
-    from sluice import array_ops
-
-    return array_ops.group(*ops)
+            return array_ops.group(
+                variables.assign_sub(self.value, math_ops.multiply(grad, self._lr)),
+                variables.assign_add(self._acc, grad))
