@@ -15,6 +15,8 @@ namespace sluice {
 namespace ops {
 namespace {
 
+using GradsAndVars = std::vector<std::pair<Output, Output>>;
+
 bool Same(const Output& a, const Output& b) {
   return a.node() == b.node() && a.index() == b.index();
 }
@@ -26,10 +28,12 @@ Output ScaleBy(const Scope& s, const Output& x, double factor) {
 
 Output Scale(const Scope& s, const Output& x, int n) { return ScaleBy(s, x, 1.0 / n); }
 
-// Every replica, each with variables of its own (none shared between replicas).
-absl::StatusOr<std::vector<Replica>> BuildOwnReplicas(const Scope& scope,
-                                                      const std::vector<std::string>& devices,
-                                                      const ReplicaModelFn& model) {
+// Every replica, with the same number of variables; with `own_variables`, none shared with
+// replica 0 (the local-step strategies need a copy per replica).
+absl::StatusOr<std::vector<Replica>> BuildReplicas(const Scope& scope,
+                                                   const std::vector<std::string>& devices,
+                                                   const ReplicaModelFn& model,
+                                                   bool own_variables) {
   if (devices.empty()) return absl::InvalidArgumentError("no devices");
   std::vector<Replica> replicas;
   for (int i = 0; i < static_cast<int>(devices.size()); ++i) {
@@ -40,7 +44,7 @@ absl::StatusOr<std::vector<Replica>> BuildOwnReplicas(const Scope& scope,
                                                      " variables, replica 0 ",
                                                      replicas[0].variables.size()));
     }
-    for (size_t k = 0; k < r.variables.size() && i > 0; ++k) {
+    for (size_t k = 0; k < r.variables.size() && i > 0 && own_variables; ++k) {
       if (Same(r.variables[k], replicas[0].variables[k])) {
         return absl::InvalidArgumentError(
             absl::StrCat("replica ", i, " shares variable ", r.variables[k].name(),
@@ -63,11 +67,19 @@ absl::StatusOr<Output> InitialValueOf(const Scope& scope, const Output& var) {
   return Output(init->input(1).node, init->input(1).index);
 }
 
-// Each replica's optimizer step on its own loss, and the step counter it increments.
-absl::Status AddLocalSteps(const Scope& scope, const std::vector<std::string>& devices,
-                           const std::vector<Output>& losses, Optimizer* optimizer,
-                           LocalTraining* t) {
-  std::vector<std::pair<Output, Output>> pairs;
+std::vector<Output> LossesOf(const std::vector<Replica>& replicas) {
+  std::vector<Output> losses;
+  for (const Replica& r : replicas) losses.push_back(r.loss);
+  return losses;
+}
+
+// Each replica's optimizer step on `losses[i]`, and the step counter it increments. Returns
+// the (gradient, variable) pairs it applies.
+absl::StatusOr<GradsAndVars> AddLocalSteps(const Scope& scope,
+                                           const std::vector<std::string>& devices,
+                                           const std::vector<Output>& losses, Optimizer* optimizer,
+                                           LocalTraining* t) {
+  GradsAndVars pairs;
   for (size_t i = 0; i < devices.size(); ++i) {
     const std::vector<Output>& vars = t->replicas[i].variables;
     SLUICE_ASSIGN_OR_RETURN(
@@ -83,13 +95,11 @@ absl::Status AddLocalSteps(const Scope& scope, const std::vector<std::string>& d
   t->count = AssignAdd(on_first, t->local_steps, Tensor::Scalar<int64_t>(1));
   t->train = NoOp(scope.WithOpName("train").WithControlDependencies(
       std::vector<const Node*>{apply, t->count.node()}));
-  return absl::OkStatus();
+  return pairs;
 }
 
 Output MeanLoss(const Scope& scope, const std::vector<Replica>& replicas) {
-  std::vector<Output> losses;
-  for (const Replica& r : replicas) losses.push_back(r.loss);
-  return Scale(scope, AddN(scope, losses), static_cast<int>(replicas.size()));
+  return Scale(scope, AddN(scope, LossesOf(replicas)), static_cast<int>(replicas.size()));
 }
 
 // sum(x * x) over every element.
@@ -103,22 +113,17 @@ absl::StatusOr<BspTraining> BuildBsp(const Scope& scope, const std::vector<std::
                                      const ReplicaModelFn& model, Optimizer* optimizer,
                                      const BspOptions& options) {
   const int n = static_cast<int>(devices.size());
-  if (n == 0) return absl::InvalidArgumentError("BuildBsp: no devices");
   BspTraining bsp;
+  SLUICE_ASSIGN_OR_RETURN(bsp.replicas,
+                          BuildReplicas(scope, devices, model, /*own_variables=*/false));
   std::vector<std::vector<Output>> grads(n);
   for (int i = 0; i < n; ++i) {
-    const Scope s = scope.NewSubScope(absl::StrCat("replica_", i)).WithDevice(devices[i]);
-    SLUICE_ASSIGN_OR_RETURN(Replica r, model(s, i));
-    if (i > 0 && r.variables.size() != bsp.replicas[0].variables.size()) {
-      return absl::InvalidArgumentError(absl::StrCat("BuildBsp: replica ", i, " has ",
-                                                     r.variables.size(), " variables, replica 0 ",
-                                                     bsp.replicas[0].variables.size()));
-    }
-    SLUICE_ASSIGN_OR_RETURN(grads[i], optimizer->ComputeGradients(s, r.loss, r.variables));
-    bsp.replicas.push_back(std::move(r));
+    const Replica& r = bsp.replicas[i];
+    SLUICE_ASSIGN_OR_RETURN(
+        grads[i], optimizer->ComputeGradients(scope.WithDevice(devices[i]), r.loss, r.variables));
   }
   const std::vector<Output>& vars0 = bsp.replicas[0].variables;
-  std::vector<std::pair<Output, Output>> pairs;
+  GradsAndVars pairs;
   std::vector<int> reduced;  // Own variables with gradients, last created first.
   for (int k = static_cast<int>(vars0.size()) - 1; k >= 0; --k) {
     bool shared = true, differentiable = true;
@@ -169,9 +174,7 @@ absl::StatusOr<BspTraining> BuildBsp(const Scope& scope, const std::vector<std::
     }
   }
   bsp.sync = NoOp(scope.NewSubScope("sync").WithControlDependencies(assigns));
-  std::vector<Output> losses;
-  for (const Replica& r : bsp.replicas) losses.push_back(r.loss);
-  bsp.mean_loss = Scale(scope, AddN(scope, losses), n);
+  bsp.mean_loss = MeanLoss(scope, bsp.replicas);
   SLUICE_RETURN_IF_ERROR(scope.status());
   return bsp;
 }
@@ -181,10 +184,9 @@ absl::StatusOr<LocalTraining> BuildModelAveraging(const Scope& scope,
                                                   const ReplicaModelFn& model,
                                                   Optimizer* optimizer) {
   LocalTraining t;
-  SLUICE_ASSIGN_OR_RETURN(t.replicas, BuildOwnReplicas(scope, devices, model));
-  std::vector<Output> losses;
-  for (const Replica& r : t.replicas) losses.push_back(r.loss);
-  SLUICE_RETURN_IF_ERROR(AddLocalSteps(scope, devices, losses, optimizer, &t));
+  SLUICE_ASSIGN_OR_RETURN(t.replicas, BuildReplicas(scope, devices, model, /*own_variables=*/true));
+  SLUICE_RETURN_IF_ERROR(
+      AddLocalSteps(scope, devices, LossesOf(t.replicas), optimizer, &t).status());
   const int n = static_cast<int>(devices.size());
   std::vector<Output> assigns;
   for (size_t k = 0; k < t.replicas[0].variables.size(); ++k) {
@@ -208,10 +210,10 @@ absl::StatusOr<LocalTraining> BuildElasticAveraging(const Scope& scope,
                                                     GradientDescentOptimizer* optimizer,
                                                     double moving_rate) {
   LocalTraining t;
-  SLUICE_ASSIGN_OR_RETURN(t.replicas, BuildOwnReplicas(scope, devices, model));
-  std::vector<Output> losses;
-  for (const Replica& r : t.replicas) losses.push_back(r.loss);
-  SLUICE_RETURN_IF_ERROR(AddLocalSteps(scope, devices, losses, optimizer, &t));
+  SLUICE_ASSIGN_OR_RETURN(t.replicas, BuildReplicas(scope, devices, model, /*own_variables=*/true));
+  // The elastic step applies the local step's gradients, after reading the differences.
+  SLUICE_ASSIGN_OR_RETURN(GradsAndVars pairs,
+                          AddLocalSteps(scope, devices, LossesOf(t.replicas), optimizer, &t));
   const int n = static_cast<int>(devices.size());
   const size_t num_vars = t.replicas[0].variables.size();
   // Each replica's copy of the center, starting where the variables start.
@@ -241,16 +243,6 @@ absl::StatusOr<LocalTraining> BuildElasticAveraging(const Scope& scope,
         sums[k], AllReduce(scope.NewSubScope("elastic_sum"), each, devices, ReduceOp::kSum));
     before.insert(before.end(), sums[k].begin(), sums[k].end());
   }
-  std::vector<std::pair<Output, Output>> pairs;
-  for (int i = 0; i < n; ++i) {
-    const std::vector<Output>& vars = t.replicas[i].variables;
-    SLUICE_ASSIGN_OR_RETURN(
-        std::vector<Output> grads,
-        optimizer->ComputeGradients(scope.WithDevice(devices[i]), losses[i], vars));
-    for (size_t k = 0; k < num_vars; ++k) {
-      if (grads[k].valid()) pairs.emplace_back(grads[k], vars[k]);
-    }
-  }
   SLUICE_ASSIGN_OR_RETURN(const Node* step,
                           optimizer->ApplyGradients(
                               scope.NewSubScope("elastic").WithControlDependencies(before), pairs));
@@ -277,7 +269,7 @@ absl::StatusOr<LocalTraining> BuildAdmm(const Scope& scope, const std::vector<st
                                         double rho) {
   if (!(rho > 0)) return absl::InvalidArgumentError(absl::StrCat("ADMM needs rho > 0, got ", rho));
   LocalTraining t;
-  SLUICE_ASSIGN_OR_RETURN(t.replicas, BuildOwnReplicas(scope, devices, model));
+  SLUICE_ASSIGN_OR_RETURN(t.replicas, BuildReplicas(scope, devices, model, /*own_variables=*/true));
   const int n = static_cast<int>(devices.size());
   const size_t num_vars = t.replicas[0].variables.size();
   std::vector<Output> objectives;
@@ -294,7 +286,7 @@ absl::StatusOr<LocalTraining> BuildAdmm(const Scope& scope, const std::vector<st
     t.centers.push_back(std::move(zs));
     t.duals.push_back(std::move(us));
   }
-  SLUICE_RETURN_IF_ERROR(AddLocalSteps(scope, devices, objectives, optimizer, &t));
+  SLUICE_RETURN_IF_ERROR(AddLocalSteps(scope, devices, objectives, optimizer, &t).status());
   std::vector<Output> updates, residuals;
   for (size_t k = 0; k < num_vars; ++k) {
     std::vector<Output> sums;
