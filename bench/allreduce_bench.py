@@ -20,13 +20,14 @@ script measures Sluice alone ("peer skipped").
 
 import argparse
 import os
-import socket
 import statistics
 import subprocess
 import sys
 import time
 
 import numpy as np
+
+from bench_util import free_port, load_average
 
 SIZES = [4 << 10, 64 << 10, 1 << 20, 4 << 20, 16 << 20, 64 << 20]
 DEFAULT_MAX_SIZE = 64 << 20
@@ -50,14 +51,6 @@ if rank == 0:
     print(statistics.median(times))
 dist.destroy_process_group()
 """
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
 
 
 def gloo_time(n, size, iters):
@@ -115,7 +108,7 @@ class SluiceAllReduce:
 
 
 def compare_algorithms(sl, args):
-    print("load average before: " + " ".join(open("/proc/loadavg").read().split()[:3]))
+    print("load average before: " + load_average())
     print("| n | size | ring ms | recursive doubling ms | ring / doubling | cost model picks |")
     print("| --- | --- | --- | --- | --- | --- |")
     sizes = [4 << 10, 64 << 10, 256 << 10, 1 << 20, 4 << 20, 16 << 20, 64 << 20]
@@ -132,7 +125,7 @@ def compare_algorithms(sl, args):
                 print("| {} | {} KiB | {:.3f} | {:.3f} | {:.2f} | {} |".format(
                     n, size >> 10, r * 1e3, d * 1e3, r / d,
                     sl.collective.choose_algorithm(size, n)), flush=True)
-    print("load average after: " + " ".join(open("/proc/loadavg").read().split()[:3]))
+    print("load average after: " + load_average())
 
 
 def main():
@@ -157,7 +150,7 @@ def main():
     except ImportError:
         have_torch = False
         print("peer skipped: python3-torch not installed; measuring Sluice alone")
-    print("load average before: " + " ".join(open("/proc/loadavg").read().split()[:3]))
+    print("load average before: " + load_average())
     print("| n | size | sluice ms | gloo ms | sluice algbw MB/s | sluice busbw MB/s | "
           "gloo / sluice time |")
     print("| --- | --- | --- | --- | --- | --- | --- |")
@@ -179,7 +172,7 @@ def main():
                     algbw, algbw * 2 * (n - 1) / n,
                     "{:.2f}".format(statistics.median(peer) / t) if peer else "-")
                 print(row, flush=True)
-    print("load average after: " + " ".join(open("/proc/loadavg").read().split()[:3]))
+    print("load average after: " + load_average())
 
 
 if __name__ == "__main__":

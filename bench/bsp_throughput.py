@@ -28,6 +28,8 @@ import time
 
 import numpy as np
 
+from bench_util import load_average
+
 
 def build(sl, n, batch, layers, bucket_bytes):
     devices = ["/job:worker/task:%d" % i for i in range(n)]
@@ -90,7 +92,7 @@ def main():
     print("model {} ({:.1f} MB of float32 parameters), batch {} per worker, buckets of {} "
           "bytes".format("-".join(map(str, args.layers)), params * 4 / 1e6, args.batch,
                          args.bucket_bytes))
-    print("load average before: " + " ".join(open("/proc/loadavg").read().split()[:3]))
+    print("load average before: " + load_average())
     print("| workers | step ms | examples/s | efficiency | compute ms | overhead ms | "
           "all-reduce + update ms |")
     print("| --- | --- | --- | --- | --- | --- | --- |")
@@ -118,7 +120,7 @@ def main():
             t["overhead"] * 1e3, max(0.0, t["step"] - t["compute"]) * 1e3), flush=True)
         if not (np.isfinite(first) and np.isfinite(last)):
             raise SystemExit("the loss is not finite ({} -> {})".format(first, last))
-    print("load average after: " + " ".join(open("/proc/loadavg").read().split()[:3]))
+    print("load average after: " + load_average())
 
 
 if __name__ == "__main__":

@@ -17,11 +17,12 @@ The 4 KiB pull is the small-key latency.
 
 import argparse
 import os
-import socket
 import statistics
 import subprocess
 import sys
 import time
+
+from bench_util import free_port, load_average
 
 SIZES = [4 << 10, 64 << 10, 1 << 20, 16 << 20, 64 << 20]
 
@@ -51,14 +52,6 @@ else:
     W["w"] = torch.zeros(size // 4)
 rpc.shutdown()
 """
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
 
 
 def torch_times(size, iters):
@@ -136,7 +129,7 @@ def main():
     except ImportError:
         have_torch = False
         print("peer skipped: python3-torch not installed; measuring Sluice alone")
-    print("load average before: " + " ".join(open("/proc/loadavg").read().split()[:3]))
+    print("load average before: " + load_average())
     print("| size | Sluice pull ms | torch pull ms | pull ratio | Sluice push ms | "
           "torch push ms | push ratio |")
     print("| --- | --- | --- | --- | --- | --- | --- |")
@@ -164,7 +157,7 @@ def main():
                 cells = [failed, "-", "{:.3f}".format(push * 1e3), failed, "-"]
             print("| {} KiB | {:.3f} | {} |".format(size >> 10, pull * 1e3, " | ".join(cells)),
                   flush=True)
-    print("load average after: " + " ".join(open("/proc/loadavg").read().split()[:3]))
+    print("load average after: " + load_average())
 
 
 if __name__ == "__main__":

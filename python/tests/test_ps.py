@@ -217,6 +217,28 @@ def test_errors_name_the_variable_and_the_rule():
             sess.run(bad)
 
 
+class ClusterWorker:
+    """Worker m's own graph on a cluster with a ps task: `w` on /job:ps/task:0 (shared by name
+    with the other workers' graphs), pulled and differentiated on /job:worker/task:m, the
+    gradient pushed back (ASGD)."""
+
+    def __init__(self, m, learning_rate):
+        self.graph = sl.Graph()
+        with self.graph.as_default():
+            with sl.device("/job:ps/task:0"):
+                self.w = sl.Variable(W0, name="w")
+            with sl.device("/job:worker/task:%d" % m):
+                w_m = sl.ps.pull(self.w, worker=m)
+                x, y = SHARDS[m]
+                self.loss = sl.reduce_mean(sl.square(sl.matmul(sl.constant(x), w_m) - y))
+                self.grad, = sl.gradients(self.loss, [w_m])
+                self.pulled = sl.identity(w_m)
+            self.push = sl.ps.push(self.w, self.grad, worker=m, learning_rate=learning_rate)
+            self.init = sl.global_variables_initializer()
+            self.histogram = sl.ps.delays(self.w)
+            self.counters = sl.ps.counters(self.w)
+
+
 def test_between_graph_workers_train_asynchronously_against_a_ps_task():
     """Two worker threads, each with its own graph and session on a cluster with a ps job (the
     variable shared by name on /job:ps/task:0), pull, compute on their own task and push
@@ -225,40 +247,26 @@ def test_between_graph_workers_train_asynchronously_against_a_ps_task():
     with sl.LocalCluster(workers=2, ps=1) as cluster:
         assert cluster.num_ps == 1
 
-        def build(m):
-            g = sl.Graph()
-            with g.as_default():
-                with sl.device("/job:ps/task:0"):
-                    w = sl.Variable(W0, name="w")
-                with sl.device("/job:worker/task:%d" % m):
-                    w_m = sl.ps.pull(w, worker=m)
-                    x, y = SHARDS[m]
-                    loss = sl.reduce_mean(sl.square(sl.matmul(sl.constant(x), w_m) - y))
-                    grad, = sl.gradients(loss, [w_m])
-                push = sl.ps.push(w, grad, worker=m, learning_rate=0.05)
-                init = sl.global_variables_initializer()
-                histogram = sl.ps.delays(w)
-            assert w.op.device == "/job:ps/task:0" and push.op.device == "/job:ps/task:0"
-            assert grad.op.device == "/job:worker/task:%d" % m
-            return g, init, loss, push, histogram
-
-        graphs = [build(m) for m in range(2)]
-        sessions = [sl.Session(cluster.target, graph=g[0]) for g in graphs]
-        sessions[0].run(graphs[0][1])  # The chief initialises the shared variable.
-        first = [s.run(g[2]) for s, g in zip(sessions, graphs)]
+        workers = [ClusterWorker(m, learning_rate=0.05) for m in range(2)]
+        for m, w in enumerate(workers):
+            assert w.w.op.device == "/job:ps/task:0" and w.push.op.device == "/job:ps/task:0"
+            assert w.grad.op.device == "/job:worker/task:%d" % m
+        sessions = [sl.Session(cluster.target, graph=w.graph) for w in workers]
+        sessions[0].run(workers[0].init)  # The chief initialises the shared variable.
+        first = [s.run(w.loss) for s, w in zip(sessions, workers)]
         delays = [[], []]
 
         def train(m):
             for _ in range(steps):
-                delays[m].append(int(sessions[m].run(graphs[m][3])))
+                delays[m].append(int(sessions[m].run(workers[m].push)))
 
         threads = [threading.Thread(target=train, args=(m,)) for m in range(2)]
         for t in threads:
             t.start()
         for t in threads:
             t.join()
-        histogram = sessions[0].run(graphs[0][4])
-        last = [s.run(g[2]) for s, g in zip(sessions, graphs)]
+        histogram = sessions[0].run(workers[0].histogram)
+        last = [s.run(w.loss) for s, w in zip(sessions, workers)]
         for s in sessions:
             s.close()
     assert histogram.sum() == 2 * steps
@@ -546,17 +554,9 @@ def test_delay_compensation_beats_plain_asgd_under_injected_delay():
 
 def test_a_lost_ps_task_fails_the_step_naming_it_and_a_checkpoint_resumes(tmp_path):
     with sl.LocalCluster(workers=1, ps=1) as cluster:
-        g = sl.Graph()
+        worker = ClusterWorker(0, learning_rate=0.1)
+        g, w, step, init = worker.graph, worker.w, worker.push, worker.init
         with g.as_default():
-            with sl.device("/job:ps/task:0"):
-                w = sl.Variable(W0, name="w")
-            with sl.device("/job:worker/task:0"):
-                w_m = sl.ps.pull(w, worker=0)
-                x, y = SHARDS[0]
-                loss = sl.reduce_mean(sl.square(sl.matmul(sl.constant(x), w_m) - y))
-                grad, = sl.gradients(loss, [w_m])
-            step = sl.ps.push(w, grad, worker=0, learning_rate=0.1)
-            init = sl.global_variables_initializer()
             saver = sl.train.Saver([w])
         path = str(tmp_path / "ps.ckpt")
         config = sl.ConfigProto(step_timeout_seconds=20)
@@ -587,23 +587,10 @@ def test_a_lost_ps_task_fails_the_step_naming_it_and_a_checkpoint_resumes(tmp_pa
 
 def test_asynchronous_training_goes_on_when_a_worker_dies_and_it_rejoins():
     with sl.LocalCluster(workers=2, ps=1) as cluster:
-        def build(m):
-            g = sl.Graph()
-            with g.as_default():
-                with sl.device("/job:ps/task:0"):
-                    w = sl.Variable(W0, name="w")
-                with sl.device("/job:worker/task:%d" % m):
-                    w_m = sl.ps.pull(w, worker=m)
-                    x, y = SHARDS[m]
-                    loss = sl.reduce_mean(sl.square(sl.matmul(sl.constant(x), w_m) - y))
-                    grad, = sl.gradients(loss, [w_m])
-                    pulled = sl.identity(w_m)
-                step = sl.ps.push(w, grad, worker=m, learning_rate=0.1)
-                init = sl.global_variables_initializer()
-                counters = sl.ps.counters(w)
-            return g, w, step, init, pulled, counters
-
-        (g0, w0, step0, init0, _, counters), (g1, _, step1, _, pulled1, _) = build(0), build(1)
+        first, second = ClusterWorker(0, 0.1), ClusterWorker(1, 0.1)
+        g0, w0, step0, init0, counters = (first.graph, first.w, first.push, first.init,
+                                          first.counters)
+        g1, step1, pulled1 = second.graph, second.push, second.pulled
         config = sl.ConfigProto(step_timeout_seconds=20)
         with sl.Session(cluster.target, graph=g0, config=config) as s0, \
                 sl.Session(cluster.target, graph=g1, config=config) as s1:
