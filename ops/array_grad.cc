@@ -189,6 +189,27 @@ absl::Status UnsortedSegmentSumGrad(const Scope& s, const Node& op, const Grads&
   return absl::OkStatus();
 }
 
+// Each data[m] row went to merged[indices[m][i]]: its gradient is that row of dy (as
+// TensorFlow, a row overwritten by a later input still gets it).
+absl::Status DynamicStitchGrad(const Scope& s, const Node& op, const Grads& dy, Grads* dx) {
+  const int n = op.num_inputs() / 2;
+  dx->assign(op.num_inputs(), Output());
+  for (int m = 0; m < n; ++m) {
+    (*dx)[n + m] = ops::Gather(s, dy[0], OpInput(op, m), Tensor::Scalar<int32_t>(0));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status DynamicPartitionGradFn(const Scope& s, const Node& op, const Grads& dy, Grads* dx) {
+  std::vector<Output> grads;
+  for (int p = 0; p < op.num_outputs(); ++p) {
+    grads.push_back(dy[p].valid() ? dy[p] : ops::ZerosLike(s, OpOutput(op, p)));
+  }
+  const Output data = OpInput(op, 0);
+  *dx = {ops::DynamicPartitionGrad(s, OpInput(op, 1), ShapeOf(s, data), grads), Output()};
+  return absl::OkStatus();
+}
+
 absl::Status TileGradFn(const Scope& s, const Node& op, const Grads& dy, Grads* dx) {
   *dx = {ops::TileGrad(s, dy[0], OpInput(op, 1), ShapeOf(s, OpInput(op, 0))), Output()};
   return absl::OkStatus();
@@ -215,15 +236,35 @@ absl::Status RegisterArrayGradients(GradientRegistry* r) {
   SLUICE_RETURN_IF_ERROR(r->Register("GatherNd", GatherNdGrad));
   SLUICE_RETURN_IF_ERROR(r->Register("ScatterNd", ScatterNdGrad));
   SLUICE_RETURN_IF_ERROR(r->Register("UnsortedSegmentSum", UnsortedSegmentSumGrad));
+  SLUICE_RETURN_IF_ERROR(r->Register("DynamicStitch", DynamicStitchGrad));
+  SLUICE_RETURN_IF_ERROR(r->Register("DynamicPartition", DynamicPartitionGradFn));
   SLUICE_RETURN_IF_ERROR(r->Register("Tile", TileGradFn));
   SLUICE_RETURN_IF_ERROR(r->Register("Pad", PadGradFn));
   // Ops whose outputs do not depend differentiably on their inputs (or that have none).
-  for (const char* op : {"Const",         "Placeholder",   "NoOp",         "ZerosLike",
-                         "OnesLike",      "StopGradient",  "Shape",        "InvertPermutation",
-                         "ConcatOffset",  "Variable",      "Assign",       "AssignAdd",
-                         "AssignSub",     "RandomUniform", "RandomNormal", "TruncatedNormal",
-                         "RandomShuffle", "OneHot",        "InTopK",       "ScatterAdd",
-                         "ScatterSub",    "ScatterUpdate"}) {
+  for (const char* op : {"Const",
+                         "Placeholder",
+                         "NoOp",
+                         "ZerosLike",
+                         "OnesLike",
+                         "StopGradient",
+                         "Shape",
+                         "InvertPermutation",
+                         "ConcatOffset",
+                         "Variable",
+                         "Assign",
+                         "AssignAdd",
+                         "AssignSub",
+                         "RandomUniform",
+                         "RandomNormal",
+                         "TruncatedNormal",
+                         "RandomShuffle",
+                         "OneHot",
+                         "InTopK",
+                         "ScatterAdd",
+                         "ScatterSub",
+                         "ScatterUpdate",
+                         "DynamicPartitionGrad",
+                         "Range"}) {
     SLUICE_RETURN_IF_ERROR(r->RegisterNoGradient(op));
   }
   return absl::OkStatus();

@@ -792,6 +792,7 @@ absl::Status RegisterArrayOps(OpRegistry* ops, KernelRegistry* kernels) {
   SLUICE_RETURN_IF_ERROR(RegisterCast(ops, kernels));
   SLUICE_RETURN_IF_ERROR(array_internal::RegisterIndexOps(ops, kernels));
   SLUICE_RETURN_IF_ERROR(array_internal::RegisterTilePadOps(ops, kernels));
+  SLUICE_RETURN_IF_ERROR(array_internal::RegisterPartitionOps(ops, kernels));
   return RegisterFillLike(ops, kernels);
 }
 

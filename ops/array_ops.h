@@ -9,6 +9,9 @@
 //   ZerosLike, OnesLike
 //   Gather     slices along an axis at indices (index_ops.cc); GatherNd by index tuples
 //   UnsortedSegmentSum, ScatterNd   add values into zeros by index (the gradients of the two)
+//   DynamicPartition, DynamicStitch   route rows to outputs by partition number, merge rows
+//              back by index (partition_ops.cc); DynamicPartitionGrad is the first's gradient
+//   Range      start, start + delta, ... below limit
 //   OneHot     indices to one-hot vectors; InTopK  whether a target is among the k best
 //   Tile       repeats a tensor along each dimension; Pad  pads it with a constant
 //              (tile_pad_ops.cc); TileGrad, PadGrad, GatherGrad are their gradients
@@ -34,6 +37,7 @@ namespace array_internal {
 // The parts of RegisterArrayOps that live in index_ops.cc and tile_pad_ops.cc.
 absl::Status RegisterIndexOps(OpRegistry* ops, KernelRegistry* kernels);
 absl::Status RegisterTilePadOps(OpRegistry* ops, KernelRegistry* kernels);
+absl::Status RegisterPartitionOps(OpRegistry* ops, KernelRegistry* kernels);
 }  // namespace array_internal
 
 namespace ops {
@@ -63,8 +67,19 @@ Output GatherNd(const Scope& scope, Input params, Input indices,
                 SourceLocation loc = SourceLocation::Current());
 Output ScatterNd(const Scope& scope, Input indices, Input updates, Input shape,
                  SourceLocation loc = SourceLocation::Current());
+std::vector<Output> DynamicPartition(const Scope& scope, Input data, Input partitions,
+                                     int num_partitions,
+                                     SourceLocation loc = SourceLocation::Current());
+Output DynamicPartitionGrad(const Scope& scope, Input partitions, Input data_shape,
+                            const std::vector<Output>& grads,
+                            SourceLocation loc = SourceLocation::Current());
+Output DynamicStitch(const Scope& scope, const std::vector<Output>& indices,
+                     const std::vector<Output>& data,
+                     SourceLocation loc = SourceLocation::Current());
 Output OneHot(const Scope& scope, Input indices, Input depth, Input on_value, Input off_value,
               int64_t axis = -1, SourceLocation loc = SourceLocation::Current());
+Output Range(const Scope& scope, Input start, Input limit, Input delta,
+             SourceLocation loc = SourceLocation::Current());
 Output InTopK(const Scope& scope, Input predictions, Input targets, int64_t k,
               SourceLocation loc = SourceLocation::Current());
 Output Tile(const Scope& scope, Input x, Input multiples,

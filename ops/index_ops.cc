@@ -444,6 +444,73 @@ class InTopKOp : public OpKernel {
   const int64_t k_;
 };
 
+// ------------------------------------------------------------------------------------------
+// Range
+
+// The number of values start, start + delta, ... before limit; InvalidArgument for a zero
+// delta, a delta pointing away from limit, or a count past int64 (NaN and infinities too).
+absl::StatusOr<int64_t> RangeSize(double start, double limit, double delta) {
+  if (delta == 0) return absl::InvalidArgumentError("Range: delta must not be 0");
+  if ((delta > 0 && start > limit) || (delta < 0 && start < limit)) {
+    return absl::InvalidArgumentError(absl::StrCat("Range: start ", start,
+                                                   delta > 0 ? " > limit " : " < limit ", limit,
+                                                   " with delta ", delta));
+  }
+  const double count = std::ceil((limit - start) / delta);
+  if (!(count >= 0 && count < 9.0e18)) {
+    return absl::InvalidArgumentError(absl::StrCat("Range: start ", start, ", limit ", limit,
+                                                   ", delta ", delta, " give too many values"));
+  }
+  return static_cast<int64_t>(count);
+}
+
+absl::StatusOr<double> ScalarValue(const Tensor& t, absl::string_view what) {
+  if (t.num_elements() != 1) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(what, " must be a scalar, got shape ", t.shape().DebugString()));
+  }
+  double v = 0;
+  SLUICE_RETURN_IF_ERROR(SwitchNumeric(t.dtype(), [&](auto tag) {
+    v = static_cast<double>(t.data<typename decltype(tag)::type>()[0]);
+    return absl::OkStatus();
+  }));
+  return v;
+}
+
+absl::Status RangeShape(InferenceContext* c) {
+  const Tensor* start = c->input_value(0);
+  const Tensor* limit = c->input_value(1);
+  const Tensor* delta = c->input_value(2);
+  if (start == nullptr || limit == nullptr || delta == nullptr) {
+    c->set_output(0, TensorShape({kUnknownDim}));
+    return absl::OkStatus();
+  }
+  SLUICE_ASSIGN_OR_RETURN(double s, ScalarValue(*start, "start"));
+  SLUICE_ASSIGN_OR_RETURN(double l, ScalarValue(*limit, "limit"));
+  SLUICE_ASSIGN_OR_RETURN(double d, ScalarValue(*delta, "delta"));
+  SLUICE_ASSIGN_OR_RETURN(int64_t n, RangeSize(s, l, d));
+  c->set_output(0, TensorShape({n}));
+  return absl::OkStatus();
+}
+
+template <typename T>
+class RangeOp : public OpKernel {
+ public:
+  using OpKernel::OpKernel;
+  absl::Status Compute(OpKernelContext* ctx) override {
+    SLUICE_ASSIGN_OR_RETURN(double start, ScalarValue(ctx->input(0), "start"));
+    SLUICE_ASSIGN_OR_RETURN(double limit, ScalarValue(ctx->input(1), "limit"));
+    SLUICE_ASSIGN_OR_RETURN(double delta, ScalarValue(ctx->input(2), "delta"));
+    SLUICE_ASSIGN_OR_RETURN(int64_t n, RangeSize(start, limit, delta));
+    SLUICE_ASSIGN_OR_RETURN(Tensor * out, ctx->allocate_output(0, TensorShape({n})));
+    const T first = ctx->input(0).data<T>()[0];
+    const T step = ctx->input(2).data<T>()[0];
+    T* y = out->data<T>();
+    for (int64_t i = 0; i < n; ++i) y[i] = static_cast<T>(first + static_cast<T>(i) * step);
+    return absl::OkStatus();
+  }
+};
+
 }  // namespace
 
 namespace array_internal {
@@ -546,6 +613,18 @@ absl::Status RegisterIndexOps(OpRegistry* ops, KernelRegistry* kernels) {
         kernels->Register("UnsortedSegmentSum", kDeviceCpu, dt, MakeKernel<UnsortedSegmentSumOp>));
     SLUICE_RETURN_IF_ERROR(kernels->Register("ScatterNd", kDeviceCpu, dt, MakeKernel<ScatterNdOp>));
   }
+  SLUICE_RETURN_IF_ERROR(ops->Register(
+      OpDefBuilder("Range")
+          .Input("start: T")
+          .Input("limit: T")
+          .Input("delta: T")
+          .Output("output: T")
+          .Attr("T: {float32, float64, int32, int64} = int32")
+          .Doc("start, start + delta, ... up to but not including limit (TensorFlow's Range); "
+               "a zero delta, or one pointing away from limit, is an error.")
+          .SetShapeFn(RangeShape)));
+  SLUICE_RETURN_IF_ERROR(
+      (RegisterCpuKernels<RangeOp, float, double, int32_t, int64_t>(kernels, "Range")));
   return RegisterCpuKernels<InTopKOp, float, double>(kernels, "InTopK");
 }
 
@@ -575,6 +654,9 @@ Output OneHot(const Scope& scope, Input indices, Input depth, Input on_value, In
               int64_t axis, SourceLocation loc) {
   return BuildOp(scope, "OneHot", {indices, depth, on_value, off_value},
                  {{"axis", AttrValue(axis)}}, loc);
+}
+Output Range(const Scope& scope, Input start, Input limit, Input delta, SourceLocation loc) {
+  return BuildOp(scope, "Range", {start, limit, delta}, {}, loc);
 }
 Output InTopK(const Scope& scope, Input predictions, Input targets, int64_t k, SourceLocation loc) {
   return BuildOp(scope, "InTopK", {predictions, targets}, {{"k", AttrValue(k)}}, loc);

@@ -130,6 +130,37 @@ void BindSession(py::module_& m) {
            "Sets the variables `names` (all if empty) from the checkpoint file `path`.")
       .def("close", &PySession::Close, "Releases the engine session; later runs fail.")
       .def_property_readonly("closed", &PySession::closed);
+  // The checkpoint file itself, for sl.train.Saver's partitioned variables (each saved as one
+  // tensor under its name, whatever its parts).
+  m.def(
+      "_read_checkpoint",
+      [](const std::string& path) {
+        std::vector<std::pair<std::string, Tensor>> entries;
+        {
+          py::gil_scoped_release release;
+          entries = ValueOrThrow(ReadCheckpoint(path));
+        }
+        py::list out;
+        for (auto& [name, tensor] : entries) {
+          out.append(py::make_tuple(name, ArrayFromTensor(std::move(tensor))));
+        }
+        return out;
+      },
+      py::arg("path"), "[(name, ndarray)] of a checkpoint file, checked whole (file order).");
+  m.def(
+      "_write_checkpoint",
+      [](const std::string& path, const py::list& entries) {
+        std::vector<std::pair<std::string, Tensor>> tensors;
+        for (py::handle item : entries) {
+          py::tuple pair = py::reinterpret_borrow<py::tuple>(item);
+          tensors.emplace_back(pair[0].cast<std::string>(),
+                               ValueOrThrow(TensorFromArray(pair[1].cast<py::array>())));
+        }
+        py::gil_scoped_release release;
+        ThrowIfError(WriteCheckpoint(path, std::move(tensors)));
+      },
+      py::arg("path"), py::arg("entries"),
+      "Writes [(name, ndarray)] atomically as a checkpoint file.");
 }
 
 }  // namespace python

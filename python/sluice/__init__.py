@@ -42,6 +42,8 @@ from sluice.array_ops import (
     cast,
     concat,
     constant,
+    dynamic_partition,
+    dynamic_stitch,
     expand_dims,
     fill,
     gather,
@@ -54,6 +56,7 @@ from sluice.array_ops import (
     ones_like,
     pad,
     placeholder,
+    range_ as range,  # noqa: A004
     rank,
     reshape,
     scatter_nd,
@@ -144,20 +147,24 @@ from sluice.variables import (
     scatter_update,
     trainable_variables,
     variables_initializer,
+    PartitionedVariable,
 )
 from sluice.tensor_shape import Dimension, TensorShape
 from sluice.variable_sharing import (
     AUTO_REUSE,
     VariableScope,
     constant_initializer,
+    fixed_size_partitioner,
     get_variable,
     get_variable_scope,
     glorot_normal_initializer,
     glorot_uniform_initializer,
+    min_max_variable_partitioner,
     ones_initializer,
     random_normal_initializer,
     random_uniform_initializer,
     truncated_normal_initializer,
+    variable_axis_size_partitioner,
     variable_scope,
     zeros_initializer,
 )

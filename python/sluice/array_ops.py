@@ -155,6 +155,14 @@ def ones_like(tensor, dtype=None, name=None):
     return out if dtype is None or dtypes.as_dtype(dtype) == out.dtype else cast(out, dtype)
 
 
+def _int32(value):
+    """`value` as int32: a tensor of another integer dtype is cast, literals become arrays."""
+    t = framework._as_tensor_or_none(value)
+    if t is None:
+        return np.asarray(value, dtype=np.int32)
+    return t if t.dtype == dtypes.int32 else cast(t, dtypes.int32)
+
+
 def _int_list(value):
     """Python lists of sizes or axes become int32 arrays (int64 when needed); tensors pass."""
     if isinstance(value, (list, tuple)) and all(
@@ -277,6 +285,45 @@ def gather(params, indices, validate_indices=None, name=None, axis=0):
     always checked)."""
     del validate_indices
     return _out(framework._op("Gather", [params, indices, np.int32(axis)], name=name))
+
+
+def range_(start, limit=None, delta=1, dtype=None, name="range"):
+    """`sl.range` (named so here to leave Python's range to this module): start, start + delta, ... below limit (one argument: 0 .. start - 1). The dtype is
+    `dtype`, else the widest of the arguments' (int32 for Python ints, float32 for floats)."""
+    if limit is None:
+        start, limit = 0, start
+    args = [start, limit, delta]
+    tensors = [framework._as_tensor_or_none(a) for a in args]
+    if dtype is None:
+        found = [t.dtype for t in tensors if t is not None]
+        order = [dtypes.int32, dtypes.int64, dtypes.float32, dtypes.float64]
+        if not found:
+            found = [dtypes.float32 if any(isinstance(a, float) for a in args) else dtypes.int32]
+        dtype = max(found, key=order.index)
+    dtype = dtypes.as_dtype(dtype)
+    args = [cast(t, dtype) if t is not None and t.dtype != dtype else
+            (t if t is not None else np.asarray(a, dtype=dtype.as_numpy_dtype))
+            for a, t in zip(args, tensors)]
+    return _out(framework._op("Range", args, name=name))
+
+
+def dynamic_partition(data, partitions, num_partitions, name=None):
+    """`num_partitions` tensors: output p holds, in order, the rows of `data` whose entry in
+    `partitions` (int32, its shape opening data's) is p."""
+    op = framework._op("DynamicPartition", [data, _int32(partitions)],
+                       {"num_partitions": int(num_partitions)}, name=name)
+    return op.outputs
+
+
+def dynamic_stitch(indices, data, name=None):
+    """merged[indices[m][i...]] = data[m][i...]; max(indices) + 1 rows, later inputs win where
+    indices repeat, rows no index names are zeros."""
+    indices, data = list(indices), list(data)
+    if len(indices) != len(data) or not indices:
+        raise ValueError("dynamic_stitch needs as many indices as data tensors (at least one), "
+                         "got {} and {}".format(len(indices), len(data)))
+    return _out(framework._op("DynamicStitch", [[_int32(i) for i in indices], data],
+                              name=name))
 
 
 def gather_nd(params, indices, name=None):

@@ -179,6 +179,14 @@ class LocalCluster:
         """(control address, data address) of worker `index`."""
         return self._live().worker_addresses(index)
 
+    def ps_pid(self, index):
+        """The process id of parameter-server task `index`."""
+        return self._live().ps_pid(index)
+
+    def worker_pid(self, index):
+        """The process id of worker `index`."""
+        return self._live().worker_pid(index)
+
     def kill_ps(self, index):
         """Kills parameter-server task `index` with SIGKILL; steps using it fail naming it."""
         self._live().kill_ps(index)

@@ -13,6 +13,7 @@ from sluice import array_ops
 from sluice import dtypes
 from sluice import framework
 from sluice import math_ops
+from sluice import variables
 
 sigmoid = math_ops.sigmoid
 tanh = math_ops.tanh
@@ -241,20 +242,35 @@ def in_top_k(predictions, targets, k, name=None):
     return _out(framework._op("InTopK", [predictions, targets], {"k": int(k)}, name=name))
 
 
-def embedding_lookup(params, ids, partition_strategy="mod", name=None, validate_indices=True,
+def embedding_lookup(params, ids, partition_strategy=None, name=None, validate_indices=True,
                      max_norm=None):
-    """Rows `ids` of `params` (a tensor, or a list of shards split along dimension 0): shape
-    ids.shape + params.shape[1:]. With several shards, `partition_strategy` "mod" puts id i in
-    shard i % n at row i // n, "div" gives each shard a contiguous range (the first ones one row
-    more when the rows do not divide evenly), as TF1 does. `max_norm` clips each looked-up row
-    to that L2 norm. The gradient is dense: rows not looked up get zeros."""
+    """Rows `ids` of `params` (a tensor or Variable, a list of shards split along dimension 0,
+    or a PartitionedVariable): shape ids.shape + params.shape[1:].
+
+    Each shard's gather runs on its shard's device, so only the looked-up rows leave a
+    parameter server; with several shards each id goes to its own shard only
+    (DynamicPartition), and the rows come back in the order of `ids` (DynamicStitch).
+    `partition_strategy` "mod" puts id i in shard i % n at row i // n, "div" gives each shard a
+    contiguous range (the first ones one row more when the rows do not divide evenly), as TF1
+    does; the default is "div" for a PartitionedVariable (so the lookup equals a gather from
+    the whole variable) and TF1's "mod" for a list. `max_norm` clips each looked-up row to that
+    L2 norm. Plain SGD updates only the looked-up rows (ops/optimizers.h)."""
     del validate_indices  # Indices are always checked.
-    shards = list(params) if isinstance(params, (list, tuple)) else [params]
+    partitioned = isinstance(params, variables.PartitionedVariable)
+    if partitioned and params.axis != 0:
+        raise ValueError("embedding_lookup needs a variable partitioned along dimension 0; {} "
+                         "is cut along {}".format(params.name, params.axis))
+    if partition_strategy is None:
+        partition_strategy = "div" if partitioned else "mod"
+    if partition_strategy not in ("mod", "div"):
+        raise ValueError("partition_strategy must be 'mod' or 'div', got {!r}".format(
+            partition_strategy))
+    shards = list(params) if partitioned or isinstance(params, (list, tuple)) else [params]
     if not shards:
         raise ValueError("embedding_lookup needs at least one params tensor")
     with framework.get_default_graph().name_scope(name or "embedding_lookup"):
         if len(shards) == 1:
-            rows = array_ops.gather(shards[0], ids)
+            rows = _gather_on_shard(shards[0], ids)
         else:
             rows = _sharded_lookup(shards, ids, partition_strategy)
         if max_norm is not None:
@@ -262,8 +278,19 @@ def embedding_lookup(params, ids, partition_strategy="mod", name=None, validate_
         return rows
 
 
+def _gather_on_shard(shard, ids):
+    """gather(shard, ids) on the shard's device when it is a variable placed somewhere."""
+    tensor = framework.convert_to_tensor(shard)
+    device = tensor.op.device if tensor.op.type == "Variable" else ""
+    if not device:
+        return array_ops.gather(shard, ids)
+    with tensor.graph.device(device):
+        return array_ops.gather(shard, ids)
+
+
 def _sharded_lookup(shards, ids, strategy):
-    """The sum over shards of (rows from that shard where the id lives there, else zeros)."""
+    """Each id's row from its own shard: ids partitioned by shard, one gather per shard, the
+    rows stitched back in the order of `ids`."""
     n = len(shards)
     sizes = []
     for s in shards:
@@ -274,39 +301,41 @@ def _sharded_lookup(shards, ids, strategy):
                                                              dims))
         sizes.append(int(dims[0]))
     ids = framework.convert_to_tensor(ids)
-    if ids.dtype != dtypes.int64:
-        ids = array_ops.cast(ids, dtypes.int64)
     if ids.shape is None:
         raise ValueError("embedding_lookup over shards needs ids of known rank: " + ids.name)
+    flat = array_ops.reshape(ids, [-1])
+    if flat.dtype != dtypes.int64:
+        flat = array_ops.cast(flat, dtypes.int64)
     if strategy == "mod":
-        shard_of = math_ops.floormod(ids, np.int64(n))
-        row_in = math_ops.floordiv(ids, np.int64(n))
-    elif strategy == "div":
+        shard_of = math_ops.floormod(flat, np.int64(n))
+        row_in = math_ops.floordiv(flat, np.int64(n))
+        # An id past the end lands in a shard as a row past that shard's end: its gather names it.
+    else:
         total = sum(sizes)
         big, extras = total // n + 1, total % n  # The first `extras` shards hold `big` rows.
         cut = np.int64(extras * big)
         small = max(total // n, 1)
-        low = math_ops.less(ids, cut)
-        shard_of = math_ops.where(low, math_ops.floordiv(ids, np.int64(big)),
-                                  math_ops.add(math_ops.floordiv(math_ops.subtract(ids, cut),
-                                                                 np.int64(small)),
-                                               np.int64(extras)))
-        row_in = math_ops.where(low, math_ops.floormod(ids, np.int64(big)),
-                                math_ops.floormod(math_ops.subtract(ids, cut), np.int64(small)))
-    else:
-        raise ValueError("partition_strategy must be 'mod' or 'div', got {!r}".format(strategy))
-    total = None
-    for p, shard in enumerate(shards):
-        here = math_ops.equal(shard_of, np.int64(p))
-        # Rows of other shards are clamped into range and then masked out.
-        safe = math_ops.minimum(row_in, np.int64(max(sizes[p] - 1, 0)))
-        part = array_ops.gather(shard, safe)
-        mask = array_ops.cast(here, part.dtype)
-        for _ in range(len(part.shape or ()) - len(ids.shape)):
-            mask = array_ops.expand_dims(mask, -1)
-        part = math_ops.multiply(part, mask)
-        total = part if total is None else math_ops.add(total, part)
-    return total
+        shard_of = math_ops.where(math_ops.less(flat, cut),
+                                  math_ops.floordiv(flat, np.int64(big)),
+                                  math_ops.floordiv(flat - cut, np.int64(small)) + np.int64(extras))
+        # An id past the end goes to the last shard, as a row past its end (its gather names it).
+        shard_of = math_ops.minimum(shard_of, np.int64(n - 1))
+        row_in = math_ops.where(math_ops.less(shard_of, np.int64(extras)),
+                                flat - shard_of * np.int64(big),
+                                flat - cut - (shard_of - np.int64(extras)) * np.int64(small))
+    shard_of = array_ops.cast(shard_of, dtypes.int32)
+    rows_in = array_ops.dynamic_partition(row_in, shard_of, n)
+    positions = array_ops.dynamic_partition(
+        array_ops.range_(array_ops.size(flat)), shard_of, n)
+    found = [_gather_on_shard(shard, rows) for shard, rows in zip(shards, rows_in)]
+    merged = array_ops.dynamic_stitch(positions, found)
+    row_dims = [None if d is None else int(d) for d in found[0].shape[1:]]
+    id_dims = [None if d is None else int(d) for d in ids.shape]
+    if None not in row_dims and id_dims.count(None) <= 1:
+        # A constant shape keeps the result's static shape known.
+        return array_ops.reshape(merged, [-1 if d is None else d for d in id_dims + row_dims])
+    row_shape = array_ops.slice(array_ops.shape(found[0]), [1], [-1])
+    return array_ops.reshape(merged, array_ops.concat([array_ops.shape(ids), row_shape], 0))
 
 
 def _clip_rows(rows, ids, max_norm):

@@ -64,3 +64,4 @@ def overload_operators(cls):
 
 overload_operators(framework.Tensor)
 overload_operators(variables.Variable)
+overload_operators(variables.PartitionedVariable)

@@ -15,10 +15,13 @@ found by global_variables(); they are not trainable.
 """
 
 import os
+import tempfile
 
 import numpy as np
 
+from sluice import errors
 from sluice import framework
+from sluice import variable_sharing
 from sluice import variables
 from sluice.distributed import ClusterSpec, Server  # TF1's tf.train names.
 from sluice._core import core as _core
@@ -265,8 +268,11 @@ class Saver:
     InvalidArgumentError for a dtype or shape mismatch).
 
     Args:
-      var_list: the Variables to save and restore (default: every variable of the session's
-        graph, optimizer slots included; restoring then needs exactly the checkpoint's set).
+      var_list: the Variables (and PartitionedVariables) to save and restore (default: every
+        variable of the session's graph, optimizer slots included; restoring then needs exactly
+        the checkpoint's set). A PartitionedVariable is saved as one tensor under its name, so
+        it restores onto any number of parts (or onto an unpartitioned variable of that name,
+        and back).
 
         saver = sl.train.Saver()
         saver.save(sess, "/tmp/model.ckpt")
@@ -274,14 +280,26 @@ class Saver:
     """
 
     def __init__(self, var_list=None, max_to_keep=5):
+        self._partitioned = None  # None: the graph's, found at each save and restore.
         if var_list is None:
             self._names = []
         elif isinstance(var_list, (list, tuple)) and var_list:
-            self._names = [_variable_name(v) for v in var_list]
+            self._names, self._partitioned = [], []
+            for v in var_list:
+                if isinstance(v, variables.PartitionedVariable):
+                    self._partitioned.append(v)
+                    self._names.extend(_variable_name(part) for part in v)
+                else:
+                    self._names.append(_variable_name(v))
         else:
             raise TypeError("Saver(var_list=) takes a non-empty list of Variables")
         self._max_to_keep = max_to_keep
         self._kept = []  # Paths this Saver wrote, oldest first.
+
+    def _partitioned_variables(self, sess):
+        if self._partitioned is not None:
+            return self._partitioned
+        return variable_sharing.partitioned_variables(sess.graph)
 
     def save(self, sess, save_path, global_step=None, latest_filename="checkpoint",
              write_state=True):
@@ -297,6 +315,9 @@ class Saver:
             save_path = "{}-{}".format(save_path, int(global_step))
         save_path = str(save_path)
         sess._session.save(save_path, self._names)
+        partitioned = self._partitioned_variables(sess)
+        if partitioned:
+            _join_parts(save_path, partitioned)
         if save_path in self._kept:
             self._kept.remove(save_path)
         self._kept.append(save_path)
@@ -315,7 +336,20 @@ class Saver:
         if save_path is None:
             raise ValueError("Saver.restore: save_path is None (did latest_checkpoint find no "
                              "checkpoint?)")
-        sess._session.restore(str(save_path), self._names)
+        partitioned = self._partitioned_variables(sess)
+        if not partitioned:
+            sess._session.restore(str(save_path), self._names)
+            return
+        # The checkpoint holds each partitioned variable whole: a file of this graph's parts
+        # is made beside it and restored (with every check of a restore) instead.
+        directory = os.path.dirname(os.path.abspath(str(save_path)))
+        fd, parts_path = tempfile.mkstemp(prefix=".restore-", dir=directory)
+        os.close(fd)
+        try:
+            _split_wholes(str(save_path), parts_path, partitioned)
+            sess._session.restore(parts_path, self._names)
+        finally:
+            os.remove(parts_path)
 
 
 class CheckpointState:
@@ -393,6 +427,40 @@ def latest_checkpoint(checkpoint_dir, latest_filename="checkpoint"):
     if state is None or not os.path.exists(state.model_checkpoint_path):
         return None
     return state.model_checkpoint_path
+
+
+def _join_parts(path, partitioned):
+    """Rewrites the checkpoint `path` with each partitioned variable's parts joined into one
+    entry under the variable's name."""
+    entries = dict(_core._read_checkpoint(path))
+    for var in partitioned:
+        parts = [entries.pop(_variable_name(part)) for part in var]
+        entries[var.name] = np.concatenate(parts, axis=var.axis)
+    _core._write_checkpoint(path, sorted(entries.items()))
+
+
+def _split_wholes(path, parts_path, partitioned):
+    """Writes to `parts_path` the checkpoint `path` with each partitioned variable's whole
+    entry cut into this graph's parts (a checkpoint that holds the parts already keeps them)."""
+    entries = dict(_core._read_checkpoint(path))
+    for var in partitioned:
+        names = [_variable_name(part) for part in var]
+        if var.name not in entries:
+            if all(n in entries for n in names):
+                continue
+            raise errors.NotFoundError(
+                "partitioned variable '{}' is not in checkpoint {}".format(var.name, path),
+                errors.NOT_FOUND)
+        whole = entries.pop(var.name)
+        if list(whole.shape) != var.shape.as_list() or whole.dtype != var.dtype.as_numpy_dtype:
+            raise errors.InvalidArgumentError(
+                "partitioned variable '{}' is {} {} in the graph but {} {} in checkpoint "
+                "{}".format(var.name, var.dtype.name, var.shape.as_list(), whole.dtype.name,
+                            list(whole.shape), path), errors.INVALID_ARGUMENT)
+        cuts = np.cumsum([part.shape[var.axis] for part in var])[:-1]
+        for name, piece in zip(names, np.split(whole, cuts, axis=var.axis)):
+            entries[name] = np.ascontiguousarray(piece)
+    _core._write_checkpoint(parts_path, sorted(entries.items()))
 
 
 def _variable_name(var):

@@ -46,8 +46,10 @@ class VariableScope:
     """The settings get_variable uses inside a `variable_scope` block."""
 
     def __init__(self, name, reuse=False, initializer=None, regularizer=None,
-                 custom_getter=None, dtype=dtypes.float32, original_name_scope=""):
+                 custom_getter=None, dtype=dtypes.float32, original_name_scope="",
+                 partitioner=None):
         self.name = name
+        self.partitioner = partitioner
         self.reuse = reuse
         self.initializer = initializer
         self.regularizer = regularizer
@@ -98,9 +100,10 @@ def _compose(outer, inner):
 @contextlib.contextmanager
 def variable_scope(name_or_scope=None, default_name=None, values=None, initializer=None,
                    regularizer=None, reuse=None, custom_getter=None, dtype=None,
-                   auxiliary_name_scope=True):
+                   auxiliary_name_scope=True, partitioner=None):
     """A block whose get_variable calls create (or, with reuse, share) variables named
-    "<scope>/<name>". `name_or_scope` is a name (joined to the enclosing scope) or a
+    "<scope>/<name>" (cut into parts by `partitioner` when one is set, here or in
+    get_variable). `name_or_scope` is a name (joined to the enclosing scope) or a
     VariableScope to re-enter; without it, `default_name` made unique ("dense", "dense_1")."""
     del values  # TF1 uses it only to pick the graph.
     graph = framework.get_default_graph()
@@ -135,7 +138,8 @@ def variable_scope(name_or_scope=None, default_name=None, values=None, initializ
         regularizer=regularizer if regularizer is not None else base.regularizer,
         custom_getter=_compose(parent.custom_getter if base is parent else base.custom_getter,
                                custom_getter),
-        dtype=dtypes.as_dtype(dtype) if dtype is not None else base.dtype)
+        dtype=dtypes.as_dtype(dtype) if dtype is not None else base.dtype,
+        partitioner=partitioner if partitioner is not None else base.partitioner)
     stack.append(scope)
     try:
         if auxiliary_name_scope:
@@ -156,12 +160,15 @@ def get_variable(name, shape=None, dtype=None, initializer=None, regularizer=Non
     or glorot_uniform for floats and zeros for integers) unless it exists; shared when the
     scope reuses. `initializer` may also be a tensor or array (then `shape` is its shape)."""
     del caching_device, validate_shape, use_resource
-    if partitioner is not None:
-        raise NotImplementedError("get_variable(partitioner=) is not supported yet")
     if constraint is not None:
         raise NotImplementedError("get_variable(constraint=) is not supported")
     scope = get_variable_scope()
     full = _join(scope.name, name)
+    partitioner = partitioner if partitioner is not None else scope.partitioner
+    if partitioner is not None:
+        return _get_partitioned(full, partitioner, shape=shape, dtype=dtype,
+                                initializer=initializer, regularizer=regularizer,
+                                trainable=trainable, collections=collections)
     getter = _compose(scope.custom_getter, custom_getter)
     kwargs = dict(shape=shape, dtype=dtype, initializer=initializer, regularizer=regularizer,
                   trainable=trainable, collections=collections)
@@ -245,6 +252,168 @@ def _get_or_create(name, shape=None, dtype=None, initializer=None, regularizer=N
 
 
 # ---------------------------------------------------------------------------------------------
+# Partitioned variables: one variable stored as parts cut along one axis.
+
+class _PartitionInfo:
+    """What an initializer learns about the part it initialises (TF1's name and fields)."""
+
+    def __init__(self, full_shape, var_offset):
+        self.full_shape = list(full_shape)
+        self.var_offset = list(var_offset)
+
+
+def _part_sizes(size, count):
+    """`count` near-equal sizes summing to `size`, the first (size % count) one larger."""
+    return [size // count + (1 if i < size % count else 0) for i in range(count)]
+
+
+def _get_partitioned(name, partitioner, shape=None, dtype=None, initializer=None,
+                     regularizer=None, trainable=True, collections=None):
+    graph = framework.get_default_graph()
+    store, _, _ = _state(graph)
+    scope = get_variable_scope()
+    if name in store:
+        # Sharing follows the same rules as for one variable (checks included).
+        found = _get_or_create(name, shape=shape, dtype=dtype)
+        if not isinstance(found, variables.PartitionedVariable):
+            raise ValueError("Trying to reuse variable {} as a partitioned variable, but it "
+                             "was created without a partitioner".format(name))
+        return found
+    if scope.reuse is True:
+        raise ValueError("PartitionedVariable {} does not exist, or was not created with "
+                         "get_variable(). Did you mean to set reuse=sl.AUTO_REUSE in "
+                         "variable_scope?".format(name))
+    value = None
+    if initializer is None:
+        initializer = scope.initializer
+    if isinstance(initializer, np.ndarray):  # Keeps its dtype unless one is given.
+        value = initializer if dtype is None else initializer.astype(
+            dtypes.as_dtype(dtype).as_numpy_dtype)
+    elif isinstance(initializer, (list, tuple, float, int)):
+        value = np.asarray(initializer,
+                           dtype=dtypes.as_dtype(dtype or scope.dtype).as_numpy_dtype)
+    if value is not None:
+        shape = list(value.shape) if shape is None else shape
+    elif framework._as_tensor_or_none(initializer) is not None:
+        raise ValueError("variable {}: a partitioned variable takes an array or an "
+                         "initializer object, not a tensor".format(name))
+    if shape is None or any(d is None for d in shape):
+        raise ValueError("Shape of a new partitioned variable ({}) must be fully defined, but "
+                         "instead was {}".format(name, shape))
+    shape = [int(d) for d in shape]
+    dtype = dtypes.as_dtype(dtype if dtype is not None else
+                            (value.dtype if value is not None else scope.dtype))
+    if value is not None and list(value.shape) != shape:
+        raise ValueError("variable {}: the initializer's shape {} is not the shape {} "
+                         "given".format(name, list(value.shape), shape))
+    partitions = list(partitioner(shape=tensor_shape.TensorShape(shape), dtype=dtype))
+    cut = [i for i, n in enumerate(partitions) if n > 1]
+    if len(partitions) != len(shape) or any(n < 1 for n in partitions) or len(cut) > 1:
+        raise ValueError("variable {}: the partitioner returned {} for shape {}: it must give "
+                         "one count >= 1 per dimension, at most one of them above 1".format(
+                             name, partitions, shape))
+    axis = cut[0] if cut else 0
+    count = max(1, min(partitions[axis], shape[axis]))
+    if initializer is None and value is None:
+        initializer = (glorot_uniform_initializer() if dtype.is_floating
+                       else zeros_initializer())
+    parts, offset = [], 0
+    for i, rows in enumerate(_part_sizes(shape[axis], count)):
+        part_shape = list(shape)
+        part_shape[axis] = rows
+        if value is not None:
+            part_init = np.take(value, range(offset, offset + rows), axis=axis)
+        else:
+            start = [0] * len(shape)
+            start[axis] = offset
+            part_init = _PartitionedInitializer(initializer, _PartitionInfo(shape, start))
+        # The regularizer applies to the whole variable, once, below.
+        parts.append(_get_or_create("{}/part_{}".format(name, i), shape=part_shape,
+                                    dtype=dtype, initializer=part_init,
+                                    regularizer=lambda v: None, trainable=trainable,
+                                    collections=collections))
+        offset += rows
+    var = variables.PartitionedVariable(name, shape, dtype, parts, axis)
+    store[name] = var
+    regularizer = regularizer if regularizer is not None else scope.regularizer
+    if regularizer is not None:
+        with graph.name_scope(name + "/Regularizer/"):
+            loss = regularizer(var)
+        if loss is not None:
+            graph.add_to_collection(REGULARIZATION_LOSSES, loss)
+    return var
+
+
+def partitioned_variables(graph):
+    """The PartitionedVariables get_variable made in `graph`, in creation order."""
+    store, _, _ = _state(graph)
+    return [v for v in store.values() if isinstance(v, variables.PartitionedVariable)]
+
+
+class _PartitionedInitializer:
+    """An initializer called for one part, with that part's place in the whole."""
+
+    def __init__(self, initializer, partition_info):
+        self.initializer, self.partition_info = initializer, partition_info
+
+    def __call__(self, shape, dtype=None, partition_info=None):
+        return self.initializer(shape, dtype=dtype, partition_info=self.partition_info)
+
+
+def fixed_size_partitioner(num_shards, axis=0):
+    """A partitioner cutting `axis` into `num_shards` parts (fewer when the axis is shorter)."""
+    if num_shards < 1:
+        raise ValueError("fixed_size_partitioner: num_shards must be at least 1, got {}".format(
+            num_shards))
+
+    def partitioner(shape, dtype):
+        del dtype
+        partitions = [1] * shape.ndims
+        partitions[axis] = min(int(num_shards), max(shape.as_list()[axis], 1))
+        return partitions
+    return partitioner
+
+
+def _bytes_of(shape, dtype):
+    return int(np.prod(shape.as_list())) * dtypes.as_dtype(dtype).size
+
+
+def min_max_variable_partitioner(max_partitions=1, axis=0, min_slice_size=256 << 10,
+                                 bytes_per_string_element=16):
+    """A partitioner giving each part at least `min_slice_size` bytes, with at most
+    `max_partitions` parts (and at most one per element of `axis`)."""
+    del bytes_per_string_element
+    if max_partitions < 1 or min_slice_size < 1:
+        raise ValueError("min_max_variable_partitioner: max_partitions and min_slice_size "
+                         "must be at least 1")
+
+    def partitioner(shape, dtype):
+        partitions = [1] * shape.ndims
+        wanted = max(1, _bytes_of(shape, dtype) // int(min_slice_size))
+        partitions[axis] = max(1, min(int(max_partitions), wanted, shape.as_list()[axis]))
+        return partitions
+    return partitioner
+
+
+def variable_axis_size_partitioner(max_shard_bytes, axis=0, bytes_per_string_element=16,
+                                   max_shards=None):
+    """A partitioner giving each part at most `max_shard_bytes` bytes where the axis allows
+    (at most `max_shards` parts)."""
+    del bytes_per_string_element
+    if max_shard_bytes < 1:
+        raise ValueError("variable_axis_size_partitioner: max_shard_bytes must be at least 1")
+
+    def partitioner(shape, dtype):
+        partitions = [1] * shape.ndims
+        wanted = -(-_bytes_of(shape, dtype) // int(max_shard_bytes))
+        if max_shards:
+            wanted = min(wanted, int(max_shards))
+        partitions[axis] = max(1, min(wanted, shape.as_list()[axis]))
+        return partitions
+    return partitioner
+
+
+# ---------------------------------------------------------------------------------------------
 # Initializers: objects called with (shape, dtype) that return the initial value's Tensor.
 
 class Initializer:
@@ -318,6 +487,11 @@ class random_uniform_initializer(Initializer):  # noqa: N801
                                          seed=self.seed)
 
 
+def _whole_shape(shape, partition_info):
+    """The shape scale-aware initializers size by: the whole variable's for a part."""
+    return list(partition_info.full_shape if partition_info is not None else shape)
+
+
 def _fans(shape):
     """(fan_in, fan_out) as TF computes them: a conv filter's receptive field multiplies both."""
     if len(shape) < 1:
@@ -336,7 +510,7 @@ class glorot_uniform_initializer(Initializer):  # noqa: N801
         self.seed, self.dtype = seed, dtype
 
     def __call__(self, shape, dtype=None, partition_info=None):
-        fan_in, fan_out = _fans(list(shape))
+        fan_in, fan_out = _fans(_whole_shape(shape, partition_info))
         limit = math.sqrt(6.0 / max(fan_in + fan_out, 1))
         return random_ops.random_uniform(shape, -limit, limit, dtype or self.dtype,
                                          seed=self.seed)
@@ -350,7 +524,7 @@ class glorot_normal_initializer(Initializer):  # noqa: N801
         self.seed, self.dtype = seed, dtype
 
     def __call__(self, shape, dtype=None, partition_info=None):
-        fan_in, fan_out = _fans(list(shape))
+        fan_in, fan_out = _fans(_whole_shape(shape, partition_info))
         stddev = math.sqrt(2.0 / max(fan_in + fan_out, 1)) / .87962566103423978
         return random_ops.truncated_normal(shape, 0.0, stddev, dtype or self.dtype,
                                            seed=self.seed)

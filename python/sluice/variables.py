@@ -19,6 +19,7 @@ import numpy as np
 from sluice import array_ops
 from sluice import dtypes
 from sluice import framework
+from sluice import tensor_shape
 from sluice._core import core as _core
 
 GLOBAL_VARIABLES = "variables"
@@ -146,6 +147,88 @@ class Variable:
     def __repr__(self):
         return "<sluice.Variable '{}' shape={} dtype={}>".format(
             self.op.name, self.shape, self.dtype.name)
+
+
+class PartitionedVariable:
+    """One variable stored as several Variables cut along one axis ("parts", TF1's
+    PartitionedVariable), made by `get_variable(..., partitioner=...)`: each part is an ordinary
+    variable named "<name>/part_<i>", so a device function (replica_device_setter) places each
+    on its own ps task, and the model uses the whole as one variable. Used in an op it reads the
+    parts joined along the axis; `sl.nn.embedding_lookup(pv, ids)` instead routes each id to its
+    part, so only the looked-up rows leave each part's task. `sl.train.Saver` saves it as one
+    tensor under `name`, so a checkpoint restores onto any number of parts.
+
+    The first (size % parts) parts hold one row more than the rest (TF1's layout).
+    """
+
+    def __init__(self, name, shape, dtype, parts, axis):
+        self._name = name
+        self._shape = list(shape)
+        self._dtype = dtype
+        self._parts = list(parts)
+        self._axis = axis
+
+    @property
+    def name(self):
+        """The full variable's name (the parts are "<name>/part_<i>")."""
+        return self._name
+
+    @property
+    def dtype(self):
+        return self._dtype
+
+    @property
+    def shape(self):
+        return tensor_shape.TensorShape(self._shape)
+
+    def get_shape(self):
+        """The full variable's shape."""
+        return self.shape
+
+    @property
+    def axis(self):
+        """The axis the variable is cut along."""
+        return self._axis
+
+    @property
+    def graph(self):
+        return self._parts[0].graph
+
+    def __iter__(self):
+        return iter(self._parts)
+
+    def __len__(self):
+        return len(self._parts)
+
+    def _get_variable_list(self):
+        """The parts, in order (TF1's name)."""
+        return list(self._parts)
+
+    def _get_partitions(self):
+        """How many parts along each dimension (TF1's name)."""
+        return [len(self._parts) if d == self._axis else 1 for d in range(len(self._shape))]
+
+    def offsets(self):
+        """Where each part starts along the axis."""
+        starts, at = [], 0
+        for part in self._parts:
+            starts.append(at)
+            at += part.shape[self._axis]
+        return starts
+
+    def as_tensor(self):
+        """The parts joined along the axis: the whole variable's current value (a Concat in
+        the current device scope)."""
+        with self.graph.as_default():
+            return array_ops.concat([p.value() for p in self._parts], self._axis,
+                                    name=self._name.rpartition("/")[2] + "_concat")
+
+    def _as_tensor(self):
+        return self.as_tensor()
+
+    def __repr__(self):
+        return "<sluice.PartitionedVariable '{}' shape={} dtype={} parts={}>".format(
+            self._name, self._shape, self._dtype.name, len(self._parts))
 
 
 def _assign_op(op_type, ref, value, name, location):

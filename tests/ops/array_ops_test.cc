@@ -733,5 +733,39 @@ TEST(ZerosOnesLikeTest, EveryDtype) {
   CheckZerosOnesLike<bool>();
 }
 
+// ------------------------------------------------------------------------------------ Range
+
+TEST(RangeTest, HandWorked) {
+  Scope s = ops::NewRootScope();
+  Output a = ops::Range(s, 0, 5, 1);
+  Output b = ops::Range(s, int64_t{10}, int64_t{1}, int64_t{-3});
+  Output c = ops::Range(s, 0.5, 2.0, 0.5);
+  Output d = ops::Range(s, 3, 3, 1);
+  EXPECT_EQ(a.shape(), TensorShape({5}));
+  EXPECT_EQ(b.shape(), TensorShape({3}));
+  absl::StatusOr<std::vector<Tensor>> out = RunScope(s, {a, b, c, d});
+  ASSERT_TRUE(out.ok()) << out.status();
+  EXPECT_TRUE(TensorEq((*out)[0], I32({0, 1, 2, 3, 4})));
+  EXPECT_TRUE(TensorEq((*out)[1], I64({10, 7, 4})));
+  EXPECT_TRUE(TensorEq((*out)[2], Tensor::FromVector<double>({0.5, 1.0, 1.5})));
+  EXPECT_EQ((*out)[3].shape(), TensorShape({0}));
+}
+
+TEST(RangeTest, Errors) {
+  {
+    Scope s = ops::NewRootScope();
+    ops::Range(s, 0, 5, 0);
+    EXPECT_TRUE(
+        StatusHas(s.status(), absl::StatusCode::kInvalidArgument, "Range: delta must not be 0"));
+  }
+  Scope s = ops::NewRootScope();
+  Output limit = ops::Placeholder(s, DType::kInt32);
+  Output r = ops::Range(s.WithOpName("r"), 5, limit, 1);
+  EXPECT_EQ(r.shape(), TensorShape({-1}));
+  absl::StatusOr<std::vector<Tensor>> out = RunScope(s, {r}, {{limit, Tensor::Scalar<int32_t>(2)}});
+  EXPECT_TRUE(StatusHas(out.status(), absl::StatusCode::kInvalidArgument,
+                        "node 'r' (Range): Range: start 5 > limit 2 with delta 1"));
+}
+
 }  // namespace
 }  // namespace sluice

@@ -329,6 +329,24 @@ TEST(GradientsTest, ArrayOps) {
         return std::vector<Output>{ops::AddN(s, {v[0], v[1], v[0]})};
       },
       "AddN");
+  ExpectGradientsMatch(
+      {Random(TensorShape({4, 2}), 62)},
+      [](const Scope& s, const std::vector<Output>& v) {
+        std::vector<Output> parts = ops::DynamicPartition(
+            s, v[0], ops::Const(s, Tensor::FromVector<int32_t>({1, 0, 1, 2})), 3);
+        return std::vector<Output>{ops::Square(s, parts[1]), parts[2]};
+      },
+      "DynamicPartition (one output unused)");
+  ExpectGradientsMatch(
+      {Random(TensorShape({2, 3}), 63), Random(TensorShape({1, 3}), 64)},
+      [](const Scope& s, const std::vector<Output>& v) {
+        return std::vector<Output>{
+            ops::Square(s, ops::DynamicStitch(s,
+                                              {ops::Const(s, Tensor::FromVector<int32_t>({2, 0})),
+                                               ops::Const(s, Tensor::FromVector<int32_t>({1}))},
+                                              v))};
+      },
+      "DynamicStitch");
 }
 
 // ------------------------------------------------------------------------------------------
