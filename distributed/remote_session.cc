@@ -48,6 +48,7 @@ absl::StatusOr<std::shared_ptr<const Graph>> WithCheckpointNodes(
     SLUICE_ASSIGN_OR_RETURN(Node * v, g->AddNode(std::move(value)));
     NodeSpec assign{.name = CheckpointNode(name, "restore"), .op = "Assign"};
     assign.inputs = {Endpoint{h, 0}, Endpoint{v, 0}};
+    assign.attrs = {{"initializes", AttrValue(true)}};
     assign.device = var->requested_device();
     SLUICE_RETURN_IF_ERROR(g->AddNode(std::move(assign)).status());
   }

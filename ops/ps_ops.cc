@@ -18,48 +18,49 @@
 #include "graph/shape_inference.h"
 #include "ops/kernel_util.h"
 #include "ops/op_builder.h"
+#include "ops/ps_state.h"
 #include "ops/state_ops.h"
 #include "runtime/kernel/cancellation.h"
 
 namespace sluice {
+namespace ps_internal {
+
+absl::StatusOr<std::shared_ptr<PsState>> StateOf(OpKernelContext* ctx, const std::string& name) {
+  std::shared_ptr<PsState> state =
+      ctx->resources()->LookupOrCreate<PsState>(absl::StrCat("ps-state:", name));
+  if (state == nullptr) {
+    return absl::InternalError(absl::StrCat("the resource 'ps-state:", name, "' has another type"));
+  }
+  return state;
+}
+
+void StartOverIfReinitialized(const Variable& var, PsState* s) {
+  if (s->initialization == var.initializations) return;
+  s->initialization = var.initializations;
+  s->worker_clock.clear();
+  s->rule.clear();
+  s->clock = 0;
+  s->pull_clock.clear();
+  s->backup.clear();
+  s->mean_square = Tensor();
+  s->delays.clear();
+  s->hogwild_buffer = nullptr;
+  s->version = 0;
+  s->accum = Tensor();
+  s->accum_count = 0;
+  s->pulled_version.clear();
+  s->pushed_version.clear();
+  s->dropped = 0;
+}
+
+}  // namespace ps_internal
+
 namespace {
 
-// A pull waiting for the slowest worker (bounded staleness).
-struct PullWaiter {
-  int64_t worker = 0;
-  int64_t need = 0;  // The slowest worker's clock this pull may read at.
-  int64_t workers = 0;
-  bool backup = false;  // Keep the value as the worker's DC-ASGD backup.
-  bool sync = false;    // Synchronous aggregation: wait for the version it pushed to.
-  OpKernelContext* ctx = nullptr;
-  std::function<void()> done;
-  CancellationManager* cm = nullptr;
-  std::optional<CancellationManager::Token> token;
-};
-
-// What the ps keeps per variable beside its value (see the header). Lock order: the variable's
-// mu, then this mu.
-struct PsState : Resource {
-  absl::Mutex mu;
-  std::map<int64_t, int64_t> worker_clock ABSL_GUARDED_BY(mu);  // Worker -> its pushes.
-  std::list<std::shared_ptr<PullWaiter>> waiting ABSL_GUARDED_BY(mu);
-  std::string rule ABSL_GUARDED_BY(mu);  // The first push's; "" before any push.
-  int64_t clock ABSL_GUARDED_BY(mu) = 0;
-  std::map<int64_t, int64_t> pull_clock ABSL_GUARDED_BY(mu);  // Worker -> t at its last pull.
-  std::map<int64_t, Tensor> backup ABSL_GUARDED_BY(mu);       // DC-ASGD: worker -> w_bak.
-  Tensor mean_square ABSL_GUARDED_BY(mu);                     // DC-ASGD-a's MS.
-  std::map<int64_t, int64_t> delays ABSL_GUARDED_BY(mu);      // tau -> pushes.
-  const void* hogwild_buffer ABSL_GUARDED_BY(mu) = nullptr;   // The buffer Hogwild owns.
-  // Synchronous aggregation: the version (aggregated updates applied), the gradients summed for
-  // it so far, the version each worker last pulled and last contributed to, and the pushes
-  // dropped as stale.
-  int64_t version ABSL_GUARDED_BY(mu) = 0;
-  Tensor accum ABSL_GUARDED_BY(mu);
-  int64_t accum_count ABSL_GUARDED_BY(mu) = 0;
-  std::map<int64_t, int64_t> pulled_version ABSL_GUARDED_BY(mu);
-  std::map<int64_t, int64_t> pushed_version ABSL_GUARDED_BY(mu);
-  int64_t dropped ABSL_GUARDED_BY(mu) = 0;
-};
+using ps_internal::PsState;
+using ps_internal::PullWaiter;
+using ps_internal::StartOverIfReinitialized;
+using ps_internal::StateOf;
 
 bool IsRule(const std::string& r) {
   return r == "asgd" || r == "hogwild" || r == "dc_asgd" || r == "dc_asgd_a" || r == "adadelay" ||
@@ -123,16 +124,6 @@ void Complete(const std::vector<std::shared_ptr<PullWaiter>>& ready) {
   }
 }
 
-// The ps state of variable `name` on this device, created empty on first use.
-absl::StatusOr<std::shared_ptr<PsState>> StateOf(OpKernelContext* ctx, const std::string& name) {
-  std::shared_ptr<PsState> state =
-      ctx->resources()->LookupOrCreate<PsState>(absl::StrCat("ps-state:", name));
-  if (state == nullptr) {
-    return absl::InternalError(absl::StrCat("the resource 'ps-state:", name, "' has another type"));
-  }
-  return state;
-}
-
 // Base of the kernels: the variable (by its write handle's name) and its state.
 class PsKernel : public OpKernel {
  public:
@@ -150,6 +141,19 @@ class PsKernel : public OpKernel {
     }
     SLUICE_ASSIGN_OR_RETURN(*state, StateOf(ctx, name_));
     return absl::OkStatus();
+  }
+  // The state, started over first if the variable was initialised again (readers of the state
+  // alone: the variable need not be initialised).
+  absl::StatusOr<std::shared_ptr<PsState>> LockedState(OpKernelContext* ctx) const {
+    ctx->release_input(0);
+    SLUICE_ASSIGN_OR_RETURN(std::shared_ptr<PsState> state, StateOf(ctx, name_));
+    if (std::shared_ptr<Variable> var = ctx->resources()->LookupVariable(name_)) {
+      Variable& v = *var;
+      absl::MutexLock lock(&v.mu);
+      absl::MutexLock state_lock(&state->mu);
+      StartOverIfReinitialized(v, state.get());
+    }
+    return state;
   }
   static absl::Status CheckInitialized(const std::string& name, const Variable& v)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(v.mu) {
@@ -212,6 +216,7 @@ class PsPullOp : public AsyncOpKernel {
             absl::StrCat("variable '", name_, "' is not initialized"));
       }
       absl::MutexLock state_lock(&state->mu);
+      StartOverIfReinitialized(*var, state.get());
       auto it = state->worker_clock.find(worker_);
       const int64_t mine = it == state->worker_clock.end() ? 0 : it->second;
       waiter->need = mine - staleness_;
@@ -325,6 +330,7 @@ class PsPushOp : public PsKernel {
       SLUICE_RETURN_IF_ERROR(CheckInitialized(name_, v));
       SLUICE_RETURN_IF_ERROR(CheckGrad(v.value, grad));
       absl::MutexLock state_lock(&state->mu);
+      StartOverIfReinitialized(v, state.get());
       SLUICE_RETURN_IF_ERROR(CheckRule(state.get()));
       tau = RecordPush(state.get());
       if (rule_ == "sync") {
@@ -454,6 +460,7 @@ class PsPushOp : public PsKernel {
       SLUICE_RETURN_IF_ERROR(CheckInitialized(name_, var));
       SLUICE_RETURN_IF_ERROR(CheckGrad(var.value, grad));
       absl::MutexLock state_lock(&s->mu);
+      StartOverIfReinitialized(var, s);
       SLUICE_RETURN_IF_ERROR(CheckRule(s));
       if (var.value.raw_data() != s->hogwild_buffer) {
         Tensor own(var.value.dtype(), var.value.shape());
@@ -519,6 +526,7 @@ class PsPullRowsOp : public PsKernel {
     }
     {
       absl::MutexLock state_lock(&state->mu);
+      StartOverIfReinitialized(v, state.get());
       state->pull_clock[worker_] = state->clock;
     }
     ctx->set_output(0, std::move(rows));
@@ -561,6 +569,7 @@ class PsPushRowsOp : public PsKernel {
             values.shape().DebugString()));
       }
       absl::MutexLock state_lock(&state->mu);
+      StartOverIfReinitialized(v, state.get());
       if (state->rule.empty()) state->rule = "asgd";
       if (state->rule != "asgd") {
         return absl::InvalidArgumentError(absl::StrCat("variable '", name_,
@@ -599,8 +608,7 @@ class PsDelaysOp : public PsKernel {
   bool IsExpensive() const override { return false; }
 
   absl::Status Compute(OpKernelContext* ctx) override {
-    ctx->release_input(0);
-    SLUICE_ASSIGN_OR_RETURN(std::shared_ptr<PsState> state, StateOf(ctx, name_));
+    SLUICE_ASSIGN_OR_RETURN(std::shared_ptr<PsState> state, LockedState(ctx));
     absl::MutexLock lock(&state->mu);
     const int64_t size = state->delays.empty() ? 0 : state->delays.rbegin()->first + 1;
     Tensor counts(DType::kInt64, TensorShape({size}));
@@ -617,8 +625,7 @@ class PsCountersOp : public PsKernel {
   bool IsExpensive() const override { return false; }
 
   absl::Status Compute(OpKernelContext* ctx) override {
-    ctx->release_input(0);
-    SLUICE_ASSIGN_OR_RETURN(std::shared_ptr<PsState> state, StateOf(ctx, name_));
+    SLUICE_ASSIGN_OR_RETURN(std::shared_ptr<PsState> state, LockedState(ctx));
     absl::MutexLock lock(&state->mu);
     ctx->set_output(0, Tensor::FromVector<int64_t>({state->clock, state->version, state->dropped,
                                                     static_cast<int64_t>(state->waiting.size())}));
@@ -629,6 +636,7 @@ class PsCountersOp : public PsKernel {
 }  // namespace
 
 absl::Status RegisterPsOps(OpRegistry* ops, KernelRegistry* kernels) {
+  SLUICE_RETURN_IF_ERROR(ps_internal::RegisterPsStateOps(ops, kernels));
   SLUICE_RETURN_IF_ERROR(ops->Register(
       OpDefBuilder("PsPull")
           .Input("ref: Ref(T)")

@@ -146,7 +146,9 @@ absl::Status UpdateShape(InferenceContext* c) {
 class AssignOp : public VariableUpdateOp {
  public:
   explicit AssignOp(const Node& node)
-      : VariableUpdateOp(node), validate_shape_(Attr<bool>("validate_shape")) {}
+      : VariableUpdateOp(node),
+        validate_shape_(Attr<bool>("validate_shape")),
+        initializes_(Attr<bool>("initializes")) {}
   bool IsExpensive() const override { return false; }
 
   absl::Status Compute(OpKernelContext* ctx) override {
@@ -162,12 +164,14 @@ class AssignOp : public VariableUpdateOp {
     // unless the variable holds the only reference.
     var->value = value;
     var->initialized = true;
+    if (initializes_) ++var->initializations;
     ctx->set_output(0, value);
     return absl::OkStatus();
   }
 
  private:
   const bool validate_shape_;
+  const bool initializes_;
 };
 
 template <typename T, bool kAdd>
@@ -231,9 +235,12 @@ absl::Status RegisterAssigns(OpRegistry* ops, KernelRegistry* kernels) {
           .Output("output: T")
           .Attr("T: type")
           .Attr("validate_shape: bool = true")
+          .Attr("initializes: bool = false")
           .SetIsStateful()
           .Doc("Sets the variable that `ref` (a Variable node) names to `value` and outputs it. "
-               "With validate_shape the value must match the variable's declared shape.")
+               "With validate_shape the value must match the variable's declared shape. With "
+               "initializes (an initializer, a checkpoint restore) the variable starts over: "
+               "state kept beside it, such as a parameter server's clocks, is reset.")
           .SetShapeFn(AssignShape)));
   for (DType dt : {DType::kFloat32, DType::kFloat64, DType::kInt32, DType::kInt64, DType::kBool}) {
     SLUICE_RETURN_IF_ERROR(

@@ -59,8 +59,8 @@ Output AttachInitializer(const Scope& scope, Output var, Output value, SourceLoc
                                     v.requested_device(), loc);
   if (handle == nullptr) return Output();
   const Node* assign =
-      AddNamedNode(scope, init_name, "Assign", {Endpoint{handle, 0}, value.endpoint()}, {},
-                   v.requested_device(), loc);
+      AddNamedNode(scope, init_name, "Assign", {Endpoint{handle, 0}, value.endpoint()},
+                   {{"initializes", AttrValue(true)}}, v.requested_device(), loc);
   return assign == nullptr ? Output() : var;
 }
 

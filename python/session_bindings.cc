@@ -53,8 +53,9 @@ class PySession {
  private:
   // The engine session over the graph as it is now: created on first use, and created again
   // over a new snapshot when ops were added since, with the variables' values carried over (by
-  // name, sharing their buffers; copy-on-write keeps them apart from then on). Updates made by
-  // a run still in flight on the old session after that are not carried.
+  // name, sharing their buffers; copy-on-write keeps them apart from then on) and the other
+  // resources shared. Updates made by a run still in flight on the old session after that are
+  // not carried.
   std::shared_ptr<Session> GetSession() {
     if (closed_) throw std::runtime_error("Attempted to use a closed Session.");
     std::shared_ptr<const Graph> graph = ValueOrThrow(core_->Snapshot());
@@ -74,16 +75,20 @@ class PySession {
       if (old_var == nullptr) continue;
       Tensor value;
       bool initialized;
+      int64_t initializations;
       {
         absl::ReaderMutexLock lock(&old_var->mu);
         value = old_var->value;
         initialized = old_var->initialized;
+        initializations = old_var->initializations;
       }
       std::shared_ptr<Variable> new_var = to.LookupOrCreateVariable(name);
       absl::MutexLock lock(&new_var->mu);
       new_var->value = std::move(value);
       new_var->initialized = initialized;
+      new_var->initializations = initializations;
     }
+    from.ShareResourcesWith(to);  // A parameter server's clocks and backups, say.
   }
 
   std::shared_ptr<GraphCore> core_;

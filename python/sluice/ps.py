@@ -36,6 +36,7 @@ import fnmatch
 import numpy as np
 
 from sluice import array_ops
+from sluice import dtypes
 from sluice import framework
 from sluice import math_ops
 from sluice import variables
@@ -48,7 +49,68 @@ def _handle(var, what):
     if ref is None or ref.op.type != "Variable":
         raise TypeError("{} needs a Variable, got {!r}".format(what, var))
     location = framework._caller_location()
+    _state_variables(ref.graph).setdefault(_name(ref), ref)
     return ref, ref.graph._write_handle(ref, location), location
+
+
+def _name(ref):
+    return ref.op.get_attr("shared_name") or ref.op.name
+
+
+def _state_variables(graph):
+    """{variable name: Variable tensor} of the variables sl.ps ops of `graph` use: those with
+    parameter-server state."""
+    return graph.__dict__.setdefault("_ps_state_variables", {})
+
+
+# Checkpoints: sl.train.Saver saves each such variable's state beside its value (clocks, each
+# worker's pull clock and DC-ASGD backup, the delay histogram), as two entries
+# "<name>:ps_clocks" and "<name>:ps_values" (':' is in no variable name), and restores it.
+STATE_SUFFIXES = (":ps_clocks", ":ps_values")
+
+
+def _state_ops(graph, name):
+    """The (export op, import op, clocks placeholder, values placeholder) of variable `name`,
+    built once per graph on its device."""
+    cache = graph.__dict__.setdefault("_ps_state_ops", {})
+    if name not in cache:
+        ref = _state_variables(graph)[name]
+        location = framework._caller_location()
+        with graph.as_default(), graph.name_scope(None), graph.name_scope("_ps_state"), \
+                _on_variable(ref):
+            handle = graph._write_handle(ref, location)
+            export = graph._add_op("PsExportState", [handle], {}, "export", location)
+            clocks = array_ops.placeholder(dtypes.int64, [None], name="clocks")
+            values = array_ops.placeholder(ref.dtype, [None], name="values")
+            handle = graph._write_handle(ref, location)
+            imported = graph._add_op("PsImportState", [handle, clocks, values], {}, "import",
+                                     location)
+        cache[name] = (export, imported, clocks, values)
+    return cache[name]
+
+
+def export_state(sess, names):
+    """{name: (value, clocks, values)}: each variable's value with its ps state, read in one
+    step (each variable's at one moment)."""
+    graph = sess.graph
+    ops = [_state_ops(graph, n)[0] for n in names]
+    fetched = sess.run([list(op.outputs) for op in ops])
+    return dict(zip(names, (tuple(f) for f in fetched)))
+
+
+def import_state(sess, states):
+    """Sets each variable's ps state from {name: (clocks, values)} in one step (after the
+    values are restored)."""
+    if not states:
+        return
+    graph = sess.graph
+    fetches, feeds = [], {}
+    for name, (clocks, values) in states.items():
+        _, imported, clocks_ph, values_ph = _state_ops(graph, name)
+        fetches.append(imported.outputs[0])
+        feeds[clocks_ph] = clocks
+        feeds[values_ph] = values
+    sess.run(fetches, feeds)
 
 
 def _on_variable(ref):

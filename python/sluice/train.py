@@ -21,6 +21,7 @@ import numpy as np
 
 from sluice import errors
 from sluice import framework
+from sluice import ps
 from sluice import variable_sharing
 from sluice import variables
 from sluice.distributed import ClusterSpec, Server  # TF1's tf.train names.
@@ -316,8 +317,9 @@ class Saver:
         save_path = str(save_path)
         sess._session.save(save_path, self._names)
         partitioned = self._partitioned_variables(sess)
-        if partitioned:
-            _join_parts(save_path, partitioned)
+        stateful = self._ps_variables(sess)
+        if partitioned or stateful:
+            _rewrite(save_path, partitioned, ps.export_state(sess, stateful))
         if save_path in self._kept:
             self._kept.remove(save_path)
         self._kept.append(save_path)
@@ -336,20 +338,37 @@ class Saver:
         if save_path is None:
             raise ValueError("Saver.restore: save_path is None (did latest_checkpoint find no "
                              "checkpoint?)")
+        save_path = str(save_path)
         partitioned = self._partitioned_variables(sess)
-        if not partitioned:
-            sess._session.restore(str(save_path), self._names)
+        stateful = self._ps_variables(sess)
+        if not partitioned and not stateful:
+            sess._session.restore(save_path, self._names)
             return
-        # The checkpoint holds each partitioned variable whole: a file of this graph's parts
-        # is made beside it and restored (with every check of a restore) instead.
-        directory = os.path.dirname(os.path.abspath(str(save_path)))
+        entries = dict(_core._read_checkpoint(save_path))
+        states = {}
+        for name in list(entries):
+            if name.endswith(ps.STATE_SUFFIXES):  # Kept aside; a variable not here drops its.
+                variable, _, kind = name.rpartition(":")
+                states.setdefault(variable, {})[kind] = entries.pop(name)
+        states = {n: (st["ps_clocks"], st["ps_values"]) for n, st in states.items()
+                  if n in stateful and len(st) == 2}
+        _split_wholes(entries, save_path, partitioned)
+        # A file of this graph's variables, beside the checkpoint, restored with every check of
+        # a restore; then the ps state, which must follow its values.
+        directory = os.path.dirname(os.path.abspath(save_path))
         fd, parts_path = tempfile.mkstemp(prefix=".restore-", dir=directory)
         os.close(fd)
         try:
-            _split_wholes(str(save_path), parts_path, partitioned)
+            _core._write_checkpoint(parts_path, sorted(entries.items()))
             sess._session.restore(parts_path, self._names)
         finally:
             os.remove(parts_path)
+        ps.import_state(sess, states)
+
+    def _ps_variables(self, sess):
+        """The names of the variables to save with their parameter-server state."""
+        names = list(ps._state_variables(sess.graph))
+        return [n for n in names if n in self._names] if self._names else names
 
 
 class CheckpointState:
@@ -429,20 +448,24 @@ def latest_checkpoint(checkpoint_dir, latest_filename="checkpoint"):
     return state.model_checkpoint_path
 
 
-def _join_parts(path, partitioned):
+def _rewrite(path, partitioned, states):
     """Rewrites the checkpoint `path` with each partitioned variable's parts joined into one
-    entry under the variable's name."""
+    entry under the variable's name, and each ps variable's value replaced by the one read with
+    its state (`states`: {name: (value, clocks, values)}), the state beside it."""
     entries = dict(_core._read_checkpoint(path))
+    for name, (value, clocks, values) in states.items():
+        entries[name] = value
+        entries[name + ps.STATE_SUFFIXES[0]] = clocks
+        entries[name + ps.STATE_SUFFIXES[1]] = values
     for var in partitioned:
         parts = [entries.pop(_variable_name(part)) for part in var]
         entries[var.name] = np.concatenate(parts, axis=var.axis)
     _core._write_checkpoint(path, sorted(entries.items()))
 
 
-def _split_wholes(path, parts_path, partitioned):
-    """Writes to `parts_path` the checkpoint `path` with each partitioned variable's whole
-    entry cut into this graph's parts (a checkpoint that holds the parts already keeps them)."""
-    entries = dict(_core._read_checkpoint(path))
+def _split_wholes(entries, path, partitioned):
+    """Cuts each partitioned variable's whole entry in `entries` (read from `path`) into this
+    graph's parts (entries that hold the parts already keep them)."""
     for var in partitioned:
         names = [_variable_name(part) for part in var]
         if var.name not in entries:
@@ -460,7 +483,6 @@ def _split_wholes(path, parts_path, partitioned):
         cuts = np.cumsum([part.shape[var.axis] for part in var])[:-1]
         for name, piece in zip(names, np.split(whole, cuts, axis=var.axis)):
             entries[name] = np.ascontiguousarray(piece)
-    _core._write_checkpoint(parts_path, sorted(entries.items()))
 
 
 def _variable_name(var):

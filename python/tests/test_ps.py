@@ -683,3 +683,56 @@ def test_local_steps_push_their_accumulated_update_every_k_steps():
             server = server - F32(lr) * total  # A push attribute: single precision.
             np.testing.assert_allclose(sess.run(w), server, rtol=1e-12)
         assert sess.run(counters)[0] == 2  # One push per K steps per worker.
+
+
+@pytest.mark.parametrize("rule,hyper", [
+    ("dc_asgd_a", CASES["dc_asgd_a"]),                # Backups per worker and the mean square.
+    ("sync", dict(learning_rate=0.1, replicas=2)),    # A version half aggregated.
+])
+def test_a_checkpoint_carries_the_ps_state_and_reinitializing_starts_it_over(tmp_path, rule,
+                                                                            hyper):
+    a = Workers(rule, n=2, **hyper)
+    a.pull(0)
+    a.pull(1)
+    a.push(0)
+    path = sl.train.Saver().save(a.sess, str(tmp_path / "model.ckpt"))
+    held = a.held[1]
+    want = (a.push(1), a.sess.run(a.w), a.sess.run(a.histogram))
+    # A new session of the same model, restored, goes on exactly where the first one saved.
+    b = Workers(rule, n=2, **hyper)
+    sl.train.Saver().restore(b.sess, path)
+    b.held[1] = held
+    got = (b.push(1), b.sess.run(b.w), b.sess.run(b.histogram))
+    assert got[0] == want[0] == 1
+    np.testing.assert_array_equal(got[1], want[1])
+    np.testing.assert_array_equal(got[2], want[2])
+    with b.graph.as_default():
+        counters = sl.ps.counters(b.w)
+        init = b.w.initializer
+    assert b.sess.run(counters)[0] == 2
+    b.sess.run(init)  # A new initialisation: clocks, backups and histogram start over.
+    assert b.sess.run(counters).tolist() == [0, 0, 0, 0]
+    assert b.sess.run(b.histogram).tolist() == []
+    # The checkpoint's entries: the value and the state beside it.
+    names = sorted(n for n, _ in sl._core.core._read_checkpoint(path))
+    assert names == ["w", "w:ps_clocks", "w:ps_values"]
+
+
+def test_a_checkpoint_without_ps_state_restores_the_values_and_starts_the_state_over(tmp_path):
+    a = Workers("asgd", n=2, learning_rate=0.1)
+    a.pull(0)
+    a.push(0)
+    path = sl.train.Saver([a.w]).save(a.sess, str(tmp_path / "model.ckpt"))
+    plain = str(tmp_path / "plain.ckpt")
+    a.sess._session.save(plain, ["w"])  # The engine's own save: values only.
+    with a.graph.as_default():
+        counters = sl.ps.counters(a.w)
+    sl.train.Saver().restore(a.sess, plain)
+    assert a.sess.run(counters).tolist() == [0, 0, 0, 0]
+    sl.train.Saver().restore(a.sess, path)
+    assert a.sess.run(counters).tolist() == [1, 0, 0, 0]
+    with pytest.raises(sl.errors.InvalidArgumentError,
+                       match="the parameter-server state saved for variable 'w' holds 3 "
+                             "float64 values; the variable \\(float64 \\[3,1\\]\\) needs 0"):
+        sl.ps.import_state(a.sess, {"w": (a.sess.run(a.sess.graph.get_tensor_by_name(
+            "_ps_state/export:1")), np.zeros(3))})

@@ -22,6 +22,17 @@ std::vector<std::string> ResourceMgr::VariableNames() const {
   return names;
 }
 
+void ResourceMgr::ShareResourcesWith(ResourceMgr& to) const {
+  if (&to == this) return;
+  std::map<std::string, std::shared_ptr<Resource>> mine;
+  {
+    absl::MutexLock lock(&mu_);
+    mine = resources_;
+  }
+  absl::MutexLock lock(&to.mu_);
+  for (auto& [name, r] : mine) to.resources_[name] = std::move(r);
+}
+
 void ResourceMgr::Clear() {
   absl::MutexLock lock(&mu_);
   variables_.clear();

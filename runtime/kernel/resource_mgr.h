@@ -26,6 +26,9 @@ struct Variable {
   absl::Mutex mu;
   Tensor value ABSL_GUARDED_BY(mu);
   bool initialized ABSL_GUARDED_BY(mu) = false;
+  // How many times it was initialised (its initializer ran, or a checkpoint restored it): state
+  // kept beside the value, such as a parameter server's clocks, starts over when this changes.
+  int64_t initializations ABSL_GUARDED_BY(mu) = 0;
 };
 
 // Other state of a device that outlives a step (a parameter server's clocks), kept by name:
@@ -50,6 +53,9 @@ class ResourceMgr {
   // nullptr when no variable of that name exists.
   std::shared_ptr<Variable> LookupVariable(const std::string& name) const;
   std::vector<std::string> VariableNames() const;
+  // Makes `to` hold this one's resources other than variables (the same objects, shared): for
+  // a session that takes over from another, over a grown graph.
+  void ShareResourcesWith(ResourceMgr& to) const;
   void Clear();
 
  private:

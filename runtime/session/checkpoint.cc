@@ -460,6 +460,7 @@ absl::Status RestoreVariables(const Graph& graph, ResourceMgr& resources, const 
     absl::MutexLock lock(&var->mu);
     var->value = std::move(value);  // A fresh buffer that nothing else holds.
     var->initialized = true;
+    ++var->initializations;
   }
   return absl::OkStatus();
 }

@@ -1,0 +1,85 @@
+// What a parameter server keeps per variable beside its value (ops/ps_ops.h): clocks, each
+// worker's pull clock, DC-ASGD's backups, the synchronous aggregation's sum, the delay
+// histogram, and the pulls waiting for slower workers. Shared by the pull and push kernels
+// (ps_ops.cc) and the ops that save and restore it (ps_state_ops.cc). Internal to ops/.
+//
+// The state belongs to one initialisation of its variable: when the variable's initializer
+// runs again or a checkpoint restores it (Variable::initializations changes), the next ps op
+// starts the state over (StartOverIfReinitialized), so clocks and backups never outlive the
+// values they describe.
+//
+// Thread-safety: every field is guarded by `mu`; lock order is the variable's mu, then this mu.
+#ifndef SLUICE_OPS_PS_STATE_H_
+#define SLUICE_OPS_PS_STATE_H_
+
+#include <cstdint>
+#include <functional>
+#include <list>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "core/tensor.h"
+#include "graph/op_def.h"
+#include "runtime/kernel/cancellation.h"
+#include "runtime/kernel/kernel.h"
+#include "runtime/kernel/resource_mgr.h"
+
+namespace sluice {
+namespace ps_internal {
+
+// A pull waiting for the slowest worker (bounded staleness).
+struct PullWaiter {
+  int64_t worker = 0;
+  int64_t need = 0;  // The slowest worker's clock this pull may read at.
+  int64_t workers = 0;
+  bool backup = false;  // Keep the value as the worker's DC-ASGD backup.
+  bool sync = false;    // Synchronous aggregation: wait for the version it pushed to.
+  OpKernelContext* ctx = nullptr;
+  std::function<void()> done;
+  CancellationManager* cm = nullptr;
+  std::optional<CancellationManager::Token> token;
+};
+
+struct PsState : Resource {
+  absl::Mutex mu;
+  // The variable's Variable::initializations this state describes.
+  int64_t initialization ABSL_GUARDED_BY(mu) = 0;
+  std::map<int64_t, int64_t> worker_clock ABSL_GUARDED_BY(mu);  // Worker -> its pushes.
+  std::list<std::shared_ptr<PullWaiter>> waiting ABSL_GUARDED_BY(mu);
+  std::string rule ABSL_GUARDED_BY(mu);  // The first push's; "" before any push.
+  int64_t clock ABSL_GUARDED_BY(mu) = 0;
+  std::map<int64_t, int64_t> pull_clock ABSL_GUARDED_BY(mu);  // Worker -> t at its last pull.
+  std::map<int64_t, Tensor> backup ABSL_GUARDED_BY(mu);       // DC-ASGD: worker -> w_bak.
+  Tensor mean_square ABSL_GUARDED_BY(mu);                     // DC-ASGD-a's MS.
+  std::map<int64_t, int64_t> delays ABSL_GUARDED_BY(mu);      // tau -> pushes.
+  const void* hogwild_buffer ABSL_GUARDED_BY(mu) = nullptr;   // The buffer Hogwild owns.
+  // Synchronous aggregation: the version (aggregated updates applied), the gradients summed for
+  // it so far, the version each worker last pulled and last contributed to, and the pushes
+  // dropped as stale.
+  int64_t version ABSL_GUARDED_BY(mu) = 0;
+  Tensor accum ABSL_GUARDED_BY(mu);
+  int64_t accum_count ABSL_GUARDED_BY(mu) = 0;
+  std::map<int64_t, int64_t> pulled_version ABSL_GUARDED_BY(mu);
+  std::map<int64_t, int64_t> pushed_version ABSL_GUARDED_BY(mu);
+  int64_t dropped ABSL_GUARDED_BY(mu) = 0;
+};
+
+// The ps state of variable `name` on this device, created empty on first use.
+absl::StatusOr<std::shared_ptr<PsState>> StateOf(OpKernelContext* ctx, const std::string& name);
+
+// Clears everything but the waiting pulls when `var` was initialised again since the state was
+// made, and records the initialisation it now describes.
+void StartOverIfReinitialized(const Variable& var, PsState* s)
+    ABSL_EXCLUSIVE_LOCKS_REQUIRED(var.mu, s->mu);
+
+// Registers PsExportState and PsImportState (ps_state_ops.cc); RegisterPsOps calls it.
+absl::Status RegisterPsStateOps(OpRegistry* ops, KernelRegistry* kernels);
+
+}  // namespace ps_internal
+}  // namespace sluice
+
+#endif  // SLUICE_OPS_PS_STATE_H_
