@@ -1,6 +1,8 @@
 #include "ops/optimizers.h"
 
 #include <deque>
+#include <optional>
+#include <utility>
 
 #include "absl/strings/str_cat.h"
 #include "core/status.h"
@@ -149,17 +151,25 @@ bool IsConstZero(const Output& o) {
   return false;
 }
 
-const Node* GradientDescentOptimizer::ApplyDense(const Scope& slot_scope, const Scope& update_scope,
-                                                 const Output& grad, const Output& var) {
-  // The gradient of rows gathered from `var` (embedding_lookup), read by nothing else: update
-  // only those rows, var[indices[i]] -= lr * values[i], instead of densifying the gradient into
-  // a tensor of var's shape. The GatherGrad node is left unused, so steps prune it.
+// The gradient of rows gathered from `var` (embedding_lookup), read by nothing else: its
+// (indices, rows), so an update can touch only those rows instead of densifying the gradient
+// into a tensor of var's shape. The GatherGrad node is then left unused, and steps prune it.
+std::optional<std::pair<Output, Output>> GatheredRows(const Output& grad, const Output& var) {
   const Node& gg = *grad.node();
   if (gg.op() == "GatherGrad" && gg.out_edges().empty() && IsConstZero(OpInputOf(gg, 3)) &&
       OpInputOf(gg, 0).dtype() == var.dtype()) {
-    Output step = Mul(update_scope, OpInputOf(gg, 0),
-                      Constant(update_scope, TensorShape(), var.dtype(), lr_));
-    Output updated = ScatterSub(update_scope, var, OpInputOf(gg, 1), step);
+    return std::make_pair(OpInputOf(gg, 1), OpInputOf(gg, 0));
+  }
+  return std::nullopt;
+}
+
+const Node* GradientDescentOptimizer::ApplyDense(const Scope& slot_scope, const Scope& update_scope,
+                                                 const Output& grad, const Output& var) {
+  // Only the gathered rows: var[indices[i]] -= lr * rows[i].
+  if (auto rows = GatheredRows(grad, var)) {
+    Output step =
+        Mul(update_scope, rows->second, Constant(update_scope, TensorShape(), var.dtype(), lr_));
+    Output updated = ScatterSub(update_scope, var, rows->first, step);
     return updated.valid() ? updated.node() : nullptr;
   }
   // A gradient that is a MatMul nothing else reads folds into the update: one GEMM
@@ -179,12 +189,23 @@ const Node* GradientDescentOptimizer::ApplyDense(const Scope& slot_scope, const 
 const Node* MomentumOptimizer::ApplyDense(const Scope& slot_scope, const Scope& update_scope,
                                           const Output& grad, const Output& var) {
   Output accum = CreateSlot(slot_scope, var, name(), 0.0);
+  if (auto rows = GatheredRows(grad, var)) {
+    return SparseApplyMomentum(
+        update_scope, var, accum, Constant(update_scope, TensorShape(), var.dtype(), lr_),
+        rows->second, rows->first, Constant(update_scope, TensorShape(), var.dtype(), momentum_),
+        use_nesterov_);
+  }
   return ApplyMomentum(update_scope, var, accum, lr_, grad, momentum_, use_nesterov_);
 }
 
 const Node* AdagradOptimizer::ApplyDense(const Scope& slot_scope, const Scope& update_scope,
                                          const Output& grad, const Output& var) {
   Output accum = CreateSlot(slot_scope, var, name(), initial_);
+  if (auto rows = GatheredRows(grad, var)) {
+    return SparseApplyAdagrad(update_scope, var, accum,
+                              Constant(update_scope, TensorShape(), var.dtype(), lr_), rows->second,
+                              rows->first);
+  }
   return ApplyAdagrad(update_scope, var, accum, lr_, grad);
 }
 

@@ -3,8 +3,10 @@
 #include <algorithm>
 #include <array>
 #include <cmath>
+#include <map>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "core/status.h"
@@ -23,11 +25,35 @@ struct UpdateSignature {
   int num_refs;
   std::vector<int> scalars;  // Input indices of scalar hyper-parameters.
   int grad;                  // Input index of the gradient.
+  int indices = -1;          // Sparse updates: the rows the gradient's rows update.
 };
+
+// A variable's shape without its first dimension (a row); unknown rank stays unknown.
+TensorShape RowShapeOf(const TensorShape& s) {
+  if (s.unknown_rank() || s.rank() == 0) return TensorShape::UnknownRank();
+  TensorShape row = s;
+  row.RemoveDim(0);
+  return row;
+}
 
 ShapeFn UpdateShapeFn(UpdateSignature sig) {
   return [sig](InferenceContext* c) -> absl::Status {
     const TensorShape& grad = c->input_shape(sig.grad);
+    if (sig.indices >= 0) {
+      const TensorShape& idx = c->input_shape(sig.indices);
+      if (!idx.unknown_rank() && idx.rank() != 1) {
+        return InferenceContext::Error(
+            absl::StrCat("indices must be a vector, got shape ", idx.DebugString()));
+      }
+      for (int i = 0; i < sig.num_refs; ++i) {
+        if (!RowShapeOf(c->input_shape(i)).IsCompatibleWith(RowShapeOf(grad))) {
+          return InferenceContext::Error(absl::StrCat(
+              "cannot update rows of a variable of shape ", c->input_shape(i).DebugString(),
+              " (input ", i, ") with gradient rows of shape ", grad.DebugString()));
+        }
+      }
+      return absl::OkStatus();
+    }
     for (int i = 0; i < sig.num_refs; ++i) {
       if (!c->input_shape(i).IsCompatibleWith(grad)) {
         return InferenceContext::Error(
@@ -73,7 +99,10 @@ class VariablesLock {
 template <typename T, int N>
 class ApplyOpBase : public OpKernel {
  public:
-  ApplyOpBase(const Node& node, int grad_index) : OpKernel(node), grad_index_(grad_index) {
+  // `indices_index` >= 0: a sparse update, the gradient's rows for the variables' rows that
+  // input names.
+  ApplyOpBase(const Node& node, int grad_index, int indices_index = -1)
+      : OpKernel(node), grad_index_(grad_index), indices_index_(indices_index) {
     for (int i = 0; i < N; ++i) names_[i] = VariableNameOf(*node.input(i).node);
   }
 
@@ -84,6 +113,10 @@ class ApplyOpBase : public OpKernel {
       vars[i] = ctx->resources()->LookupOrCreateVariable(names_[i]);
     }
     const Tensor& grad = ctx->input(grad_index_);
+    std::vector<int64_t> rows;
+    if (indices_index_ >= 0) {
+      SLUICE_ASSIGN_OR_RETURN(rows, IndexValues(ctx->input(indices_index_), "indices"));
+    }
     VariablesLock<N> lock(vars);
     std::array<Tensor*, N> values;
     for (int i = 0; i < N; ++i) {
@@ -98,7 +131,9 @@ class ApplyOpBase : public OpKernel {
             absl::StrCat("variable '", names_[i], "' holds ", DTypeName(v.value.dtype()),
                          " values, the update is ", DTypeName(DTypeOf<T>::value)));
       }
-      if (v.value.shape() != grad.shape()) {
+      if (indices_index_ >= 0) {
+        SLUICE_RETURN_IF_ERROR(CheckRows(names_[i], v.value.shape(), grad.shape(), rows));
+      } else if (v.value.shape() != grad.shape()) {
         return absl::InvalidArgumentError(absl::StrCat(
             "cannot update variable '", names_[i], "' of shape ", v.value.shape().DebugString(),
             " with a gradient of shape ", grad.shape().DebugString()));
@@ -111,10 +146,29 @@ class ApplyOpBase : public OpKernel {
       if (!v.value.RefCountIsOne()) v.value = v.value.DeepCopy();
       values[i] = &v.value;
     }
-    return Update(ctx, values, grad);
+    return Update(ctx, values, grad, rows);
   }
 
  protected:
+  // A sparse update's gradient holds one row per index, each a row of the variable in range.
+  static absl::Status CheckRows(const std::string& name, const TensorShape& var,
+                                const TensorShape& grad, const std::vector<int64_t>& rows) {
+    if (var.rank() < 1 || grad.rank() < 1 || RowShapeOf(var) != RowShapeOf(grad) ||
+        grad.dim(0) != static_cast<int64_t>(rows.size())) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("cannot update ", rows.size(), " rows of variable '", name, "' of shape ",
+                       var.DebugString(), " with gradient rows of shape ", grad.DebugString()));
+    }
+    for (size_t j = 0; j < rows.size(); ++j) {
+      if (rows[j] < 0 || rows[j] >= var.dim(0)) {
+        return absl::InvalidArgumentError(absl::StrCat("indices[", j, "] = ", rows[j],
+                                                       " is not a row of variable '", name, "' (",
+                                                       var.dim(0), " rows)"));
+      }
+    }
+    return absl::OkStatus();
+  }
+
   // The scalar hyper-parameter at input i.
   static absl::StatusOr<T> Scalar(OpKernelContext* ctx, int i, absl::string_view what) {
     const Tensor& t = ctx->input(i);
@@ -124,11 +178,13 @@ class ApplyOpBase : public OpKernel {
     }
     return t.scalar<T>();
   }
+  // `rows`: a sparse update's variable rows (checked), one per gradient row; else empty.
   virtual absl::Status Update(OpKernelContext* ctx, const std::array<Tensor*, N>& vars,
-                              const Tensor& grad) = 0;
+                              const Tensor& grad, const std::vector<int64_t>& rows) = 0;
 
  private:
   const int grad_index_;
+  const int indices_index_;
   std::array<std::string, N> names_;
 };
 
@@ -138,8 +194,8 @@ class ApplyGradientDescentOp : public ApplyOpBase<T, 1> {
   explicit ApplyGradientDescentOp(const Node& node) : ApplyOpBase<T, 1>(node, 2) {}
 
  protected:
-  absl::Status Update(OpKernelContext* ctx, const std::array<Tensor*, 1>& vars,
-                      const Tensor& grad) override {
+  absl::Status Update(OpKernelContext* ctx, const std::array<Tensor*, 1>& vars, const Tensor& grad,
+                      const std::vector<int64_t>&) override {
     SLUICE_ASSIGN_OR_RETURN(T alpha, this->Scalar(ctx, 1, "alpha"));
     auto var = vars[0]->flat<T>();
     EvalExpr(*ctx, var, var - grad.flat<T>() * alpha);
@@ -154,8 +210,8 @@ class ApplyMomentumOp : public ApplyOpBase<T, 2> {
       : ApplyOpBase<T, 2>(node, 3), use_nesterov_(this->template Attr<bool>("use_nesterov")) {}
 
  protected:
-  absl::Status Update(OpKernelContext* ctx, const std::array<Tensor*, 2>& vars,
-                      const Tensor& grad) override {
+  absl::Status Update(OpKernelContext* ctx, const std::array<Tensor*, 2>& vars, const Tensor& grad,
+                      const std::vector<int64_t>&) override {
     SLUICE_ASSIGN_OR_RETURN(T lr, this->Scalar(ctx, 2, "lr"));
     SLUICE_ASSIGN_OR_RETURN(T momentum, this->Scalar(ctx, 4, "momentum"));
     auto var = vars[0]->flat<T>();
@@ -180,8 +236,8 @@ class ApplyAdagradOp : public ApplyOpBase<T, 2> {
   explicit ApplyAdagradOp(const Node& node) : ApplyOpBase<T, 2>(node, 3) {}
 
  protected:
-  absl::Status Update(OpKernelContext* ctx, const std::array<Tensor*, 2>& vars,
-                      const Tensor& grad) override {
+  absl::Status Update(OpKernelContext* ctx, const std::array<Tensor*, 2>& vars, const Tensor& grad,
+                      const std::vector<int64_t>&) override {
     SLUICE_ASSIGN_OR_RETURN(T lr, this->Scalar(ctx, 2, "lr"));
     auto var = vars[0]->flat<T>();
     auto accum = vars[1]->flat<T>();
@@ -192,14 +248,100 @@ class ApplyAdagradOp : public ApplyOpBase<T, 2> {
   }
 };
 
+// The gradient rows of a sparse update summed per distinct index (as TensorFlow's optimizers
+// do before a sparse update), so each touched row is updated once, exactly as the dense update
+// with the scattered gradient would update it.
+template <typename T>
+void SumRowsByIndex(const std::vector<int64_t>& rows, const T* g, int64_t width,
+                    std::vector<int64_t>* unique, std::vector<T>* summed) {
+  std::map<int64_t, size_t> slot;
+  for (size_t j = 0; j < rows.size(); ++j) {
+    auto [it, added] = slot.emplace(rows[j], unique->size());
+    if (added) {
+      unique->push_back(rows[j]);
+      summed->insert(summed->end(), g + j * width, g + (j + 1) * width);
+    } else {
+      T* into = summed->data() + it->second * width;
+      for (int64_t e = 0; e < width; ++e) into[e] += g[j * width + e];
+    }
+  }
+}
+
+// The sparse forms (TensorFlow's SparseApplyMomentum and SparseApplyAdagrad): the dense
+// arithmetic on the rows `indices` names, with their gradient rows summed per row; the other
+// rows and their accumulators are left as they are (for Momentum that is not the dense update,
+// which keeps moving rows with momentum: TensorFlow's sparse form does the same).
+template <typename T>
+class SparseApplyMomentumOp : public ApplyOpBase<T, 2> {
+ public:
+  explicit SparseApplyMomentumOp(const Node& node)
+      : ApplyOpBase<T, 2>(node, 3, 4), use_nesterov_(this->template Attr<bool>("use_nesterov")) {}
+
+ protected:
+  absl::Status Update(OpKernelContext* ctx, const std::array<Tensor*, 2>& vars, const Tensor& grad,
+                      const std::vector<int64_t>& rows) override {
+    SLUICE_ASSIGN_OR_RETURN(T lr, this->Scalar(ctx, 2, "lr"));
+    SLUICE_ASSIGN_OR_RETURN(T momentum, this->Scalar(ctx, 5, "momentum"));
+    if (rows.empty()) return absl::OkStatus();
+    const int64_t width = grad.num_elements() / static_cast<int64_t>(rows.size());
+    std::vector<int64_t> unique;
+    std::vector<T> g;
+    SumRowsByIndex(rows, grad.data<T>(), width, &unique, &g);
+    T* var = vars[0]->data<T>();
+    T* accum = vars[1]->data<T>();
+    for (size_t j = 0; j < unique.size(); ++j) {
+      T* w = var + unique[j] * width;
+      T* a = accum + unique[j] * width;
+      const T* gj = g.data() + j * width;
+      for (int64_t e = 0; e < width; ++e) {
+        a[e] = a[e] * momentum + gj[e];
+        w[e] -= use_nesterov_ ? gj[e] * lr + a[e] * (momentum * lr) : a[e] * lr;
+      }
+    }
+    return absl::OkStatus();
+  }
+
+ private:
+  const bool use_nesterov_;
+};
+
+template <typename T>
+class SparseApplyAdagradOp : public ApplyOpBase<T, 2> {
+ public:
+  explicit SparseApplyAdagradOp(const Node& node) : ApplyOpBase<T, 2>(node, 3, 4) {}
+
+ protected:
+  absl::Status Update(OpKernelContext* ctx, const std::array<Tensor*, 2>& vars, const Tensor& grad,
+                      const std::vector<int64_t>& rows) override {
+    SLUICE_ASSIGN_OR_RETURN(T lr, this->Scalar(ctx, 2, "lr"));
+    if (rows.empty()) return absl::OkStatus();
+    const int64_t width = grad.num_elements() / static_cast<int64_t>(rows.size());
+    std::vector<int64_t> unique;
+    std::vector<T> g;
+    SumRowsByIndex(rows, grad.data<T>(), width, &unique, &g);
+    T* var = vars[0]->data<T>();
+    T* accum = vars[1]->data<T>();
+    for (size_t j = 0; j < unique.size(); ++j) {
+      T* w = var + unique[j] * width;
+      T* a = accum + unique[j] * width;
+      const T* gj = g.data() + j * width;
+      for (int64_t e = 0; e < width; ++e) {
+        a[e] += gj[e] * gj[e];
+        w[e] -= lr * gj[e] / std::sqrt(a[e]);
+      }
+    }
+    return absl::OkStatus();
+  }
+};
+
 template <typename T>
 class ApplyAdamOp : public ApplyOpBase<T, 3> {
  public:
   explicit ApplyAdamOp(const Node& node) : ApplyOpBase<T, 3>(node, 9) {}
 
  protected:
-  absl::Status Update(OpKernelContext* ctx, const std::array<Tensor*, 3>& vars,
-                      const Tensor& grad) override {
+  absl::Status Update(OpKernelContext* ctx, const std::array<Tensor*, 3>& vars, const Tensor& grad,
+                      const std::vector<int64_t>&) override {
     SLUICE_ASSIGN_OR_RETURN(T beta1_power, this->Scalar(ctx, 3, "beta1_power"));
     SLUICE_ASSIGN_OR_RETURN(T beta2_power, this->Scalar(ctx, 4, "beta2_power"));
     SLUICE_ASSIGN_OR_RETURN(T lr, this->Scalar(ctx, 5, "lr"));
@@ -414,6 +556,38 @@ absl::Status RegisterTrainingOps(OpRegistry* ops, KernelRegistry* kernels) {
           .Doc("accum += grad^2; var -= lr * grad / sqrt(accum). `var` and `accum` are write "
                "handles."),
       "ApplyAdagrad", {2, {2}, 3}));
+  SLUICE_RETURN_IF_ERROR(RegisterApply<SparseApplyMomentumOp>(
+      ops, kernels,
+      OpDefBuilder("SparseApplyMomentum")
+          .Input("var: Ref(T)")
+          .Input("accum: Ref(T)")
+          .Input("lr: T")
+          .Input("grad: T")
+          .Input("indices: Tindices")
+          .Input("momentum: T")
+          .Attr(kTypes)
+          .Attr("Tindices: {int32, int64} = int64")
+          .Attr("use_nesterov: bool = false")
+          .SetIsStateful()
+          .Doc("ApplyMomentum on the rows `indices` names only, grad[j] updating row "
+               "indices[j] (the rows of a repeated index summed first); other rows keep their "
+               "values and accumulators."),
+      "SparseApplyMomentum", {2, {2, 5}, 3, 4}));
+  SLUICE_RETURN_IF_ERROR(RegisterApply<SparseApplyAdagradOp>(
+      ops, kernels,
+      OpDefBuilder("SparseApplyAdagrad")
+          .Input("var: Ref(T)")
+          .Input("accum: Ref(T)")
+          .Input("lr: T")
+          .Input("grad: T")
+          .Input("indices: Tindices")
+          .Attr(kTypes)
+          .Attr("Tindices: {int32, int64} = int64")
+          .SetIsStateful()
+          .Doc("ApplyAdagrad on the rows `indices` names only, grad[j] updating row indices[j] "
+               "(the rows of a repeated index summed first): the dense update of a gradient "
+               "that is zero elsewhere."),
+      "SparseApplyAdagrad", {2, {2}, 3, 4}));
   SLUICE_RETURN_IF_ERROR(ops->Register(
       OpDefBuilder("ApplyGradientDescentMatMul")
           .Input("var: Ref(T)")
@@ -486,6 +660,22 @@ const Node* ApplyAdagrad(const Scope& scope, Output var, Output accum, Input lr,
   return BuildNode(scope, "ApplyAdagrad",
                    {VariableRef(scope, var, loc), VariableRef(scope, accum, loc), lr, grad}, {},
                    loc);
+}
+
+const Node* SparseApplyMomentum(const Scope& scope, Output var, Output accum, Input lr, Input grad,
+                                Input indices, Input momentum, bool use_nesterov,
+                                SourceLocation loc) {
+  return BuildNode(
+      scope, "SparseApplyMomentum",
+      {VariableRef(scope, var, loc), VariableRef(scope, accum, loc), lr, grad, indices, momentum},
+      {{"use_nesterov", AttrValue(use_nesterov)}}, loc);
+}
+
+const Node* SparseApplyAdagrad(const Scope& scope, Output var, Output accum, Input lr, Input grad,
+                               Input indices, SourceLocation loc) {
+  return BuildNode(
+      scope, "SparseApplyAdagrad",
+      {VariableRef(scope, var, loc), VariableRef(scope, accum, loc), lr, grad, indices}, {}, loc);
 }
 
 const Node* ApplyAdam(const Scope& scope, Output var, Output m, Output v, Input beta1_power,

@@ -11,6 +11,9 @@
 //                         var -= lr * accum, or with use_nesterov
 //                         var -= lr * grad + lr * momentum * accum
 //   ApplyAdagrad          accum += grad^2; var -= lr * grad / sqrt(accum)
+//   SparseApplyMomentum, SparseApplyAdagrad
+//                         the same on the rows `indices` names only: grad holds one row per
+//                         index (the gradient of rows gathered from the variable)
 //   ApplyAdam             lr_t = lr * sqrt(1 - beta2_power) / (1 - beta1_power);
 //                         m += (1 - beta1) (grad - m); v += (1 - beta2) (grad^2 - v);
 //                         var -= lr_t * m / (sqrt(v) + epsilon)
@@ -51,6 +54,11 @@ const Node* ApplyMomentum(const Scope& scope, Output var, Output accum, Input lr
                           SourceLocation loc = SourceLocation::Current());
 const Node* ApplyAdagrad(const Scope& scope, Output var, Output accum, Input lr, Input grad,
                          SourceLocation loc = SourceLocation::Current());
+const Node* SparseApplyMomentum(const Scope& scope, Output var, Output accum, Input lr, Input grad,
+                                Input indices, Input momentum, bool use_nesterov,
+                                SourceLocation loc = SourceLocation::Current());
+const Node* SparseApplyAdagrad(const Scope& scope, Output var, Output accum, Input lr, Input grad,
+                               Input indices, SourceLocation loc = SourceLocation::Current());
 const Node* ApplyAdam(const Scope& scope, Output var, Output m, Output v, Input beta1_power,
                       Input beta2_power, Input lr, Input beta1, Input beta2, Input epsilon,
                       Input grad, SourceLocation loc = SourceLocation::Current());

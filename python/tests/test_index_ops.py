@@ -314,3 +314,41 @@ def test_sgd_on_an_embedding_updates_only_the_looked_up_rows(graph, sess):
     np.testing.assert_allclose(got, expected, rtol=1e-6, atol=1e-6)
     untouched = [0, 2, 3, 5]
     np.testing.assert_array_equal(got[untouched], table0[untouched])
+
+
+@pytest.mark.parametrize("name", ["momentum", "nesterov", "adagrad"])
+def test_momentum_and_adagrad_on_an_embedding_update_only_the_looked_up_rows(graph, sess, name):
+    """Momentum and Adagrad apply the gradient of gathered rows as a sparse update
+    (SparseApplyMomentum, SparseApplyAdagrad, TF's): a repeated id's rows are summed, the
+    looked-up rows get the dense update's values and the other rows and their accumulators
+    stay as they are."""
+    table0 = RNG.normal(size=(6, 3))
+    table = sl.Variable(table0)
+    ids = sl.placeholder(sl.int32, [None])
+    target = sl.placeholder(sl.float64, [None, 3])
+    loss = sl.reduce_sum(sl.square(sl.nn.embedding_lookup(table, ids) - target))
+    lr, mu = 0.1, 0.9
+    optimizer = {"momentum": sl.train.MomentumOptimizer(lr, mu),
+                 "nesterov": sl.train.MomentumOptimizer(lr, mu, use_nesterov=True),
+                 "adagrad": sl.train.AdagradOptimizer(lr, initial_accumulator_value=0.1)}[name]
+    train = optimizer.minimize(loss)
+    sparse = "SparseApplyAdagrad" if name == "adagrad" else "SparseApplyMomentum"
+    assert [op.type for op in graph.get_operations() if "Apply" in op.type] == [sparse]
+    sess.run(sl.global_variables_initializer())
+    w, acc = table0.copy(), np.full_like(table0, 0.0 if name != "adagrad" else 0.1)
+    for id_values in (np.array([4, 1, 4], np.int32), np.array([1, 2], np.int32)):
+        t = RNG.normal(size=(len(id_values), 3))
+        sess.run(train, {ids: id_values, target: t})
+        grad = np.zeros_like(w)
+        np.add.at(grad, id_values, 2 * (w[id_values] - t))
+        rows = np.unique(id_values)
+        if name == "adagrad":
+            acc[rows] += grad[rows] ** 2
+            w[rows] -= lr * grad[rows] / np.sqrt(acc[rows])
+        else:
+            acc[rows] = mu * acc[rows] + grad[rows]
+            step = grad[rows] + mu * acc[rows] if name == "nesterov" else acc[rows]
+            w[rows] -= lr * step
+    got = sess.run(table)
+    np.testing.assert_allclose(got, w, rtol=1e-12, atol=1e-12)
+    np.testing.assert_array_equal(got[[0, 3, 5]], table0[[0, 3, 5]])

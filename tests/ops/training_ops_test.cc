@@ -108,6 +108,45 @@ TEST(TrainingOpsTest, Adagrad) {
   EXPECT_TRUE(TensorNear(f.Read("acc"), Tensor::FromVector<double>(a), 1e-12, 1e-12));
 }
 
+// Rows 2, 0, 2 with gradient rows kGrad: row 2 gets 0.3 + 2.0, row 0 gets -0.1, row 1 nothing.
+TEST(TrainingOpsTest, SparseMomentumAndAdagradSumRepeatedRowsAndLeaveTheRest) {
+  const Tensor indices = Tensor::FromVector<int64_t>({2, 0, 2});
+  const std::vector<double> summed = {-0.1, 0.0, 2.3};
+  for (bool adagrad : {false, true}) {
+    Fixture f;
+    std::vector<Output> inits;
+    Output w = f.Var("w", kW0, &inits);
+    Output acc = f.Var("acc", {0.1, 0.1, 0.1}, &inits);
+    const Tensor grad = Tensor::FromVector<double>(kGrad);
+    const Node* step = adagrad
+                           ? ops::SparseApplyAdagrad(f.s, w, acc, 0.5, grad, indices)
+                           : ops::SparseApplyMomentum(f.s, w, acc, 0.5, grad, indices, 0.9, false);
+    ASSERT_NE(step, nullptr) << f.s.status();
+    f.Start(inits);
+    std::vector<double> want = kW0, a = {0.1, 0.1, 0.1};
+    for (int i = 0; i < 2; ++i) {
+      ASSERT_TRUE(f.Step(step).ok());
+      for (int k : {0, 2}) {
+        a[k] = adagrad ? a[k] + summed[k] * summed[k] : 0.9 * a[k] + summed[k];
+        want[k] -= adagrad ? 0.5 * summed[k] / std::sqrt(a[k]) : 0.5 * a[k];
+      }
+    }
+    EXPECT_TRUE(TensorNear(f.Read("w"), Tensor::FromVector<double>(want), 1e-12, 1e-12))
+        << "adagrad=" << adagrad;
+    EXPECT_TRUE(TensorNear(f.Read("acc"), Tensor::FromVector<double>(a), 1e-12, 1e-12));
+  }
+  Fixture f;
+  std::vector<Output> inits;
+  Output w = f.Var("w", kW0, &inits);
+  Output acc = f.Var("acc", {0.1, 0.1, 0.1}, &inits);
+  const Node* step = ops::SparseApplyAdagrad(f.s, w, acc, 0.5, Tensor::FromVector<double>({1.0}),
+                                             Tensor::FromVector<int64_t>({3}));
+  f.Start(inits);
+  EXPECT_TRUE(StatusHas(f.Step(step), absl::StatusCode::kInvalidArgument,
+                        "indices[0] = 3 is not a row of variable 'w' (3 rows)"));
+  EXPECT_TRUE(TensorNear(f.Read("w"), Tensor::FromVector<double>(kW0), 0, 0));
+}
+
 TEST(TrainingOpsTest, Adam) {
   Fixture f;
   std::vector<Output> inits;
