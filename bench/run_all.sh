@@ -57,7 +57,10 @@ echo "== bsp_throughput" >&2
 echo "== ps_bench" >&2
 (eval "$(tools/python_env.sh)" && /usr/bin/python3 bench/ps_bench.py \
   --repetitions "$repetitions" > "$out/ps_bench.md") >&2 || echo "ps_bench failed" >&2
-for table in allreduce_bench bsp_throughput ps_bench; do
+echo "== async_ps_throughput" >&2
+(eval "$(tools/python_env.sh)" && /usr/bin/python3 bench/async_ps_throughput.py \
+  --workers 1 2 4 > "$out/async_ps_throughput.md") >&2 || echo "async_ps_throughput failed" >&2
+for table in allreduce_bench bsp_throughput ps_bench async_ps_throughput; do
   echo "$table (bench/$table.py):"
   grep -v '^sluice_server' "$out/$table.md" || true
   echo
