@@ -224,3 +224,47 @@ def test_a_partitioned_embedding_on_two_ps_tasks_moves_only_the_looked_up_rows()
         # The rows (and their ids) each way, plus the control plane's step messages.
         assert mine * row_bytes <= sent < mine * row_bytes + 64_000, (i, mine, sent)
         assert mine * row_bytes <= received < mine * row_bytes + 64_000, (i, mine, received)
+
+
+def test_a_checkpoint_of_two_ps_tasks_restores_onto_three(tmp_path):
+    """A model whose variables are spread over two ps tasks (an embedding in two parts, a
+    dense layer with its ps state) is saved, then restored into the same model built for
+    three ps tasks (the embedding in three parts): the values and the ps state come back."""
+    table = RNG.normal(size=(10, 4))
+    dense = RNG.normal(size=(4, 1))
+
+    def model(tasks):
+        g = sl.Graph()
+        with g.as_default():
+            with sl.device(sl.train.replica_device_setter(ps_tasks=tasks)):
+                emb = sl.get_variable("emb", initializer=table,
+                                      partitioner=sl.fixed_size_partitioner(tasks))
+                w = sl.Variable(dense, name="w")
+            pulled = sl.ps.pull(w, worker=0)
+            ids = sl.placeholder(sl.int64, [3])
+            loss = sl.reduce_sum(sl.matmul(sl.nn.embedding_lookup(emb, ids), pulled))
+            push = sl.ps.push(w, sl.gradients(loss, [pulled])[0], worker=0, learning_rate=0.5)
+            counters = sl.ps.counters(w)
+            init = sl.global_variables_initializer()
+        return g, emb, w, ids, push, counters, init
+
+    feed_ids = np.array([0, 9, 5])
+    path = str(tmp_path / "model.ckpt")
+    with sl.LocalCluster(workers=1, ps=2) as cluster:
+        g, emb, w, ids, push, counters, init = model(2)
+        assert len({p.op.device for p in emb}) == 2
+        with sl.Session(cluster.target, graph=g) as sess:
+            sess.run(init)
+            sess.run(push, {ids: feed_ids})
+            sl.train.Saver().save(sess, path)
+            saved_w = sess.run(w)
+    np.testing.assert_allclose(saved_w, dense - 0.5 * table[feed_ids].sum(0)[:, None],
+                               rtol=1e-12)
+    with sl.LocalCluster(workers=1, ps=3) as cluster:
+        g, emb, w, ids, push, counters, init = model(3)
+        assert len({p.op.device for p in emb}) == 3
+        with sl.Session(cluster.target, graph=g) as sess:
+            sl.train.Saver().restore(sess, path)
+            np.testing.assert_array_equal(sess.run(emb), table)
+            np.testing.assert_array_equal(sess.run(w), saved_w)
+            assert sess.run(counters)[0] == 1  # The push saved with the value.
