@@ -627,8 +627,11 @@ class PsCountersOp : public PsKernel {
   absl::Status Compute(OpKernelContext* ctx) override {
     SLUICE_ASSIGN_OR_RETURN(std::shared_ptr<PsState> state, LockedState(ctx));
     absl::MutexLock lock(&state->mu);
+    int64_t backup_bytes = 0;  // DC-ASGD's memory cost: one copy of the variable per worker.
+    for (const auto& [worker, b] : state->backup) backup_bytes += b.TotalBytes();
     ctx->set_output(0, Tensor::FromVector<int64_t>({state->clock, state->version, state->dropped,
-                                                    static_cast<int64_t>(state->waiting.size())}));
+                                                    static_cast<int64_t>(state->waiting.size()),
+                                                    backup_bytes}));
     return absl::OkStatus();
   }
 };
@@ -701,9 +704,9 @@ absl::Status RegisterPsOps(OpRegistry* ops, KernelRegistry* kernels) {
                         .Attr("T: type")
                         .SetIsStateful()
                         .Doc("[pushes received, versions applied (sync), pushes dropped as "
-                             "stale (sync), pulls waiting]")
+                             "stale (sync), pulls waiting, bytes of DC-ASGD backups]")
                         .SetShapeFn([](InferenceContext* c) {
-                          c->set_output(0, TensorShape({4}));
+                          c->set_output(0, TensorShape({5}));
                           return absl::OkStatus();
                         })));
   SLUICE_RETURN_IF_ERROR(ops->Register(

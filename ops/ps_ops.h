@@ -15,7 +15,8 @@
 //   PsPushRows(ref var, indices, values) -> delay; rows[indices[i]] -= eta * values[i] (ASGD;
 //                               repeated indices add up): for embeddings, only the rows a
 //                               batch touches cross the network and are written
-//   PsCounters(ref var)      -> [pushes received, versions applied, pushes dropped, waiting]
+//   PsCounters(ref var)      -> [pushes received, versions applied, pushes dropped, waiting,
+//                               bytes held by DC-ASGD's per-worker backups]
 //   PsPush   (ref var, grad) -> the push's delay tau (int64); applies grad by the rule
 //   PsDelays (ref var)       -> int64 [max tau + 1]: how many pushes had each delay
 // Attributes: worker (m, >= 0), rule, learning_rate (eta), lambda, momentum (mu), epsilon,

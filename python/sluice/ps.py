@@ -195,7 +195,8 @@ def push_rows(var, indices, values, worker, learning_rate=None, name=None):
 
 def counters(var, name=None):
     """int64 [pushes received, versions applied ("sync"), pushes dropped as stale ("sync"),
-    pulls waiting]."""
+    pulls waiting, bytes held by the per-worker backups ("dc_asgd", "dc_asgd_a": the memory
+    cost of delay compensation, one copy of the variable per worker that pulled)]."""
     ref, handle, location = _handle(var, "ps.counters")
     with _on_variable(ref):
         return ref.graph._add_op("PsCounters", [handle], {}, name, location).outputs[0]
