@@ -42,6 +42,7 @@ void StartOverIfReinitialized(const Variable& var, PsState* s) {
   s->clock = 0;
   s->pull_clock.clear();
   s->backup.clear();
+  s->row_backup.clear();
   s->mean_square = Tensor();
   s->delays.clear();
   s->hogwild_buffer = nullptr;
@@ -57,6 +58,7 @@ void StartOverIfReinitialized(const Variable& var, PsState* s) {
 
 namespace {
 
+using ps_internal::PsKernel;
 using ps_internal::PsState;
 using ps_internal::PullWaiter;
 using ps_internal::StartOverIfReinitialized;
@@ -123,49 +125,6 @@ void Complete(const std::vector<std::shared_ptr<PullWaiter>>& ready) {
     w->done();
   }
 }
-
-// Base of the kernels: the variable (by its write handle's name) and its state.
-class PsKernel : public OpKernel {
- public:
-  explicit PsKernel(const Node& node)
-      : OpKernel(node), name_(VariableNameOf(*node.input(0).node)) {}
-
- protected:
-  absl::Status Lookup(OpKernelContext* ctx, std::shared_ptr<Variable>* var,
-                      std::shared_ptr<PsState>* state) const {
-    ctx->release_input(0);  // Input 0 only names the variable.
-    *var = ctx->resources()->LookupVariable(name_);
-    if (*var == nullptr) {
-      return absl::FailedPreconditionError(
-          absl::StrCat("variable '", name_, "' is not initialized"));
-    }
-    SLUICE_ASSIGN_OR_RETURN(*state, StateOf(ctx, name_));
-    return absl::OkStatus();
-  }
-  // The state, started over first if the variable was initialised again (readers of the state
-  // alone: the variable need not be initialised).
-  absl::StatusOr<std::shared_ptr<PsState>> LockedState(OpKernelContext* ctx) const {
-    ctx->release_input(0);
-    SLUICE_ASSIGN_OR_RETURN(std::shared_ptr<PsState> state, StateOf(ctx, name_));
-    if (std::shared_ptr<Variable> var = ctx->resources()->LookupVariable(name_)) {
-      Variable& v = *var;
-      absl::MutexLock lock(&v.mu);
-      absl::MutexLock state_lock(&state->mu);
-      StartOverIfReinitialized(v, state.get());
-    }
-    return state;
-  }
-  static absl::Status CheckInitialized(const std::string& name, const Variable& v)
-      ABSL_EXCLUSIVE_LOCKS_REQUIRED(v.mu) {
-    if (!v.initialized) {
-      return absl::FailedPreconditionError(
-          absl::StrCat("variable '", name, "' is not initialized"));
-    }
-    return absl::OkStatus();
-  }
-
-  const std::string name_;
-};
 
 // Pulls (see the header): asynchronous, because a bounded-staleness or synchronous pull may have
 // to wait for other workers' pushes, and must not hold a thread meanwhile.
@@ -484,124 +443,6 @@ class PsPushOp : public PsKernel {
   const int64_t replicas_;
 };
 
-// The rows `t` names, checked against the variable's `rows`.
-absl::StatusOr<std::vector<int64_t>> RowIndices(const Tensor& t, int64_t rows,
-                                                const std::string& name) {
-  SLUICE_ASSIGN_OR_RETURN(std::vector<int64_t> idx, IndexValues(t, "indices"));
-  for (size_t i = 0; i < idx.size(); ++i) {
-    if (idx[i] < 0 || idx[i] >= rows) {
-      return absl::InvalidArgumentError(absl::StrCat("indices[", i, "] = ", idx[i],
-                                                     " is not a row of variable '", name, "' (",
-                                                     rows, " rows)"));
-    }
-  }
-  return idx;
-}
-
-// Row-wise pulls and pushes (ASGD) for embeddings: only the rows a batch touches cross the
-// network and are written.
-class PsPullRowsOp : public PsKernel {
- public:
-  explicit PsPullRowsOp(const Node& node) : PsKernel(node), worker_(Attr<int64_t>("worker")) {}
-
-  absl::Status Compute(OpKernelContext* ctx) override {
-    std::shared_ptr<Variable> var;
-    std::shared_ptr<PsState> state;
-    SLUICE_RETURN_IF_ERROR(Lookup(ctx, &var, &state));
-    Variable& v = *var;
-    absl::MutexLock lock(&v.mu);
-    SLUICE_RETURN_IF_ERROR(CheckInitialized(name_, v));
-    if (v.value.rank() < 1) {
-      return absl::InvalidArgumentError(absl::StrCat("variable '", name_, "' has no rows"));
-    }
-    SLUICE_ASSIGN_OR_RETURN(std::vector<int64_t> idx,
-                            RowIndices(ctx->input(1), v.value.dim(0), name_));
-    std::vector<int64_t> dims = v.value.shape().dims();
-    dims[0] = static_cast<int64_t>(idx.size());
-    Tensor rows(v.value.dtype(), TensorShape(dims));
-    const size_t row_bytes = v.value.dim(0) == 0 ? 0 : v.value.TotalBytes() / v.value.dim(0);
-    for (size_t i = 0; i < idx.size(); ++i) {
-      std::memcpy(static_cast<char*>(rows.raw_data()) + i * row_bytes,
-                  static_cast<const char*>(v.value.raw_data()) + idx[i] * row_bytes, row_bytes);
-    }
-    {
-      absl::MutexLock state_lock(&state->mu);
-      StartOverIfReinitialized(v, state.get());
-      state->pull_clock[worker_] = state->clock;
-    }
-    ctx->set_output(0, std::move(rows));
-    return absl::OkStatus();
-  }
-
- private:
-  const int64_t worker_;
-};
-
-template <typename T>
-class PsPushRowsOp : public PsKernel {
- public:
-  explicit PsPushRowsOp(const Node& node)
-      : PsKernel(node),
-        worker_(Attr<int64_t>("worker")),
-        lr_(static_cast<T>(Attr<float>("learning_rate"))) {}
-
-  absl::Status Compute(OpKernelContext* ctx) override {
-    std::shared_ptr<Variable> var;
-    std::shared_ptr<PsState> state;
-    SLUICE_RETURN_IF_ERROR(Lookup(ctx, &var, &state));
-    const Tensor& values = ctx->input(2);
-    Variable& v = *var;
-    int64_t tau;
-    {
-      absl::MutexLock lock(&v.mu);
-      SLUICE_RETURN_IF_ERROR(CheckInitialized(name_, v));
-      if (v.value.rank() < 1) {
-        return absl::InvalidArgumentError(absl::StrCat("variable '", name_, "' has no rows"));
-      }
-      SLUICE_ASSIGN_OR_RETURN(std::vector<int64_t> idx,
-                              RowIndices(ctx->input(1), v.value.dim(0), name_));
-      const int64_t row = v.value.dim(0) == 0 ? 0 : v.value.num_elements() / v.value.dim(0);
-      if (values.dtype() != v.value.dtype() ||
-          values.num_elements() != static_cast<int64_t>(idx.size()) * row) {
-        return absl::InvalidArgumentError(absl::StrCat(
-            "push of ", idx.size(), " rows to variable '", name_, "' (", DTypeName(v.value.dtype()),
-            " ", v.value.shape().DebugString(), ") with values ", DTypeName(values.dtype()), " ",
-            values.shape().DebugString()));
-      }
-      absl::MutexLock state_lock(&state->mu);
-      StartOverIfReinitialized(v, state.get());
-      if (state->rule.empty()) state->rule = "asgd";
-      if (state->rule != "asgd") {
-        return absl::InvalidArgumentError(absl::StrCat("variable '", name_,
-                                                       "' is updated by rule '", state->rule,
-                                                       "'; row pushes apply 'asgd'"));
-      }
-      auto it = state->pull_clock.find(worker_);
-      tau = state->clock - (it == state->pull_clock.end() ? 0 : it->second);
-      ++state->delays[tau];
-      ++state->clock;
-      ++state->worker_clock[worker_];
-      // Copy-on-write only when a reader holds the whole value (row pulls copy their rows).
-      if (!v.value.RefCountIsOne()) {
-        Tensor own(v.value.dtype(), v.value.shape());
-        std::memcpy(own.raw_data(), v.value.raw_data(), v.value.TotalBytes());
-        v.value = own;
-      }
-      T* w = v.value.data<T>();
-      const T* g = values.data<T>();
-      for (size_t i = 0; i < idx.size(); ++i) {
-        for (int64_t j = 0; j < row; ++j) w[idx[i] * row + j] -= lr_ * g[i * row + j];
-      }
-    }
-    ctx->set_output(0, Tensor::Scalar<int64_t>(tau));
-    return absl::OkStatus();
-  }
-
- private:
-  const int64_t worker_;
-  const T lr_;
-};
-
 class PsDelaysOp : public PsKernel {
  public:
   using PsKernel::PsKernel;
@@ -629,6 +470,7 @@ class PsCountersOp : public PsKernel {
     absl::MutexLock lock(&state->mu);
     int64_t backup_bytes = 0;  // DC-ASGD's memory cost: one copy of the variable per worker.
     for (const auto& [worker, b] : state->backup) backup_bytes += b.TotalBytes();
+    for (const auto& [worker, b] : state->row_backup) backup_bytes += b.values.TotalBytes();
     ctx->set_output(0, Tensor::FromVector<int64_t>({state->clock, state->version, state->dropped,
                                                     static_cast<int64_t>(state->waiting.size()),
                                                     backup_bytes}));
@@ -640,6 +482,7 @@ class PsCountersOp : public PsKernel {
 
 absl::Status RegisterPsOps(OpRegistry* ops, KernelRegistry* kernels) {
   SLUICE_RETURN_IF_ERROR(ps_internal::RegisterPsStateOps(ops, kernels));
+  SLUICE_RETURN_IF_ERROR(ps_internal::RegisterPsRowOps(ops, kernels));
   SLUICE_RETURN_IF_ERROR(ops->Register(
       OpDefBuilder("PsPull")
           .Input("ref: Ref(T)")
@@ -657,44 +500,6 @@ absl::Status RegisterPsOps(OpRegistry* ops, KernelRegistry* kernels) {
           .SetShapeFn([](InferenceContext* c) {
             c->set_output(0, c->input_shape(0));
             c->set_output(1, TensorShape());
-            return absl::OkStatus();
-          })));
-  SLUICE_RETURN_IF_ERROR(ops->Register(
-      OpDefBuilder("PsPullRows")
-          .Input("ref: Ref(T)")
-          .Input("indices: Tindices")
-          .Output("rows: T")
-          .Attr("T: type")
-          .Attr("Tindices: type")
-          .Attr("worker: int = 0")
-          .SetIsStateful()
-          .Doc("Rows `indices` of the variable, recording `worker`'s pull (ops/ps_ops.h).")
-          .SetShapeFn([](InferenceContext* c) {
-            const TensorShape& var = c->input_shape(0);
-            const TensorShape& idx = c->input_shape(1);
-            if (var.rank() < 1 || idx.rank() != 1) {
-              c->set_output(0, TensorShape::UnknownRank());
-              return absl::OkStatus();
-            }
-            std::vector<int64_t> dims = var.dims();
-            dims[0] = idx.dim(0);
-            c->set_output(0, TensorShape(dims));
-            return absl::OkStatus();
-          })));
-  SLUICE_RETURN_IF_ERROR(ops->Register(
-      OpDefBuilder("PsPushRows")
-          .Input("ref: Ref(T)")
-          .Input("indices: Tindices")
-          .Input("values: T")
-          .Output("delay: int64")
-          .Attr("T: type")
-          .Attr("Tindices: type")
-          .Attr("worker: int = 0")
-          .Attr("learning_rate: float = 0.01")
-          .SetIsStateful()
-          .Doc("rows[indices[i]] -= learning_rate * values[i] (ASGD on rows); the push's delay.")
-          .SetShapeFn([](InferenceContext* c) {
-            c->set_output(0, TensorShape());
             return absl::OkStatus();
           })));
   SLUICE_RETURN_IF_ERROR(
@@ -749,14 +554,6 @@ absl::Status RegisterPsOps(OpRegistry* ops, KernelRegistry* kernels) {
     SLUICE_RETURN_IF_ERROR(
         kernels->Register("PsCounters", kDeviceCpu, dt, MakeVariableUpdateKernel<PsCountersOp>));
   }
-  for (DType dt : {DType::kFloat32, DType::kFloat64}) {
-    SLUICE_RETURN_IF_ERROR(
-        kernels->Register("PsPullRows", kDeviceCpu, dt, MakeVariableUpdateKernel<PsPullRowsOp>));
-  }
-  SLUICE_RETURN_IF_ERROR(kernels->Register("PsPushRows", kDeviceCpu, DType::kFloat32,
-                                           MakeVariableUpdateKernel<PsPushRowsOp<float>>));
-  SLUICE_RETURN_IF_ERROR(kernels->Register("PsPushRows", kDeviceCpu, DType::kFloat64,
-                                           MakeVariableUpdateKernel<PsPushRowsOp<double>>));
   SLUICE_RETURN_IF_ERROR(kernels->Register("PsPush", kDeviceCpu, DType::kFloat32,
                                            MakeVariableUpdateKernel<PsPushOp<float>>));
   return kernels->Register("PsPush", kDeviceCpu, DType::kFloat64,

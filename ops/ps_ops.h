@@ -11,10 +11,12 @@
 //                               pushed at least c_m - s times; the pull waits (without a
 //                               thread) until pushes let it through, or the step is cancelled.
 //                               s = 0 is BSP-like lockstep, s < 0 (default) ASGD.
-//   PsPullRows(ref var, indices) -> rows `indices` (a copy), recording m's pull
-//   PsPushRows(ref var, indices, values) -> delay; rows[indices[i]] -= eta * values[i] (ASGD;
-//                               repeated indices add up): for embeddings, only the rows a
-//                               batch touches cross the network and are written
+//   PsPullRows(ref var, indices) -> rows `indices` (a copy), recording m's pull (and, for the
+//                               DC-ASGD rules, the rows as m's backup)
+//   PsPushRows(ref var, indices, values) -> delay; the rule applied to rows `indices` only
+//                               (asgd, hogwild, adadelay, dc_asgd, dc_asgd_a; ps_rows_ops.cc):
+//                               for embeddings, only the rows a batch touches cross the
+//                               network and are written
 //   PsCounters(ref var)      -> [pushes received, versions applied, pushes dropped, waiting,
 //                               bytes held by DC-ASGD's per-worker backups]
 //   PsPush   (ref var, grad) -> the push's delay tau (int64); applies grad by the rule

@@ -5,9 +5,10 @@
 //   PsImportState(ref var, clocks, values) -> the clock: replaces the state with an exported
 //                             one, checked whole first; it then describes the variable's
 //                             current initialisation (restore the value first)
-// `clocks` lays out the scalars, the per-worker records and the delay histogram (below);
-// `values` the DC-ASGD backups of the workers that have one, then DC-ASGD-a's mean square and
-// the synchronous aggregation's partial sum when present, each the variable's size. Pulls
+// `clocks` lays out the scalars, the per-worker records, the delay histogram and the row
+// backups (below); `values` the DC-ASGD backups of the workers that have one, then DC-ASGD-a's
+// mean square and the synchronous aggregation's partial sum when present (each the variable's
+// size), then the rows of the row backups. Pulls
 // waiting for slower workers are not part of it: restore while no step runs.
 #include <algorithm>
 #include <cstdint>
@@ -15,6 +16,7 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
@@ -39,7 +41,8 @@ constexpr const char* kRules[] = {"",          "asgd",     "hogwild", "dc_asgd",
 constexpr int64_t kNumRules = sizeof(kRules) / sizeof(kRules[0]);
 // clocks: [format, rule, clock, version, accum_count, dropped, has_mean_square, has_accum,
 //          W, W x (worker, pushes, pull clock, pulled version, pushed version, has_backup),
-//          D, D x (tau, pushes)]; -1 where a worker has no entry.
+//          D, D x (tau, pushes), B, B x (worker, k, k row numbers)]; -1 where a worker has no
+//          entry. B: the DC-ASGD backups of row pulls, their k rows' values in `values` last.
 constexpr int64_t kHeader = 9;
 constexpr int64_t kWorkerFields = 6;
 
@@ -112,12 +115,18 @@ class PsExportStateOp : public PsStateKernel {
       if (has_backup) pieces.push_back(&b->second);
     }
     clocks.push_back(static_cast<int64_t>(s.delays.size()));
-    for (const auto& [tau, n] : s.delays) clocks.insert(clocks.end(), {tau, n});
+    for (const auto& [tau, count] : s.delays) clocks.insert(clocks.end(), {tau, count});
     if (has_ms) pieces.push_back(&s.mean_square);
     if (has_accum) pieces.push_back(&s.accum);
-    SLUICE_ASSIGN_OR_RETURN(
-        Tensor * values,
-        ctx->allocate_output(2, TensorShape({static_cast<int64_t>(pieces.size()) * n})));
+    clocks.push_back(static_cast<int64_t>(s.row_backup.size()));
+    for (const auto& [w, b] : s.row_backup) {
+      clocks.insert(clocks.end(), {w, static_cast<int64_t>(b.rows.size())});
+      clocks.insert(clocks.end(), b.rows.begin(), b.rows.end());
+      pieces.push_back(&b.values);
+    }
+    int64_t total = 0;
+    for (const Tensor* t : pieces) total += t->num_elements();
+    SLUICE_ASSIGN_OR_RETURN(Tensor * values, ctx->allocate_output(2, TensorShape({total})));
     char* dst = static_cast<char*>(values->raw_data());
     for (const Tensor* t : pieces) {
       std::memcpy(dst, t->raw_data(), t->TotalBytes());
@@ -156,16 +165,34 @@ class PsImportStateOp : public PsStateKernel {
     }
     const int64_t delays_at = kHeader + workers * kWorkerFields;
     const int64_t num_delays = c[delays_at];
-    if (num_delays < 0 || static_cast<int64_t>(c.size()) != delays_at + 1 + 2 * num_delays) {
-      return bad("is malformed");
+    const int64_t rows_at = delays_at + 1 + 2 * num_delays;
+    if (num_delays < 0 || static_cast<int64_t>(c.size()) < rows_at + 1) return bad("is malformed");
+    // The row backups: (worker, k, k rows) each, after their count.
+    std::vector<std::pair<int64_t, std::vector<int64_t>>> row_backups;
+    const int64_t width =
+        v.value.rank() < 1 || v.value.dim(0) == 0 ? 0 : v.value.num_elements() / v.value.dim(0);
+    int64_t at = rows_at + 1, backup_rows = 0;
+    for (int64_t b = 0; b < c[rows_at]; ++b) {
+      if (at + 2 > static_cast<int64_t>(c.size())) return bad("is malformed");
+      const int64_t worker = c[at], k = c[at + 1];
+      if (k < 0 || at + 2 + k > static_cast<int64_t>(c.size())) return bad("is malformed");
+      std::vector<int64_t> rows(c.begin() + at + 2, c.begin() + at + 2 + k);
+      for (int64_t r : rows) {
+        if (v.value.rank() < 1 || r < 0 || r >= v.value.dim(0)) return bad("names a bad row");
+      }
+      backup_rows += k;
+      row_backups.emplace_back(worker, std::move(rows));
+      at += 2 + k;
     }
+    if (c[rows_at] < 0 || at != static_cast<int64_t>(c.size())) return bad("is malformed");
     int64_t pieces = (c[6] != 0) + (c[7] != 0);
     for (int64_t i = 0; i < workers; ++i) pieces += c[kHeader + i * kWorkerFields + 5] != 0;
     const int64_t n = v.value.num_elements();
-    if (values.dtype() != v.value.dtype() || values.num_elements() != pieces * n) {
+    const int64_t needed = pieces * n + backup_rows * width;
+    if (values.dtype() != v.value.dtype() || values.num_elements() != needed) {
       return bad(absl::StrCat("holds ", values.num_elements(), " ", DTypeName(values.dtype()),
                               " values; the variable (", DTypeName(v.value.dtype()), " ",
-                              v.value.shape().DebugString(), ") needs ", pieces * n));
+                              v.value.shape().DebugString(), ") needs ", needed));
     }
     PsState& s = *state;
     absl::MutexLock state_lock(&s.mu);
@@ -176,8 +203,10 @@ class PsImportStateOp : public PsStateKernel {
     s.accum_count = c[4];
     s.dropped = c[5];
     const char* src = static_cast<const char*>(values.raw_data());
+    const DType dtype = v.value.dtype();
+    const TensorShape shape = v.value.shape();
     const auto next_piece = [&] {
-      Tensor t(v.value.dtype(), v.value.shape());
+      Tensor t(dtype, shape);
       std::memcpy(t.raw_data(), src, t.TotalBytes());
       src += t.TotalBytes();
       return t;
@@ -195,6 +224,14 @@ class PsImportStateOp : public PsStateKernel {
     }
     if (c[6] != 0) s.mean_square = next_piece();
     if (c[7] != 0) s.accum = next_piece();
+    for (auto& [worker, rows] : row_backups) {
+      std::vector<int64_t> dims = shape.dims();
+      dims[0] = static_cast<int64_t>(rows.size());
+      Tensor values_then(dtype, TensorShape(dims));
+      std::memcpy(values_then.raw_data(), src, values_then.TotalBytes());
+      src += values_then.TotalBytes();
+      s.row_backup[worker] = {std::move(rows), std::move(values_then)};
+    }
     ctx->set_output(0, Tensor::Scalar<int64_t>(s.clock));
     return absl::OkStatus();
   }

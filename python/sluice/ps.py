@@ -171,26 +171,37 @@ def pull(var, worker, rule=None, staleness=None, workers=None, return_lead=False
     return (op.outputs[0], op.outputs[1]) if return_lead else op.outputs[0]
 
 
-def pull_rows(var, indices, worker, name=None):
+def pull_rows(var, indices, worker, rule=None, name=None):
     """Rows `indices` of the variable (an embedding) for worker `worker`: only those rows leave
-    the ps. Records the pull's clock like `pull`."""
+    the ps. Records the pull's clock like `pull` (and, for the DC-ASGD rules, the rows as the
+    worker's backup). Without `rule`, the variable's declared one."""
+    if rule is None:
+        rule = declared_rule(var)[0]
+    _check_rule(rule)
     ref, handle, location = _handle(var, "ps.pull_rows")
     with _on_variable(ref):
-        return ref.graph._add_op("PsPullRows", [handle, indices], {"worker": int(worker)}, name,
+        return ref.graph._add_op("PsPullRows", [handle, indices],
+                                 {"worker": int(worker), "rule": rule}, name,
                                  location).outputs[0]
 
 
-def push_rows(var, indices, values, worker, learning_rate=None, name=None):
-    """ASGD on rows: rows[indices[i]] -= learning_rate * values[i] (repeated indices add up);
-    only the touched rows travel and are written. Returns the push's delay. learning_rate
-    defaults to the variable's declared one, else 0.01."""
-    if learning_rate is None:
-        learning_rate = declared_rule(var)[1].get("learning_rate", 0.01)
+def push_rows(var, indices, values, worker, rule=None, learning_rate=None, lam=None,
+              momentum=None, epsilon=None, beta=None, name=None):
+    """Applies `values` (one row per index) to rows `indices` by the variable's rule: asgd
+    (rows[indices[i]] -= learning_rate * values[i], repeated indices add up), hogwild (the
+    same without the lock), adadelay, dc_asgd and dc_asgd_a (the backup is the row as this
+    worker's last `pull_rows` read it); only the touched rows travel and are written. Returns
+    the push's delay. Hyper-parameters as `push` ("sync" has no row form)."""
+    rule, attrs = _push_attrs(var, rule, learning_rate, lam, momentum, epsilon, beta, None)
+    if rule == "sync":
+        raise ValueError("push_rows: rule 'sync' aggregates whole variables; it has no row "
+                         "form")
+    del attrs["replicas"]
+    attrs["worker"], attrs["rule"] = int(worker), rule
     ref, handle, location = _handle(var, "ps.push_rows")
     with _on_variable(ref):
-        return ref.graph._add_op("PsPushRows", [handle, indices, values],
-                                 {"worker": int(worker), "learning_rate": float(learning_rate)},
-                                 name, location).outputs[0]
+        return ref.graph._add_op("PsPushRows", [handle, indices, values], attrs, name,
+                                 location).outputs[0]
 
 
 def counters(var, name=None):
@@ -216,6 +227,16 @@ def push(var, grad, worker, rule=None, learning_rate=None, lam=None, momentum=No
     (fewer than the workers: the slowest are backups). One rule per variable. What is not
     given comes from the variable's declaration (`declare`), else the defaults: asgd,
     learning_rate 0.01, lam 0, momentum 0.95, epsilon 1e-7, beta 1, replicas 1."""
+    rule, attrs = _push_attrs(var, rule, learning_rate, lam, momentum, epsilon, beta, replicas)
+    attrs["worker"], attrs["rule"] = int(worker), rule
+    ref, handle, location = _handle(var, "ps.push")
+    with _on_variable(ref):
+        return ref.graph._add_op("PsPush", [handle, grad], attrs, name, location).outputs[0]
+
+
+def _push_attrs(var, rule, learning_rate, lam, momentum, epsilon, beta, replicas):
+    """(rule, hyper-parameter attributes) of a push: what is not given comes from the
+    variable's declaration (`declare`, when its rule is the push's), else the defaults."""
     declared_name, declared = declared_rule(var)
     if rule is None:
         rule = declared_name
@@ -227,13 +248,9 @@ def push(var, grad, worker, rule=None, learning_rate=None, lam=None, momentum=No
     defaults = {"learning_rate": 0.01, "lam": 0.0, "momentum": 0.95, "epsilon": 1e-7,
                 "beta": 1.0, "replicas": 1}
     h = {k: given[k] if given[k] is not None else declared.get(k, defaults[k]) for k in given}
-    ref, handle, location = _handle(var, "ps.push")
-    attrs = {"worker": int(worker), "rule": rule, "learning_rate": float(h["learning_rate"]),
-             "lambda": float(h["lam"]), "momentum": float(h["momentum"]),
-             "epsilon": float(h["epsilon"]), "beta": float(h["beta"]),
-             "replicas": int(h["replicas"])}
-    with _on_variable(ref):
-        return ref.graph._add_op("PsPush", [handle, grad], attrs, name, location).outputs[0]
+    return rule, {"learning_rate": float(h["learning_rate"]), "lambda": float(h["lam"]),
+                  "momentum": float(h["momentum"]), "epsilon": float(h["epsilon"]),
+                  "beta": float(h["beta"]), "replicas": int(h["replicas"])}
 
 
 def delays(var, name=None):
