@@ -6,10 +6,10 @@ row and the features. The variables go to the ps tasks by bytes
 (sl.train.replica_device_setter); three worker threads, each with its own graph and session
 (between-graph replication) and its own shard of the data (sl.data, shuffle_split), pull,
 compute and push without waiting for each other, with a rule declared per variable
-(sl.ps.declare): the embedding's rows by row-wise ASGD (only the rows a batch touches travel),
-the dense weights by DC-ASGD, the bias by plain ASGD. Prints the placement, then per epoch the
-test loss and accuracy, the examples/s of all workers together, and each variable's delay
-histogram.
+(sl.ps.declare): the embedding's rows lock-free (Hogwild on rows: only the rows a batch
+touches travel, and pushes write them without the variable's lock), the dense weights by
+DC-ASGD, the bias by plain ASGD. Prints the placement, then per epoch the test loss and
+accuracy, the examples/s of all workers together, and each variable's delay histogram.
 
     /usr/bin/python3 examples/async_ps.py --epochs 5
 """
@@ -43,7 +43,7 @@ def build(worker, batch):
     g = sl.Graph()
     with g.as_default():
         # One rule per variable, declared once; the pulls and pushes below follow it.
-        sl.ps.declare("embedding", "asgd", learning_rate=5.0)
+        sl.ps.declare("embedding", "hogwild", learning_rate=5.0)
         sl.ps.declare("dense_w", "dc_asgd", learning_rate=0.5, lam=0.5)
         sl.ps.declare("dense_b", "asgd", learning_rate=0.5)
         with sl.device(setter):
