@@ -288,8 +288,9 @@ def gather(params, indices, validate_indices=None, name=None, axis=0):
 
 
 def range_(start, limit=None, delta=1, dtype=None, name="range"):
-    """`sl.range` (named so here to leave Python's range to this module): start, start + delta, ... below limit (one argument: 0 .. start - 1). The dtype is
-    `dtype`, else the widest of the arguments' (int32 for Python ints, float32 for floats)."""
+    """`sl.range` (named so here to leave Python's range to this module): start, start +
+    delta, ... below limit (one argument: 0 .. start - 1). The dtype is `dtype`, else the
+    widest of the arguments' (int32 for Python ints, float32 for floats)."""
     if limit is None:
         start, limit = 0, start
     args = [start, limit, delta]
