@@ -141,6 +141,9 @@ void BindCluster(py::module_& m);
 // data_bindings.cc: the data partitioning rules of sluice.data.
 void BindData(py::module_& m);
 
+// ---- pipeline schedules and their verifier (pipeline_bindings.cc)
+void BindPipeline(py::module_& m);
+
 }  // namespace python
 }  // namespace sluice
 

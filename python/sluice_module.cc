@@ -11,4 +11,5 @@ PYBIND11_MODULE(_sluice_core, m) {
   sluice::python::BindTraining(m);
   sluice::python::BindCluster(m);
   sluice::python::BindData(m);
+  sluice::python::BindPipeline(m);
 }
