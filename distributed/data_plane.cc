@@ -11,8 +11,8 @@
 namespace sluice {
 
 DataPlaneService::DataPlaneService(TensorMailbox* mailbox, ChunkOptions options,
-                                   AssemblerLimits limits)
-    : mailbox_(mailbox), options_(options), limits_(limits) {
+                                   AssemblerLimits limits, Metrics* metrics)
+    : mailbox_(mailbox), options_(options), limits_(limits), metrics_(metrics) {
   // Hand-registered raw methods: the payload never passes through a protobuf message.
   AddMethod(new grpc::internal::RpcServiceMethod(
       kDataPushMethod, grpc::internal::RpcMethod::CLIENT_STREAMING,
@@ -37,7 +37,15 @@ grpc::Status DataPlaneService::Push(grpc::ServerContext* ctx,
   ChunkAssembler assembler(limits_);
   grpc::ByteBuffer msg;
   int64_t count = 0;
+  std::string from = "unknown";  // The sending task, as its DataClient names itself.
+  auto named = ctx->client_metadata().find(kDataSenderMetadata);
+  if (named != ctx->client_metadata().end())
+    from.assign(named->second.data(), named->second.size());
   while (reader->Read(&msg)) {
+    if (metrics_ != nullptr) {
+      metrics_->Add("sluice_bytes_received_total", {{"plane", "data"}, {"peer", from}},
+                    static_cast<double>(msg.Length()));
+    }
     const int64_t abandoned = assembler.abandoned();
     absl::StatusOr<bool> done = assembler.Add(msg);
     if (!done.ok()) {
@@ -109,8 +117,13 @@ grpc::Status DataPlaneService::Pull(grpc::ServerContext* ctx, const grpc::ByteBu
   return grpc::Status::OK;
 }
 
-DataClient::DataClient(std::shared_ptr<grpc::Channel> channel, ChunkOptions options)
-    : channel_(std::move(channel)), options_(options) {}
+DataClient::DataClient(std::shared_ptr<grpc::Channel> channel, ChunkOptions options,
+                       Metrics* metrics, std::string self, std::string peer)
+    : channel_(std::move(channel)),
+      options_(options),
+      metrics_(metrics),
+      self_(std::move(self)),
+      peer_(std::move(peer)) {}
 
 DataClient::~DataClient() {
   {
@@ -188,6 +201,7 @@ absl::Status DataClient::OpenLocked() {
   }
   if (push_) return absl::OkStatus();
   push_ctx_ = std::make_unique<grpc::ClientContext>();
+  if (!self_.empty()) push_ctx_->AddMetadata(kDataSenderMetadata, self_);
   push_response_.Clear();
   grpc::internal::RpcMethod method(kDataPushMethod, grpc::internal::RpcMethod::CLIENT_STREAMING);
   {
@@ -257,6 +271,7 @@ absl::Status DataClient::PushLocked(int64_t step_id, const std::string& key, con
                                                " bytes"));
     }
     enc.Next(&msg);
+    const size_t bytes = msg.Length();
     if (!push_->Write(msg)) {
       // The stream broke: its final status says why (peer gone, chunk rejected, ...), unless
       // the watcher cancelled it because its connection was lost.
@@ -265,6 +280,10 @@ absl::Status DataClient::PushLocked(int64_t step_id, const std::string& key, con
       if (lost) s = absl::UnavailableError("the data connection to the peer was lost");
       if (s.ok()) s = absl::UnavailableError("data-plane stream closed by the peer");
       return AnnotateStatus(s, absl::StrCat("pushing tensor '", key, "' of step ", step_id));
+    }
+    if (metrics_ != nullptr) {
+      metrics_->Add("sluice_bytes_sent_total", {{"plane", "data"}, {"peer", peer_}},
+                    static_cast<double>(bytes));
     }
     if (!wrote) {
       wrote = true;

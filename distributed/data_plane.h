@@ -31,6 +31,7 @@
 #include "absl/time/time.h"
 #include "distributed/chunk_codec.h"
 #include "distributed/grpc_util.h"
+#include "distributed/metrics.h"
 #include "distributed/tensor_mailbox.h"
 #include "grpcpp/grpcpp.h"
 #include "grpcpp/impl/service_type.h"
@@ -40,10 +41,14 @@ namespace sluice {
 
 inline constexpr char kDataPushMethod[] = "/sluice.proto.Data/Push";
 inline constexpr char kDataPullMethod[] = "/sluice.proto.Data/Pull";
+// Push-stream metadata naming the sending task (for the receiver's byte counts).
+inline constexpr char kDataSenderMetadata[] = "sluice-sender";
 
 class DataPlaneService : public grpc::Service {
  public:
-  DataPlaneService(TensorMailbox* mailbox, ChunkOptions options, AssemblerLimits limits = {});
+  // `metrics` (optional, outliving the service) counts the bytes received per sending task.
+  DataPlaneService(TensorMailbox* mailbox, ChunkOptions options, AssemblerLimits limits = {},
+                   Metrics* metrics = nullptr);
 
   int64_t tensors_received() const { return tensors_received_.load(); }
   int64_t bad_streams() const { return bad_streams_.load(); }
@@ -57,13 +62,17 @@ class DataPlaneService : public grpc::Service {
   TensorMailbox* mailbox_;
   ChunkOptions options_;
   AssemblerLimits limits_;
+  Metrics* metrics_;
   std::atomic<int64_t> tensors_received_{0};
   std::atomic<int64_t> bad_streams_{0};
 };
 
 class DataClient {
  public:
-  DataClient(std::shared_ptr<grpc::Channel> channel, ChunkOptions options);
+  // `metrics` (optional, outliving the client) counts the bytes pushed to `peer`; `self` (this
+  // task) goes with every push stream, so the receiver counts them per sender too.
+  DataClient(std::shared_ptr<grpc::Channel> channel, ChunkOptions options,
+             Metrics* metrics = nullptr, std::string self = "", std::string peer = "");
   ~DataClient();
 
   // Streams `tensor` to the peer's mailbox under (step_id, key). Returns once gRPC accepted
@@ -104,6 +113,8 @@ class DataClient {
 
   std::shared_ptr<grpc::Channel> channel_;
   ChunkOptions options_;
+  Metrics* metrics_;
+  const std::string self_, peer_;
   absl::Mutex mu_;
   std::unique_ptr<grpc::ClientContext> push_ctx_ ABSL_GUARDED_BY(mu_);
   grpc::ByteBuffer push_response_ ABSL_GUARDED_BY(mu_);

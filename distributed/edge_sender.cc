@@ -10,10 +10,11 @@
 namespace sluice {
 
 EdgeSender::EdgeSender(std::shared_ptr<grpc::Channel> control_channel, DataClient* data,
-                       std::string edge, LostInFlight on_lost_in_flight)
+                       std::string edge, LostInFlight on_lost_in_flight, Metrics* metrics)
     : stub_(proto::Control::NewStub(std::move(control_channel))),
       data_(data),
       edge_(std::move(edge)),
+      metrics_(metrics),
       on_lost_in_flight_(std::move(on_lost_in_flight)) {
   data_->SetConnectionLostListener([this] { DataConnectionLost(); });
 }
@@ -195,9 +196,19 @@ absl::Status EdgeSender::TakeCredit(int64_t step_id, const std::string& key, abs
   auto ready = [this, step_id, cancelled]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     return CanSend(step_id) || !cancelled->ok();
   };
-  ++waiting_;
-  mu_.AwaitWithDeadline(absl::Condition(&ready), deadline);
-  --waiting_;
+  if (!ready() && metrics_ != nullptr) {
+    const absl::Time start = absl::Now();
+    ++waiting_;
+    mu_.AwaitWithDeadline(absl::Condition(&ready), deadline);
+    --waiting_;
+    metrics_->Add("sluice_credit_waits_total", {{"edge", edge_}});
+    metrics_->Add("sluice_credit_wait_seconds_total", {{"edge", edge_}},
+                  absl::ToDoubleSeconds(absl::Now() - start));
+  } else {
+    ++waiting_;
+    mu_.AwaitWithDeadline(absl::Condition(&ready), deadline);
+    --waiting_;
+  }
   if (!cancelled->ok()) {
     return absl::Status(cancelled->code(),
                         absl::StrCat("edge '", edge_, "': step ", step_id,

@@ -29,6 +29,7 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "distributed/data_plane.h"
+#include "distributed/metrics.h"
 #include "distributed/protocol.grpc.pb.h"
 #include "runtime/kernel/cancellation.h"
 
@@ -44,8 +45,10 @@ class EdgeSender {
 
   // `data` carries this edge's tensors and nothing else's (the sender listens to its
   // connection losses); it must outlive the sender.
+  // `metrics` (optional, outliving the sender) counts the pushes that had to wait for a
+  // credit and the time they waited, per edge.
   EdgeSender(std::shared_ptr<grpc::Channel> control_channel, DataClient* data, std::string edge,
-             LostInFlight on_lost_in_flight = nullptr);
+             LostInFlight on_lost_in_flight = nullptr, Metrics* metrics = nullptr);
   ~EdgeSender();
 
   // Waits (until `deadline`, or until `cancellation`, if given, is cancelled) for a credit, then
@@ -87,6 +90,7 @@ class EdgeSender {
   std::unique_ptr<proto::Control::Stub> stub_;
   DataClient* data_;
   const std::string edge_;
+  Metrics* const metrics_;
   const LostInFlight on_lost_in_flight_;
 
   // Lock order: send_mu_, then mu_.

@@ -194,6 +194,7 @@ absl::StatusOr<LocalCluster::Process> LocalCluster::Spawn(const std::string& job
   for (absl::string_view field : absl::StrSplit(*line, ' ')) {
     if (absl::ConsumePrefix(&field, "control=")) p.control_address = std::string(field);
     if (absl::ConsumePrefix(&field, "data=")) p.data_address = std::string(field);
+    if (absl::ConsumePrefix(&field, "metrics=")) p.metrics_address = std::string(field);
   }
   return p;
 }

@@ -53,6 +53,7 @@ class LocalCluster {
     pid_t pid = -1;
     std::string control_address;
     std::string data_address;
+    std::string metrics_address;  // "" unless started with --metrics_port.
     int lifeline_fd = -1;  // Write end of the server's stdin pipe; closing it stops the server.
     bool paused = false;   // By PauseWorker.
     std::shared_ptr<ServerLog> log;

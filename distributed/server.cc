@@ -25,6 +25,33 @@ std::vector<proto::PeerAddress> ClusterTasks(const ClusterSpec& spec) {
   return tasks;
 }
 
+namespace {
+
+// The families a server records (metrics.h); the mailbox's bytes are read when scraped.
+void DeclareMetrics(Metrics& m, const TensorMailbox* mailbox) {
+  m.DeclareCounter("sluice_steps_total", "Partition steps run by this worker, by result.");
+  m.DeclareHistogram("sluice_step_seconds", "Wall time of this worker's partition steps.",
+                     {0.0001, 0.0003, 0.001, 0.003, 0.01, 0.03, 0.1, 0.3, 1, 3, 10, 30});
+  m.DeclareCounter("sluice_bytes_sent_total",
+                   "Bytes sent, by plane (data: tensor chunks to peers; control: RunGraph "
+                   "responses) and peer task.");
+  m.DeclareCounter("sluice_bytes_received_total",
+                   "Bytes received, by plane (data: tensor chunks from peers; control: RunGraph "
+                   "requests) and peer task.");
+  m.DeclareCounter("sluice_credit_waits_total",
+                   "Tensors whose push waited for a credit from the receiver, per edge.");
+  m.DeclareCounter("sluice_credit_wait_seconds_total",
+                   "Time tensors waited for credits, per edge.");
+  m.DeclareGauge("sluice_mailbox_buffered_bytes",
+                 "Bytes of received tensors waiting in the mailbox for their receives.",
+                 [mailbox] { return static_cast<double>(mailbox->buffered_bytes()); });
+  m.DeclareGauge("sluice_mailbox_early_bytes",
+                 "Of them, bytes held for steps not running here yet (capped, --max_early_bytes).",
+                 [mailbox] { return static_cast<double>(mailbox->early_bytes()); });
+}
+
+}  // namespace
+
 absl::StatusOr<std::unique_ptr<Server>> Server::Start(const ServerOptions& options) {
   // A chunk is one gRPC message: its payload plus a header (a few hundred bytes, more for long
   // node names: chunks then shrink to fit, ChunkOptions). Every task should use the same cap and
@@ -40,6 +67,7 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const ServerOptions& optio
   SelectGrpcPollingEngine();
   std::unique_ptr<Server> server(new Server);
   server->mailbox_ = std::make_unique<TensorMailbox>(options.mailbox);
+  DeclareMetrics(*server->metrics_, server->mailbox_.get());
   WorkerOptions wopts;
   wopts.job = options.job;
   wopts.task = options.task;
@@ -49,12 +77,14 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const ServerOptions& optio
   wopts.max_message_bytes = options.max_message_bytes;
   wopts.peer_keepalive = options.peer_keepalive;
   wopts.max_session_bytes = options.max_session_bytes;
+  wopts.metrics = server->metrics_.get();
   server->worker_ = std::make_unique<Worker>(wopts, server->mailbox_.get());
   server->worker_service_ = std::make_unique<WorkerService>(server->worker_.get());
   ChunkOptions copts;
   copts.chunk_bytes = options.chunk_bytes;
   copts.max_message_bytes = message_cap;
-  server->data_service_ = std::make_unique<DataPlaneService>(server->mailbox_.get(), copts);
+  server->data_service_ = std::make_unique<DataPlaneService>(
+      server->mailbox_.get(), copts, AssemblerLimits{}, server->metrics_.get());
 
   auto build = [&](int port, grpc::Service* a, grpc::Service* b, int* bound,
                    bool bulk) -> std::unique_ptr<grpc::Server> {
@@ -113,6 +143,12 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const ServerOptions& optio
                                                options.control_port, " (control plane)"));
   }
   server->control_address_ = absl::StrCat(options.host, ":", control_port);
+  if (options.metrics_port >= 0) {
+    SLUICE_ASSIGN_OR_RETURN(
+        server->metrics_http_,
+        MetricsHttpServer::Start(options.host, options.metrics_port, server->metrics_.get()));
+    server->metrics_address_ = absl::StrCat(options.host, ":", server->metrics_http_->port());
+  }
   server->worker_->SetAddresses(server->control_address_, server->data_address_);
   server->heartbeat_thread_ = std::thread([s = server.get()] { s->ServeHeartbeats(); });
   pthread_setname_np(server->heartbeat_thread_.native_handle(), "heartbeats");  // For ps/perf.
@@ -161,6 +197,7 @@ void Server::Shutdown() {
   if (data_server_) data_server_->Shutdown(deadline);
   // After the server's shutdown, as gRPC requires; ServeHeartbeats then drains and returns.
   if (heartbeat_cq_ && !heartbeat_cq_shut_.exchange(true)) heartbeat_cq_->Shutdown();
+  if (metrics_http_) metrics_http_->Stop();
 }
 
 void Server::Wait() {

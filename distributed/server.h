@@ -23,6 +23,8 @@
 #include "distributed/coordinator.h"
 #include "distributed/data_plane.h"
 #include "distributed/master.h"
+#include "distributed/metrics.h"
+#include "distributed/metrics_http.h"
 #include "distributed/tensor_mailbox.h"
 #include "distributed/worker.h"
 #include "distributed/worker_service.h"
@@ -57,6 +59,9 @@ struct ServerOptions {
   // A connection with no call for this long is closed (gracefully: a client reconnects on its
   // next call), so idle clients do not hold descriptors for good. InfiniteDuration: never.
   absl::Duration max_connection_idle = absl::Minutes(10);
+  // Serves the server's metrics (steps, latency, bytes per plane and peer, mailbox bytes) in
+  // Prometheus' text format at http://<host>:<port>/metrics; 0: the OS chooses; -1: off.
+  int metrics_port = -1;
 };
 
 // The tasks a server with this cluster spec runs steps on: every task of every job except
@@ -70,6 +75,9 @@ class Server {
 
   const std::string& control_address() const { return control_address_; }
   const std::string& data_address() const { return data_address_; }
+  // "host:port" of the metrics endpoint; "" when off.
+  const std::string& metrics_address() const { return metrics_address_; }
+  const Metrics& metrics() const { return *metrics_; }
   uint64_t incarnation() const { return worker_->identity().incarnation(); }
   // Stops accepting calls, cancels what runs, and returns once both servers are down.
   void Shutdown();
@@ -78,7 +86,9 @@ class Server {
  private:
   Server() = default;
 
-  std::string control_address_, data_address_;
+  std::string control_address_, data_address_, metrics_address_;
+  // Outlives everything that records into it (declared first).
+  std::unique_ptr<Metrics> metrics_ = std::make_unique<Metrics>();
   std::unique_ptr<TensorMailbox> mailbox_;  // Outlives worker_ and data_service_ (declared first).
   std::unique_ptr<Worker> worker_;
   std::unique_ptr<WorkerService> worker_service_;  // Serves worker_ (declared after it).
@@ -90,6 +100,7 @@ class Server {
   std::unique_ptr<grpc::Server> control_server_;
   std::unique_ptr<grpc::Server> data_server_;
   std::thread heartbeat_thread_;
+  std::unique_ptr<MetricsHttpServer> metrics_http_;  // Reads metrics_ and mailbox_.
   std::atomic<bool> heartbeat_cq_shut_{false};
   absl::once_flag heartbeat_joined_;  // Wait may be called from several threads.
   void ServeHeartbeats();

@@ -9,9 +9,11 @@
 // (heartbeats), so a spec lists one address per task. Given a cluster spec, every task serves
 // sessions (the Master service) over all tasks of the spec except job "master" (a task that
 // only serves sessions); a step waits up to --wait_for_tasks_ms for tasks not yet started.
+// With --metrics_port it also serves its metrics over HTTP (docs/observability.md).
 // Once listening it prints one line to stdout,
 //   SLUICE_SERVER_READY job=worker task=1 control=127.0.0.1:5002 data=127.0.0.1:5003
-// which the local cluster launcher reads. SIGTERM or SIGINT shut it down cleanly.
+// (and metrics=<host:port> with --metrics_port), which the local cluster launcher reads.
+// SIGTERM or SIGINT shut it down cleanly.
 #include <signal.h>
 #include <sys/resource.h>
 #include <unistd.h>
@@ -71,6 +73,10 @@ ABSL_FLAG(int, max_sessions, 1000, "Master: sessions open at once");
 ABSL_FLAG(int64_t, max_graph_bytes, int64_t{64} << 20, "Master: bytes of a session's GraphDef");
 ABSL_FLAG(int64_t, max_connection_idle_ms, 600000,
           "A connection with no call for this long is closed; clients reconnect (0: never)");
+ABSL_FLAG(int, metrics_port, -1,
+          "Serve metrics (steps, step latency, bytes per plane and peer, mailbox bytes) in "
+          "Prometheus' text format at http://<host>:<port>/metrics; 0: the OS chooses (printed "
+          "on the listening line); -1: off");
 ABSL_FLAG(int, heartbeat_deadline_ms, 2000,
           "Master: how long one heartbeat may take to be answered (keep it above the links' "
           "round trip; independent of the interval)");
@@ -185,15 +191,25 @@ int main(int argc, char** argv) {
   options.control_port = port;
   options.data_port = absl::GetFlag(FLAGS_data_port);
   if (options.data_port < 0) return Fail(absl::InvalidArgumentError("--data_port must be >= 0"));
+  options.metrics_port = absl::GetFlag(FLAGS_metrics_port);
+  if (options.metrics_port < -1 || options.metrics_port > 65535) {
+    return Fail(absl::InvalidArgumentError("--metrics_port must be -1 (off), 0 or a port"));
+  }
 
   absl::StatusOr<std::unique_ptr<sluice::Server>> server = sluice::Server::Start(options);
   if (!server.ok()) return Fail(server.status());
   std::cout << "SLUICE_SERVER_READY job=" << options.job << " task=" << options.task
             << " control=" << (*server)->control_address() << " data=" << (*server)->data_address()
-            << std::endl;
+            << ((*server)->metrics_address().empty() ? "" : " metrics=")
+            << (*server)->metrics_address() << std::endl;
   std::cerr << absl::StrCat("sluice_server /job:", options.job, "/task:", options.task,
                             " listening: control ", (*server)->control_address(), ", data ",
-                            (*server)->data_address(), "\n")
+                            (*server)->data_address(),
+                            (*server)->metrics_address().empty()
+                                ? ""
+                                : absl::StrCat(", metrics http://", (*server)->metrics_address(),
+                                               "/metrics"),
+                            "\n")
             << std::flush;
   if (absl::GetFlag(FLAGS_exit_on_stdin_eof)) {
     std::thread([] {

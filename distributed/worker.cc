@@ -128,13 +128,14 @@ absl::StatusOr<std::shared_ptr<Worker::PeerLink>> Worker::GetPeer(const proto::P
     link->task_prefix = peer.task_prefix();
     link->data = std::make_unique<DataClient>(
         MakeDataChannel(peer.data_address(), options_.max_message_bytes, options_.peer_keepalive),
-        options_.chunk);
+        options_.chunk, options_.metrics, task_prefix(), peer.task_prefix());
     // A step whose tensors were on the wire when the link broke cannot finish: end it here (its
     // RunGraph then fails, and the master aborts it on the other workers).
     link->edge = std::make_unique<EdgeSender>(
         MakeChannel(peer.control_address(), /*max_message_bytes=*/-1, options_.peer_keepalive),
         link->data.get(), absl::StrCat(task_prefix(), "->", peer.task_prefix()),
-        [this](int64_t step_id, const absl::Status& why) { AbortLocalStep(step_id, why); });
+        [this](int64_t step_id, const absl::Status& why) { AbortLocalStep(step_id, why); },
+        options_.metrics);
   }
   return link;
 }
@@ -215,6 +216,7 @@ struct Worker::RunningStep {
   proto::RunGraphResponse* resp = nullptr;
   std::shared_ptr<CancellationManager> cm;
   std::function<void(absl::Status)> done;
+  absl::Time started;
   std::multimap<int64_t, std::shared_ptr<CancellationManager>>::iterator active;
   std::shared_ptr<RegisteredGraph> graph;
   std::unique_ptr<StepRendezvous> rendezvous;
@@ -238,6 +240,11 @@ void Worker::RunGraphAsync(const proto::RunGraphRequest* req, proto::RunGraphRes
   step->resp = resp;
   step->cm = std::move(cancellation);
   step->done = std::move(done);
+  step->started = absl::Now();
+  if (options_.metrics != nullptr) {
+    options_.metrics->Add("sluice_bytes_received_total", {{"plane", "control"}, {"peer", "master"}},
+                          static_cast<double>(req->ByteSizeLong()));
+  }
   step->keep_alive = step->cm->RegisterCallback([step] {});
   {
     absl::MutexLock lock(&mu_);
@@ -259,6 +266,13 @@ void Worker::FinishStep(const std::shared_ptr<RunningStep>& step, absl::Status s
     status = AnnotateStatus(status, absl::StrCat(task_prefix(), " step ", step_id));
   }
   mailbox_->CleanupStep(step_id);
+  if (options_.metrics != nullptr) {
+    Metrics& m = *options_.metrics;
+    m.Add("sluice_steps_total", {{"result", status.ok() ? "ok" : "failed"}});
+    m.Observe("sluice_step_seconds", {}, absl::ToDoubleSeconds(absl::Now() - step->started));
+    m.Add("sluice_bytes_sent_total", {{"plane", "control"}, {"peer", "master"}},
+          static_cast<double>(step->resp->ByteSizeLong()));
+  }
   if (step->keep_alive) step->cm->DeregisterCallback(*step->keep_alive);
   std::function<void(absl::Status)> done = std::move(step->done);
   done(std::move(status));

@@ -33,6 +33,7 @@
 #include "absl/time/time.h"
 #include "distributed/data_plane.h"
 #include "distributed/edge_sender.h"
+#include "distributed/metrics.h"
 #include "distributed/protocol.pb.h"
 #include "distributed/tensor_mailbox.h"
 #include "runtime/exec/device.h"
@@ -58,6 +59,9 @@ struct WorkerOptions {
   // variables included); a step that would pass it fails with RESOURCE_EXHAUSTED. 0: no bound.
   int64_t max_session_bytes = 0;
   DeviceOptions device;
+  // Optional, outliving the worker: steps run and failed, step latency, bytes per plane and
+  // peer (metrics.h; the families are the server's to declare).
+  Metrics* metrics = nullptr;
 };
 
 // "/job:worker/task:1" of "/job:worker/task:1/device:cpu:0".

@@ -226,6 +226,19 @@ void BindCluster(py::module_& m) {
           },
           py::arg("index"), "(control address, data address) of worker `index`.")
       .def(
+          "metrics_address",
+          [](const LocalCluster& c, const std::string& job, int i) {
+            const bool ps = job == "ps";
+            if (job == "master") return c.master().metrics_address;
+            if (i < 0 || i >= (ps ? c.num_ps() : c.num_workers())) {
+              throw py::index_error("no such task");
+            }
+            return ps ? c.ps(i).metrics_address : c.worker(i).metrics_address;
+          },
+          py::arg("job"), py::arg("index"),
+          "host:port of a task's metrics endpoint (\"\" unless it was started with "
+          "--metrics_port).")
+      .def(
           "worker_pid",
           [](const LocalCluster& c, int i) {
             if (i < 0 || i >= c.num_workers()) throw py::index_error("no such worker");

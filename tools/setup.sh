@@ -10,6 +10,7 @@ packages=(
   pybind11-dev python3-dev python3-numpy python3-pytest
   python3-protobuf python3-crcmod python3-matplotlib python3-absl  # sl.summary, sl.app.flags
   iproute2 iptables  # tests/netns: network namespaces, veth, bridge, fault rules
+  libcpp-httplib-dev  # sluice_server --metrics_port (Prometheus text over HTTP)
   libclang-rt-14-dev  # tools/fuzz.sh: clang's libFuzzer and sanitizer runtimes
 )
 

@@ -179,6 +179,13 @@ class LocalCluster:
         """(control address, data address) of worker `index`."""
         return self._live().worker_addresses(index)
 
+    def metrics_url(self, job="worker", index=0):
+        """http://host:port/metrics of a task started with "--metrics_port=0" among its flags
+        (Prometheus' text format: steps, step latency, bytes per plane and peer, mailbox
+        bytes); None when it serves none."""
+        address = self._live().metrics_address(job, index)
+        return "http://{}/metrics".format(address) if address else None
+
     def ps_pid(self, index):
         """The process id of parameter-server task `index`."""
         return self._live().ps_pid(index)
