@@ -35,7 +35,10 @@ absl::StatusOr<std::shared_ptr<PsState>> StateOf(OpKernelContext* ctx, const std
 }
 
 void StartOverIfReinitialized(const Variable& var, PsState* s) {
-  if (s->initialization == var.initializations) return;
+  if (s->initialization != var.initializations) StartOver(var, s);
+}
+
+void StartOver(const Variable& var, PsState* s) {
   s->initialization = var.initializations;
   s->worker_clock.clear();
   s->rule.clear();

@@ -86,6 +86,8 @@ absl::StatusOr<std::shared_ptr<PsState>> StateOf(OpKernelContext* ctx, const std
 // made, and records the initialisation it now describes.
 void StartOverIfReinitialized(const Variable& var, PsState* s)
     ABSL_EXCLUSIVE_LOCKS_REQUIRED(var.mu, s->mu);
+// Clears everything but the waiting pulls, whatever the initialisation (a state being replaced).
+void StartOver(const Variable& var, PsState* s) ABSL_EXCLUSIVE_LOCKS_REQUIRED(var.mu, s->mu);
 
 // Base of the kernels: the variable (by its write handle's name) and its state.
 class PsKernel : public OpKernel {

@@ -196,7 +196,7 @@ class PsImportStateOp : public PsStateKernel {
     }
     PsState& s = *state;
     absl::MutexLock state_lock(&s.mu);
-    StartOverIfReinitialized(v, &s);  // Everything cleared but the waiting pulls.
+    ps_internal::StartOver(v, &s);  // Replaced whole: everything but the waiting pulls.
     s.rule = kRules[c[1]];
     s.clock = c[2];
     s.version = c[3];

@@ -906,3 +906,20 @@ def test_a_checkpoint_carries_the_row_backups(tmp_path):
     sl.train.Saver().restore(sess2, path)
     sess2.run(pushes2[1], {held2[1]: rows[1]})
     np.testing.assert_array_equal(sess2.run(emb2), want)
+
+
+def test_importing_a_state_replaces_the_whole_state():
+    a = Workers("dc_asgd", n=3, learning_rate=0.1, lam=1.0)
+    a.pull(0)
+    a.push(0)
+    saved = sl.ps.export_state(a.sess, ["w"])["w"]
+    a.pull(1)
+    a.pull(2)
+    a.push(1)
+    a.push(2)  # Three pushes and backups for workers 1 and 2 that the saved state lacks.
+    with a.graph.as_default():
+        counters = sl.ps.counters(a.w)
+    assert a.sess.run(counters)[0] == 3
+    sl.ps.import_state(a.sess, {"w": saved[1:]})
+    assert a.sess.run(counters).tolist() == [1, 0, 0, 0, 3 * 1 * 8]  # Worker 0's backup only.
+    assert a.sess.run(a.histogram).tolist() == [1]
