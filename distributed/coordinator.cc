@@ -36,6 +36,7 @@ absl::Status Restarted(const proto::PeerAddress& w) {
 // One heartbeat call in flight.
 struct HeartbeatMonitor::Ping {
   std::shared_ptr<const Watched> watched;
+  absl::Time sent;
   grpc::ClientContext ctx;
   proto::HeartbeatRequest req;
   proto::HeartbeatResponse resp;
@@ -244,7 +245,8 @@ void HeartbeatMonitor::Send(const std::shared_ptr<const Watched>& w) {
   ping->watched = w;
   ping->req.set_protocol_version(kProtocolVersion);
   ping->req.set_from("master");
-  ping->ctx.set_deadline(absl::ToChronoTime(absl::Now() + options_.deadline));
+  ping->sent = absl::Now();
+  ping->ctx.set_deadline(absl::ToChronoTime(ping->sent + options_.deadline));
   {
     absl::MutexLock lock(&mu_);
     pings_[ping.get()] = ping;
@@ -280,6 +282,10 @@ void HeartbeatMonitor::OnAnswer(const Ping& ping) {
       }
       live.incarnation = inc;
       live.last_ok = absl::Now();
+      if (options_.metrics != nullptr) {
+        options_.metrics->Observe("sluice_heartbeat_seconds", {{"peer", ref.task_prefix()}},
+                                  absl::ToDoubleSeconds(live.last_ok - ping.sent));
+      }
       live.health = absl::OkStatus();  // Heals a task marked lost that answers again.
       ++live.answers;
       // Back (restarted, or reachable again): calls made while it was down left the RunGraph

@@ -32,6 +32,7 @@
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
+#include "distributed/metrics.h"
 #include "distributed/protocol.grpc.pb.h"
 
 namespace sluice {
@@ -49,6 +50,9 @@ struct HeartbeatOptions {
   // How long one ping may take to be answered: above the links' round trip, whatever the
   // interval (an RTT above it must not look like a dead worker).
   absl::Duration deadline = absl::Seconds(2);
+  // Optional, outliving the monitor: answered heartbeats' round trips per task
+  // ("sluice_heartbeat_seconds", declared by the server).
+  Metrics* metrics = nullptr;
 };
 
 class HeartbeatMonitor {

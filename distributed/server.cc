@@ -42,6 +42,9 @@ void DeclareMetrics(Metrics& m, const TensorMailbox* mailbox) {
                    "Tensors whose push waited for a credit from the receiver, per edge.");
   m.DeclareCounter("sluice_credit_wait_seconds_total",
                    "Time tensors waited for credits, per edge.");
+  m.DeclareHistogram("sluice_heartbeat_seconds",
+                     "Round trips of the heartbeats this task (serving sessions) sends, per task.",
+                     {0.0001, 0.0003, 0.001, 0.003, 0.01, 0.03, 0.1, 0.3, 1, 3});
   m.DeclareGauge("sluice_mailbox_buffered_bytes",
                  "Bytes of received tensors waiting in the mailbox for their receives.",
                  [mailbox] { return static_cast<double>(mailbox->buffered_bytes()); });
@@ -129,6 +132,7 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const ServerOptions& optio
     mopts.workers = options.cluster_tasks;
     mopts.wait_for_tasks = options.wait_for_tasks;
     mopts.heartbeat = options.heartbeat;
+    mopts.heartbeat.metrics = server->metrics_.get();
     mopts.session_idle_timeout = options.session_idle_timeout;
     mopts.max_sessions = options.max_sessions;
     mopts.max_graph_bytes = options.max_graph_bytes;

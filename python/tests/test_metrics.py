@@ -1,7 +1,7 @@
 """sluice_server --metrics_port: each task's metrics in Prometheus' text format over HTTP,
 scraped with a real HTTP client (urllib) from real server processes after real steps: steps
 by result, step latency, bytes per plane and peer (a 1 MiB tensor from worker 0 to worker 1
-counted on both ends), the mailbox's bytes."""
+counted on both ends), the mailbox's bytes, the master's heartbeat round trips."""
 
 import re
 import urllib.error
@@ -29,10 +29,11 @@ def sample(text, name, **labels):
 
 def test_metrics_count_steps_latency_and_bytes_per_plane_and_peer():
     n = 262144  # 1 MiB of float32 crosses from worker 0 to worker 1 each step.
-    with sl.LocalCluster(workers=2, worker_flags=["--metrics_port=0"]) as cluster:
+    with sl.LocalCluster(workers=2, worker_flags=["--metrics_port=0"],
+                         master_flags=["--metrics_port=0"]) as cluster:
         urls = [cluster.metrics_url("worker", i) for i in range(2)]
         assert all(u and u.startswith("http://127.0.0.1:") for u in urls)
-        assert cluster.metrics_url("master") is None
+        master = cluster.metrics_url("master")
         before = [scrape(u) for u in urls]
         assert sample(before[0], "sluice_steps_total", result="ok") == 0
         g = sl.Graph()
@@ -50,6 +51,11 @@ def test_metrics_count_steps_latency_and_bytes_per_plane_and_peer():
             with pytest.raises(sl.errors.FailedPreconditionError):
                 sess.run(bad)
         after = [scrape(u) for u in urls]
+        # The master's heartbeats to each worker: a step waits for a first answer of each.
+        heartbeats = scrape(master)
+    for i in range(2):
+        assert sample(heartbeats, "sluice_heartbeat_seconds_count",
+                      peer="/job:worker/task:{}".format(i)) >= 1
     sent = sample(after[0], "sluice_bytes_sent_total", plane="data", peer="/job:worker/task:1")
     received = sample(after[1], "sluice_bytes_received_total", plane="data",
                       peer="/job:worker/task:0")
@@ -73,6 +79,7 @@ def test_metrics_count_steps_latency_and_bytes_per_plane_and_peer():
 
 def test_other_paths_are_not_found_and_a_port_in_use_is_refused():
     with sl.LocalCluster(workers=1, worker_flags=["--metrics_port=0"]) as cluster:
+        assert cluster.metrics_url("master") is None
         url = cluster.metrics_url("worker", 0)
         with pytest.raises(urllib.error.HTTPError) as e:
             urllib.request.urlopen(url.replace("/metrics", "/other"), timeout=10)
