@@ -34,7 +34,9 @@ def constant(value, dtype=None, shape=None, name="Const"):
         shape = tuple(int(d) for d in shape)
         array = np.broadcast_to(array, shape) if array.size == 1 else array.reshape(shape)
     g = framework.get_default_graph()
-    return g._add_const(np.ascontiguousarray(array), name, framework._caller_location())
+    # Not np.ascontiguousarray: it makes a 0-d array 1-d, and constant(1.0) is a scalar.
+    return g._add_const(np.array(array, order="C", copy=False), name,
+                        framework._caller_location())
 
 
 def placeholder(dtype, shape=None, name=None):

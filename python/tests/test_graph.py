@@ -36,6 +36,15 @@ def test_static_shapes_are_inferred(graph):
     assert [p.shape for p in sl.split(w, 2, axis=0)] == [(2, 3), (2, 3)]
 
 
+def test_a_python_number_is_a_scalar_constant(graph):
+    """constant(1.0) is 0-d, as in TensorFlow (numpy's ascontiguousarray made it [1])."""
+    assert sl.constant(1.0).shape == () and (sl.constant(2) + 1).shape == ()
+    assert sl.constant([1.0]).shape == (1,)
+    with sl.Session(graph=graph) as sess:
+        value = sess.run(sl.constant(1.5) * 2.0)
+    assert np.ndim(value) == 0 and value == 3.0
+
+
 def test_names_are_unique_and_follow_name_scopes(graph):
     a = sl.constant(1.0, name="a")
     b = sl.constant(2.0, name="a")
