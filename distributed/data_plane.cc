@@ -5,6 +5,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/notification.h"
 #include "core/status.h"
+#include "distributed/auth.h"
 #include "grpcpp/impl/rpc_service_method.h"
 #include "grpcpp/support/method_handler.h"
 
@@ -34,6 +35,7 @@ DataPlaneService::DataPlaneService(TensorMailbox* mailbox, ChunkOptions options,
 grpc::Status DataPlaneService::Push(grpc::ServerContext* ctx,
                                     grpc::ServerReader<grpc::ByteBuffer>* reader,
                                     grpc::ByteBuffer* response) {
+  if (grpc::Status auth = CheckClusterToken(ctx); !auth.ok()) return auth;
   ChunkAssembler assembler(limits_);
   grpc::ByteBuffer msg;
   int64_t count = 0;
@@ -80,6 +82,7 @@ grpc::Status DataPlaneService::Push(grpc::ServerContext* ctx,
 
 grpc::Status DataPlaneService::Pull(grpc::ServerContext* ctx, const grpc::ByteBuffer* request,
                                     grpc::ServerWriter<grpc::ByteBuffer>* writer) {
+  if (grpc::Status auth = CheckClusterToken(ctx); !auth.ok()) return auth;
   proto::PullRequest req;
   if (!ParseFromByteBuffer(*request, &req)) {
     bad_streams_.fetch_add(1);

@@ -9,6 +9,7 @@
 
 #include "absl/base/call_once.h"
 #include "absl/strings/str_cat.h"
+#include "distributed/auth.h"
 #include "grpc/grpc.h"
 
 namespace sluice {
@@ -110,8 +111,9 @@ void AcceptKeepalivePings(grpc::ServerBuilder* builder) {
 std::shared_ptr<grpc::Channel> MakeChannel(const std::string& address, int max_message_bytes,
                                            absl::Duration keepalive) {
   SelectGrpcPollingEngine();
-  return grpc::CreateCustomChannel(address, grpc::InsecureChannelCredentials(),
-                                   BaseArgs(max_message_bytes, keepalive));
+  return grpc::experimental::CreateCustomChannelWithInterceptors(
+      address, grpc::InsecureChannelCredentials(), BaseArgs(max_message_bytes, keepalive),
+      ClusterTokenInterceptors());
 }
 
 std::shared_ptr<grpc::Channel> MakeDataChannel(const std::string& address, int max_message_bytes,
@@ -119,7 +121,8 @@ std::shared_ptr<grpc::Channel> MakeDataChannel(const std::string& address, int m
   SelectGrpcPollingEngine();
   grpc::ChannelArguments args = BaseArgs(max_message_bytes, keepalive);
   TuneForBulkData(&args);
-  return grpc::CreateCustomChannel(address, grpc::InsecureChannelCredentials(), args);
+  return grpc::experimental::CreateCustomChannelWithInterceptors(
+      address, grpc::InsecureChannelCredentials(), args, ClusterTokenInterceptors());
 }
 
 grpc::ByteBuffer SerializeToByteBuffer(const google::protobuf::Message& msg) {

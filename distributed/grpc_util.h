@@ -45,6 +45,7 @@ absl::Status FromGrpc(const grpc::Status& s);
 // gRPC also sets the socket's TCP_USER_TIMEOUT to `keepalive`, which (Linux 5.11 and later)
 // breaks a connection whose writes have been stuck that long, e.g. on a peer that stopped
 // reading. So a call to a hung peer ends by itself. The peer's server must AcceptKeepalivePings.
+// Every call carries the process's cluster token, if it has one (auth.h).
 std::shared_ptr<grpc::Channel> MakeChannel(const std::string& address, int max_message_bytes = -1,
                                            absl::Duration keepalive = absl::ZeroDuration());
 

@@ -11,6 +11,7 @@
 #include "absl/strings/str_join.h"
 #include "core/status.h"
 #include "core/tensor_proto.h"
+#include "distributed/auth.h"
 #include "distributed/grpc_util.h"
 #include "distributed/protocol.h"
 #include "graph/device_name.h"
@@ -162,8 +163,9 @@ absl::StatusOr<Placement> Master::PlacementOf(absl::string_view session_handle) 
   return it->second->placement;
 }
 
-grpc::Status Master::CreateSession(grpc::ServerContext*, const proto::CreateSessionRequest* req,
+grpc::Status Master::CreateSession(grpc::ServerContext* ctx, const proto::CreateSessionRequest* req,
                                    proto::CreateSessionResponse* resp) {
+  if (grpc::Status auth = CheckClusterToken(ctx); !auth.ok()) return auth;
   grpc::Status v = ToGrpc(CheckProtocolVersion(req->protocol_version(), "CreateSession"));
   if (!v.ok()) return v;
   {
@@ -189,8 +191,9 @@ grpc::Status Master::CreateSession(grpc::ServerContext*, const proto::CreateSess
   return grpc::Status::OK;
 }
 
-grpc::Status Master::ExtendSession(grpc::ServerContext*, const proto::ExtendSessionRequest* req,
+grpc::Status Master::ExtendSession(grpc::ServerContext* ctx, const proto::ExtendSessionRequest* req,
                                    proto::ExtendSessionResponse*) {
+  if (grpc::Status auth = CheckClusterToken(ctx); !auth.ok()) return auth;
   grpc::Status v = ToGrpc(CheckProtocolVersion(req->protocol_version(), "ExtendSession"));
   if (!v.ok()) return v;
   absl::StatusOr<std::shared_ptr<SessionState>> old = FindSession(req->session_handle());
@@ -208,8 +211,9 @@ grpc::Status Master::ExtendSession(grpc::ServerContext*, const proto::ExtendSess
   return grpc::Status::OK;
 }
 
-grpc::Status Master::CloseSession(grpc::ServerContext*, const proto::CloseSessionRequest* req,
+grpc::Status Master::CloseSession(grpc::ServerContext* ctx, const proto::CloseSessionRequest* req,
                                   proto::CloseSessionResponse*) {
+  if (grpc::Status auth = CheckClusterToken(ctx); !auth.ok()) return auth;
   grpc::Status v = ToGrpc(CheckProtocolVersion(req->protocol_version(), "CloseSession"));
   if (!v.ok()) return v;
   absl::StatusOr<std::shared_ptr<SessionState>> s = FindSession(req->session_handle());
@@ -239,8 +243,9 @@ void Master::Release(SessionState* s) {
   }
 }
 
-grpc::Status Master::ListDevices(grpc::ServerContext*, const proto::ListDevicesRequest* req,
+grpc::Status Master::ListDevices(grpc::ServerContext* ctx, const proto::ListDevicesRequest* req,
                                  proto::ListDevicesResponse* resp) {
+  if (grpc::Status auth = CheckClusterToken(ctx); !auth.ok()) return auth;
   grpc::Status v = ToGrpc(CheckProtocolVersion(req->protocol_version(), "ListDevices"));
   if (!v.ok()) return v;
   for (const std::string& d : DeviceNames()) resp->add_devices(d);
@@ -460,6 +465,7 @@ absl::Status Master::RunStepImpl(const proto::RunStepRequest& req, proto::RunSte
 
 grpc::Status Master::RunStep(grpc::ServerContext* ctx, const proto::RunStepRequest* req,
                              proto::RunStepResponse* resp) {
+  if (grpc::Status auth = CheckClusterToken(ctx); !auth.ok()) return auth;
   grpc::Status v = ToGrpc(CheckProtocolVersion(req->protocol_version(), "RunStep"));
   if (!v.ok()) return v;
   // A client that goes away (killed, or its deadline passed) cancels its step on the workers.

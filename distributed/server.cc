@@ -8,6 +8,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "core/status.h"
+#include "distributed/auth.h"
 #include "distributed/grpc_util.h"
 #include "graph/device_name.h"
 
@@ -45,6 +46,9 @@ void DeclareMetrics(Metrics& m, const TensorMailbox* mailbox) {
   m.DeclareHistogram("sluice_heartbeat_seconds",
                      "Round trips of the heartbeats this task (serving sessions) sends, per task.",
                      {0.0001, 0.0003, 0.001, 0.003, 0.01, 0.03, 0.1, 0.3, 1, 3});
+  m.DeclareGauge("sluice_unauthenticated_calls_total",
+                 "Calls refused for a missing or wrong cluster token (this process).",
+                 [] { return static_cast<double>(UnauthenticatedCalls()); });
   m.DeclareGauge("sluice_mailbox_buffered_bytes",
                  "Bytes of received tensors waiting in the mailbox for their receives.",
                  [mailbox] { return static_cast<double>(mailbox->buffered_bytes()); });
@@ -187,7 +191,8 @@ void Server::ServeHeartbeats() {
     }
     new HeartbeatCall(worker_service_.get(), heartbeat_cq_.get());  // The next one.
     proto::HeartbeatResponse response;
-    grpc::Status status = worker_service_->AnswerHeartbeat(call->request, &response);
+    grpc::Status status = CheckClusterToken(&call->ctx);
+    if (status.ok()) status = worker_service_->AnswerHeartbeat(call->request, &response);
     call->answered = true;
     call->responder.Finish(response, status, call);
   }

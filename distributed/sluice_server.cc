@@ -9,7 +9,9 @@
 // (heartbeats), so a spec lists one address per task. Given a cluster spec, every task serves
 // sessions (the Master service) over all tasks of the spec except job "master" (a task that
 // only serves sessions); a step waits up to --wait_for_tasks_ms for tasks not yet started.
-// With --metrics_port it also serves its metrics over HTTP (docs/observability.md).
+// With --metrics_port it also serves its metrics over HTTP (docs/observability.md). With a
+// cluster token (--cluster_token_file, or SLUICE_CLUSTER_TOKEN in its environment) it refuses
+// every call that does not carry it (docs/security.md).
 // Once listening it prints one line to stdout,
 //   SLUICE_SERVER_READY job=worker task=1 control=127.0.0.1:5002 data=127.0.0.1:5003
 // (and metrics=<host:port> with --metrics_port), which the local cluster launcher reads.
@@ -20,6 +22,7 @@
 
 #include <cerrno>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <iostream>
 #include <string>
@@ -30,6 +33,7 @@
 #include "absl/flags/parse.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "distributed/auth.h"
 #include "distributed/grpc_util.h"
 #include "distributed/server.h"
 #include "graph/cluster_spec.h"
@@ -73,6 +77,11 @@ ABSL_FLAG(int, max_sessions, 1000, "Master: sessions open at once");
 ABSL_FLAG(int64_t, max_graph_bytes, int64_t{64} << 20, "Master: bytes of a session's GraphDef");
 ABSL_FLAG(int64_t, max_connection_idle_ms, 600000,
           "A connection with no call for this long is closed; clients reconnect (0: never)");
+ABSL_FLAG(std::string, cluster_token_file, "",
+          "A file (readable by its owner only) holding the cluster's token: every call to this "
+          "server must carry it, and every call this server makes carries it. Without it the "
+          "token comes from the SLUICE_CLUSTER_TOKEN environment variable, if set (never give "
+          "it on a command line)");
 ABSL_FLAG(int, metrics_port, -1,
           "Serve metrics (steps, step latency, bytes per plane and peer, mailbox bytes) in "
           "Prometheus' text format at http://<host>:<port>/metrics; 0: the OS chooses (printed "
@@ -191,6 +200,16 @@ int main(int argc, char** argv) {
   options.control_port = port;
   options.data_port = absl::GetFlag(FLAGS_data_port);
   if (options.data_port < 0) return Fail(absl::InvalidArgumentError("--data_port must be >= 0"));
+  const std::string token_file = absl::GetFlag(FLAGS_cluster_token_file);
+  std::string token;
+  if (!token_file.empty()) {
+    absl::StatusOr<std::string> loaded = sluice::LoadClusterToken(token_file);
+    if (!loaded.ok()) return Fail(loaded.status());
+    token = *loaded;
+  } else if (const char* env = std::getenv(sluice::kClusterTokenEnv); env != nullptr) {
+    token = env;
+  }
+  if (absl::Status set = sluice::SetClusterToken(token); !set.ok()) return Fail(set);
   options.metrics_port = absl::GetFlag(FLAGS_metrics_port);
   if (options.metrics_port < -1 || options.metrics_port > 65535) {
     return Fail(absl::InvalidArgumentError("--metrics_port must be -1 (off), 0 or a port"));

@@ -5,6 +5,7 @@
 #include "absl/base/thread_annotations.h"
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
+#include "distributed/auth.h"
 #include "distributed/grpc_util.h"
 
 namespace sluice {
@@ -32,26 +33,34 @@ class RunGraphReactor : public grpc::ServerUnaryReactor {
 
 }  // namespace
 
-grpc::Status WorkerService::RegisterGraph(grpc::ServerContext*,
+grpc::Status WorkerService::RegisterGraph(grpc::ServerContext* ctx,
                                           const proto::RegisterGraphRequest* req,
                                           proto::RegisterGraphResponse* resp) {
+  if (grpc::Status auth = CheckClusterToken(ctx); !auth.ok()) return auth;
   return ToGrpc(worker_->RegisterGraph(*req, resp));
 }
 
-grpc::Status WorkerService::DeregisterGraph(grpc::ServerContext*,
+grpc::Status WorkerService::DeregisterGraph(grpc::ServerContext* ctx,
                                             const proto::DeregisterGraphRequest* req,
                                             proto::DeregisterGraphResponse*) {
+  if (grpc::Status auth = CheckClusterToken(ctx); !auth.ok()) return auth;
   return ToGrpc(worker_->DeregisterGraph(*req));
 }
 
-grpc::ServerUnaryReactor* WorkerService::RunGraph(grpc::CallbackServerContext*,
+grpc::ServerUnaryReactor* WorkerService::RunGraph(grpc::CallbackServerContext* ctx,
                                                   const proto::RunGraphRequest* req,
                                                   proto::RunGraphResponse* resp) {
+  if (grpc::Status auth = CheckClusterToken(ctx); !auth.ok()) {
+    grpc::ServerUnaryReactor* refuse = ctx->DefaultReactor();
+    refuse->Finish(auth);
+    return refuse;
+  }
   return new RunGraphReactor(worker_, req, resp);
 }
 
-grpc::Status WorkerService::AbortStep(grpc::ServerContext*, const proto::AbortStepRequest* req,
+grpc::Status WorkerService::AbortStep(grpc::ServerContext* ctx, const proto::AbortStepRequest* req,
                                       proto::AbortStepResponse*) {
+  if (grpc::Status auth = CheckClusterToken(ctx); !auth.ok()) return auth;
   return ToGrpc(worker_->AbortStep(*req));
 }
 
@@ -61,8 +70,9 @@ grpc::Status WorkerService::AnswerHeartbeat(const proto::HeartbeatRequest& req,
 }
 
 grpc::Status WorkerService::EdgeControl(
-    grpc::ServerContext*,
+    grpc::ServerContext* ctx,
     grpc::ServerReaderWriter<proto::EdgeControlMessage, proto::EdgeControlMessage>* stream) {
+  if (grpc::Status auth = CheckClusterToken(ctx); !auth.ok()) return auth;
   proto::EdgeControlMessage msg;
   if (!stream->Read(&msg)) return grpc::Status::OK;
   // Writes come from the mailbox's threads (new credits) and this one: serialise them, and

@@ -9,7 +9,10 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "distributed/auth.h"
+#include "distributed/grpc_util.h"
 #include "distributed/local_cluster.h"
+#include "distributed/protocol.h"
 #include "distributed/remote_session.h"
 #include "distributed/server.h"
 #include "graph/cluster_spec.h"
@@ -202,6 +205,34 @@ void BindCluster(py::module_& m) {
           },
           "Blocks until the server is stopped.");
 
+  m.def(
+      "_set_cluster_token", [](const std::string& token) { ThrowIfError(SetClusterToken(token)); },
+      py::arg("token"),
+      "Sets this process's cluster token: every call it makes carries it, and servers in it "
+      "require it ('' for none).");
+  m.def(
+      "_heartbeat",
+      [](const std::string& control_address) {
+        proto::HeartbeatRequest req;
+        req.set_protocol_version(kProtocolVersion);
+        req.set_from("client");
+        proto::HeartbeatResponse resp;
+        grpc::ClientContext ctx;
+        ctx.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(10)));
+        grpc::Status s;
+        {
+          py::gil_scoped_release release;
+          s = proto::Control::NewStub(MakeChannel(control_address))->Heartbeat(&ctx, req, &resp);
+        }
+        return FromGrpc(s).ToString();
+      },
+      py::arg("control_address"),
+      "One heartbeat to a task's control port, signed with this process's token if it has one: "
+      "the status as text (tests and tools).");
+  m.def(
+      "_load_cluster_token",
+      [](const std::string& path) { return ValueOrThrow(LoadClusterToken(path)); }, py::arg("path"),
+      "The token in a file readable by its owner only.");
   py::class_<LocalCluster>(m, "LocalCluster", "sluice_server processes on loopback.")
       .def(py::init(&StartLocalCluster), py::arg("server_binary"), py::arg("num_workers"),
            py::arg("worker_flags") = std::vector<std::string>{},

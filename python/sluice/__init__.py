@@ -169,7 +169,7 @@ from sluice.variable_sharing import (
     zeros_initializer,
 )
 from sluice.session import ConfigProto, InteractiveSession, Session, get_default_session
-from sluice.distributed import LocalCluster, Server
+from sluice.distributed import LocalCluster, Server, set_cluster_token
 from sluice import nn
 from sluice import losses
 from sluice import summary

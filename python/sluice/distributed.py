@@ -24,6 +24,7 @@ order: the `server_binary` argument, the SLUICE_SERVER_BINARY environment variab
 
 import json
 import os
+import secrets
 
 from sluice._core import core as _core
 
@@ -139,6 +140,24 @@ def find_server_binary(server_binary=None):
         "or run  eval \"$(tools/python_env.sh)\"  which installs it beside the module")
 
 
+def set_cluster_token(token=None, file=None):
+    """Sets this process's cluster token (from `token`, or the owner-only `file`): every call
+    it makes to a cluster carries it, as servers started with that token require
+    (docs/security.md). `set_cluster_token("")` clears it. Sessions and LocalClusters also
+    take it from the SLUICE_CLUSTER_TOKEN or SLUICE_CLUSTER_TOKEN_FILE environment variable."""
+    if file is not None:
+        token = _core._load_cluster_token(str(file))
+    _core._set_cluster_token("" if token is None else str(token))
+
+
+def _token_from_environment():
+    """Applies SLUICE_CLUSTER_TOKEN(_FILE) from the environment, if set."""
+    if os.environ.get("SLUICE_CLUSTER_TOKEN_FILE"):
+        set_cluster_token(file=os.environ["SLUICE_CLUSTER_TOKEN_FILE"])
+    elif os.environ.get("SLUICE_CLUSTER_TOKEN"):
+        set_cluster_token(os.environ["SLUICE_CLUSTER_TOKEN"])
+
+
 class LocalCluster:
     """A Sluice cluster on this machine: one master, `workers` worker processes and `ps`
     parameter-server processes, each a real sluice_server on free loopback ports. Stopped by
@@ -150,16 +169,31 @@ class LocalCluster:
       worker_flags, master_flags: extra sluice_server flags, e.g. ["--credit_window=2"]
         (worker_flags go to the ps tasks too).
       ps: number of parameter-server tasks ("/job:ps/task:0" ...), default none.
+      cluster_token: a token every call to the cluster must carry (docs/security.md): "auto"
+        for a random one, or a string; the servers get it through their environment and this
+        process signs its calls with it (set_cluster_token). Default: none, unless
+        SLUICE_CLUSTER_TOKEN(_FILE) is set in the environment.
 
     Attributes:
       target: the session target of the master, "grpc://127.0.0.1:port".
     """
 
-    def __init__(self, workers=2, server_binary=None, worker_flags=(), master_flags=(), ps=0):
+    def __init__(self, workers=2, server_binary=None, worker_flags=(), master_flags=(), ps=0,
+                 cluster_token=None):
         if int(workers) < 1:
             raise ValueError("LocalCluster needs at least one worker, got {}".format(workers))
         if int(ps) < 0:
             raise ValueError("LocalCluster's ps count must be >= 0, got {}".format(ps))
+        if cluster_token == "auto":
+            cluster_token = secrets.token_hex(16)
+        self._environment = None  # What to restore on stop, when this cluster set a token.
+        if cluster_token is not None:
+            # The servers inherit it through their environment (never their command line).
+            self._environment = {k: os.environ.get(k) for k in
+                                 ("SLUICE_CLUSTER_TOKEN", "SLUICE_CLUSTER_TOKEN_FILE")}
+            os.environ["SLUICE_CLUSTER_TOKEN"] = str(cluster_token)
+            os.environ.pop("SLUICE_CLUSTER_TOKEN_FILE", None)
+        _token_from_environment()
         self._cluster = _core.LocalCluster(find_server_binary(server_binary), int(workers),
                                            [str(f) for f in worker_flags],
                                            [str(f) for f in master_flags], int(ps))
@@ -211,8 +245,18 @@ class LocalCluster:
         self._live().restart_worker(index)
 
     def stop(self):
-        """Stops every server process (SIGTERM) and waits for them. Idempotent."""
+        """Stops every server process (SIGTERM) and waits for them. Idempotent. A token this
+        cluster set is taken back (the environment's, if any, applies again)."""
         self._cluster = None
+        if self._environment is not None:
+            for key, value in self._environment.items():
+                if value is None:
+                    os.environ.pop(key, None)
+                else:
+                    os.environ[key] = value
+            self._environment = None
+            set_cluster_token("")
+            _token_from_environment()
 
     def _live(self):
         if self._cluster is None:

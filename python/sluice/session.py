@@ -88,6 +88,7 @@ class Session:
         self._graph = graph if graph is not None else framework.get_default_graph()
         config = config or ConfigProto()
         if target:
+            distributed._token_from_environment()
             self._session = _core.RemoteSession(
                 self._graph, distributed._master_address(target),
                 step_timeout_s=float(config.step_timeout_seconds),
