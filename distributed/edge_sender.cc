@@ -239,6 +239,16 @@ void EdgeSender::Cancel() {
   data_->CancelStream();
 }
 
+void EdgeSender::Describe(proto::InspectedEdge* out) const {
+  absl::MutexLock lock(&mu_);
+  out->set_edge(edge_);
+  out->set_window(window_);
+  out->set_in_flight(in_flight_);
+  out->set_waiting_senders(waiting_);
+  for (const auto& [step, n] : step_in_flight_) (*out->mutable_step_in_flight())[step] = n;
+  if (!broken_.ok()) out->set_broken(std::string(broken_.message()));
+}
+
 int64_t EdgeSender::StepInFlight(int64_t step_id) const {
   auto it = step_in_flight_.find(step_id);
   return it == step_in_flight_.end() ? 0 : it->second;

@@ -70,6 +70,8 @@ class EdgeSender {
   int64_t in_flight() const;  // Tensors sent whose consumption the receiver has not credited.
   int64_t waiting() const;    // Sends waiting for a credit now (not those queued behind one).
   int64_t pushing() const;    // Sends writing their tensor to the data plane now.
+  // The edge's state for hang reports (the Inspect RPC).
+  void Describe(proto::InspectedEdge* out) const;
   const std::string& edge() const { return edge_; }
 
  private:

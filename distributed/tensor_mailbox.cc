@@ -255,6 +255,24 @@ void TensorMailbox::NotifyConsumed(const std::vector<std::string>& keys) {
   }
 }
 
+std::vector<TensorMailbox::StepView> TensorMailbox::Describe() const {
+  absl::MutexLock lock(&mu_);
+  std::vector<StepView> out;
+  for (const auto& [id, step] : steps_) {
+    StepView v;
+    v.step_id = id;
+    v.running = step.running > 0;
+    for (const auto& [key, slot] : step.slots) {
+      if (slot.has_tensor) v.buffered_keys.push_back(key);
+      if (!slot.waiters.empty()) v.waiting_keys.push_back(key);
+    }
+    std::sort(v.waiting_keys.begin(), v.waiting_keys.end());
+    std::sort(v.buffered_keys.begin(), v.buffered_keys.end());
+    out.push_back(std::move(v));
+  }
+  return out;
+}
+
 int64_t TensorMailbox::num_pending_receives() const {
   absl::MutexLock lock(&mu_);
   int64_t n = 0;

@@ -95,6 +95,14 @@ class TensorMailbox {
   // for a tensor freed unread, so the sender gets that credit back.
   void NotifyAbandoned(const std::string& key);
 
+  // Per step known here: whether it runs, the keys of its waiting receives and of its buffered
+  // tensors (sorted), for hang reports.
+  struct StepView {
+    int64_t step_id = 0;
+    bool running = false;
+    std::vector<std::string> waiting_keys, buffered_keys;
+  };
+  std::vector<StepView> Describe() const;
   int64_t num_pending_receives() const;
   int64_t num_buffered_tensors() const;
   int64_t buffered_bytes() const;

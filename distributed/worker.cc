@@ -360,6 +360,25 @@ void Worker::AbortLocalStep(int64_t step_id, const absl::Status& reason) {
   mailbox_->AbortStep(step_id, reason);
 }
 
+absl::Status Worker::Inspect(const proto::InspectRequest& req, proto::InspectResponse* resp) {
+  SLUICE_RETURN_IF_ERROR(CheckProtocolVersion(req.protocol_version(), "Inspect"));
+  *resp->mutable_identity() = identity();
+  for (TensorMailbox::StepView& v : mailbox_->Describe()) {
+    proto::InspectedStep* step = resp->add_steps();
+    step->set_step_id(v.step_id);
+    step->set_running(v.running);
+    for (std::string& k : v.waiting_keys) step->add_waiting_keys(std::move(k));
+    for (std::string& k : v.buffered_keys) step->add_buffered_keys(std::move(k));
+  }
+  std::vector<std::shared_ptr<PeerLink>> links;
+  {
+    absl::MutexLock lock(&mu_);
+    for (const auto& [address, link] : peers_) links.push_back(link);
+  }
+  for (const auto& link : links) link->edge->Describe(resp->add_edges());
+  return absl::OkStatus();
+}
+
 absl::Status Worker::Heartbeat(const proto::HeartbeatRequest& req, proto::HeartbeatResponse* resp) {
   SLUICE_RETURN_IF_ERROR(CheckProtocolVersion(req.protocol_version(), "Heartbeat"));
   *resp->mutable_identity() = identity();

@@ -90,6 +90,9 @@ class Worker {
                      std::function<void(absl::Status)> done);
   absl::Status AbortStep(const proto::AbortStepRequest& req);
   absl::Status Heartbeat(const proto::HeartbeatRequest& req, proto::HeartbeatResponse* resp);
+  // What runs here now: steps with their waiting receives and buffered tensors, the edges to
+  // peers with their credits (for hang reports; docs/observability.md).
+  absl::Status Inspect(const proto::InspectRequest& req, proto::InspectResponse* resp);
 
   // The receiving end of an edge's control stream. OpenEdge checks the sender's `open` message
   // and sends the per-step credit window through `write`, which is called again (from any

@@ -64,6 +64,12 @@ grpc::Status WorkerService::AbortStep(grpc::ServerContext* ctx, const proto::Abo
   return ToGrpc(worker_->AbortStep(*req));
 }
 
+grpc::Status WorkerService::Inspect(grpc::ServerContext* ctx, const proto::InspectRequest* req,
+                                    proto::InspectResponse* resp) {
+  if (grpc::Status auth = CheckClusterToken(ctx); !auth.ok()) return auth;
+  return ToGrpc(worker_->Inspect(*req, resp));
+}
+
 grpc::Status WorkerService::AnswerHeartbeat(const proto::HeartbeatRequest& req,
                                             proto::HeartbeatResponse* resp) {
   return ToGrpc(worker_->Heartbeat(req, resp));

@@ -31,6 +31,8 @@ class WorkerService : public proto::Control::WithCallbackMethod_RunGraph<
                                      proto::RunGraphResponse*) override;
   grpc::Status AbortStep(grpc::ServerContext*, const proto::AbortStepRequest*,
                          proto::AbortStepResponse*) override;
+  grpc::Status Inspect(grpc::ServerContext*, const proto::InspectRequest*,
+                       proto::InspectResponse*) override;
   grpc::Status EdgeControl(
       grpc::ServerContext*,
       grpc::ServerReaderWriter<proto::EdgeControlMessage, proto::EdgeControlMessage>*) override;

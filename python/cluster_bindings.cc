@@ -230,6 +230,53 @@ void BindCluster(py::module_& m) {
       "One heartbeat to a task's control port, signed with this process's token if it has one: "
       "the status as text (tests and tools).");
   m.def(
+      "_inspect",
+      [](const std::string& control_address, double timeout_s) {
+        proto::InspectRequest req;
+        req.set_protocol_version(kProtocolVersion);
+        proto::InspectResponse resp;
+        grpc::ClientContext ctx;
+        ctx.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(timeout_s)));
+        grpc::Status s;
+        {
+          py::gil_scoped_release release;
+          s = proto::Control::NewStub(MakeChannel(control_address))->Inspect(&ctx, req, &resp);
+        }
+        ThrowIfError(FromGrpc(s));
+        py::dict out;
+        out["task"] =
+            absl::StrCat("/job:", resp.identity().job(), "/task:", resp.identity().task());
+        py::list steps, edges;
+        for (const proto::InspectedStep& st : resp.steps()) {
+          py::dict d;
+          d["step_id"] = st.step_id();
+          d["running"] = st.running();
+          d["waiting"] =
+              std::vector<std::string>(st.waiting_keys().begin(), st.waiting_keys().end());
+          d["buffered"] =
+              std::vector<std::string>(st.buffered_keys().begin(), st.buffered_keys().end());
+          steps.append(d);
+        }
+        for (const proto::InspectedEdge& e : resp.edges()) {
+          py::dict d;
+          d["edge"] = e.edge();
+          d["window"] = e.window();
+          d["in_flight"] = e.in_flight();
+          d["waiting_senders"] = e.waiting_senders();
+          py::dict per_step;
+          for (const auto& [step, n] : e.step_in_flight()) per_step[py::int_(step)] = n;
+          d["step_in_flight"] = per_step;
+          d["broken"] = e.broken();
+          edges.append(d);
+        }
+        out["steps"] = steps;
+        out["edges"] = edges;
+        return out;
+      },
+      py::arg("control_address"), py::arg("timeout_s") = 5.0,
+      "What a worker is doing now (the Inspect RPC): its steps' waiting and buffered keys, its "
+      "edges' credits.");
+  m.def(
       "_load_cluster_token",
       [](const std::string& path) { return ValueOrThrow(LoadClusterToken(path)); }, py::arg("path"),
       "The token in a file readable by its owner only.");
@@ -249,6 +296,13 @@ void BindCluster(py::module_& m) {
           py::arg("index"))
       .def_property_readonly("master_pid",
                              [](const LocalCluster& c) { return static_cast<int>(c.master().pid); })
+      .def(
+          "ps_addresses",
+          [](const LocalCluster& c, int i) {
+            if (i < 0 || i >= c.num_ps()) throw py::index_error("no such ps task");
+            return py::make_tuple(c.ps(i).control_address, c.ps(i).data_address);
+          },
+          py::arg("index"), "(control address, data address) of ps task `index`.")
       .def(
           "worker_addresses",
           [](const LocalCluster& c, int i) {

@@ -209,6 +209,10 @@ class LocalCluster:
         """The number of parameter-server tasks (job "ps")."""
         return self._live().num_ps
 
+    def ps_address(self, index):
+        """(control address, data address) of parameter-server task `index`."""
+        return self._live().ps_addresses(index)
+
     def worker_address(self, index):
         """(control address, data address) of worker `index`."""
         return self._live().worker_addresses(index)

@@ -1,0 +1,145 @@
+"""Hang reports (`sl.debug`): ask every task what it is doing and explain a stuck step.
+
+    report = sl.debug.inspect(cluster)        # a LocalCluster, or {task name: control address}
+    print(report)
+
+For each task and each step it runs: the receives waiting for a tensor (which peer task sends
+it, and what that peer says about it: sent and not yet consumed, waiting for a credit, not sent
+yet), the tensors that arrived and wait for their receive, and each edge's credits. Then the
+waits-for graph across tasks (task A -> task B: A waits for a tensor from B), with any cycle
+marked, and the tasks that did not answer (stopped, lost). The questions go over the control
+plane (the Inspect RPC), which answers while the data plane is wedged.
+"""
+
+import re
+
+from sluice._core import core as _core
+
+_KEY = re.compile(r"^(-?\d+);([^;]*);([^;]*);([^;]*);(\d+)$")
+
+
+def _task_of(device):
+    m = re.match(r"^(/job:[^/]+/task:\d+)", device)
+    return m.group(1) if m else device
+
+
+def _parse_key(key):
+    m = _KEY.match(key)
+    if not m:
+        return None
+    return dict(step=int(m.group(1)), src=_task_of(m.group(2)), dst=_task_of(m.group(3)),
+                edge=m.group(4), micro_batch=int(m.group(5)))
+
+
+class Report:
+    """What `inspect` found: `tasks` ({task: the Inspect answer, or None}), `unanswered`
+    ({task: why}), `waits` ([(waiting task, peer task, step, key, what the peer says)]),
+    `cycles` (lists of tasks); str() prints it."""
+
+    def __init__(self, tasks, unanswered, waits, cycles):
+        self.tasks, self.unanswered, self.waits, self.cycles = tasks, unanswered, waits, cycles
+
+    def __str__(self):
+        lines = []
+        for task in sorted(self.tasks):
+            state = self.tasks[task]
+            if state is None:
+                lines.append("{}: no answer ({})".format(task, self.unanswered[task]))
+                continue
+            running = [s for s in state["steps"] if s["running"] or s["waiting"]]
+            lines.append("{}: {} step(s) running".format(task, len(running)))
+            for s in running:
+                lines.append("  step {}: {} receive(s) waiting, {} tensor(s) buffered".format(
+                    s["step_id"], len(s["waiting"]), len(s["buffered"])))
+                for key in s["waiting"]:
+                    lines.append("    waits for {}".format(key))
+            for e in state["edges"]:
+                lines.append("  edge {}: {} in flight (window {}), {} send(s) waiting for "
+                             "credit{}".format(e["edge"], e["in_flight"], e["window"],
+                                               e["waiting_senders"],
+                                               "; broken: " + e["broken"] if e["broken"] else ""))
+        lines.append("waits-for:")
+        if not self.waits:
+            lines.append("  nothing waits")
+        for waiter, peer, step, key, why in self.waits:
+            lines.append("  {} -> {} (step {}, {}): {}".format(waiter, peer, step, key, why))
+        for cycle in self.cycles:
+            lines.append("  CYCLE: " + " -> ".join(cycle + [cycle[0]]))
+        return "\n".join(lines)
+
+
+def _peer_says(peer_state, waiter, step):
+    """What the sending task's edge to `waiter` says of `step`'s tensors."""
+    if peer_state is None:
+        return "the sender did not answer (stopped or lost)"
+    for e in peer_state["edges"]:
+        if e["edge"].endswith("->" + waiter):
+            if e["broken"]:
+                return "its edge is broken: " + e["broken"]
+            if e["step_in_flight"].get(step, 0) > 0:
+                return "sent, not yet consumed"
+            if e["waiting_senders"] > 0:
+                return "the sender waits for a credit from the receiver"
+    running = any(s["step_id"] == step and s["running"] for s in peer_state["steps"])
+    return ("not sent yet (the sender runs the step)" if running
+            else "not sent: the sender does not run the step (not yet, or no more)")
+
+
+def _cycles(graph):
+    """Cycles of a small directed graph {node: {successors}}, each once."""
+    found, seen = [], set()
+
+    def walk(node, path):
+        for nxt in sorted(graph.get(node, ())):
+            if nxt in path:
+                cycle = path[path.index(nxt):]
+                key = frozenset(cycle)
+                if key not in seen:
+                    seen.add(key)
+                    found.append(cycle)
+            else:
+                walk(nxt, path + [nxt])
+
+    for start in sorted(graph):
+        walk(start, [start])
+    return found
+
+
+def inspect(cluster, timeout=5.0):
+    """A Report of what every task is doing: `cluster` is a LocalCluster or {task name:
+    control address}. Tasks that do not answer within `timeout` seconds are reported so."""
+    if isinstance(cluster, dict):
+        addresses = dict(cluster)
+    else:
+        addresses = {"/job:worker/task:{}".format(i): cluster.worker_address(i)[0]
+                     for i in range(cluster.num_workers)}
+        addresses.update({"/job:ps/task:{}".format(i): cluster.ps_address(i)[0]
+                          for i in range(cluster.num_ps)})
+    tasks, unanswered = {}, {}
+    for name, address in addresses.items():
+        try:
+            tasks[name] = _core._inspect(address, float(timeout))
+        except Exception as e:  # noqa: BLE001  Any failure to answer is part of the report.
+            tasks[name] = None
+            unanswered[name] = str(e).splitlines()[0]
+    waits, graph = [], {}
+    for name, state in tasks.items():
+        if state is None:
+            continue
+        for s in state["steps"]:
+            for key in s["waiting"]:
+                parsed = _parse_key(key)
+                if parsed is None or parsed["src"] == name:
+                    continue
+                peer = parsed["src"]
+                why = _peer_says(tasks.get(peer), name, s["step_id"])
+                waits.append((name, peer, s["step_id"], parsed["edge"], why))
+                graph.setdefault(name, set()).add(peer)
+    # A sender waiting for credits waits for its receiver.
+    for name, state in tasks.items():
+        for e in (state or {}).get("edges", ()):
+            if e["waiting_senders"] > 0:
+                receiver = e["edge"].split("->")[-1]
+                waits.append((name, receiver, None, e["edge"], "waits for a credit"))
+                graph.setdefault(name, set()).add(receiver)
+    return Report(tasks, unanswered, waits, _cycles(graph))

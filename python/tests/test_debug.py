@@ -1,0 +1,59 @@
+"""sl.debug.inspect on real servers: a step held up on worker 0 (a bounded-staleness pull that
+waits for the other worker's push) leaves worker 1's receive waiting; the report names the
+receive, the sending task and what the sender says, over the control plane, while the step
+hangs; the step then finishes when the push comes."""
+
+import threading
+import time
+
+import numpy as np
+
+import sluice as sl
+
+
+def test_a_held_up_step_is_explained_while_it_hangs():
+    with sl.LocalCluster(workers=2) as cluster:
+        g = sl.Graph()
+        with g.as_default():
+            with sl.device("/job:worker/task:0"):
+                w = sl.Variable(np.ones(3), name="w")
+                pulled = sl.ps.pull(w, worker=0, staleness=0, workers=2)
+                mine = sl.ps.push(w, np.zeros(3), worker=0)
+                theirs = sl.ps.push(w, np.zeros(3), worker=1)
+            with sl.device("/job:worker/task:1"):
+                total = sl.reduce_sum(pulled * 2.0)
+            init = sl.global_variables_initializer()
+        with sl.Session(cluster.target, graph=g) as sess:
+            sess.run(init)
+            sess.run(mine)  # Worker 0 is one push ahead: its next pull waits for worker 1.
+            result = {}
+            step = threading.Thread(target=lambda: result.update(total=sess.run(total)))
+            step.start()
+            deadline = time.monotonic() + 30
+            while True:  # Until both workers run the step and worker 1's receive waits.
+                report = sl.debug.inspect(cluster)
+                waits = [w_ for w_ in report.waits if w_[0] == "/job:worker/task:1" and
+                         w_[4] == "not sent yet (the sender runs the step)"]
+                if waits or time.monotonic() > deadline:
+                    break
+                time.sleep(0.01)  # Polling a condition, bounded by the deadline.
+            assert waits, str(report)
+            waiter, peer, step_id, edge, why = waits[0]
+            assert peer == "/job:worker/task:0" and step_id is not None
+            assert why == "not sent yet (the sender runs the step)", str(report)
+            text = str(report)
+            assert "/job:worker/task:1: 1 step(s) running" in text
+            assert "waits for {};/job:worker/task:0".format(step_id) in text
+            assert "/job:worker/task:1 -> /job:worker/task:0 (step {}".format(step_id) in text
+            assert not report.cycles and not report.unanswered
+            sess.run(theirs)  # Worker 1's push lets the pull through; the step ends.
+            step.join(timeout=30)
+            assert result["total"] == 6.0
+
+
+def test_a_task_that_does_not_answer_and_a_cycle_are_reported():
+    report = sl.debug.inspect({"/job:worker/task:9": "127.0.0.1:1"}, timeout=1)
+    assert report.tasks == {"/job:worker/task:9": None}
+    assert "/job:worker/task:9: no answer (" in str(report)
+    cycles = sl.debug._cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}})
+    assert cycles == [["a", "b", "c"]]
