@@ -106,9 +106,21 @@ def _cycles(graph):
 
 
 def inspect(cluster, timeout=5.0):
-    """A Report of what every task is doing: `cluster` is a LocalCluster or {task name:
-    control address}. Tasks that do not answer within `timeout` seconds are reported so."""
-    if isinstance(cluster, dict):
+    """A Report of what every task is doing: `cluster` is a LocalCluster, a ClusterSpec (or
+    its dict, or its text "worker=host:port,...;ps=..."), or {task name: control address}.
+    Tasks that do not answer within `timeout` seconds are reported so."""
+    from sluice import distributed
+    if isinstance(cluster, str):
+        cluster = {job: [a.strip() for a in tasks.split(",") if a.strip()]
+                   for job, _, tasks in (entry.partition("=")
+                                         for entry in cluster.split(";") if entry.strip())}
+    if isinstance(cluster, dict) and all(isinstance(v, list) for v in cluster.values()):
+        cluster = distributed.ClusterSpec(cluster)
+    if isinstance(cluster, distributed.ClusterSpec):
+        addresses = {"/job:{}/task:{}".format(job, i): cluster.task_address(job, i)
+                     for job in cluster.jobs if job != "master"
+                     for i in cluster.task_indices(job)}
+    elif isinstance(cluster, dict):
         addresses = dict(cluster)
     else:
         addresses = {"/job:worker/task:{}".format(i): cluster.worker_address(i)[0]
@@ -143,3 +155,19 @@ def inspect(cluster, timeout=5.0):
                 waits.append((name, receiver, None, e["edge"], "waits for a credit"))
                 graph.setdefault(name, set()).add(receiver)
     return Report(tasks, unanswered, waits, _cycles(graph))
+
+
+def main(argv=None):
+    """`python3 -m sluice.debug 'worker=h:p,h:p;ps=h:p'`: prints the hang report of a cluster."""
+    import argparse
+    parser = argparse.ArgumentParser(prog="python3 -m sluice.debug",
+                                     description="Why does a step hang? Asks every task.")
+    parser.add_argument("cluster_spec", help="the cluster's tasks: 'worker=h:p,h:p;ps=h:p'")
+    parser.add_argument("--timeout", type=float, default=5.0,
+                        help="seconds each task has to answer")
+    args = parser.parse_args(argv)
+    print(inspect(args.cluster_spec, timeout=args.timeout))
+
+
+if __name__ == "__main__":
+    main()

@@ -57,3 +57,13 @@ def test_a_task_that_does_not_answer_and_a_cycle_are_reported():
     assert "/job:worker/task:9: no answer (" in str(report)
     cycles = sl.debug._cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}})
     assert cycles == [["a", "b", "c"]]
+
+
+def test_the_command_line_form_reads_a_cluster_spec(capsys):
+    with sl.LocalCluster(workers=2) as cluster:
+        spec = "worker={},{}".format(cluster.worker_address(0)[0], cluster.worker_address(1)[0])
+        sl.debug.main([spec])
+    out = capsys.readouterr().out
+    assert "/job:worker/task:0: 0 step(s) running" in out
+    assert "/job:worker/task:1: 0 step(s) running" in out
+    assert "nothing waits" in out
