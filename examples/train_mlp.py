@@ -69,9 +69,13 @@ def main():
             print("cluster: master {}, 2 workers".format(target), flush=True)
         sess = stack.enter_context(sl.Session(target, graph=g))
         sess.run(init)
+        # Steps/s, loss and time left on stderr (tqdm's bar on a terminal when installed).
+        progress = sl.progress.Progress(total=args.steps, desc="train")
         for step in range(1, args.steps + 1):
             _, loss_value = sess.run([train_op, loss], feed_dict={x: xs, y: ys})
             print("step {:3d}  loss {:.4f}".format(step, loss_value))
+            progress.update(loss=loss_value)
+        progress.close()
         accuracy = (sess.run(logits, feed_dict={x: xs}).argmax(axis=1) == ys).mean()
     print("training accuracy {:.3f}".format(accuracy))
 

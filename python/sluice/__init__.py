@@ -179,6 +179,7 @@ from sluice import data
 from sluice import ps
 from sluice import pipeline
 from sluice import debug
+from sluice import progress
 from sluice import gfile
 from sluice.app import flags
 from sluice import operators as _operators  # Installs `+`, `@`, ... on Tensor and Variable.
