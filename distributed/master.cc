@@ -26,7 +26,10 @@ std::string EndpointName(const Endpoint& e) { return absl::StrCat(e.node->name()
 }  // namespace
 
 Master::Master(MasterOptions options)
-    : options_(std::move(options)), monitor_(options_.heartbeat), coordinator_(&monitor_) {
+    : options_(std::move(options)),
+      monitor_(options_.heartbeat),
+      coordinator_(&monitor_),
+      watchdog_(options_.slow_step_report, &monitor_) {
   RegisterAllOps();
   for (const proto::PeerAddress& w : options_.workers) monitor_.Watch(w);
   // Step ids differ across master restarts, so a worker never mixes two masters' steps.
@@ -436,8 +439,10 @@ absl::Status Master::RunStepImpl(const proto::RunStepRequest& req, proto::RunSte
   StepRunOptions step_options;
   step_options.deadline = absl::Now() + timeout;
   step_options.abandoned = std::move(abandoned);
+  watchdog_.Begin(step_id, tasks);
   absl::StatusOr<std::vector<proto::RunGraphResponse>> results =
       coordinator_.Run(step_id, std::move(runs), step_options);
+  watchdog_.End(step_id);
   if (!results.ok()) {
     // A worker that restarted since the last heartbeat has none of our partitions (and had no
     // chance to tell us its new incarnation): register the one it named again next step.

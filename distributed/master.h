@@ -21,6 +21,7 @@
 #include "absl/synchronization/mutex.h"
 #include "distributed/coordinator.h"
 #include "distributed/protocol.grpc.pb.h"
+#include "distributed/step_watchdog.h"
 #include "graph/graph.h"
 #include "graph/placer.h"
 
@@ -39,6 +40,9 @@ struct MasterOptions {
   absl::Duration session_idle_timeout = absl::Hours(1);
   int max_sessions = 1000;                      // Open at once; CreateSession beyond is refused.
   int64_t max_graph_bytes = int64_t{64} << 20;  // Of a session's GraphDef (after extensions).
+  // A step running this long is reported to stderr once, with what its tasks say they are
+  // doing (step_watchdog.h). InfiniteDuration: never.
+  absl::Duration slow_step_report = absl::Seconds(60);
 };
 
 class Master : public proto::Master::Service {
@@ -114,6 +118,7 @@ class Master : public proto::Master::Service {
   const MasterOptions options_;
   HeartbeatMonitor monitor_;
   StepCoordinator coordinator_;
+  StepWatchdog watchdog_;
   std::atomic<int64_t> next_step_{1};
   mutable absl::Mutex mu_;
   int64_t next_session_ ABSL_GUARDED_BY(mu_) = 1;

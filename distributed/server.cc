@@ -140,6 +140,7 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const ServerOptions& optio
     mopts.session_idle_timeout = options.session_idle_timeout;
     mopts.max_sessions = options.max_sessions;
     mopts.max_graph_bytes = options.max_graph_bytes;
+    mopts.slow_step_report = options.slow_step_report;
     server->master_ = std::make_unique<Master>(mopts);
   }
   int control_port = 0;

@@ -56,6 +56,7 @@ struct ServerOptions {
   absl::Duration session_idle_timeout = absl::Hours(1);
   int max_sessions = 1000;
   int64_t max_graph_bytes = int64_t{64} << 20;
+  absl::Duration slow_step_report = absl::Seconds(60);  // MasterOptions::slow_step_report.
   // A connection with no call for this long is closed (gracefully: a client reconnects on its
   // next call), so idle clients do not hold descriptors for good. InfiniteDuration: never.
   absl::Duration max_connection_idle = absl::Minutes(10);

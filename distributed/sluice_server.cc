@@ -82,6 +82,9 @@ ABSL_FLAG(std::string, cluster_token_file, "",
           "server must carry it, and every call this server makes carries it. Without it the "
           "token comes from the SLUICE_CLUSTER_TOKEN environment variable, if set (never give "
           "it on a command line)");
+ABSL_FLAG(int64_t, slow_step_report_ms, 60000,
+          "A step running this long is reported once on stderr, with what each of its tasks says "
+          "it is doing (waiting receives and their senders, credits); 0: never");
 ABSL_FLAG(int, metrics_port, -1,
           "Serve metrics (steps, step latency, bytes per plane and peer, mailbox bytes) in "
           "Prometheus' text format at http://<host>:<port>/metrics; 0: the OS chooses (printed "
@@ -210,6 +213,9 @@ int main(int argc, char** argv) {
     token = env;
   }
   if (absl::Status set = sluice::SetClusterToken(token); !set.ok()) return Fail(set);
+  const int64_t slow_ms = absl::GetFlag(FLAGS_slow_step_report_ms);
+  if (slow_ms < 0) return Fail(absl::InvalidArgumentError("--slow_step_report_ms must be >= 0"));
+  options.slow_step_report = slow_ms == 0 ? absl::InfiniteDuration() : absl::Milliseconds(slow_ms);
   options.metrics_port = absl::GetFlag(FLAGS_metrics_port);
   if (options.metrics_port < -1 || options.metrics_port > 65535) {
     return Fail(absl::InvalidArgumentError("--metrics_port must be -1 (off), 0 or a port"));

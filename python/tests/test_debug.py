@@ -3,6 +3,7 @@ waits for the other worker's push) leaves worker 1's receive waiting; the report
 receive, the sending task and what the sender says, over the control plane, while the step
 hangs; the step then finishes when the push comes."""
 
+import re
 import threading
 import time
 
@@ -67,3 +68,36 @@ def test_the_command_line_form_reads_a_cluster_spec(capsys):
     assert "/job:worker/task:0: 0 step(s) running" in out
     assert "/job:worker/task:1: 0 step(s) running" in out
     assert "nothing waits" in out
+
+
+def test_the_master_reports_a_step_that_runs_too_long(capfd):
+    """--slow_step_report_ms: the master prints, once, what each task of a held-up step says."""
+    with sl.LocalCluster(workers=2, master_flags=["--slow_step_report_ms=300"]) as cluster:
+        g = sl.Graph()
+        with g.as_default():
+            with sl.device("/job:worker/task:0"):
+                w = sl.Variable(np.ones(3), name="w")
+                pulled = sl.ps.pull(w, worker=0, staleness=0, workers=2)
+                mine = sl.ps.push(w, np.zeros(3), worker=0)
+                theirs = sl.ps.push(w, np.zeros(3), worker=1)
+            with sl.device("/job:worker/task:1"):
+                total = sl.reduce_sum(pulled * 2.0)
+            init = sl.global_variables_initializer()
+        with sl.Session(cluster.target, graph=g) as sess:
+            sess.run(init)
+            sess.run(mine)
+            step = threading.Thread(target=lambda: sess.run(total))
+            step.start()
+            said, deadline = "", time.monotonic() + 30
+            while "tensor(s) buffered" not in said.split("has run for")[-1] and \
+                    time.monotonic() < deadline:
+                time.sleep(0.05)  # Polling the relayed stderr, bounded by the deadline.
+                said += capfd.readouterr().err
+            sess.run(theirs)
+            step.join(timeout=30)
+    report = said[said.index("sluice master: step"):]
+    assert re.search(r"sluice master: step \d+ has run for \d", report), report
+    assert "/job:worker/task:1: runs it; 1 receive(s) waiting: 'PsPull:0' from " \
+           "/job:worker/task:0; 0 tensor(s) buffered" in report, report
+    assert "/job:worker/task:0: runs it; 0 receive(s) waiting" in report, report
+    assert said.count("has run for") == 1  # Once per step.
