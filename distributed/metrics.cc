@@ -44,14 +44,16 @@ Metrics::Family* Metrics::Find(const std::string& name) {
 
 void Metrics::DeclareCounter(const std::string& name, const std::string& help) {
   absl::MutexLock lock(&mu_);
-  if (Find(name) == nullptr) families_.push_back(Family{name, help, "counter", {}, {}, {}, {}});
+  if (Find(name) == nullptr) {
+    families_.push_back(Family{name, help, "counter", {}, {}, {}, {}, {}});
+  }
 }
 
 void Metrics::DeclareHistogram(const std::string& name, const std::string& help,
                                std::vector<double> bounds) {
   absl::MutexLock lock(&mu_);
   if (Find(name) == nullptr) {
-    families_.push_back(Family{name, help, "histogram", std::move(bounds), {}, {}, {}});
+    families_.push_back(Family{name, help, "histogram", std::move(bounds), {}, {}, {}, {}});
   }
 }
 
@@ -59,7 +61,15 @@ void Metrics::DeclareGauge(const std::string& name, const std::string& help,
                            std::function<double()> read) {
   absl::MutexLock lock(&mu_);
   if (Find(name) == nullptr) {
-    families_.push_back(Family{name, help, "gauge", {}, std::move(read), {}, {}});
+    families_.push_back(Family{name, help, "gauge", {}, std::move(read), {}, {}, {}});
+  }
+}
+
+void Metrics::DeclareCollector(const std::string& name, const std::string& help,
+                               const std::string& type, std::function<Samples()> read) {
+  absl::MutexLock lock(&mu_);
+  if (Find(name) == nullptr) {
+    families_.push_back(Family{name, help, type, {}, {}, std::move(read), {}, {}});
   }
 }
 
@@ -97,10 +107,15 @@ double Metrics::CounterValue(const std::string& name, const Labels& labels) cons
 
 std::string Metrics::Text() const {
   std::vector<std::pair<std::string, std::function<double()>>> gauges;
+  std::vector<Family> collectors;  // Copies: a Declare may grow families_ meanwhile.
   std::string out;
   {
     absl::MutexLock lock(&mu_);
     for (const Family& f : families_) {
+      if (f.collect) {
+        collectors.push_back(Family{f.name, f.help, f.type, {}, {}, f.collect, {}, {}});
+        continue;
+      }
       if (f.type == "gauge") {
         gauges.emplace_back(f.name, f.read);
         continue;
@@ -122,7 +137,13 @@ std::string Metrics::Text() const {
       }
     }
   }
-  // Gauges are read without the lock: a callback may take locks of its own.
+  // Collectors and gauges are read without the lock: a callback may take locks of its own.
+  for (const Family& f : collectors) {
+    absl::StrAppend(&out, "# HELP ", f.name, " ", f.help, "\n# TYPE ", f.name, " ", f.type, "\n");
+    for (const auto& [labels, value] : f.collect()) {
+      absl::StrAppend(&out, f.name, RenderLabels(labels), " ", Number(value), "\n");
+    }
+  }
   for (const auto& [name, read] : gauges) {
     std::string help;
     {

@@ -34,6 +34,11 @@ class Metrics {
   void DeclareHistogram(const std::string& name, const std::string& help,
                         std::vector<double> bounds);
   void DeclareGauge(const std::string& name, const std::string& help, std::function<double()> read);
+  // A family whose samples are read when the text is made, with labels (say, one per variable
+  // of a parameter server); `type` is "counter" or "gauge".
+  using Samples = std::vector<std::pair<Labels, double>>;
+  void DeclareCollector(const std::string& name, const std::string& help, const std::string& type,
+                        std::function<Samples()> read);
 
   // Adds to a declared counter (a programming error otherwise: ignored in release builds).
   void Add(const std::string& name, const Labels& labels = {}, double delta = 1);
@@ -54,6 +59,7 @@ class Metrics {
     std::string name, help, type;
     std::vector<double> bounds;                   // Histograms.
     std::function<double()> read;                 // Gauges.
+    std::function<Samples()> collect;             // Collectors.
     std::map<std::string, double> counters;       // By rendered labels.
     std::map<std::string, Histogram> histograms;  // By rendered labels.
   };

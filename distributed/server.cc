@@ -11,6 +11,7 @@
 #include "distributed/auth.h"
 #include "distributed/grpc_util.h"
 #include "graph/device_name.h"
+#include "ops/ps_ops.h"
 
 namespace sluice {
 
@@ -57,6 +58,29 @@ void DeclareMetrics(Metrics& m, const TensorMailbox* mailbox) {
                  [mailbox] { return static_cast<double>(mailbox->early_bytes()); });
 }
 
+// The parameter-server figures of every variable this task holds, read when scraped.
+void DeclarePsMetrics(Metrics& m, const Worker* worker) {
+  const auto figure = [worker](int64_t PsFigures::*field) {
+    return [worker, field] {
+      Metrics::Samples out;
+      for (const PsFigures& f : ReadPsFigures(worker->resources())) {
+        out.push_back({{{"variable", f.variable}}, static_cast<double>(f.*field)});
+      }
+      return out;
+    };
+  };
+  m.DeclareCollector("sluice_ps_pushes_total", "Pushes applied to each variable this task holds.",
+                     "counter", figure(&PsFigures::pushes));
+  m.DeclareCollector("sluice_ps_dropped_total",
+                     "Stale pushes dropped by synchronous aggregation, per variable.", "counter",
+                     figure(&PsFigures::dropped));
+  m.DeclareCollector("sluice_ps_waiting_pulls", "Pulls waiting for slower workers, per variable.",
+                     "gauge", figure(&PsFigures::waiting));
+  m.DeclareCollector("sluice_ps_backup_bytes",
+                     "Bytes of DC-ASGD's per-worker backups, per variable.", "gauge",
+                     figure(&PsFigures::backup_bytes));
+}
+
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<Server>> Server::Start(const ServerOptions& options) {
@@ -86,6 +110,7 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const ServerOptions& optio
   wopts.max_session_bytes = options.max_session_bytes;
   wopts.metrics = server->metrics_.get();
   server->worker_ = std::make_unique<Worker>(wopts, server->mailbox_.get());
+  DeclarePsMetrics(*server->metrics_, server->worker_.get());
   server->worker_service_ = std::make_unique<WorkerService>(server->worker_.get());
   ChunkOptions copts;
   copts.chunk_bytes = options.chunk_bytes;

@@ -47,6 +47,8 @@ std::string Worker::task_prefix() const {
   return DeviceName::TaskPrefix(options_.job, options_.task);
 }
 
+const ResourceMgr& Worker::resources() const { return *device_->resources(); }
+
 proto::TaskIdentity Worker::identity() const {
   proto::TaskIdentity id;
   id.set_job(options_.job);

@@ -40,6 +40,7 @@
 #include "runtime/exec/executor.h"
 #include "runtime/kernel/cancellation.h"
 #include "runtime/kernel/rendezvous.h"
+#include "runtime/kernel/resource_mgr.h"
 
 namespace sluice {
 
@@ -74,6 +75,8 @@ class Worker {
 
   void SetAddresses(const std::string& control, const std::string& data);
   proto::TaskIdentity identity() const;
+  // The device's resources (variables, parameter-server state), shared by every session.
+  const ResourceMgr& resources() const;
   std::string task_prefix() const;
   // Cancels every running step and breaks every link to peers (server shutdown).
   void AbortAll(const absl::Status& reason);

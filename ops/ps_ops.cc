@@ -483,6 +483,26 @@ class PsCountersOp : public PsKernel {
 
 }  // namespace
 
+std::vector<PsFigures> ReadPsFigures(const ResourceMgr& resources) {
+  constexpr char kPrefix[] = "ps-state:";
+  std::vector<PsFigures> out;
+  for (const auto& [name, resource] : resources.ResourcesWithPrefix(kPrefix)) {
+    auto* state = dynamic_cast<PsState*>(resource.get());
+    if (state == nullptr) continue;
+    PsFigures f;
+    f.variable = name.substr(sizeof(kPrefix) - 1);
+    absl::MutexLock lock(&state->mu);
+    f.pushes = state->clock;
+    f.versions = state->version;
+    f.dropped = state->dropped;
+    f.waiting = static_cast<int64_t>(state->waiting.size());
+    for (const auto& [worker, b] : state->backup) f.backup_bytes += b.TotalBytes();
+    for (const auto& [worker, b] : state->row_backup) f.backup_bytes += b.values.TotalBytes();
+    out.push_back(std::move(f));
+  }
+  return out;
+}
+
 absl::Status RegisterPsOps(OpRegistry* ops, KernelRegistry* kernels) {
   SLUICE_RETURN_IF_ERROR(ps_internal::RegisterPsStateOps(ops, kernels));
   SLUICE_RETURN_IF_ERROR(ps_internal::RegisterPsRowOps(ops, kernels));

@@ -50,15 +50,27 @@
 #ifndef SLUICE_OPS_PS_OPS_H_
 #define SLUICE_OPS_PS_OPS_H_
 
+#include <cstdint>
 #include <string>
+#include <vector>
 
 #include "graph/op_def.h"
 #include "graph/scope.h"
 #include "runtime/kernel/kernel.h"
+#include "runtime/kernel/resource_mgr.h"
 
 namespace sluice {
 
 absl::Status RegisterPsOps(OpRegistry* ops, KernelRegistry* kernels);
+
+// What the parameter-server state of each variable on a device says, for metrics: pushes
+// received (the clock), versions applied and pushes dropped ("sync"), pulls waiting, and bytes
+// of DC-ASGD backups.
+struct PsFigures {
+  std::string variable;
+  int64_t pushes = 0, versions = 0, dropped = 0, waiting = 0, backup_bytes = 0;
+};
+std::vector<PsFigures> ReadPsFigures(const ResourceMgr& resources);
 
 namespace ops {
 

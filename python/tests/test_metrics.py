@@ -89,3 +89,25 @@ def test_other_paths_are_not_found_and_a_port_in_use_is_refused():
                            match="cannot listen for metrics on 127.0.0.1:{}".format(port)):
             with sl.LocalCluster(workers=1, worker_flags=["--metrics_port={}".format(port)]):
                 pass
+
+
+def test_a_ps_task_exposes_its_variables_figures():
+    with sl.LocalCluster(workers=1, ps=1, worker_flags=["--metrics_port=0"]) as cluster:
+        g = sl.Graph()
+        with g.as_default():
+            with sl.device("/job:ps/task:0"):
+                w = sl.Variable(np.zeros((4, 2)), name="w")
+            pulled = sl.ps.pull(w, worker=0, rule="dc_asgd")
+            with sl.device("/job:worker/task:0"):
+                grad = pulled + 1.0
+            push = sl.ps.push(w, grad, worker=0, rule="dc_asgd", learning_rate=0.1, lam=0.5)
+            init = sl.global_variables_initializer()
+        with sl.Session(cluster.target, graph=g) as sess:
+            sess.run(init)
+            for _ in range(3):
+                sess.run(push)
+        text = scrape(cluster.metrics_url("ps", 0))
+    assert sample(text, "sluice_ps_pushes_total", variable="w") == 3
+    assert sample(text, "sluice_ps_backup_bytes", variable="w") == 4 * 2 * 8  # Worker 0's.
+    assert sample(text, "sluice_ps_waiting_pulls", variable="w") == 0
+    assert "# TYPE sluice_ps_dropped_total counter" in text

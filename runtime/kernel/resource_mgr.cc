@@ -22,6 +22,17 @@ std::vector<std::string> ResourceMgr::VariableNames() const {
   return names;
 }
 
+std::vector<std::pair<std::string, std::shared_ptr<Resource>>> ResourceMgr::ResourcesWithPrefix(
+    const std::string& prefix) const {
+  absl::MutexLock lock(&mu_);
+  std::vector<std::pair<std::string, std::shared_ptr<Resource>>> out;
+  for (auto it = resources_.lower_bound(prefix);
+       it != resources_.end() && it->first.compare(0, prefix.size(), prefix) == 0; ++it) {
+    out.emplace_back(it->first, it->second);
+  }
+  return out;
+}
+
 void ResourceMgr::ShareResourcesWith(ResourceMgr& to) const {
   if (&to == this) return;
   std::map<std::string, std::shared_ptr<Resource>> mine;

@@ -11,6 +11,7 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
@@ -53,6 +54,9 @@ class ResourceMgr {
   // nullptr when no variable of that name exists.
   std::shared_ptr<Variable> LookupVariable(const std::string& name) const;
   std::vector<std::string> VariableNames() const;
+  // The resources (not variables) whose names start with `prefix`, by name.
+  std::vector<std::pair<std::string, std::shared_ptr<Resource>>> ResourcesWithPrefix(
+      const std::string& prefix) const;
   // Makes `to` hold this one's resources other than variables (the same objects, shared): for
   // a session that takes over from another, over a grown graph.
   void ShareResourcesWith(ResourceMgr& to) const;

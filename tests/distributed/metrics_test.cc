@@ -43,5 +43,21 @@ TEST(MetricsTest, TextIsPrometheusExpositionFormat) {
   EXPECT_EQ(m.CounterValue("c_total", {{"plane", "control"}}), 0);
 }
 
+TEST(MetricsTest, CollectorsAreReadWhenTheTextIsMade) {
+  Metrics m;
+  int calls = 0;
+  m.DeclareCollector("p_total", "Per variable.", "counter", [&calls] {
+    ++calls;
+    return Metrics::Samples{{{{"variable", "w"}}, 3}, {{{"variable", "emb"}}, 7}};
+  });
+  EXPECT_EQ(calls, 0);
+  EXPECT_EQ(m.Text(),
+            "# HELP p_total Per variable.\n"
+            "# TYPE p_total counter\n"
+            "p_total{variable=\"w\"} 3\n"
+            "p_total{variable=\"emb\"} 7\n");
+  EXPECT_EQ(calls, 1);
+}
+
 }  // namespace
 }  // namespace sluice
