@@ -106,18 +106,15 @@ double Metrics::CounterValue(const std::string& name, const Labels& labels) cons
 }
 
 std::string Metrics::Text() const {
-  std::vector<std::pair<std::string, std::function<double()>>> gauges;
-  std::vector<Family> collectors;  // Copies: a Declare may grow families_ meanwhile.
+  // Gauges and collectors are read after the lock is released (a callback may take locks of
+  // its own): copies of their families, as a Declare may grow families_ meanwhile.
+  std::vector<Family> deferred;
   std::string out;
   {
     absl::MutexLock lock(&mu_);
     for (const Family& f : families_) {
-      if (f.collect) {
-        collectors.push_back(Family{f.name, f.help, f.type, {}, {}, f.collect, {}, {}});
-        continue;
-      }
-      if (f.type == "gauge") {
-        gauges.emplace_back(f.name, f.read);
+      if (f.read || f.collect) {
+        deferred.push_back(Family{f.name, f.help, f.type, {}, f.read, f.collect, {}, {}});
         continue;
       }
       absl::StrAppend(&out, "# HELP ", f.name, " ", f.help, "\n# TYPE ", f.name, " ", f.type, "\n");
@@ -137,23 +134,15 @@ std::string Metrics::Text() const {
       }
     }
   }
-  // Collectors and gauges are read without the lock: a callback may take locks of its own.
-  for (const Family& f : collectors) {
+  for (const Family& f : deferred) {
     absl::StrAppend(&out, "# HELP ", f.name, " ", f.help, "\n# TYPE ", f.name, " ", f.type, "\n");
+    if (f.read) {
+      absl::StrAppend(&out, f.name, " ", Number(f.read()), "\n");
+      continue;
+    }
     for (const auto& [labels, value] : f.collect()) {
       absl::StrAppend(&out, f.name, RenderLabels(labels), " ", Number(value), "\n");
     }
-  }
-  for (const auto& [name, read] : gauges) {
-    std::string help;
-    {
-      absl::MutexLock lock(&mu_);
-      for (const Family& f : families_) {
-        if (f.name == name) help = f.help;
-      }
-    }
-    absl::StrAppend(&out, "# HELP ", name, " ", help, "\n# TYPE ", name, " gauge\n", name, " ",
-                    Number(read ? read() : 0), "\n");
   }
   return out;
 }

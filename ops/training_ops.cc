@@ -267,6 +267,22 @@ void SumRowsByIndex(const std::vector<int64_t>& rows, const T* g, int64_t width,
   }
 }
 
+// Calls f(var row, accum row, summed gradient row, width) once per distinct row of a sparse
+// update of (var, accum) (nothing when `rows` is empty).
+template <typename T, typename F>
+void ForEachSummedRow(const std::array<Tensor*, 2>& vars, const Tensor& grad,
+                      const std::vector<int64_t>& rows, F&& f) {
+  if (rows.empty()) return;
+  const int64_t width = grad.num_elements() / static_cast<int64_t>(rows.size());
+  std::vector<int64_t> unique;
+  std::vector<T> g;
+  SumRowsByIndex(rows, grad.data<T>(), width, &unique, &g);
+  for (size_t j = 0; j < unique.size(); ++j) {
+    f(vars[0]->data<T>() + unique[j] * width, vars[1]->data<T>() + unique[j] * width,
+      g.data() + j * width, width);
+  }
+}
+
 // The sparse forms (TensorFlow's SparseApplyMomentum and SparseApplyAdagrad): the dense
 // arithmetic on the rows `indices` names, with their gradient rows summed per row; the other
 // rows and their accumulators are left as they are (for Momentum that is not the dense update,
@@ -282,22 +298,13 @@ class SparseApplyMomentumOp : public ApplyOpBase<T, 2> {
                       const std::vector<int64_t>& rows) override {
     SLUICE_ASSIGN_OR_RETURN(T lr, this->Scalar(ctx, 2, "lr"));
     SLUICE_ASSIGN_OR_RETURN(T momentum, this->Scalar(ctx, 5, "momentum"));
-    if (rows.empty()) return absl::OkStatus();
-    const int64_t width = grad.num_elements() / static_cast<int64_t>(rows.size());
-    std::vector<int64_t> unique;
-    std::vector<T> g;
-    SumRowsByIndex(rows, grad.data<T>(), width, &unique, &g);
-    T* var = vars[0]->data<T>();
-    T* accum = vars[1]->data<T>();
-    for (size_t j = 0; j < unique.size(); ++j) {
-      T* w = var + unique[j] * width;
-      T* a = accum + unique[j] * width;
-      const T* gj = g.data() + j * width;
+    const bool nesterov = use_nesterov_;
+    ForEachSummedRow<T>(vars, grad, rows, [&](T* w, T* a, const T* g, int64_t width) {
       for (int64_t e = 0; e < width; ++e) {
-        a[e] = a[e] * momentum + gj[e];
-        w[e] -= use_nesterov_ ? gj[e] * lr + a[e] * (momentum * lr) : a[e] * lr;
+        a[e] = a[e] * momentum + g[e];
+        w[e] -= nesterov ? g[e] * lr + a[e] * (momentum * lr) : a[e] * lr;
       }
-    }
+    });
     return absl::OkStatus();
   }
 
@@ -314,22 +321,12 @@ class SparseApplyAdagradOp : public ApplyOpBase<T, 2> {
   absl::Status Update(OpKernelContext* ctx, const std::array<Tensor*, 2>& vars, const Tensor& grad,
                       const std::vector<int64_t>& rows) override {
     SLUICE_ASSIGN_OR_RETURN(T lr, this->Scalar(ctx, 2, "lr"));
-    if (rows.empty()) return absl::OkStatus();
-    const int64_t width = grad.num_elements() / static_cast<int64_t>(rows.size());
-    std::vector<int64_t> unique;
-    std::vector<T> g;
-    SumRowsByIndex(rows, grad.data<T>(), width, &unique, &g);
-    T* var = vars[0]->data<T>();
-    T* accum = vars[1]->data<T>();
-    for (size_t j = 0; j < unique.size(); ++j) {
-      T* w = var + unique[j] * width;
-      T* a = accum + unique[j] * width;
-      const T* gj = g.data() + j * width;
+    ForEachSummedRow<T>(vars, grad, rows, [&](T* w, T* a, const T* g, int64_t width) {
       for (int64_t e = 0; e < width; ++e) {
-        a[e] += gj[e] * gj[e];
-        w[e] -= lr * gj[e] / std::sqrt(a[e]);
+        a[e] += g[e] * g[e];
+        w[e] -= lr * g[e] / std::sqrt(a[e]);
       }
-    }
+    });
     return absl::OkStatus();
   }
 };

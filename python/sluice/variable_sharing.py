@@ -177,6 +177,21 @@ def get_variable(name, shape=None, dtype=None, initializer=None, regularizer=Non
     return getter(_get_or_create, full, **kwargs)
 
 
+def _no_regularizer(var):
+    """A part's regularizer: none, not even the scope's."""
+    del var
+
+
+def _regularize(graph, name, var, regularizer):
+    """Adds regularizer(var) to REGULARIZATION_LOSSES (built under "<name>/Regularizer")."""
+    if regularizer is None:
+        return
+    with graph.name_scope(name + "/Regularizer/"):
+        loss = regularizer(var)
+    if loss is not None:
+        graph.add_to_collection(REGULARIZATION_LOSSES, loss)
+
+
 def _get_or_create(name, shape=None, dtype=None, initializer=None, regularizer=None,
                    trainable=True, collections=None, **unused):
     graph = framework.get_default_graph()
@@ -242,12 +257,7 @@ def _get_or_create(name, shape=None, dtype=None, initializer=None, regularizer=N
     for key in collections or ():
         if key not in (variables.GLOBAL_VARIABLES, variables.TRAINABLE_VARIABLES):
             graph.add_to_collection(key, var)
-    regularizer = regularizer if regularizer is not None else scope.regularizer
-    if regularizer is not None:
-        with graph.name_scope(name + "/Regularizer/"):
-            loss = regularizer(var)
-        if loss is not None:
-            graph.add_to_collection(REGULARIZATION_LOSSES, loss)
+    _regularize(graph, name, var, regularizer if regularizer is not None else scope.regularizer)
     return var
 
 
@@ -330,17 +340,12 @@ def _get_partitioned(name, partitioner, shape=None, dtype=None, initializer=None
         # The regularizer applies to the whole variable, once, below.
         parts.append(_get_or_create("{}/part_{}".format(name, i), shape=part_shape,
                                     dtype=dtype, initializer=part_init,
-                                    regularizer=lambda v: None, trainable=trainable,
+                                    regularizer=_no_regularizer, trainable=trainable,
                                     collections=collections))
         offset += rows
     var = variables.PartitionedVariable(name, shape, dtype, parts, axis)
     store[name] = var
-    regularizer = regularizer if regularizer is not None else scope.regularizer
-    if regularizer is not None:
-        with graph.name_scope(name + "/Regularizer/"):
-            loss = regularizer(var)
-        if loss is not None:
-            graph.add_to_collection(REGULARIZATION_LOSSES, loss)
+    _regularize(graph, name, var, regularizer if regularizer is not None else scope.regularizer)
     return var
 
 

@@ -3,6 +3,7 @@ waits for the other worker's push) leaves worker 1's receive waiting; the report
 receive, the sending task and what the sender says, over the control plane, while the step
 hangs; the step then finishes when the push comes."""
 
+import contextlib
 import re
 import threading
 import time
@@ -12,24 +13,37 @@ import numpy as np
 import sluice as sl
 
 
+@contextlib.contextmanager
+def held_step(cluster):
+    """Runs, on a thread, a step that worker 0 holds up: its bounded-staleness pull waits for
+    worker 1's push, so worker 1's receive of the pulled value waits. Yields the thread's result
+    dict; on leaving, worker 1's push lets the step finish."""
+    g = sl.Graph()
+    with g.as_default():
+        with sl.device("/job:worker/task:0"):
+            w = sl.Variable(np.ones(3), name="w")
+            pulled = sl.ps.pull(w, worker=0, staleness=0, workers=2)
+            mine = sl.ps.push(w, np.zeros(3), worker=0)
+            theirs = sl.ps.push(w, np.zeros(3), worker=1)
+        with sl.device("/job:worker/task:1"):
+            total = sl.reduce_sum(pulled * 2.0)
+        init = sl.global_variables_initializer()
+    with sl.Session(cluster.target, graph=g) as sess:
+        sess.run(init)
+        sess.run(mine)  # Worker 0 is one push ahead: its next pull waits for worker 1.
+        result = {}
+        step = threading.Thread(target=lambda: result.update(total=sess.run(total)))
+        step.start()
+        try:
+            yield result
+        finally:
+            sess.run(theirs)  # Worker 1's push lets the pull through; the step ends.
+            step.join(timeout=30)
+
+
 def test_a_held_up_step_is_explained_while_it_hangs():
     with sl.LocalCluster(workers=2) as cluster:
-        g = sl.Graph()
-        with g.as_default():
-            with sl.device("/job:worker/task:0"):
-                w = sl.Variable(np.ones(3), name="w")
-                pulled = sl.ps.pull(w, worker=0, staleness=0, workers=2)
-                mine = sl.ps.push(w, np.zeros(3), worker=0)
-                theirs = sl.ps.push(w, np.zeros(3), worker=1)
-            with sl.device("/job:worker/task:1"):
-                total = sl.reduce_sum(pulled * 2.0)
-            init = sl.global_variables_initializer()
-        with sl.Session(cluster.target, graph=g) as sess:
-            sess.run(init)
-            sess.run(mine)  # Worker 0 is one push ahead: its next pull waits for worker 1.
-            result = {}
-            step = threading.Thread(target=lambda: result.update(total=sess.run(total)))
-            step.start()
+        with held_step(cluster) as result:
             deadline = time.monotonic() + 30
             while True:  # Until both workers run the step and worker 1's receive waits.
                 report = sl.debug.inspect(cluster)
@@ -47,9 +61,7 @@ def test_a_held_up_step_is_explained_while_it_hangs():
             assert "waits for {};/job:worker/task:0".format(step_id) in text
             assert "/job:worker/task:1 -> /job:worker/task:0 (step {}".format(step_id) in text
             assert not report.cycles and not report.unanswered
-            sess.run(theirs)  # Worker 1's push lets the pull through; the step ends.
-            step.join(timeout=30)
-            assert result["total"] == 6.0
+        assert result["total"] == 6.0
 
 
 def test_a_task_that_does_not_answer_and_a_cycle_are_reported():
@@ -73,28 +85,12 @@ def test_the_command_line_form_reads_a_cluster_spec(capsys):
 def test_the_master_reports_a_step_that_runs_too_long(capfd):
     """--slow_step_report_ms: the master prints, once, what each task of a held-up step says."""
     with sl.LocalCluster(workers=2, master_flags=["--slow_step_report_ms=300"]) as cluster:
-        g = sl.Graph()
-        with g.as_default():
-            with sl.device("/job:worker/task:0"):
-                w = sl.Variable(np.ones(3), name="w")
-                pulled = sl.ps.pull(w, worker=0, staleness=0, workers=2)
-                mine = sl.ps.push(w, np.zeros(3), worker=0)
-                theirs = sl.ps.push(w, np.zeros(3), worker=1)
-            with sl.device("/job:worker/task:1"):
-                total = sl.reduce_sum(pulled * 2.0)
-            init = sl.global_variables_initializer()
-        with sl.Session(cluster.target, graph=g) as sess:
-            sess.run(init)
-            sess.run(mine)
-            step = threading.Thread(target=lambda: sess.run(total))
-            step.start()
+        with held_step(cluster):
             said, deadline = "", time.monotonic() + 30
             while "tensor(s) buffered" not in said.split("has run for")[-1] and \
                     time.monotonic() < deadline:
                 time.sleep(0.05)  # Polling the relayed stderr, bounded by the deadline.
                 said += capfd.readouterr().err
-            sess.run(theirs)
-            step.join(timeout=30)
     report = said[said.index("sluice master: step"):]
     assert re.search(r"sluice master: step \d+ has run for \d", report), report
     assert "/job:worker/task:1: runs it; 1 receive(s) waiting: 'PsPull:0' from " \
