@@ -1,5 +1,7 @@
 #include "ops/base_ops.h"
 
+#include <chrono>
+
 #include "absl/strings/str_cat.h"
 #include "core/status.h"
 #include "graph/shape_inference.h"
@@ -63,6 +65,17 @@ class NoOpOp : public OpKernel {
   bool IsExpensive() const override { return false; }
 };
 
+class TimestampOp : public OpKernel {
+ public:
+  using OpKernel::OpKernel;
+  absl::Status Compute(OpKernelContext* ctx) override {
+    const auto now = std::chrono::system_clock::now().time_since_epoch();
+    ctx->set_output(0, Tensor::Scalar<double>(std::chrono::duration<double>(now).count()));
+    return absl::OkStatus();
+  }
+  bool IsExpensive() const override { return false; }
+};
+
 }  // namespace
 
 absl::Status RegisterBaseOps(OpRegistry* ops, KernelRegistry* kernels) {
@@ -106,6 +119,17 @@ absl::Status RegisterBaseOps(OpRegistry* ops, KernelRegistry* kernels) {
       OpDefBuilder("NoOp").Doc("Does nothing; groups control dependencies as a target.")));
   SLUICE_RETURN_IF_ERROR(
       kernels->Register("NoOp", kDeviceCpu, DType::kInvalid, MakeKernel<NoOpOp>));
+
+  SLUICE_RETURN_IF_ERROR(ops->Register(
+      OpDefBuilder("Timestamp")
+          .Output("ts: float64")
+          .SetIsStateful()
+          .Doc("The wall-clock time the node ran, in seconds since the Unix epoch (system clock; "
+               "comparable across processes of one host, and across hosts as far as their clocks "
+               "agree).")
+          .SetShapeFn(ScalarShape)));
+  SLUICE_RETURN_IF_ERROR(
+      kernels->Register("Timestamp", kDeviceCpu, DType::kInvalid, MakeKernel<TimestampOp>));
   return absl::OkStatus();
 }
 
@@ -127,6 +151,10 @@ Output Identity(const Scope& scope, Input x, SourceLocation loc) {
 
 const Node* NoOp(const Scope& scope, SourceLocation loc) {
   return BuildNode(scope, "NoOp", {}, {}, loc);
+}
+
+Output Timestamp(const Scope& scope, SourceLocation loc) {
+  return BuildOp(scope, "Timestamp", {}, {}, loc);
 }
 
 }  // namespace ops

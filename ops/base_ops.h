@@ -3,6 +3,7 @@
 //   Placeholder  a value the caller feeds at run time ("dtype", "shape")
 //   Identity     forwards its input unchanged (no copy)
 //   NoOp         does nothing; a target that groups control dependencies
+//   Timestamp    the wall-clock time it ran, in seconds since the epoch (float64 scalar)
 #ifndef SLUICE_OPS_BASE_OPS_H_
 #define SLUICE_OPS_BASE_OPS_H_
 
@@ -23,6 +24,9 @@ Output Placeholder(const Scope& scope, DType dtype, TensorShape shape = TensorSh
 Output Identity(const Scope& scope, Input x, SourceLocation loc = SourceLocation::Current());
 // Returns the NoOp node (no outputs); use it as a target or control dependency.
 const Node* NoOp(const Scope& scope, SourceLocation loc = SourceLocation::Current());
+// When it ran (seconds since the Unix epoch, the system clock); order it with control
+// dependencies. Pipelines time their actions with it.
+Output Timestamp(const Scope& scope, SourceLocation loc = SourceLocation::Current());
 
 }  // namespace ops
 }  // namespace sluice
