@@ -13,6 +13,7 @@
 #include "core/tensor_proto.h"
 #include "distributed/auth.h"
 #include "distributed/grpc_util.h"
+#include "distributed/pipeline_builder.h"
 #include "distributed/protocol.h"
 #include "graph/device_name.h"
 #include "graph/graph_def.h"
@@ -326,18 +327,32 @@ absl::Status Master::CheckFeeds(const Prepared& prepared, const proto::RunStepRe
   return absl::OkStatus();
 }
 
-absl::Status Master::NameLostCollectives(const Prepared& prepared,
-                                         const absl::Status& status) const {
+absl::Status Master::NameLostTaskWork(const Prepared& prepared, const absl::Status& status) const {
   if (!absl::IsUnavailable(status)) return status;
   for (const Prepared::Part& part : prepared.parts) {
     const std::string& task = options_.workers[part.worker].task_prefix();
     if (!absl::StrContains(status.message(), absl::StrCat("lost ", task, " "))) continue;
     std::vector<std::string> scopes;
+    std::vector<std::pair<std::string, int>> stages;  // Pipeline stages the task ran.
     for (const proto::NodeDef& node : part.registration.partition().node()) {
       std::string scope = ops::CollectiveScopeOf(node.name());
       if (!scope.empty() && std::find(scopes.begin(), scopes.end(), scope) == scopes.end()) {
         scopes.push_back(std::move(scope));
       }
+      auto stage = pipeline::PipelineStageOf(node.name());
+      if (stage && std::find(stages.begin(), stages.end(), *stage) == stages.end()) {
+        stages.push_back(std::move(*stage));
+      }
+    }
+    if (!stages.empty()) {
+      std::sort(stages.begin(), stages.end());
+      std::string ran;
+      for (const auto& [pipe, stage] : stages) {
+        absl::StrAppend(&ran, ran.empty() ? "" : ", ", "stage ", stage, " of pipeline '", pipe,
+                        "'");
+      }
+      return absl::Status(status.code(),
+                          absl::StrCat(status.message(), " (", task, " ran ", ran, ")"));
     }
     if (scopes.empty()) return status;
     const size_t shown = std::min<size_t>(scopes.size(), 3);
@@ -456,7 +471,7 @@ absl::Status Master::RunStepImpl(const proto::RunStepRequest& req, proto::RunSte
         }
       }
     }
-    return NameLostCollectives(*prepared, results.status());
+    return NameLostTaskWork(*prepared, results.status());
   }
   for (size_t i = 0; i < prepared->fetch_slots.size(); ++i) {
     auto [part, index] = prepared->fetch_slots[i];

@@ -96,10 +96,10 @@ class Master : public proto::Master::Service {
   absl::StatusOr<std::shared_ptr<Prepared>> Prepare(SessionState* session,
                                                     const proto::RunStepRequest& req);
   absl::Status EnsureRegistered(Prepared::Part* part);
+  // A step that failed because a task was lost: `status` plus the pipeline stages the task
+  // ran in the step, or else the collectives it was a member of, if any.
+  absl::Status NameLostTaskWork(const Prepared& prepared, const absl::Status& status) const;
   // The fed values' dtypes and shapes against the graph, as the local Session checks them.
-  // A step that failed because a task was lost: `status` plus the collectives of the step the
-  // task was a member of, if any.
-  absl::Status NameLostCollectives(const Prepared& prepared, const absl::Status& status) const;
   static absl::Status CheckFeeds(const Prepared& prepared, const proto::RunStepRequest& req);
   // `abandoned` tells whether the client gave up on the step (see StepRunOptions).
   absl::Status RunStepImpl(const proto::RunStepRequest& req, proto::RunStepResponse* resp,

@@ -1,10 +1,12 @@
 #include "distributed/pipeline_builder.h"
 
 #include <algorithm>
+#include <cstring>
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/strip.h"
 #include "core/status.h"
 #include "ops/array_ops.h"
 #include "ops/base_ops.h"
@@ -348,6 +350,26 @@ absl::StatusOr<std::vector<Action>> BuildOrder(const Schedule& schedule) {
 }
 
 }  // namespace
+
+std::optional<std::pair<std::string, int>> PipelineStageOf(absl::string_view node_name) {
+  constexpr absl::string_view kSuffix = "_start/Timestamp";
+  if (!absl::ConsumeSuffix(&node_name, kSuffix)) return std::nullopt;
+  const size_t at = node_name.rfind("/stage");
+  int stage = 0;
+  if (at == absl::string_view::npos ||
+      !absl::SimpleAtoi(node_name.substr(at + strlen("/stage")), &stage)) {
+    return std::nullopt;
+  }
+  node_name = node_name.substr(0, at);
+  absl::ConsumeSuffix(&node_name, "_backward");
+  const size_t mb = node_name.rfind("/mb");
+  int micro_batch = 0;
+  if (mb == absl::string_view::npos ||
+      !absl::SimpleAtoi(node_name.substr(mb + strlen("/mb")), &micro_batch)) {
+    return std::nullopt;
+  }
+  return std::make_pair(std::string(node_name.substr(0, mb)), stage);
+}
 
 std::vector<const Node*> NodesSince(const Graph& graph, int first_id) {
   std::vector<const Node*> nodes;

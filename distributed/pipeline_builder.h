@@ -37,11 +37,13 @@
 #define SLUICE_DISTRIBUTED_PIPELINE_BUILDER_H_
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 #include "distributed/pipeline_schedule.h"
 #include "graph/scope.h"
 
@@ -53,6 +55,11 @@ struct StageSpec {
   std::string device;
   std::vector<const Node*> nodes;
 };
+
+// For a node of a pipelined step, its pipeline's name scope and stage: ("pipeline", 1) for an
+// action's start "pipeline/mb3/stage1_start/Timestamp"; nullopt for every other node. The
+// master names the stages a lost task ran with it.
+std::optional<std::pair<std::string, int>> PipelineStageOf(absl::string_view node_name);
 
 // The nodes of `graph` with ids from `first_id` on: what was built since graph.num_nodes() was
 // `first_id` (how a C++ user collects a stage).

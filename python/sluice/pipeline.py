@@ -1,12 +1,33 @@
-"""Pipeline schedules and their verifier (`sl.pipeline`; C++: distributed/pipeline_schedule.h).
+"""Pipelines: stages, micro-batches, schedules and their verifier (`sl.pipeline`; C++:
+distributed/pipeline_schedule.h and distributed/pipeline_builder.h).
 
 A pipeline cuts a model into stages on different workers and a batch into micro-batches that
-flow through them. A schedule is, per worker, the order of its compute actions, written as
-PyTorch's pipelining writes them: "2F0" is stage 2's forward of micro-batch 0, "1B3" stage 1's
-backward of micro-batch 3. `simulate` runs a schedule on a clock before any cluster does, with
-per-stage costs and the credit windows that bound the tensors in flight on each edge, and
-reports each worker's bubble (idle fraction), each stage's peak activations, and the timeline;
-it refuses a schedule that deadlocks (naming the wait cycle) or that exceeds a memory budget.
+flow through them. Build the model once, each stage in its own block, then hand a Pipeline to
+the optimizer; one run of the returned op trains on the whole batch, micro-batch by
+micro-batch, in the schedule's order on each worker:
+
+    with sl.pipeline.stage(0, device="/job:worker/task:0"):
+        h = sl.layers.dense(x, 256, activation=sl.nn.relu)
+    with sl.pipeline.stage(1, device="/job:worker/task:1"):
+        logits = sl.layers.dense(h, 10)
+        loss = sl.reduce_mean(sl.nn.sparse_softmax_cross_entropy_with_logits(
+            labels=y, logits=logits))
+    pipe = sl.pipeline.Pipeline(micro_batches=8, schedule="1f1b")
+    train_op = sl.train.GradientDescentOptimizer(0.1).minimize(loss, pipeline=pipe)
+    out = sess.run({"train": train_op, "loss": pipe.loss, "timing": pipe.timing}, feed_dict=...)
+    print(pipe.measure(out["timing"]))   # measured bubble and activations beside the prediction
+
+The gradient applied is the mean of the micro-batches' gradients: for a loss that is a mean
+over its batch, exactly the whole batch's. `forward(outputs, micro_batches)` pipelines
+inference.
+
+A schedule is, per worker, the order of its compute actions, written as PyTorch's pipelining
+writes them: "2F0" is stage 2's forward of micro-batch 0, "1B3" stage 1's backward of
+micro-batch 3. `simulate` runs a schedule on a clock before any cluster does, with per-stage
+costs and the credit windows that bound the tensors in flight on each edge, and reports each
+worker's bubble (idle fraction), each stage's peak activations, and the timeline; it refuses a
+schedule that deadlocks (naming the wait cycle) or that exceeds a memory budget. Every
+Pipeline is simulated before its nodes are added: a refused schedule never reaches a worker.
 
     s = sl.pipeline.schedule("1f1b", stages=4, micro_batches=8)
     report = sl.pipeline.simulate(s, forward=1.0, backward=2.0, activation_bytes=4 << 20)
@@ -16,9 +37,12 @@ it refuses a schedule that deadlocks (naming the wait cycle) or that exceeds a m
 
 Generators: "gpipe" (all forwards, then all backwards), "1f1b" (p - s - 1 warm-up forwards on
 stage s, then alternating), "interleaved_1f1b" (`workers` workers with `stages_per_worker`
-stages each, Megatron's order). Running a pipelined model on a cluster is not built yet.
+stages each, Megatron's order).
 """
 
+import contextlib
+
+from sluice import framework
 from sluice._core import core as _core
 
 KINDS = ("gpipe", "1f1b", "interleaved_1f1b")
@@ -108,3 +132,203 @@ def simulate(sched, forward=1.0, backward=2.0, transfer=0.0, activation_bytes=0,
     return Report(_core._pipeline_simulate(
         csv, _per_stage(forward), _per_stage(backward), float(transfer),
         [int(b) for b in sizes], int(credits), -1 if memory_budget is None else int(memory_budget)))
+
+
+# ---------------------------------------------------------------------------------------------
+# Running pipelines.
+
+
+def _stages_of(graph):
+    return graph.__dict__.setdefault("_pipeline_stages", {})
+
+
+@contextlib.contextmanager
+def stage(index, device):
+    """Operations built in this block form pipeline stage `index` and run on `device` (a
+    worker, e.g. "/job:worker/task:1"). A stage may be entered several times (same device);
+    stages are numbered 0..p-1 in the order data flows through them."""
+    index = int(index)
+    if index < 0:
+        raise ValueError("a pipeline stage's index must be >= 0, got {}".format(index))
+    if not device:
+        raise ValueError("pipeline stage {} needs a device".format(index))
+    graph = framework.get_default_graph()
+    stages = _stages_of(graph)
+    if graph.__dict__.get("_pipeline_open") is not None:
+        raise ValueError("pipeline stage {} opened inside stage {}".format(
+            index, graph.__dict__["_pipeline_open"]))
+    known = stages.get(index)
+    if known is not None and known[0] != device:
+        raise ValueError("pipeline stage {} is on {}, not {}".format(index, known[0], device))
+    first = len(graph)
+    graph.__dict__["_pipeline_open"] = index
+    try:
+        with graph.device(device):
+            yield
+    finally:
+        graph.__dict__["_pipeline_open"] = None
+        stages.setdefault(index, (device, []))[1].extend(range(first, len(graph)))
+
+
+def _stage_list(graph):
+    stages = _stages_of(graph)
+    if not stages:
+        raise ValueError("no pipeline stages in this graph: build them in "
+                         "`with sl.pipeline.stage(k, device=...)` blocks")
+    missing = [k for k in range(max(stages) + 1) if k not in stages]
+    if missing:
+        raise ValueError("pipeline stages must be numbered 0..{} without gaps; missing {}".format(
+            max(stages), missing))
+    return [stages[k] for k in range(len(stages))]
+
+
+def _tensor_list(values):
+    if values is None:
+        return None
+    return [framework.convert_to_tensor(v) for v in
+            (values if isinstance(values, (list, tuple)) else [values])]
+
+
+class Pipeline:
+    """How to pipeline a training step: `micro_batches` (m; the batch's dimension 0 must
+    divide into m equal parts), `schedule` ("gpipe", "1f1b", "interleaved_1f1b" with
+    `stages_per_worker`, or a Schedule / CSV text of one), `inputs` (the tensors to split;
+    default: every placeholder a stage reads). The verifier's costs: `forward`, `backward`
+    (per action, one value or per stage), `transfer`, `activation_bytes` (per micro-batch;
+    default: from the graph's shapes when they are fully defined), `credits` (tensors in
+    flight per edge: the data plane's window) and `memory_budget` (bytes of activations a
+    worker may hold).
+
+    After `optimizer.minimize(loss, pipeline=p)`: `p.loss` (the mean of the micro-batches'
+    losses), `p.report` (the verifier's prediction), `p.schedule`, `p.timing` (fetch it with
+    the train op, then `p.measure(values)`)."""
+
+    def __init__(self, micro_batches, schedule="1f1b", stages_per_worker=1, inputs=None,
+                 forward=1.0, backward=2.0, transfer=0.0, activation_bytes=None, credits=4,
+                 memory_budget=None, name="pipeline"):
+        self.micro_batches = int(micro_batches)
+        if self.micro_batches < 1:
+            raise ValueError("micro_batches must be >= 1, got {}".format(micro_batches))
+        self._kind = schedule
+        self._stages_per_worker = int(stages_per_worker)
+        self._inputs = inputs
+        self._costs = (forward, backward, transfer, activation_bytes, credits, memory_budget)
+        self._name = name
+        self.loss = None
+        self.report = None
+        self.schedule = None
+        self.timing = []
+        self.actions = []
+
+    def _schedule_for(self, p):
+        kind = self._kind
+        if isinstance(kind, Schedule):
+            return kind
+        if isinstance(kind, str) and kind not in KINDS:
+            return Schedule.from_csv(kind)
+        if kind == "interleaved_1f1b":
+            v = self._stages_per_worker
+            if p % v:
+                raise ValueError("interleaved_1f1b with {} stages per worker needs a multiple "
+                                 "of {} stages, got {}".format(v, v, p))
+            return schedule(kind, workers=p // v, micro_batches=self.micro_batches,
+                            stages_per_worker=v)
+        return schedule(kind, stages=p, micro_batches=self.micro_batches)
+
+    def _build_training(self, graph, loss, var_list):
+        if self.loss is not None:
+            raise ValueError("this Pipeline already built a training step")
+        stages = _stage_list(graph)
+        sched = self._schedule_for(len(stages))
+        if len(sched.rows) and sum(len(r) for r in sched.rows) != 2 * len(stages) * self.micro_batches:
+            raise ValueError("the schedule has {} actions; {} stages x {} micro-batches need {}"
+                             .format(sum(len(r) for r in sched.rows), len(stages),
+                                     self.micro_batches, 2 * len(stages) * self.micro_batches))
+        forward, backward, transfer, activation_bytes, credits, budget = self._costs
+        sizes = [0] if activation_bytes is None else (
+            list(activation_bytes) if isinstance(activation_bytes, (list, tuple))
+            else [activation_bytes])
+        built = _core._pipeline_train(
+            graph, stages, _tensor_list(self._inputs), loss, list(var_list), sched.to_csv(),
+            _per_stage(forward), _per_stage(backward), float(transfer), [int(b) for b in sizes],
+            int(credits), -1 if budget is None else int(budget), self._name)
+        self.loss = built["loss"]
+        self.report = Report(built["report"])
+        self.schedule = Schedule.from_csv(built["csv"])
+        self.activation_bytes = built["activation_bytes"]
+        self.actions = [(a, w) for a, w, _, _ in built["timing"]]
+        self.timing = [t for _, _, start, end in built["timing"] for t in (start, end)]
+        return list(zip(built["grads"], var_list))
+
+    def measure(self, timing_values):
+        """What a run took: `timing_values` are the fetched values of `timing`."""
+        if len(timing_values) != len(self.timing):
+            raise ValueError("measure needs the {} values of `timing`, got {}".format(
+                len(self.timing), len(timing_values)))
+        return Measured(self.actions, [float(v) for v in timing_values], self.report)
+
+
+class Measured:
+    """A measured pipelined step: per worker `busy` and `bubbles` (idle fraction of the
+    step's span, first action's start to last action's end), per stage
+    `peak_micro_batches` (activations held at once: from a forward's start to its backward's
+    end), `timeline` (per worker (action, start, end), seconds from the step's start);
+    str() prints them beside the prediction. Timestamps come from each worker's system clock:
+    exact on one host, off by the clocks' offset across hosts."""
+
+    def __init__(self, actions, values, predicted=None):
+        workers = max(w for _, w in actions) + 1
+        t0 = min(values[0::2])
+        self.makespan = max(values[1::2]) - t0
+        self.timeline = [[] for _ in range(workers)]
+        for k, (a, w) in enumerate(actions):
+            self.timeline[w].append((a, values[2 * k] - t0, values[2 * k + 1] - t0))
+        for slots in self.timeline:
+            slots.sort(key=lambda s: s[1])
+        self.busy = [sum(e - s for _, s, e in slots) for slots in self.timeline]
+        span = self.makespan if self.makespan > 0 else 1.0
+        self.bubbles = [1.0 - b / span for b in self.busy]
+        events = {}
+        for slots in self.timeline:
+            for a, start, end in slots:
+                st = int(a[:a.index("F" if "F" in a else "B")])
+                if "F" in a:
+                    events.setdefault(st, []).append((start, 1))
+                else:
+                    events.setdefault(st, []).append((end, -1))
+        self.peak_micro_batches = []
+        for st in range(max(events) + 1 if events else 0):
+            held = peak = 0
+            for _, d in sorted(events.get(st, []), key=lambda e: (e[0], e[1])):
+                held += d
+                peak = max(peak, held)
+            self.peak_micro_batches.append(peak)
+        self.predicted = predicted
+
+    def __str__(self):
+        lines = ["measured step: {:.6f} s".format(self.makespan),
+                 "worker  busy s  bubble  predicted bubble"]
+        for w, (b, bub) in enumerate(zip(self.busy, self.bubbles)):
+            pred = self.predicted.bubbles[w] if self.predicted else float("nan")
+            lines.append("{}  {:.6f}  {:.3f}  {:.3f}".format(w, b, bub, pred))
+        lines.append("stage  peak micro-batches held  predicted")
+        for st, peak in enumerate(self.peak_micro_batches):
+            pred = self.predicted.peak_micro_batches[st] if self.predicted else -1
+            lines.append("{}  {}  {}".format(st, peak, pred))
+        lines.append("timeline (ms from the step's start)")
+        for w, slots in enumerate(self.timeline):
+            lines.append("worker {}: ".format(w) + " ".join(
+                "{}[{:.2f}-{:.2f}]".format(a, s * 1e3, e * 1e3) for a, s, e in slots))
+        return "\n".join(lines)
+
+
+def forward(outputs, micro_batches, inputs=None, name="pipeline"):
+    """Pipelined inference: `outputs` (a tensor or list of tensors of the stages) computed
+    micro-batch by micro-batch and concatenated in batch order: each equals the output on the
+    whole batch. `inputs`: the tensors to split (default: every placeholder a stage reads)."""
+    single = not isinstance(outputs, (list, tuple))
+    outs = _tensor_list(outputs)
+    graph = framework._graph_of(outs)
+    built = _core._pipeline_infer(graph, _stage_list(graph), _tensor_list(inputs), outs,
+                                  int(micro_batches), name)
+    return built["outputs"][0] if single else built["outputs"]

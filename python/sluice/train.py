@@ -77,10 +77,13 @@ class Optimizer:
         op = self._core._apply_gradients(g, grads_and_vars, name or self.name)
         return op if global_step is None else _count_step(g, op, global_step)
 
-    def minimize(self, loss, global_step=None, var_list=None, name=None):
+    def minimize(self, loss, global_step=None, var_list=None, name=None, pipeline=None):
         """An Operation that runs one training step: computes the gradients of `loss` and
         updates every variable of `var_list` (default: trainable_variables()); with
         `global_step` (an integer Variable) it also adds 1 to it once the updates are done.
+        With `pipeline` (an sl.pipeline.Pipeline) the step runs the batch as micro-batches
+        through the stages built in sl.pipeline.stage blocks, in the pipeline's schedule, and
+        applies the mean of their gradients once.
 
         Raises:
           sluice.errors.InvalidArgumentError: e.g. the loss depends on none of the variables.
@@ -89,6 +92,9 @@ class Optimizer:
             # A var_list passed positionally, as before global_step existed.
             global_step, var_list = None, global_step
         g = self._graph_for(loss)
+        if pipeline is not None:
+            grads_and_vars = pipeline._build_training(g, loss, self._var_list(g, var_list))
+            return self.apply_gradients(grads_and_vars, global_step, name)
         op = self._core._minimize(g, loss, self._var_list(g, var_list), name or self.name)
         return op if global_step is None else _count_step(g, op, global_step)
 

@@ -329,5 +329,15 @@ TEST(PipelineBuilderTest, PredictsActivationBytesFromShapesAndChecksTheBudget) {
                               "budget is 100"));
 }
 
+TEST(PipelineBuilderTest, NamesTheStageOfAnActionsStart) {
+  EXPECT_EQ(pipeline::PipelineStageOf("pipeline/mb3/stage1_start/Timestamp"),
+            std::make_pair(std::string("pipeline"), 1));
+  EXPECT_EQ(pipeline::PipelineStageOf("a/b/mb0_backward/stage12_start/Timestamp"),
+            std::make_pair(std::string("a/b"), 12));
+  EXPECT_EQ(pipeline::PipelineStageOf("pipeline/mb3/stage1_end/Timestamp"), std::nullopt);
+  EXPECT_EQ(pipeline::PipelineStageOf("pipeline/mb3/dense/MatMul"), std::nullopt);
+  EXPECT_EQ(pipeline::PipelineStageOf("x/stage1_start/Timestamp"), std::nullopt);
+}
+
 }  // namespace
 }  // namespace sluice
