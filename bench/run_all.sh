@@ -3,8 +3,8 @@
 # the same run (oneTBB flow graph, OpenBLAS, raw TCP and a protobuf gRPC stream) with the targets
 # from docs/benchmarks.md. (The training step against PyTorch has its own script,
 # bench/train_step.sh, the convolution step against PyTorch bench/conv_step.py.) The all-reduce
-# against gloo, BSP's throughput and the ps pull/push against torch rpc print tables of their
-# own first.
+# against gloo, BSP's throughput, the ps pull/push against torch rpc and the pipeline's
+# efficiency print tables of their own first.
 #
 #   bench/run_all.sh                              # about 2 minutes on 2 cores, plus the build
 #   BENCH_REPETITIONS=5 bench/run_all.sh          # steadier medians on a noisy machine
@@ -60,7 +60,10 @@ echo "== ps_bench" >&2
 echo "== async_ps_throughput" >&2
 (eval "$(tools/python_env.sh)" && /usr/bin/python3 bench/async_ps_throughput.py \
   --workers 1 2 4 > "$out/async_ps_throughput.md") >&2 || echo "async_ps_throughput failed" >&2
-for table in allreduce_bench bsp_throughput ps_bench async_ps_throughput; do
+echo "== pipeline_bench" >&2
+(eval "$(tools/python_env.sh)" && /usr/bin/python3 bench/pipeline_bench.py \
+  > "$out/pipeline_bench.md") >&2 || echo "pipeline_bench failed" >&2
+for table in allreduce_bench bsp_throughput ps_bench async_ps_throughput pipeline_bench; do
   echo "$table (bench/$table.py):"
   grep -v '^sluice_server' "$out/$table.md" || true
   echo

@@ -7,9 +7,9 @@ the optimizer; one run of the returned op trains on the whole batch, micro-batch
 micro-batch, in the schedule's order on each worker:
 
     with sl.pipeline.stage(0, device="/job:worker/task:0"):
-        h = sl.layers.dense(x, 256, activation=sl.nn.relu)
+        h = sl.nn.relu(sl.matmul(x, sl.get_variable("w0", [784, 256])))
     with sl.pipeline.stage(1, device="/job:worker/task:1"):
-        logits = sl.layers.dense(h, 10)
+        logits = sl.matmul(h, sl.get_variable("w1", [256, 10]))
         loss = sl.reduce_mean(sl.nn.sparse_softmax_cross_entropy_with_logits(
             labels=y, logits=logits))
     pipe = sl.pipeline.Pipeline(micro_batches=8, schedule="1f1b")
