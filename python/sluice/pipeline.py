@@ -19,7 +19,8 @@ micro-batch, in the schedule's order on each worker:
 
 The gradient applied is the mean of the micro-batches' gradients: for a loss that is a mean
 over its batch, exactly the whole batch's. `forward(outputs, micro_batches)` pipelines
-inference.
+inference. `stack(layers, x, devices)` cuts a layer stack into stages of balanced estimated
+compute and reports the cut.
 
 A schedule is, per worker, the order of its compute actions, written as PyTorch's pipelining
 writes them: "2F0" is stage 2's forward of micro-batch 0, "1B3" stage 1's backward of
@@ -332,3 +333,119 @@ def forward(outputs, micro_batches, inputs=None, name="pipeline"):
     built = _core._pipeline_infer(graph, _stage_list(graph), _tensor_list(inputs), outs,
                                   int(micro_batches), name)
     return built["outputs"][0] if single else built["outputs"]
+
+
+# ---------------------------------------------------------------------------------------------
+# Cutting a layer stack into stages.
+
+
+def _elements(shape, unknown=1):
+    dims = shape.as_list() if shape.dims is not None else []
+    n = 1
+    for d in dims:
+        n *= unknown if d is None else d
+    return n
+
+
+def estimate_flops(op):
+    """A rough count of the floating-point operations of `op` from its shapes (unknown
+    dimensions count as 1): 2 M K N for MatMul, 2 x output x filter / out-channels for Conv2D,
+    the output's elements otherwise. Used to balance stages, not to predict time."""
+    out = sum(_elements(t.shape) for t in op.outputs)
+    if op.type in ("MatMul", "BatchMatMul") and op.inputs:
+        rows = op.outputs[0].shape.as_list()[-2] if op.outputs[0].shape.dims else 1
+        return 2 * _elements(op.inputs[0].shape) * out // max(rows or 1, 1)
+    if op.type.startswith("Conv2D") and len(op.inputs) > 1:
+        filt = op.inputs[1].shape.as_list() if op.inputs[1].shape.dims else []
+        if len(filt) == 4 and filt[3]:
+            return 2 * out * _elements(op.inputs[1].shape) // filt[3]
+    return out
+
+
+def balance(costs, stages):
+    """Cuts `costs` (one per layer, in order) into `stages` runs of consecutive layers that
+    minimise the largest run's sum; returns the runs as lists of layer indices."""
+    n, p = len(costs), int(stages)
+    if p < 1 or p > n:
+        raise ValueError("cannot cut {} layers into {} stages".format(n, p))
+    prefix = [0]
+    for c in costs:
+        prefix.append(prefix[-1] + c)
+    inf = float("inf")
+    # best[k][i]: the smallest largest-run sum of the first i layers in k runs; cut[k][i] where
+    # the last run starts.
+    best = [[inf] * (n + 1) for _ in range(p + 1)]
+    cut = [[0] * (n + 1) for _ in range(p + 1)]
+    best[0][0] = 0
+    for k in range(1, p + 1):
+        for i in range(k, n + 1):
+            for j in range(k - 1, i):
+                v = max(best[k - 1][j], prefix[i] - prefix[j])
+                if v < best[k][i]:
+                    best[k][i], cut[k][i] = v, j
+    runs, i = [], n
+    for k in range(p, 0, -1):
+        runs.append(list(range(cut[k][i], i)))
+        i = cut[k][i]
+    return runs[::-1]
+
+
+class StackPlan:
+    """How `stack` cut the layers: `stages` (layer indices per stage), `layer_costs`,
+    `stage_costs` (estimated FLOPs); str() prints the table."""
+
+    def __init__(self, stages, layer_costs, devices):
+        self.stages = stages
+        self.layer_costs = layer_costs
+        self.stage_costs = [sum(layer_costs[i] for i in run) for run in stages]
+        self.devices = devices
+
+    def __str__(self):
+        total = sum(self.stage_costs) or 1
+        lines = ["stage  device  layers  estimated FLOPs  share"]
+        for s, (run, cost) in enumerate(zip(self.stages, self.stage_costs)):
+            lines.append("{}  {}  {}-{}  {}  {:.2f}".format(
+                s, self.devices[s], run[0], run[-1], cost, cost / total))
+        return "\n".join(lines)
+
+
+def stack(layers, inputs, devices, layer_costs=None):
+    """Builds `layers` (callables: the first takes `inputs`, each the previous one's output)
+    as len(devices) pipeline stages of consecutive layers with balanced estimated compute
+    (`estimate_flops` of the operations each layer runs per batch, those reading its input,
+    counted by building the stack once in a scratch graph; or `layer_costs`, one number per
+    layer). Stage s runs on devices[s]. Layers
+    are built inside the stage blocks, so their variables live on their stage's device; build
+    the loss afterwards in `with sl.pipeline.stage(len(devices) - 1, devices[-1]):`. Returns
+    (the last layer's output, a StackPlan reporting the cut and each stage's estimated
+    cost)."""
+    layers = list(layers)
+    if not layers:
+        raise ValueError("stack needs at least one layer")
+    if layer_costs is None:
+        x = framework.convert_to_tensor(inputs)
+        scratch = framework.Graph()
+        layer_costs = []
+        with scratch.as_default():
+            from sluice import array_ops  # A placeholder like `inputs`, for the dry build.
+            h = array_ops.placeholder(x.dtype, x.shape)
+            live = {h.op.name}  # Operations that run per batch: those reading the input.
+            for layer in layers:
+                first = len(scratch)
+                h = layer(h)
+                cost = 0
+                for op in scratch.get_operations()[first:]:
+                    if any(t.op.name in live for t in op.inputs):
+                        live.add(op.name)
+                        cost += estimate_flops(op)
+                layer_costs.append(cost)
+    elif len(layer_costs) != len(layers):
+        raise ValueError("layer_costs has {} values for {} layers".format(
+            len(layer_costs), len(layers)))
+    runs = balance(layer_costs, len(devices))
+    h = inputs
+    for s, run in enumerate(runs):
+        with stage(s, devices[s]):
+            for i in run:
+                h = layers[i](h)
+    return h, StackPlan(runs, list(layer_costs), list(devices))

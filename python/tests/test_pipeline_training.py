@@ -138,6 +138,53 @@ def test_the_verifier_predicts_the_closed_forms_for_the_built_pipeline():
     assert pipe.report.stages[0]["peak_bytes"] == 4 * pipe.activation_bytes[0]
 
 
+def _layer(width, k):
+    def layer(h):
+        fan_in = h.shape.as_list()[1]
+        w = sl.Variable(np.linspace(-0.5, 0.5, fan_in * width).reshape(fan_in, width).astype(
+            np.float32) * (1 + 0.1 * k), name="w%d" % k)
+        return sl.tanh(sl.matmul(h, w))
+    return layer
+
+
+def test_a_layer_stack_cut_by_estimated_cost_trains_like_the_whole_batch(cluster):
+    layers = [_layer(w, k) for k, w in enumerate([4, 8, 8, 6, 2])]
+    xs, ys = data(1)[0]
+
+    def run(pipelined):
+        g = sl.Graph()
+        with g.as_default():
+            x = sl.placeholder(sl.float32, [24, 3])
+            y = sl.placeholder(sl.int64, [24])
+            devices = [worker(k) for k in range(3)]
+            if pipelined:
+                logits, plan = sl.pipeline.stack(layers, x, devices)
+                with sl.pipeline.stage(2, devices[2]):
+                    loss = sl.reduce_mean(sl.nn.sparse_softmax_cross_entropy_with_logits(
+                        labels=y, logits=logits))
+                pipe = sl.pipeline.Pipeline(4, schedule="1f1b")
+                train = sl.train.GradientDescentOptimizer(0.5).minimize(loss, pipeline=pipe)
+                loss = pipe.loss
+            else:
+                h = x
+                for layer in layers:
+                    h = layer(h)
+                loss = sl.reduce_mean(sl.nn.sparse_softmax_cross_entropy_with_logits(
+                    labels=y, logits=h))
+                train = sl.train.GradientDescentOptimizer(0.5).minimize(loss)
+                plan = None
+            init = sl.global_variables_initializer()
+        with sl.Session(cluster.target if pipelined else "", graph=g) as sess:
+            sess.run(init)
+            losses = [sess.run([loss, train], {x: xs, y: ys})[0] for _ in range(3)]
+        return losses, plan
+
+    want, _ = run(False)
+    got, plan = run(True)
+    np.testing.assert_allclose(got, want, rtol=1e-5)
+    assert len(plan.stages) == 3 and sum(plan.stage_costs) == sum(plan.layer_costs)
+
+
 def test_pipelined_inference_returns_the_whole_batchs_outputs(cluster):
     g = sl.Graph()
     with g.as_default():
