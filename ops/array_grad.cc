@@ -50,6 +50,13 @@ absl::Status IdentityGrad(const Scope& s, const Node& op, const Grads& dy, Grads
   return absl::OkStatus();
 }
 
+// Sleep's gradient waits as long as the op says (a backward of known duration).
+absl::Status SleepGrad(const Scope& s, const Node& op, const Grads& dy, Grads* dx) {
+  SLUICE_ASSIGN_OR_RETURN(int64_t micros, op.GetAttr<int64_t>("gradient_microseconds"));
+  *dx = {ops::Sleep(s, dy[0], micros, 0)};
+  return absl::OkStatus();
+}
+
 absl::Status AddNGrad(const Scope& s, const Node& op, const Grads& dy, Grads* dx) {
   dx->assign(op.num_inputs(), dy[0]);
   return absl::OkStatus();
@@ -224,6 +231,7 @@ absl::Status PadGradFn(const Scope& s, const Node& op, const Grads& dy, Grads* d
 
 absl::Status RegisterArrayGradients(GradientRegistry* r) {
   SLUICE_RETURN_IF_ERROR(r->Register("Identity", IdentityGrad));
+  SLUICE_RETURN_IF_ERROR(r->Register("Sleep", SleepGrad));
   SLUICE_RETURN_IF_ERROR(r->Register("AddN", AddNGrad));
   SLUICE_RETURN_IF_ERROR(r->Register("Reshape", ReshapeGrad));
   SLUICE_RETURN_IF_ERROR(r->Register("Transpose", TransposeGrad));

@@ -1,6 +1,7 @@
 #include "ops/base_ops.h"
 
 #include <chrono>
+#include <thread>
 
 #include "absl/strings/str_cat.h"
 #include "core/status.h"
@@ -76,6 +77,29 @@ class TimestampOp : public OpKernel {
   bool IsExpensive() const override { return false; }
 };
 
+class SleepOp : public OpKernel {
+ public:
+  explicit SleepOp(const Node& node)
+      : OpKernel(node), micros_(*node.GetAttr<int64_t>("microseconds")) {}
+  absl::Status Compute(OpKernelContext* ctx) override {
+    std::this_thread::sleep_for(std::chrono::microseconds(micros_));
+    ctx->set_output(0, ctx->release_input(0));
+    return absl::OkStatus();
+  }
+
+ private:
+  int64_t micros_;
+};
+
+absl::StatusOr<std::unique_ptr<OpKernel>> MakeSleep(const Node& node) {
+  SLUICE_ASSIGN_OR_RETURN(int64_t micros, node.GetAttr<int64_t>("microseconds"));
+  if (micros < 0 || micros > 3'600'000'000) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(node.DebugName(), ": microseconds must be in [0, 3600000000], got ", micros));
+  }
+  return std::unique_ptr<OpKernel>(new SleepOp(node));
+}
+
 }  // namespace
 
 absl::Status RegisterBaseOps(OpRegistry* ops, KernelRegistry* kernels) {
@@ -130,6 +154,20 @@ absl::Status RegisterBaseOps(OpRegistry* ops, KernelRegistry* kernels) {
           .SetShapeFn(ScalarShape)));
   SLUICE_RETURN_IF_ERROR(
       kernels->Register("Timestamp", kDeviceCpu, DType::kInvalid, MakeKernel<TimestampOp>));
+
+  SLUICE_RETURN_IF_ERROR(ops->Register(
+      OpDefBuilder("Sleep")
+          .Input("input: T")
+          .Output("output: T")
+          .Attr("T: type")
+          .Attr("microseconds: int")
+          .Attr("gradient_microseconds: int = 0")
+          .SetIsStateful()
+          .Doc("Forwards its input after waiting `microseconds` (the thread sleeps: no core is "
+               "used). Its gradient waits `gradient_microseconds`. An op of known duration for "
+               "benchmarks and tests.")
+          .SetShapeFn(UnchangedShape)));
+  SLUICE_RETURN_IF_ERROR(kernels->Register("Sleep", kDeviceCpu, DType::kInvalid, MakeSleep));
   return absl::OkStatus();
 }
 
@@ -155,6 +193,14 @@ const Node* NoOp(const Scope& scope, SourceLocation loc) {
 
 Output Timestamp(const Scope& scope, SourceLocation loc) {
   return BuildOp(scope, "Timestamp", {}, {}, loc);
+}
+
+Output Sleep(const Scope& scope, Input x, int64_t microseconds, int64_t gradient_microseconds,
+             SourceLocation loc) {
+  return BuildOp(scope, "Sleep", {x},
+                 {{"microseconds", AttrValue(microseconds)},
+                  {"gradient_microseconds", AttrValue(gradient_microseconds)}},
+                 loc);
 }
 
 }  // namespace ops

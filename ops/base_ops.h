@@ -4,6 +4,7 @@
 //   Identity     forwards its input unchanged (no copy)
 //   NoOp         does nothing; a target that groups control dependencies
 //   Timestamp    the wall-clock time it ran, in seconds since the epoch (float64 scalar)
+//   Sleep        forwards its input after a fixed wait: an op of known duration for benchmarks
 #ifndef SLUICE_OPS_BASE_OPS_H_
 #define SLUICE_OPS_BASE_OPS_H_
 
@@ -27,6 +28,10 @@ const Node* NoOp(const Scope& scope, SourceLocation loc = SourceLocation::Curren
 // When it ran (seconds since the Unix epoch, the system clock); order it with control
 // dependencies. Pipelines time their actions with it.
 Output Timestamp(const Scope& scope, SourceLocation loc = SourceLocation::Current());
+// Forwards x after waiting `microseconds` (without using a core); its gradient waits
+// `gradient_microseconds`. Benchmarks use it as a stage of known duration.
+Output Sleep(const Scope& scope, Input x, int64_t microseconds, int64_t gradient_microseconds = 0,
+             SourceLocation loc = SourceLocation::Current());
 
 }  // namespace ops
 }  // namespace sluice

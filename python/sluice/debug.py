@@ -9,10 +9,13 @@ yet), the tensors that arrived and wait for their receive, and each edge's credi
 waits-for graph across tasks (task A -> task B: A waits for a tensor from B), with any cycle
 marked, and the tasks that did not answer (stopped, lost). The questions go over the control
 plane (the Inspect RPC), which answers while the data plane is wedged.
+
+`sleep(x, microseconds)` is an op of known duration, for benchmarks and tests.
 """
 
 import re
 
+from sluice import framework
 from sluice._core import core as _core
 
 _KEY = re.compile(r"^(-?\d+);([^;]*);([^;]*);([^;]*);(\d+)$")
@@ -171,3 +174,12 @@ def main(argv=None):
 
 if __name__ == "__main__":
     main()
+
+
+def sleep(x, microseconds, gradient_microseconds=0, name=None):
+    """`x`, forwarded after waiting `microseconds` (the thread sleeps: no core is used); its
+    gradient waits `gradient_microseconds`. An op of known duration for benchmarks and tests
+    (bench/pipeline_bench.py times pipeline stages with it)."""
+    return framework._op("Sleep", [x], {"microseconds": int(microseconds),
+                                        "gradient_microseconds": int(gradient_microseconds)},
+                         name=name).outputs[0]

@@ -7,6 +7,7 @@
 
 #include "gtest/gtest.h"
 #include "ops/all_ops.h"
+#include "ops/gradients.h"
 #include "runtime/session/session.h"
 #include "tests/util/test_util.h"
 
@@ -765,6 +766,39 @@ TEST(RangeTest, Errors) {
   absl::StatusOr<std::vector<Tensor>> out = RunScope(s, {r}, {{limit, Tensor::Scalar<int32_t>(2)}});
   EXPECT_TRUE(StatusHas(out.status(), absl::StatusCode::kInvalidArgument,
                         "node 'r' (Range): Range: start 5 > limit 2 with delta 1"));
+}
+
+}  // namespace
+}  // namespace sluice
+
+namespace sluice {
+namespace {
+
+TEST(SleepTest, ForwardsItsInputAndItsGradientWaitsToo) {
+  Scope s = ops::NewRootScope();
+  Output x = ops::Const(s, Tensor::FromVector<float>({1, 2, 3}));
+  Output y = ops::Sleep(s, ops::Mul(s, x, x), 1000, 2000);
+  std::vector<Output> grads;
+  ASSERT_TRUE(AddGradients(s, {ops::ReduceSum(s, y, {0})}, {x}, &grads).ok());
+  // The gradient passes through a Sleep of gradient_microseconds.
+  const Node* wait = nullptr;
+  for (const Node* n : s.graph()->nodes()) {
+    if (n->op() == "Sleep" && n != y.node()) wait = n;
+  }
+  ASSERT_NE(wait, nullptr);
+  EXPECT_EQ(*wait->GetAttr<int64_t>("microseconds"), 2000);
+  absl::StatusOr<std::vector<Tensor>> out = test::RunScope(s, {y, grads[0]});
+  ASSERT_TRUE(out.ok()) << out.status();
+  EXPECT_TRUE(test::TensorEq((*out)[0], Tensor::FromVector<float>({1, 4, 9})));
+  EXPECT_TRUE(test::TensorEq((*out)[1], Tensor::FromVector<float>({2, 4, 6})));
+}
+
+TEST(SleepTest, RefusesANegativeWait) {
+  Scope s = ops::NewRootScope();
+  Output y = ops::Sleep(s.WithOpName("nap"), ops::Const(s, Tensor::Scalar<float>(1)), -5);
+  EXPECT_TRUE(
+      test::StatusHas(test::RunScope1(s, y).status(), absl::StatusCode::kInvalidArgument,
+                      "node 'nap' (Sleep): microseconds must be in [0, 3600000000], got -5"));
 }
 
 }  // namespace
