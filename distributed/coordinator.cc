@@ -504,6 +504,7 @@ absl::StatusOr<std::vector<proto::RunGraphResponse>> StepCoordinator::Run(
   int num_running = static_cast<int>(partitions.size());
   const absl::Time start = absl::Now();
   std::vector<std::shared_ptr<proto::Control::Stub>> stubs;  // Held until every call ended.
+  if (options.call_times != nullptr) options.call_times->assign(partitions.size(), {0, 0});
   // Every partition's RunGraph at once, on gRPC's callback API (no thread per partition).
   for (size_t i = 0; i < partitions.size(); ++i) {
     stubs.push_back(monitor_->stub(partitions[i].worker.task_prefix()));
@@ -513,8 +514,12 @@ absl::StatusOr<std::vector<proto::RunGraphResponse>> StepCoordinator::Run(
     if (options.deadline != absl::InfiniteFuture()) {
       step->contexts[i]->set_deadline(absl::ToChronoTime(options.deadline));
     }
+    if (options.call_times != nullptr) (*options.call_times)[i].first = absl::GetCurrentTimeNanos();
     stub->async()->RunGraph(
         step->contexts[i].get(), &partitions[i].request, &responses[i], [&, i](grpc::Status s) {
+          if (options.call_times != nullptr) {
+            (*options.call_times)[i].second = absl::GetCurrentTimeNanos();
+          }
           absl::Status error;
           if (s.error_code() == grpc::StatusCode::DEADLINE_EXCEEDED) {
             std::vector<std::string> unfinished;

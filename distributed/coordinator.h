@@ -161,6 +161,9 @@ struct StepRunOptions {
   // Polled while the step runs (every 50 ms); true fails it with Cancelled (the client that
   // asked for the step went away).
   std::function<bool()> abandoned;
+  // When set, gets per partition when its RunGraph was sent and answered (ns since the Unix
+  // epoch), for a traced step.
+  std::vector<std::pair<int64_t, int64_t>>* call_times = nullptr;
 };
 
 class StepCoordinator {

@@ -412,6 +412,7 @@ absl::Status Master::EnsureRegistered(Prepared::Part* part) {
 
 absl::Status Master::RunStepImpl(const proto::RunStepRequest& req, proto::RunStepResponse* resp,
                                  std::function<bool()> abandoned) {
+  const int64_t received_ns = absl::GetCurrentTimeNanos();
   SLUICE_ASSIGN_OR_RETURN(std::shared_ptr<SessionState> session, FindSession(req.session_handle()));
   {
     absl::MutexLock lock(&mu_);
@@ -447,6 +448,7 @@ absl::Status Master::RunStepImpl(const proto::RunStepRequest& req, proto::RunSte
       run.worker = options_.workers[part.worker];
       run.request.set_graph_handle(part.handle);
       run.request.set_timeout_ms(absl::ToInt64Milliseconds(timeout));
+      run.request.set_trace(req.trace());
       for (int pos : part.feed_positions) *run.request.add_feeds() = req.feeds(pos);
       runs.push_back(std::move(run));
     }
@@ -454,6 +456,8 @@ absl::Status Master::RunStepImpl(const proto::RunStepRequest& req, proto::RunSte
   StepRunOptions step_options;
   step_options.deadline = absl::Now() + timeout;
   step_options.abandoned = std::move(abandoned);
+  std::vector<std::pair<int64_t, int64_t>> call_times;
+  if (req.trace()) step_options.call_times = &call_times;
   watchdog_.Begin(step_id, tasks);
   absl::StatusOr<std::vector<proto::RunGraphResponse>> results =
       coordinator_.Run(step_id, std::move(runs), step_options);
@@ -480,7 +484,31 @@ absl::Status Master::RunStepImpl(const proto::RunStepRequest& req, proto::RunSte
     *out->mutable_tensor() = (*results)[part].fetches(index).tensor();
   }
   resp->set_step_id(step_id);
+  if (req.trace()) FillStepStats(*prepared, call_times, received_ns, &*results, resp);
   return absl::OkStatus();
+}
+
+void Master::FillStepStats(const Prepared& prepared,
+                           const std::vector<std::pair<int64_t, int64_t>>& call_times,
+                           int64_t received_ns, std::vector<proto::RunGraphResponse>* results,
+                           proto::RunStepResponse* resp) const {
+  proto::StepStats* stats = resp->mutable_step_stats();
+  stats->set_master_received_ns(received_ns);
+  for (size_t i = 0; i < prepared.parts.size() && i < results->size(); ++i) {
+    proto::RunGraphResponse& r = (*results)[i];
+    proto::TaskStepStats* task = stats->add_tasks();
+    task->set_task(options_.workers[prepared.parts[i].worker].task_prefix());
+    const auto [sent, done] = call_times[i];
+    task->set_call_sent_ns(sent);
+    task->set_call_done_ns(done);
+    task->set_received_ns(r.received_ns());
+    task->set_replied_ns(r.replied_ns());
+    // NTP: the call's two legs are assumed equally long.
+    task->set_clock_offset_ns(((r.received_ns() - sent) + (r.replied_ns() - done)) / 2);
+    task->set_clock_error_ns(((done - sent) - (r.replied_ns() - r.received_ns())) / 2);
+    task->mutable_nodes()->Swap(r.mutable_node_stats());
+  }
+  stats->set_master_replied_ns(absl::GetCurrentTimeNanos());
 }
 
 grpc::Status Master::RunStep(grpc::ServerContext* ctx, const proto::RunStepRequest* req,

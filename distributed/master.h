@@ -99,6 +99,12 @@ class Master : public proto::Master::Service {
   // A step that failed because a task was lost: `status` plus the pipeline stages the task
   // ran in the step, or else the collectives it was a member of, if any.
   absl::Status NameLostTaskWork(const Prepared& prepared, const absl::Status& status) const;
+  // A traced step's StepStats: each partition's node stats (moved out of `results`) with the
+  // task's clock offset, and the master's times.
+  void FillStepStats(const Prepared& prepared,
+                     const std::vector<std::pair<int64_t, int64_t>>& call_times,
+                     int64_t received_ns, std::vector<proto::RunGraphResponse>* results,
+                     proto::RunStepResponse* resp) const;
   // The fed values' dtypes and shapes against the graph, as the local Session checks them.
   static absl::Status CheckFeeds(const Prepared& prepared, const proto::RunStepRequest& req);
   // `abandoned` tells whether the client gave up on the step (see StepRunOptions).

@@ -120,7 +120,15 @@ absl::Status RemoteSession::Run(const std::vector<std::pair<std::string, Tensor>
                                 const std::vector<std::string>& fetches,
                                 const std::vector<std::string>& targets,
                                 std::vector<Tensor>* outputs) {
+  return Run(feeds, fetches, targets, outputs, nullptr);
+}
+
+absl::Status RemoteSession::Run(const std::vector<std::pair<std::string, Tensor>>& feeds,
+                                const std::vector<std::string>& fetches,
+                                const std::vector<std::string>& targets,
+                                std::vector<Tensor>* outputs, RunMetadata* metadata) {
   proto::RunStepRequest req;
+  req.set_trace(metadata != nullptr);
   req.set_protocol_version(kProtocolVersion);
   req.set_session_handle(handle_);
   req.set_timeout_ms(absl::ToInt64Milliseconds(options_.step_timeout));
@@ -134,7 +142,13 @@ absl::Status RemoteSession::Run(const std::vector<std::pair<std::string, Tensor>
   proto::RunStepResponse resp;
   grpc::ClientContext ctx;
   ctx.set_deadline(absl::ToChronoTime(absl::Now() + options_.step_timeout + absl::Seconds(5)));
+  const int64_t sent = absl::GetCurrentTimeNanos();
   SLUICE_RETURN_IF_ERROR(FromGrpc(stub_->RunStep(&ctx, req, &resp)));
+  if (metadata != nullptr) {
+    metadata->client_done_ns = absl::GetCurrentTimeNanos();
+    metadata->client_sent_ns = sent;
+    metadata->step_stats = std::move(*resp.mutable_step_stats());
+  }
   outputs->clear();
   for (const proto::NamedTensor& t : resp.fetches()) {
     SLUICE_ASSIGN_OR_RETURN(Tensor value, TensorFromProto(t.tensor()));

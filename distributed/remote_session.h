@@ -34,6 +34,15 @@ struct RemoteSessionOptions {
   proto::SessionConfig config;
 };
 
+// What a traced run (RemoteSession::Run with a RunMetadata) returns: the master's StepStats
+// (every task's node stats and clock offset) and when this client sent the step and had its
+// answer (ns since the Unix epoch, this process's clock).
+struct RunMetadata {
+  proto::StepStats step_stats;
+  int64_t client_sent_ns = 0;
+  int64_t client_done_ns = 0;
+};
+
 class RemoteSession {
  public:
   static absl::StatusOr<std::unique_ptr<RemoteSession>> Create(
@@ -44,6 +53,10 @@ class RemoteSession {
   absl::Status Run(const std::vector<std::pair<std::string, Tensor>>& feeds,
                    const std::vector<std::string>& fetches, const std::vector<std::string>& targets,
                    std::vector<Tensor>* outputs);
+  // Traced: records what every node on every task did into `metadata` (see RunMetadata).
+  absl::Status Run(const std::vector<std::pair<std::string, Tensor>>& feeds,
+                   const std::vector<std::string>& fetches, const std::vector<std::string>& targets,
+                   std::vector<Tensor>* outputs, RunMetadata* metadata);
   absl::Status Run(const std::vector<std::pair<Output, Tensor>>& feeds,
                    const std::vector<Output>& fetches, std::vector<Tensor>* outputs,
                    const std::vector<Output>& targets = {});

@@ -222,7 +222,8 @@ struct Worker::RunningStep {
   std::multimap<int64_t, std::shared_ptr<CancellationManager>>::iterator active;
   std::shared_ptr<RegisteredGraph> graph;
   std::unique_ptr<StepRendezvous> rendezvous;
-  StepArgs args;  // Until the executor takes them.
+  StepArgs args;                     // Until the executor takes them.
+  std::unique_ptr<StepTrace> trace;  // With RunGraphRequest.trace.
   // A callback on `cm` that holds the step: a cancellation that is running its callbacks (a
   // _Recv's uses the rendezvous) keeps the step alive until it has run them all, even when the
   // step ends in the middle of them. Deregistered when the step ends (breaking the cycle).
@@ -243,6 +244,10 @@ void Worker::RunGraphAsync(const proto::RunGraphRequest* req, proto::RunGraphRes
   step->cm = std::move(cancellation);
   step->done = std::move(done);
   step->started = absl::Now();
+  if (req->trace()) {
+    step->trace = std::make_unique<StepTrace>();
+    resp->set_received_ns(StepTrace::NowNanos());
+  }
   if (options_.metrics != nullptr) {
     options_.metrics->Add("sluice_bytes_received_total", {{"plane", "control"}, {"peer", "master"}},
                           static_cast<double>(req->ByteSizeLong()));
@@ -276,6 +281,20 @@ void Worker::FinishStep(const std::shared_ptr<RunningStep>& step, absl::Status s
           static_cast<double>(step->resp->ByteSizeLong()));
   }
   if (step->keep_alive) step->cm->DeregisterCallback(*step->keep_alive);
+  if (step->trace != nullptr) {
+    for (NodeExecStats& s : step->trace->Take()) {
+      proto::NodeStats* n = step->resp->add_node_stats();
+      n->set_node(std::move(s.node));
+      n->set_op(std::move(s.op));
+      n->set_start_ns(s.start_ns);
+      n->set_end_ns(s.end_ns);
+      n->set_thread(s.thread);
+      n->set_transfer(std::move(s.transfer));
+      n->set_bytes(s.bytes);
+      n->set_device(std::move(s.device));
+    }
+    step->resp->set_replied_ns(StepTrace::NowNanos());
+  }
   std::function<void(absl::Status)> done = std::move(step->done);
   done(std::move(status));
 }
@@ -303,6 +322,7 @@ absl::Status Worker::StartStep(const std::shared_ptr<RunningStep>& step) {
     args.cancellation = step->cm.get();
     args.rendezvous = step->rendezvous.get();
     args.budget = step->graph->budget;
+    args.trace = step->trace.get();
     for (const proto::NamedTensor& f : step->req->feeds()) {
       absl::StatusOr<Tensor> t = TensorFromProto(f.tensor());
       if (!t.ok()) {

@@ -132,6 +132,11 @@ py::list RunNamed(SessionT& session, NamedRun run) {
   return result;
 }
 
+// One node's trace record as a dict (runtime/exec/step_trace.h's fields).
+py::dict NodeStatsDict(const std::string& device, const std::string& node, const std::string& op,
+                       int64_t start_ns, int64_t end_ns, uint32_t thread,
+                       const std::string& transfer, int64_t bytes);
+
 // ---- variables, gradients, optimizers (training_bindings.cc)
 void BindTraining(py::module_& m);
 

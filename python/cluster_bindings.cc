@@ -42,6 +42,47 @@ class PyRemoteSession {
     return RunNamed(*session, NamedRunFromPython(feeds, fetches, targets));
   }
 
+  // A traced run: (values, trace dict: the master's StepStats and this client's times).
+  py::tuple RunTraced(const py::list& feeds, const py::list& fetches, const py::list& targets) {
+    std::shared_ptr<RemoteSession> session = GetSession();
+    NamedRun run = NamedRunFromPython(feeds, fetches, targets);
+    std::vector<Tensor> outputs;
+    RunMetadata metadata;
+    CallWithoutGil([&] {
+      absl::Status status = session->Run(run.feeds, run.fetches, run.targets, &outputs, &metadata);
+      run.feeds.clear();
+      return status;
+    });
+    py::list values;
+    for (Tensor& t : outputs) values.append(ArrayFromTensor(std::move(t)));
+    const proto::StepStats& s = metadata.step_stats;
+    py::list tasks;
+    for (const proto::TaskStepStats& t : s.tasks()) {
+      py::list nodes;
+      for (const proto::NodeStats& n : t.nodes()) {
+        nodes.append(NodeStatsDict(n.device(), n.node(), n.op(), n.start_ns(), n.end_ns(),
+                                   n.thread(), n.transfer(), n.bytes()));
+      }
+      py::dict task;
+      task["task"] = t.task();
+      task["clock_offset_ns"] = t.clock_offset_ns();
+      task["clock_error_ns"] = t.clock_error_ns();
+      task["call_sent_ns"] = t.call_sent_ns();
+      task["call_done_ns"] = t.call_done_ns();
+      task["received_ns"] = t.received_ns();
+      task["replied_ns"] = t.replied_ns();
+      task["nodes"] = nodes;
+      tasks.append(task);
+    }
+    py::dict stats;
+    stats["client_sent_ns"] = metadata.client_sent_ns;
+    stats["client_done_ns"] = metadata.client_done_ns;
+    stats["master_received_ns"] = s.master_received_ns();
+    stats["master_replied_ns"] = s.master_replied_ns();
+    stats["tasks"] = tasks;
+    return py::make_tuple(values, stats);
+  }
+
   void Save(const std::string& path, const std::vector<std::string>& names) {
     std::shared_ptr<RemoteSession> session = GetSession();
     CallWithoutGil([&] { return session->Save(path, names); });
@@ -174,6 +215,8 @@ void BindCluster(py::module_& m) {
            py::arg("step_timeout_s") = 60.0, py::arg("allow_soft_placement") = false,
            py::arg("log_device_placement") = false,
            py::arg("device_filters") = std::vector<std::string>())
+      .def("run_traced", &PyRemoteSession::RunTraced, py::arg("feeds"), py::arg("fetches"),
+           py::arg("targets"), "Runs one step traced: (values, trace dict).")
       .def("run", &PyRemoteSession::Run, py::arg("feeds"), py::arg("fetches"), py::arg("targets"),
            "Runs one step on the cluster; same arguments and result as Session.run.")
       .def("save", &PyRemoteSession::Save, py::arg("path"), py::arg("names"),
@@ -210,6 +253,29 @@ void BindCluster(py::module_& m) {
       py::arg("token"),
       "Sets this process's cluster token: every call it makes carries it, and servers in it "
       "require it ('' for none).");
+  m.def(
+      "_heartbeat_round_trips",
+      [](const std::string& control_address, int count) {
+        auto stub = proto::Control::NewStub(MakeChannel(control_address));
+        std::vector<double> micros;
+        py::gil_scoped_release release;
+        for (int i = 0; i < count; ++i) {
+          proto::HeartbeatRequest req;
+          req.set_protocol_version(kProtocolVersion);
+          req.set_from("client");
+          proto::HeartbeatResponse resp;
+          grpc::ClientContext ctx;
+          ctx.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(10)));
+          const absl::Time start = absl::Now();
+          grpc::Status s = stub->Heartbeat(&ctx, req, &resp);
+          if (!s.ok()) break;
+          micros.push_back(absl::ToDoubleMicroseconds(absl::Now() - start));
+        }
+        return micros;
+      },
+      py::arg("control_address"), py::arg("count"),
+      "`count` heartbeats over one channel to a task's control port, one after another: each "
+      "round trip in microseconds (the peer of the step-overhead benchmark).");
   m.def(
       "_heartbeat",
       [](const std::string& control_address) {

@@ -31,6 +31,47 @@ class PySession {
     return RunNamed(*session, NamedRunFromPython(feeds, fetches, targets));
   }
 
+  // A traced run: (values, trace dict with one task, "localhost", on this process's clock).
+  py::tuple RunTraced(const py::list& feeds, const py::list& fetches, const py::list& targets) {
+    std::shared_ptr<Session> session = GetSession();
+    NamedRun run = NamedRunFromPython(feeds, fetches, targets);
+    StepTrace trace;
+    RunOptions options;
+    options.trace = &trace;
+    std::vector<Tensor> outputs;
+    int64_t sent = 0, done = 0;
+    CallWithoutGil([&] {
+      sent = StepTrace::NowNanos();
+      absl::Status status = session->Run(run.feeds, run.fetches, run.targets, &outputs, options);
+      done = StepTrace::NowNanos();
+      run.feeds.clear();
+      return status;
+    });
+    py::list values;
+    for (Tensor& t : outputs) values.append(ArrayFromTensor(std::move(t)));
+    py::list nodes;
+    for (const NodeExecStats& n : trace.Take()) {
+      nodes.append(NodeStatsDict(n.device, n.node, n.op, n.start_ns, n.end_ns, n.thread, n.transfer,
+                                 n.bytes));
+    }
+    py::dict task;
+    task["task"] = "localhost";
+    task["clock_offset_ns"] = 0;
+    task["clock_error_ns"] = 0;
+    task["call_sent_ns"] = sent;
+    task["call_done_ns"] = done;
+    task["received_ns"] = sent;
+    task["replied_ns"] = done;
+    task["nodes"] = nodes;
+    py::dict stats;
+    stats["client_sent_ns"] = sent;
+    stats["client_done_ns"] = done;
+    stats["master_received_ns"] = sent;
+    stats["master_replied_ns"] = done;
+    stats["tasks"] = py::make_tuple(task);
+    return py::make_tuple(values, stats);
+  }
+
   // Checkpoints (runtime/session/checkpoint.h) of the session's variables; `names` empty: all of
   // them.
   void Save(const std::string& path, const std::vector<std::string>& names) {
@@ -126,6 +167,8 @@ void BindSession(py::module_& m) {
   py::class_<PySession>(m, "Session", "The in-process engine session behind sluice.Session.")
       .def(py::init<std::shared_ptr<GraphCore>, int, int>(), py::arg("graph"),
            py::arg("inter_op_threads") = 0, py::arg("intra_op_threads") = 0)
+      .def("run_traced", &PySession::RunTraced, py::arg("feeds"), py::arg("fetches"),
+           py::arg("targets"), "Runs one step traced: (values, trace dict).")
       .def("run", &PySession::Run, py::arg("feeds"), py::arg("fetches"), py::arg("targets"),
            "Runs one step. feeds: [(Tensor, ndarray)], fetches: [Tensor], targets: [Operation]; "
            "returns one numpy value per fetch. Releases the GIL while the engine runs.")
@@ -166,6 +209,21 @@ void BindSession(py::module_& m) {
       },
       py::arg("path"), py::arg("entries"),
       "Writes [(name, ndarray)] atomically as a checkpoint file.");
+}
+
+py::dict NodeStatsDict(const std::string& device, const std::string& node, const std::string& op,
+                       int64_t start_ns, int64_t end_ns, uint32_t thread,
+                       const std::string& transfer, int64_t bytes) {
+  py::dict d;
+  d["device"] = device;
+  d["node"] = node;
+  d["op"] = op;
+  d["start_ns"] = start_ns;
+  d["end_ns"] = end_ns;
+  d["thread"] = thread;
+  d["transfer"] = transfer;
+  d["bytes"] = bytes;
+  return d;
 }
 
 }  // namespace python

@@ -168,7 +168,8 @@ from sluice.variable_sharing import (
     variable_scope,
     zeros_initializer,
 )
-from sluice.session import ConfigProto, InteractiveSession, Session, get_default_session
+from sluice.session import (ConfigProto, InteractiveSession, RunMetadata, RunOptions, Session,
+                            get_default_session)
 from sluice.distributed import LocalCluster, Server, set_cluster_token
 from sluice import nn
 from sluice import losses
@@ -179,6 +180,7 @@ from sluice import data
 from sluice import ps
 from sluice import pipeline
 from sluice import debug
+from sluice import trace
 from sluice import progress
 from sluice import gfile
 from sluice.app import flags

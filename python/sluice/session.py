@@ -26,6 +26,31 @@ from sluice import framework
 from sluice._core import core as _core
 
 
+class RunOptions:
+    """Options of one Session.run: `trace_level` FULL_TRACE records what every node did
+    (RunMetadata.step_stats); NO_TRACE (the default) records nothing and costs nothing."""
+
+    NO_TRACE = 0
+    SOFTWARE_TRACE = 1
+    HARDWARE_TRACE = 2
+    FULL_TRACE = 3
+
+    def __init__(self, trace_level=NO_TRACE):
+        self.trace_level = int(trace_level)
+
+
+class RunMetadata:
+    """What a traced run recorded: `step_stats`, a dict with the client's and master's times
+    ("client_sent_ns", "client_done_ns", "master_received_ns", "master_replied_ns") and per
+    task ("tasks") its clock offset to the master ("clock_offset_ns", error bound
+    "clock_error_ns"), the RunGraph call's times and its nodes (device, node, op, start_ns,
+    end_ns, thread, transfer, bytes), each time on the clock of the process that took it (ns
+    since the Unix epoch). In process, one task "localhost"."""
+
+    def __init__(self):
+        self.step_stats = None
+
+
 class ConfigProto:
     """Session options (TF1's names).
 
@@ -118,7 +143,7 @@ class Session:
             return self._session.list_devices()
         return ["/job:localhost/task:0/device:cpu:0"]
 
-    def run(self, fetches, feed_dict=None):
+    def run(self, fetches, feed_dict=None, options=None, run_metadata=None):
         """Runs one step and returns the values of `fetches`.
 
         Args:
@@ -128,6 +153,10 @@ class Session:
             in TensorFlow, a value (numpy array, list, scalar) of another type is converted to
             the tensor's dtype (`np.asarray(value, dtype=tensor.dtype.as_numpy_dtype)`: uint8
             images to float32, float64 labels to int64, ...).
+          options: a RunOptions; with trace_level=RunOptions.FULL_TRACE every node of the step
+            on every task records when it ran, into `run_metadata.step_stats` (see
+            sl.debug.chrome_trace and sl.debug.step_summary).
+          run_metadata: a RunMetadata receiving the trace.
 
         Returns:
           `fetches` with each tensor replaced by its numpy value (a numpy scalar for rank 0)
@@ -145,11 +174,17 @@ class Session:
         for key, value in (feed_dict or {}).items():
             t = key if isinstance(key, framework.Tensor) else self._as_feed_tensor(key)
             feeds.append((t, _convert_feed(t, value)))
-        if isinstance(fetches, framework.Tensor):  # The common case, without the structure.
+        traced = options is not None and options.trace_level >= RunOptions.FULL_TRACE
+        if traced and run_metadata is None:
+            raise ValueError("a traced run needs a RunMetadata to record into")
+        if isinstance(fetches, framework.Tensor) and not traced:  # The common case.
             return self._session.run(feeds, [fetches], [])[0]
         tensors, targets = [], []
         rebuild = self._flatten(fetches, tensors, targets, {})
-        return rebuild(self._session.run(feeds, tensors, targets))
+        if not traced:
+            return rebuild(self._session.run(feeds, tensors, targets))
+        values, run_metadata.step_stats = self._session.run_traced(feeds, tensors, targets)
+        return rebuild(values)
 
     def _as_feed_tensor(self, key):
         if isinstance(key, str):

@@ -117,6 +117,9 @@ class ExecutorImpl : public Executor {
                 std::vector<int>* ready) const;
   void Finish(StepState* step) const;
   void Schedule(StepState* step, int id) const;
+  // Records a traced step's node (see StepArgs::trace).
+  void Trace(StepState* step, const NodeItem& item, int64_t start,
+             const std::vector<Tensor>& outputs) const;
 
   CpuDevice* device_ = nullptr;
   std::vector<NodeItem> items_;
@@ -366,10 +369,12 @@ void ExecutorImpl::Process(StepState* step, std::vector<int> ready) const {
           // waiting: run there, a Send could block it on the network while the peer's reader is
           // blocked the same way on us (two workers exchanging large tensors deadlocked so).
           auto* ctx = new OpKernelContext(std::move(p));
-          async->ComputeAsync(ctx, [this, step, id, ctx] {
+          const int64_t start = step->args.trace != nullptr ? StepTrace::NowNanos() : 0;
+          async->ComputeAsync(ctx, [this, step, id, ctx, start] {
             std::vector<Tensor> outs;
             CollectOutputs(step, items_[id], ctx->status(), ctx, &outs);
             delete ctx;
+            if (step->args.trace != nullptr) Trace(step, items_[id], start, outs);
             std::vector<int> next;
             Complete(step, items_[id], &outs, &next);
             if (next.empty()) return;
@@ -382,12 +387,36 @@ void ExecutorImpl::Process(StepState* step, std::vector<int> ready) const {
           continue;
         }
         OpKernelContext ctx(std::move(p));
+        const int64_t start = step->args.trace != nullptr ? StepTrace::NowNanos() : 0;
         absl::Status s = ComputeCatching(item.kernel.get(), &ctx);
         CollectOutputs(step, item, std::move(s), &ctx, &outputs);
+        if (step->args.trace != nullptr) Trace(step, item, start, outputs);
       }
     }
     Complete(step, item, &outputs, &ready);
   }
+}
+
+void ExecutorImpl::Trace(StepState* step, const NodeItem& item, int64_t start,
+                         const std::vector<Tensor>& outputs) const {
+  NodeExecStats stats;
+  stats.device = device_->name();
+  stats.node = item.node->name();
+  stats.op = item.node->op();
+  stats.start_ns = start;
+  stats.end_ns = StepTrace::NowNanos();
+  stats.thread = StepTrace::ThreadId();
+  if (item.node->op() == "_Send" || item.node->op() == "_Recv") {
+    auto name = item.node->GetAttr<std::string>("tensor_name");
+    auto from = item.node->GetAttr<std::string>("send_device");
+    auto to = item.node->GetAttr<std::string>("recv_device");
+    if (name.ok() && from.ok() && to.ok())
+      stats.transfer = absl::StrCat(*from, ";", *to, ";", *name);
+    const Tensor* t =
+        item.node->op() == "_Recv" ? (outputs.empty() ? nullptr : &outputs[0]) : nullptr;
+    stats.bytes = t != nullptr ? static_cast<int64_t>(t->TotalBytes()) : -1;
+  }
+  step->args.trace->Add(std::move(stats));
 }
 
 void ExecutorImpl::Finish(StepState* step) const {

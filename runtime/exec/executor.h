@@ -20,6 +20,7 @@
 #include "absl/status/statusor.h"
 #include "graph/graph.h"
 #include "runtime/exec/device.h"
+#include "runtime/exec/step_trace.h"
 #include "runtime/kernel/cancellation.h"
 
 namespace sluice {
@@ -46,6 +47,8 @@ struct StepArgs {
   Rendezvous* rendezvous = nullptr;
   // Kernel outputs are charged to it (a session's memory on a worker); may be null.
   std::shared_ptr<MemoryBudget> budget;
+  // When set, every node that runs records its NodeExecStats here (see step_trace.h).
+  StepTrace* trace = nullptr;
 };
 
 class Executor {

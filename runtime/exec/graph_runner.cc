@@ -49,6 +49,7 @@ struct GraphRunner::Step {
   DoneCallback done;
   std::unique_ptr<LocalRendezvous> own_rendezvous;
   Rendezvous* rendezvous = nullptr;
+  StepTrace* trace = nullptr;        // RunArgs::trace.
   CancellationManager cancellation;  // Shared by the partitions' executors and kernels.
   CancellationManager* outer = nullptr;
   std::optional<CancellationManager::Token> outer_token;
@@ -231,6 +232,7 @@ void GraphRunner::Launch(RunArgs args, DoneCallback done, bool caller_runs_first
     step->Finish();
     return;
   }
+  step->trace = args.trace;
   if (args.cancellation != nullptr) {
     step->outer = args.cancellation;
     step->outer_token = args.cancellation->RegisterCallback(
@@ -279,6 +281,7 @@ StepArgs GraphRunner::UnitArgs(Step* step, int64_t step_id, std::vector<Tensor> 
   sa.feed_values = std::move(feeds);
   sa.cancellation = &step->cancellation;
   sa.rendezvous = step->rendezvous;
+  sa.trace = step->trace;
   return sa;
 }
 

@@ -76,6 +76,8 @@ class GraphRunner {
     CancellationManager* cancellation = nullptr;
     // The step's rendezvous; null: the runner makes a LocalRendezvous for the step.
     Rendezvous* rendezvous = nullptr;
+    // Every partition's nodes record what they did here (see StepArgs::trace); may be null.
+    StepTrace* trace = nullptr;
   };
   using DoneCallback = std::function<void(absl::Status, std::vector<Tensor>)>;
   // Starts every partition (the first on the calling thread, the others on their devices) and

@@ -123,6 +123,7 @@ absl::Status Session::RunEndpoints(const std::vector<Endpoint>& feeds,
     args.step_id = next_step_id_.fetch_add(1, std::memory_order_relaxed);
     args.feed_values = std::move(feed_values);
     args.cancellation = options.cancellation;
+    args.trace = options.trace;
     std::vector<Tensor> fetched;
     SLUICE_RETURN_IF_ERROR(runner->Run(std::move(args), &fetched));
     if (outputs != nullptr) *outputs = std::move(fetched);
@@ -133,6 +134,7 @@ absl::Status Session::RunEndpoints(const std::vector<Endpoint>& feeds,
   args.step_id = next_step_id_.fetch_add(1, std::memory_order_relaxed);
   args.feed_values = std::move(feed_values);
   args.cancellation = options.cancellation;
+  args.trace = options.trace;
   std::vector<Tensor> fetched;
   SLUICE_RETURN_IF_ERROR(exec->Run(std::move(args), &fetched));
   if (outputs != nullptr) *outputs = std::move(fetched);

@@ -45,6 +45,8 @@ class GraphRunner;
 struct RunOptions {
   // Cancel this to abort the run; it then fails with the cancellation's reason.
   CancellationManager* cancellation = nullptr;
+  // When set, every node that runs records what it did here (runtime/exec/step_trace.h).
+  StepTrace* trace = nullptr;
 };
 
 class Session {

@@ -1,5 +1,6 @@
 #include "runtime/exec/executor.h"
 
+#include <algorithm>
 #include <deque>
 #include <functional>
 #include <new>
@@ -284,6 +285,43 @@ TEST_F(ExecutorTest, DiamondAndChainComputeTheRightValues) {
   EXPECT_EQ(out[0].scalar<int64_t>(), 15);
   EXPECT_EQ(out[1].scalar<int64_t>(), 315);
   EXPECT_EQ(out[2].scalar<int64_t>(), 6);
+}
+
+TEST_F(ExecutorTest, ATracedStepRecordsEveryNodeOnceAndAnUntracedOneNothing) {
+  Output a = Const(3);
+  Output b = Op("AddInt", {a, a});
+  Output c = Op("AddInt", {b, a});
+  auto exec = Make({c});
+  StepTrace trace;
+  StepArgs args;
+  args.trace = &trace;
+  const int64_t before = StepTrace::NowNanos();
+  std::vector<Tensor> out;
+  ASSERT_TRUE(exec->Run(std::move(args), &out).ok());
+  const int64_t after = StepTrace::NowNanos();
+  std::vector<NodeExecStats> stats = trace.Take();
+  std::multiset<std::string> nodes;
+  for (const NodeExecStats& s : stats) {
+    nodes.insert(s.node);
+    EXPECT_LE(before, s.start_ns) << s.node;
+    EXPECT_LE(s.start_ns, s.end_ns) << s.node;
+    EXPECT_LE(s.end_ns, after) << s.node;
+    EXPECT_NE(s.thread, 0u) << s.node;
+    EXPECT_EQ(s.device, device_.name());
+    EXPECT_EQ(s.bytes, -1) << s.node;
+    EXPECT_EQ(s.op, s.node == a.node()->name() ? "Const" : "AddInt");
+  }
+  EXPECT_EQ(nodes,
+            (std::multiset<std::string>{a.node()->name(), b.node()->name(), c.node()->name()}));
+  // b runs after a, c after b.
+  auto at = [&](const Output& o) {
+    return *std::find_if(stats.begin(), stats.end(),
+                         [&](const NodeExecStats& s) { return s.node == o.node()->name(); });
+  };
+  EXPECT_LE(at(a).end_ns, at(b).start_ns);
+  EXPECT_LE(at(b).end_ns, at(c).start_ns);
+  ASSERT_TRUE(exec->Run(StepArgs{}, &out).ok());
+  EXPECT_TRUE(trace.Take().empty());
 }
 
 TEST_F(ExecutorTest, WideFanOutRunsInParallelAndJoins) {
