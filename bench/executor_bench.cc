@@ -154,8 +154,10 @@ void RunAndCount(benchmark::State& state, int nodes, Step step) {
   state.counters["nodes"] = nodes;
 }
 
+// `traced`: every run records each node's NodeExecStats (StepArgs::trace), the cost of
+// tracing on; the untraced runs show what tracing off costs (a null check per node).
 void BM_Sluice(benchmark::State& state, const std::string& key, const Dag& dag, bool expensive,
-               int threads) {
+               int threads, bool traced) {
   const SluiceGraph& g = BuildSluiceGraph(key, dag, expensive);
   CpuDevice device(DeviceOptions{.inter_op_threads = threads, .intra_op_threads = 1});
   ExecutorParams params;
@@ -171,9 +173,13 @@ void BM_Sluice(benchmark::State& state, const std::string& key, const Dag& dag, 
     state.SkipWithError("executor pruned nodes: the topology is not what was measured");
     return;
   }
+  StepTrace trace;
   RunAndCount(state, dag.size(), [&] {
-    absl::Status s = (*exec)->Run(StepArgs{}, nullptr);
+    StepArgs args;
+    if (traced) args.trace = &trace;
+    absl::Status s = (*exec)->Run(std::move(args), nullptr);
     if (!s.ok()) state.SkipWithError(s.ToString().c_str());
+    if (traced) trace.Take();
     return s.ok();
   });
 }
@@ -233,11 +239,15 @@ void RegisterAll() {
       const std::string suffix = "/threads:" + std::to_string(threads);
       const std::string base = "executor/" + t.name;
       benchmark::RegisterBenchmark((base + "/sluice" + suffix).c_str(), BM_Sluice, t.name, t.dag,
-                                   false, threads)
+                                   false, threads, false)
+          ->UseRealTime()
+          ->Unit(benchmark::kMicrosecond);
+      benchmark::RegisterBenchmark((base + "/sluice_traced" + suffix).c_str(), BM_Sluice, t.name,
+                                   t.dag, false, threads, true)
           ->UseRealTime()
           ->Unit(benchmark::kMicrosecond);
       benchmark::RegisterBenchmark((base + "/sluice_expensive" + suffix).c_str(), BM_Sluice, t.name,
-                                   t.dag, true, threads)
+                                   t.dag, true, threads, false)
           ->UseRealTime()
           ->Unit(benchmark::kMicrosecond);
       benchmark::RegisterBenchmark((base + "/tbb" + suffix).c_str(), BM_Tbb, t.dag, threads)

@@ -63,7 +63,11 @@ echo "== async_ps_throughput" >&2
 echo "== pipeline_bench" >&2
 (eval "$(tools/python_env.sh)" && /usr/bin/python3 bench/pipeline_bench.py \
   > "$out/pipeline_bench.md") >&2 || echo "pipeline_bench failed" >&2
-for table in allreduce_bench bsp_throughput ps_bench async_ps_throughput pipeline_bench; do
+echo "== step_overhead" >&2
+(eval "$(tools/python_env.sh)" && /usr/bin/python3 bench/step_overhead.py \
+  > "$out/step_overhead.md") >&2 || echo "step_overhead failed" >&2
+for table in allreduce_bench bsp_throughput ps_bench async_ps_throughput pipeline_bench \
+  step_overhead; do
   echo "$table (bench/$table.py):"
   grep -v '^sluice_server' "$out/$table.md" || true
   echo
@@ -132,7 +136,8 @@ def counter(name, key):
 for topology in ("dag_16x1024", "dag_1024x16", "chain_10000"):
     for threads in (1, 2):
         tbb = counter("executor/%s/tbb/threads:%d" % (topology, threads), "ns_per_node")
-        for engine, target in (("sluice", 2.0), ("sluice_expensive", None)):
+        for engine, target in (("sluice", 2.0), ("sluice_traced", None),
+                               ("sluice_expensive", None)):
             v = counter("executor/%s/%s/threads:%d" % (topology, engine, threads), "ns_per_node")
             case = "executor %s %s %dt (ns/node, peer TBB)" % (topology, engine, threads)
             add(case, v, tbb, "ns", "time", target)

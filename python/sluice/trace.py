@@ -7,6 +7,7 @@ tables.
     with open("step.json", "w") as f:
         json.dump(sl.trace.chrome_trace(md), f)   # open in Perfetto or chrome://tracing
     print(sl.trace.summary(md))                   # time per op type, transfers, the hops
+    open("step.svg", "w").write(sl.trace.to_svg(md))  # a picture of the same
 
 Each task's times are taken on its own clock; the master estimates each worker's offset from
 the RunGraph call as NTP does (the call's two legs assumed equally long; the error is at most
@@ -167,3 +168,66 @@ def summary(run_metadata, align_clocks=True):
     for what, micros in hops(run_metadata, align_clocks):
         lines.append("  {}  {:.1f}".format(what, micros))
     return "\n".join(lines)
+
+
+def to_svg(run_metadata, align_clocks=True, width=1100):
+    """The step as an SVG picture (a string): a row per task thread (and the master's calls),
+    a box per node coloured by op type and labelled where it fits, an arrow per transfer from
+    its _Send to its _Recv, microseconds along the top."""
+    trace = chrome_trace(run_metadata, align_clocks)["traceEvents"]
+    names = {e["pid"]: e["args"]["name"] for e in trace if e["name"] == "process_name"}
+    slices = [e for e in trace if e["ph"] == "X"]
+    rows = sorted({(e["pid"], e["tid"]) for e in slices})
+    row_of = {r: i for i, r in enumerate(rows)}
+    end = max(e["ts"] + e["dur"] for e in slices) or 1.0
+    left, row_h, top = 190, 22, 24
+    scale = (width - left - 10) / end
+
+    def x(ts):
+        return left + ts * scale
+
+    def colour(op):
+        h = sum(ord(ch) * 31 ** i for i, ch in enumerate(op)) % 360
+        return "hsl({},60%,70%)".format(h)
+
+    def esc(text):
+        return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+    height = top + row_h * len(rows) + 10
+    out = ['<svg xmlns="http://www.w3.org/2000/svg" width="{}" height="{}" '
+           'font-family="monospace" font-size="10">'.format(width, height),
+           '<rect width="100%" height="100%" fill="white"/>']
+    step, k = 1, 0  # Ticks every 1, 2, 5, 10, 20, 50, ... us: at most 10 of them.
+    while end / step > 10:
+        k += 1
+        step = (1, 2, 5)[k % 3] * 10 ** (k // 3)
+    for t in range(0, int(end) + 1, step):
+        out.append('<line x1="{0:.1f}" y1="{1}" x2="{0:.1f}" y2="{2}" stroke="#ddd"/>'
+                   '<text x="{0:.1f}" y="14">{3} us</text>'.format(x(t), top - 6, height, t))
+    for (pid, tid), i in row_of.items():
+        y = top + i * row_h
+        label = names.get(pid, str(pid)) + ("" if pid < 2 else " t{}".format(tid % 100000))
+        out.append('<text x="4" y="{}">{}</text>'.format(y + 14, esc(label)))
+    for e in slices:
+        y = top + row_of[(e["pid"], e["tid"])] * row_h
+        w = max(e["dur"] * scale, 1.0)
+        out.append('<rect x="{:.1f}" y="{}" width="{:.1f}" height="{}" fill="{}" stroke="#555" '
+                   'stroke-width="0.3"><title>{} ({}) {:.1f} us</title></rect>'.format(
+                       x(e["ts"]), y + 2, w, row_h - 4, colour(e.get("cat", "")),
+                       esc(e["name"]), esc(e.get("cat", "")), e["dur"]))
+        if w > 7 * len(e["name"]):
+            out.append('<text x="{:.1f}" y="{}">{}</text>'.format(x(e["ts"]) + 2, y + 14,
+                                                                  esc(e["name"])))
+    flows = {}
+    for e in trace:
+        if e.get("cat") == "transfer":
+            flows.setdefault(e["id"], {})[e["ph"]] = e
+    for f in flows.values():
+        if "s" in f and "f" in f:
+            y1 = top + row_of[(f["s"]["pid"], f["s"]["tid"])] * row_h + row_h / 2
+            y2 = top + row_of[(f["f"]["pid"], f["f"]["tid"])] * row_h + row_h / 2
+            out.append('<line x1="{:.1f}" y1="{}" x2="{:.1f}" y2="{}" stroke="#c00" '
+                       'stroke-width="1.2"/><circle cx="{:.1f}" cy="{}" r="2.5" fill="#c00"/>'
+                       .format(x(f["s"]["ts"]), y1, x(f["f"]["ts"]), y2, x(f["f"]["ts"]), y2))
+    out.append("</svg>")
+    return "\n".join(out)

@@ -43,3 +43,14 @@ def test_pipeline_example_trains_with_each_schedule_and_measures_the_prediction(
     # predicted.
     assert re.search(r"^0  8  8\n1  8  8\n2  8  8\n3  8  8$", runs[0], re.M), runs[0]
     assert re.search(r"^0  4  4\n1  3  3\n2  2  2\n3  1  1$", runs[1], re.M), runs[1]
+
+
+def test_trace_example_writes_the_chrome_trace_and_the_picture(tmp_path):
+    import json
+    script = os.path.join(os.path.dirname(__file__), "..", "..", "examples", "trace_step.py")
+    out = subprocess.run([sys.executable, script, "--out", str(tmp_path / "step")], check=True,
+                         capture_output=True, text=True, env=dict(os.environ)).stdout
+    assert "hops (us)" in out and "received 16384 bytes in 1 tensor(s)" in out, out
+    events = json.load(open(tmp_path / "step.json"))["traceEvents"]
+    assert sum(e.get("cat") == "transfer" for e in events) == 6  # Three transfers, both ends.
+    assert open(tmp_path / "step.svg").read().startswith("<svg")

@@ -2,7 +2,7 @@
 LocalCluster of real server processes: every node that ran is recorded once on the task that
 ran it, the two ends of a transfer share a key and the receiver the bytes, the master's and the
 workers' call times are ordered, and sl.trace turns it into a Chrome trace (a process per task,
-a flow arrow per transfer), the hops and a summary."""
+a flow arrow per transfer), an SVG picture, the hops and a summary."""
 
 import json
 
@@ -89,5 +89,9 @@ def test_a_traced_step_on_a_cluster_pairs_its_transfer_and_orders_its_calls():
     text = sl.trace.summary(md)
     assert "received 24 bytes in 1 tensor(s) over /job:worker/task:0/device:cpu:0 -> " \
            "/job:worker/task:1/device:cpu:0" in text
+    svg = sl.trace.to_svg(md, align_clocks=False)
+    assert svg.startswith("<svg") and svg.endswith("</svg>")
+    assert svg.count("<rect") == 1 + len(slices) and svg.count('stroke="#c00"') == 1
+    assert ">/job:worker/task:1 t" in svg and "<title>b (Add)" in svg
     with pytest.raises(ValueError, match="no trace"):
         sl.trace.summary(sl.RunMetadata())
