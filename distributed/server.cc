@@ -109,6 +109,7 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const ServerOptions& optio
   wopts.peer_keepalive = options.peer_keepalive;
   wopts.max_session_bytes = options.max_session_bytes;
   wopts.metrics = server->metrics_.get();
+  wopts.cluster_tasks = options.cluster_tasks;
   server->worker_ = std::make_unique<Worker>(wopts, server->mailbox_.get());
   DeclarePsMetrics(*server->metrics_, server->worker_.get());
   server->worker_service_ = std::make_unique<WorkerService>(server->worker_.get());

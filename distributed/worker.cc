@@ -385,6 +385,7 @@ void Worker::AbortLocalStep(int64_t step_id, const absl::Status& reason) {
 absl::Status Worker::Inspect(const proto::InspectRequest& req, proto::InspectResponse* resp) {
   SLUICE_RETURN_IF_ERROR(CheckProtocolVersion(req.protocol_version(), "Inspect"));
   *resp->mutable_identity() = identity();
+  for (const proto::PeerAddress& t : options_.cluster_tasks) *resp->add_cluster() = t;
   for (TensorMailbox::StepView& v : mailbox_->Describe()) {
     proto::InspectedStep* step = resp->add_steps();
     step->set_step_id(v.step_id);

@@ -63,6 +63,9 @@ struct WorkerOptions {
   // Optional, outliving the worker: steps run and failed, step latency, bytes per plane and
   // peer (metrics.h; the families are the server's to declare).
   Metrics* metrics = nullptr;
+  // The cluster's tasks (the server's spec), reported by Inspect so that one task's address
+  // finds the rest; empty for a worker without a spec.
+  std::vector<proto::PeerAddress> cluster_tasks;
 };
 
 // "/job:worker/task:1" of "/job:worker/task:1/device:cpu:0".

@@ -337,6 +337,11 @@ void BindCluster(py::module_& m) {
         }
         out["steps"] = steps;
         out["edges"] = edges;
+        py::dict cluster;
+        for (const proto::PeerAddress& t : resp.cluster()) {
+          cluster[py::str(t.task_prefix())] = t.control_address();
+        }
+        out["cluster"] = cluster;
         return out;
       },
       py::arg("control_address"), py::arg("timeout_s") = 5.0,

@@ -1,11 +1,15 @@
 // Python classes Graph, Operation and Tensor. The graph lives in C++ (GraphCore); Operation and
 // Tensor are handles that keep their Python Graph object alive.
+#include <algorithm>
 #include <functional>
 #include <string>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "graph/device_name.h"
+#include "graph/dot.h"
+#include "graph/placer.h"
 #include "python/bindings.h"
 
 namespace sluice {
@@ -22,6 +26,26 @@ py::object MakeOperation(const CorePtr& core, const py::object& graph, const Nod
 CorePtr CoreOf(const py::object& graph) { return py::cast<CorePtr>(graph); }
 
 namespace {
+
+// One CPU device per task the graph's nodes request ("/job:worker/task:1" ->
+// "/job:worker/task:1/device:cpu:0"), or this process's one CPU when none does.
+std::vector<std::string> RequestedDevices(const Graph& graph) {
+  std::vector<std::string> devices;
+  for (const Node* n : graph.nodes()) {
+    absl::StatusOr<DeviceName> d = DeviceName::Parse(n->requested_device());
+    if (!d.ok() || d->empty()) continue;
+    DeviceName full = *d;
+    if (!full.job) full.job = "localhost";
+    if (!full.task) full.task = 0;
+    if (!full.type) full.type = "cpu";
+    if (!full.id) full.id = 0;
+    full.replica.reset();
+    std::string name = full.ToString();
+    if (std::find(devices.begin(), devices.end(), name) == devices.end()) devices.push_back(name);
+  }
+  if (devices.empty()) devices.push_back("/job:localhost/task:0/device:cpu:0");
+  return devices;
+}
 
 std::string TensorRepr(const PyTensor& t) {
   return absl::StrCat(
@@ -364,6 +388,22 @@ void BindGraph(py::module_& m) {
             return out;
           },
           "Every Operation, inputs before their consumers.")
+      .def(
+          "_to_dot",
+          [](const py::object& self, std::vector<std::string> devices, const std::string& title) {
+            CorePtr core = CoreOf(self);
+            std::shared_ptr<const Graph> graph = ValueOrThrow(core->Snapshot());
+            if (devices.empty()) devices = RequestedDevices(*graph);
+            PlacerOptions options;
+            options.allow_soft_placement = true;
+            Placement placement = ValueOrThrow(PlaceGraph(*graph, devices, options));
+            DotOptions dot;
+            dot.title = title;
+            return PlacedGraphToDot(*graph, placement, dot);
+          },
+          py::arg("devices"), py::arg("title"),
+          "Graphviz DOT of the graph placed on `devices` (empty: one CPU per task the nodes "
+          "request).")
       .def(
           "finalize", [](GraphCore& g) { ValueOrThrow(g.Finalize()); },
           "Freezes the graph: no operation can be added afterwards. Sessions do this before "

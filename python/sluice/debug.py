@@ -110,9 +110,19 @@ def _cycles(graph):
 
 def inspect(cluster, timeout=5.0):
     """A Report of what every task is doing: `cluster` is a LocalCluster, a ClusterSpec (or
-    its dict, or its text "worker=host:port,...;ps=..."), or {task name: control address}.
+    its dict, or its text "worker=host:port,...;ps=..."), {task name: control address}, or one
+    task's address ("grpc://host:port", e.g. the master's: it reports the cluster's tasks).
     Tasks that do not answer within `timeout` seconds are reported so."""
     from sluice import distributed
+    if isinstance(cluster, str) and "=" not in cluster:
+        # One task's (the master's) control address: it knows the cluster's tasks.
+        address = cluster.strip()
+        if address.startswith("grpc://"):
+            address = address[len("grpc://"):]
+        cluster = _core._inspect(address, float(timeout))["cluster"]
+        if not cluster:
+            raise ValueError("the task at {} has no cluster spec to report; give the cluster's "
+                             "tasks ('worker=h:p,h:p;ps=h:p')".format(address))
     if isinstance(cluster, str):
         cluster = {job: [a.strip() for a in tasks.split(",") if a.strip()]
                    for job, _, tasks in (entry.partition("=")
@@ -160,22 +170,6 @@ def inspect(cluster, timeout=5.0):
     return Report(tasks, unanswered, waits, _cycles(graph))
 
 
-def main(argv=None):
-    """`python3 -m sluice.debug 'worker=h:p,h:p;ps=h:p'`: prints the hang report of a cluster."""
-    import argparse
-    parser = argparse.ArgumentParser(prog="python3 -m sluice.debug",
-                                     description="Why does a step hang? Asks every task.")
-    parser.add_argument("cluster_spec", help="the cluster's tasks: 'worker=h:p,h:p;ps=h:p'")
-    parser.add_argument("--timeout", type=float, default=5.0,
-                        help="seconds each task has to answer")
-    args = parser.parse_args(argv)
-    print(inspect(args.cluster_spec, timeout=args.timeout))
-
-
-if __name__ == "__main__":
-    main()
-
-
 def sleep(x, microseconds, gradient_microseconds=0, name=None):
     """`x`, forwarded after waiting `microseconds` (the thread sleeps: no core is used); its
     gradient waits `gradient_microseconds`. An op of known duration for benchmarks and tests
@@ -183,3 +177,22 @@ def sleep(x, microseconds, gradient_microseconds=0, name=None):
     return framework._op("Sleep", [x], {"microseconds": int(microseconds),
                                         "gradient_microseconds": int(gradient_microseconds)},
                          name=name).outputs[0]
+
+
+def main(argv=None):
+    """`python3 -m sluice.debug MASTER_ADDRESS` (or a cluster spec 'worker=h:p,h:p;ps=h:p'):
+    prints the hang report of a cluster."""
+    import argparse
+    parser = argparse.ArgumentParser(prog="python3 -m sluice.debug",
+                                     description="Why does a step hang? Asks every task.")
+    parser.add_argument("cluster", help="the master's address (grpc://host:port, or any task's: "
+                        "it reports the others) or the tasks: 'worker=h:p,h:p;ps=h:p'")
+    parser.add_argument("--timeout", type=float, default=5.0,
+                        help="seconds each task has to answer")
+    args = parser.parse_args(argv)
+    print(inspect(args.cluster, timeout=args.timeout))
+
+
+if __name__ == "__main__":
+    main()
+

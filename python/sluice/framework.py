@@ -117,6 +117,24 @@ class Graph(_core.Graph):
         finally:
             self._pop_frame()
 
+    def to_dot(self, devices=None, title="sluice"):
+        """The graph placed on `devices` (full device names; default: one CPU per task the
+        operations request) as Graphviz DOT: a cluster per device, each cross-device transfer
+        one bold edge labelled with dtype, shape and bytes, control edges dashed."""
+        return self._to_dot(list(devices or []), title)
+
+    def to_svg(self, devices=None, title="sluice"):
+        """`to_dot` rendered by Graphviz's `dot` (install the `graphviz` package); RuntimeError
+        saying so when `dot` is not installed."""
+        import shutil
+        import subprocess
+        dot = shutil.which("dot")
+        if dot is None:
+            raise RuntimeError("Graph.to_svg needs Graphviz's `dot` (apt-get install graphviz); "
+                               "Graph.to_dot gives the text it would render")
+        return subprocess.run([dot, "-Tsvg"], input=self.to_dot(devices, title), check=True,
+                              capture_output=True, text=True).stdout
+
     def add_to_collection(self, key, value):
         """Appends `value` to the user collection `key` of this graph."""
         if key in _collection_providers:

@@ -97,3 +97,61 @@ def test_the_master_reports_a_step_that_runs_too_long(capfd):
            "/job:worker/task:0; 0 tensor(s) buffered" in report, report
     assert "/job:worker/task:0: runs it; 0 receive(s) waiting" in report, report
     assert said.count("has run for") == 1  # Once per step.
+
+
+def test_the_master_address_alone_finds_every_task(capsys):
+    with sl.LocalCluster(workers=2) as cluster:
+        report = sl.debug.inspect(cluster.target)
+        assert set(report.tasks) == {"/job:worker/task:0", "/job:worker/task:1"}
+        sl.debug.main([cluster.target])
+    out = capsys.readouterr().out
+    assert "/job:worker/task:0: 0 step(s) running" in out
+    assert "/job:worker/task:1: 0 step(s) running" in out
+
+
+def test_a_stopped_worker_is_named_while_the_step_waits_for_it():
+    """Worker 1 is SIGSTOPped: it cannot answer anything. Worker 0's receive of worker 1's
+    tensor waits; the report, from the master's address, names worker 1 as not answering and
+    worker 0 as waiting for it."""
+    import os
+    import signal
+    with sl.LocalCluster(workers=2) as cluster:
+        g = sl.Graph()
+        with g.as_default():
+            with sl.device("/job:worker/task:1"):
+                far = sl.constant([1.0, 2.0]) * 3.0
+            with sl.device("/job:worker/task:0"):
+                total = sl.reduce_sum(far + 1.0)
+        config = sl.ConfigProto(step_timeout_seconds=60)
+        with sl.Session(cluster.target, graph=g, config=config) as sess:
+            assert sess.run(total) == 11.0
+            pid = cluster._cluster.worker_pid(1)
+            os.kill(pid, signal.SIGSTOP)
+            result = {}
+
+            def run():
+                try:
+                    result["total"] = sess.run(total)
+                except sl.errors.OpError as e:
+                    result["error"] = e
+            step = threading.Thread(target=run)
+            try:
+                step.start()
+                deadline = time.monotonic() + 30
+                while True:  # Until worker 0 runs the step and its receive waits.
+                    report = sl.debug.inspect(cluster.target, timeout=1)
+                    waits = [w_ for w_ in report.waits if w_[0] == "/job:worker/task:0"]
+                    if waits or time.monotonic() > deadline:
+                        break
+                    time.sleep(0.01)  # Polling a condition, bounded by the deadline.
+                assert waits, str(report)
+                assert waits[0][1] == "/job:worker/task:1"
+                assert "/job:worker/task:1" in report.unanswered, str(report)
+                assert "/job:worker/task:1: no answer (" in str(report)
+            finally:
+                os.kill(pid, signal.SIGCONT)
+                step.join(timeout=60)
+            assert not step.is_alive()
+            # Either the step finished once worker 1 went on, or the master had given worker 1
+            # up as lost meanwhile (missed heartbeats); it never hangs.
+            assert result.get("total") == 11.0 or "/job:worker/task:1" in str(result["error"])

@@ -95,3 +95,23 @@ def test_a_traced_step_on_a_cluster_pairs_its_transfer_and_orders_its_calls():
     assert ">/job:worker/task:1 t" in svg and "<title>b (Add)" in svg
     with pytest.raises(ValueError, match="no trace"):
         sl.trace.summary(sl.RunMetadata())
+
+
+def test_the_placed_graph_as_graphviz():
+    import shutil
+    g = sl.Graph()
+    with g.as_default():
+        with sl.device("/job:worker/task:0"):
+            a = sl.constant([1.0, 2.0], name="a")
+        with sl.device("/job:worker/task:1"):
+            sl.add(a, 1.0, name="b")
+    dot = g.to_dot(title="two workers")
+    assert dot.startswith('digraph "two workers" {')
+    assert 'label="/job:worker/task:0/device:cpu:0"' in dot
+    assert 'label="/job:worker/task:1/device:cpu:0"' in dot
+    assert 'label="float32 [2]\\n8 B"' in dot  # The one transfer, worker 0 -> worker 1.
+    if shutil.which("dot") is None:
+        with pytest.raises(RuntimeError, match="needs Graphviz's `dot`"):
+            g.to_svg()
+    else:
+        assert "<svg" in g.to_svg()
