@@ -66,8 +66,11 @@ echo "== pipeline_bench" >&2
 echo "== step_overhead" >&2
 (eval "$(tools/python_env.sh)" && /usr/bin/python3 bench/step_overhead.py \
   > "$out/step_overhead.md") >&2 || echo "step_overhead failed" >&2
+echo "== tls_bench" >&2
+(eval "$(tools/python_env.sh)" && /usr/bin/python3 bench/tls_bench.py \
+  > "$out/tls_bench.md") >&2 || echo "tls_bench failed" >&2
 for table in allreduce_bench bsp_throughput ps_bench async_ps_throughput pipeline_bench \
-  step_overhead; do
+  step_overhead tls_bench; do
   echo "$table (bench/$table.py):"
   grep -v '^sluice_server' "$out/$table.md" || true
   echo

@@ -10,6 +10,7 @@
 #include "absl/base/call_once.h"
 #include "absl/strings/str_cat.h"
 #include "distributed/auth.h"
+#include "distributed/tls.h"
 #include "grpc/grpc.h"
 
 namespace sluice {
@@ -112,7 +113,7 @@ std::shared_ptr<grpc::Channel> MakeChannel(const std::string& address, int max_m
                                            absl::Duration keepalive) {
   SelectGrpcPollingEngine();
   return grpc::experimental::CreateCustomChannelWithInterceptors(
-      address, grpc::InsecureChannelCredentials(), BaseArgs(max_message_bytes, keepalive),
+      address, ChannelCredentials(), BaseArgs(max_message_bytes, keepalive),
       ClusterTokenInterceptors());
 }
 
@@ -121,8 +122,8 @@ std::shared_ptr<grpc::Channel> MakeDataChannel(const std::string& address, int m
   SelectGrpcPollingEngine();
   grpc::ChannelArguments args = BaseArgs(max_message_bytes, keepalive);
   TuneForBulkData(&args);
-  return grpc::experimental::CreateCustomChannelWithInterceptors(
-      address, grpc::InsecureChannelCredentials(), args, ClusterTokenInterceptors());
+  return grpc::experimental::CreateCustomChannelWithInterceptors(address, ChannelCredentials(),
+                                                                 args, ClusterTokenInterceptors());
 }
 
 grpc::ByteBuffer SerializeToByteBuffer(const google::protobuf::Message& msg) {

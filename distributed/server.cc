@@ -10,6 +10,7 @@
 #include "core/status.h"
 #include "distributed/auth.h"
 #include "distributed/grpc_util.h"
+#include "distributed/tls.h"
 #include "graph/device_name.h"
 #include "ops/ps_ops.h"
 
@@ -134,8 +135,7 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const ServerOptions& optio
           static_cast<int>(std::clamp<int64_t>(
               absl::ToInt64Milliseconds(options.max_connection_idle), 1, INT32_MAX)));
     }
-    builder.AddListeningPort(absl::StrCat(options.host, ":", port),
-                             grpc::InsecureServerCredentials(), bound);
+    builder.AddListeningPort(absl::StrCat(options.host, ":", port), ServerCredentials(), bound);
     if (options.max_message_bytes >= 0) {
       builder.SetMaxReceiveMessageSize(options.max_message_bytes);
       builder.SetMaxSendMessageSize(options.max_message_bytes);

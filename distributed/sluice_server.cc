@@ -36,6 +36,7 @@
 #include "distributed/auth.h"
 #include "distributed/grpc_util.h"
 #include "distributed/server.h"
+#include "distributed/tls.h"
 #include "graph/cluster_spec.h"
 
 ABSL_FLAG(std::string, cluster_spec, "",
@@ -82,6 +83,16 @@ ABSL_FLAG(std::string, cluster_token_file, "",
           "server must carry it, and every call this server makes carries it. Without it the "
           "token comes from the SLUICE_CLUSTER_TOKEN environment variable, if set (never give "
           "it on a command line)");
+ABSL_FLAG(std::string, tls_cert, "",
+          "PEM certificate chain: serve TLS on every port and present it as the client "
+          "certificate on calls to peers (needs --tls_key; its subjectAltName must name the "
+          "address peers dial)");
+ABSL_FLAG(std::string, tls_key, "", "PEM private key of --tls_cert (readable by its owner only)");
+ABSL_FLAG(std::string, tls_ca, "",
+          "PEM CA certificate: verify the servers this server calls, and with "
+          "--require_client_cert its clients, against it");
+ABSL_FLAG(bool, require_client_cert, false,
+          "Refuse clients without a certificate signed by --tls_ca (mutual TLS)");
 ABSL_FLAG(int64_t, slow_step_report_ms, 60000,
           "A step running this long is reported once on stderr, with what each of its tasks says "
           "it is doing (waiting receives and their senders, credits); 0: never");
@@ -213,6 +224,9 @@ int main(int argc, char** argv) {
     token = env;
   }
   if (absl::Status set = sluice::SetClusterToken(token); !set.ok()) return Fail(set);
+  sluice::TlsFiles tls{absl::GetFlag(FLAGS_tls_cert), absl::GetFlag(FLAGS_tls_key),
+                       absl::GetFlag(FLAGS_tls_ca), absl::GetFlag(FLAGS_require_client_cert)};
+  if (absl::Status set = sluice::SetTls(tls); !set.ok()) return Fail(set);
   const int64_t slow_ms = absl::GetFlag(FLAGS_slow_step_report_ms);
   if (slow_ms < 0) return Fail(absl::InvalidArgumentError("--slow_step_report_ms must be >= 0"));
   options.slow_step_report = slow_ms == 0 ? absl::InfiniteDuration() : absl::Milliseconds(slow_ms);

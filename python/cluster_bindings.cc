@@ -15,6 +15,7 @@
 #include "distributed/protocol.h"
 #include "distributed/remote_session.h"
 #include "distributed/server.h"
+#include "distributed/tls.h"
 #include "graph/cluster_spec.h"
 #include "python/bindings.h"
 
@@ -248,6 +249,15 @@ void BindCluster(py::module_& m) {
           },
           "Blocks until the server is stopped.");
 
+  m.def(
+      "_set_tls",
+      [](const std::string& cert, const std::string& key, const std::string& ca,
+         bool require_client_cert) {
+        ThrowIfError(SetTls({cert, key, ca, require_client_cert}));
+      },
+      py::arg("cert"), py::arg("key"), py::arg("ca"), py::arg("require_client_cert") = false,
+      "This process's TLS files for channels (and servers) built from now on; all empty: "
+      "plaintext.");
   m.def(
       "_set_cluster_token", [](const std::string& token) { ThrowIfError(SetClusterToken(token)); },
       py::arg("token"),

@@ -170,7 +170,7 @@ from sluice.variable_sharing import (
 )
 from sluice.session import (ConfigProto, InteractiveSession, RunMetadata, RunOptions, Session,
                             get_default_session)
-from sluice.distributed import LocalCluster, Server, set_cluster_token
+from sluice.distributed import LocalCluster, Server, set_cluster_token, set_tls
 from sluice import nn
 from sluice import losses
 from sluice import summary

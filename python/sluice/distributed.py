@@ -150,6 +150,55 @@ def set_cluster_token(token=None, file=None):
     _core._set_cluster_token("" if token is None else str(token))
 
 
+_tls_files = ("", "", "", False)  # This process's TLS files, as last set (set_tls).
+
+
+def set_tls(cert=None, key=None, ca=None, require_client_cert=False):
+    """Sets this process's TLS files (PEM paths) for channels (and servers) built from now on:
+    `ca` verifies the servers it calls; `cert` and `key` are presented as its client
+    certificate (mutual TLS) and served by an sl.Server. All None: plaintext again. Raises
+    NotFoundError, PermissionDeniedError (a key others may read) or InvalidArgumentError naming
+    the file or the missing piece."""
+    global _tls_files
+    files = (str(cert or ""), str(key or ""), str(ca or ""), bool(require_client_cert))
+    _core._set_tls(*files)
+    _tls_files = files
+
+
+def make_test_certificates(directory, hosts=("127.0.0.1", "localhost"), days=2):
+    """A throwaway CA and, signed by it, a server certificate naming `hosts` (also good as a
+    client certificate) and a client certificate, written to `directory` with the `openssl`
+    command. For tests and local clusters, not for production (keys unprotected on disk).
+    Returns {"ca", "ca_key", "server", "server_key", "client", "client_key"}: file paths."""
+    import subprocess
+    d = str(directory)
+    paths = {k: os.path.join(d, v) for k, v in (
+        ("ca", "ca.pem"), ("ca_key", "ca.key"), ("server", "server.pem"),
+        ("server_key", "server.key"), ("client", "client.pem"), ("client_key", "client.key"))}
+    key_args = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
+
+    def run(*args):
+        subprocess.run(["openssl"] + list(args), check=True, capture_output=True)
+
+    run("req", "-x509", *key_args, "-keyout", paths["ca_key"], "-out", paths["ca"],
+        "-days", str(days), "-subj", "/CN=sluice test CA")
+    sans = ",".join(("IP:" if h.replace(".", "").isdigit() or ":" in h else "DNS:") + h
+                    for h in hosts)
+    for who, usage, extra in (("server", "serverAuth,clientAuth", "subjectAltName=" + sans),
+                              ("client", "clientAuth", "")):
+        ext = os.path.join(d, who + ".ext")
+        with open(ext, "w") as f:
+            f.write("extendedKeyUsage={}\n{}\n".format(usage, extra))
+        csr = os.path.join(d, who + ".csr")
+        run("req", *key_args, "-keyout", paths[who + "_key"], "-out", csr,
+            "-subj", "/CN=sluice test " + who)
+        run("x509", "-req", "-in", csr, "-CA", paths["ca"], "-CAkey", paths["ca_key"],
+            "-CAcreateserial", "-out", paths[who], "-days", str(days), "-extfile", ext)
+    for k in ("ca_key", "server_key", "client_key"):
+        os.chmod(paths[k], 0o600)
+    return paths
+
+
 def _token_from_environment():
     """Applies SLUICE_CLUSTER_TOKEN(_FILE) from the environment, if set."""
     if os.environ.get("SLUICE_CLUSTER_TOKEN_FILE"):
@@ -173,13 +222,18 @@ class LocalCluster:
         for a random one, or a string; the servers get it through their environment and this
         process signs its calls with it (set_cluster_token). Default: none, unless
         SLUICE_CLUSTER_TOKEN(_FILE) is set in the environment.
+      tls: True for TLS on every plane: a throwaway CA and certificates
+        (make_test_certificates) in a temporary directory (`tls_files` names them); this
+        process calls the cluster with the CA and the client certificate (set_tls) until
+        stop(). require_client_cert: the servers also refuse clients without a certificate
+        from that CA (mutual TLS).
 
     Attributes:
       target: the session target of the master, "grpc://127.0.0.1:port".
     """
 
     def __init__(self, workers=2, server_binary=None, worker_flags=(), master_flags=(), ps=0,
-                 cluster_token=None):
+                 cluster_token=None, tls=False, require_client_cert=False):
         if int(workers) < 1:
             raise ValueError("LocalCluster needs at least one worker, got {}".format(workers))
         if int(ps) < 0:
@@ -194,9 +248,24 @@ class LocalCluster:
             os.environ["SLUICE_CLUSTER_TOKEN"] = str(cluster_token)
             os.environ.pop("SLUICE_CLUSTER_TOKEN_FILE", None)
         _token_from_environment()
-        self._cluster = _core.LocalCluster(find_server_binary(server_binary), int(workers),
-                                           [str(f) for f in worker_flags],
-                                           [str(f) for f in master_flags], int(ps))
+        self.tls_files, self._tls_before = None, None
+        if tls:
+            import tempfile
+            self.tls_files = make_test_certificates(tempfile.mkdtemp(prefix="sluice-tls-"))
+            f = self.tls_files
+            flags = ["--tls_cert=" + f["server"], "--tls_key=" + f["server_key"],
+                     "--tls_ca=" + f["ca"]] + (["--require_client_cert"] if require_client_cert
+                                               else [])
+            worker_flags, master_flags = list(worker_flags) + flags, list(master_flags) + flags
+            self._tls_before = _tls_files
+            set_tls(f["client"], f["client_key"], f["ca"])
+        try:
+            self._cluster = _core.LocalCluster(find_server_binary(server_binary), int(workers),
+                                               [str(f) for f in worker_flags],
+                                               [str(f) for f in master_flags], int(ps))
+        except BaseException:
+            self.stop()
+            raise
         self.target = _TARGET_PREFIX + self._cluster.master_address
 
     @property
@@ -252,6 +321,9 @@ class LocalCluster:
         """Stops every server process (SIGTERM) and waits for them. Idempotent. A token this
         cluster set is taken back (the environment's, if any, applies again)."""
         self._cluster = None
+        if self._tls_before is not None:
+            set_tls(*self._tls_before)
+            self._tls_before = None
         if self._environment is not None:
             for key, value in self._environment.items():
                 if value is None:
