@@ -11,6 +11,7 @@ packages=(
   python3-protobuf python3-crcmod python3-matplotlib python3-absl  # sl.summary, sl.app.flags
   iproute2 iptables  # tests/netns: network namespaces, veth, bridge, fault rules
   libcpp-httplib-dev  # sluice_server --metrics_port (Prometheus text over HTTP)
+  openssl  # sl.LocalCluster(tls=True): throwaway CA and certificates
   libclang-rt-14-dev  # tools/fuzz.sh: clang's libFuzzer and sanitizer runtimes
 )
 
