@@ -25,6 +25,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <iostream>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -34,13 +35,17 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "distributed/auth.h"
+#include "distributed/deploy_config.h"
 #include "distributed/grpc_util.h"
 #include "distributed/server.h"
 #include "distributed/tls.h"
 #include "graph/cluster_spec.h"
 
 ABSL_FLAG(std::string, cluster_spec, "",
-          "Cluster spec, text (worker=h:p,h:p;ps=h:p) or JSON; the master reads job 'worker'");
+          "Cluster spec, text (worker=h:p,h:p;ps=h:p) or JSON; the master reads job 'worker'. "
+          "Without it, the SLUICE_CONFIG environment variable ({\"cluster\": {...}, \"task\": "
+          "{\"type\": \"worker\", \"index\": 1}}) or Slurm's variables give the cluster, job "
+          "and task (docs/deploy.md)");
 ABSL_FLAG(std::string, job, "worker", "This task's job ('master' serves the Master service)");
 ABSL_FLAG(int, task, 0, "This task's index in its job");
 ABSL_FLAG(std::string, host, "127.0.0.1", "Interface to bind (loopback unless told otherwise)");
@@ -194,8 +199,23 @@ int main(int argc, char** argv) {
 
   int port = absl::GetFlag(FLAGS_port);
   const std::string spec_text = absl::GetFlag(FLAGS_cluster_spec);
-  if (!spec_text.empty()) {
-    absl::StatusOr<sluice::ClusterSpec> spec = sluice::ClusterSpec::Parse(spec_text);
+  // Without --cluster_spec, a cluster manager may have said it: SLUICE_CONFIG or Slurm.
+  std::optional<sluice::ClusterSpec> from_env;
+  if (spec_text.empty()) {
+    absl::StatusOr<std::optional<sluice::TaskConfig>> env =
+        sluice::ConfigFromEnvironment(std::getenv);
+    if (!env.ok()) return Fail(env.status());
+    if (env->has_value()) {
+      absl::StatusOr<sluice::ClusterSpec> spec = sluice::ClusterSpec::Create((*env)->cluster);
+      if (!spec.ok()) return Fail(spec.status());
+      from_env = *std::move(spec);
+      options.job = (*env)->job;
+      options.task = (*env)->task;
+    }
+  }
+  if (!spec_text.empty() || from_env.has_value()) {
+    absl::StatusOr<sluice::ClusterSpec> spec =
+        from_env.has_value() ? *from_env : sluice::ClusterSpec::Parse(spec_text);
     if (!spec.ok()) return Fail(spec.status());
     if (port < 0) {
       absl::StatusOr<std::string> addr = spec->TaskAddress(options.job, options.task);

@@ -3,13 +3,16 @@
 // real sluice_server processes on loopback (sluice.LocalCluster). Everything that waits on the
 // network or on child processes runs with the GIL released.
 #include <algorithm>
+#include <cstdlib>
 #include <memory>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "distributed/auth.h"
+#include "distributed/deploy_config.h"
 #include "distributed/grpc_util.h"
 #include "distributed/local_cluster.h"
 #include "distributed/protocol.h"
@@ -249,6 +252,17 @@ void BindCluster(py::module_& m) {
           },
           "Blocks until the server is stopped.");
 
+  m.def(
+      "_config_from_environment",
+      []() -> py::object {
+        std::optional<TaskConfig> c = ValueOrThrow(ConfigFromEnvironment(std::getenv));
+        if (!c.has_value()) return py::none();
+        py::dict cluster;
+        for (const auto& [job, tasks] : c->cluster) cluster[py::str(job)] = tasks;
+        return py::make_tuple(cluster, c->job, c->task);
+      },
+      "(cluster dict, job, task) from SLUICE_CONFIG or Slurm's variables; None when neither "
+      "is set.");
   m.def(
       "_set_tls",
       [](const std::string& cert, const std::string& key, const std::string& ca,

@@ -366,12 +366,25 @@ class Server:
       port: control port overriding the spec's (0: the OS chooses).
       data_port: the data plane's port (default: the OS chooses; advertised to the others).
       protocol, config: accepted for TF1 compatibility ("grpc" only; config is ignored).
+      Server.from_environment() takes cluster, job and task from SLUICE_CONFIG or Slurm.
       start: False delays listening until `start()`.
       wait_for_tasks_ms: how long a step waits for tasks of the spec not started yet.
 
     Attributes:
       target: "grpc://control address", the session target of this task.
     """
+
+    @classmethod
+    def from_environment(cls, **kwargs):
+        """A Server for the task the environment names: SLUICE_CONFIG's JSON ({"cluster":
+        {job: ["host:port", ...]}, "task": {"type": job, "index": i}}) or, without it, Slurm's
+        variables (docs/deploy.md); `kwargs` go to the constructor (host, ...). ValueError when
+        neither is set; InvalidArgumentError naming what is malformed."""
+        config = _core._config_from_environment()
+        if config is None:
+            raise ValueError("neither SLUICE_CONFIG nor Slurm's SLURM_PROCID is set")
+        cluster, job, task = config
+        return cls(cluster, job_name=job, task_index=task, **kwargs)
 
     def __init__(self, cluster, job_name=None, task_index=None, host="127.0.0.1", port=None,
                  data_port=None, protocol=None, config=None, start=True,
