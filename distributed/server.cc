@@ -155,7 +155,9 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const ServerOptions& optio
     return absl::UnavailableError(
         absl::StrCat("cannot listen on ", options.host, ":", options.data_port, " (data plane)"));
   }
-  server->data_address_ = absl::StrCat(options.host, ":", data_port);
+  const std::string& reachable =
+      options.advertise_host.empty() ? options.host : options.advertise_host;
+  server->data_address_ = absl::StrCat(reachable, ":", data_port);
 
   if (!options.cluster_tasks.empty()) {
     MasterOptions mopts;
@@ -177,7 +179,7 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const ServerOptions& optio
     return absl::UnavailableError(absl::StrCat("cannot listen on ", options.host, ":",
                                                options.control_port, " (control plane)"));
   }
-  server->control_address_ = absl::StrCat(options.host, ":", control_port);
+  server->control_address_ = absl::StrCat(reachable, ":", control_port);
   if (options.metrics_port >= 0) {
     SLUICE_ASSIGN_OR_RETURN(
         server->metrics_http_,

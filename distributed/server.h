@@ -36,6 +36,9 @@ struct ServerOptions {
   std::string job = "worker";
   int task = 0;
   std::string host = "127.0.0.1";
+  // The host other tasks reach this one at, in the addresses it advertises (its data address);
+  // empty: `host`. Needed when binding every interface ("0.0.0.0").
+  std::string advertise_host;
   int control_port = 0;
   int data_port = 0;
   // gRPC's message cap on both ports; -1: 2 GiB on the control port (whole feeds and fetches),

@@ -49,6 +49,9 @@ ABSL_FLAG(std::string, cluster_spec, "",
 ABSL_FLAG(std::string, job, "worker", "This task's job ('master' serves the Master service)");
 ABSL_FLAG(int, task, 0, "This task's index in its job");
 ABSL_FLAG(std::string, host, "127.0.0.1", "Interface to bind (loopback unless told otherwise)");
+ABSL_FLAG(std::string, advertise_host, "",
+          "The host other tasks reach this one at (in the addresses it advertises); default: "
+          "this task's host in the cluster spec, else --host. Set it when --host=0.0.0.0");
 ABSL_FLAG(int, port, -1, "Control port; -1: from the cluster spec; 0: the OS chooses");
 ABSL_FLAG(int, data_port, 0, "Data port; 0: the OS chooses (advertised over the control plane)");
 ABSL_FLAG(int64_t, wait_for_tasks_ms, 60000,
@@ -217,12 +220,13 @@ int main(int argc, char** argv) {
     absl::StatusOr<sluice::ClusterSpec> spec =
         from_env.has_value() ? *from_env : sluice::ClusterSpec::Parse(spec_text);
     if (!spec.ok()) return Fail(spec.status());
+    absl::StatusOr<std::string> addr = spec->TaskAddress(options.job, options.task);
     if (port < 0) {
-      absl::StatusOr<std::string> addr = spec->TaskAddress(options.job, options.task);
       if (!addr.ok()) return Fail(addr.status());
       const std::string p = addr->substr(addr->rfind(':') + 1);
       if (!absl::SimpleAtoi(p, &port)) return Fail(absl::InvalidArgumentError(*addr));
     }
+    if (addr.ok()) options.advertise_host = addr->substr(0, addr->rfind(':'));
     options.cluster_tasks = sluice::ClusterTasks(*spec);
   }
   const int64_t wait_ms = absl::GetFlag(FLAGS_wait_for_tasks_ms);
@@ -230,6 +234,9 @@ int main(int argc, char** argv) {
   options.wait_for_tasks = absl::Milliseconds(wait_ms);
   if (port < 0) {
     return Fail(absl::InvalidArgumentError("give --port or a --cluster_spec naming this task"));
+  }
+  if (const std::string a = absl::GetFlag(FLAGS_advertise_host); !a.empty()) {
+    options.advertise_host = a;
   }
   options.control_port = port;
   options.data_port = absl::GetFlag(FLAGS_data_port);

@@ -12,6 +12,7 @@ packages=(
   iproute2 iptables  # tests/netns: network namespaces, veth, bridge, fault rules
   libcpp-httplib-dev  # sluice_server --metrics_port (Prometheus text over HTTP)
   openssl  # sl.LocalCluster(tls=True): throwaway CA and certificates
+  python3-yaml  # python/tests/test_deploy_manifests.py reads deploy/kubernetes
   libclang-rt-14-dev  # tools/fuzz.sh: clang's libFuzzer and sanitizer runtimes
 )
 

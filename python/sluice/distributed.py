@@ -45,15 +45,20 @@ def _master_address(target):
 
 class ClusterSpec:
     """The tasks of a cluster: job name -> list of "host:port", task i at index i (TF1's
-    tf.train.ClusterSpec). Built from a dict (lists, or TF's {index: address}) or another
-    ClusterSpec; the engine validates the addresses when a Server starts."""
+    tf.train.ClusterSpec). Built from a dict (lists, or TF's {index: address}), another
+    ClusterSpec or the text form "worker=h:p,h:p;ps=h:p"; the engine validates the addresses
+    when a Server starts."""
 
     def __init__(self, cluster):
         if isinstance(cluster, ClusterSpec):
             cluster = cluster.as_dict()
+        if isinstance(cluster, str):
+            cluster = {job.strip(): [a.strip() for a in tasks.split(",") if a.strip()]
+                       for job, _, tasks in (entry.partition("=")
+                                             for entry in cluster.split(";") if entry.strip())}
         if not isinstance(cluster, dict):
-            raise TypeError("ClusterSpec: expected a dict {job: [addresses]}, a ClusterSpec or "
-                            "a spec string, got {!r}".format(cluster))
+            raise TypeError("ClusterSpec: expected a dict {{job: [addresses]}}, a ClusterSpec "
+                            "or a spec string, got {!r}".format(cluster))
         self._jobs = {}
         for job, addresses in cluster.items():
             if isinstance(addresses, dict):  # TF's sparse form {index: address}.
