@@ -33,8 +33,6 @@ Master::Master(MasterOptions options)
       watchdog_(options_.slow_step_report, &monitor_) {
   RegisterAllOps();
   for (const proto::PeerAddress& w : options_.workers) monitor_.Watch(w);
-  // Step ids differ across master restarts, so a worker never mixes two masters' steps.
-  next_step_ = (absl::Uniform<int64_t>(absl::BitGen(), 1, 1 << 20)) << 20;
   if (options_.session_idle_timeout != absl::InfiniteDuration()) {
     expiry_thread_ = std::thread([this] { ExpireIdleSessions(); });
   }
@@ -188,7 +186,11 @@ grpc::Status Master::CreateSession(grpc::ServerContext* ctx, const proto::Create
   if (absl::Status room = CheckRoomLocked(); !room.ok()) {
     return ToGrpc(AnnotateStatus(room, "CreateSession"));
   }
-  std::string handle = absl::StrCat("session-", next_session_++);
+  // Unguessable: knowing another client's handle is what closing or running its session takes.
+  absl::BitGen bits;
+  std::string handle = absl::StrCat("session-", next_session_++, "-",
+                                    absl::Hex(absl::Uniform<uint64_t>(bits), absl::kZeroPad16),
+                                    absl::Hex(absl::Uniform<uint64_t>(bits), absl::kZeroPad16));
   (*s)->last_used = absl::Now();
   sessions_[handle] = *s;
   resp->set_session_handle(handle);
@@ -425,7 +427,9 @@ absl::Status Master::RunStepImpl(const proto::RunStepRequest& req, proto::RunSte
   };
   SLUICE_ASSIGN_OR_RETURN(std::shared_ptr<Prepared> prepared, Prepare(session.get(), req));
   SLUICE_RETURN_IF_ERROR(CheckFeeds(*prepared, req));
-  const int64_t step_id = next_step_++;
+  // Random: a stranger cannot abort or feed a step before it exists by guessing its id, and
+  // two masters (or one restarted) never give a worker the same id.
+  const int64_t step_id = absl::Uniform<int64_t>(absl::BitGen(), 1, INT64_MAX);
   const absl::Duration timeout =
       req.timeout_ms() > 0 ? absl::Milliseconds(req.timeout_ms()) : options_.default_step_timeout;
   // A task the step needs may not be up yet (a master started before its workers).

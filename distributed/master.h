@@ -125,7 +125,6 @@ class Master : public proto::Master::Service {
   HeartbeatMonitor monitor_;
   StepCoordinator coordinator_;
   StepWatchdog watchdog_;
-  std::atomic<int64_t> next_step_{1};
   mutable absl::Mutex mu_;
   int64_t next_session_ ABSL_GUARDED_BY(mu_) = 1;
   std::map<std::string, std::shared_ptr<SessionState>> sessions_ ABSL_GUARDED_BY(mu_);

@@ -60,6 +60,31 @@ proto::TaskIdentity Worker::identity() const {
   return id;
 }
 
+namespace {
+
+std::string HostOf(const std::string& address) { return address.substr(0, address.rfind(':')); }
+
+}  // namespace
+
+absl::Status Worker::CheckPeer(const proto::PeerAddress& peer) const {
+  if (options_.cluster_tasks.empty()) return absl::OkStatus();  // No spec to check against.
+  for (const proto::PeerAddress& known : options_.cluster_tasks) {
+    if (known.task_prefix() != peer.task_prefix()) continue;
+    // The control address is the spec's; the data address is advertised by the peer itself
+    // (its port is the OS's choice) but lives on the same host.
+    if (peer.control_address() != known.control_address() ||
+        (!peer.data_address().empty() &&
+         HostOf(peer.data_address()) != HostOf(known.control_address()))) {
+      break;
+    }
+    return absl::OkStatus();
+  }
+  return absl::PermissionDeniedError(absl::StrCat(
+      "RegisterGraph: peer ", peer.task_prefix(), " at control ", peer.control_address(), ", data ",
+      peer.data_address(), " is not a task of ", task_prefix(),
+      "'s cluster spec; this worker connects only to its cluster's tasks"));
+}
+
 absl::Status Worker::RegisterGraph(const proto::RegisterGraphRequest& request,
                                    proto::RegisterGraphResponse* resp) {
   const proto::RegisterGraphRequest* req = &request;
@@ -88,7 +113,10 @@ absl::Status Worker::RegisterGraph(const proto::RegisterGraphRequest& request,
   absl::StatusOr<std::unique_ptr<Executor>> exec = Executor::Create(params);
   if (!exec.ok()) return AnnotateStatus(exec.status(), "RegisterGraph");
   reg->executor = std::move(*exec);
-  for (const proto::PeerAddress& p : req->peers()) reg->peers[p.task_prefix()] = p;
+  for (const proto::PeerAddress& p : req->peers()) {
+    SLUICE_RETURN_IF_ERROR(CheckPeer(p));
+    reg->peers[p.task_prefix()] = p;
+  }
   absl::MutexLock lock(&mu_);
   if (options_.max_session_bytes > 0) {
     const std::string session =
@@ -105,7 +133,11 @@ absl::Status Worker::RegisterGraph(const proto::RegisterGraphRequest& request,
       it = it->second.expired() ? budgets_.erase(it) : std::next(it);
     }
   }
-  std::string handle = absl::StrCat("g", next_graph_++, "-", incarnation_);
+  // Unguessable (128 random bits): a handle is what running or deregistering a graph takes.
+  absl::BitGen bits;
+  std::string handle = absl::StrCat("g", next_graph_++, "-", incarnation_, "-",
+                                    absl::Hex(absl::Uniform<uint64_t>(bits), absl::kZeroPad16),
+                                    absl::Hex(absl::Uniform<uint64_t>(bits), absl::kZeroPad16));
   graphs_[handle] = std::move(reg);
   resp->set_graph_handle(handle);
   resp->set_incarnation(incarnation_);

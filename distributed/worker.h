@@ -84,6 +84,7 @@ class Worker {
   // Cancels every running step and breaks every link to peers (server shutdown).
   void AbortAll(const absl::Status& reason);
 
+  // Refuses a partition whose peers are not tasks of this worker's cluster spec (see CheckPeer).
   absl::Status RegisterGraph(const proto::RegisterGraphRequest& req,
                              proto::RegisterGraphResponse* resp);
   absl::Status DeregisterGraph(const proto::DeregisterGraphRequest& req);
@@ -111,6 +112,11 @@ class Worker {
   void CloseEdge(int64_t id);
 
  private:
+  // PermissionDenied unless `peer` is a task of this worker's cluster spec at its address (its
+  // data address on the same host): a request cannot make this worker connect elsewhere. OK
+  // when the worker has no spec.
+  absl::Status CheckPeer(const proto::PeerAddress& peer) const;
+
   struct RegisteredGraph {
     std::shared_ptr<MemoryBudget> budget;  // Its session's (null: no bound).
     std::shared_ptr<const Graph> graph;

@@ -3,6 +3,7 @@
 // --session_idle_timeout_ms (its partitions deregistered from the workers), and a graph over
 // --max_graph_bytes is refused at creation and at extension. Each error names its flag.
 #include <memory>
+#include <regex>
 #include <string>
 
 #include "absl/strings/str_cat.h"
@@ -83,6 +84,20 @@ TEST_F(MasterLimitsTest, SessionsBeyondTheLimitAreRefusedUntilOneCloses) {
   proto::CloseSessionResponse closed;
   ASSERT_TRUE(master->CloseSession(nullptr, &close, &closed).ok());
   EXPECT_TRUE(master->CreateSession(nullptr, &create, &s3).ok());
+}
+
+// Session handles carry 128 random bits: knowing one's own does not tell another's.
+TEST_F(MasterLimitsTest, SessionHandlesAreUnguessable) {
+  auto master = StartMaster({});
+  proto::CreateSessionRequest create = NegGraph();
+  proto::CreateSessionResponse s1, s2;
+  ASSERT_TRUE(master->CreateSession(nullptr, &create, &s1).ok());
+  ASSERT_TRUE(master->CreateSession(nullptr, &create, &s2).ok());
+  const std::regex form("session-[0-9]+-[0-9a-f]{32}");
+  EXPECT_TRUE(std::regex_match(s1.session_handle(), form)) << s1.session_handle();
+  EXPECT_TRUE(std::regex_match(s2.session_handle(), form)) << s2.session_handle();
+  EXPECT_NE(s1.session_handle().substr(s1.session_handle().rfind('-')),
+            s2.session_handle().substr(s2.session_handle().rfind('-')));
 }
 
 TEST_F(MasterLimitsTest, AnIdleSessionIsClosedAndItsPartitionsDeregistered) {

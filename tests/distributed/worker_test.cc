@@ -146,6 +146,38 @@ TEST(WorkerTest, ASessionsTensorsAreBoundedByItsBudget) {
   EXPECT_TRUE(run(register_for("session-2"), 120).ok());
 }
 
+// A worker with a cluster spec registers partitions only with peers of that spec, at their
+// addresses: a request cannot make it connect anywhere else (server-side request forgery).
+TEST(WorkerTest, RefusesPeersOutsideItsClusterSpec) {
+  TensorMailbox mailbox;
+  WorkerOptions options;
+  options.cluster_tasks = {MakePeerAddress("/job:worker/task:0", "10.0.0.1:2222", ""),
+                           MakePeerAddress("/job:worker/task:1", "10.0.0.2:2222", "")};
+  Worker worker(options, &mailbox);
+  Scope root = ops::NewRootScope();
+  ops::Const(root.WithOpName("c"), Tensor::Scalar<float>(1));
+  auto register_with = [&](proto::PeerAddress peer) {
+    proto::RegisterGraphRequest reg;
+    reg.set_protocol_version(kProtocolVersion);
+    ToGraphDef(**root.Finalize(), reg.mutable_partition());
+    *reg.add_peers() = std::move(peer);
+    proto::RegisterGraphResponse registered;
+    return worker.RegisterGraph(reg, &registered);
+  };
+  EXPECT_TRUE(
+      register_with(MakePeerAddress("/job:worker/task:1", "10.0.0.2:2222", "10.0.0.2:40001")).ok());
+  EXPECT_TRUE(StatusHas(
+      register_with(MakePeerAddress("/job:worker/task:1", "169.254.169.254:80", "")),
+      absl::StatusCode::kPermissionDenied,
+      "RegisterGraph: peer /job:worker/task:1 at control 169.254.169.254:80, data  is not a task "
+      "of /job:worker/task:0's cluster spec; this worker connects only to its cluster's tasks"));
+  EXPECT_TRUE(StatusHas(
+      register_with(MakePeerAddress("/job:worker/task:1", "10.0.0.2:2222", "10.9.9.9:40001")),
+      absl::StatusCode::kPermissionDenied, "data 10.9.9.9:40001 is not a task"));
+  EXPECT_TRUE(StatusHas(register_with(MakePeerAddress("/job:evil/task:0", "10.0.0.2:2222", "")),
+                        absl::StatusCode::kPermissionDenied, "peer /job:evil/task:0 at control"));
+}
+
 // A step_failed notice whose status code is OK (or unknown to absl) still fails the step's
 // receives, with an error that says so, instead of crashing the worker.
 TEST(WorkerTest, AStepFailedNoticeWithAnInvalidCodeFailsTheStep) {
