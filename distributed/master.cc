@@ -15,6 +15,7 @@
 #include "distributed/grpc_util.h"
 #include "distributed/pipeline_builder.h"
 #include "distributed/protocol.h"
+#include "distributed/tls.h"
 #include "graph/device_name.h"
 #include "graph/graph_def.h"
 #include "graph/partitioner.h"
@@ -72,7 +73,7 @@ void Master::ExpireIdleSessions() {
 }
 
 absl::StatusOr<std::shared_ptr<Master::SessionState>> Master::FindSession(
-    const std::string& handle) {
+    const std::string& handle, const std::string& client) {
   absl::MutexLock lock(&mu_);
   auto it = sessions_.find(handle);
   if (it == sessions_.end()) {
@@ -81,6 +82,10 @@ absl::StatusOr<std::shared_ptr<Master::SessionState>> Master::FindSession(
                                             "after ",
                                             absl::FormatDuration(options_.session_idle_timeout),
                                             " unused: --session_idle_timeout_ms)"));
+  }
+  if (!it->second->owner.empty() && it->second->owner != client) {
+    return absl::PermissionDeniedError(absl::StrCat(
+        "session '", handle, "' belongs to the client that created it (another certificate)"));
   }
   it->second->last_used = absl::Now();
   return it->second;
@@ -192,6 +197,7 @@ grpc::Status Master::CreateSession(grpc::ServerContext* ctx, const proto::Create
                                     absl::Hex(absl::Uniform<uint64_t>(bits), absl::kZeroPad16),
                                     absl::Hex(absl::Uniform<uint64_t>(bits), absl::kZeroPad16));
   (*s)->last_used = absl::Now();
+  (*s)->owner = ClientIdentity(ctx);
   sessions_[handle] = *s;
   resp->set_session_handle(handle);
   return grpc::Status::OK;
@@ -202,7 +208,8 @@ grpc::Status Master::ExtendSession(grpc::ServerContext* ctx, const proto::Extend
   if (grpc::Status auth = CheckClusterToken(ctx); !auth.ok()) return auth;
   grpc::Status v = ToGrpc(CheckProtocolVersion(req->protocol_version(), "ExtendSession"));
   if (!v.ok()) return v;
-  absl::StatusOr<std::shared_ptr<SessionState>> old = FindSession(req->session_handle());
+  absl::StatusOr<std::shared_ptr<SessionState>> old =
+      FindSession(req->session_handle(), ClientIdentity(ctx));
   if (!old.ok()) return ToGrpc(old.status());
   proto::GraphDef merged = (*old)->def;
   for (const auto& n : req->graph().node()) *merged.add_node() = n;
@@ -213,6 +220,7 @@ grpc::Status Master::ExtendSession(grpc::ServerContext* ctx, const proto::Extend
   if (!s.ok()) return ToGrpc(AnnotateStatus(s.status(), "ExtendSession"));
   absl::MutexLock lock(&mu_);
   (*s)->last_used = absl::Now();
+  (*s)->owner = (*old)->owner;
   sessions_[req->session_handle()] = *s;
   return grpc::Status::OK;
 }
@@ -222,7 +230,8 @@ grpc::Status Master::CloseSession(grpc::ServerContext* ctx, const proto::CloseSe
   if (grpc::Status auth = CheckClusterToken(ctx); !auth.ok()) return auth;
   grpc::Status v = ToGrpc(CheckProtocolVersion(req->protocol_version(), "CloseSession"));
   if (!v.ok()) return v;
-  absl::StatusOr<std::shared_ptr<SessionState>> s = FindSession(req->session_handle());
+  absl::StatusOr<std::shared_ptr<SessionState>> s =
+      FindSession(req->session_handle(), ClientIdentity(ctx));
   if (!s.ok()) return ToGrpc(s.status());
   {
     absl::MutexLock lock(&mu_);
@@ -413,9 +422,10 @@ absl::Status Master::EnsureRegistered(Prepared::Part* part) {
 }
 
 absl::Status Master::RunStepImpl(const proto::RunStepRequest& req, proto::RunStepResponse* resp,
-                                 std::function<bool()> abandoned) {
+                                 const std::string& client, std::function<bool()> abandoned) {
   const int64_t received_ns = absl::GetCurrentTimeNanos();
-  SLUICE_ASSIGN_OR_RETURN(std::shared_ptr<SessionState> session, FindSession(req.session_handle()));
+  SLUICE_ASSIGN_OR_RETURN(std::shared_ptr<SessionState> session,
+                          FindSession(req.session_handle(), client));
   {
     absl::MutexLock lock(&mu_);
     ++session->running_steps;
@@ -521,7 +531,8 @@ grpc::Status Master::RunStep(grpc::ServerContext* ctx, const proto::RunStepReque
   grpc::Status v = ToGrpc(CheckProtocolVersion(req->protocol_version(), "RunStep"));
   if (!v.ok()) return v;
   // A client that goes away (killed, or its deadline passed) cancels its step on the workers.
-  return ToGrpc(RunStepImpl(*req, resp, [ctx] { return ctx != nullptr && ctx->IsCancelled(); }));
+  return ToGrpc(RunStepImpl(*req, resp, ClientIdentity(ctx),
+                            [ctx] { return ctx != nullptr && ctx->IsCancelled(); }));
 }
 
 }  // namespace sluice

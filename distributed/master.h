@@ -81,6 +81,9 @@ class Master : public proto::Master::Service {
     std::vector<Endpoint> feeds;                   // In request order, for checking the fed values.
   };
   struct SessionState {
+    // The identity of the client certificate that created it (tls.h ClientIdentity); only
+    // that client may use it. Empty: no certificate, no binding.
+    std::string owner;
     absl::Time last_used;   // Guarded by the master's mu_.
     int running_steps = 0;  // Guarded by the master's mu_; a session never expires while > 0.
     proto::GraphDef def;
@@ -109,10 +112,12 @@ class Master : public proto::Master::Service {
   static absl::Status CheckFeeds(const Prepared& prepared, const proto::RunStepRequest& req);
   // `abandoned` tells whether the client gave up on the step (see StepRunOptions).
   absl::Status RunStepImpl(const proto::RunStepRequest& req, proto::RunStepResponse* resp,
-                           std::function<bool()> abandoned);
+                           const std::string& client, std::function<bool()> abandoned);
   std::vector<std::string> DeviceNames() const;
-  // The session of `handle`, marked used now; NotFound naming the handle otherwise.
-  absl::StatusOr<std::shared_ptr<SessionState>> FindSession(const std::string& handle);
+  // The session of `handle`, marked used now; NotFound naming the handle otherwise, and
+  // PermissionDenied when another client's certificate created it (`client`: the caller's).
+  absl::StatusOr<std::shared_ptr<SessionState>> FindSession(const std::string& handle,
+                                                            const std::string& client);
   absl::Status CheckGraphSize(const proto::GraphDef& def) const;
   // ResourceExhausted naming --max_sessions when no session can be added.
   absl::Status CheckRoomLocked() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);

@@ -110,4 +110,16 @@ std::shared_ptr<grpc::ServerCredentials> ServerCredentials() {
   return grpc::SslServerCredentials(options);
 }
 
+std::string ClientIdentity(const grpc::ServerContextBase* ctx) {
+  if (ctx == nullptr) return "";
+  std::shared_ptr<const grpc::AuthContext> auth = ctx->auth_context();
+  if (auth == nullptr || !auth->IsPeerAuthenticated()) return "";
+  std::string out;
+  for (const grpc::string_ref& id : auth->GetPeerIdentity()) {
+    if (!out.empty()) out += ",";
+    out.append(id.data(), id.size());
+  }
+  return out;
+}
+
 }  // namespace sluice

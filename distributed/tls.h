@@ -46,6 +46,11 @@ std::shared_ptr<grpc::ChannelCredentials> ChannelCredentials();
 // else plaintext.
 std::shared_ptr<grpc::ServerCredentials> ServerCredentials();
 
+// Who is calling: the identity of the client's verified TLS certificate (its subjectAltNames,
+// else its common name, comma-joined); empty without one (plaintext, or no client certificate).
+// Servers bind what a client creates (sessions) to it. A null context gives "".
+std::string ClientIdentity(const grpc::ServerContextBase* ctx);
+
 }  // namespace sluice
 
 #endif  // SLUICE_DISTRIBUTED_TLS_H_

@@ -97,6 +97,8 @@ class PyRemoteSession {
     CallWithoutGil([&] { return session->Restore(path, names); });
   }
 
+  std::string Handle() { return GetSession()->handle(); }
+
   std::vector<std::string> ListDevices() {
     std::shared_ptr<RemoteSession> session = GetSession();
     absl::StatusOr<std::vector<std::string>> devices;
@@ -229,7 +231,10 @@ void BindCluster(py::module_& m) {
            "Sets the variables `names` (all if empty) from the local checkpoint file `path`.")
       .def("list_devices", &PyRemoteSession::ListDevices, "The devices of the cluster.")
       .def("close", &PyRemoteSession::Close, "Closes the session on the master.")
-      .def_property_readonly("closed", &PyRemoteSession::closed);
+      .def_property_readonly("closed", &PyRemoteSession::closed)
+      .def_property_readonly(
+          "handle", [](PyRemoteSession& s) { return s.Handle(); },
+          "The master's handle of the current session (tests).");
 
   py::class_<Server>(m, "Server", "One sluice server task running in this process.")
       .def(py::init(&StartServer), py::arg("cluster_spec"), py::arg("job"), py::arg("task"),
@@ -300,6 +305,25 @@ void BindCluster(py::module_& m) {
       py::arg("control_address"), py::arg("count"),
       "`count` heartbeats over one channel to a task's control port, one after another: each "
       "round trip in microseconds (the peer of the step-overhead benchmark).");
+  m.def(
+      "_close_session",
+      [](const std::string& master_address, const std::string& handle) {
+        proto::CloseSessionRequest req;
+        req.set_protocol_version(kProtocolVersion);
+        req.set_session_handle(handle);
+        proto::CloseSessionResponse resp;
+        grpc::ClientContext ctx;
+        ctx.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(10)));
+        grpc::Status s;
+        {
+          py::gil_scoped_release release;
+          s = proto::Master::NewStub(MakeChannel(master_address))->CloseSession(&ctx, req, &resp);
+        }
+        return FromGrpc(s).ToString();
+      },
+      py::arg("master_address"), py::arg("handle"),
+      "Closes a session by its handle over a new channel (this process's TLS and token): the "
+      "status as text (tests).");
   m.def(
       "_heartbeat",
       [](const std::string& control_address) {

@@ -87,3 +87,34 @@ def test_bad_tls_files_are_refused_with_the_reason(tmp_path):
                        match="requiring client certificates needs the CA"):
         sl.set_tls(require_client_cert=True)
     sl.set_tls()  # Plaintext.
+
+
+def test_a_session_belongs_to_the_certificate_that_created_it(tmp_path):
+    """Under mutual TLS a session is bound to its creator's certificate: another member of the
+    cluster (a certificate from the same CA) that learns the handle cannot close it."""
+    import subprocess
+    with sl.LocalCluster(workers=2, tls=True, require_client_cert=True) as cluster:
+        f = cluster.tls_files
+        g, b = two_worker_graph()
+        master = cluster.target[len("grpc://"):]
+        with sl.Session(cluster.target, graph=g) as sess:
+            sess.run(b)
+            handle = sess._session.handle
+            assert len(handle.rsplit("-", 1)[1]) == 32  # 128 random bits.
+            key, csr, cert = (str(tmp_path / n) for n in ("other.key", "other.csr", "other.pem"))
+            subprocess.run(["openssl", "req", "-newkey", "ec", "-pkeyopt",
+                            "ec_paramgen_curve:prime256v1", "-nodes", "-keyout", key, "-out",
+                            csr, "-subj", "/CN=another member"], check=True, capture_output=True)
+            subprocess.run(["openssl", "x509", "-req", "-in", csr, "-CA", f["ca"], "-CAkey",
+                            f["ca_key"], "-CAcreateserial", "-out", cert, "-days", "1"],
+                           check=True, capture_output=True)
+            os.chmod(key, 0o600)
+            try:
+                sl.set_tls(cert, key, f["ca"])
+                assert _core._close_session(master, handle) == (
+                    "PERMISSION_DENIED: session '{}' belongs to the client that created it "
+                    "(another certificate)".format(handle))
+            finally:
+                sl.set_tls(f["client"], f["client_key"], f["ca"])
+            np.testing.assert_array_equal(sess.run(b), [1, 2, 3, 4])  # Still its owner's.
+            assert _core._close_session(master, handle) == "OK"
