@@ -47,8 +47,8 @@ class _Clocks:
 
 def chrome_trace(run_metadata, align_clocks=True):
     """The step as Chrome's trace-event JSON (a dict; json.dump it): a process per task (and
-    the master and the client), a track per thread, a slice per node (args: op, device, bytes
-    received), the RunStep and RunGraph calls, and a flow arrow from each _Send to its _Recv.
+    the master and the client), a track per thread, a slice per node (args: op, device, a
+    transfer's bytes), the RunStep and RunGraph calls, and a flow arrow from each _Send to its _Recv.
     Timestamps in microseconds from the client's send."""
     stats = _stats(run_metadata)
     clocks = _Clocks(stats, align_clocks)

@@ -59,7 +59,7 @@ def test_a_traced_step_on_a_cluster_pairs_its_transfer_and_orders_its_calls():
     assert len(send) == 1 and len(recv) == 1
     assert send[0]["transfer"] == recv[0]["transfer"] == (
         "/job:worker/task:0/device:cpu:0;/job:worker/task:1/device:cpu:0;a:0")
-    assert recv[0]["bytes"] == 6 * 4
+    assert recv[0]["bytes"] == send[0]["bytes"] == 6 * 4
     assert "b" in {n["node"] for n in tasks["/job:worker/task:1"]["nodes"]}
     # One host, one clock: every call's times are ordered as the calls happened.
     assert stats["client_sent_ns"] <= stats["master_received_ns"]

@@ -118,8 +118,9 @@ class ExecutorImpl : public Executor {
   void Finish(StepState* step) const;
   void Schedule(StepState* step, int id) const;
   // Records a traced step's node (see StepArgs::trace).
+  // `sent`: a _Send's bytes (its input's), -1 for other nodes.
   void Trace(StepState* step, const NodeItem& item, int64_t start,
-             const std::vector<Tensor>& outputs) const;
+             const std::vector<Tensor>& outputs, int64_t sent) const;
 
   CpuDevice* device_ = nullptr;
   std::vector<NodeItem> items_;
@@ -374,7 +375,7 @@ void ExecutorImpl::Process(StepState* step, std::vector<int> ready) const {
             std::vector<Tensor> outs;
             CollectOutputs(step, items_[id], ctx->status(), ctx, &outs);
             delete ctx;
-            if (step->args.trace != nullptr) Trace(step, items_[id], start, outs);
+            if (step->args.trace != nullptr) Trace(step, items_[id], start, outs, -1);
             std::vector<int> next;
             Complete(step, items_[id], &outs, &next);
             if (next.empty()) return;
@@ -388,9 +389,14 @@ void ExecutorImpl::Process(StepState* step, std::vector<int> ready) const {
         }
         OpKernelContext ctx(std::move(p));
         const int64_t start = step->args.trace != nullptr ? StepTrace::NowNanos() : 0;
+        // A _Send's bytes are its input's; the kernel may release it.
+        const int64_t sent =
+            step->args.trace != nullptr && ctx.num_inputs() > 0 && item.node->op() == "_Send"
+                ? static_cast<int64_t>(ctx.input(0).TotalBytes())
+                : -1;
         absl::Status s = ComputeCatching(item.kernel.get(), &ctx);
         CollectOutputs(step, item, std::move(s), &ctx, &outputs);
-        if (step->args.trace != nullptr) Trace(step, item, start, outputs);
+        if (step->args.trace != nullptr) Trace(step, item, start, outputs, sent);
       }
     }
     Complete(step, item, &outputs, &ready);
@@ -398,7 +404,7 @@ void ExecutorImpl::Process(StepState* step, std::vector<int> ready) const {
 }
 
 void ExecutorImpl::Trace(StepState* step, const NodeItem& item, int64_t start,
-                         const std::vector<Tensor>& outputs) const {
+                         const std::vector<Tensor>& outputs, int64_t sent) const {
   NodeExecStats stats;
   stats.device = device_->name();
   stats.node = item.node->name();
@@ -412,9 +418,11 @@ void ExecutorImpl::Trace(StepState* step, const NodeItem& item, int64_t start,
     auto to = item.node->GetAttr<std::string>("recv_device");
     if (name.ok() && from.ok() && to.ok())
       stats.transfer = absl::StrCat(*from, ";", *to, ";", *name);
-    const Tensor* t =
-        item.node->op() == "_Recv" ? (outputs.empty() ? nullptr : &outputs[0]) : nullptr;
-    stats.bytes = t != nullptr ? static_cast<int64_t>(t->TotalBytes()) : -1;
+    if (item.node->op() == "_Send") {
+      stats.bytes = sent;
+    } else if (!outputs.empty()) {
+      stats.bytes = static_cast<int64_t>(outputs[0].TotalBytes());
+    }
   }
   step->args.trace->Add(std::move(stats));
 }

@@ -4,7 +4,7 @@
 // (one per device, possibly on several threads at once) then records one NodeExecStats per
 // node it ran: its start and end on the system clock (ns since the Unix epoch, comparable
 // across processes of one host), the OS thread, and for transfers (_Send, _Recv) what pairs
-// the two ends and the received bytes. Without a StepTrace nothing is recorded or timed.
+// the two ends and the tensor's bytes. Without a StepTrace nothing is recorded or timed.
 // Thread-safe.
 //
 //   StepTrace trace;
@@ -32,7 +32,7 @@ struct NodeExecStats {
   uint32_t thread = 0;  // The OS thread id.
   // _Send / _Recv: "send_device;recv_device;tensor_name", the same on both ends of a transfer.
   std::string transfer;
-  int64_t bytes = -1;  // _Recv: the received tensor's bytes; -1 otherwise.
+  int64_t bytes = -1;  // _Send / _Recv: the tensor's bytes; -1 otherwise.
 };
 
 class StepTrace {
