@@ -43,6 +43,7 @@ stages each, Megatron's order).
 
 import contextlib
 
+from sluice import array_ops
 from sluice import framework
 from sluice._core import core as _core
 
@@ -414,11 +415,10 @@ def stack(layers, inputs, devices, layer_costs=None):
     as len(devices) pipeline stages of consecutive layers with balanced estimated compute
     (`estimate_flops` of the operations each layer runs per batch, those reading its input,
     counted by building the stack once in a scratch graph; or `layer_costs`, one number per
-    layer). Stage s runs on devices[s]. Layers
-    are built inside the stage blocks, so their variables live on their stage's device; build
-    the loss afterwards in `with sl.pipeline.stage(len(devices) - 1, devices[-1]):`. Returns
-    (the last layer's output, a StackPlan reporting the cut and each stage's estimated
-    cost)."""
+    layer). Stage s runs on devices[s]. Layers are built inside the stage blocks, so their
+    variables live on their stage's device; build the loss afterwards in
+    `with sl.pipeline.stage(len(devices) - 1, devices[-1]):`. Returns (the last layer's
+    output, a StackPlan reporting the cut and each stage's estimated cost)."""
     layers = list(layers)
     if not layers:
         raise ValueError("stack needs at least one layer")
@@ -427,8 +427,7 @@ def stack(layers, inputs, devices, layer_costs=None):
         scratch = framework.Graph()
         layer_costs = []
         with scratch.as_default():
-            from sluice import array_ops  # A placeholder like `inputs`, for the dry build.
-            h = array_ops.placeholder(x.dtype, x.shape)
+            h = array_ops.placeholder(x.dtype, x.shape)  # Like `inputs`, for the dry build.
             live = {h.op.name}  # Operations that run per batch: those reading the input.
             for layer in layers:
                 first = len(scratch)
