@@ -9,6 +9,7 @@
 #include "core/tensor_proto.h"
 #include "graph/device_name.h"
 #include "graph/graph_def.h"
+#include "ops/ps_ops.h"
 #include "ops/register.h"
 
 namespace sluice {
@@ -418,6 +419,12 @@ absl::Status Worker::Inspect(const proto::InspectRequest& req, proto::InspectRes
   SLUICE_RETURN_IF_ERROR(CheckProtocolVersion(req.protocol_version(), "Inspect"));
   *resp->mutable_identity() = identity();
   for (const proto::PeerAddress& t : options_.cluster_tasks) *resp->add_cluster() = t;
+  for (PsWait& w : ReadPsWaits(resources())) {
+    proto::InspectedPsWait* out = resp->add_ps_waits();
+    out->set_variable(std::move(w.variable));
+    out->set_worker(w.worker);
+    for (int64_t b : w.behind) out->add_behind(b);
+  }
   for (TensorMailbox::StepView& v : mailbox_->Describe()) {
     proto::InspectedStep* step = resp->add_steps();
     step->set_step_id(v.step_id);

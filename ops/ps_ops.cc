@@ -503,6 +503,29 @@ std::vector<PsFigures> ReadPsFigures(const ResourceMgr& resources) {
   return out;
 }
 
+std::vector<PsWait> ReadPsWaits(const ResourceMgr& resources) {
+  constexpr char kPrefix[] = "ps-state:";
+  std::vector<PsWait> out;
+  for (const auto& [name, resource] : resources.ResourcesWithPrefix(kPrefix)) {
+    auto* state = dynamic_cast<PsState*>(resource.get());
+    if (state == nullptr) continue;
+    absl::MutexLock lock(&state->mu);
+    for (const std::shared_ptr<PullWaiter>& w : state->waiting) {
+      PsWait wait;
+      wait.variable = name.substr(sizeof(kPrefix) - 1);
+      wait.worker = w->worker;
+      for (int64_t j = 0; j < w->workers && !w->sync; ++j) {
+        auto it = state->worker_clock.find(j);
+        if ((it == state->worker_clock.end() ? 0 : it->second) < w->need) {
+          wait.behind.push_back(j);
+        }
+      }
+      out.push_back(std::move(wait));
+    }
+  }
+  return out;
+}
+
 absl::Status RegisterPsOps(OpRegistry* ops, KernelRegistry* kernels) {
   SLUICE_RETURN_IF_ERROR(ps_internal::RegisterPsStateOps(ops, kernels));
   SLUICE_RETURN_IF_ERROR(ps_internal::RegisterPsRowOps(ops, kernels));

@@ -72,6 +72,16 @@ struct PsFigures {
 };
 std::vector<PsFigures> ReadPsFigures(const ResourceMgr& resources);
 
+// A pull waiting now, for hang reports: the variable, the pulling worker's index, and the
+// workers whose pushes it waits for (bounded staleness: those behind the clock it may read
+// at; empty for a synchronous-aggregation pull, which waits for the update itself).
+struct PsWait {
+  std::string variable;
+  int64_t worker = 0;
+  std::vector<int64_t> behind;
+};
+std::vector<PsWait> ReadPsWaits(const ResourceMgr& resources);
+
 namespace ops {
 
 struct PsRule {

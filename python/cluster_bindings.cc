@@ -390,6 +390,15 @@ void BindCluster(py::module_& m) {
           cluster[py::str(t.task_prefix())] = t.control_address();
         }
         out["cluster"] = cluster;
+        py::list ps_waits;
+        for (const proto::InspectedPsWait& w : resp.ps_waits()) {
+          py::dict d;
+          d["variable"] = w.variable();
+          d["worker"] = w.worker();
+          d["behind"] = std::vector<int64_t>(w.behind().begin(), w.behind().end());
+          ps_waits.append(d);
+        }
+        out["ps_waits"] = ps_waits;
         return out;
       },
       py::arg("control_address"), py::arg("timeout_s") = 5.0,

@@ -6,9 +6,10 @@
 For each task and each step it runs: the receives waiting for a tensor (which peer task sends
 it, and what that peer says about it: sent and not yet consumed, waiting for a credit, not sent
 yet), the tensors that arrived and wait for their receive, and each edge's credits. Then the
-waits-for graph across tasks (task A -> task B: A waits for a tensor from B), with any cycle
-marked, and the tasks that did not answer (stopped, lost). The questions go over the control
-plane (the Inspect RPC), which answers while the data plane is wedged.
+waits-for graph across tasks (task A -> task B: A waits for a tensor from B, or its
+bounded-staleness pull waits for B's push), with any cycle marked, and the tasks that did not
+answer (stopped, lost). The questions go over the control plane (the Inspect RPC), which
+answers while the data plane is wedged.
 
 `sleep(x, microseconds)` is an op of known duration, for benchmarks and tests.
 """
@@ -39,8 +40,9 @@ class Report:
     ({task: why}), `waits` ([(waiting task, peer task, step, key, what the peer says)]),
     `cycles` (lists of tasks); str() prints it."""
 
-    def __init__(self, tasks, unanswered, waits, cycles):
+    def __init__(self, tasks, unanswered, waits, cycles, ps_edges=()):
         self.tasks, self.unanswered, self.waits, self.cycles = tasks, unanswered, waits, cycles
+        self._ps_edges = set(ps_edges)  # (waiter, peer) through a bounded-staleness pull.
 
     def __str__(self):
         lines = []
@@ -56,6 +58,11 @@ class Report:
                     s["step_id"], len(s["waiting"]), len(s["buffered"])))
                 for key in s["waiting"]:
                     lines.append("    waits for {}".format(key))
+            for w in state.get("ps_waits", ()):
+                lines.append("  ps: worker {}'s pull of {} waits for pushes from worker(s) "
+                             "{}".format(w["worker"], w["variable"],
+                                         ", ".join(str(b) for b in w["behind"]) or
+                                         "(the synchronous update)"))
             for e in state["edges"]:
                 lines.append("  edge {}: {} in flight (window {}), {} send(s) waiting for "
                              "credit{}".format(e["edge"], e["in_flight"], e["window"],
@@ -67,7 +74,10 @@ class Report:
         for waiter, peer, step, key, why in self.waits:
             lines.append("  {} -> {} (step {}, {}): {}".format(waiter, peer, step, key, why))
         for cycle in self.cycles:
-            lines.append("  CYCLE: " + " -> ".join(cycle + [cycle[0]]))
+            hops = list(zip(cycle, cycle[1:] + cycle[:1]))
+            lines.append("  CYCLE: " + " -> ".join(cycle + [cycle[0]]) + (
+                " (through a ps pull: it ends if the awaited worker pushes from another step)"
+                if any(h in self._ps_edges for h in hops) else ""))
         return "\n".join(lines)
 
 
@@ -147,7 +157,7 @@ def inspect(cluster, timeout=5.0):
         except Exception as e:  # noqa: BLE001  Any failure to answer is part of the report.
             tasks[name] = None
             unanswered[name] = str(e).splitlines()[0]
-    waits, graph = [], {}
+    waits, graph, ps_edges = [], {}, []
     for name, state in tasks.items():
         if state is None:
             continue
@@ -160,6 +170,19 @@ def inspect(cluster, timeout=5.0):
                 why = _peer_says(tasks.get(peer), name, s["step_id"])
                 waits.append((name, peer, s["step_id"], parsed["edge"], why))
                 graph.setdefault(name, set()).add(peer)
+    # A bounded-staleness pull waits for the workers behind it: worker index i of the ps ops
+    # is taken to be task /job:worker/task:i (the convention sl.ps and the strategies use).
+    for name, state in tasks.items():
+        for w in (state or {}).get("ps_waits", ()):
+            waiter = "/job:worker/task:{}".format(w["worker"])
+            for b in w["behind"]:
+                peer = "/job:worker/task:{}".format(b)
+                if peer == waiter:
+                    continue
+                waits.append((waiter, peer, None, "pull of " + w["variable"],
+                              "waits for its push (bounded staleness, on {})".format(name)))
+                graph.setdefault(waiter, set()).add(peer)
+                ps_edges.append((waiter, peer))
     # A sender waiting for credits waits for its receiver.
     for name, state in tasks.items():
         for e in (state or {}).get("edges", ()):
@@ -167,7 +190,7 @@ def inspect(cluster, timeout=5.0):
                 receiver = e["edge"].split("->")[-1]
                 waits.append((name, receiver, None, e["edge"], "waits for a credit"))
                 graph.setdefault(name, set()).add(receiver)
-    return Report(tasks, unanswered, waits, _cycles(graph))
+    return Report(tasks, unanswered, waits, _cycles(graph), ps_edges)
 
 
 def sleep(x, microseconds, gradient_microseconds=0, name=None):

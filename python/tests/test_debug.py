@@ -49,7 +49,8 @@ def test_a_held_up_step_is_explained_while_it_hangs():
                 report = sl.debug.inspect(cluster)
                 waits = [w_ for w_ in report.waits if w_[0] == "/job:worker/task:1" and
                          w_[4] == "not sent yet (the sender runs the step)"]
-                if waits or time.monotonic() > deadline:
+                # ... and worker 0's pull waits too.
+                if (waits and report.cycles) or time.monotonic() > deadline:
                     break
                 time.sleep(0.01)  # Polling a condition, bounded by the deadline.
             assert waits, str(report)
@@ -60,7 +61,13 @@ def test_a_held_up_step_is_explained_while_it_hangs():
             assert "/job:worker/task:1: 1 step(s) running" in text
             assert "waits for {};/job:worker/task:0".format(step_id) in text
             assert "/job:worker/task:1 -> /job:worker/task:0 (step {}".format(step_id) in text
-            assert not report.cycles and not report.unanswered
+            assert not report.unanswered
+            # Worker 0's pull waits for worker 1's push (which a later step brings): a cycle
+            # through a ps pull, marked as one that another step can end.
+            assert report.cycles == [["/job:worker/task:0", "/job:worker/task:1"]]
+            assert ("CYCLE: /job:worker/task:0 -> /job:worker/task:1 -> /job:worker/task:0 "
+                    "(through a ps pull: it ends if the awaited worker pushes from another "
+                    "step)") in text
         assert result["total"] == 6.0
 
 
@@ -155,3 +162,49 @@ def test_a_stopped_worker_is_named_while_the_step_waits_for_it():
             # Either the step finished once worker 1 went on, or the master had given worker 1
             # up as lost meanwhile (missed heartbeats); it never hangs.
             assert result.get("total") == 11.0 or "/job:worker/task:1" in str(result["error"])
+
+
+def test_two_workers_waiting_for_each_other_are_a_cycle():
+    """Within one step worker 0's bounded-staleness pull waits for worker 1's push, and that
+    push's value needs what worker 0 pulls: each waits for the other. The report names both
+    waits and marks the cycle; the step ends at its deadline."""
+    with sl.LocalCluster(workers=2) as cluster:
+        g = sl.Graph()
+        with g.as_default():
+            with sl.device("/job:worker/task:0"):
+                w = sl.Variable(np.ones(3), name="w")
+                mine = sl.ps.push(w, np.zeros(3), worker=0)
+                pulled = sl.ps.pull(w, worker=0, staleness=0, workers=2)
+            with sl.device("/job:worker/task:1"):
+                grad = pulled * 2.0
+            with sl.device("/job:worker/task:0"):
+                theirs = sl.ps.push(w, grad, worker=1)
+            init = sl.global_variables_initializer()
+        config = sl.ConfigProto(step_timeout_seconds=5)
+        with sl.Session(cluster.target, graph=g, config=config) as sess:
+            sess.run(init)
+            sess.run(mine)  # Worker 0 is a push ahead: its next pull waits for worker 1's.
+            result = {}
+
+            def run():
+                try:
+                    sess.run(theirs)
+                except sl.errors.OpError as e:
+                    result["error"] = e
+            step = threading.Thread(target=run)
+            step.start()
+            deadline = time.monotonic() + 30
+            while True:  # Until both waits are in place.
+                report = sl.debug.inspect(cluster.target)
+                if report.cycles or time.monotonic() > deadline:
+                    break
+                time.sleep(0.01)  # Polling a condition, bounded by the deadline.
+            text = str(report)
+            assert report.cycles == [["/job:worker/task:0", "/job:worker/task:1"]], text
+            assert "ps: worker 0's pull of w waits for pushes from worker(s) 1" in text
+            assert ("/job:worker/task:0 -> /job:worker/task:1 (step None, pull of w): waits for "
+                    "its push (bounded staleness, on /job:worker/task:0)") in text
+            assert "/job:worker/task:1 -> /job:worker/task:0 (step " in text
+            assert "CYCLE: /job:worker/task:0 -> /job:worker/task:1 -> /job:worker/task:0" in text
+            step.join(timeout=60)
+            assert not step.is_alive() and "error" in result  # Its deadline ended it.
