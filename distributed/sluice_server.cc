@@ -51,7 +51,8 @@ ABSL_FLAG(int, task, 0, "This task's index in its job");
 ABSL_FLAG(std::string, host, "127.0.0.1", "Interface to bind (loopback unless told otherwise)");
 ABSL_FLAG(std::string, advertise_host, "",
           "The host other tasks reach this one at (in the addresses it advertises); default: "
-          "this task's host in the cluster spec, else --host. Set it when --host=0.0.0.0");
+          "this task's host in the cluster spec, else --host. Workers with a spec accept a "
+          "peer's data address only on the spec's host for that task: keep them the same");
 ABSL_FLAG(int, port, -1, "Control port; -1: from the cluster spec; 0: the OS chooses");
 ABSL_FLAG(int, data_port, 0, "Data port; 0: the OS chooses (advertised over the control plane)");
 ABSL_FLAG(int64_t, wait_for_tasks_ms, 60000,
