@@ -70,19 +70,26 @@ absl::Status SetClusterToken(std::string value) {
 
 bool HaveClusterToken() { return !Token().empty(); }
 
-absl::StatusOr<std::string> LoadClusterToken(const std::string& path) {
+absl::StatusOr<std::string> ReadConfigFile(const std::string& path, absl::string_view what,
+                                           bool owner_only) {
   struct stat st;
   if (stat(path.c_str(), &st) != 0) {
-    return absl::NotFoundError(absl::StrCat("cluster token file ", path, " does not exist"));
+    return absl::NotFoundError(absl::StrCat(what, " file ", path, " does not exist"));
   }
-  if ((st.st_mode & (S_IRWXG | S_IRWXO)) != 0) {
-    return absl::PermissionDeniedError(absl::StrCat(
-        "cluster token file ", path, " may be read by group or others (chmod 600 it)"));
+  if (owner_only && (st.st_mode & (S_IRWXG | S_IRWXO)) != 0) {
+    return absl::PermissionDeniedError(
+        absl::StrCat(what, " file ", path, " may be read by group or others (chmod 600 it)"));
   }
   std::ifstream in(path);
   std::stringstream text;
   text << in.rdbuf();
-  std::string value(absl::StripAsciiWhitespace(text.str()));
+  return text.str();
+}
+
+absl::StatusOr<std::string> LoadClusterToken(const std::string& path) {
+  absl::StatusOr<std::string> text = ReadConfigFile(path, "cluster token", /*owner_only=*/true);
+  if (!text.ok()) return text.status();
+  std::string value(absl::StripAsciiWhitespace(*text));
   if (value.empty()) {
     return absl::InvalidArgumentError(absl::StrCat("cluster token file ", path, " is empty"));
   }

@@ -20,6 +20,7 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 #include "grpcpp/grpcpp.h"
 #include "grpcpp/support/client_interceptor.h"
 
@@ -36,6 +37,12 @@ bool HaveClusterToken();
 // The token in `path` (surrounding whitespace dropped): NotFound for a missing file,
 // PermissionDenied when group or others may read it, InvalidArgument when empty.
 absl::StatusOr<std::string> LoadClusterToken(const std::string& path);
+
+// The contents of the `what` file `path` ("cluster token", "TLS key", ...): NotFound when it is
+// missing, PermissionDenied when `owner_only` and group or others may read it; errors say
+// "<what> file <path> ...".
+absl::StatusOr<std::string> ReadConfigFile(const std::string& path, absl::string_view what,
+                                           bool owner_only);
 
 // OK when this process has no token or the call carries it; else UNAUTHENTICATED (counted).
 // A null context (a handler called in process, not over the network) passes.

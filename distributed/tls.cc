@@ -1,15 +1,11 @@
 #include "distributed/tls.h"
 
-#include <sys/stat.h>
-
-#include <fstream>
-#include <sstream>
-
 #include "absl/base/thread_annotations.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
+#include "distributed/auth.h"
 
 namespace sluice {
 namespace {
@@ -28,22 +24,12 @@ TlsPems Current() {
 }
 
 absl::StatusOr<std::string> ReadPem(const std::string& path, const char* what, bool secret) {
-  struct stat st;
-  if (stat(path.c_str(), &st) != 0) {
-    return absl::NotFoundError(absl::StrCat("TLS ", what, " file ", path, " does not exist"));
-  }
-  if (secret && (st.st_mode & (S_IRWXG | S_IRWXO)) != 0) {
-    return absl::PermissionDeniedError(absl::StrCat(
-        "TLS ", what, " file ", path, " may be read by group or others (chmod 600 it)"));
-  }
-  std::ifstream in(path);
-  std::stringstream text;
-  text << in.rdbuf();
-  if (!absl::StrContains(text.str(), "-----BEGIN ")) {
+  absl::StatusOr<std::string> text = ReadConfigFile(path, absl::StrCat("TLS ", what), secret);
+  if (text.ok() && !absl::StrContains(*text, "-----BEGIN ")) {
     return absl::InvalidArgumentError(
         absl::StrCat("TLS ", what, " file ", path, " holds no PEM block"));
   }
-  return text.str();
+  return text;
 }
 
 }  // namespace

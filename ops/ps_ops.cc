@@ -25,13 +25,29 @@
 namespace sluice {
 namespace ps_internal {
 
+// A variable's ps state is the resource "ps-state:<variable>".
+constexpr char kStatePrefix[] = "ps-state:";
+
 absl::StatusOr<std::shared_ptr<PsState>> StateOf(OpKernelContext* ctx, const std::string& name) {
   std::shared_ptr<PsState> state =
-      ctx->resources()->LookupOrCreate<PsState>(absl::StrCat("ps-state:", name));
+      ctx->resources()->LookupOrCreate<PsState>(absl::StrCat(kStatePrefix, name));
   if (state == nullptr) {
-    return absl::InternalError(absl::StrCat("the resource 'ps-state:", name, "' has another type"));
+    return absl::InternalError(
+        absl::StrCat("the resource '", kStatePrefix, name, "' has another type"));
   }
   return state;
+}
+
+// Every ps state in `resources`, with its variable's name.
+std::vector<std::pair<std::string, std::shared_ptr<PsState>>> AllStates(
+    const ResourceMgr& resources) {
+  std::vector<std::pair<std::string, std::shared_ptr<PsState>>> out;
+  for (const auto& [name, resource] : resources.ResourcesWithPrefix(kStatePrefix)) {
+    if (auto state = std::dynamic_pointer_cast<PsState>(resource)) {
+      out.emplace_back(name.substr(sizeof(kStatePrefix) - 1), std::move(state));
+    }
+  }
+  return out;
 }
 
 void StartOverIfReinitialized(const Variable& var, PsState* s) {
@@ -72,13 +88,16 @@ bool IsRule(const std::string& r) {
          r == "sync";
 }
 
+// Worker j's clock: its pushes so far.
+int64_t ClockOf(const PsState& s, int64_t j) ABSL_EXCLUSIVE_LOCKS_REQUIRED(s.mu) {
+  auto it = s.worker_clock.find(j);
+  return it == s.worker_clock.end() ? 0 : it->second;
+}
+
 // The clock of the slowest of workers [0, n).
 int64_t Slowest(const PsState& s, int64_t n) ABSL_EXCLUSIVE_LOCKS_REQUIRED(s.mu) {
   int64_t slowest = std::numeric_limits<int64_t>::max();
-  for (int64_t j = 0; j < n; ++j) {
-    auto it = s.worker_clock.find(j);
-    slowest = std::min(slowest, it == s.worker_clock.end() ? 0 : it->second);
-  }
+  for (int64_t j = 0; j < n; ++j) slowest = std::min(slowest, ClockOf(s, j));
   return n == 0 ? 0 : slowest;
 }
 
@@ -484,13 +503,10 @@ class PsCountersOp : public PsKernel {
 }  // namespace
 
 std::vector<PsFigures> ReadPsFigures(const ResourceMgr& resources) {
-  constexpr char kPrefix[] = "ps-state:";
   std::vector<PsFigures> out;
-  for (const auto& [name, resource] : resources.ResourcesWithPrefix(kPrefix)) {
-    auto* state = dynamic_cast<PsState*>(resource.get());
-    if (state == nullptr) continue;
+  for (const auto& [variable, state] : ps_internal::AllStates(resources)) {
     PsFigures f;
-    f.variable = name.substr(sizeof(kPrefix) - 1);
+    f.variable = variable;
     absl::MutexLock lock(&state->mu);
     f.pushes = state->clock;
     f.versions = state->version;
@@ -504,21 +520,13 @@ std::vector<PsFigures> ReadPsFigures(const ResourceMgr& resources) {
 }
 
 std::vector<PsWait> ReadPsWaits(const ResourceMgr& resources) {
-  constexpr char kPrefix[] = "ps-state:";
   std::vector<PsWait> out;
-  for (const auto& [name, resource] : resources.ResourcesWithPrefix(kPrefix)) {
-    auto* state = dynamic_cast<PsState*>(resource.get());
-    if (state == nullptr) continue;
+  for (const auto& [variable, state] : ps_internal::AllStates(resources)) {
     absl::MutexLock lock(&state->mu);
     for (const std::shared_ptr<PullWaiter>& w : state->waiting) {
-      PsWait wait;
-      wait.variable = name.substr(sizeof(kPrefix) - 1);
-      wait.worker = w->worker;
+      PsWait wait{variable, w->worker, {}};
       for (int64_t j = 0; j < w->workers && !w->sync; ++j) {
-        auto it = state->worker_clock.find(j);
-        if ((it == state->worker_clock.end() ? 0 : it->second) < w->need) {
-          wait.behind.push_back(j);
-        }
+        if (ClockOf(*state, j) < w->need) wait.behind.push_back(j);
       }
       out.push_back(std::move(wait));
     }

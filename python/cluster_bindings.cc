@@ -210,6 +210,28 @@ void CallReleased(LocalCluster& cluster, Method method, int worker) {
   CallWithoutGil([&] { return (cluster.*method)(worker); });
 }
 
+// A heartbeat request as a client sends it.
+proto::HeartbeatRequest ClientHeartbeat() {
+  proto::HeartbeatRequest req;
+  req.set_protocol_version(kProtocolVersion);
+  req.set_from("client");
+  return req;
+}
+
+// The status of one unary call `call(&ctx)`, made with a 10 s deadline and the GIL released,
+// as text (tests and tools compare it).
+template <typename Call>
+std::string StatusText(Call call) {
+  grpc::ClientContext ctx;
+  ctx.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(10)));
+  grpc::Status s;
+  {
+    py::gil_scoped_release release;
+    s = call(&ctx);
+  }
+  return FromGrpc(s).ToString();
+}
+
 }  // namespace
 
 void BindCluster(py::module_& m) {
@@ -288,10 +310,8 @@ void BindCluster(py::module_& m) {
         auto stub = proto::Control::NewStub(MakeChannel(control_address));
         std::vector<double> micros;
         py::gil_scoped_release release;
+        const proto::HeartbeatRequest req = ClientHeartbeat();
         for (int i = 0; i < count; ++i) {
-          proto::HeartbeatRequest req;
-          req.set_protocol_version(kProtocolVersion);
-          req.set_from("client");
           proto::HeartbeatResponse resp;
           grpc::ClientContext ctx;
           ctx.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(10)));
@@ -312,14 +332,9 @@ void BindCluster(py::module_& m) {
         req.set_protocol_version(kProtocolVersion);
         req.set_session_handle(handle);
         proto::CloseSessionResponse resp;
-        grpc::ClientContext ctx;
-        ctx.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(10)));
-        grpc::Status s;
-        {
-          py::gil_scoped_release release;
-          s = proto::Master::NewStub(MakeChannel(master_address))->CloseSession(&ctx, req, &resp);
-        }
-        return FromGrpc(s).ToString();
+        return StatusText([&](grpc::ClientContext* ctx) {
+          return proto::Master::NewStub(MakeChannel(master_address))->CloseSession(ctx, req, &resp);
+        });
       },
       py::arg("master_address"), py::arg("handle"),
       "Closes a session by its handle over a new channel (this process's TLS and token): the "
@@ -327,18 +342,11 @@ void BindCluster(py::module_& m) {
   m.def(
       "_heartbeat",
       [](const std::string& control_address) {
-        proto::HeartbeatRequest req;
-        req.set_protocol_version(kProtocolVersion);
-        req.set_from("client");
+        const proto::HeartbeatRequest req = ClientHeartbeat();
         proto::HeartbeatResponse resp;
-        grpc::ClientContext ctx;
-        ctx.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(10)));
-        grpc::Status s;
-        {
-          py::gil_scoped_release release;
-          s = proto::Control::NewStub(MakeChannel(control_address))->Heartbeat(&ctx, req, &resp);
-        }
-        return FromGrpc(s).ToString();
+        return StatusText([&](grpc::ClientContext* ctx) {
+          return proto::Control::NewStub(MakeChannel(control_address))->Heartbeat(ctx, req, &resp);
+        });
       },
       py::arg("control_address"),
       "One heartbeat to a task's control port, signed with this process's token if it has one: "

@@ -133,11 +133,8 @@ def inspect(cluster, timeout=5.0):
         if not cluster:
             raise ValueError("the task at {} has no cluster spec to report; give the cluster's "
                              "tasks ('worker=h:p,h:p;ps=h:p')".format(address))
-    if isinstance(cluster, str):
-        cluster = {job: [a.strip() for a in tasks.split(",") if a.strip()]
-                   for job, _, tasks in (entry.partition("=")
-                                         for entry in cluster.split(";") if entry.strip())}
-    if isinstance(cluster, dict) and all(isinstance(v, list) for v in cluster.values()):
+    if isinstance(cluster, str) or (isinstance(cluster, dict) and
+                                    all(isinstance(v, list) for v in cluster.values())):
         cluster = distributed.ClusterSpec(cluster)
     if isinstance(cluster, distributed.ClusterSpec):
         addresses = {"/job:{}/task:{}".format(job, i): cluster.task_address(job, i)

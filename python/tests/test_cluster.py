@@ -13,6 +13,7 @@ import pytest
 
 import sluice as sl
 
+from cluster_faults import kill_mid_step, until_rejoined
 from two_worker_model import build_two_worker_model
 
 
@@ -326,23 +327,10 @@ def test_killed_worker_fails_the_step_naming_it_and_a_restart_rejoins():
         cluster.restart_worker(1)
         # The master notices the new incarnation at its next heartbeat; until then a step may
         # still fail with Unavailable. The restarted worker has lost its variables.
-        deadline = time.monotonic() + 30
         with sl.Session(cluster.target, graph=g) as sess:
-            while True:
-                try:
-                    sess.run(m["init"])
-                    break
-                except sl.errors.UnavailableError:
-                    if time.monotonic() > deadline:
-                        raise
+            until_rejoined(lambda: sess.run(m["init"]))
             loss = sess.run(m["loss"], feed_dict=feed)
         assert np.isfinite(loss)
-
-
-def _cpu_seconds(pid):
-    with open("/proc/{}/stat".format(pid)) as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def test_a_worker_killed_mid_step_and_restarted_carries_the_next_training_step():
@@ -370,27 +358,10 @@ def test_a_worker_killed_mid_step_and_restarted_carries_the_next_training_step()
                 sl.Session(cluster.target, graph=slow_graph, config=config) as slow_sess:
             sess.run(m["init"])
             slow_sess.run(slow)
-            pid = cluster._cluster.worker_pid(1)
-            cpu_before = _cpu_seconds(pid)
-            result = {}
-            step = threading.Thread(target=lambda: result.update(
-                error=pytest.raises(sl.errors.UnavailableError, slow_sess.run, slow)))
-            step.start()
-            deadline = time.monotonic() + 30
-            while _cpu_seconds(pid) - cpu_before < 0.2:  # Mid-step: worker 1 computes.
-                assert time.monotonic() < deadline, "worker 1 never started computing"
-                time.sleep(0.01)
-            cluster.kill_worker(1)
-            step.join()
+            error, _ = kill_mid_step(cluster, 1, lambda: slow_sess.run(slow))
+            assert isinstance(error, sl.errors.UnavailableError), error
             cluster.restart_worker(1)
-            deadline = time.monotonic() + 30
-            while True:  # Until the master has re-registered the partitions on the new worker.
-                try:
-                    sess.run(m["init"])
-                    break
-                except (sl.errors.UnavailableError, sl.errors.NotFoundError):
-                    if time.monotonic() > deadline:
-                        raise
+            until_rejoined(lambda: sess.run(m["init"]))
             start = time.monotonic()
             sess.run(m["train"], feed_dict=feed)
             assert time.monotonic() - start < 5

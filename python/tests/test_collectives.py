@@ -2,15 +2,13 @@
 and 4 members of a real four-worker LocalCluster and in process: odd sizes, 0-d and empty
 tensors, each member's result on its own device, and the bytes the ring moves."""
 
-import os
 import re
-import threading
-import time
 
 import numpy as np
 import pytest
 
 import sluice as sl
+from cluster_faults import kill_mid_step, until_rejoined
 
 RNG = np.random.default_rng(5)
 DEVICES = ["/job:worker/task:%d" % i for i in range(4)]
@@ -221,12 +219,6 @@ def test_large_all_reduces_between_workers_keep_finishing(cluster):
                 np.testing.assert_array_equal(member, [3.0, 3.0])
 
 
-def _cpu_seconds(pid):
-    with open("/proc/{}/stat".format(pid)) as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 @pytest.mark.parametrize("algorithm", ["ring", "recursive_doubling"])
 def test_a_worker_killed_mid_all_reduce_fails_the_step_naming_it_and_a_restart_works(algorithm):
     """Worker 2's share comes from a long chain of matrix products, so workers 0 and 1 are
@@ -248,39 +240,12 @@ def test_a_worker_killed_mid_all_reduce_fails_the_step_naming_it_and_a_restart_w
         config = sl.ConfigProto(step_timeout_seconds=60)
         with sl.Session(cluster.target, graph=g, config=config) as sess:
             np.testing.assert_array_equal(sess.run(outs[0]), np.full(1000, 6.0))
-            pid = cluster._cluster.worker_pid(2)
-            cpu_before = _cpu_seconds(pid)
-            result = {}
-
-            def step():
-                start = time.monotonic()
-                try:
-                    sess.run(outs)
-                except sl.errors.OpError as e:
-                    result["error"] = e
-                result["seconds"] = time.monotonic() - start
-
-            runner = threading.Thread(target=step)
-            runner.start()
-            deadline = time.monotonic() + 30
-            while _cpu_seconds(pid) - cpu_before < 0.2:  # Mid-step: worker 2 computes.
-                assert time.monotonic() < deadline, "worker 2 never started computing"
-                time.sleep(0.01)
-            killed_at = time.monotonic()
-            cluster.kill_worker(2)
-            runner.join()
-            assert isinstance(result.get("error"), sl.errors.UnavailableError), result
+            error, seconds = kill_mid_step(cluster, 2, lambda: sess.run(outs))
+            assert isinstance(error, sl.errors.UnavailableError), error
             assert re.search(r"failed: lost /job:worker/task:2 at .*\(/job:worker/task:2 was a "
-                             r"member of collective 'AllReduce'\)$", str(result["error"])), \
-                result["error"]
-            assert time.monotonic() - killed_at < 10  # The heartbeat bound, not the deadline.
+                             r"member of collective 'AllReduce'\)$", str(error)), error
+            assert seconds < 10  # The heartbeat bound, not the deadline.
             cluster.restart_worker(2)
-            deadline = time.monotonic() + 30
-            while True:  # Until the master has registered the partitions on the new worker.
-                try:
-                    got = sess.run(outs)
-                    break
-                except (sl.errors.UnavailableError, sl.errors.NotFoundError):
-                    assert time.monotonic() < deadline
+            got = until_rejoined(lambda: sess.run(outs))
             for member in got:
                 np.testing.assert_array_equal(member, np.full(1000, 6.0))

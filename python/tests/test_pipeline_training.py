@@ -6,14 +6,11 @@ order and holds no more activations than the verifier predicted; inference retur
 batch's outputs; a refused schedule never runs; a worker killed mid-pipeline fails the step,
 naming the task, and the step after its restart works."""
 
-import os
-import threading
-import time
-
 import numpy as np
 import pytest
 
 import sluice as sl
+from cluster_faults import kill_mid_step, until_rejoined
 
 HIDDEN = 5
 
@@ -227,12 +224,6 @@ def test_refused_pipelines_say_why():
             sl.pipeline.forward(sl.constant(2.0), 2)
 
 
-def _cpu_seconds(pid):
-    with open("/proc/{}/stat".format(pid)) as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 def test_a_worker_killed_mid_pipeline_fails_the_step_and_the_restarted_one_works():
     with sl.LocalCluster(workers=2) as c:
         g = sl.Graph()
@@ -254,29 +245,11 @@ def test_a_worker_killed_mid_pipeline_fails_the_step_and_the_restarted_one_works
         with sl.Session(c.target, graph=g, config=config) as sess:
             sess.run(init)
             sess.run(train, feed)
-            pid = c._cluster.worker_pid(1)
-            cpu_before = _cpu_seconds(pid)
-            result = {}
-            step = threading.Thread(target=lambda: result.update(
-                error=pytest.raises(sl.errors.UnavailableError, sess.run, train, feed)))
-            step.start()
-            deadline = time.monotonic() + 30
-            while _cpu_seconds(pid) - cpu_before < 0.1:  # Mid-step: worker 1 computes.
-                assert time.monotonic() < deadline, "worker 1 never started computing"
-                time.sleep(0.01)
-            c.kill_worker(1)
-            step.join()
-            assert "lost /job:worker/task:1" in str(result["error"].value)
-            assert str(result["error"].value).endswith(
-                "(/job:worker/task:1 ran stage 1 of pipeline 'pipeline')")
+            error, _ = kill_mid_step(c, 1, lambda: sess.run(train, feed), cpu=0.1)
+            assert isinstance(error, sl.errors.UnavailableError), error
+            assert "lost /job:worker/task:1" in str(error)
+            assert str(error).endswith("(/job:worker/task:1 ran stage 1 of pipeline 'pipeline')")
         c.restart_worker(1)
         with sl.Session(c.target, graph=g, config=config) as sess:
-            deadline = time.monotonic() + 30
-            while True:  # Until the master has registered the partitions on the new worker.
-                try:
-                    sess.run(init)
-                    break
-                except (sl.errors.UnavailableError, sl.errors.NotFoundError):
-                    if time.monotonic() > deadline:
-                        raise
+            until_rejoined(lambda: sess.run(init))
             sess.run(train, feed)

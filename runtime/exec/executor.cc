@@ -388,15 +388,15 @@ void ExecutorImpl::Process(StepState* step, std::vector<int> ready) const {
           continue;
         }
         OpKernelContext ctx(std::move(p));
-        const int64_t start = step->args.trace != nullptr ? StepTrace::NowNanos() : 0;
-        // A _Send's bytes are its input's; the kernel may release it.
-        const int64_t sent =
-            step->args.trace != nullptr && ctx.num_inputs() > 0 && item.node->op() == "_Send"
-                ? static_cast<int64_t>(ctx.input(0).TotalBytes())
-                : -1;
+        const bool traced = step->args.trace != nullptr;
+        const int64_t start = traced ? StepTrace::NowNanos() : 0;
+        // A _Send's bytes are its input's, read before the kernel may release it.
+        const int64_t sent = traced && ctx.num_inputs() > 0 && item.node->op() == "_Send"
+                                 ? static_cast<int64_t>(ctx.input(0).TotalBytes())
+                                 : -1;
         absl::Status s = ComputeCatching(item.kernel.get(), &ctx);
         CollectOutputs(step, item, std::move(s), &ctx, &outputs);
-        if (step->args.trace != nullptr) Trace(step, item, start, outputs, sent);
+        if (traced) Trace(step, item, start, outputs, sent);
       }
     }
     Complete(step, item, &outputs, &ready);
