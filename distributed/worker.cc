@@ -347,9 +347,9 @@ absl::Status Worker::StartStep(const std::shared_ptr<RunningStep>& step) {
       req.timeout_ms() > 0 ? absl::Milliseconds(req.timeout_ms()) : absl::Seconds(60);
   step->rendezvous = std::make_unique<StepRendezvous>(this, req.step_id(), step->graph.get(),
                                                       absl::Now() + timeout, step->cm);
-  // On the device's threads: the caller may be a transport thread that must neither decode
+  // On the device's entry threads: the caller may be a transport thread that must neither decode
   // large feeds nor run kernels (a _Send may wait there for a credit).
-  device_->arena().enqueue([this, step] {
+  device_->Submit([this, step] {
     StepArgs& args = step->args;
     args.step_id = step->req->step_id();
     args.cancellation = step->cm.get();

@@ -21,7 +21,11 @@ CpuDevice::CpuDevice(const DeviceOptions& options)
       arena_(std::make_unique<tbb::task_arena>(OrCores(options.inter_op_threads))),
       eigen_pool_(std::make_unique<Eigen::ThreadPool>(intra_op_threads_)),
       eigen_device_(
-          std::make_unique<Eigen::ThreadPoolDevice>(eigen_pool_.get(), intra_op_threads_)) {}
+          std::make_unique<Eigen::ThreadPoolDevice>(eigen_pool_.get(), intra_op_threads_)),
+      entry_pool_(std::make_unique<Eigen::ThreadPool>(OrCores(options.inter_op_threads),
+                                                      /*allow_spinning=*/false)) {}
+
+void CpuDevice::Submit(std::function<void()> work) { entry_pool_->Schedule(std::move(work)); }
 
 CpuDevice::~CpuDevice() = default;
 

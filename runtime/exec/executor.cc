@@ -23,7 +23,8 @@ namespace {
 // does not own (a data-plane reader delivering a tensor). TBB's own notion of "inside an arena"
 // cannot tell them apart: a thread that once enqueued a task is attached to the implicit arena.
 thread_local int t_process_depth = 0;
-// Set while a step's async roots are started: what they complete inline goes to the arena.
+// Set while a step's async roots are started: what they complete inline goes to the device's
+// entry threads.
 thread_local bool t_defer_continuations = false;
 
 struct ProcessDepthGuard {
@@ -255,8 +256,8 @@ void ExecutorImpl::Start(StepArgs args, DoneCallback done, tbb::task_group* grou
   // is not yet waiting leaves its tensor unconsumed, so the sender gets no credit back, and a
   // sender blocked for a credit holds an arena thread. With receives queued behind blocked
   // sends on both sides, two workers exchanging many tensors in a step deadlocked. What these
-  // complete at once (a tensor already here) goes to the arena, so this thread does not block
-  // before the last one is waiting. Then cheap roots and one expensive root run on this
+  // complete at once (a tensor already here) goes to the entry threads, so this thread does not
+  // block before the last one is waiting. Then cheap roots and one expensive root run on this
   // thread, and other expensive roots are scheduled. (A root not yet processed keeps the step
   // alive.)
   if (!async_roots_.empty()) {
@@ -366,9 +367,10 @@ void ExecutorImpl::Process(StepState* step, std::vector<int> ready) const {
         if (AsyncOpKernel* async = item.kernel->AsAsync()) {
           // The node completes in the callback, possibly on another thread. A thread the
           // executor drives carries on with the nodes it made ready; any other thread (a
-          // data-plane reader delivering a received tensor) hands them to the arena without
-          // waiting: run there, a Send could block it on the network while the peer's reader is
-          // blocked the same way on us (two workers exchanging large tensors deadlocked so).
+          // data-plane reader delivering a received tensor) hands them to the device's entry
+          // threads (CpuDevice::Submit) without waiting: run there, a Send could block it on the
+          // network while the peer's reader is blocked the same way on us (two workers exchanging
+          // large tensors deadlocked so).
           auto* ctx = new OpKernelContext(std::move(p));
           const int64_t start = step->args.trace != nullptr ? StepTrace::NowNanos() : 0;
           async->ComputeAsync(ctx, [this, step, id, ctx, start] {
@@ -382,7 +384,7 @@ void ExecutorImpl::Process(StepState* step, std::vector<int> ready) const {
             if (t_process_depth > 0 && !t_defer_continuations) {
               Process(step, std::move(next));
             } else {
-              for (int n : next) device_->arena().enqueue([this, step, n] { Process(step, {n}); });
+              for (int n : next) device_->Submit([this, step, n] { Process(step, {n}); });
             }
           });
           continue;
