@@ -498,60 +498,70 @@ absl::StatusOr<std::vector<proto::RunGraphResponse>> StepCoordinator::Run(
         }
       });
   std::vector<proto::RunGraphResponse> responses(partitions.size());
-  // Which partitions are still running (for the deadline's error), and how many.
-  absl::Mutex running_mu;
-  std::vector<bool> running(partitions.size(), true);
-  int num_running = static_cast<int>(partitions.size());
   const absl::Time start = absl::Now();
   std::vector<std::shared_ptr<proto::Control::Stub>> stubs;  // Held until every call ended.
   if (options.call_times != nullptr) options.call_times->assign(partitions.size(), {0, 0});
-  // Every partition's RunGraph at once, on gRPC's callback API (no thread per partition).
+  // Every partition's RunGraph at once, completed on a queue this thread polls itself: an
+  // answer wakes this thread straight from the socket, where gRPC's callback API would hand it
+  // to a callback thread that then wakes this one (a wake is ~25 us here; docs/benchmarks.md).
+  grpc::CompletionQueue cq;
+  std::vector<std::unique_ptr<grpc::ClientAsyncResponseReader<proto::RunGraphResponse>>> calls;
+  std::vector<grpc::Status> statuses(partitions.size());
   for (size_t i = 0; i < partitions.size(); ++i) {
     stubs.push_back(monitor_->stub(partitions[i].worker.task_prefix()));
-    proto::Control::Stub* stub = stubs.back().get();
     partitions[i].request.set_step_id(step_id);
     partitions[i].request.set_protocol_version(kProtocolVersion);
     if (options.deadline != absl::InfiniteFuture()) {
       step->contexts[i]->set_deadline(absl::ToChronoTime(options.deadline));
     }
     if (options.call_times != nullptr) (*options.call_times)[i].first = absl::GetCurrentTimeNanos();
-    stub->async()->RunGraph(
-        step->contexts[i].get(), &partitions[i].request, &responses[i], [&, i](grpc::Status s) {
-          if (options.call_times != nullptr) {
-            (*options.call_times)[i].second = absl::GetCurrentTimeNanos();
-          }
-          absl::Status error;
-          if (s.error_code() == grpc::StatusCode::DEADLINE_EXCEEDED) {
-            std::vector<std::string> unfinished;
-            absl::MutexLock lock(&running_mu);
-            for (size_t j = 0; j < running.size(); ++j) {
-              if (running[j]) unfinished.push_back(PeerName(partitions[j].worker));
-            }
-            error = absl::DeadlineExceededError(absl::StrCat(
-                "step ", step_id, " did not finish within its deadline (",
-                absl::FormatDuration(absl::Ceil(options.deadline - start, absl::Milliseconds(1))),
-                "); still running on ", absl::StrJoin(unfinished, ", ")));
-          } else if (!s.ok()) {
-            error = RunGraphError(step_id, partitions[i].worker, s);
-          }
-          if (!error.ok()) FailStep(step, error);
-          absl::MutexLock lock(&running_mu);
-          running[i] = false;
-          --num_running;
-        });
+    calls.push_back(
+        stubs.back()->AsyncRunGraph(step->contexts[i].get(), partitions[i].request, &cq));
+    calls.back()->Finish(&responses[i], &statuses[i], reinterpret_cast<void*>(i));
   }
-  auto all_done = [&num_running]() { return num_running == 0; };
+  std::vector<bool> running(partitions.size(), true);  // For the deadline's error.
+  size_t num_running = partitions.size();
   bool cancelled = false;
-  while (true) {
-    {
-      absl::MutexLock lock(&running_mu);
-      if (running_mu.AwaitWithTimeout(absl::Condition(&all_done), absl::Milliseconds(50))) break;
+  while (num_running > 0) {
+    void* tag = nullptr;
+    bool ok = false;
+    const grpc::CompletionQueue::NextStatus next =
+        cq.AsyncNext(&tag, &ok, absl::ToChronoTime(absl::Now() + absl::Milliseconds(50)));
+    if (next == grpc::CompletionQueue::SHUTDOWN) break;  // Not before Shutdown below.
+    if (next == grpc::CompletionQueue::TIMEOUT) {
+      if (!cancelled && options.abandoned && options.abandoned()) {
+        cancelled = true;
+        FailStep(step, absl::CancelledError(
+                           absl::StrCat("step ", step_id, " was cancelled: its client went away")));
+      }
+      continue;
     }
-    if (!cancelled && options.abandoned && options.abandoned()) {
-      cancelled = true;
-      FailStep(step, absl::CancelledError(
-                         absl::StrCat("step ", step_id, " was cancelled: its client went away")));
+    const size_t i = reinterpret_cast<size_t>(tag);
+    if (options.call_times != nullptr) {
+      (*options.call_times)[i].second = absl::GetCurrentTimeNanos();
     }
+    const grpc::Status& s = statuses[i];
+    absl::Status error;
+    if (s.error_code() == grpc::StatusCode::DEADLINE_EXCEEDED) {
+      std::vector<std::string> unfinished;
+      for (size_t j = 0; j < running.size(); ++j) {
+        if (running[j]) unfinished.push_back(PeerName(partitions[j].worker));
+      }
+      error = absl::DeadlineExceededError(absl::StrCat(
+          "step ", step_id, " did not finish within its deadline (",
+          absl::FormatDuration(absl::Ceil(options.deadline - start, absl::Milliseconds(1))),
+          "); still running on ", absl::StrJoin(unfinished, ", ")));
+    } else if (!s.ok()) {
+      error = RunGraphError(step_id, partitions[i].worker, s);
+    }
+    if (!error.ok()) FailStep(step, error);
+    running[i] = false;
+    --num_running;
+  }
+  cq.Shutdown();
+  void* ignored_tag;
+  bool ignored_ok;
+  while (cq.Next(&ignored_tag, &ignored_ok)) {
   }
   bool failed;
   {
