@@ -2,25 +2,41 @@
 """Per-step overhead of the distributed runtime: a trivial model-parallel step on two workers of
 a LocalCluster (a 2-float constant on worker 0, +1 on worker 1, fetched by the client) against
 one plain gRPC unary round trip (a Heartbeat to a worker's control port over one channel)
-measured in the same run; the design's target is a step within 3 round trips. Then where the
-step's time goes, hop by hop, from traced steps (sl.trace.hops: client -> master, master ->
+measured in the same run; the design's target is a step within 3 round trips. Then the CPU
+each process spends per step (all threads, user + system: on a machine with fewer cores than
+busy processes, CPU spent idling hot delays every hop), and where the step's time goes, hop by
+hop, from traced steps (sl.trace.hops: client -> master, master ->
 each worker, each worker's partition, the Send -> Recv transfer, the replies), medians of
 `--steps` traced runs on the raw clocks (one host: one clock).
 
     eval "$(tools/python_env.sh)"
-    /usr/bin/python3 bench/step_overhead.py --steps 400
+    /usr/bin/python3 bench/step_overhead.py --steps 1000
 """
 
 import argparse
+import os
+import resource
 import statistics
 import time
 
 from bench_util import load_average
 
 
+def cpu_seconds(pid):
+    """User + system CPU seconds of process `pid` so far (all its threads)."""
+    with open("/proc/%d/stat" % pid) as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def own_cpu_seconds():
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--steps", type=int, default=400)
+    parser.add_argument("--steps", type=int, default=1000)
     args = parser.parse_args()
     import sluice as sl
     from sluice._core import core as _core
@@ -50,6 +66,16 @@ def main():
                     one.append(time.perf_counter() - start)
                 # A new channel per round: its first call connects, so it is left out.
                 round_trips += _core._heartbeat_round_trips(control, 51)[1:]
+            # CPU each process spends per two-worker step (every thread, user + system).
+            processes = [("master", cluster.master_pid())] + [
+                ("worker %d" % i, cluster.worker_pid(i)) for i in range(2)]
+            cpu_before = [cpu_seconds(pid) for _, pid in processes] + [own_cpu_seconds()]
+            wall = time.perf_counter()
+            for _ in range(args.steps):
+                sess.run(b)
+            wall = time.perf_counter() - wall
+            cpu = [after - before for after, before in zip(
+                [cpu_seconds(pid) for _, pid in processes] + [own_cpu_seconds()], cpu_before)]
             options = sl.RunOptions(trace_level=sl.RunOptions.FULL_TRACE)
             per_hop = {}
             for _ in range(args.steps):
@@ -67,6 +93,17 @@ def main():
     print("| trivial step, one worker | %.0f | %.2f |" % (single, single / rtt))
     print("| trivial step, two workers (Send/Recv between them) | %.0f | %.2f |" % (
         two, two / rtt))
+    print()
+    steps = args.steps
+    names = [name for name, _ in processes] + ["client (this process)"]
+    print("CPU per two-worker step (user + system, all threads; %d steps back to back):" % steps)
+    print()
+    print("| process | CPU us per step |")
+    print("| --- | --- |")
+    for name, seconds in zip(names, cpu):
+        print("| %s | %.0f |" % (name, seconds / steps * 1e6))
+    print("| all | %.0f (%.2f of %d cores busy) |" % (
+        sum(cpu) / steps * 1e6, sum(cpu) / wall, os.cpu_count()))
     print()
     print("Traced two-worker step, hop by hop (medians of %d):" % args.steps)
     print()

@@ -306,6 +306,10 @@ class LocalCluster:
         """The process id of worker `index`."""
         return self._live().worker_pid(index)
 
+    def master_pid(self):
+        """The process id of the master."""
+        return self._live().master_pid
+
     def kill_ps(self, index):
         """Kills parameter-server task `index` with SIGKILL; steps using it fail naming it."""
         self._live().kill_ps(index)
