@@ -145,7 +145,7 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const ServerOptions& optio
     }
     builder.RegisterService(a);
     if (b != nullptr) builder.RegisterService(b);
-    if (!bulk) server->heartbeat_cq_ = builder.AddCompletionQueue();
+    if (!bulk) server->control_cq_ = builder.AddCompletionQueue();
     return builder.BuildAndStart();
   };
   int data_port = 0;
@@ -187,44 +187,16 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const ServerOptions& optio
     server->metrics_address_ = absl::StrCat(options.host, ":", server->metrics_http_->port());
   }
   server->worker_->SetAddresses(server->control_address_, server->data_address_);
-  server->heartbeat_thread_ = std::thread([s = server.get()] { s->ServeHeartbeats(); });
-  pthread_setname_np(server->heartbeat_thread_.native_handle(), "heartbeats");  // For ps/perf.
+  server->control_queue_thread_ = std::thread([s = server.get()] { s->ServeControlQueue(); });
+  // For ps/perf.
+  pthread_setname_np(server->control_queue_thread_.native_handle(), "control_queue");
   return server;
 }
 
-namespace {
-// One Heartbeat call of the async method: requested, answered, finished.
-struct HeartbeatCall {
-  explicit HeartbeatCall(WorkerService* service, grpc::ServerCompletionQueue* cq)
-      : responder(&ctx) {
-    service->RequestHeartbeat(&ctx, &request, &responder, cq, cq, this);
-  }
-  grpc::ServerContext ctx;
-  proto::HeartbeatRequest request;
-  grpc::ServerAsyncResponseWriter<proto::HeartbeatResponse> responder;
-  bool answered = false;
-};
-}  // namespace
-
-void Server::ServeHeartbeats() {
-  // The thread that polls the queue reads the request, answers it and writes the response
+void Server::ServeControlQueue() {
+  // The thread that polls the queue reads each Heartbeat and RunGraph and answers or starts it
   // itself: no hand-off to a pool thread, which on a busy machine is what delays a reply.
-  new HeartbeatCall(worker_service_.get(), heartbeat_cq_.get());
-  void* tag = nullptr;
-  bool ok = false;
-  while (heartbeat_cq_->Next(&tag, &ok)) {
-    auto* call = static_cast<HeartbeatCall*>(tag);
-    if (!ok || call->answered) {  // Finished, or the server is shutting down.
-      delete call;
-      continue;
-    }
-    new HeartbeatCall(worker_service_.get(), heartbeat_cq_.get());  // The next one.
-    proto::HeartbeatResponse response;
-    grpc::Status status = CheckClusterToken(&call->ctx);
-    if (status.ok()) status = worker_service_->AnswerHeartbeat(call->request, &response);
-    call->answered = true;
-    call->responder.Finish(response, status, call);
-  }
+  worker_service_->ServeQueue(control_cq_.get());
 }
 
 void Server::Shutdown() {
@@ -233,8 +205,10 @@ void Server::Shutdown() {
   const auto deadline = absl::ToChronoTime(absl::Now() + absl::Seconds(1));
   if (control_server_) control_server_->Shutdown(deadline);
   if (data_server_) data_server_->Shutdown(deadline);
-  // After the server's shutdown, as gRPC requires; ServeHeartbeats then drains and returns.
-  if (heartbeat_cq_ && !heartbeat_cq_shut_.exchange(true)) heartbeat_cq_->Shutdown();
+  // After the server's shutdown, as gRPC requires, and once no step will answer a RunGraph
+  // call on it any more; ServeControlQueue then drains and returns.
+  if (worker_service_) worker_service_->AwaitStepsEnded();
+  if (control_cq_ && !control_cq_shut_.exchange(true)) control_cq_->Shutdown();
   if (metrics_http_) metrics_http_->Stop();
 }
 
@@ -242,8 +216,8 @@ void Server::Wait() {
   if (control_server_) control_server_->Wait();
   if (data_server_) data_server_->Wait();
   // Ends once Shutdown shut the queue down (the servers are down, so Shutdown has run).
-  absl::call_once(heartbeat_joined_, [this] {
-    if (heartbeat_thread_.joinable()) heartbeat_thread_.join();
+  absl::call_once(control_queue_joined_, [this] {
+    if (control_queue_thread_.joinable()) control_queue_thread_.join();
   });
 }
 

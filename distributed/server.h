@@ -98,16 +98,16 @@ class Server {
   std::unique_ptr<WorkerService> worker_service_;  // Serves worker_ (declared after it).
   std::unique_ptr<DataPlaneService> data_service_;
   std::unique_ptr<Master> master_;
-  // Heartbeats: answered inline by one thread polling this queue (see ServeHeartbeats).
+  // Heartbeat and RunGraph calls: served by one thread polling this queue (ServeControlQueue).
   // Declared before the servers, so it is destroyed after them, as gRPC requires.
-  std::unique_ptr<grpc::ServerCompletionQueue> heartbeat_cq_;
+  std::unique_ptr<grpc::ServerCompletionQueue> control_cq_;
   std::unique_ptr<grpc::Server> control_server_;
   std::unique_ptr<grpc::Server> data_server_;
-  std::thread heartbeat_thread_;
+  std::thread control_queue_thread_;
   std::unique_ptr<MetricsHttpServer> metrics_http_;  // Reads metrics_ and mailbox_.
-  std::atomic<bool> heartbeat_cq_shut_{false};
-  absl::once_flag heartbeat_joined_;  // Wait may be called from several threads.
-  void ServeHeartbeats();
+  std::atomic<bool> control_cq_shut_{false};
+  absl::once_flag control_queue_joined_;  // Wait may be called from several threads.
+  void ServeControlQueue();
 };
 
 }  // namespace sluice

@@ -9,29 +9,118 @@
 #include "distributed/grpc_util.h"
 
 namespace sluice {
-namespace {
 
-// One RunGraph call: starts the step, finishes the call when the step ends, and cancels the
-// step when the caller cancels the call first.
-class RunGraphReactor : public grpc::ServerUnaryReactor {
+// An event of a call served from the queue: the tag handed to gRPC.
+class WorkerService::QueueEvent {
  public:
-  RunGraphReactor(Worker* worker, const proto::RunGraphRequest* req, proto::RunGraphResponse* resp)
-      : step_id_(req->step_id()), cancellation_(std::make_shared<CancellationManager>()) {
-    worker->RunGraphAsync(req, resp, cancellation_, [this](absl::Status s) { Finish(ToGrpc(s)); });
-  }
-
-  void OnCancel() override {
-    cancellation_->StartCancel(
-        absl::CancelledError(absl::StrCat("step ", step_id_, ": the RunGraph call was cancelled")));
-  }
-  void OnDone() override { delete this; }
-
- private:
-  const int64_t step_id_;
-  const std::shared_ptr<CancellationManager> cancellation_;
+  virtual ~QueueEvent() = default;
+  virtual void Handle(bool ok) = 0;
 };
 
-}  // namespace
+// One Heartbeat call: requested, answered, finished.
+class WorkerService::HeartbeatCall : public QueueEvent {
+ public:
+  HeartbeatCall(WorkerService* service, Worker* worker, grpc::ServerCompletionQueue* cq)
+      : service_(service), worker_(worker), cq_(cq), responder_(&ctx_) {
+    service->RequestHeartbeat(&ctx_, &request_, &responder_, cq, cq, this);
+  }
+
+  void Handle(bool ok) override {
+    if (!ok || answered_) {  // Finished, or the server is shutting down.
+      delete this;
+      return;
+    }
+    new HeartbeatCall(service_, worker_, cq_);  // The next one.
+    proto::HeartbeatResponse response;
+    grpc::Status status = CheckClusterToken(&ctx_);
+    if (status.ok()) status = ToGrpc(worker_->Heartbeat(request_, &response));
+    answered_ = true;
+    responder_.Finish(response, status, this);
+  }
+
+ private:
+  WorkerService* const service_;
+  Worker* const worker_;
+  grpc::ServerCompletionQueue* const cq_;
+  grpc::ServerContext ctx_;
+  proto::HeartbeatRequest request_;
+  grpc::ServerAsyncResponseWriter<proto::HeartbeatResponse> responder_;
+  bool answered_ = false;
+};
+
+// One RunGraph call: requested, its step started, finished when the step ends. Two events
+// reach the queue: this call's own (request arrived, then response sent) and `done_`
+// (gRPC's end of the call, which says whether the caller cancelled it: the step is then
+// cancelled). Deleted after both; the queue's one thread handles both, so no lock.
+class WorkerService::RunGraphCall : public QueueEvent {
+ public:
+  RunGraphCall(WorkerService* service, Worker* worker, grpc::ServerCompletionQueue* cq)
+      : service_(service),
+        worker_(worker),
+        cq_(cq),
+        responder_(&ctx_),
+        cancellation_(std::make_shared<CancellationManager>()),
+        done_(this) {
+    ctx_.AsyncNotifyWhenDone(&done_);  // Delivered only if the call starts.
+    service->RequestRunGraph(&ctx_, &request_, &responder_, cq, cq, this);
+  }
+
+  void Handle(bool ok) override {
+    if (started_) {  // The response went out (or the call had ended).
+      finished_ = true;
+      DeleteIfOver();
+      return;
+    }
+    if (!ok) {  // The server is shutting down: the call never started, `done_` never comes.
+      delete this;
+      return;
+    }
+    started_ = true;
+    new RunGraphCall(service_, worker_, cq_);  // The next one.
+    if (grpc::Status auth = CheckClusterToken(&ctx_); !auth.ok()) {
+      responder_.FinishWithError(auth, this);
+      return;
+    }
+    service_->StepStarted();
+    worker_->RunGraphAsync(&request_, &response_, cancellation_, [this](absl::Status s) {
+      WorkerService* service = service_;  // `this` may be gone once Finish is queued.
+      responder_.Finish(response_, ToGrpc(s), this);
+      service->StepEnded();
+    });
+  }
+
+ private:
+  struct Done : QueueEvent {
+    explicit Done(RunGraphCall* call) : call(call) {}
+    void Handle(bool) override { call->OnDone(); }
+    RunGraphCall* call;
+  };
+
+  void OnDone() {
+    ended_ = true;
+    if (ctx_.IsCancelled()) {
+      cancellation_->StartCancel(absl::CancelledError(
+          absl::StrCat("step ", request_.step_id(), ": the RunGraph call was cancelled")));
+    }
+    DeleteIfOver();
+  }
+  void DeleteIfOver() {
+    if (finished_ && ended_) delete this;
+  }
+
+  WorkerService* const service_;
+  Worker* const worker_;
+  grpc::ServerCompletionQueue* const cq_;
+  grpc::ServerContext ctx_;
+  proto::RunGraphRequest request_;
+  proto::RunGraphResponse response_;
+  grpc::ServerAsyncResponseWriter<proto::RunGraphResponse> responder_;
+  const std::shared_ptr<CancellationManager> cancellation_;
+  Done done_;
+  bool started_ = false;
+  bool finished_ = false;
+  bool ended_ = false;
+};
 
 grpc::Status WorkerService::RegisterGraph(grpc::ServerContext* ctx,
                                           const proto::RegisterGraphRequest* req,
@@ -47,17 +136,6 @@ grpc::Status WorkerService::DeregisterGraph(grpc::ServerContext* ctx,
   return ToGrpc(worker_->DeregisterGraph(*req));
 }
 
-grpc::ServerUnaryReactor* WorkerService::RunGraph(grpc::CallbackServerContext* ctx,
-                                                  const proto::RunGraphRequest* req,
-                                                  proto::RunGraphResponse* resp) {
-  if (grpc::Status auth = CheckClusterToken(ctx); !auth.ok()) {
-    grpc::ServerUnaryReactor* refuse = ctx->DefaultReactor();
-    refuse->Finish(auth);
-    return refuse;
-  }
-  return new RunGraphReactor(worker_, req, resp);
-}
-
 grpc::Status WorkerService::AbortStep(grpc::ServerContext* ctx, const proto::AbortStepRequest* req,
                                       proto::AbortStepResponse*) {
   if (grpc::Status auth = CheckClusterToken(ctx); !auth.ok()) return auth;
@@ -70,9 +148,28 @@ grpc::Status WorkerService::Inspect(grpc::ServerContext* ctx, const proto::Inspe
   return ToGrpc(worker_->Inspect(*req, resp));
 }
 
-grpc::Status WorkerService::AnswerHeartbeat(const proto::HeartbeatRequest& req,
-                                            proto::HeartbeatResponse* resp) {
-  return ToGrpc(worker_->Heartbeat(req, resp));
+void WorkerService::StepStarted() {
+  absl::MutexLock lock(&mu_);
+  ++steps_running_;
+}
+
+void WorkerService::StepEnded() {
+  absl::MutexLock lock(&mu_);
+  --steps_running_;
+}
+
+void WorkerService::AwaitStepsEnded() {
+  absl::MutexLock lock(&mu_);
+  mu_.Await(absl::Condition(
+      +[](int* running) { return *running == 0; }, &steps_running_));
+}
+
+void WorkerService::ServeQueue(grpc::ServerCompletionQueue* cq) {
+  new HeartbeatCall(this, worker_, cq);
+  new RunGraphCall(this, worker_, cq);
+  void* tag = nullptr;
+  bool ok = false;
+  while (cq->Next(&tag, &ok)) static_cast<QueueEvent*>(tag)->Handle(ok);
 }
 
 grpc::Status WorkerService::EdgeControl(

@@ -2,23 +2,32 @@
 // one sluice_server task. It only translates calls: protocol messages in and out, absl::Status
 // to grpc::Status, and gRPC's events to the worker's (a cancelled RunGraph cancels its step).
 //
-// RunGraph uses gRPC's callback API: no thread waits while a step runs, and a caller that gives
-// up (the master cancelled the call) cancels the step at once through OnCancel. Heartbeat is
-// served from a completion queue by Server on a thread of its own (RequestHeartbeat, then
-// AnswerHeartbeat), the rest by gRPC's sync thread pool. Thread-safe.
+// Heartbeat and RunGraph are served from one completion queue by the thread that polls it
+// (ServeQueue): it reads a Heartbeat and answers it, reads a RunGraph and starts its step, so
+// neither waits for a hand-off to another thread. No thread waits while a step runs (the step
+// finishes the call), and a caller that gives up (the master cancelled the call) cancels the
+// step. The rest is served by gRPC's sync thread pool. The server then has no callback-API
+// method: with gRPC's `poll` engine every completion queue registered with a server polls all
+// of its connections, so each kind of queue adds threads that wake for every message and hand
+// it on (docs/benchmarks.md, "Per-step overhead"). Thread-safe.
 //
 //   Worker worker(options, &mailbox);
 //   WorkerService service(&worker);
 //   builder.RegisterService(&service);
+//   std::unique_ptr<grpc::ServerCompletionQueue> cq = builder.AddCompletionQueue();
+//   auto server = builder.BuildAndStart();
+//   std::thread t([&] { service.ServeQueue(cq.get()); });  // Until cq->Shutdown().
 #ifndef SLUICE_DISTRIBUTED_WORKER_SERVICE_H_
 #define SLUICE_DISTRIBUTED_WORKER_SERVICE_H_
 
+#include "absl/base/thread_annotations.h"
+#include "absl/synchronization/mutex.h"
 #include "distributed/protocol.grpc.pb.h"
 #include "distributed/worker.h"
 
 namespace sluice {
 
-class WorkerService : public proto::Control::WithCallbackMethod_RunGraph<
+class WorkerService : public proto::Control::WithAsyncMethod_RunGraph<
                           proto::Control::WithAsyncMethod_Heartbeat<proto::Control::Service>> {
  public:
   explicit WorkerService(Worker* worker) : worker_(worker) {}
@@ -27,8 +36,6 @@ class WorkerService : public proto::Control::WithCallbackMethod_RunGraph<
                              proto::RegisterGraphResponse*) override;
   grpc::Status DeregisterGraph(grpc::ServerContext*, const proto::DeregisterGraphRequest*,
                                proto::DeregisterGraphResponse*) override;
-  grpc::ServerUnaryReactor* RunGraph(grpc::CallbackServerContext*, const proto::RunGraphRequest*,
-                                     proto::RunGraphResponse*) override;
   grpc::Status AbortStep(grpc::ServerContext*, const proto::AbortStepRequest*,
                          proto::AbortStepResponse*) override;
   grpc::Status Inspect(grpc::ServerContext*, const proto::InspectRequest*,
@@ -36,11 +43,24 @@ class WorkerService : public proto::Control::WithCallbackMethod_RunGraph<
   grpc::Status EdgeControl(
       grpc::ServerContext*,
       grpc::ServerReaderWriter<proto::EdgeControlMessage, proto::EdgeControlMessage>*) override;
-  // The answer to one Heartbeat taken from the completion queue.
-  grpc::Status AnswerHeartbeat(const proto::HeartbeatRequest& req, proto::HeartbeatResponse* resp);
+  // Serves Heartbeat and RunGraph calls from `cq` (registered with this service's server) on
+  // the calling thread; returns once `cq` was shut down and drained.
+  void ServeQueue(grpc::ServerCompletionQueue* cq);
+  // Blocks until every step a RunGraph from the queue started has ended and answered its call
+  // (promptly after Worker::AbortAll). The server's shutdown waits here before it shuts the
+  // queue down: a step answering after that would use a closed queue.
+  void AwaitStepsEnded();
 
  private:
+  class QueueEvent;  // The calls served from the queue (worker_service.cc).
+  class HeartbeatCall;
+  class RunGraphCall;
+  void StepStarted();
+  void StepEnded();
+
   Worker* worker_;
+  absl::Mutex mu_;
+  int steps_running_ ABSL_GUARDED_BY(mu_) = 0;
 };
 
 }  // namespace sluice

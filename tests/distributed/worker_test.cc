@@ -281,6 +281,36 @@ TEST(WorkerTest, StepFailedNoticeEndsTheStepsWaitingSends) {
                         "step 96 failed on /job:worker/task:1: boom"));
 }
 
+// The master gives up on a RunGraph call (its step failed elsewhere, or it was cancelled): the
+// worker's half of the step ends at once, though its own timeout is a minute away.
+TEST(WorkerTest, ACancelledRunGraphCallCancelsItsStep) {
+  auto cluster = StartCluster();
+  ASSERT_NE(cluster, nullptr);
+  std::vector<StepCoordinator::Partition> parts = RegisterTwoTensorEdge(*cluster);
+  // Only task 1's half runs: its receives wait for tensors task 0 never sends.
+  StepCoordinator::Partition receiver = parts[1];
+  receiver.request.set_protocol_version(kProtocolVersion);
+  receiver.request.set_step_id(97);
+  auto stub = proto::Control::NewStub(MakeChannel(receiver.worker.control_address()));
+  grpc::ClientContext ctx;
+  proto::RunGraphResponse resp;
+  grpc::Status status;
+  absl::Notification answered;
+  stub->async()->RunGraph(&ctx, &receiver.request, &resp, [&](grpc::Status s) {
+    status = s;
+    answered.Notify();
+  });
+  const std::string& w1 = cluster->worker(1).control_address;
+  ASSERT_TRUE(WaitFor([&] { return Beat(w1).pending_receives() == 2; }));
+  ctx.TryCancel();
+  answered.WaitForNotification();
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::CANCELLED);
+  EXPECT_TRUE(WaitFor([&] {
+    proto::HeartbeatResponse beat = Beat(w1);
+    return beat.active_steps() == 0 && beat.pending_receives() == 0;
+  })) << "the step kept running after its RunGraph call was cancelled";
+}
+
 // A peer hung before anything connected to it: the _Send is stuck opening the edge (gRPC waits
 // for the peer's HTTP/2 handshake). Aborting the step, without or with naming the lost peer,
 // must end it.
