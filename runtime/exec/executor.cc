@@ -26,6 +26,9 @@ thread_local int t_process_depth = 0;
 // Set while a step's async roots are started: what they complete inline goes to the device's
 // entry threads.
 thread_local bool t_defer_continuations = false;
+// Set while a thread the executor does not drive (a data-plane reader) runs the nodes a
+// received tensor made ready: only those that can neither block nor take long run there.
+thread_local bool t_cheap_only = false;
 
 struct ProcessDepthGuard {
   ProcessDepthGuard() { ++t_process_depth; }
@@ -55,6 +58,7 @@ struct NodeItem {
   std::vector<int> input_slots;  // Slot of each data input.
   std::vector<int> successors;   // Local ids of data and control consumers (no duplicates).
   bool expensive = true;
+  bool blocks = false;  // May wait for another party (a _Send, for a credit).
 };
 
 // Invariants of a step:
@@ -181,6 +185,7 @@ absl::Status ExecutorImpl::Initialize(const ExecutorParams& params) {
       SLUICE_ASSIGN_OR_RETURN(item.kernel,
                               KernelRegistry::Global()->CreateKernel(*n, device_->device_type()));
       item.expensive = item.kernel->IsExpensive() || item.kernel->AsAsync() != nullptr;
+      item.blocks = n->op() == "_Send";
       for (const Endpoint& in : n->inputs()) {
         auto it = local.find(in.node);
         if (it == local.end()) {
@@ -358,6 +363,10 @@ void ExecutorImpl::Process(StepState* step, std::vector<int> ready) const {
     int id = ready.back();
     ready.pop_back();
     const NodeItem& item = items_[id];
+    if (t_cheap_only && (item.expensive || item.blocks)) {
+      device_->Submit([this, step, id] { Process(step, {id}); });
+      continue;
+    }
     outputs.clear();
     if (item.fed_index >= 0) {
       for (int v : item.fed_values) outputs.push_back(step->args.feed_values[v]);
@@ -367,10 +376,11 @@ void ExecutorImpl::Process(StepState* step, std::vector<int> ready) const {
         if (AsyncOpKernel* async = item.kernel->AsAsync()) {
           // The node completes in the callback, possibly on another thread. A thread the
           // executor drives carries on with the nodes it made ready; any other thread (a
-          // data-plane reader delivering a received tensor) hands them to the device's entry
-          // threads (CpuDevice::Submit) without waiting: run there, a Send could block it on the
-          // network while the peer's reader is blocked the same way on us (two workers exchanging
-          // large tensors deadlocked so).
+          // data-plane reader delivering a received tensor) runs only cheap nodes that cannot
+          // block and hands the rest to the device's entry threads (CpuDevice::Submit) without
+          // waiting: run there, a Send could block it on the network while the peer's reader is
+          // blocked the same way on us (two workers exchanging large tensors deadlocked so).
+          // Cheap nodes stay: a hand-off to an entry thread is a wake-up (~25 us here).
           auto* ctx = new OpKernelContext(std::move(p));
           const int64_t start = step->args.trace != nullptr ? StepTrace::NowNanos() : 0;
           async->ComputeAsync(ctx, [this, step, id, ctx, start] {
@@ -383,6 +393,10 @@ void ExecutorImpl::Process(StepState* step, std::vector<int> ready) const {
             if (next.empty()) return;
             if (t_process_depth > 0 && !t_defer_continuations) {
               Process(step, std::move(next));
+            } else if (t_process_depth == 0) {
+              t_cheap_only = true;
+              Process(step, std::move(next));
+              t_cheap_only = false;
             } else {
               for (int n : next) device_->Submit([this, step, n] { Process(step, {n}); });
             }

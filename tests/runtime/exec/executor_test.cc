@@ -18,6 +18,7 @@
 #include "gtest/gtest.h"
 #include "ops/register.h"
 #include "runtime/kernel/kernel.h"
+#include "runtime/kernel/rendezvous.h"
 #include "tests/util/test_util.h"
 
 namespace sluice {
@@ -153,6 +154,32 @@ class RecordThreadOp : public OpKernel {
   }
 };
 
+class RecordThreadCheapOp : public RecordThreadOp {
+ public:
+  using RecordThreadOp::RecordThreadOp;
+  bool IsExpensive() const override { return false; }
+};
+
+// Records the threads its sends ran on.
+class RecordingRendezvous : public LocalRendezvous {
+ public:
+  absl::Status Send(const std::string& key, Tensor value) override {
+    {
+      absl::MutexLock lock(&mu_);
+      send_threads_.insert(std::this_thread::get_id());
+    }
+    return LocalRendezvous::Send(key, std::move(value));
+  }
+  std::set<std::thread::id> send_threads() {
+    absl::MutexLock lock(&mu_);
+    return send_threads_;
+  }
+
+ private:
+  absl::Mutex mu_;
+  std::set<std::thread::id> send_threads_ ABSL_GUARDED_BY(mu_);
+};
+
 // Counts its starts and completes at once; CheckAllStarted fails unless `expected_starts` have
 // started in this step.
 std::atomic<int> starts{0};
@@ -223,7 +250,7 @@ void RegisterTestOps() {
                     ->Register("CheckAllStarted", kDeviceCpu, DType::kInvalid,
                                MakeKernel<CheckAllStartedOp>)
                     .ok());
-    for (const char* name : {"DeliveredIncrement", "RecordThread"}) {
+    for (const char* name : {"DeliveredIncrement", "RecordThread", "RecordThreadCheap"}) {
       EXPECT_TRUE(
           ops->Register(
                  OpDefBuilder(name).Input("x: int64").Output("y: int64").SetShapeFn(ScalarShape))
@@ -236,6 +263,10 @@ void RegisterTestOps() {
     EXPECT_TRUE(
         kernels->Register("RecordThread", kDeviceCpu, DType::kInvalid, MakeKernel<RecordThreadOp>)
             .ok());
+    EXPECT_TRUE(kernels
+                    ->Register("RecordThreadCheap", kDeviceCpu, DType::kInvalid,
+                               MakeKernel<RecordThreadCheapOp>)
+                    .ok());
     return true;
   }();
   (void)once;
@@ -254,13 +285,15 @@ class ExecutorTest : public ::testing::Test {
   Output Op(const std::string& op, std::vector<Input> inputs, const Scope* s = nullptr) {
     return SingleOutput((s ? *s : root_).AddNode(op, inputs, {}, SourceLocation::Current()));
   }
-  std::unique_ptr<Executor> Make(std::vector<Output> fetches, std::vector<Output> feeds = {}) {
+  std::unique_ptr<Executor> Make(std::vector<Output> fetches, std::vector<Output> feeds = {},
+                                 std::vector<const Node*> targets = {}) {
     graph_ = *root_.Finalize();
     ExecutorParams p;
     p.graph = graph_.get();
     p.device = &device_;
     for (const Output& f : fetches) p.fetches.push_back(f.endpoint());
     for (const Output& f : feeds) p.feeds.push_back(f.endpoint());
+    p.targets = std::move(targets);
     absl::StatusOr<std::unique_ptr<Executor>> e = Executor::Create(p);
     EXPECT_TRUE(e.ok()) << e.status();
     return e.ok() ? *std::move(e) : nullptr;
@@ -452,11 +485,12 @@ TEST_F(ExecutorTest, AsyncKernelsCompletingOnOtherThreadsContinueTheStep) {
   async_threads = nullptr;
 }
 
-// What a completion hands on never runs on the delivering thread, however many steps it has
-// served: a Send run there can block it on the network while the peer's reader is blocked the
-// same way (two workers all-reducing 64 MiB deadlocked from their second step, once the reader
-// had enqueued one continuation and so counted as inside an arena for oneTBB).
-TEST_F(ExecutorTest, NodesMadeReadyByAForeignThreadRunOnTheArena) {
+// What a completion hands on never runs on the delivering thread when it is expensive, however
+// many steps the thread has served: a Send run there can block it on the network while the
+// peer's reader is blocked the same way (two workers all-reducing 64 MiB deadlocked from their
+// second step, once the reader had enqueued one continuation and so counted as inside an arena
+// for oneTBB).
+TEST_F(ExecutorTest, ExpensiveNodesMadeReadyByAForeignThreadRunElsewhere) {
   DeliveryThread thread;
   std::set<std::thread::id> threads;
   delivery = &thread;
@@ -477,6 +511,43 @@ TEST_F(ExecutorTest, NodesMadeReadyByAForeignThreadRunOnTheArena) {
   absl::MutexLock lock(&recorded_mu);
   EXPECT_FALSE(threads.empty());
   EXPECT_EQ(threads.count(thread.id()), 0u) << "a node ran on the delivering thread";
+  delivery = nullptr;
+  recorded_threads = nullptr;
+}
+
+// Cheap nodes a received tensor makes ready run on the delivering thread (a hand-off would cost
+// a wake-up), but never a _Send, which may block for a credit; what follows the _Send runs
+// elsewhere too.
+TEST_F(ExecutorTest, OnlyCheapNonBlockingNodesRunOnTheDeliveringThread) {
+  DeliveryThread thread;
+  std::set<std::thread::id> threads;
+  delivery = &thread;
+  recorded_threads = &threads;
+  Output received = Op("DeliveredIncrement", {Const(1)});
+  Output cheap = Op("RecordThreadCheap", {received});
+  const std::string device = "/job:localhost/task:0/device:cpu:0";
+  const Node* send = root_.AddNode("_Send", {cheap},
+                                   {{"T", AttrValue(DType::kInt64)},
+                                    {"tensor_name", AttrValue(std::string("t"))},
+                                    {"send_device", AttrValue(device)},
+                                    {"recv_device", AttrValue(device)}},
+                                   SourceLocation::Current());
+  auto exec = Make({cheap}, {}, {send});
+  for (int run = 0; run < 5; ++run) {
+    RecordingRendezvous rendezvous;
+    StepArgs args;
+    args.step_id = run + 1;
+    args.rendezvous = &rendezvous;
+    std::vector<Tensor> out;
+    ASSERT_TRUE(exec->Run(std::move(args), &out).ok());
+    EXPECT_EQ(out[0].scalar<int64_t>(), 2);
+    EXPECT_EQ(rendezvous.send_threads().size(), 1u);
+    EXPECT_EQ(rendezvous.send_threads().count(thread.id()), 0u)
+        << "a _Send ran on the delivering thread";
+  }
+  absl::MutexLock lock(&recorded_mu);
+  EXPECT_EQ(threads, std::set<std::thread::id>{thread.id()})
+      << "a cheap node was handed off instead of running where its input arrived";
   delivery = nullptr;
   recorded_threads = nullptr;
 }
