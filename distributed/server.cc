@@ -114,6 +114,12 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const ServerOptions& optio
   server->worker_ = std::make_unique<Worker>(wopts, server->mailbox_.get());
   DeclarePsMetrics(*server->metrics_, server->worker_.get());
   server->worker_service_ = std::make_unique<WorkerService>(server->worker_.get());
+  // A master-only task serves its Control methods on the sync pool alone (MasterControlService).
+  const bool master_only = options.job == "master";
+  if (master_only) {
+    server->master_control_service_ = std::make_unique<MasterControlService>(
+        server->worker_.get(), server->worker_service_.get());
+  }
   ChunkOptions copts;
   copts.chunk_bytes = options.chunk_bytes;
   copts.max_message_bytes = message_cap;
@@ -145,7 +151,7 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const ServerOptions& optio
     }
     builder.RegisterService(a);
     if (b != nullptr) builder.RegisterService(b);
-    if (!bulk) server->control_cq_ = builder.AddCompletionQueue();
+    if (!bulk && !master_only) server->control_cq_ = builder.AddCompletionQueue();
     return builder.BuildAndStart();
   };
   int data_port = 0;
@@ -172,9 +178,12 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const ServerOptions& optio
     server->master_ = std::make_unique<Master>(mopts);
   }
   int control_port = 0;
-  server->control_server_ = build(options.control_port, server->worker_service_.get(),
-                                  server->master_.get(), &control_port,
-                                  /*bulk=*/false);
+  grpc::Service* control_service =
+      master_only ? static_cast<grpc::Service*>(server->master_control_service_.get())
+                  : server->worker_service_.get();
+  server->control_server_ =
+      build(options.control_port, control_service, server->master_.get(), &control_port,
+            /*bulk=*/false);
   if (!server->control_server_ || control_port == 0) {
     return absl::UnavailableError(absl::StrCat("cannot listen on ", options.host, ":",
                                                options.control_port, " (control plane)"));
@@ -187,9 +196,11 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const ServerOptions& optio
     server->metrics_address_ = absl::StrCat(options.host, ":", server->metrics_http_->port());
   }
   server->worker_->SetAddresses(server->control_address_, server->data_address_);
-  server->control_queue_thread_ = std::thread([s = server.get()] { s->ServeControlQueue(); });
-  // For ps/perf.
-  pthread_setname_np(server->control_queue_thread_.native_handle(), "control_queue");
+  if (server->control_cq_) {
+    server->control_queue_thread_ = std::thread([s = server.get()] { s->ServeControlQueue(); });
+    // For ps/perf.
+    pthread_setname_np(server->control_queue_thread_.native_handle(), "control_queue");
+  }
   return server;
 }
 

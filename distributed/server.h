@@ -96,6 +96,7 @@ class Server {
   std::unique_ptr<TensorMailbox> mailbox_;  // Outlives worker_ and data_service_ (declared first).
   std::unique_ptr<Worker> worker_;
   std::unique_ptr<WorkerService> worker_service_;  // Serves worker_ (declared after it).
+  std::unique_ptr<MasterControlService> master_control_service_;  // Job "master" only.
   std::unique_ptr<DataPlaneService> data_service_;
   std::unique_ptr<Master> master_;
   // Heartbeat and RunGraph calls: served by one thread polling this queue (ServeControlQueue).

@@ -198,4 +198,19 @@ grpc::Status WorkerService::EdgeControl(
   return grpc::Status::OK;
 }
 
+grpc::Status MasterControlService::Heartbeat(grpc::ServerContext* ctx,
+                                             const proto::HeartbeatRequest* req,
+                                             proto::HeartbeatResponse* resp) {
+  if (grpc::Status auth = CheckClusterToken(ctx); !auth.ok()) return auth;
+  return ToGrpc(worker_->Heartbeat(*req, resp));
+}
+
+grpc::Status MasterControlService::RunGraph(grpc::ServerContext* ctx, const proto::RunGraphRequest*,
+                                            proto::RunGraphResponse*) {
+  if (grpc::Status auth = CheckClusterToken(ctx); !auth.ok()) return auth;
+  return grpc::Status(
+      grpc::StatusCode::FAILED_PRECONDITION,
+      absl::StrCat(worker_->task_prefix(), " is a master-only task: it runs no graph partitions"));
+}
+
 }  // namespace sluice

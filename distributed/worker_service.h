@@ -63,6 +63,47 @@ class WorkerService : public proto::Control::WithAsyncMethod_RunGraph<
   int steps_running_ ABSL_GUARDED_BY(mu_) = 0;
 };
 
+// The Control service of a task that runs no partitions (job "master"): every method on gRPC's
+// sync pool, so the thread that reads a connection is the one that serves it (a second kind of
+// queue would add threads that read the master's RunStep calls only to hand them on).
+// Heartbeat and Inspect answer as a worker's do; RunGraph is refused. Thread-safe.
+class MasterControlService : public proto::Control::Service {
+ public:
+  // `worker_service` serves the other methods; both outlive this.
+  MasterControlService(Worker* worker, WorkerService* worker_service)
+      : worker_(worker), worker_service_(worker_service) {}
+
+  grpc::Status Heartbeat(grpc::ServerContext*, const proto::HeartbeatRequest*,
+                         proto::HeartbeatResponse*) override;
+  grpc::Status RunGraph(grpc::ServerContext*, const proto::RunGraphRequest*,
+                        proto::RunGraphResponse*) override;
+  grpc::Status RegisterGraph(grpc::ServerContext* ctx, const proto::RegisterGraphRequest* req,
+                             proto::RegisterGraphResponse* resp) override {
+    return worker_service_->RegisterGraph(ctx, req, resp);
+  }
+  grpc::Status DeregisterGraph(grpc::ServerContext* ctx, const proto::DeregisterGraphRequest* req,
+                               proto::DeregisterGraphResponse* resp) override {
+    return worker_service_->DeregisterGraph(ctx, req, resp);
+  }
+  grpc::Status AbortStep(grpc::ServerContext* ctx, const proto::AbortStepRequest* req,
+                         proto::AbortStepResponse* resp) override {
+    return worker_service_->AbortStep(ctx, req, resp);
+  }
+  grpc::Status Inspect(grpc::ServerContext* ctx, const proto::InspectRequest* req,
+                       proto::InspectResponse* resp) override {
+    return worker_service_->Inspect(ctx, req, resp);
+  }
+  grpc::Status EdgeControl(grpc::ServerContext* ctx,
+                           grpc::ServerReaderWriter<proto::EdgeControlMessage,
+                                                    proto::EdgeControlMessage>* stream) override {
+    return worker_service_->EdgeControl(ctx, stream);
+  }
+
+ private:
+  Worker* worker_;
+  WorkerService* worker_service_;
+};
+
 }  // namespace sluice
 
 #endif  // SLUICE_DISTRIBUTED_WORKER_SERVICE_H_

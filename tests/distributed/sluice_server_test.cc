@@ -111,6 +111,24 @@ TEST(SluiceServerTest, BadInputOnBothPortsIsAnErrorNotACrash) {
 }
 
 // Tensors pushed for a step that never runs on the receiver are freed after --orphan_ttl_ms.
+// A master-only task serves its Control methods on the sync pool: it answers heartbeats and
+// inspection like a worker, and refuses to run a partition, naming itself.
+TEST(SluiceServerTest, AMasterOnlyTaskAnswersHeartbeatsAndRefusesPartitions) {
+  auto cluster = StartCluster();
+  ASSERT_NE(cluster, nullptr);
+  const std::string& master = cluster->master_address();
+  EXPECT_NE(Beat(master).identity().incarnation(), 0u);
+  auto stub = proto::Control::NewStub(MakeChannel(master));
+  proto::RunGraphRequest req;
+  req.set_protocol_version(kProtocolVersion);
+  req.set_step_id(5);
+  proto::RunGraphResponse resp;
+  grpc::ClientContext ctx;
+  EXPECT_TRUE(StatusHas(FromGrpc(stub->RunGraph(&ctx, req, &resp)),
+                        absl::StatusCode::kFailedPrecondition,
+                        "/job:master/task:0 is a master-only task: it runs no graph partitions"));
+}
+
 TEST(SluiceServerTest, OrphanTensorsExpireAfterTheConfiguredTtl) {
   auto cluster = StartCluster({"--orphan_ttl_ms=300"});
   ASSERT_NE(cluster, nullptr);
