@@ -358,12 +358,13 @@ void ExecutorImpl::Complete(StepState* step, const NodeItem& item, std::vector<T
 
 void ExecutorImpl::Process(StepState* step, std::vector<int> ready) const {
   ProcessDepthGuard depth;
+  const bool cheap_only = t_cheap_only;  // Read once: thread_local reads cost in a shared object.
   std::vector<Tensor> outputs;
   while (!ready.empty()) {
     int id = ready.back();
     ready.pop_back();
     const NodeItem& item = items_[id];
-    if (t_cheap_only && (item.expensive || item.blocks)) {
+    if (cheap_only && (item.expensive || item.blocks)) {
       device_->Submit([this, step, id] { Process(step, {id}); });
       continue;
     }
