@@ -240,13 +240,16 @@ absl::Status HeartbeatMonitor::AwaitFirstAnswers(
   }
 }
 
-void HeartbeatMonitor::Send(const std::shared_ptr<const Watched>& w) {
+void HeartbeatMonitor::Send(const std::shared_ptr<const Watched>& w, bool reconnecting) {
   auto ping = std::make_shared<Ping>();
   ping->watched = w;
   ping->req.set_protocol_version(kProtocolVersion);
   ping->req.set_from("master");
   ping->sent = absl::Now();
   ping->ctx.set_deadline(absl::ToChronoTime(ping->sent + options_.deadline));
+  // A ping that failed at once would leave the new connection attempt unpolled: a restarted
+  // task was seen only ~8 s after it listened (CoordinatorTest's kill-and-rejoin), now at once.
+  ping->ctx.set_wait_for_ready(reconnecting);
   {
     absl::MutexLock lock(&mu_);
     pings_[ping.get()] = ping;
@@ -324,7 +327,7 @@ void HeartbeatMonitor::Report(
 
 void HeartbeatMonitor::Loop() {
   while (true) {
-    std::vector<std::shared_ptr<const Watched>> to_ping;
+    std::vector<std::pair<std::shared_ptr<const Watched>, bool>> to_ping;  // (task, reconnecting)
     std::vector<std::pair<proto::PeerAddress, absl::Status>> lost;
     std::vector<std::shared_ptr<Ping>> answered;          // Freed at the end of the round,
     std::vector<std::shared_ptr<const Watched>> retired;  // outside the lock.
@@ -346,7 +349,7 @@ void HeartbeatMonitor::Loop() {
         // A ping still out (a slow link, a hung task) ends by its own deadline; no second one.
         if (!live.in_flight) {
           live.in_flight = true;
-          to_ping.push_back(w);
+          to_ping.emplace_back(w, live.last_failed);
           // A task that did not answer is tried at every ping, not at the channel's backoff.
           if (live.last_failed) {
             grpc::experimental::ChannelResetConnectionBackoff(w->heartbeat_channel.get());
@@ -355,7 +358,7 @@ void HeartbeatMonitor::Loop() {
       }
       ++rounds_;
     }
-    for (const auto& w : to_ping) Send(w);
+    for (const auto& [w, reconnecting] : to_ping) Send(w, reconnecting);
     Report(lost);
     absl::MutexLock lock(&mu_);
     mu_.AwaitWithTimeout(absl::Condition(&stop_), options_.interval);

@@ -120,7 +120,9 @@ class HeartbeatMonitor {
   };
   struct Ping;
   void Loop();
-  void Send(const std::shared_ptr<const Watched>& w) ABSL_LOCKS_EXCLUDED(mu_);
+  // `reconnecting`: the task's last ping failed; this one waits (up to its deadline) for the
+  // channel to connect, which under gRPC's `poll` engine only progresses while a call waits.
+  void Send(const std::shared_ptr<const Watched>& w, bool reconnecting) ABSL_LOCKS_EXCLUDED(mu_);
   void OnAnswer(const Ping& ping) ABSL_LOCKS_EXCLUDED(mu_);
   void Report(const std::vector<std::pair<proto::PeerAddress, absl::Status>>& lost)
       ABSL_LOCKS_EXCLUDED(mu_);

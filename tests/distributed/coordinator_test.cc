@@ -128,12 +128,16 @@ TEST(CoordinatorTest, WorkerKilledMidStepFailsInBoundedTimeAndRejoins) {
   EXPECT_TRUE(StatusHas((*remote)->Run({{m.x, Mlp::Batch(1, 1.0f)}}, {m.y}, &out),
                         absl::StatusCode::kUnavailable, "/job:worker/task:0"));
 
-  // Restart: a new incarnation; the master re-registers and new steps succeed.
+  // Restart: a new incarnation, seen within 2 s of the worker listening (pings to a task whose
+  // last ping failed wait for the connection: an unpolled attempt took ~8 s); the master
+  // re-registers and new steps succeed.
   ASSERT_TRUE(cluster->RestartWorker(0).ok());
+  const absl::Time listening = absl::Now();
   ASSERT_TRUE(WaitFor([&] {
     uint64_t inc = monitor.incarnation("/job:worker/task:0");
     return inc != 0 && inc != old_incarnation;
   }));
+  EXPECT_LT(absl::Now() - listening, absl::Seconds(2));
   absl::Status s;
   ASSERT_TRUE(WaitFor([&] {
     s = (*remote)->Run({{m.x, Mlp::Batch(1, 1.0f)}}, {m.y}, &out);
