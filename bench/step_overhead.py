@@ -22,13 +22,6 @@ import time
 from bench_util import load_average
 
 
-def cpu_seconds(pid):
-    """User + system CPU seconds of process `pid` so far (all its threads)."""
-    with open("/proc/%d/stat" % pid) as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 def own_cpu_seconds():
     usage = resource.getrusage(resource.RUSAGE_SELF)
     return usage.ru_utime + usage.ru_stime
@@ -67,15 +60,14 @@ def main():
                 # A new channel per round: its first call connects, so it is left out.
                 round_trips += _core._heartbeat_round_trips(control, 51)[1:]
             # CPU each process spends per two-worker step (every thread, user + system).
-            processes = [("master", cluster.master_pid())] + [
-                ("worker %d" % i, cluster.worker_pid(i)) for i in range(2)]
-            cpu_before = [cpu_seconds(pid) for _, pid in processes] + [own_cpu_seconds()]
+            tasks = [("master", 0), ("worker", 0), ("worker", 1)]
+            cpu_before = [cluster.cpu_seconds(*t) for t in tasks] + [own_cpu_seconds()]
             wall = time.perf_counter()
             for _ in range(args.steps):
                 sess.run(b)
             wall = time.perf_counter() - wall
             cpu = [after - before for after, before in zip(
-                [cpu_seconds(pid) for _, pid in processes] + [own_cpu_seconds()], cpu_before)]
+                [cluster.cpu_seconds(*t) for t in tasks] + [own_cpu_seconds()], cpu_before)]
             options = sl.RunOptions(trace_level=sl.RunOptions.FULL_TRACE)
             per_hop = {}
             for _ in range(args.steps):
@@ -95,7 +87,7 @@ def main():
         two, two / rtt))
     print()
     steps = args.steps
-    names = [name for name, _ in processes] + ["client (this process)"]
+    names = ["master", "worker 0", "worker 1", "client (this process)"]
     print("CPU per two-worker step (user + system, all threads; %d steps back to back):" % steps)
     print()
     print("| process | CPU us per step |")

@@ -306,9 +306,22 @@ class LocalCluster:
         """The process id of worker `index`."""
         return self._live().worker_pid(index)
 
-    def master_pid(self):
-        """The process id of the master."""
-        return self._live().master_pid
+    def cpu_seconds(self, job="worker", index=0):
+        """The CPU time (user + system, every thread) task `index` of `job` ("master",
+        "worker" or "ps") has used so far, in seconds (Linux /proc)."""
+        live = self._live()
+        if job == "master":
+            pid = live.master_pid
+        elif job == "worker":
+            pid = live.worker_pid(index)
+        elif job == "ps":
+            pid = live.ps_pid(index)
+        else:
+            raise ValueError("LocalCluster has jobs 'master', 'worker' and 'ps', not {!r}".format(
+                job))
+        with open("/proc/{}/stat".format(pid)) as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
     def kill_ps(self, index):
         """Kills parameter-server task `index` with SIGKILL; steps using it fail naming it."""

@@ -510,3 +510,22 @@ def test_servers_exit_when_the_launching_process_is_killed():
             assert readable, "server {} outlived its launcher".format(pid)
         finally:
             os.close(fd)
+
+
+def test_local_cluster_reports_each_tasks_cpu_time():
+    with sl.LocalCluster(workers=1) as cluster:
+        before = cluster.cpu_seconds("worker", 0)
+        assert before >= 0 and cluster.cpu_seconds("master") >= 0
+        g = sl.Graph()
+        with g.as_default():
+            with sl.device("/job:worker/task:0"):
+                x = sl.random_normal([256, 256], seed=1)
+                for _ in range(20):
+                    x = sl.tanh(sl.matmul(x, x))
+                total = sl.reduce_sum(x)
+        with sl.Session(cluster.target, graph=g) as sess:
+            for _ in range(30):  # 600 GEMMs of 256: tens of milliseconds of the worker's CPU.
+                sess.run(total)
+        assert cluster.cpu_seconds("worker", 0) - before >= 0.02
+        with pytest.raises(ValueError, match="jobs 'master', 'worker' and 'ps', not 'chief'"):
+            cluster.cpu_seconds("chief")
