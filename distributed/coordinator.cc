@@ -530,7 +530,6 @@ absl::StatusOr<std::vector<proto::RunGraphResponse>> StepCoordinator::Run(
     bool ok = false;
     const grpc::CompletionQueue::NextStatus next =
         cq.AsyncNext(&tag, &ok, absl::ToChronoTime(absl::Now() + absl::Milliseconds(50)));
-    if (next == grpc::CompletionQueue::SHUTDOWN) break;  // Not before Shutdown below.
     if (next == grpc::CompletionQueue::TIMEOUT) {
       if (!cancelled && options.abandoned && options.abandoned()) {
         cancelled = true;

@@ -33,6 +33,7 @@ class SendOp : public OpKernel {
         edge_{Attr<std::string>("tensor_name"), Attr<std::string>("send_device"),
               Attr<std::string>("recv_device")} {}
   bool IsExpensive() const override { return false; }
+  bool MayBlock() const override { return true; }  // For a credit on the data plane.
 
   absl::Status Compute(OpKernelContext* ctx) override {
     Rendezvous* rendezvous = ctx->rendezvous();

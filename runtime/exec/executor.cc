@@ -58,7 +58,7 @@ struct NodeItem {
   std::vector<int> input_slots;  // Slot of each data input.
   std::vector<int> successors;   // Local ids of data and control consumers (no duplicates).
   bool expensive = true;
-  bool blocks = false;  // May wait for another party (a _Send, for a credit).
+  bool blocks = false;  // OpKernel::MayBlock.
 };
 
 // Invariants of a step:
@@ -185,7 +185,7 @@ absl::Status ExecutorImpl::Initialize(const ExecutorParams& params) {
       SLUICE_ASSIGN_OR_RETURN(item.kernel,
                               KernelRegistry::Global()->CreateKernel(*n, device_->device_type()));
       item.expensive = item.kernel->IsExpensive() || item.kernel->AsAsync() != nullptr;
-      item.blocks = n->op() == "_Send";
+      item.blocks = item.kernel->MayBlock();
       for (const Endpoint& in : n->inputs()) {
         auto it = local.find(in.node);
         if (it == local.end()) {

@@ -97,6 +97,10 @@ class OpKernel {
   virtual absl::Status Compute(OpKernelContext* ctx) = 0;
   // Cheap kernels run inline on the executor thread that made them ready.
   virtual bool IsExpensive() const { return true; }
+  // Whether Compute may wait for another party (a _Send, for the receiver's credit). Such a
+  // kernel never runs on a thread the executor does not drive (a data-plane reader), even when
+  // it is cheap: blocked there, it could deadlock with a peer blocked the same way.
+  virtual bool MayBlock() const { return false; }
   // This kernel as an AsyncOpKernel, or null for a synchronous one.
   virtual AsyncOpKernel* AsAsync() { return nullptr; }
 
