@@ -125,7 +125,7 @@ def _cluster_spec_text(cluster):
                                 "addresses, got {!r}".format(job, addresses))
             spec[str(job)] = [str(a) for a in addresses]
         return json.dumps(spec)
-    raise TypeError("cluster spec: expected a dict {job: [addresses]} or a string, got "
+    raise TypeError("cluster spec: expected a dict {{job: [addresses]}} or a string, got "
                     "{!r}".format(cluster))
 
 

@@ -529,3 +529,9 @@ def test_local_cluster_reports_each_tasks_cpu_time():
         assert cluster.cpu_seconds("worker", 0) - before >= 0.02
         with pytest.raises(ValueError, match="jobs 'master', 'worker' and 'ps', not 'chief'"):
             cluster.cpu_seconds("chief")
+
+
+def test_a_cluster_spec_of_the_wrong_type_is_a_type_error():
+    with pytest.raises(TypeError, match=r"cluster spec: expected a dict \{job: \[addresses\]\} "
+                                        r"or a string, got 42"):
+        sl.Server(42, "worker", 0, port=0, start=False)
