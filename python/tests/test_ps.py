@@ -248,8 +248,10 @@ class ClusterWorker:
 def test_between_graph_workers_train_asynchronously_against_a_ps_task():
     """Two worker threads, each with its own graph and session on a cluster with a ps job (the
     variable shared by name on /job:ps/task:0), pull, compute on their own task and push
-    without waiting for each other: every push is counted with its delay, and the loss falls."""
+    without waiting for each other: every push is counted with its delay, every gradient is the
+    one of the value its worker pulled, the ps applied each once, and the loss falls."""
     steps = 15
+    lr = F32(0.05)
     with sl.LocalCluster(workers=2, ps=1) as cluster:
         assert cluster.num_ps == 1
 
@@ -260,11 +262,12 @@ def test_between_graph_workers_train_asynchronously_against_a_ps_task():
         sessions = [sl.Session(cluster.target, graph=w.graph) for w in workers]
         sessions[0].run(workers[0].init)  # The chief initialises the shared variable.
         first = [s.run(w.loss) for s, w in zip(sessions, workers)]
-        delays = [[], []]
+        pushes = [[], []]  # (delay, pulled value, gradient) of every push, per worker.
 
         def train(m):
+            w = workers[m]
             for _ in range(steps):
-                delays[m].append(int(sessions[m].run(workers[m].push)))
+                pushes[m].append(sessions[m].run([w.push, w.pulled, w.grad]))
 
         threads = [threading.Thread(target=train, args=(m,)) for m in range(2)]
         for t in threads:
@@ -272,13 +275,23 @@ def test_between_graph_workers_train_asynchronously_against_a_ps_task():
         for t in threads:
             t.join()
         histogram = sessions[0].run(workers[0].histogram)
+        final = sessions[0].run(workers[0].w)
         last = [s.run(w.loss) for s, w in zip(sessions, workers)]
         for s in sessions:
             s.close()
     assert histogram.sum() == 2 * steps
-    recorded = np.bincount(delays[0] + delays[1], minlength=len(histogram))
+    recorded = np.bincount([int(p[0]) for p in pushes[0] + pushes[1]], minlength=len(histogram))
     np.testing.assert_array_equal(histogram, recorded)
-    assert all(b < a for a, b in zip(first, last))
+    for m in range(2):
+        for _, pulled, grad in pushes[m]:
+            np.testing.assert_allclose(grad, gradient(m, pulled), rtol=1e-12, atol=1e-12)
+    # ASGD applies every push once, whatever the order: w = w0 - lr * (sum of all gradients).
+    applied = W0 - lr * sum(p[2] for p in pushes[0] + pushes[1])
+    np.testing.assert_allclose(final, applied, rtol=1e-12, atol=1e-12)
+    # The threads may run one after the other (a worker's first step can take all of the
+    # other's fifteen), and then the first worker's own loss rises again as the second trains on
+    # its shard: the objective both share, the sum of their losses, falls in every order.
+    assert sum(last) < sum(first)
 
 
 def ssp_graph(n, staleness):

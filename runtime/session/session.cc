@@ -113,7 +113,6 @@ absl::Status Session::RunEndpoints(const std::vector<Endpoint>& feeds,
                                    const std::vector<const Node*>& targets,
                                    std::vector<Tensor>* outputs, const RunOptions& options) {
   for (size_t i = 0; i < feeds.size(); ++i) {
-    const Endpoint& f = feeds[i];
     const Tensor& v = feed_values[i];
     SLUICE_RETURN_IF_ERROR(CheckFeed(feeds, i, v.dtype(), v.shape()));
   }
