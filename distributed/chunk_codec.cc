@@ -79,11 +79,12 @@ absl::StatusOr<proto::ChunkHeader> ReadHeader(SliceCursor* cursor, int64_t max_h
 }  // namespace
 
 ChunkEncoder::ChunkEncoder(int64_t step_id, std::string key, Tensor tensor,
-                           const ChunkOptions& options)
+                           const ChunkOptions& options, bool resent)
     : tensor_(std::move(tensor)), chunk_bytes_(std::max<int64_t>(1, options.chunk_bytes)) {
   header_.set_protocol_version(kProtocolVersion);
   header_.set_step_id(step_id);
   header_.set_key(std::move(key));
+  header_.set_resent(resent);
   header_.set_dtype(DTypeToProto(tensor_.dtype()));
   ShapeToProto(tensor_.shape(), header_.mutable_shape());
   header_.set_total_bytes(tensor_.TotalBytes());
@@ -196,7 +197,7 @@ absl::StatusOr<bool> ChunkAssembler::Add(const grpc::ByteBuffer& msg) {
                                                      h.length(), " > ", h.total_bytes()));
     }
     SLUICE_ASSIGN_OR_RETURN(Tensor buffer, Tensor::Allocate(dtype, shape));
-    current_ = Received{h.step_id(), h.key(), std::move(buffer)};  // Preallocated, aligned.
+    current_ = Received{h.step_id(), h.key(), std::move(buffer), h.resent()};  // Preallocated.
     first_ = h;
     received_ = 0;
     in_progress_ = true;

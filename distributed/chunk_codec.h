@@ -41,7 +41,10 @@ struct ChunkOptions {
 
 class ChunkEncoder {
  public:
-  ChunkEncoder(int64_t step_id, std::string key, Tensor tensor, const ChunkOptions& options);
+  // `resent`: this is a copy of a tensor whose first push may have been lost with its
+  // connection (ChunkHeader.resent).
+  ChunkEncoder(int64_t step_id, std::string key, Tensor tensor, const ChunkOptions& options,
+               bool resent = false);
   // Fills `msg` with the next chunk; false once every chunk has been produced (a tensor of zero
   // bytes still produces one chunk).
   bool Next(grpc::ByteBuffer* msg);
@@ -75,6 +78,7 @@ class ChunkAssembler {
     int64_t step_id = 0;
     std::string key;
     Tensor tensor;
+    bool resent = false;  // A copy the sender pushed again (ChunkHeader.resent).
   };
 
   explicit ChunkAssembler(AssemblerLimits limits = {}) : limits_(limits) {}

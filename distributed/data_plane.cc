@@ -61,7 +61,7 @@ grpc::Status DataPlaneService::Push(grpc::ServerContext* ctx,
     }
     if (*done) {
       ChunkAssembler::Received r = assembler.Take();
-      absl::Status put = mailbox_->Put(r.step_id, r.key, std::move(r.tensor));
+      absl::Status put = mailbox_->Put(r.step_id, r.key, std::move(r.tensor), r.resent);
       // A tensor for an aborted or ended step is dropped; the stream stays usable for others.
       if (!put.ok() && !absl::IsAlreadyExists(put)) continue;
       if (!put.ok()) return ToGrpc(put);
@@ -237,20 +237,20 @@ absl::Status DataClient::CloseLocked() {
 }
 
 absl::Status DataClient::Push(int64_t step_id, const std::string& key, const Tensor& tensor,
-                              const std::function<bool()>& stop) {
+                              const std::function<bool()>& stop, bool resent) {
   absl::MutexLock lock(&mu_);
   const bool fresh = push_ == nullptr;
-  absl::Status s = PushLocked(step_id, key, tensor, stop);
+  absl::Status s = PushLocked(step_id, key, tensor, stop, resent);
   // A new stream's first write can fail on a connection the channel had not yet seen die (the
   // peer restarted while the link was idle): nothing was delivered, so try once on another.
   if (absl::IsUnavailable(s) && fresh && push_ == nullptr && !Cancelled()) {
-    s = PushLocked(step_id, key, tensor, stop);
+    s = PushLocked(step_id, key, tensor, stop, resent);
   }
   return s;
 }
 
 absl::Status DataClient::PushLocked(int64_t step_id, const std::string& key, const Tensor& tensor,
-                                    const std::function<bool()>& stop) {
+                                    const std::function<bool()>& stop, bool resent) {
   // A stream is reused only while its connection is up: a write into a connection that died
   // (a keepalive gave up, the peer restarted) can still report success, losing the tensor.
   if (push_ &&
@@ -259,7 +259,7 @@ absl::Status DataClient::PushLocked(int64_t step_id, const std::string& key, con
     (void)CloseLocked();
   }
   SLUICE_RETURN_IF_ERROR(OpenLocked());
-  ChunkEncoder enc(step_id, key, tensor, options_);
+  ChunkEncoder enc(step_id, key, tensor, options_, resent);
   grpc::ByteBuffer msg;
   bool wrote = false;
   while (enc.has_more()) {

@@ -11,7 +11,8 @@
 // connection under the stream dies afterwards (a keepalive gives up after a partition healed),
 // the bytes may be lost without any call failing. So a client with a connection-lost listener
 // watches its channel and calls the listener when the connection under an open push stream
-// goes away; the listener (the edge's EdgeSender) ends the steps that had tensors on it.
+// goes away; the listener (the edge's EdgeSender) pushes the tensors the peer had not
+// credited again, as copies the peer drops if the first push did arrive.
 //
 //   DataPlaneService service(&mailbox, {.chunk_bytes = 256 << 10});  // RegisterService(&service)
 //   DataClient client(channel, {.chunk_bytes = 256 << 10});
@@ -79,9 +80,10 @@ class DataClient {
   // every chunk; the peer's arrival is confirmed by the stream's final response (Close()).
   // `stop`, if given, is asked before each chunk: when it says true the push ends there
   // (CANCELLED), and a tensor already partly sent is abandoned so the peer drops it while
-  // the stream stays usable.
+  // the stream stays usable. `resent`: a copy of a tensor pushed before on a connection that
+  // was lost (the peer drops it if the first push arrived; ChunkHeader.resent).
   absl::Status Push(int64_t step_id, const std::string& key, const Tensor& tensor,
-                    const std::function<bool()>& stop = nullptr);
+                    const std::function<bool()>& stop = nullptr, bool resent = false);
   // Ends the push stream and returns the peer's verdict (e.g. a rejected chunk).
   absl::Status Close();
   // Abandons the push stream (the next Push opens a new one). For a peer whose connection
@@ -108,7 +110,8 @@ class DataClient {
   void ConnectionLost();
   absl::Status OpenLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   absl::Status PushLocked(int64_t step_id, const std::string& key, const Tensor& tensor,
-                          const std::function<bool()>& stop) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+                          const std::function<bool()>& stop, bool resent)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   absl::Status CloseLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   std::shared_ptr<grpc::Channel> channel_;

@@ -20,12 +20,12 @@ EdgeSender::EdgeSender(std::shared_ptr<grpc::Channel> control_channel, DataClien
 }
 
 EdgeSender::~EdgeSender() {
-  data_->SetConnectionLostListener(nullptr);  // Waits for a call in progress.
   {
     absl::MutexLock lock(&mu_);
-    dropped_ = true;  // No on_lost_in_flight_ call from the reader as it ends.
+    dropped_ = true;  // No on_lost_in_flight_ call, and no copy pushed, from here on.
     if (ctx_) ctx_->TryCancel();
   }
+  data_->SetConnectionLostListener(nullptr);  // Waits for a call in progress.
   if (reader_.joinable()) reader_.join();
   if (stream_) (void)stream_->Finish();
 }
@@ -51,7 +51,8 @@ absl::Status EdgeSender::EnsureOpen(const absl::Status* cancelled) {
     if (dropped_) return broken_;                   // The receiver was found lost: never reopen.
     if (!cancelled->ok()) return absl::OkStatus();  // TakeCredit reports the cancellation.
     broken_ = absl::OkStatus();
-    window_ = 0;  // The new receiver's window comes with its first message.
+    window_ = 0;          // The new receiver's window comes with its first message.
+    uncredited_.clear();  // Their steps were reported lost when the old stream broke.
     step_in_flight_.clear();
     in_flight_ = 0;
     ctx_ = std::make_unique<grpc::ClientContext>();
@@ -88,13 +89,10 @@ void EdgeSender::ReadLoop() {
     absl::MutexLock lock(&mu_);
     if (msg.has_window()) window_ = std::max(0, msg.window().tensors_per_step());
     if (msg.has_credit()) {
-      const int64_t grant = std::max(0, msg.credit().grant());
-      auto it = step_in_flight_.find(msg.credit().step_id());
-      if (it == step_in_flight_.end()) continue;  // Not ours (or from before a reopen).
-      const int64_t returned = std::min(grant, it->second);
-      it->second -= returned;
-      in_flight_ -= returned;
-      if (it->second == 0) step_in_flight_.erase(it);
+      // One credit names one tensor. None matches a tensor given up (a failed push, a copy
+      // the receiver dropped) or one from before a reopen.
+      auto it = uncredited_.find({msg.credit().step_id(), msg.credit().key()});
+      if (it != uncredited_.end()) ForgetLocked(it);
     }
   }
   std::vector<std::pair<int64_t, int64_t>> lost;  // (step, tensors in flight)
@@ -110,18 +108,50 @@ void EdgeSender::ReadLoop() {
 }
 
 void EdgeSender::DataConnectionLost() {
-  // The tensors pushed but not yet credited may have been on the lost connection. Their steps
-  // cannot count on them (the control stream, on its own connection, may still be up, so
-  // ReadLoop would never notice): end them. The receiver's later credits for them are ignored.
-  std::vector<std::pair<int64_t, int64_t>> lost;
+  // The tensors pushed but not yet credited may have been on the lost connection (the control
+  // stream, on its own connection, may still be up, so ReadLoop would never notice): push
+  // them again on a new one. A push in progress when the connection went is pushed again by
+  // its own caller.
+  struct Copy {
+    int64_t step_id;
+    std::string key;
+    Tensor tensor;
+  };
+  std::vector<Copy> copies;
   {
     absl::MutexLock lock(&mu_);
     if (dropped_) return;  // Cancel() dropped the receiver: its steps are being aborted.
-    lost.assign(step_in_flight_.begin(), step_in_flight_.end());
-    step_in_flight_.clear();
-    in_flight_ = 0;
+    for (auto& [step_key, u] : uncredited_) {
+      if (u.state == Uncredited::State::kPushing) {
+        u.connection_lost = true;
+      } else {
+        u.state = Uncredited::State::kPushing;
+        copies.push_back({step_key.first, step_key.second, u.tensor});
+      }
+    }
   }
-  ReportLost(lost, "lost its data connection to the receiver");
+  const absl::Status not_cancelled;
+  for (const Copy& c : copies) {
+    const absl::Status s = Deliver(c.step_id, c.key, c.tensor, nullptr, &not_cancelled,
+                                   /*copy=*/true);
+    if (!s.ok() && on_lost_in_flight_) on_lost_in_flight_(c.step_id, s);
+  }
+}
+
+EdgeSender::UncreditedMap::iterator EdgeSender::FindLocked(int64_t step_id, const std::string& key,
+                                                           Uncredited::State state) {
+  auto [first, last] = uncredited_.equal_range({step_id, key});
+  for (auto it = first; it != last; ++it) {
+    if (it->second.state == state) return it;
+  }
+  return uncredited_.end();
+}
+
+EdgeSender::UncreditedMap::iterator EdgeSender::ForgetLocked(UncreditedMap::iterator it) {
+  auto step = step_in_flight_.find(it->first.first);
+  if (--step->second == 0) step_in_flight_.erase(step);
+  --in_flight_;
+  return uncredited_.erase(it);
 }
 
 void EdgeSender::ReportLost(const std::vector<std::pair<int64_t, int64_t>>& lost,
@@ -164,34 +194,68 @@ absl::Status EdgeSender::Send(int64_t step_id, const std::string& key, const Ten
     s = EnsureOpen(&cancelled);
   }
   // Not under send_mu_: a step waiting for its own credit holds up no other step.
-  if (s.ok()) s = TakeCredit(step_id, key, deadline, &cancelled);
-  if (s.ok()) {
-    {
-      absl::MutexLock lock(&mu_);
-      ++pushing_;
-    }
-    // A step cancelled midway abandons its tensor between chunks (the stream stays usable).
-    s = data_->Push(step_id, key, tensor, [cancellation] {
-      return cancellation != nullptr && cancellation->IsCancelled();
-    });
-    absl::MutexLock lock(&mu_);
-    --pushing_;
-    if (!s.ok()) {
-      // A push broken because the step was aborted (its peer lost) reports the abort.
-      if (!cancelled.ok()) {
-        s = absl::Status(cancelled.code(), absl::StrCat("edge '", edge_, "': step ", step_id,
-                                                        " was cancelled while pushing tensor '",
-                                                        key, "': ", cancelled.message()));
-      }
-    }
-  }
+  if (s.ok()) s = TakeCredit(step_id, key, tensor, deadline, &cancelled);
+  if (s.ok()) s = Deliver(step_id, key, tensor, cancellation, &cancelled, /*copy=*/false);
   // Outside both locks: this waits for the callback if it is running on another thread.
   if (token) cancellation->DeregisterCallback(*token);
   return s;
 }
 
-absl::Status EdgeSender::TakeCredit(int64_t step_id, const std::string& key, absl::Time deadline,
-                                    const absl::Status* cancelled) {
+absl::Status EdgeSender::Deliver(int64_t step_id, const std::string& key, const Tensor& tensor,
+                                 CancellationManager* cancellation, const absl::Status* cancelled,
+                                 bool copy) {
+  {
+    absl::MutexLock lock(&mu_);
+    ++pushing_;
+  }
+  // A step cancelled midway abandons its tensor between chunks (the stream stays usable).
+  auto stop = [cancellation] { return cancellation != nullptr && cancellation->IsCancelled(); };
+  absl::Status s;
+  while (true) {
+    s = data_->Push(step_id, key, tensor, stop, /*resent=*/copy);
+    if (copy && metrics_ != nullptr) {
+      metrics_->Add("sluice_tensors_resent_total", {{"edge", edge_}});
+    }
+    absl::MutexLock lock(&mu_);
+    resent_ += copy;
+    auto it = FindLocked(step_id, key, Uncredited::State::kPushing);
+    if (it == uncredited_.end()) break;  // Credited already, or the edge was reopened.
+    Uncredited& u = it->second;
+    if (s.ok() && !u.connection_lost) {
+      u.state = Uncredited::State::kPushed;
+      break;
+    }
+    // The push returned, but the connection it went on was lost meanwhile: push a copy on a
+    // new one. A push that failed (a copy included) fails its step: the receiver may be hung,
+    // and a copy would wait for it unbounded.
+    if (s.ok() && cancelled->ok() && broken_.ok() && !dropped_) {
+      u.connection_lost = false;
+      copy = true;
+      continue;
+    }
+    ForgetLocked(it);  // Failed: the step fails with this error.
+    break;
+  }
+  absl::MutexLock lock(&mu_);
+  --pushing_;
+  // A push broken because the step was aborted (its peer lost) reports the abort.
+  if (!s.ok() && !cancelled->ok()) {
+    return absl::Status(cancelled->code(), absl::StrCat("edge '", edge_, "': step ", step_id,
+                                                        " was cancelled while pushing tensor '",
+                                                        key, "': ", cancelled->message()));
+  }
+  if (!s.ok() && copy) {
+    return absl::Status(
+        s.code(), absl::StrCat("edge '", edge_, "' lost its data connection under tensor '", key,
+                               "' of step ", step_id,
+                               " before the receiver consumed it, and pushing it again failed: ",
+                               s.message()));
+  }
+  return s;
+}
+
+absl::Status EdgeSender::TakeCredit(int64_t step_id, const std::string& key, const Tensor& tensor,
+                                    absl::Time deadline, const absl::Status* cancelled) {
   absl::MutexLock lock(&mu_);
   auto ready = [this, step_id, cancelled]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     return CanSend(step_id) || !cancelled->ok();
@@ -221,6 +285,7 @@ absl::Status EdgeSender::TakeCredit(int64_t step_id, const std::string& key, abs
         "edge '", edge_, "': no credit from the receiver for tensor '", key, "' of step ", step_id,
         " (", StepInFlight(step_id), " in flight, window ", window_, ")"));
   }
+  uncredited_.insert({{step_id, key}, Uncredited{tensor}});
   ++step_in_flight_[step_id];
   ++in_flight_;
   return absl::OkStatus();
@@ -230,6 +295,9 @@ void EdgeSender::Cancel() {
   {
     absl::MutexLock lock(&mu_);
     dropped_ = true;
+    uncredited_.clear();  // Their steps are being aborted: hold no tensors for them.
+    step_in_flight_.clear();
+    in_flight_ = 0;
     if (ctx_) ctx_->TryCancel();
     if (broken_.ok()) {
       broken_ = absl::UnavailableError(
@@ -262,6 +330,11 @@ int64_t EdgeSender::credits(int64_t step_id) const {
 int64_t EdgeSender::in_flight() const {
   absl::MutexLock lock(&mu_);
   return in_flight_;
+}
+
+int64_t EdgeSender::resent() const {
+  absl::MutexLock lock(&mu_);
+  return resent_;
 }
 
 int64_t EdgeSender::pushing() const {

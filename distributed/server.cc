@@ -45,6 +45,9 @@ void DeclareMetrics(Metrics& m, const TensorMailbox* mailbox) {
                    "Tensors whose push waited for a credit from the receiver, per edge.");
   m.DeclareCounter("sluice_credit_wait_seconds_total",
                    "Time tensors waited for credits, per edge.");
+  m.DeclareCounter("sluice_tensors_resent_total",
+                   "Tensors pushed again, per edge, after the data connection they went on was "
+                   "lost before the receiver credited them.");
   m.DeclareHistogram("sluice_heartbeat_seconds",
                      "Round trips of the heartbeats this task (serving sessions) sends, per task.",
                      {0.0001, 0.0003, 0.001, 0.003, 0.01, 0.03, 0.1, 0.3, 1, 3});

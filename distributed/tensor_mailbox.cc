@@ -61,7 +61,8 @@ absl::Status TensorMailbox::EndedError(int64_t step_id, const std::string& key) 
       absl::StrCat("step ", step_id, " has ended here: tensor '", key, "' came too late"));
 }
 
-absl::Status TensorMailbox::Put(int64_t step_id, const std::string& key, Tensor tensor) {
+absl::Status TensorMailbox::Put(int64_t step_id, const std::string& key, Tensor tensor,
+                                bool resent) {
   const absl::Time now = options_.now();
   std::vector<RecvCallback> waiters;
   std::vector<std::string> freed;
@@ -74,9 +75,15 @@ absl::Status TensorMailbox::Put(int64_t step_id, const std::string& key, Tensor 
       status = EndedError(step_id, key);
     } else if (!step->aborted.ok()) {
       status = step->aborted;
+    } else if (resent ? step->taken.contains(key) : step->delivered_by_copy.contains(key)) {
+      ++duplicates_;  // The tensor reached its receive already: nothing to do, no credit.
     } else if (Slot& slot = step->slots[key]; slot.has_tensor) {
-      status = absl::AlreadyExistsError(
-          absl::StrCat("tensor '", key, "' of step ", step_id, " was already delivered"));
+      if (resent) {
+        ++duplicates_;  // Buffered already; its credit comes when it is taken.
+      } else {
+        status = absl::AlreadyExistsError(
+            absl::StrCat("tensor '", key, "' of step ", step_id, " was already delivered"));
+      }
     } else if (const int64_t bytes = tensor.TotalBytes();
                slot.waiters.empty() && step->running == 0 &&
                early_bytes_ + bytes > options_.max_early_bytes) {
@@ -98,9 +105,12 @@ absl::Status TensorMailbox::Put(int64_t step_id, const std::string& key, Tensor 
       slot.tensor = std::move(tensor);
       step->bytes += bytes;
       if (step->running == 0) early_bytes_ += bytes;
+      if (resent) step->delivered_by_copy.insert(key);
     } else {
       waiters.swap(slot.waiters);
       step->slots.erase(key);
+      step->taken.insert(key);
+      if (resent) step->delivered_by_copy.insert(key);
     }
     // A refused tensor frees its receive buffer at once: the sender gets its credit back.
     if (!status.ok() && !absl::IsAlreadyExists(status)) freed.push_back(key);
@@ -131,6 +141,7 @@ void TensorMailbox::RecvAsync(int64_t step_id, const std::string& key, RecvCallb
       result = std::move(slot.tensor);
       ReleaseBytesLocked(*step, result->TotalBytes());
       step->slots.erase(key);
+      step->taken.insert(key);
     }
   }
   if (done) {
@@ -323,6 +334,11 @@ int64_t TensorMailbox::num_dropped() const {
 int64_t TensorMailbox::num_reclaimed() const {
   absl::MutexLock lock(&mu_);
   return reclaimed_;
+}
+
+int64_t TensorMailbox::num_duplicates() const {
+  absl::MutexLock lock(&mu_);
+  return duplicates_;
 }
 
 }  // namespace sluice

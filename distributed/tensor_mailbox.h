@@ -14,7 +14,11 @@
 // most every quarter of the shorter TTL: what expired goes at the first call after that.
 // Edge listeners are told each time a delivered tensor leaves the mailbox (consumed, freed by
 // an abort, cleanup or expiry, or refused on arrival), which is how a receiver grants a new
-// credit to the sender: a dropped tensor never costs the edge a credit. Thread-safe.
+// credit to the sender: a dropped tensor never costs the edge a credit. A sender whose data
+// connection was lost pushes its uncredited tensors again, flagged as copies: a copy of a
+// tensor that did arrive (buffered, or taken by its receive) is dropped without a word, and so
+// is a first push that arrives after its copy, so every key reaches its receive once.
+// Thread-safe.
 //
 // Invariants: a step is in at most one of `steps_` and `ended_`; a slot holds a tensor or
 // waiters, never both; an aborted step has no slots; a step's `bytes` is the sum of its slots'
@@ -37,6 +41,7 @@
 
 #include "absl/base/thread_annotations.h"
 #include "absl/container/flat_hash_map.h"
+#include "absl/container/flat_hash_set.h"
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
@@ -70,8 +75,9 @@ class TensorMailbox {
   TensorMailbox& operator=(const TensorMailbox&) = delete;
 
   // Fails when the step was aborted or has ended (FailedPrecondition; the tensor is dropped),
-  // or when the key was already put.
-  absl::Status Put(int64_t step_id, const std::string& key, Tensor tensor);
+  // or when the key was already put. `resent`: a copy its sender pushed again after losing the
+  // connection the first push went on (dropped, OK, when the first one arrived).
+  absl::Status Put(int64_t step_id, const std::string& key, Tensor tensor, bool resent = false);
   // Fails at once when the step was aborted or has ended.
   void RecvAsync(int64_t step_id, const std::string& key, RecvCallback done);
   // Blocking wrapper; DeadlineExceeded after `timeout`.
@@ -111,6 +117,7 @@ class TensorMailbox {
   int64_t num_ended_steps() const;  // Tombstones.
   int64_t num_dropped() const;      // Puts, receives and aborts refused because a step ended.
   int64_t num_reclaimed() const;    // Orphan entries reclaimed after `orphan_ttl`.
+  int64_t num_duplicates() const;   // Copies dropped because their tensor had arrived (`resent`).
 
  private:
   struct Slot {
@@ -124,6 +131,9 @@ class TensorMailbox {
     int running = 0;     // StartStep calls without their CleanupStep yet.
     absl::Time touched;  // Last call about the step.
     int64_t bytes = 0;   // Of its buffered tensors.
+    // Keys whose tensor went to its receive, and keys a copy delivered: what a late copy, or a
+    // late first push, duplicates.
+    absl::flat_hash_set<std::string> taken, delivered_by_copy;
   };
   // Accounts for `bytes` of the step's tensors leaving the mailbox.
   void ReleaseBytesLocked(Step& step, int64_t bytes) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
@@ -143,6 +153,7 @@ class TensorMailbox {
   absl::Time next_reclaim_ ABSL_GUARDED_BY(mu_) = absl::InfinitePast();
   int64_t dropped_ ABSL_GUARDED_BY(mu_) = 0;
   int64_t reclaimed_ ABSL_GUARDED_BY(mu_) = 0;
+  int64_t duplicates_ ABSL_GUARDED_BY(mu_) = 0;
   int64_t early_bytes_ ABSL_GUARDED_BY(mu_) = 0;  // Sum of `bytes` of steps not running.
   int64_t next_listener_ ABSL_GUARDED_BY(mu_) = 1;
   std::map<int64_t, EdgeListener> listeners_ ABSL_GUARDED_BY(mu_);

@@ -484,6 +484,7 @@ absl::StatusOr<int64_t> Worker::OpenEdge(
       proto::EdgeControlMessage credit;
       credit.mutable_credit()->set_grant(1);
       credit.mutable_credit()->set_step_id(parsed->step_id);
+      credit.mutable_credit()->set_key(key);
       write(credit);
     }
   });

@@ -109,7 +109,7 @@ TEST(ChunkCodecTest, VersionMismatchIsFailedPrecondition) {
   h.set_protocol_version(99);
   ChunkAssembler a;
   EXPECT_TRUE(StatusHas(a.Add(Frame(h, "")).status(), absl::StatusCode::kFailedPrecondition,
-                        "peer speaks 99, this server speaks 2"));
+                        absl::StrCat("peer speaks 99, this server speaks ", kProtocolVersion)));
 }
 
 TEST(ChunkCodecTest, DeclaredLengthMustMatchPayload) {

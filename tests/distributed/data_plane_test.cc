@@ -7,9 +7,10 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
-#include "distributed/edge_sender.h"
 #include "distributed/grpc_util.h"
 #include "distributed/local_cluster.h"
+#include "distributed/protocol.grpc.pb.h"
+#include "distributed/protocol.h"
 #include "distributed/remote_session.h"
 #include "gtest/gtest.h"
 #include "ops/all_ops.h"
@@ -27,7 +28,6 @@ using test::kW1;
 using test::StartCluster;
 using test::StatusHas;
 using test::TensorEq;
-using test::WaitFor;
 
 TEST(DataPlaneTest, TensorLargerThanTheMessageLimitCrossesWorkers) {
   auto cluster = StartCluster();
@@ -88,16 +88,25 @@ TEST(DataPlaneTest, AStoppedPushAbandonsItsTensorAndKeepsTheStreamAndTheCredit) 
   EXPECT_EQ(Beat(w1).buffered_bytes(), 12);  // Only the small tensor arrived.
 
   // The receiver gives the edge its credit back for an abandoned tensor, as for one freed
-  // unread: with one credit, taken by a tensor nobody consumes, the edge has none until then.
-  EdgeSender edge(MakeChannel(w1), &client, "/job:client/task:0->/job:worker/task:1");
-  auto key = [](int i) {
-    return Rendezvous::CreateKey(10, kClient, kW1, absl::StrCat("t", i, ":0"));
-  };
-  ASSERT_TRUE(edge.Send(10, key(0), small, absl::Now() + absl::Seconds(10)).ok());
-  EXPECT_EQ(edge.credits(10), 0);
+  // unread: a credit on the edge's control stream naming the tensor.
+  auto stub = proto::Control::NewStub(MakeChannel(w1));
+  grpc::ClientContext ctx;
+  auto edge = stub->EdgeControl(&ctx);
+  proto::EdgeControlMessage msg;
+  msg.mutable_open()->set_protocol_version(kProtocolVersion);
+  msg.mutable_open()->set_edge("/job:client/task:0->/job:worker/task:1");
+  ASSERT_TRUE(edge->Write(msg));
+  ASSERT_TRUE(edge->Read(&msg));  // The window: from now on the receiver credits the edge.
+  EXPECT_EQ(msg.window().tensors_per_step(), 1);
+  const std::string key = Rendezvous::CreateKey(10, kClient, kW1, "t:0");
   int n = 0;
-  EXPECT_FALSE(client.Push(10, key(1), big, [&] { return ++n > 1; }).ok());  // Abandoned.
-  EXPECT_TRUE(WaitFor([&] { return edge.credits(10) == 1; }));
+  EXPECT_FALSE(client.Push(10, key, big, [&] { return ++n > 1; }).ok());  // Abandoned.
+  ASSERT_TRUE(edge->Read(&msg));
+  EXPECT_EQ(msg.credit().step_id(), 10);
+  EXPECT_EQ(msg.credit().key(), key);
+  EXPECT_EQ(msg.credit().grant(), 1);
+  ctx.TryCancel();
+  (void)edge->Finish();
 }
 
 }  // namespace

@@ -154,53 +154,107 @@ TEST(EdgeSenderTest, CancellingAStepEndsItsWaitForACredit) {
                         "step 9 aborted: lost /job:worker/task:1"));
 }
 
-// The data plane has its own connection: when it dies with a tensor on it (a keepalive that
-// gave up after a partition healed) while the control stream stays up, the tensor may be lost
-// and nothing else would notice: the receiver's step waited until its deadline. The sender
-// ends the steps with tensors in flight, naming the edge, and the edge goes on working.
-TEST(EdgeSenderTest, LosingTheDataConnectionEndsTheStepsWithTensorsOnIt) {
-  auto cluster = StartCluster();
-  ASSERT_NE(cluster, nullptr);
-  absl::StatusOr<std::unique_ptr<test::TcpProxy>> proxy =
-      test::TcpProxy::Start(cluster->worker(1).data_address);
-  ASSERT_TRUE(proxy.ok()) << proxy.status();
-  DataClient client(MakeDataChannel((*proxy)->address(), kMaxMessage), {.chunk_bytes = 16384});
-  absl::Mutex mu;
-  std::vector<std::pair<int64_t, absl::Status>> lost;
-  const std::string edge_name = "/job:client/task:0->/job:worker/task:1";
-  EdgeSender edge(MakeChannel(cluster->worker(1).control_address), &client, edge_name,
-                  [&](int64_t step, const absl::Status& why) {
-                    absl::MutexLock lock(&mu);
-                    lost.emplace_back(step, why);
-                  });
-  auto key = [](int64_t step) { return Rendezvous::CreateKey(step, kClient, kW1, "t:0"); };
-  Tensor v = Tensor::FromVector<float>({1, 2, 3});
-  ASSERT_TRUE(edge.Send(9, key(9), v, absl::Now() + absl::Seconds(10)).ok());
-  (*proxy)->Sever();
-  ASSERT_TRUE(WaitFor([&] {
-    absl::MutexLock lock(&mu);
-    return !lost.empty();
-  }));
-  {
-    absl::MutexLock lock(&mu);
-    ASSERT_EQ(lost.size(), 1u);
-    EXPECT_EQ(lost[0].first, 9);
-    EXPECT_TRUE(StatusHas(lost[0].second, absl::StatusCode::kUnavailable,
-                          "edge '" + edge_name +
-                              "' lost its data connection to the receiver with 1 tensor(s) of "
-                              "step 9 not yet consumed by the receiver"));
+// The data plane has its own connection: when it dies with tensors on it that the receiver
+// has not credited (a keepalive that gave up after a partition healed), nothing else would
+// notice, and they may be lost. The sender pushes them again on a new connection as copies:
+// the receiver drops a copy of a tensor that did arrive, and takes one whose first push was
+// lost, so the step goes on. Only a copy that cannot be pushed ends its step, naming the edge.
+class LostDataConnectionTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    cluster_ = StartCluster();
+    ASSERT_NE(cluster_, nullptr);
+    absl::StatusOr<std::unique_ptr<test::TcpProxy>> proxy =
+        test::TcpProxy::Start(cluster_->worker(1).data_address);
+    ASSERT_TRUE(proxy.ok()) << proxy.status();
+    proxy_ = *std::move(proxy);
+    channel_ = MakeDataChannel(proxy_->address(), kMaxMessage);
+    client_ = std::make_unique<DataClient>(channel_, ChunkOptions{.chunk_bytes = 16384});
+    edge_ = std::make_unique<EdgeSender>(MakeChannel(cluster_->worker(1).control_address),
+                                         client_.get(), kEdge,
+                                         [this](int64_t step, const absl::Status& why) {
+                                           absl::MutexLock lock(&mu_);
+                                           lost_.emplace_back(step, why);
+                                         });
   }
-  EXPECT_EQ(edge.in_flight(), 0);
-  // The next step's tensor travels on a new connection and arrives.
-  ASSERT_TRUE(edge.Send(10, key(10), v, absl::Now() + absl::Seconds(10)).ok());
-  DataClient puller(MakeChannel(cluster->worker(1).data_address, kMaxMessage),
-                    {.chunk_bytes = 16384});
-  absl::StatusOr<Tensor> got = puller.Pull(10, key(10), absl::Seconds(10));
+  void TearDown() override {
+    edge_.reset();
+    client_.reset();
+  }
+  static std::string Key(int64_t step) { return Rendezvous::CreateKey(step, kClient, kW1, "t:0"); }
+  // The receiver's tensor of `step` (a receive there, over its own connection).
+  absl::StatusOr<Tensor> Receive(int64_t step) {
+    DataClient puller(MakeChannel(cluster_->worker(1).data_address, kMaxMessage),
+                      {.chunk_bytes = 16384});
+    return puller.Pull(step, Key(step), absl::Seconds(10));
+  }
+  std::vector<std::pair<int64_t, absl::Status>> Lost() {
+    absl::MutexLock lock(&mu_);
+    return lost_;
+  }
+
+  static constexpr char kEdge[] = "/job:client/task:0->/job:worker/task:1";
+  std::unique_ptr<LocalCluster> cluster_;
+  std::unique_ptr<test::TcpProxy> proxy_;
+  std::shared_ptr<grpc::Channel> channel_;
+  std::unique_ptr<DataClient> client_;
+  std::unique_ptr<EdgeSender> edge_;
+  absl::Mutex mu_;
+  std::vector<std::pair<int64_t, absl::Status>> lost_ ABSL_GUARDED_BY(mu_);
+};
+
+TEST_F(LostDataConnectionTest, UncreditedTensorsArePushedAgainAndArriveOnce) {
+  const Tensor v = Tensor::FromVector<float>({1, 2, 3});
+  const Tensor w = Tensor::FromVector<float>({4, 5});
+  // Step 9's tensor arrives (the receiver holds it, uncredited), then its connection dies.
+  ASSERT_TRUE(edge_->Send(9, Key(9), v, absl::Now() + absl::Seconds(10)).ok());
+  proxy_->Sever();
+  ASSERT_TRUE(WaitFor([&] { return edge_->resent() == 1; }));
+  // Step 10's tensor goes into a connection that silently drops it, which then dies.
+  proxy_->DropTraffic();
+  ASSERT_TRUE(edge_->Send(10, Key(10), w, absl::Now() + absl::Seconds(10)).ok());
+  proxy_->Sever();
+  // Both are pushed again: step 9's is still uncredited (nobody took it yet).
+  ASSERT_TRUE(WaitFor([&] { return edge_->resent() == 3; }));
+  // The copies of step 9's were dropped (the stream went on to carry step 10's); step 10's
+  // copy was the one that arrived.
+  absl::StatusOr<Tensor> got = Receive(9);
   ASSERT_TRUE(got.ok()) << got.status();
   EXPECT_TRUE(TensorEq(*got, v));
-  EXPECT_EQ((*proxy)->connections_accepted(), 2);
-  absl::MutexLock lock(&mu);
-  EXPECT_EQ(lost.size(), 1u);
+  got = Receive(10);
+  ASSERT_TRUE(got.ok()) << got.status();
+  EXPECT_TRUE(TensorEq(*got, w));
+  ASSERT_TRUE(WaitFor([&] { return edge_->in_flight() == 0; }));  // Both credited, once.
+  EXPECT_EQ(proxy_->connections_accepted(), 3);
+  for (const auto& [step, why] : Lost()) ADD_FAILURE() << "step " << step << " lost: " << why;
+}
+
+TEST_F(LostDataConnectionTest, ACopyThatCannotBePushedEndsItsStep) {
+  const Tensor v = Tensor::FromVector<float>({1, 2, 3});
+  proxy_->DropTraffic();
+  ASSERT_TRUE(edge_->Send(9, Key(9), v, absl::Now() + absl::Seconds(10)).ok());
+  proxy_->RefuseNew(true);
+  proxy_->Sever();
+  ASSERT_TRUE(WaitFor([&] { return !Lost().empty(); }));
+  std::vector<std::pair<int64_t, absl::Status>> lost = Lost();
+  ASSERT_EQ(lost.size(), 1u);
+  EXPECT_EQ(lost[0].first, 9);
+  EXPECT_TRUE(
+      StatusHas(lost[0].second, absl::StatusCode::kUnavailable,
+                absl::StrCat("edge '", kEdge, "' lost its data connection under tensor '", Key(9),
+                             "' of step 9 before the receiver consumed it, and pushing "
+                             "it again failed: ")));
+  EXPECT_EQ(edge_->in_flight(), 0);
+  // Once the receiver can be reached again (the channel's reconnect backoff over), the next
+  // step's tensor travels and arrives.
+  proxy_->RefuseNew(false);
+  ASSERT_TRUE(WaitFor([&] { return channel_->GetState(true) == GRPC_CHANNEL_READY; }));
+  absl::Status sent = edge_->Send(10, Key(10), v, absl::Now() + absl::Seconds(10));
+  ASSERT_TRUE(sent.ok()) << sent;
+  absl::StatusOr<Tensor> got = Receive(10);
+  ASSERT_TRUE(got.ok()) << got.status();
+  EXPECT_TRUE(TensorEq(*got, v));
+  EXPECT_EQ(Lost().size(), 1u);
 }
 
 }  // namespace

@@ -78,7 +78,8 @@ TEST(SluiceServerTest, BadInputOnBothPortsIsAnErrorNotACrash) {
     grpc::ClientContext ctx;
     EXPECT_TRUE(StatusHas(
         FromGrpc(stub->Heartbeat(&ctx, req, &resp)), absl::StatusCode::kFailedPrecondition,
-        "Heartbeat: protocol version mismatch: peer speaks 7, this server speaks 2"));
+        absl::StrCat("Heartbeat: protocol version mismatch: peer speaks 7, this server speaks ",
+                     kProtocolVersion)));
   }
   {
     proto::RunGraphRequest req;

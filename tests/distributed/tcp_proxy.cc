@@ -103,6 +103,16 @@ void TcpProxy::Sever() {
   }
 }
 
+void TcpProxy::DropTraffic() {
+  absl::MutexLock lock(&mu_);
+  for (const Link& link : links_) link.dropping->store(true);
+}
+
+void TcpProxy::RefuseNew(bool refuse) {
+  absl::MutexLock lock(&mu_);
+  refuse_ = refuse;
+}
+
 void TcpProxy::AcceptLoop() {
   while (true) {
     pollfd fds[2] = {{listen_fd_, POLLIN, 0}, {wake_[0], POLLIN, 0}};
@@ -111,6 +121,14 @@ void TcpProxy::AcceptLoop() {
     if ((fds[0].revents & POLLIN) == 0) continue;
     const int client = accept4(listen_fd_, nullptr, nullptr, SOCK_CLOEXEC);
     if (client < 0) continue;
+    {
+      absl::MutexLock lock(&mu_);
+      if (refuse_) {
+        ResetOnClose(client);
+        close(client);
+        continue;
+      }
+    }
     const int upstream = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
     sockaddr_in to = Ipv4(target_host_, target_port_);
     if (upstream < 0 || connect(upstream, reinterpret_cast<sockaddr*>(&to), sizeof(to)) != 0) {
@@ -120,9 +138,10 @@ void TcpProxy::AcceptLoop() {
     }
     absl::MutexLock lock(&mu_);
     ++accepted_;
-    links_.push_back({client, upstream});
-    pumps_.emplace_back([this, client, upstream] {
-      Pump(client, upstream);
+    auto dropping = std::make_shared<std::atomic<bool>>(false);
+    links_.push_back({client, upstream, dropping});
+    pumps_.emplace_back([this, client, upstream, dropping] {
+      Pump(client, upstream, *dropping);
       absl::MutexLock lock(&mu_);  // Sever must not touch the fds once they are closed.
       links_.erase(std::remove_if(links_.begin(), links_.end(),
                                   [&](const Link& l) { return l.client_fd == client; }),
@@ -134,7 +153,7 @@ void TcpProxy::AcceptLoop() {
 }
 
 // Copies bytes both ways until either side ends or fails.
-void TcpProxy::Pump(int a, int b) {
+void TcpProxy::Pump(int a, int b, const std::atomic<bool>& dropping) {
   char buf[64 << 10];
   while (true) {
     pollfd fds[2] = {{a, POLLIN, 0}, {b, POLLIN, 0}};
@@ -146,6 +165,7 @@ void TcpProxy::Pump(int a, int b) {
       if (fds[i].revents == 0) continue;
       const ssize_t n = read(fds[i].fd, buf, sizeof(buf));
       if (n <= 0) return;
+      if (dropping.load()) continue;  // Read and thrown away: the sender's kernel acks it.
       const int out = i == 0 ? b : a;
       for (ssize_t done = 0; done < n;) {
         const ssize_t w = send(out, buf + done, n - done, MSG_NOSIGNAL);

@@ -52,6 +52,46 @@ TEST(TensorMailboxTest, PutRecvAbortAndCredits) {
                         "waiting for tensor 'never' of step 3"));
 }
 
+// A sender that lost its data connection pushes its uncredited tensors again as copies: every
+// key still reaches its receive exactly once, whichever of the first push and the copy
+// arrived, and a dropped copy costs no credit (its tensor's own consumption returns it).
+TEST(TensorMailboxTest, CopiesOfTensorsThatArrivedAreDropped) {
+  TensorMailbox box;
+  std::vector<std::string> credited;
+  box.AddEdgeListener([&](const std::string& key) { credited.push_back(key); });
+  box.StartStep(1);
+  // Buffered when its copy comes: the copy is dropped, the first one is received.
+  ASSERT_TRUE(box.Put(1, "buffered", Ramp(4)).ok());
+  ASSERT_TRUE(box.Put(1, "buffered", Tensor::FromVector<float>({9}), /*resent=*/true).ok());
+  EXPECT_EQ(box.num_buffered_tensors(), 1);
+  absl::StatusOr<Tensor> got = box.Recv(1, "buffered", absl::Seconds(5));
+  ASSERT_TRUE(got.ok());
+  EXPECT_TRUE(TensorEq(*got, Ramp(4)));
+  // Taken by its receive when its copy comes: dropped, and no second tensor waits.
+  ASSERT_TRUE(box.Put(1, "buffered", Tensor::FromVector<float>({9}), /*resent=*/true).ok());
+  Tensor waited;
+  box.RecvAsync(1, "taken", [&](absl::StatusOr<Tensor> t) { waited = *t; });
+  ASSERT_TRUE(box.Put(1, "taken", Ramp(2)).ok());
+  EXPECT_TRUE(TensorEq(waited, Ramp(2)));
+  ASSERT_TRUE(box.Put(1, "taken", Tensor::FromVector<float>({9}), /*resent=*/true).ok());
+  EXPECT_EQ(box.num_buffered_tensors(), 0);
+  // The first push lost: the copy is delivered, and a first push arriving after it is dropped.
+  ASSERT_TRUE(box.Put(1, "lost", Ramp(3), /*resent=*/true).ok());
+  ASSERT_TRUE(box.Put(1, "lost", Tensor::FromVector<float>({9})).ok());
+  got = box.Recv(1, "lost", absl::Seconds(5));
+  ASSERT_TRUE(got.ok());
+  EXPECT_TRUE(TensorEq(*got, Ramp(3)));
+  ASSERT_TRUE(box.Put(1, "lost", Tensor::FromVector<float>({9})).ok());
+  EXPECT_EQ(box.num_buffered_tensors(), 0);
+  EXPECT_EQ(box.num_duplicates(), 5);
+  EXPECT_EQ(credited, (std::vector<std::string>{"buffered", "taken", "lost"}));
+  // A first push twice (no copy involved) is still the protocol error it was.
+  ASSERT_TRUE(box.Put(1, "twice", Ramp(1)).ok());
+  EXPECT_TRUE(StatusHas(box.Put(1, "twice", Ramp(1)), absl::StatusCode::kAlreadyExists,
+                        "tensor 'twice' of step 1 was already delivered"));
+  box.CleanupStep(1);
+}
+
 // Tensors for steps not running here (early ones, or a flood for steps that never run) are
 // capped: the one that would pass the cap aborts its step (freeing what the step held, and
 // crediting the sender back), the step reports the named error when it starts, and steps that

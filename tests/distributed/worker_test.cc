@@ -92,8 +92,9 @@ TEST(WorkerTest, RunsAPartitionInProcessWithoutATransport) {
   EXPECT_EQ(answer.active_steps(), 0);
   beat.set_protocol_version(7);
   EXPECT_TRUE(StatusHas(worker.Heartbeat(beat, &answer), absl::StatusCode::kFailedPrecondition,
-                        "Heartbeat: protocol version mismatch: peer speaks 7, this server "
-                        "speaks 2"));
+                        absl::StrCat("Heartbeat: protocol version mismatch: peer speaks 7, "
+                                     "this server speaks ",
+                                     kProtocolVersion)));
 }
 
 // A session's tensors on a worker are bounded (--max_session_bytes): a step whose outputs

@@ -141,11 +141,12 @@ def test_partition_between_workers_ends_the_step_and_heals(net, server_binary):
     (the client gave up at its deadline). The step must end with an error naming both ends of
     the edge well before the client's deadline, and the next step after healing succeeds.
 
-    The first step after a heal used to hang in about 1 run in 4: the data connection's
-    keepalive gave up after the heal, with that step's tensor on it, while the control stream
-    (on its own connection) stayed up, so nothing noticed the loss. Now that step fails at once
-    naming the edge (or succeeds), and the next one succeeds. Several rounds, so that both
-    keepalives' timings are met.
+    The first step after a heal used to hang in about 1 run in 4, then to fail in about 1 in 8:
+    the data connection's keepalive gave up after the heal, with that step's tensor on it,
+    while the control stream (on its own connection) stayed up. The sender now pushes the
+    tensors its receiver has not credited again on a new connection (the receiver drops a copy
+    of one that did arrive), so that step succeeds. Several rounds, so that both keepalives'
+    timings are met.
 
     The workers ping their peers every 3 s (--peer_keepalive_ms, default 10 s) so that the
     test is short: what is tested is that the link's failure ends the step everywhere."""
@@ -162,11 +163,7 @@ def test_partition_between_workers_ends_the_step_and_heals(net, server_binary):
         with net.partition(w0, w1):
             failed = client.step({"cmd": "train"})
         healed = client.step({"cmd": "train"})
-        retried = None
-        if not healed["ok"]:
-            retried = client.step({"cmd": "train"})
-        observed.append(dict(partitioned_step=short(failed), first_step_after_heal=short(healed),
-                             retried=retried and short(retried)))
+        observed.append(dict(partitioned_step=short(failed), first_step_after_heal=short(healed)))
         checks.expect(not failed["ok"], "a step across the partition succeeded")
         checks.expect(failed["seconds"] < deadline_s / 2,
                       "the partitioned step ended after {:.1f} s ({}: {}), not well before the "
@@ -176,15 +173,10 @@ def test_partition_between_workers_ends_the_step_and_heals(net, server_binary):
                       "/job:worker/task:1" in (failed["error"] or ""),
                       "the error does not name both ends of the edge: {}".format(failed["error"]))
         # A connection whose keepalive ping went unanswered during the partition can still give
-        # up after the heal (TCP_USER_TIMEOUT): a step with a tensor on it then fails at once,
-        # naming the edge, and the next one succeeds. What must never happen is a hang.
-        checks.expect(healed["ok"] or (healed["seconds"] < 2.0 and
-                                       "edge '/job:worker/task:" in (healed["error"] or "") and
-                                       retried["ok"]),
-                      "the first step after healing failed after {:.1f} s ({}: {}) and its retry "
-                      "gave {}".format(healed["seconds"], healed["error_type"], healed["error"],
-                                       retried and short(retried)))
-        if not (healed["ok"] or retried["ok"]) or cluster.check_health():
+        # up after the heal (TCP_USER_TIMEOUT), with the step's tensor on it: pushed again.
+        checks.expect(healed["ok"], "the first step after healing failed after {:.1f} s ({}: {})"
+                      .format(healed["seconds"], healed["error_type"], healed["error"]))
+        if not healed["ok"] or cluster.check_health():
             break  # Later rounds would only repeat it.
     checks.healthy()
     nh.record("partition_workers", client_deadline_s=deadline_s, rounds=observed)
