@@ -34,6 +34,7 @@
 #include "absl/flags/parse.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "distributed/accept_guard.h"
 #include "distributed/auth.h"
 #include "distributed/deploy_config.h"
 #include "distributed/grpc_util.h"
@@ -186,6 +187,11 @@ int main(int argc, char** argv) {
         "--heartbeat_interval_ms, --heartbeat_timeout_ms and --heartbeat_deadline_ms must be > 0"));
   }
   RaiseOpenFileLimit();
+  if (!sluice::ReserveDescriptorForAccept()) {
+    std::cerr << "sluice_server: warning: cannot reserve a descriptor for refusing connections "
+                 "when descriptors run out"
+              << std::endl;
+  }
   const int64_t idle_ms = absl::GetFlag(FLAGS_session_idle_timeout_ms);
   options.session_idle_timeout =
       idle_ms == 0 ? absl::InfiniteDuration() : absl::Milliseconds(idle_ms);
