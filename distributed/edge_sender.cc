@@ -219,7 +219,13 @@ absl::Status EdgeSender::Deliver(int64_t step_id, const std::string& key, const 
     absl::MutexLock lock(&mu_);
     resent_ += copy;
     auto it = FindLocked(step_id, key, Uncredited::State::kPushing);
-    if (it == uncredited_.end()) break;  // Credited already, or the edge was reopened.
+    if (it == uncredited_.end()) {
+      // Credited already: the receiver had the tensor, whatever became of this push (unless
+      // it was abandoned, which only a cancelled step does). Or the edge was reopened: the
+      // old stream's steps were reported lost.
+      if (!absl::IsCancelled(s)) s = absl::OkStatus();
+      break;
+    }
     Uncredited& u = it->second;
     if (s.ok() && !u.connection_lost) {
       u.state = Uncredited::State::kPushed;
