@@ -245,5 +245,20 @@ grpc::Status SendAbort(const std::string& control_address, int64_t step, const s
   return proto::Control::NewStub(MakeChannel(control_address))->AbortStep(&ctx, abort, &aborted);
 }
 
+std::unique_ptr<EdgeControlStream> OpenEdgeControl(const std::string& control_address,
+                                                   const std::string& edge) {
+  auto out = std::make_unique<EdgeControlStream>();
+  out->stub = proto::Control::NewStub(MakeChannel(control_address));
+  out->stream = out->stub->EdgeControl(&out->ctx);
+  proto::EdgeControlMessage open;
+  open.mutable_open()->set_protocol_version(kProtocolVersion);
+  open.mutable_open()->set_edge(edge);
+  if (!out->stream->Write(open)) {
+    ADD_FAILURE() << "cannot open edge " << edge << " on " << control_address;
+    return nullptr;
+  }
+  return out;
+}
+
 }  // namespace test
 }  // namespace sluice

@@ -119,6 +119,22 @@ void ExpectBigEdgeSum(const absl::StatusOr<proto::RunGraphResponse>& r);
 grpc::Status SendAbort(const std::string& control_address, int64_t step, const std::string& reason,
                        const std::string& lost_task = "");
 
+// An edge's control stream opened by hand on a receiver's control port, as the edge's sender
+// opens it (the `open` message written). Cancelled when it goes.
+struct EdgeControlStream {
+  ~EdgeControlStream() {
+    ctx.TryCancel();
+    if (stream) (void)stream->Finish();
+  }
+  std::unique_ptr<proto::Control::Stub> stub;
+  grpc::ClientContext ctx;
+  std::unique_ptr<grpc::ClientReaderWriter<proto::EdgeControlMessage, proto::EdgeControlMessage>>
+      stream;
+};
+// nullptr, and a test failure, if the open could not be written.
+std::unique_ptr<EdgeControlStream> OpenEdgeControl(const std::string& control_address,
+                                                   const std::string& edge);
+
 }  // namespace test
 }  // namespace sluice
 

@@ -9,8 +9,6 @@
 #include "absl/strings/str_cat.h"
 #include "distributed/grpc_util.h"
 #include "distributed/local_cluster.h"
-#include "distributed/protocol.grpc.pb.h"
-#include "distributed/protocol.h"
 #include "distributed/remote_session.h"
 #include "gtest/gtest.h"
 #include "ops/all_ops.h"
@@ -89,24 +87,19 @@ TEST(DataPlaneTest, AStoppedPushAbandonsItsTensorAndKeepsTheStreamAndTheCredit) 
 
   // The receiver gives the edge its credit back for an abandoned tensor, as for one freed
   // unread: a credit on the edge's control stream naming the tensor.
-  auto stub = proto::Control::NewStub(MakeChannel(w1));
-  grpc::ClientContext ctx;
-  auto edge = stub->EdgeControl(&ctx);
+  std::unique_ptr<test::EdgeControlStream> edge =
+      test::OpenEdgeControl(w1, "/job:client/task:0->/job:worker/task:1");
+  ASSERT_NE(edge, nullptr);
   proto::EdgeControlMessage msg;
-  msg.mutable_open()->set_protocol_version(kProtocolVersion);
-  msg.mutable_open()->set_edge("/job:client/task:0->/job:worker/task:1");
-  ASSERT_TRUE(edge->Write(msg));
-  ASSERT_TRUE(edge->Read(&msg));  // The window: from now on the receiver credits the edge.
+  ASSERT_TRUE(edge->stream->Read(&msg));  // The window: from now on the receiver credits it.
   EXPECT_EQ(msg.window().tensors_per_step(), 1);
   const std::string key = Rendezvous::CreateKey(10, kClient, kW1, "t:0");
   int n = 0;
   EXPECT_FALSE(client.Push(10, key, big, [&] { return ++n > 1; }).ok());  // Abandoned.
-  ASSERT_TRUE(edge->Read(&msg));
+  ASSERT_TRUE(edge->stream->Read(&msg));
   EXPECT_EQ(msg.credit().step_id(), 10);
   EXPECT_EQ(msg.credit().key(), key);
   EXPECT_EQ(msg.credit().grant(), 1);
-  ctx.TryCancel();
-  (void)edge->Finish();
 }
 
 }  // namespace

@@ -260,23 +260,18 @@ TEST(WorkerTest, StepFailedNoticeEndsTheStepsWaitingSends) {
   const std::string& w0 = cluster->worker(0).control_address;
   ASSERT_TRUE(WaitFor([&] { return Beat(w0).waiting_sends() == 1; }));
   // Task 0's own control port gets the notice, as a peer sending to it would send it.
-  auto stub = proto::Control::NewStub(MakeChannel(w0));
-  grpc::ClientContext ctx;
-  auto stream = stub->EdgeControl(&ctx);
-  proto::EdgeControlMessage open;
-  open.mutable_open()->set_protocol_version(kProtocolVersion);
-  open.mutable_open()->set_edge("/job:worker/task:1->/job:worker/task:0");
-  ASSERT_TRUE(stream->Write(open));
+  std::unique_ptr<test::EdgeControlStream> edge =
+      test::OpenEdgeControl(w0, "/job:worker/task:1->/job:worker/task:0");
+  ASSERT_NE(edge, nullptr);
   proto::EdgeControlMessage failed;
   failed.mutable_step_failed()->set_step_id(96);
   failed.mutable_step_failed()->set_code(static_cast<int>(absl::StatusCode::kInternal));
   failed.mutable_step_failed()->set_message("step 96 failed on /job:worker/task:1: boom");
-  ASSERT_TRUE(stream->Write(failed));
+  ASSERT_TRUE(edge->stream->Write(failed));
   const bool ended = WaitFor([&] { return Beat(w0).active_steps() == 0; });
   ASSERT_TRUE(cluster->ResumeWorker(1).ok());  // Frees the sender if it is still waiting.
   run.join();
-  stream->WritesDone();
-  ctx.TryCancel();
+  edge->stream->WritesDone();
   ASSERT_TRUE(ended) << "the step's Send kept waiting after the notice";
   EXPECT_TRUE(StatusHas(hung.status(), absl::StatusCode::kInternal,
                         "step 96 failed on /job:worker/task:1: boom"));
