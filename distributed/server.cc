@@ -219,10 +219,9 @@ void Server::Shutdown() {
   const auto deadline = absl::ToChronoTime(absl::Now() + absl::Seconds(1));
   if (control_server_) control_server_->Shutdown(deadline);
   if (data_server_) data_server_->Shutdown(deadline);
-  // After the server's shutdown, as gRPC requires, and once no step will answer a RunGraph
-  // call on it any more; ServeControlQueue then drains and returns.
-  if (worker_service_) worker_service_->AwaitStepsEnded();
-  if (control_cq_ && !control_cq_shut_.exchange(true)) control_cq_->Shutdown();
+  // After the server's shutdown, as gRPC requires, and once nothing will start an operation
+  // on the queue any more; ServeControlQueue then drains and returns.
+  if (control_cq_) worker_service_->ShutdownQueue(control_cq_.get());
   if (metrics_http_) metrics_http_->Stop();
 }
 

@@ -106,8 +106,7 @@ class Server {
   std::unique_ptr<grpc::Server> data_server_;
   std::thread control_queue_thread_;
   std::unique_ptr<MetricsHttpServer> metrics_http_;  // Reads metrics_ and mailbox_.
-  std::atomic<bool> control_cq_shut_{false};
-  absl::once_flag control_queue_joined_;  // Wait may be called from several threads.
+  absl::once_flag control_queue_joined_;             // Wait may be called from several threads.
   void ServeControlQueue();
 };
 

@@ -30,7 +30,12 @@ class WorkerService::HeartbeatCall : public QueueEvent {
       delete this;
       return;
     }
-    new HeartbeatCall(service_, worker_, cq_);  // The next one.
+    absl::MutexLock lock(&service_->queue_mu_);
+    if (service_->queue_shut_) {  // Came in just before: the server's shutdown ends the call.
+      delete this;
+      return;
+    }
+    if (!service_->draining_) new HeartbeatCall(service_, worker_, cq_);  // The next one.
     proto::HeartbeatResponse response;
     grpc::Status status = CheckClusterToken(&ctx_);
     if (status.ok()) status = ToGrpc(worker_->Heartbeat(request_, &response));
@@ -76,12 +81,26 @@ class WorkerService::RunGraphCall : public QueueEvent {
       return;
     }
     started_ = true;
-    new RunGraphCall(service_, worker_, cq_);  // The next one.
-    if (grpc::Status auth = CheckClusterToken(&ctx_); !auth.ok()) {
-      responder_.FinishWithError(auth, this);
-      return;
+    {
+      absl::MutexLock lock(&service_->queue_mu_);
+      if (service_->queue_shut_) {  // Unanswered: the server's shutdown ends the call.
+        finished_ = true;           // `done_` still comes.
+        return;
+      }
+      if (service_->draining_) {
+        responder_.FinishWithError(
+            grpc::Status(grpc::StatusCode::UNAVAILABLE,
+                         absl::StrCat(worker_->task_prefix(), " is shutting down")),
+            this);
+        return;
+      }
+      new RunGraphCall(service_, worker_, cq_);  // The next one.
+      if (grpc::Status auth = CheckClusterToken(&ctx_); !auth.ok()) {
+        responder_.FinishWithError(auth, this);
+        return;
+      }
+      service_->StepStarted();  // Counted before the queue can shut: the step answers on it.
     }
-    service_->StepStarted();
     worker_->RunGraphAsync(&request_, &response_, cancellation_, [this](absl::Status s) {
       WorkerService* service = service_;  // `this` may be gone once Finish is queued.
       responder_.Finish(response_, ToGrpc(s), this);
@@ -158,15 +177,31 @@ void WorkerService::StepEnded() {
   --steps_running_;
 }
 
-void WorkerService::AwaitStepsEnded() {
-  absl::MutexLock lock(&mu_);
-  mu_.Await(absl::Condition(
-      +[](int* running) { return *running == 0; }, &steps_running_));
+void WorkerService::ShutdownQueue(grpc::ServerCompletionQueue* cq) {
+  {
+    absl::MutexLock lock(&queue_mu_);
+    if (queue_shut_) return;
+    draining_ = true;  // From now on no step starts: the running ones are all counted.
+  }
+  {
+    absl::MutexLock lock(&mu_);
+    mu_.Await(absl::Condition(
+        +[](int* running) { return *running == 0; }, &steps_running_));
+  }
+  absl::MutexLock lock(&queue_mu_);
+  queue_shut_ = true;
+  cq->Shutdown();
 }
 
 void WorkerService::ServeQueue(grpc::ServerCompletionQueue* cq) {
-  new HeartbeatCall(this, worker_, cq);
-  new RunGraphCall(this, worker_, cq);
+  {
+    // A server stopped before this thread got here has shut the queue down already.
+    absl::MutexLock lock(&queue_mu_);
+    if (!draining_) {
+      new HeartbeatCall(this, worker_, cq);
+      new RunGraphCall(this, worker_, cq);
+    }
+  }
   void* tag = nullptr;
   bool ok = false;
   while (cq->Next(&tag, &ok)) static_cast<QueueEvent*>(tag)->Handle(ok);

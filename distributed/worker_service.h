@@ -46,10 +46,12 @@ class WorkerService : public proto::Control::WithAsyncMethod_RunGraph<
   // Serves Heartbeat and RunGraph calls from `cq` (registered with this service's server) on
   // the calling thread; returns once `cq` was shut down and drained.
   void ServeQueue(grpc::ServerCompletionQueue* cq);
-  // Blocks until every step a RunGraph from the queue started has ended and answered its call
-  // (promptly after Worker::AbortAll). The server's shutdown waits here before it shuts the
-  // queue down: a step answering after that would use a closed queue.
-  void AwaitStepsEnded();
+  // Shuts `cq` down once nothing can start an operation on it any more: gRPC aborts the
+  // process on a call requested or answered on a shut-down queue. New calls are refused (a
+  // RunGraph that arrives is answered UNAVAILABLE), every step a RunGraph started is waited
+  // for (promptly after Worker::AbortAll) until it has answered its call, then the queue shuts
+  // down. Call after the server's Shutdown; ServeQueue then drains and returns.
+  void ShutdownQueue(grpc::ServerCompletionQueue* cq);
 
  private:
   class QueueEvent;  // The calls served from the queue (worker_service.cc).
@@ -61,6 +63,12 @@ class WorkerService : public proto::Control::WithAsyncMethod_RunGraph<
   Worker* worker_;
   absl::Mutex mu_;
   int steps_running_ ABSL_GUARDED_BY(mu_) = 0;
+  // Lock order: queue_mu_, then mu_. The queue's thread starts every operation on the queue
+  // under queue_mu_ (a step's own answer excepted: ShutdownQueue waits for those), so none
+  // can start once the queue is shut down.
+  absl::Mutex queue_mu_ ABSL_ACQUIRED_BEFORE(mu_);
+  bool draining_ ABSL_GUARDED_BY(queue_mu_) = false;  // No new calls or steps.
+  bool queue_shut_ ABSL_GUARDED_BY(queue_mu_) = false;
 };
 
 // The Control service of a task that runs no partitions (job "master"): every method on gRPC's

@@ -122,7 +122,9 @@ def test_a_stopped_worker_is_named_while_the_step_waits_for_it():
     worker 0 as waiting for it."""
     import os
     import signal
-    with sl.LocalCluster(workers=2) as cluster:
+    # The master keeps worker 1 for the whole test: with the default 5 s heartbeat timeout it
+    # could give it up (ending the step) before a slow machine's polling saw the wait.
+    with sl.LocalCluster(workers=2, master_flags=["--heartbeat_timeout_ms=120000"]) as cluster:
         g = sl.Graph()
         with g.as_default():
             with sl.device("/job:worker/task:1"):
