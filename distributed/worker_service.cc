@@ -189,6 +189,7 @@ void WorkerService::ShutdownQueue(grpc::ServerCompletionQueue* cq) {
         +[](int* running) { return *running == 0; }, &steps_running_));
   }
   absl::MutexLock lock(&queue_mu_);
+  if (queue_shut_) return;  // A concurrent ShutdownQueue got here first.
   queue_shut_ = true;
   cq->Shutdown();
 }
