@@ -6,7 +6,6 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include <atomic>
 #include <cerrno>
 #include <cstdio>
 
@@ -29,7 +28,6 @@ absl::Mutex mu;
 int reserve ABSL_GUARDED_BY(mu) = -1;
 absl::Time last_report ABSL_GUARDED_BY(mu) = absl::InfinitePast();
 int64_t unreported ABSL_GUARDED_BY(mu) = 0;
-std::atomic<int64_t> refused{0};
 
 // Accepts and resets the connections pending on `listener`, with the reserve descriptor freed
 // for the purpose. Called when accept4 found no descriptor free.
@@ -49,7 +47,6 @@ void RefusePending(int listener) {
     ++n;
   }
   reserve = open("/dev/null", O_RDONLY | O_CLOEXEC);
-  refused.fetch_add(n);
   unreported += n;
   const absl::Time now = absl::Now();
   if (unreported > 0 && now - last_report >= absl::Seconds(10)) {
@@ -77,8 +74,6 @@ bool ReserveDescriptorForAccept() {
   if (reserve < 0) reserve = open("/dev/null", O_RDONLY | O_CLOEXEC);
   return reserve >= 0 && LibcAccept4() != nullptr;
 }
-
-int64_t ConnectionsRefusedForDescriptors() { return refused.load(); }
 
 }  // namespace sluice
 

@@ -18,16 +18,11 @@
 #ifndef SLUICE_DISTRIBUTED_ACCEPT_GUARD_H_
 #define SLUICE_DISTRIBUTED_ACCEPT_GUARD_H_
 
-#include <cstdint>
-
 namespace sluice {
 
 // Takes the reserve descriptor; call once at start, before descriptors can run short. Returns
 // false (and the guard refuses nothing, but still keeps the listener) when it cannot.
 bool ReserveDescriptorForAccept();
-
-// Connections refused because the process was out of descriptors, since the start.
-int64_t ConnectionsRefusedForDescriptors();
 
 }  // namespace sluice
 

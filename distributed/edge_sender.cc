@@ -53,8 +53,6 @@ absl::Status EdgeSender::EnsureOpen(const absl::Status* cancelled) {
     broken_ = absl::OkStatus();
     window_ = 0;          // The new receiver's window comes with its first message.
     uncredited_.clear();  // Their steps were reported lost when the old stream broke.
-    step_in_flight_.clear();
-    in_flight_ = 0;
     ctx_ = std::make_unique<grpc::ClientContext>();
     ctx = ctx_.get();
     opening_for_ = cancelled;
@@ -92,7 +90,7 @@ void EdgeSender::ReadLoop() {
       // One credit names one tensor. None matches a tensor given up (a failed push, a copy
       // the receiver dropped) or one from before a reopen.
       auto it = uncredited_.find({msg.credit().step_id(), msg.credit().key()});
-      if (it != uncredited_.end()) ForgetLocked(it);
+      if (it != uncredited_.end()) uncredited_.erase(it);
     }
   }
   std::vector<std::pair<int64_t, int64_t>> lost;  // (step, tensors in flight)
@@ -102,7 +100,10 @@ void EdgeSender::ReadLoop() {
       broken_ = absl::UnavailableError(absl::StrCat("edge '", edge_, "': control stream closed"));
     }
     // Cancel() drops the receiver on purpose (the steps are being aborted already).
-    if (!dropped_) lost.assign(step_in_flight_.begin(), step_in_flight_.end());
+    if (!dropped_) {
+      const std::map<int64_t, int64_t> per_step = PerStepLocked();
+      lost.assign(per_step.begin(), per_step.end());
+    }
   }
   ReportLost(lost, "broke (the connection to the receiver was lost)");
 }
@@ -147,11 +148,10 @@ EdgeSender::UncreditedMap::iterator EdgeSender::FindLocked(int64_t step_id, cons
   return uncredited_.end();
 }
 
-EdgeSender::UncreditedMap::iterator EdgeSender::ForgetLocked(UncreditedMap::iterator it) {
-  auto step = step_in_flight_.find(it->first.first);
-  if (--step->second == 0) step_in_flight_.erase(step);
-  --in_flight_;
-  return uncredited_.erase(it);
+std::map<int64_t, int64_t> EdgeSender::PerStepLocked() const {
+  std::map<int64_t, int64_t> out;
+  for (const auto& [step_key, u] : uncredited_) ++out[step_key.first];
+  return out;
 }
 
 void EdgeSender::ReportLost(const std::vector<std::pair<int64_t, int64_t>>& lost,
@@ -239,7 +239,7 @@ absl::Status EdgeSender::Deliver(int64_t step_id, const std::string& key, const 
       copy = true;
       continue;
     }
-    ForgetLocked(it);  // Failed: the step fails with this error.
+    uncredited_.erase(it);  // Failed: the step fails with this error.
     break;
   }
   absl::MutexLock lock(&mu_);
@@ -292,8 +292,6 @@ absl::Status EdgeSender::TakeCredit(int64_t step_id, const std::string& key, con
         " (", StepInFlight(step_id), " in flight, window ", window_, ")"));
   }
   uncredited_.insert({{step_id, key}, Uncredited{tensor}});
-  ++step_in_flight_[step_id];
-  ++in_flight_;
   return absl::OkStatus();
 }
 
@@ -302,8 +300,6 @@ void EdgeSender::Cancel() {
     absl::MutexLock lock(&mu_);
     dropped_ = true;
     uncredited_.clear();  // Their steps are being aborted: hold no tensors for them.
-    step_in_flight_.clear();
-    in_flight_ = 0;
     if (ctx_) ctx_->TryCancel();
     if (broken_.ok()) {
       broken_ = absl::UnavailableError(
@@ -317,15 +313,20 @@ void EdgeSender::Describe(proto::InspectedEdge* out) const {
   absl::MutexLock lock(&mu_);
   out->set_edge(edge_);
   out->set_window(window_);
-  out->set_in_flight(in_flight_);
+  out->set_in_flight(uncredited_.size());
   out->set_waiting_senders(waiting_);
-  for (const auto& [step, n] : step_in_flight_) (*out->mutable_step_in_flight())[step] = n;
+  for (const auto& [step, n] : PerStepLocked()) (*out->mutable_step_in_flight())[step] = n;
   if (!broken_.ok()) out->set_broken(std::string(broken_.message()));
 }
 
 int64_t EdgeSender::StepInFlight(int64_t step_id) const {
-  auto it = step_in_flight_.find(step_id);
-  return it == step_in_flight_.end() ? 0 : it->second;
+  // A step's entries are adjacent (the map is ordered by step first), at most a window's worth.
+  int64_t n = 0;
+  for (auto it = uncredited_.lower_bound({step_id, ""});
+       it != uncredited_.end() && it->first.first == step_id; ++it) {
+    ++n;
+  }
+  return n;
 }
 
 int64_t EdgeSender::credits(int64_t step_id) const {
@@ -335,7 +336,7 @@ int64_t EdgeSender::credits(int64_t step_id) const {
 
 int64_t EdgeSender::in_flight() const {
   absl::MutexLock lock(&mu_);
-  return in_flight_;
+  return uncredited_.size();
 }
 
 int64_t EdgeSender::resent() const {

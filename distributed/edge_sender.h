@@ -110,9 +110,8 @@ class EdgeSender {
   // The entry of (step, key) in `state`, or uncredited_.end().
   UncreditedMap::iterator FindLocked(int64_t step_id, const std::string& key,
                                      Uncredited::State state) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  // Drops an entry (credited, or given up) and its count.
-  UncreditedMap::iterator ForgetLocked(UncreditedMap::iterator it)
-      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Uncredited tensors per step (steps with some).
+  std::map<int64_t, int64_t> PerStepLocked() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void ReadLoop();
   void DataConnectionLost() ABSL_LOCKS_EXCLUDED(mu_);
   // Calls on_lost_in_flight_ for each (step, tensors in flight) of `lost`.
@@ -138,11 +137,8 @@ class EdgeSender {
       stream_;
   std::thread reader_ ABSL_GUARDED_BY(send_mu_);
   int64_t window_ ABSL_GUARDED_BY(mu_) = 0;  // Per step; 0 until the receiver sent it.
-  // Invariant: step_in_flight_[s] is the number of entries of step s in uncredited_ (steps
-  // with none are absent), in_flight_ their total.
+  // The tensors in flight: a step's count against its window is its number of entries.
   UncreditedMap uncredited_ ABSL_GUARDED_BY(mu_);
-  std::map<int64_t, int64_t> step_in_flight_ ABSL_GUARDED_BY(mu_);
-  int64_t in_flight_ ABSL_GUARDED_BY(mu_) = 0;
   int64_t resent_ ABSL_GUARDED_BY(mu_) = 0;
   int64_t waiting_ ABSL_GUARDED_BY(mu_) = 0;
   int64_t pushing_ ABSL_GUARDED_BY(mu_) = 0;
